@@ -1,0 +1,49 @@
+// Errors are values inside the keystore: an error code and one human sentence that says
+// what failed, which input, and what to do. Each boundary (CLI, provider, PKCS#11 module)
+// converts them once. Messages never contain secrets.
+#pragma once
+
+#include <expected>
+#include <string>
+
+namespace certvault {
+
+enum class Code {
+  kInvalidInput,    // ill-formed argument: nickname, date, subject, file content
+  kNotFound,        // no such vault, entry, CA or file
+  kExists,          // the name or vault is already taken
+  kRefused,         // a rule says no: end date limit, export once, disabled entry
+  kWrongPin,        // PIN or recovery secret did not unlock the vault
+  kPinLocked,       // too many wrong PINs; the recovery secret resets it
+  kLocked,          // the operation needs the PIN and the vault is not unlocked
+  kTampered,        // authentication of vault data failed
+  kBadPermissions,  // vault directory or file readable/writable by others
+  kIo,              // the operating system refused a read or write
+  kCrypto,          // OpenSSL or libsodium failed unexpectedly
+};
+
+struct Error {
+  Code code;
+  std::string message;
+};
+
+template <typename T>
+using Result = std::expected<T, Error>;
+
+inline std::unexpected<Error> fail(Code code, std::string message) {
+  return std::unexpected(Error{code, std::move(message)});
+}
+
+// Propagates the error of an expression that yields a Result, else yields its value.
+#define CV_TRY(var, expr)                                    \
+  auto var##_result_ = (expr);                               \
+  if (!var##_result_) return std::unexpected(var##_result_.error()); \
+  auto var = std::move(*var##_result_)
+
+#define CV_CHECK(expr)                                   \
+  do {                                                   \
+    auto cv_check_result_ = (expr);                      \
+    if (!cv_check_result_) return std::unexpected(cv_check_result_.error()); \
+  } while (0)
+
+}  // namespace certvault

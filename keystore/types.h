@@ -1,0 +1,89 @@
+// Plain values that describe what a vault holds. No secrets here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error.h"
+
+namespace certvault {
+
+enum class KeyType { kEcP256, kEcP384, kRsa2048, kRsa3072, kRsa4096, kEd25519 };
+enum class Hash { kSha256, kSha384, kSha512 };
+enum class Status { kActive, kSuperseded, kDisabled, kPending };
+enum class IssuerKind { kVaultCa, kSelfSigned, kExternal };
+enum class ExportRule { kOnce, kNever };
+enum class P12Encryption { kAes256, kTripleDes };
+
+// Names as users type them: "ec-p256", "sha384", "active", "vault-ca", "once", "aes-256".
+std::string_view to_string(KeyType v);
+std::string_view to_string(Hash v);
+std::string_view to_string(Status v);
+std::string_view to_string(IssuerKind v);
+std::string_view to_string(ExportRule v);
+Result<KeyType> parse_key_type(std::string_view text);
+Result<Hash> parse_hash(std::string_view text);
+Result<ExportRule> parse_export_rule(std::string_view text);
+Result<P12Encryption> parse_p12_encryption(std::string_view text);
+
+// Seconds since the Unix epoch, UTC.
+using Time = int64_t;
+Time now();
+
+// One key and its certificate. A nickname resolves to its newest active generation.
+struct Generation {
+  uint32_t number = 0;
+  Status status = Status::kPending;
+  KeyType key_type = KeyType::kEcP256;
+  Hash hash = Hash::kSha256;
+  IssuerKind issuer = IssuerKind::kVaultCa;
+  std::string key_id;        // hex SHA-1 of the subjectPublicKey bits, as in SKI / CKA_ID
+  std::string fingerprint;   // hex SHA-256 of the certificate DER; empty while pending
+  std::string serial;        // hex, upper case; empty while pending
+  std::string subject;       // RFC 2253 form
+  std::string issuer_name;   // RFC 2253 form
+  Time not_before = 0;
+  Time not_after = 0;
+  Time created_at = 0;
+  Time exported_at = 0;      // 0: never exported
+};
+
+struct Entry {
+  std::string id;            // random, stable for the life of the entry (hex)
+  std::string nickname;
+  std::vector<Generation> generations;  // ascending by number
+  // Newest active generation, or nullptr.
+  const Generation* current() const;
+  const Generation* newest() const;
+  const Generation* generation(uint32_t number) const;
+};
+
+struct Policy {
+  std::optional<Time> max_end_date;
+  KeyType default_key_type = KeyType::kEcP256;
+  Hash default_hash = Hash::kSha256;
+  ExportRule export_rule = ExportRule::kOnce;
+};
+
+struct CaInfo {
+  std::string id;
+  KeyType key_type = KeyType::kEcP256;
+  std::string key_id;
+  std::string fingerprint;
+  std::string serial;
+  std::string subject;
+  Time not_before = 0;
+  Time not_after = 0;
+  bool active = true;
+};
+
+// Argon2id cost for the PIN. Defaults: libsodium's "interactive" limits.
+struct KdfParams {
+  uint64_t ops = 2;
+  uint64_t mem_bytes = 64ull << 20;
+};
+
+}  // namespace certvault

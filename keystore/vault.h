@@ -1,0 +1,152 @@
+// The keystore API: the only code that touches vault files or secrets. tools/, provider/
+// and pkcs11/ are thin adapters over this class.
+//
+// A Vault handle is move-only and not thread-safe; callers that share one across threads
+// serialise access. Every call first notices a commit made by another handle or process
+// (generation counter) and reloads.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "secure.h"
+#include "types.h"
+
+namespace certvault {
+
+struct EvpPkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using PrivateKey = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
+
+// --vault DIR, else $CERTVAULT_VAULT, else ${XDG_DATA_HOME:-$HOME/.local/share}/certvault/default.
+std::filesystem::path default_vault_dir();
+
+struct InitOptions {
+  std::string label = "certvault";
+  KdfParams kdf;
+};
+
+struct IssueRequest {
+  std::string nickname;
+  Time not_after = 0;
+  std::optional<KeyType> key_type;   // policy default when absent
+  std::optional<Hash> hash;          // policy default when absent
+  std::string subject;               // "/CN=a/O=b" or "CN=a,O=b"; CN=nickname when empty
+  bool self_signed = false;
+};
+
+struct CaRequest {
+  Time not_after = 0;
+  std::string subject;               // "CN=<label> CA" when empty
+  std::optional<KeyType> key_type;
+  bool replace = false;              // retire the current CA instead of refusing
+};
+
+struct CsrRequest {
+  std::string nickname;              // new entry, or a new pending generation of an entry
+  std::string subject;
+  std::optional<KeyType> key_type;
+  std::optional<Hash> hash;
+};
+
+struct ExportRequest {
+  std::string nickname;
+  std::filesystem::path out;         // written 0600; never overwritten
+  P12Encryption encryption = P12Encryption::kAes256;
+  bool chain = false;
+};
+
+class Vault {
+ public:
+  // Creates an empty vault in `dir` (made 0700 if absent, must be empty otherwise) and
+  // returns it unlocked, with the recovery secret to show once.
+  static Result<std::pair<Vault, SecureBytes>> init(const std::filesystem::path& dir,
+                                                    const SecureBytes& pin,
+                                                    const InitOptions& options);
+  // Opens without the PIN: public data only.
+  static Result<Vault> open(const std::filesystem::path& dir);
+
+  Vault(Vault&&) noexcept;
+  Vault& operator=(Vault&&) noexcept;
+  ~Vault();  // wipes every secret
+
+  const std::filesystem::path& dir() const;
+  std::string label() const;
+  std::string id() const;
+  KdfParams kdf() const;
+
+  // --- PIN -------------------------------------------------------------------------
+  static constexpr int kMaxPinFailures = 10;
+  Result<void> unlock(const SecureBytes& pin);  // counts failures on disk
+  void lock();                                  // wipes the vault key and cached keys
+  bool unlocked() const;
+  int pin_failures() const;                     // consecutive wrong PINs, from disk
+  int pin_attempts_left() const { return kMaxPinFailures - pin_failures(); }
+  Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
+  // Clears the failure count with the recovery secret; sets a new PIN when given.
+  Result<void> reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin);
+
+  // --- reading (no PIN) ------------------------------------------------------------
+  std::vector<Entry> entries() const;
+  std::optional<Entry> find(std::string_view nickname) const;
+  std::optional<Entry> find_by_key_id(std::string_view key_id_hex) const;
+  std::optional<Entry> find_by_fingerprint(std::string_view sha256_hex) const;
+  Policy policy() const;
+  std::vector<CaInfo> cas() const;             // active CA first
+  std::optional<CaInfo> active_ca() const;
+  // DER of the certificate / chain (issuer first) / SubjectPublicKeyInfo of a generation
+  // (the current one when `generation` is absent).
+  Result<std::vector<uint8_t>> certificate_der(std::string_view nickname,
+                                               std::optional<uint32_t> generation = {}) const;
+  Result<std::vector<std::vector<uint8_t>>> chain_der(
+      std::string_view nickname, std::optional<uint32_t> generation = {}) const;
+  Result<std::vector<uint8_t>> public_key_der(std::string_view nickname,
+                                              std::optional<uint32_t> generation = {}) const;
+  Result<std::vector<uint8_t>> ca_certificate_der() const;
+
+  // --- secrets (needs unlock) ------------------------------------------------------
+  Result<PrivateKey> private_key(std::string_view nickname,
+                                 std::optional<uint32_t> generation = {}) const;
+
+  // --- changes (needs unlock; each is one atomic commit) ---------------------------
+  Result<CaInfo> create_ca(const CaRequest& request);
+  Result<CaInfo> import_ca(std::string_view cert_pem, std::string_view key_pem);
+  Result<Entry> create(const IssueRequest& request);
+  Result<std::string> make_csr(const CsrRequest& request);      // PEM
+  Result<Entry> attach(std::string_view nickname, std::string_view cert_pem);
+  // PKCS#12 (DER) with its password, or PEM holding a certificate, its key and any chain.
+  Result<Entry> import_pkcs12(std::string_view nickname, std::span<const uint8_t> der,
+                              const SecureBytes& password);
+  Result<Entry> import_pem(std::string_view nickname, std::string_view pem);
+  // Writes the PKCS#12 and returns its generated password, to be shown once.
+  Result<SecureBytes> export_pkcs12(const ExportRequest& request);
+  Result<Entry> rotate(std::string_view nickname, std::optional<Time> not_after);
+  Result<Entry> disable(std::string_view nickname);
+  Result<Entry> enable(std::string_view nickname);
+  Result<void> remove(std::string_view nickname);
+  Result<void> set_policy(const Policy& policy);
+
+  // Re-reads the vault if another handle or process committed since the last look.
+  Result<void> refresh() const;
+
+ private:
+  struct Impl;
+  explicit Vault(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Input rules shared by every front end.
+Result<void> check_nickname(std::string_view nickname);
+// "YYYY-MM-DD" (end of that day, UTC) or "+Nd" (N days from now).
+Result<Time> parse_date(std::string_view text);
+std::string format_date(Time t);       // "2027-06-30"
+std::string format_time(Time t);       // "2027-06-30T23:59:59Z"
+
+}  // namespace certvault

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages certvault needs to build, test and benchmark.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang-format
+  libssl-dev openssl            # libcrypto: keys, X.509, PKCS#12; the openssl CLI in tests
+  libsodium-dev                 # Argon2id, XChaCha20-Poly1305, randomness, guarded memory
+  libjsoncpp-dev                # vault metadata
+  libcli11-dev                  # command-line parsing
+  libgtest-dev libgmock-dev     # unit and integration tests
+  libbenchmark-dev              # bench/
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
