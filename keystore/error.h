@@ -35,14 +35,14 @@ inline std::unexpected<Error> fail(Code code, std::string message) {
 }
 
 // Propagates the error of an expression that yields a Result, else yields its value.
-#define CV_TRY(var, expr)                                    \
-  auto var##_result_ = (expr);                               \
+#define CV_TRY(var, expr)                                            \
+  auto var##_result_ = (expr);                                       \
   if (!var##_result_) return std::unexpected(var##_result_.error()); \
   auto var = std::move(*var##_result_)
 
-#define CV_CHECK(expr)                                   \
-  do {                                                   \
-    auto cv_check_result_ = (expr);                      \
+#define CV_CHECK(expr)                                                       \
+  do {                                                                       \
+    auto cv_check_result_ = (expr);                                          \
     if (!cv_check_result_) return std::unexpected(cv_check_result_.error()); \
   } while (0)
 

@@ -31,7 +31,9 @@ SecureBytes SecureBytes::random(size_t size) {
   return out;
 }
 
-SecureBytes::~SecureBytes() { clear(); }
+SecureBytes::~SecureBytes() {
+  clear();
+}
 
 SecureBytes::SecureBytes(SecureBytes&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}

@@ -28,6 +28,8 @@ Result<KeyType> parse_key_type(std::string_view text);
 Result<Hash> parse_hash(std::string_view text);
 Result<ExportRule> parse_export_rule(std::string_view text);
 Result<P12Encryption> parse_p12_encryption(std::string_view text);
+Result<Status> parse_status(std::string_view text);
+Result<IssuerKind> parse_issuer_kind(std::string_view text);
 
 // Seconds since the Unix epoch, UTC.
 using Time = int64_t;
@@ -40,19 +42,19 @@ struct Generation {
   KeyType key_type = KeyType::kEcP256;
   Hash hash = Hash::kSha256;
   IssuerKind issuer = IssuerKind::kVaultCa;
-  std::string key_id;        // hex SHA-1 of the subjectPublicKey bits, as in SKI / CKA_ID
-  std::string fingerprint;   // hex SHA-256 of the certificate DER; empty while pending
-  std::string serial;        // hex, upper case; empty while pending
-  std::string subject;       // RFC 2253 form
-  std::string issuer_name;   // RFC 2253 form
+  std::string key_id;       // hex SHA-1 of the subjectPublicKey bits, as in SKI / CKA_ID
+  std::string fingerprint;  // hex SHA-256 of the certificate DER; empty while pending
+  std::string serial;       // hex, upper case; empty while pending
+  std::string subject;      // RFC 2253 form
+  std::string issuer_name;  // RFC 2253 form
   Time not_before = 0;
   Time not_after = 0;
   Time created_at = 0;
-  Time exported_at = 0;      // 0: never exported
+  Time exported_at = 0;  // 0: never exported
 };
 
 struct Entry {
-  std::string id;            // random, stable for the life of the entry (hex)
+  std::string id;  // random, stable for the life of the entry (hex)
   std::string nickname;
   std::vector<Generation> generations;  // ascending by number
   // Newest active generation, or nullptr.

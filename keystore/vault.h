@@ -36,21 +36,21 @@ struct InitOptions {
 struct IssueRequest {
   std::string nickname;
   Time not_after = 0;
-  std::optional<KeyType> key_type;   // policy default when absent
-  std::optional<Hash> hash;          // policy default when absent
-  std::string subject;               // "/CN=a/O=b" or "CN=a,O=b"; CN=nickname when empty
+  std::optional<KeyType> key_type;  // policy default when absent
+  std::optional<Hash> hash;         // policy default when absent
+  std::string subject;              // "/CN=a/O=b" or "CN=a,O=b"; CN=nickname when empty
   bool self_signed = false;
 };
 
 struct CaRequest {
   Time not_after = 0;
-  std::string subject;               // "CN=<label> CA" when empty
+  std::string subject;  // "CN=<label> CA" when empty
   std::optional<KeyType> key_type;
-  bool replace = false;              // retire the current CA instead of refusing
+  bool replace = false;  // retire the current CA instead of refusing
 };
 
 struct CsrRequest {
-  std::string nickname;              // new entry, or a new pending generation of an entry
+  std::string nickname;  // new entry, or a new pending generation of an entry
   std::string subject;
   std::optional<KeyType> key_type;
   std::optional<Hash> hash;
@@ -58,7 +58,7 @@ struct CsrRequest {
 
 struct ExportRequest {
   std::string nickname;
-  std::filesystem::path out;         // written 0600; never overwritten
+  std::filesystem::path out;  // written 0600; never overwritten
   P12Encryption encryption = P12Encryption::kAes256;
   bool chain = false;
 };
@@ -87,7 +87,7 @@ class Vault {
   Result<void> unlock(const SecureBytes& pin);  // counts failures on disk
   void lock();                                  // wipes the vault key and cached keys
   bool unlocked() const;
-  int pin_failures() const;                     // consecutive wrong PINs, from disk
+  int pin_failures() const;  // consecutive wrong PINs, from disk
   int pin_attempts_left() const { return kMaxPinFailures - pin_failures(); }
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
@@ -99,7 +99,7 @@ class Vault {
   std::optional<Entry> find_by_key_id(std::string_view key_id_hex) const;
   std::optional<Entry> find_by_fingerprint(std::string_view sha256_hex) const;
   Policy policy() const;
-  std::vector<CaInfo> cas() const;             // active CA first
+  std::vector<CaInfo> cas() const;  // active CA first
   std::optional<CaInfo> active_ca() const;
   // DER of the certificate / chain (issuer first) / SubjectPublicKeyInfo of a generation
   // (the current one when `generation` is absent).
@@ -119,7 +119,7 @@ class Vault {
   Result<CaInfo> create_ca(const CaRequest& request);
   Result<CaInfo> import_ca(std::string_view cert_pem, std::string_view key_pem);
   Result<Entry> create(const IssueRequest& request);
-  Result<std::string> make_csr(const CsrRequest& request);      // PEM
+  Result<std::string> make_csr(const CsrRequest& request);  // PEM
   Result<Entry> attach(std::string_view nickname, std::string_view cert_pem);
   // PKCS#12 (DER) with its password, or PEM holding a certificate, its key and any chain.
   Result<Entry> import_pkcs12(std::string_view nickname, std::span<const uint8_t> der,
@@ -136,8 +136,9 @@ class Vault {
   // Re-reads the vault if another handle or process committed since the last look.
   Result<void> refresh() const;
 
+  struct Impl;  // opaque; defined in vault_impl.h
+
  private:
-  struct Impl;
   explicit Vault(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -146,7 +147,7 @@ class Vault {
 Result<void> check_nickname(std::string_view nickname);
 // "YYYY-MM-DD" (end of that day, UTC) or "+Nd" (N days from now).
 Result<Time> parse_date(std::string_view text);
-std::string format_date(Time t);       // "2027-06-30"
-std::string format_time(Time t);       // "2027-06-30T23:59:59Z"
+std::string format_date(Time t);  // "2027-06-30"
+std::string format_time(Time t);  // "2027-06-30T23:59:59Z"
 
 }  // namespace certvault

@@ -1,0 +1,50 @@
+// X.509: subject parsing, the client and CA certificate profiles, CSRs, and reading the
+// facts back out of a certificate.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "ossl.h"
+#include "types.h"
+
+namespace certvault::certificate {
+
+// "/CN=a/O=b" (openssl -subj style) or "CN=a, O=b" (RFC 4514 style).
+Result<ossl::Name> parse_subject(std::string_view text);
+ossl::Name common_name(std::string_view cn);
+
+enum class Profile { kClient, kCa };
+
+struct IssueArgs {
+  EVP_PKEY* subject_key = nullptr;  // its public half goes into the certificate
+  X509_NAME* subject = nullptr;
+  X509* issuer = nullptr;  // nullptr: self-signed by signer
+  EVP_PKEY* signer = nullptr;
+  Time not_after = 0;
+  Hash hash = Hash::kSha256;  // ignored for Ed25519 signers
+  Profile profile = Profile::kClient;
+};
+Result<ossl::Cert> issue(const IssueArgs& args);
+Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash);
+
+struct Facts {
+  std::string serial;   // upper-case hex
+  std::string subject;  // RFC 2253
+  std::string issuer;
+  std::string fingerprint;  // hex SHA-256 of the DER
+  std::string key_id;       // of the certified public key
+  Time not_before = 0;
+  Time not_after = 0;
+  bool is_ca = false;
+  bool self_issued = false;
+};
+Facts facts(X509* cert);
+// Signature hash of a certificate, when it is one certvault names.
+std::optional<Hash> signature_hash(X509* cert);
+
+// Every certificate in a PEM text, in order.
+Result<ossl::CertStack> certs_from_pem(std::string_view pem);
+Result<ossl::Pkey> private_key_from_pem(std::string_view pem);
+
+}  // namespace certvault::certificate

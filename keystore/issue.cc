@@ -1,0 +1,426 @@
+// Issuing: the vault CA, client certificates, rotation, and the CSR/attach path for an
+// external CA.
+#include <openssl/x509v3.h>
+
+#include "certificate.h"
+#include "keys.h"
+#include "seal.h"
+#include "vault_impl.h"
+
+namespace certvault {
+namespace {
+
+using Txn = Vault::Impl::Txn;
+
+struct Signer {
+  ossl::Cert cert;
+  ossl::Pkey key;
+};
+
+Result<Signer> ca_signer(const Vault::Impl& v, const manifest::CaRecord& ca) {
+  CV_TRY(o, v.object(ca.object));
+  CV_TRY(cert, ossl::cert_from_der(o.certificate));
+  CV_TRY(key, v.open_key(o));
+  return Signer{std::move(cert), std::move(key)};
+}
+
+Result<ossl::Name> subject_or_cn(std::string_view subject, std::string_view cn) {
+  if (subject.empty()) return certificate::common_name(cn);
+  return certificate::parse_subject(subject);
+}
+
+Result<Hash> pick_hash(KeyType key_type, std::optional<Hash> asked, const Policy& policy) {
+  if (key_type == KeyType::kEd25519 && asked && *asked != Hash::kSha512)
+    return fail(Code::kInvalidInput,
+                "Ed25519 signs without a separate hash; leave out --hash for ed25519 keys");
+  if (key_type == KeyType::kEd25519) return Hash::kSha512;  // what EdDSA uses inside
+  return asked.value_or(policy.default_hash);
+}
+
+std::string date_of(Time t) {
+  return format_date(t);
+}
+
+Result<void> nickname_free(const Vault::Impl& v, std::string_view nickname) {
+  if (const auto* e = v.entry(nickname))
+    return fail(Code::kExists, "'" + e->nickname + "' is already in " + v.where() +
+                                   "; choose another nickname, or `certvault rotate " +
+                                   e->nickname + "` to replace its certificate");
+  return {};
+}
+
+// Issuer of a new client certificate: the vault CA, or the key itself.
+Result<std::optional<Signer>> issuer_for(const Vault::Impl& v, bool self_signed) {
+  if (self_signed) return std::optional<Signer>();
+  const auto* ca = v.active_ca();
+  if (!ca)
+    return fail(Code::kNotFound, v.where() +
+                                     " has no CA; create one with `certvault ca create "
+                                     "--end-date DATE`, or add --self-signed");
+  CV_TRY(signer, ca_signer(v, *ca));
+  return std::optional<Signer>(std::move(signer));
+}
+
+Result<ossl::Cert> issue_client(EVP_PKEY* key, X509_NAME* subject, std::optional<Signer>& issuer,
+                                Time not_after, Hash hash) {
+  certificate::IssueArgs args;
+  args.subject_key = key;
+  args.subject = subject;
+  args.issuer = issuer ? issuer->cert.get() : nullptr;
+  args.signer = issuer ? issuer->key.get() : key;
+  args.not_after = not_after;
+  args.hash = hash;
+  return certificate::issue(args);
+}
+
+std::vector<ossl::Bytes> chain_of(const std::optional<Signer>& issuer) {
+  if (!issuer) return {};
+  return {ossl::cert_der(issuer->cert.get())};
+}
+
+}  // namespace
+
+Result<manifest::GenRecord> new_generation(Txn& txn, const std::string& entry_id, uint32_t number,
+                                           EVP_PKEY* key, X509* cert,
+                                           const std::vector<ossl::Bytes>& chain, Hash hash,
+                                           IssuerKind issuer) {
+  CV_TRY(key_type, keys::type_of(key));
+  key_object::KeyObject o;
+  o.vault_id = txn.impl().m.header.vault_id;
+  o.owner = entry_id;
+  o.generation = number;
+  o.key_type = key_type;
+  o.public_key = ossl::spki_der(key);
+  if (cert) o.certificate = ossl::cert_der(cert);
+  o.chain = chain;
+  CV_TRY(hash_name, txn.seal(o, key));
+  manifest::GenRecord r;
+  r.object = hash_name;
+  Generation& g = r.info;
+  g.number = number;
+  g.status = cert ? Status::kActive : Status::kPending;
+  g.key_type = key_type;
+  g.hash = hash;
+  g.issuer = issuer;
+  g.key_id = keys::key_id(key);
+  g.created_at = now();
+  if (cert) {
+    auto f = certificate::facts(cert);
+    g.fingerprint = f.fingerprint;
+    g.serial = f.serial;
+    g.subject = f.subject;
+    g.issuer_name = f.issuer;
+    g.not_before = f.not_before;
+    g.not_after = f.not_after;
+  }
+  return r;
+}
+
+Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const Policy& policy) {
+  const std::string d = date_of(not_after);
+  if (not_after <= now())
+    return fail(Code::kRefused, "end date " + d + " is in the past; choose a later date");
+  if (ca && not_after > ca->info.not_after)
+    return fail(Code::kRefused,
+                "end date " + d + " is after the vault CA's own end date " +
+                    date_of(ca->info.not_after) +
+                    "; choose an earlier date, or create a new CA with `certvault ca create "
+                    "--replace --end-date DATE`");
+  if (policy.max_end_date && not_after > *policy.max_end_date)
+    return fail(Code::kRefused,
+                "end date " + d + " is after the policy's latest end date " +
+                    date_of(*policy.max_end_date) +
+                    "; choose an earlier date, or lift the limit with `certvault policy set "
+                    "--max-end-date DATE` or `certvault policy clear`");
+  return {};
+}
+
+void supersede(manifest::EntryRecord& e) {
+  for (auto& g : e.gens)
+    if (g.info.status == Status::kActive) g.info.status = Status::kSuperseded;
+}
+
+manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickname) {
+  for (auto& e : m.entries)
+    if (e.nickname == nickname) return &e;
+  return nullptr;
+}
+
+// --- the vault CA ------------------------------------------------------------------------
+
+static Result<CaInfo> store_ca(Vault::Impl& v, EVP_PKEY* key, X509* cert) {
+  CaInfo info;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    manifest::CaRecord rec;
+    rec.info.id = new_id(8);
+    key_object::KeyObject o;
+    o.vault_id = m.header.vault_id;
+    o.owner = "ca:" + rec.info.id;
+    CV_TRY(key_type, keys::type_of(key));
+    o.key_type = key_type;
+    o.public_key = ossl::spki_der(key);
+    o.certificate = ossl::cert_der(cert);
+    CV_TRY(object, txn.seal(o, key));
+    rec.object = object;
+    auto f = certificate::facts(cert);
+    rec.info.key_type = key_type;
+    rec.info.key_id = f.key_id;
+    rec.info.fingerprint = f.fingerprint;
+    rec.info.serial = f.serial;
+    rec.info.subject = f.subject;
+    rec.info.not_before = f.not_before;
+    rec.info.not_after = f.not_after;
+    rec.info.active = true;
+    for (auto& c : m.cas) c.info.active = false;
+    m.cas.push_back(rec);
+    info = rec.info;
+    return {};
+  }));
+  return info;
+}
+
+Result<CaInfo> Vault::create_ca(const CaRequest& req) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("create a CA"));
+  CV_CHECK(v.refresh());
+  if (const auto* ca = v.active_ca(); ca && !req.replace)
+    return fail(Code::kExists, v.where() + " already has a CA (" + ca->info.subject + ", until " +
+                                   date_of(ca->info.not_after) +
+                                   "); add --replace to retire it and issue from a new one");
+  if (req.not_after <= now())
+    return fail(Code::kRefused,
+                "end date " + date_of(req.not_after) + " is in the past; choose a later date");
+  const Policy& policy = v.m.header.policy;
+  KeyType kt = req.key_type.value_or(policy.default_key_type);
+  CV_TRY(subject, subject_or_cn(req.subject, v.m.header.label + " CA"));
+  CV_TRY(key, keys::generate(kt));
+  certificate::IssueArgs args;
+  args.subject_key = key.get();
+  args.subject = subject.get();
+  args.signer = key.get();
+  args.not_after = req.not_after;
+  args.hash = policy.default_hash;
+  args.profile = certificate::Profile::kCa;
+  CV_TRY(cert, certificate::issue(args));
+  return store_ca(v, key.get(), cert.get());
+}
+
+Result<CaInfo> Vault::import_ca(std::string_view cert_pem, std::string_view key_pem) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("import a CA"));
+  CV_TRY(certs, certificate::certs_from_pem(cert_pem));
+  if (sk_X509_num(certs.get()) < 1)
+    return fail(Code::kInvalidInput, "no PEM certificate found in the CA certificate file");
+  X509* cert = sk_X509_value(certs.get(), 0);
+  CV_TRY(key, certificate::private_key_from_pem(key_pem));
+  if (!keys::same_public(key.get(), X509_get0_pubkey(cert)))
+    return fail(Code::kInvalidInput,
+                "the CA certificate and the key file do not belong together; give the key "
+                "that matches the certificate");
+  CV_CHECK(keys::type_of(key.get()));
+  auto f = certificate::facts(cert);
+  if (!f.is_ca)
+    return fail(Code::kInvalidInput, "certificate " + f.subject +
+                                         " is not a CA certificate (basicConstraints CA:TRUE "
+                                         "with keyCertSign); give a CA certificate");
+  if (f.not_after <= now())
+    return fail(Code::kRefused, "CA certificate " + f.subject + " expired on " +
+                                    date_of(f.not_after) + "; give a valid CA certificate");
+  return store_ca(v, key.get(), cert);
+}
+
+// --- client certificates -----------------------------------------------------------------
+
+Result<Entry> Vault::create(const IssueRequest& req) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("create a certificate"));
+  CV_CHECK(check_nickname(req.nickname));
+  CV_CHECK(v.refresh());
+  const Policy policy = v.m.header.policy;
+  KeyType kt = req.key_type.value_or(policy.default_key_type);
+  CV_TRY(hash, pick_hash(kt, req.hash, policy));
+  CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
+  auto precheck = [&]() -> Result<void> {
+    CV_CHECK(nickname_free(v, req.nickname));
+    if (!req.self_signed && !v.active_ca()) CV_CHECK(issuer_for(v, false));
+    return check_end_date(req.not_after, req.self_signed ? nullptr : v.active_ca(),
+                          v.m.header.policy);
+  };
+  CV_CHECK(precheck());  // fail fast, before a possibly slow key generation
+  CV_TRY(key, keys::generate(kt));
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    CV_CHECK(precheck());
+    CV_TRY(issuer, issuer_for(v, req.self_signed));
+    CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, req.not_after, hash));
+    std::string id = new_id();
+    CV_TRY(rec, new_generation(txn, id, 1, key.get(), cert.get(), chain_of(issuer), hash,
+                               req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
+    m.entries.push_back(manifest::EntryRecord{id, req.nickname, {std::move(rec)}});
+    return {};
+  }));
+  return to_entry(*v.entry(req.nickname));
+}
+
+Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_after) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("rotate a certificate"));
+  CV_CHECK(v.refresh());
+  CV_TRY(found, v.resolve(nickname, std::nullopt));
+  const Generation old = found.second->info;
+  if (old.issuer == IssuerKind::kExternal)
+    return fail(Code::kRefused, "'" + std::string(nickname) +
+                                    "' was issued by an external CA; run `certvault csr " +
+                                    std::string(nickname) +
+                                    " -o REQ.pem`, have the CA sign it, "
+                                    "then `certvault attach " +
+                                    std::string(nickname) + " CERT.pem`");
+  const Time end = not_after.value_or(now() + (old.not_after - old.not_before));
+  CV_TRY(old_object, v.object(found.second->object));
+  CV_TRY(old_cert, ossl::cert_from_der(old_object.certificate));
+  ossl::Name subject(X509_NAME_dup(X509_get_subject_name(old_cert.get())));
+  const bool self = old.issuer == IssuerKind::kSelfSigned;
+  auto precheck = [&]() -> Result<void> {
+    if (!self && !v.active_ca()) CV_CHECK(issuer_for(v, false));
+    return check_end_date(end, self ? nullptr : v.active_ca(), v.m.header.policy);
+  };
+  CV_CHECK(precheck());
+  CV_TRY(key, keys::generate(old.key_type));
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    CV_CHECK(precheck());
+    auto* e = find_entry(m, nickname);
+    if (!e) return fail(Code::kNotFound, "'" + std::string(nickname) + "' was deleted meanwhile");
+    CV_TRY(issuer, issuer_for(v, self));
+    CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, end, old.hash));
+    CV_TRY(rec, new_generation(txn, e->id, e->gens.back().info.number + 1, key.get(), cert.get(),
+                               chain_of(issuer), old.hash, old.issuer));
+    supersede(*e);
+    e->gens.push_back(std::move(rec));
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
+// --- external CA: CSR, then attach ---------------------------------------------------------
+
+Result<std::string> Vault::make_csr(const CsrRequest& req) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("make a certificate request"));
+  CV_CHECK(check_nickname(req.nickname));
+  CV_CHECK(v.refresh());
+  const Policy policy = v.m.header.policy;
+  KeyType kt = policy.default_key_type;
+  if (const auto* e = v.entry(req.nickname)) kt = e->gens.back().info.key_type;
+  kt = req.key_type.value_or(kt);
+  CV_TRY(hash, pick_hash(kt, req.hash, policy));
+  CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
+  CV_TRY(key, keys::generate(kt));
+  CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash));
+  const std::string subject_text = [&] {
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), subject.get(), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(n));
+  }();
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    auto* e = find_entry(m, req.nickname);
+    if (!e) {
+      m.entries.push_back(manifest::EntryRecord{new_id(), req.nickname, {}});
+      e = &m.entries.back();
+    }
+    // A newer request replaces one still waiting for its certificate.
+    std::erase_if(e->gens, [&](const manifest::GenRecord& g) {
+      if (g.info.status != Status::kPending) return false;
+      txn.drop(g.object);
+      return true;
+    });
+    uint32_t number = e->gens.empty() ? 1 : e->gens.back().info.number + 1;
+    CV_TRY(rec,
+           new_generation(txn, e->id, number, key.get(), nullptr, {}, hash, IssuerKind::kExternal));
+    rec.info.subject = subject_text;
+    e->gens.push_back(std::move(rec));
+    return {};
+  }));
+  return pem;
+}
+
+Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("attach a certificate"));
+  CV_CHECK(v.refresh());
+  const std::string nick(nickname);
+  auto pending_of = [&]() -> Result<const manifest::GenRecord*> {
+    const auto* e = v.entry(nickname);
+    if (!e)
+      return fail(Code::kNotFound, "no entry named '" + nick + "' in " + v.where() +
+                                       "; run `certvault csr " + nick + " -o REQ.pem` first");
+    for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it)
+      if (it->info.status == Status::kPending) return &*it;
+    return fail(Code::kRefused, "'" + nick +
+                                    "' has no certificate request waiting; run "
+                                    "`certvault csr " +
+                                    nick + " -o REQ.pem` first");
+  };
+  CV_TRY(pending, pending_of());
+  CV_TRY(certs, certificate::certs_from_pem(cert_pem));
+  if (sk_X509_num(certs.get()) < 1)
+    return fail(Code::kInvalidInput,
+                "no PEM certificate found in the file given to attach; give the CA's answer in "
+                "PEM (-----BEGIN CERTIFICATE-----)");
+  X509* leaf = sk_X509_value(certs.get(), 0);
+  CV_TRY(o, v.object(pending->object));
+  if (ossl::spki_der(X509_get0_pubkey(leaf)) != o.public_key)
+    return fail(Code::kInvalidInput, "the certificate is not for the key of '" + nick +
+                                         "' (it answers another request); give the certificate "
+                                         "the CA issued for this request");
+  auto f = certificate::facts(leaf);
+  if (f.not_after <= now())
+    return fail(Code::kRefused, "the certificate expired on " + date_of(f.not_after) +
+                                    "; ask the CA for a valid one");
+  if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) &&
+      !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT))
+    return fail(Code::kInvalidInput,
+                "the certificate is not for client authentication (its "
+                "extended key usage lacks clientAuth); ask the CA for a "
+                "client certificate");
+  const Policy policy = v.m.header.policy;
+  if (policy.max_end_date && f.not_after > *policy.max_end_date)
+    return fail(Code::kRefused,
+                "the certificate's end date " + date_of(f.not_after) +
+                    " is after the policy's latest end date " + date_of(*policy.max_end_date) +
+                    "; lift the limit with `certvault policy set --max-end-date DATE` or "
+                    "`certvault policy clear`");
+  o.certificate = ossl::cert_der(leaf);
+  o.chain.clear();
+  for (int i = 1; i < sk_X509_num(certs.get()); ++i)
+    o.chain.push_back(ossl::cert_der(sk_X509_value(certs.get(), i)));
+  const uint32_t number = pending->info.number;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    auto* e = find_entry(m, nickname);
+    auto it =
+        e ? std::find_if(e->gens.begin(), e->gens.end(),
+                         [&](const auto& g) {
+                           return g.info.number == number && g.info.status == Status::kPending;
+                         })
+          : decltype(e->gens.begin()){};
+    if (!e || it == e->gens.end())
+      return fail(Code::kRefused, "the request of '" + nick + "' changed meanwhile; try again");
+    CV_TRY(object, txn.put(o));  // same sealed key, now with its certificate
+    txn.drop(it->object);
+    supersede(*e);
+    Generation& g = it->info;
+    g.status = Status::kActive;
+    g.fingerprint = f.fingerprint;
+    g.serial = f.serial;
+    g.subject = f.subject;
+    g.issuer_name = f.issuer;
+    g.not_before = f.not_before;
+    g.not_after = f.not_after;
+    if (auto h = certificate::signature_hash(leaf)) g.hash = *h;
+    it->object = object;
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
+}  // namespace certvault

@@ -1,0 +1,333 @@
+#include "manifest.h"
+
+#include <json/json.h>
+
+#include <charconv>
+#include <memory>
+#include <unordered_set>
+
+#include "seal.h"
+
+namespace certvault::manifest {
+namespace {
+
+constexpr std::string_view kMagic = "certvault-vault 1\n";
+constexpr std::string_view kMacTag = "mac ";
+constexpr size_t kGenFields = 18;
+
+// Text fields go through percent-encoding of '%', tab, CR and LF; "-" stands for empty.
+void put_text(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out += '-';
+    return;
+  }
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : s) {
+    if (c == '%' || c == '\t' || c == '\n' || c == '\r' || (s == "-" && c == '-')) {
+      out += '%';
+      out += kHex[static_cast<unsigned char>(c) >> 4];
+      out += kHex[static_cast<unsigned char>(c) & 15];
+    } else {
+      out += c;
+    }
+  }
+}
+
+std::optional<std::string> get_text(std::string_view s) {
+  if (s == "-") return std::string();
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+    if (ec != std::errc() || p != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+template <typename T>
+bool get_num(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+Json::Value policy_json(const Policy& p) {
+  Json::Value v(Json::objectValue);
+  v["max_end_date"] = p.max_end_date ? Json::Value(Json::Int64(*p.max_end_date)) : Json::Value();
+  v["default_key_type"] = std::string(to_string(p.default_key_type));
+  v["default_hash"] = std::string(to_string(p.default_hash));
+  v["export"] = std::string(to_string(p.export_rule));
+  return v;
+}
+
+Json::Value ca_json(const CaRecord& c) {
+  Json::Value v(Json::objectValue);
+  v["id"] = c.info.id;
+  v["object"] = c.object;
+  v["active"] = c.info.active;
+  v["key_type"] = std::string(to_string(c.info.key_type));
+  v["key_id"] = c.info.key_id;
+  v["fingerprint"] = c.info.fingerprint;
+  v["serial"] = c.info.serial;
+  v["subject"] = c.info.subject;
+  v["not_before"] = Json::Int64(c.info.not_before);
+  v["not_after"] = Json::Int64(c.info.not_after);
+  return v;
+}
+
+std::string header_json(const Manifest& m) {
+  const Header& h = m.header;
+  Json::Value v(Json::objectValue);
+  v["vault_id"] = h.vault_id;
+  v["label"] = h.label;
+  v["counter"] = Json::UInt64(h.counter);
+  v["created_at"] = Json::Int64(h.created_at);
+  Json::Value kdf(Json::objectValue);
+  kdf["alg"] = "argon2id13";
+  kdf["ops"] = Json::UInt64(h.kdf.ops);
+  kdf["mem"] = Json::UInt64(h.kdf.mem_bytes);
+  kdf["salt"] = seal::to_base64(h.pin_salt);
+  v["kdf"] = kdf;
+  v["pin_wrap"] = seal::to_base64(h.pin_wrap);
+  v["recovery_salt"] = seal::to_base64(h.recovery_salt);
+  v["recovery_wrap"] = seal::to_base64(h.recovery_wrap);
+  v["policy"] = policy_json(h.policy);
+  Json::Value cas(Json::arrayValue);
+  for (const auto& c : m.cas) cas.append(ca_json(c));
+  v["cas"] = cas;
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  return Json::writeString(w, v);
+}
+
+void put_gen(std::string& out, const EntryRecord& e, const GenRecord& r) {
+  const Generation& g = r.info;
+  auto num = [&](auto n) { out += std::to_string(n); };
+  out += "g\t";
+  out += e.id;
+  out += '\t';
+  put_text(out, e.nickname);
+  out += '\t';
+  num(g.number);
+  for (std::string_view s :
+       {to_string(g.status), to_string(g.key_type), to_string(g.hash), to_string(g.issuer)}) {
+    out += '\t';
+    out += s;
+  }
+  for (const std::string* s : {&g.key_id, &g.fingerprint, &g.serial}) {
+    out += '\t';
+    put_text(out, *s);
+  }
+  for (Time t : {g.not_before, g.not_after, g.created_at, g.exported_at}) {
+    out += '\t';
+    num(t);
+  }
+  out += '\t';
+  out += r.object;
+  out += '\t';
+  put_text(out, g.subject);
+  out += '\t';
+  put_text(out, g.issuer_name);
+  out += '\n';
+}
+
+struct Fail {
+  const std::filesystem::path& source;
+  std::unexpected<Error> operator()(std::string why) const {
+    return fail(Code::kTampered, "vault manifest " + source.string() + " is damaged (" + why +
+                                     "); restore the vault directory from a backup");
+  }
+};
+
+Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, const Fail& bad) {
+  Json::CharReaderBuilder rb;
+  rb["rejectDupKeys"] = true;
+  std::unique_ptr<Json::CharReader> reader(rb.newCharReader());
+  Json::Value v;
+  std::string err;
+  if (!reader->parse(line.data(), line.data() + line.size(), &v, &err) || !v.isObject())
+    return bad("header is not JSON");
+  Header h;
+  try {
+    h.vault_id = v["vault_id"].asString();
+    h.label = v["label"].asString();
+    h.counter = v["counter"].asUInt64();
+    h.created_at = v["created_at"].asInt64();
+    const Json::Value& kdf = v["kdf"];
+    if (kdf["alg"].asString() != "argon2id13") return bad("unknown key derivation");
+    h.kdf.ops = kdf["ops"].asUInt64();
+    h.kdf.mem_bytes = kdf["mem"].asUInt64();
+    auto b64 = [&](const Json::Value& f) { return seal::from_base64(f.asString()); };
+    auto salt = b64(kdf["salt"]);
+    auto pin_wrap = b64(v["pin_wrap"]);
+    auto rsalt = b64(v["recovery_salt"]);
+    auto rwrap = b64(v["recovery_wrap"]);
+    if (!salt || !pin_wrap || !rsalt || !rwrap) return bad("bad key fields");
+    h.pin_salt = *salt;
+    h.pin_wrap = *pin_wrap;
+    h.recovery_salt = *rsalt;
+    h.recovery_wrap = *rwrap;
+    const Json::Value& p = v["policy"];
+    if (!p["max_end_date"].isNull()) h.policy.max_end_date = p["max_end_date"].asInt64();
+    auto kt = parse_key_type(p["default_key_type"].asString());
+    auto hash = parse_hash(p["default_hash"].asString());
+    auto rule = parse_export_rule(p["export"].asString());
+    if (!kt || !hash || !rule) return bad("bad policy");
+    h.policy.default_key_type = *kt;
+    h.policy.default_hash = *hash;
+    h.policy.export_rule = *rule;
+    for (const Json::Value& c : v["cas"]) {
+      CaRecord r;
+      r.info.id = c["id"].asString();
+      r.object = c["object"].asString();
+      r.info.active = c["active"].asBool();
+      auto ckt = parse_key_type(c["key_type"].asString());
+      if (!ckt) return bad("bad CA key type");
+      r.info.key_type = *ckt;
+      r.info.key_id = c["key_id"].asString();
+      r.info.fingerprint = c["fingerprint"].asString();
+      r.info.serial = c["serial"].asString();
+      r.info.subject = c["subject"].asString();
+      r.info.not_before = c["not_before"].asInt64();
+      r.info.not_after = c["not_after"].asInt64();
+      cas.push_back(std::move(r));
+    }
+  } catch (const Json::Exception&) {
+    return bad("header field of the wrong type");
+  }
+  if (h.vault_id.size() != 32 || h.pin_salt.size() != seal::kSaltBytes ||
+      h.recovery_salt.size() != seal::kSaltBytes)
+    return bad("bad header fields");
+  return h;
+}
+
+Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
+  std::string_view f[kGenFields];
+  size_t n = 0;
+  while (n < kGenFields) {
+    size_t tab = line.find('\t');
+    f[n++] = line.substr(0, tab);
+    if (tab == std::string_view::npos) break;
+    line.remove_prefix(tab + 1);
+  }
+  if (n != kGenFields || f[0] != "g" || line.find('\t') != std::string_view::npos)
+    return bad("an entry line has the wrong number of fields");
+  GenRecord r;
+  Generation& g = r.info;
+  auto nickname = get_text(f[2]);
+  auto status = parse_status(f[4]);
+  auto kt = parse_key_type(f[5]);
+  auto hash = parse_hash(f[6]);
+  auto issuer = parse_issuer_kind(f[7]);
+  auto key_id = get_text(f[8]);
+  auto fp = get_text(f[9]);
+  auto serial = get_text(f[10]);
+  auto subject = get_text(f[16]);
+  auto issuer_name = get_text(f[17]);
+  if (!nickname || !status || !kt || !hash || !issuer || !key_id || !fp || !serial || !subject ||
+      !issuer_name || !get_num(f[3], g.number) || !get_num(f[11], g.not_before) ||
+      !get_num(f[12], g.not_after) || !get_num(f[13], g.created_at) ||
+      !get_num(f[14], g.exported_at) || f[15].size() != 64 || f[1].size() != 32)
+    return bad("an entry line has a malformed field");
+  g.status = *status;
+  g.key_type = *kt;
+  g.hash = *hash;
+  g.issuer = *issuer;
+  g.key_id = std::move(*key_id);
+  g.fingerprint = std::move(*fp);
+  g.serial = std::move(*serial);
+  g.subject = std::move(*subject);
+  g.issuer_name = std::move(*issuer_name);
+  r.object = std::string(f[15]);
+  if (m.entries.empty() || m.entries.back().id != f[1]) {
+    m.entries.push_back(EntryRecord{std::string(f[1]), std::move(*nickname), {}});
+  } else if (m.entries.back().nickname != *nickname ||
+             m.entries.back().gens.back().info.number >= g.number) {
+    return bad("an entry's lines disagree");
+  }
+  m.entries.back().gens.push_back(std::move(r));
+  return {};
+}
+
+}  // namespace
+
+Bytes serialize(const Manifest& m, const SecureBytes& mac_key) {
+  std::string out(kMagic);
+  out.reserve(256 * (m.entries.size() + 8));
+  out += header_json(m);
+  out += '\n';
+  for (const auto& e : m.entries)
+    for (const auto& g : e.gens) put_gen(out, e, g);
+  Bytes tag = seal::mac(mac_key, seal::as_bytes(out));
+  out += kMacTag;
+  out += seal::to_hex(tag);
+  out += '\n';
+  return Bytes(out.begin(), out.end());
+}
+
+Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path& source) {
+  Fail bad{source};
+  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!text.starts_with(kMagic)) {
+    if (text.starts_with("certvault-vault "))
+      return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
+                                           " uses a newer format; upgrade certvault to open it");
+    return bad("not a certvault manifest");
+  }
+  if (text.empty() || text.back() != '\n') return bad("truncated");
+  Parsed out;
+  size_t pos = kMagic.size();
+  size_t eol = text.find('\n', pos);
+  std::vector<CaRecord> cas;
+  CV_TRY(header, parse_header(text.substr(pos, eol - pos), cas, bad));
+  out.manifest.header = std::move(header);
+  out.manifest.cas = std::move(cas);
+  pos = eol + 1;
+  std::unordered_set<std::string_view> nicknames;
+  while (pos < text.size()) {
+    eol = text.find('\n', pos);
+    std::string_view line = text.substr(pos, eol - pos);
+    if (line.starts_with(kMacTag)) {
+      if (eol + 1 != text.size()) return bad("data after the MAC");
+      auto mac = seal::from_hex(line.substr(kMacTag.size()));
+      if (!mac || mac->size() != 32) return bad("malformed MAC");
+      out.authenticated_size = pos;
+      out.mac = std::move(*mac);
+      break;
+    }
+    CV_CHECK(parse_gen(line, out.manifest, bad));
+    pos = eol + 1;
+  }
+  if (out.mac.empty()) return bad("no MAC line");
+  for (const auto& e : out.manifest.entries)
+    if (!nicknames.insert(e.nickname).second) return bad("a nickname appears twice");
+  return out;
+}
+
+Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
+                    const SecureBytes& mac_key, const std::filesystem::path& source) {
+  Bytes expected = seal::mac(mac_key, bytes.first(parsed.authenticated_size));
+  if (!seal::mac_equal(expected, parsed.mac))
+    return fail(Code::kTampered, "vault " + source.parent_path().string() +
+                                     " failed authentication: its manifest was changed outside "
+                                     "certvault; restore the vault directory from a backup");
+  return {};
+}
+
+Bytes wrap_ad(std::string_view vault_id, std::string_view which) {
+  std::string ad = "certvault/vault-key/v1";
+  ad += '\0';
+  ad += vault_id;
+  ad += '\0';
+  ad += which;
+  return Bytes(ad.begin(), ad.end());
+}
+
+}  // namespace certvault::manifest

@@ -1,0 +1,71 @@
+// The format layer for the manifest: the one file whose atomic replacement commits a
+// change. It names every object file by content hash and is authenticated with a MAC
+// under a key derived from the vault key. See docs/vault-format.md.
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "secure.h"
+#include "types.h"
+
+namespace certvault::manifest {
+
+using Bytes = std::vector<uint8_t>;
+constexpr int kFormat = 1;
+
+struct GenRecord {
+  Generation info;
+  std::string object;  // content hash of its key object file
+};
+
+struct EntryRecord {
+  std::string id;
+  std::string nickname;
+  std::vector<GenRecord> gens;
+};
+
+struct CaRecord {
+  CaInfo info;
+  std::string object;
+};
+
+struct Header {
+  std::string vault_id;
+  std::string label;
+  uint64_t counter = 0;  // +1 per commit
+  Time created_at = 0;
+  KdfParams kdf;
+  Bytes pin_salt;
+  Bytes pin_wrap;  // vault key sealed under Argon2id(PIN)
+  Bytes recovery_salt;
+  Bytes recovery_wrap;  // vault key sealed under the recovery key
+  Policy policy;
+};
+
+struct Manifest {
+  Header header;
+  std::vector<CaRecord> cas;
+  std::vector<EntryRecord> entries;
+};
+
+// The manifest bytes, ending with the MAC line computed with `mac_key`.
+Bytes serialize(const Manifest& m, const SecureBytes& mac_key);
+
+struct Parsed {
+  Manifest manifest;
+  size_t authenticated_size = 0;  // bytes covered by the MAC
+  Bytes mac;
+};
+// Structural parse only; `verify` checks the MAC once the vault key is known.
+Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path& source);
+Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
+                    const SecureBytes& mac_key, const std::filesystem::path& source);
+
+// Associated data for the vault key wrapped under the PIN or the recovery key.
+Bytes wrap_ad(std::string_view vault_id, std::string_view which);
+
+}  // namespace certvault::manifest

@@ -1,0 +1,87 @@
+#include "ossl.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+
+#include <mutex>
+
+namespace certvault::ossl {
+
+OSSL_LIB_CTX* libctx() {
+  static OSSL_LIB_CTX* ctx = [] {
+    OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
+    if (c && !OSSL_PROVIDER_load(c, "default")) {
+      OSSL_LIB_CTX_free(c);
+      c = nullptr;
+    }
+    return c;
+  }();
+  return ctx;
+}
+
+std::string last_error() {
+  unsigned long e = ERR_get_error();
+  std::string out;
+  if (e) {
+    const char* reason = ERR_reason_error_string(e);
+    out = reason ? reason : "error " + std::to_string(ERR_GET_REASON(e));
+  } else {
+    out = "unknown error";
+  }
+  ERR_clear_error();
+  return out;
+}
+
+std::unexpected<Error> crypto_fail(std::string_view what) {
+  return fail(Code::kCrypto, std::string(what) + ": " + last_error());
+}
+
+Bytes cert_der(X509* cert) {
+  int n = i2d_X509(cert, nullptr);
+  if (n <= 0) return {};
+  Bytes out(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  i2d_X509(cert, &p);
+  return out;
+}
+
+Result<Cert> cert_from_der(std::span<const uint8_t> der) {
+  Cert cert(X509_new_ex(libctx(), nullptr));
+  const unsigned char* p = der.data();
+  X509* raw = cert.get();
+  if (!cert || !d2i_X509(&raw, &p, static_cast<long>(der.size())) || p != der.data() + der.size()) {
+    ERR_clear_error();
+    return fail(Code::kInvalidInput, "not a DER X.509 certificate");
+  }
+  return cert;
+}
+
+std::string cert_pem(X509* cert) {
+  Bio bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(bio.get(), cert);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+Bytes spki_der(EVP_PKEY* pkey) {
+  int n = i2d_PUBKEY(pkey, nullptr);
+  if (n <= 0) return {};
+  Bytes out(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  i2d_PUBKEY(pkey, &p);
+  return out;
+}
+
+Result<Pkey> public_from_spki(std::span<const uint8_t> der) {
+  const unsigned char* p = der.data();
+  Pkey key(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(der.size()), libctx(), nullptr));
+  if (!key) {
+    ERR_clear_error();
+    return fail(Code::kTampered, "stored public key is not a valid SubjectPublicKeyInfo");
+  }
+  return key;
+}
+
+}  // namespace certvault::ossl

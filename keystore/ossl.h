@@ -1,0 +1,61 @@
+// OpenSSL objects in RAII holders, the keystore's own library context, and error text.
+#pragma once
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error.h"
+
+namespace certvault::ossl {
+
+template <typename T, void (*F)(T*)>
+struct Deleter {
+  void operator()(T* p) const { F(p); }
+};
+template <typename T, void (*F)(T*)>
+using Ptr = std::unique_ptr<T, Deleter<T, F>>;
+
+using Pkey = Ptr<EVP_PKEY, EVP_PKEY_free>;
+using PkeyCtx = Ptr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using MdCtx = Ptr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using Md = Ptr<EVP_MD, EVP_MD_free>;
+using Cert = Ptr<X509, X509_free>;
+using Req = Ptr<X509_REQ, X509_REQ_free>;
+using Name = Ptr<X509_NAME, X509_NAME_free>;
+using Ext = Ptr<X509_EXTENSION, X509_EXTENSION_free>;
+using Bio = Ptr<BIO, BIO_free_all>;
+using Bn = Ptr<BIGNUM, BN_free>;
+using P12 = Ptr<PKCS12, PKCS12_free>;
+inline void free_cert_stack(STACK_OF(X509) * s) {
+  sk_X509_pop_free(s, X509_free);
+}
+using CertStack = Ptr<STACK_OF(X509), free_cert_stack>;
+
+using Bytes = std::vector<uint8_t>;
+
+// A private library context with the default provider, so the keystore behaves the same
+// inside programs that load other providers (certvault's own included).
+OSSL_LIB_CTX* libctx();
+
+// The oldest queued OpenSSL reason, for an error sentence; clears the queue.
+std::string last_error();
+// Fails with kCrypto and "<what>: <openssl reason>".
+std::unexpected<Error> crypto_fail(std::string_view what);
+
+Bytes cert_der(X509* cert);
+Result<Cert> cert_from_der(std::span<const uint8_t> der);
+std::string cert_pem(X509* cert);
+Bytes spki_der(EVP_PKEY* pkey);
+Result<Pkey> public_from_spki(std::span<const uint8_t> der);
+
+}  // namespace certvault::ossl

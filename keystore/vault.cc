@@ -1,0 +1,528 @@
+// The vault core: opening, loading and indexing, unlocking, reading, and transactions.
+#include "vault.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <unordered_set>
+
+#include "keys.h"
+#include "pin_state.h"
+#include "seal.h"
+#include "vault_impl.h"
+
+namespace certvault {
+
+std::string new_id(size_t bytes) {
+  return seal::to_hex(seal::random_bytes(bytes));
+}
+
+Entry to_entry(const manifest::EntryRecord& r) {
+  Entry e{r.id, r.nickname, {}};
+  e.generations.reserve(r.gens.size());
+  for (const auto& g : r.gens) e.generations.push_back(g.info);
+  return e;
+}
+
+fs::path default_vault_dir() {
+  if (const char* v = std::getenv("CERTVAULT_VAULT"); v && *v) return v;
+  fs::path base;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) {
+    base = x;
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    base = fs::path(h) / ".local" / "share";
+  } else {
+    base = ".";
+  }
+  return base / "certvault" / "default";
+}
+
+// --- loading -------------------------------------------------------------------------
+
+Result<void> Vault::Impl::load() const {
+  CV_TRY(bytes, raw::read_file(manifest_path()));
+  raw::Stamp s = raw::stamp(manifest_path());
+  CV_TRY(parsed, manifest::parse(bytes, manifest_path()));
+  if (unlocked()) CV_CHECK(manifest::verify(bytes, parsed, mac_key, manifest_path()));
+  if (!m.header.vault_id.empty() && parsed.manifest.header.vault_id != m.header.vault_id)
+    return fail(Code::kTampered, where() + " was replaced by another vault; open it again");
+  m = std::move(parsed.manifest);
+  stamp = s;
+  reindex();
+  return {};
+}
+
+Result<void> Vault::Impl::refresh() const {
+  if (raw::stamp(manifest_path()) == stamp) return {};
+  return load();
+}
+
+void Vault::Impl::reindex() const {
+  by_nickname.clear();
+  by_key_id.clear();
+  by_fingerprint.clear();
+  by_nickname.reserve(m.entries.size());
+  by_key_id.reserve(m.entries.size());
+  by_fingerprint.reserve(m.entries.size());
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const auto& e = m.entries[i];
+    by_nickname.emplace(e.nickname, i);
+    for (const auto& g : e.gens) {
+      by_key_id.insert_or_assign(g.info.key_id, i);
+      if (!g.info.fingerprint.empty()) by_fingerprint.insert_or_assign(g.info.fingerprint, i);
+    }
+  }
+}
+
+void Vault::Impl::set_vault_key(SecureBytes key) {
+  seal_key = seal::subkey(key, seal::Purpose::kSealKeys);
+  mac_key = seal::subkey(key, seal::Purpose::kAuthenticate);
+  vault_key = std::move(key);
+}
+
+Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash) const {
+  auto path = objects_dir() / hash;
+  auto bytes = raw::read_file(path);
+  if (!bytes) {
+    if (bytes.error().code != Code::kNotFound) return std::unexpected(bytes.error());
+    return fail(Code::kTampered, where() + " is missing its file objects/" + hash +
+                                     "; restore the vault directory from a backup");
+  }
+  auto damaged = [&] {
+    return fail(Code::kTampered, where() + " failed authentication: objects/" + hash +
+                                     " was changed outside certvault; restore the vault "
+                                     "directory from a backup");
+  };
+  if (seal::to_hex(seal::content_hash(*bytes)) != hash) return damaged();
+  auto o = key_object::decode(*bytes);
+  if (!o || o->vault_id != m.header.vault_id) return damaged();
+  return o;
+}
+
+Result<ossl::Pkey> Vault::Impl::open_key(const key_object::KeyObject& o) const {
+  auto der = seal::open(seal_key, o.sealed_key, key_object::seal_ad(o));
+  if (!der)
+    return fail(Code::kTampered, where() +
+                                     " failed authentication: a sealed key does not "
+                                     "belong where it is stored; restore from a backup");
+  auto key = keys::from_private_der(*der);
+  if (!key) return fail(Code::kTampered, where() + ": " + key.error().message);
+  return key;
+}
+
+Result<void> Vault::Impl::verify_objects() const {
+  auto check = [&](const std::string& hash, const std::string& owner,
+                   uint32_t generation) -> Result<void> {
+    CV_CHECK(raw::check_private(objects_dir() / hash));
+    CV_TRY(o, object(hash));
+    if (o.owner != owner || o.generation != generation)
+      return fail(Code::kTampered, where() + " failed authentication: objects/" + hash +
+                                       " belongs elsewhere; restore from a backup");
+    return {};
+  };
+  for (const auto& c : m.cas) CV_CHECK(check(c.object, "ca:" + c.info.id, 0));
+  for (const auto& e : m.entries)
+    for (const auto& g : e.gens) CV_CHECK(check(g.object, e.id, g.info.number));
+  return {};
+}
+
+Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
+  if (unlocked()) return {};
+  return fail(Code::kLocked,
+              "to " + std::string(action) + ", " + where() + " must be unlocked with its PIN");
+}
+
+const manifest::EntryRecord* Vault::Impl::entry(std::string_view nickname) const {
+  auto it = by_nickname.find(std::string(nickname));
+  return it == by_nickname.end() ? nullptr : &m.entries[it->second];
+}
+
+Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vault::Impl::resolve(
+    std::string_view nickname, std::optional<uint32_t> number) const {
+  const auto* e = entry(nickname);
+  if (!e)
+    return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + where() +
+                                     "; `certvault list` shows the nicknames");
+  for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it) {
+    if (number ? it->info.number == *number : it->info.status == Status::kActive)
+      return std::pair{e, &*it};
+  }
+  if (number)
+    return fail(Code::kNotFound, "'" + e->nickname + "' has no generation " +
+                                     std::to_string(*number) + "; `certvault show " + e->nickname +
+                                     "` lists them");
+  const auto& newest = e->gens.back().info;
+  if (newest.status == Status::kPending)
+    return fail(Code::kRefused, "'" + e->nickname +
+                                    "' waits for its certificate; run "
+                                    "`certvault attach " +
+                                    e->nickname + " CERT.pem`");
+  return fail(Code::kRefused, "'" + e->nickname + "' is disabled; run `certvault enable " +
+                                  e->nickname + "` to use it again");
+}
+
+const manifest::CaRecord* Vault::Impl::active_ca() const {
+  for (const auto& c : m.cas)
+    if (c.info.active) return &c;
+  return nullptr;
+}
+
+// --- transactions --------------------------------------------------------------------
+
+Vault::Impl::Txn::~Txn() {
+  if (committed_) return;
+  for (const auto& h : written_) ::unlink((impl_.objects_dir() / h).c_str());
+}
+
+Result<std::string> Vault::Impl::Txn::put(const key_object::KeyObject& o) {
+  auto bytes = key_object::encode(o);
+  std::string hash = seal::to_hex(seal::content_hash(bytes));
+  auto r = raw::write_new(impl_.objects_dir() / hash, bytes);
+  if (!r && r.error().code != Code::kExists) return std::unexpected(r.error());
+  if (r) written_.push_back(hash);
+  return hash;
+}
+
+Result<std::string> Vault::Impl::Txn::seal(key_object::KeyObject& o, EVP_PKEY* key) {
+  CV_TRY(der, keys::private_der(key));
+  o.sealed_key = seal::seal(impl_.seal_key, der.span(), key_object::seal_ad(o));
+  return put(o);
+}
+
+Result<void> Vault::Impl::transact(
+    const std::function<Result<void>(manifest::Manifest&, Txn&)>& change) {
+  if (!unlocked()) return require_unlocked("change it");
+  CV_TRY(lock, raw::WriterLock::acquire(dir));
+  CV_CHECK(refresh());
+  collect_garbage();
+  manifest::Manifest next = m;
+  Txn txn(*this);
+  CV_CHECK(change(next, txn));
+  next.header.counter = m.header.counter + 1;
+  if (!txn.written_.empty()) CV_CHECK(raw::fsync_dir(objects_dir()));
+  CV_CHECK(raw::write_atomic(manifest_path(), manifest::serialize(next, mac_key)));
+  txn.committed_ = true;
+  m = std::move(next);
+  stamp = raw::stamp(manifest_path());  // still under the lock: nobody else committed
+  reindex();
+  for (const auto& h : txn.dropped_) ::unlink((objects_dir() / h).c_str());
+  return {};
+}
+
+// Removes object files that no manifest names: leftovers of a writer that died between
+// writing an object and committing. Runs under the writer lock.
+void Vault::Impl::collect_garbage() const {
+  std::unordered_set<std::string> live;
+  live.reserve(m.entries.size() * 2 + m.cas.size());
+  for (const auto& c : m.cas) live.insert(c.object);
+  for (const auto& e : m.entries)
+    for (const auto& g : e.gens) live.insert(g.object);
+  DIR* d = ::opendir(objects_dir().c_str());
+  if (!d) return;
+  while (dirent* de = ::readdir(d)) {
+    std::string_view name(de->d_name);
+    if (name == "." || name == "..") continue;
+    if (!live.contains(std::string(name))) ::unlinkat(::dirfd(d), de->d_name, 0);
+  }
+  ::closedir(d);
+}
+
+// --- Vault: life cycle -------------------------------------------------------------------
+
+Vault::Vault(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Vault::Vault(Vault&&) noexcept = default;
+Vault& Vault::operator=(Vault&&) noexcept = default;
+Vault::~Vault() = default;
+
+Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
+                                                  const InitOptions& options) {
+  if (!sodium_ready()) return fail(Code::kCrypto, "libsodium failed to initialise");
+  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+  if (options.label.empty() || options.label.size() > 32)
+    return fail(Code::kInvalidInput, "label '" + options.label +
+                                         "' must be 1-32 characters (it becomes the PKCS#11 "
+                                         "token label)");
+  for (unsigned char c : options.label)
+    if (c < 0x20 || c == 0x7f)
+      return fail(Code::kInvalidInput, "label contains a control character; choose another");
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec))
+      return fail(Code::kExists, dir.string() +
+                                     " exists and is not a directory; choose "
+                                     "another place for the vault");
+    if (!fs::is_empty(dir, ec))
+      return fail(Code::kExists, dir.string() +
+                                     " is not empty; a vault needs an empty or new "
+                                     "directory (is there a vault already?)");
+    // An empty directory the user made for the vault is tightened rather than refused.
+    if (auto ok = raw::check_private(dir); !ok && ok.error().code == Code::kBadPermissions)
+      ::chmod(dir.c_str(), 0700);
+    CV_CHECK(raw::check_private(dir));
+  } else {
+    CV_CHECK(raw::make_private_dir(dir));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  manifest::Header& h = impl->m.header;
+  h.vault_id = new_id();
+  h.label = options.label;
+  h.counter = 1;
+  h.created_at = now();
+  h.kdf = options.kdf;
+  h.pin_salt = seal::random_bytes(seal::kSaltBytes);
+  h.recovery_salt = seal::random_bytes(seal::kSaltBytes);
+  SecureBytes vault_key = SecureBytes::random(seal::kKeyBytes);
+  CV_TRY(pin_key, seal::pin_key(pin, h.pin_salt, h.kdf));
+  h.pin_wrap = seal::seal(pin_key, vault_key.span(), manifest::wrap_ad(h.vault_id, "pin"));
+  SecureBytes recovery = seal::new_recovery_secret();
+  CV_TRY(recovery_raw, seal::parse_recovery_secret(recovery));
+  h.recovery_wrap = seal::seal(seal::recovery_key(recovery_raw, h.recovery_salt), vault_key.span(),
+                               manifest::wrap_ad(h.vault_id, "recovery"));
+  impl->set_vault_key(std::move(vault_key));
+
+  if (::mkdir(impl->objects_dir().c_str(), 0700) != 0)
+    return fail(Code::kIo,
+                "cannot create " + impl->objects_dir().string() + ": " + raw::errno_text(errno));
+  CV_CHECK(pin_state::write(impl->pin_state_path(), h.vault_id, 0));
+  // The manifest comes last: its presence is what makes the directory a vault.
+  CV_CHECK(raw::write_atomic(impl->manifest_path(), manifest::serialize(impl->m, impl->mac_key)));
+  impl->stamp = raw::stamp(impl->manifest_path());
+  return std::pair{Vault(std::move(impl)), std::move(recovery)};
+}
+
+Result<Vault> Vault::open(const fs::path& dir) {
+  if (!sodium_ready()) return fail(Code::kCrypto, "libsodium failed to initialise");
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  std::error_code ec;
+  if (!fs::exists(impl->manifest_path(), ec))
+    return fail(Code::kNotFound, "no vault at " + dir.string() +
+                                     "; create one with `certvault init` or pass --vault DIR");
+  for (const fs::path& p :
+       {dir, impl->manifest_path(), impl->objects_dir(), impl->pin_state_path()})
+    CV_CHECK(raw::check_private(p));
+  CV_CHECK(impl->load());
+  return Vault(std::move(impl));
+}
+
+const fs::path& Vault::dir() const {
+  return impl_->dir;
+}
+std::string Vault::label() const {
+  (void)impl_->refresh();
+  return impl_->m.header.label;
+}
+std::string Vault::id() const {
+  return impl_->m.header.vault_id;
+}
+KdfParams Vault::kdf() const {
+  return impl_->m.header.kdf;
+}
+Result<void> Vault::refresh() const {
+  return impl_->refresh();
+}
+
+// --- PIN -------------------------------------------------------------------------------
+
+int Vault::pin_failures() const {
+  auto n = pin_state::read(impl_->pin_state_path(), impl_->m.header.vault_id);
+  return n ? std::min(*n, kMaxPinFailures) : kMaxPinFailures;
+}
+
+bool Vault::unlocked() const {
+  return impl_->unlocked();
+}
+
+void Vault::lock() {
+  impl_->vault_key.clear();
+  impl_->seal_key.clear();
+  impl_->mac_key.clear();
+}
+
+Result<void> Vault::unlock(const SecureBytes& pin) {
+  Impl& v = *impl_;
+  CV_CHECK(v.refresh());
+  auto locked_out = [&] {
+    return fail(Code::kPinLocked, v.where() + " is locked after " +
+                                      std::to_string(kMaxPinFailures) +
+                                      " wrong PINs; run `certvault unlock-reset` with the "
+                                      "recovery secret");
+  };
+  CV_TRY(failures, pin_state::read(v.pin_state_path(), v.m.header.vault_id));
+  if (failures >= kMaxPinFailures) return locked_out();
+  // Argon2id runs outside the writer lock so that many programs can unlock at once; the
+  // counter is re-read under the lock, so a PIN is never accepted after a lockout.
+  const manifest::Header h = v.m.header;
+  CV_TRY(pin_key, seal::pin_key(pin, h.pin_salt, h.kdf));
+  auto key = seal::open(pin_key, h.pin_wrap, manifest::wrap_ad(h.vault_id, "pin"));
+  CV_TRY(guard, raw::WriterLock::acquire(v.dir));
+  CV_TRY(now_failures, pin_state::read(v.pin_state_path(), h.vault_id));
+  if (now_failures >= kMaxPinFailures) return locked_out();
+  if (!key) {
+    CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, now_failures + 1));
+    int left = kMaxPinFailures - now_failures - 1;
+    if (left == 0) return locked_out();
+    return fail(Code::kWrongPin, "wrong PIN for " + v.where() + "; " + std::to_string(left) +
+                                     (left == 1 ? " attempt" : " attempts") +
+                                     " left before it locks");
+  }
+  if (now_failures) CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, 0));
+  v.set_vault_key(std::move(*key));
+  // Everything is authenticated from here on: the manifest by its MAC, each object by
+  // the hash the manifest gives it.
+  auto verified = v.load();
+  if (verified) verified = v.verify_objects();
+  if (!verified) lock();
+  return verified;
+}
+
+Result<void> Vault::change_pin(const SecureBytes& new_pin) {
+  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("change the PIN"));
+  auto salt = seal::random_bytes(seal::kSaltBytes);
+  CV_TRY(pin_key, seal::pin_key(new_pin, salt, v.m.header.kdf));
+  return v.transact([&](manifest::Manifest& m, Impl::Txn&) -> Result<void> {
+    m.header.pin_salt = salt;
+    m.header.pin_wrap =
+        seal::seal(pin_key, v.vault_key.span(), manifest::wrap_ad(m.header.vault_id, "pin"));
+    return {};
+  });
+}
+
+Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin) {
+  Impl& v = *impl_;
+  CV_CHECK(v.refresh());
+  if (new_pin && new_pin->empty())
+    return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_TRY(raw_secret, seal::parse_recovery_secret(recovery));
+  const manifest::Header& h = v.m.header;
+  auto key = seal::open(seal::recovery_key(raw_secret, h.recovery_salt), h.recovery_wrap,
+                        manifest::wrap_ad(h.vault_id, "recovery"));
+  if (!key)
+    return fail(Code::kWrongPin, "the recovery secret does not open " + v.where() +
+                                     "; check it against the one `certvault init` printed");
+  v.set_vault_key(std::move(*key));
+  auto verified = v.load();
+  if (verified) verified = v.verify_objects();
+  if (!verified) {
+    lock();
+    return verified;
+  }
+  {
+    CV_TRY(wlock, raw::WriterLock::acquire(v.dir));
+    CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, 0));
+  }
+  if (new_pin) return change_pin(*new_pin);
+  return {};
+}
+
+// --- reading -----------------------------------------------------------------------------
+
+std::vector<Entry> Vault::entries() const {
+  (void)impl_->refresh();
+  std::vector<Entry> out;
+  out.reserve(impl_->m.entries.size());
+  for (const auto& e : impl_->m.entries) out.push_back(to_entry(e));
+  return out;
+}
+
+std::optional<Entry> Vault::find(std::string_view nickname) const {
+  (void)impl_->refresh();
+  const auto* e = impl_->entry(nickname);
+  if (!e) return std::nullopt;
+  return to_entry(*e);
+}
+
+std::optional<Entry> Vault::find_by_key_id(std::string_view key_id) const {
+  (void)impl_->refresh();
+  auto it = impl_->by_key_id.find(std::string(key_id));
+  if (it == impl_->by_key_id.end()) return std::nullopt;
+  return to_entry(impl_->m.entries[it->second]);
+}
+
+std::optional<Entry> Vault::find_by_fingerprint(std::string_view fp) const {
+  (void)impl_->refresh();
+  auto it = impl_->by_fingerprint.find(std::string(fp));
+  if (it == impl_->by_fingerprint.end()) return std::nullopt;
+  return to_entry(impl_->m.entries[it->second]);
+}
+
+Policy Vault::policy() const {
+  (void)impl_->refresh();
+  return impl_->m.header.policy;
+}
+
+std::vector<CaInfo> Vault::cas() const {
+  (void)impl_->refresh();
+  std::vector<CaInfo> out;
+  for (const auto& c : impl_->m.cas)
+    if (c.info.active)
+      out.insert(out.begin(), c.info);
+    else
+      out.push_back(c.info);
+  return out;
+}
+
+std::optional<CaInfo> Vault::active_ca() const {
+  (void)impl_->refresh();
+  const auto* c = impl_->active_ca();
+  if (!c) return std::nullopt;
+  return c->info;
+}
+
+Result<std::vector<uint8_t>> Vault::certificate_der(std::string_view nickname,
+                                                    std::optional<uint32_t> generation) const {
+  CV_CHECK(impl_->refresh());
+  CV_TRY(found, impl_->resolve(nickname, generation));
+  CV_TRY(o, impl_->object(found.second->object));
+  if (o.certificate.empty())
+    return fail(Code::kRefused, "'" + found.first->nickname +
+                                    "' waits for its certificate; "
+                                    "run `certvault attach " +
+                                    found.first->nickname + " CERT.pem`");
+  return o.certificate;
+}
+
+Result<std::vector<std::vector<uint8_t>>> Vault::chain_der(
+    std::string_view nickname, std::optional<uint32_t> generation) const {
+  CV_CHECK(impl_->refresh());
+  CV_TRY(found, impl_->resolve(nickname, generation));
+  CV_TRY(o, impl_->object(found.second->object));
+  return o.chain;
+}
+
+Result<std::vector<uint8_t>> Vault::public_key_der(std::string_view nickname,
+                                                   std::optional<uint32_t> generation) const {
+  CV_CHECK(impl_->refresh());
+  CV_TRY(found, impl_->resolve(nickname, generation));
+  CV_TRY(o, impl_->object(found.second->object));
+  return o.public_key;
+}
+
+Result<std::vector<uint8_t>> Vault::ca_certificate_der() const {
+  CV_CHECK(impl_->refresh());
+  const auto* ca = impl_->active_ca();
+  if (!ca)
+    return fail(Code::kNotFound, impl_->where() +
+                                     " has no CA; create one with `certvault ca "
+                                     "create --end-date DATE`");
+  CV_TRY(o, impl_->object(ca->object));
+  return o.certificate;
+}
+
+Result<PrivateKey> Vault::private_key(std::string_view nickname,
+                                      std::optional<uint32_t> generation) const {
+  CV_CHECK(impl_->require_unlocked("use a private key"));
+  CV_CHECK(impl_->refresh());
+  CV_TRY(found, impl_->resolve(nickname, generation));
+  CV_TRY(o, impl_->object(found.second->object));
+  CV_TRY(key, impl_->open_key(o));
+  return PrivateKey(key.release());
+}
+
+}  // namespace certvault

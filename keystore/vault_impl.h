@@ -1,0 +1,86 @@
+// Shared by the files that implement Vault: the loaded state, its index, and the
+// transaction that commits a change. Not part of the public API.
+#pragma once
+
+#include <functional>
+#include <unordered_map>
+
+#include "key_object.h"
+#include "manifest.h"
+#include "ossl.h"
+#include "raw_io.h"
+#include "vault.h"
+
+namespace certvault {
+
+namespace fs = std::filesystem;
+
+struct Vault::Impl {
+  fs::path dir;
+  mutable manifest::Manifest m;
+  mutable raw::Stamp stamp;
+  // nickname -> entry; key id and certificate fingerprint -> entry (any generation).
+  mutable std::unordered_map<std::string, size_t> by_nickname, by_key_id, by_fingerprint;
+  SecureBytes vault_key, seal_key, mac_key;  // empty while locked
+
+  fs::path manifest_path() const { return dir / "manifest"; }
+  fs::path objects_dir() const { return dir / "objects"; }
+  fs::path pin_state_path() const { return dir / "pin-state"; }
+  bool unlocked() const { return !vault_key.empty(); }
+  std::string where() const { return "vault " + dir.string(); }
+
+  Result<void> load() const;
+  Result<void> refresh() const;
+  void reindex() const;
+  void set_vault_key(SecureBytes key);
+  Result<void> verify_objects() const;
+
+  Result<key_object::KeyObject> object(const std::string& hash) const;
+  Result<ossl::Pkey> open_key(const key_object::KeyObject& o) const;
+  Result<void> require_unlocked(std::string_view action) const;
+
+  const manifest::EntryRecord* entry(std::string_view nickname) const;
+  // The generation `number`, or the current (newest active) one.
+  Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> resolve(
+      std::string_view nickname, std::optional<uint32_t> number) const;
+  const manifest::CaRecord* active_ca() const;
+
+  // One commit: under the writer lock, on the newest manifest; objects written by a failed
+  // change are removed, so bad input leaves the vault as it was.
+  class Txn {
+   public:
+    explicit Txn(const Impl& impl) : impl_(impl) {}
+    ~Txn();
+    Result<std::string> put(const key_object::KeyObject& o);
+    void drop(const std::string& hash) { dropped_.push_back(hash); }
+    Result<std::string> seal(key_object::KeyObject& o, EVP_PKEY* key);
+    const Impl& impl() const { return impl_; }
+
+   private:
+    friend struct Impl;
+    const Impl& impl_;
+    std::vector<std::string> written_, dropped_;
+    bool committed_ = false;
+  };
+  Result<void> transact(const std::function<Result<void>(manifest::Manifest&, Txn&)>& change);
+  void collect_garbage() const;
+};
+
+// --- issuing helpers (issue.cc) ---
+// Seals `key` with its certificate (nullptr while pending) into a new object and returns
+// the record of generation `number` of entry `entry_id`.
+Result<manifest::GenRecord> new_generation(Vault::Impl::Txn& txn, const std::string& entry_id,
+                                           uint32_t number, EVP_PKEY* key, X509* cert,
+                                           const std::vector<ossl::Bytes>& chain, Hash hash,
+                                           IssuerKind issuer);
+// The end-date rules of DESIGN.md: future, within the CA, within the policy.
+Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const Policy& policy);
+// Marks every active generation of `e` superseded.
+void supersede(manifest::EntryRecord& e);
+manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickname);
+
+// A fresh random hex identifier of `bytes` bytes.
+std::string new_id(size_t bytes = 16);
+Entry to_entry(const manifest::EntryRecord& r);
+
+}  // namespace certvault
