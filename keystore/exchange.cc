@@ -30,6 +30,7 @@ Result<Entry> import_identity(Vault::Impl& v, std::string_view nickname, EVP_PKE
     if (const auto* e = v.entry(nickname))
       return fail(Code::kExists, "'" + e->nickname + "' is already in " + v.where() +
                                      "; choose another nickname with --nickname");
+    v.index_ids();
     if (auto it = v.by_key_id.find(key_id); it != v.by_key_id.end())
       return fail(Code::kExists, "this key is already in " + v.where() + " as '" +
                                      v.m.entries[it->second].nickname + "'; nothing imported");
@@ -119,8 +120,9 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
   auto committed = v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     auto* e = find_entry(m, req.nickname);
     manifest::GenRecord* g = nullptr;
-    for (auto& r : e ? e->gens : std::vector<manifest::GenRecord>{})
-      if (r.info.number == number) g = &r;
+    if (e)
+      for (auto& r : e->gens)
+        if (r.info.number == number) g = &r;
     if (!e || !g || g->info.status != Status::kActive)
       return fail(Code::kRefused, "'" + nick + "' changed meanwhile; run the export again");
     CV_CHECK(allowed(g->info));

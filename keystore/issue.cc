@@ -2,6 +2,8 @@
 // external CA.
 #include <openssl/x509v3.h>
 
+#include <unordered_set>
+
 #include "certificate.h"
 #include "keys.h"
 #include "seal.h"
@@ -232,33 +234,66 @@ Result<CaInfo> Vault::import_ca(std::string_view cert_pem, std::string_view key_
 // --- client certificates -----------------------------------------------------------------
 
 Result<Entry> Vault::create(const IssueRequest& req) {
+  CV_TRY(created, create_many(std::span(&req, 1)));
+  return std::move(created.front());
+}
+
+Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requests) {
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("create a certificate"));
-  CV_CHECK(check_nickname(req.nickname));
   CV_CHECK(v.refresh());
   const Policy policy = v.m.header.policy;
-  KeyType kt = req.key_type.value_or(policy.default_key_type);
-  CV_TRY(hash, pick_hash(kt, req.hash, policy));
-  CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
-  auto precheck = [&]() -> Result<void> {
+  struct Planned {
+    const IssueRequest* req;
+    Hash hash;
+    ossl::Name subject;
+    ossl::Pkey key;
+  };
+  std::vector<Planned> plan;
+  std::unordered_set<std::string_view> names;
+  auto precheck = [&](const IssueRequest& req) -> Result<void> {
     CV_CHECK(nickname_free(v, req.nickname));
     if (!req.self_signed && !v.active_ca()) CV_CHECK(issuer_for(v, false));
     return check_end_date(req.not_after, req.self_signed ? nullptr : v.active_ca(),
                           v.m.header.policy);
   };
-  CV_CHECK(precheck());  // fail fast, before a possibly slow key generation
-  CV_TRY(key, keys::generate(kt));
+  // Every request is checked before any (possibly slow) key generation.
+  for (const IssueRequest& req : requests) {
+    CV_CHECK(check_nickname(req.nickname));
+    if (!names.insert(req.nickname).second)
+      return fail(Code::kExists, "nickname '" + req.nickname + "' is given twice");
+    KeyType kt = req.key_type.value_or(policy.default_key_type);
+    CV_TRY(hash, pick_hash(kt, req.hash, policy));
+    CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
+    CV_CHECK(precheck(req));
+    plan.push_back({&req, hash, std::move(subject), nullptr});
+  }
+  for (Planned& p : plan) {
+    CV_TRY(key, keys::generate(p.req->key_type.value_or(policy.default_key_type)));
+    p.key = std::move(key);
+  }
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
-    CV_CHECK(precheck());
-    CV_TRY(issuer, issuer_for(v, req.self_signed));
-    CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, req.not_after, hash));
-    std::string id = new_id();
-    CV_TRY(rec, new_generation(txn, id, 1, key.get(), cert.get(), chain_of(issuer), hash,
-                               req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
-    m.entries.push_back(manifest::EntryRecord{id, req.nickname, {std::move(rec)}});
+    std::optional<Signer> ca;
+    for (Planned& p : plan) {
+      const IssueRequest& req = *p.req;
+      CV_CHECK(precheck(req));
+      if (!req.self_signed && !ca) {
+        CV_TRY(signer, issuer_for(v, false));
+        ca = std::move(signer);
+      }
+      std::optional<Signer> none;
+      std::optional<Signer>& issuer = req.self_signed ? none : ca;
+      CV_TRY(cert, issue_client(p.key.get(), p.subject.get(), issuer, req.not_after, p.hash));
+      std::string id = new_id();
+      CV_TRY(rec, new_generation(txn, id, 1, p.key.get(), cert.get(), chain_of(issuer), p.hash,
+                                 req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
+      m.entries.push_back(manifest::EntryRecord{id, req.nickname, {std::move(rec)}});
+    }
     return {};
   }));
-  return to_entry(*v.entry(req.nickname));
+  std::vector<Entry> out;
+  for (const Planned& p : plan) out.push_back(to_entry(*v.entry(p.req->nickname)));
+  return out;
 }
 
 Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_after) {

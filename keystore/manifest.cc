@@ -2,6 +2,7 @@
 
 #include <json/json.h>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 #include <unordered_set>
@@ -21,6 +22,11 @@ void put_text(std::string& out, std::string_view s) {
     out += '-';
     return;
   }
+  auto special = [](char c) { return c == '%' || c == '\t' || c == '\n' || c == '\r'; };
+  if (s != "-" && std::none_of(s.begin(), s.end(), special)) {
+    out += s;  // the common case: nothing to escape
+    return;
+  }
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char c : s) {
     if (c == '%' || c == '\t' || c == '\n' || c == '\r' || (s == "-" && c == '-')) {
@@ -35,6 +41,7 @@ void put_text(std::string& out, std::string_view s) {
 
 std::optional<std::string> get_text(std::string_view s) {
   if (s == "-") return std::string();
+  if (s.find('%') == std::string_view::npos) return std::string(s);
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
@@ -109,7 +116,11 @@ std::string header_json(const Manifest& m) {
 
 void put_gen(std::string& out, const EntryRecord& e, const GenRecord& r) {
   const Generation& g = r.info;
-  auto num = [&](auto n) { out += std::to_string(n); };
+  auto num = [&](auto n) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, end);
+  };
   out += "g\t";
   out += e.id;
   out += '\t';

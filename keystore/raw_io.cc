@@ -19,7 +19,8 @@ struct Fd {
   }
 };
 
-Result<void> write_all(int fd, std::span<const uint8_t> data, const std::filesystem::path& path) {
+Result<void> write_all(int fd, std::span<const uint8_t> data, const std::filesystem::path& path,
+                       bool sync = true) {
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -27,7 +28,7 @@ Result<void> write_all(int fd, std::span<const uint8_t> data, const std::filesys
     if (n < 0) return fail(Code::kIo, "cannot write " + path.string() + ": " + errno_text(errno));
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0)
+  if (sync && ::fsync(fd) != 0)
     return fail(Code::kIo, "cannot flush " + path.string() + ": " + errno_text(errno));
   return {};
 }
@@ -64,14 +65,32 @@ Result<void> fsync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
-Result<void> write_new(const std::filesystem::path& path, std::span<const uint8_t> data) {
+Result<void> write_new(const std::filesystem::path& path, std::span<const uint8_t> data,
+                       bool sync) {
   Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
   if (f.fd < 0) {
     int err = errno;
     return fail(err == EEXIST ? Code::kExists : Code::kIo,
                 "cannot create " + path.string() + ": " + errno_text(err));
   }
-  return write_all(f.fd, data, path);
+  return write_all(f.fd, data, path, sync);
+}
+
+Result<void> sync_files(const std::filesystem::path& dir,
+                        const std::vector<std::filesystem::path>& paths) {
+  constexpr size_t kOneByOne = 8;  // beyond this, one syncfs beats many fsyncs
+  if (paths.size() > kOneByOne) {
+    Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (d.fd < 0 || ::syncfs(d.fd) != 0)
+      return fail(Code::kIo, "cannot flush " + dir.string() + ": " + errno_text(errno));
+    return {};
+  }
+  for (const auto& p : paths) {
+    Fd f{::open(p.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd < 0 || ::fsync(f.fd) != 0)
+      return fail(Code::kIo, "cannot flush " + p.string() + ": " + errno_text(errno));
+  }
+  return {};
 }
 
 Result<void> write_atomic(const std::filesystem::path& path, std::span<const uint8_t> data) {

@@ -18,8 +18,13 @@ using Bytes = std::vector<uint8_t>;
 Result<Bytes> read_file(const std::filesystem::path& path);
 // Writes `data` to `path` atomically: a new file (0600), fsync, rename, fsync directory.
 Result<void> write_atomic(const std::filesystem::path& path, std::span<const uint8_t> data);
-// Creates `path` (0600) with `data`, failing if it exists; fsyncs the file, not the directory.
-Result<void> write_new(const std::filesystem::path& path, std::span<const uint8_t> data);
+// Creates `path` (0600) with `data`, failing if it exists; fsyncs the file when `sync`, never
+// the directory.
+Result<void> write_new(const std::filesystem::path& path, std::span<const uint8_t> data,
+                       bool sync = true);
+// Flushes the files of `paths` (few) or, for many, the whole file system holding `dir`.
+Result<void> sync_files(const std::filesystem::path& dir,
+                        const std::vector<std::filesystem::path>& paths);
 Result<void> fsync_dir(const std::filesystem::path& dir);
 // mkdir 0700 (parents as needed, themselves left to the umask).
 Result<void> make_private_dir(const std::filesystem::path& dir);

@@ -61,19 +61,24 @@ Result<void> Vault::Impl::refresh() const {
 
 void Vault::Impl::reindex() const {
   by_nickname.clear();
+  by_nickname.reserve(m.entries.size());
+  for (size_t i = 0; i < m.entries.size(); ++i) by_nickname.emplace(m.entries[i].nickname, i);
   by_key_id.clear();
   by_fingerprint.clear();
-  by_nickname.reserve(m.entries.size());
+  ids_indexed = false;
+}
+
+void Vault::Impl::index_ids() const {
+  if (ids_indexed) return;
   by_key_id.reserve(m.entries.size());
   by_fingerprint.reserve(m.entries.size());
   for (size_t i = 0; i < m.entries.size(); ++i) {
-    const auto& e = m.entries[i];
-    by_nickname.emplace(e.nickname, i);
-    for (const auto& g : e.gens) {
+    for (const auto& g : m.entries[i].gens) {
       by_key_id.insert_or_assign(g.info.key_id, i);
       if (!g.info.fingerprint.empty()) by_fingerprint.insert_or_assign(g.info.fingerprint, i);
     }
   }
+  ids_indexed = true;
 }
 
 void Vault::Impl::set_vault_key(SecureBytes key) {
@@ -135,7 +140,7 @@ Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
 }
 
 const manifest::EntryRecord* Vault::Impl::entry(std::string_view nickname) const {
-  auto it = by_nickname.find(std::string(nickname));
+  auto it = by_nickname.find(nickname);
   return it == by_nickname.end() ? nullptr : &m.entries[it->second];
 }
 
@@ -179,7 +184,7 @@ Vault::Impl::Txn::~Txn() {
 Result<std::string> Vault::Impl::Txn::put(const key_object::KeyObject& o) {
   auto bytes = key_object::encode(o);
   std::string hash = seal::to_hex(seal::content_hash(bytes));
-  auto r = raw::write_new(impl_.objects_dir() / hash, bytes);
+  auto r = raw::write_new(impl_.objects_dir() / hash, bytes, /*sync=*/false);
   if (!r && r.error().code != Code::kExists) return std::unexpected(r.error());
   if (r) written_.push_back(hash);
   return hash;
@@ -196,12 +201,16 @@ Result<void> Vault::Impl::transact(
   if (!unlocked()) return require_unlocked("change it");
   CV_TRY(lock, raw::WriterLock::acquire(dir));
   CV_CHECK(refresh());
-  collect_garbage();
   manifest::Manifest next = m;
   Txn txn(*this);
   CV_CHECK(change(next, txn));
   next.header.counter = m.header.counter + 1;
-  if (!txn.written_.empty()) CV_CHECK(raw::fsync_dir(objects_dir()));
+  if (!txn.written_.empty()) {
+    std::vector<fs::path> paths;
+    for (const auto& h : txn.written_) paths.push_back(objects_dir() / h);
+    CV_CHECK(raw::sync_files(objects_dir(), paths));
+    CV_CHECK(raw::fsync_dir(objects_dir()));
+  }
   CV_CHECK(raw::write_atomic(manifest_path(), manifest::serialize(next, mac_key)));
   txn.committed_ = true;
   m = std::move(next);
@@ -212,7 +221,8 @@ Result<void> Vault::Impl::transact(
 }
 
 // Removes object files that no manifest names: leftovers of a writer that died between
-// writing an object and committing. Runs under the writer lock.
+// writing an object and committing. Runs under the writer lock, at unlock: a commit does
+// not pay for a directory scan.
 void Vault::Impl::collect_garbage() const {
   std::unordered_set<std::string> live;
   live.reserve(m.entries.size() * 2 + m.cas.size());
@@ -376,8 +386,12 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
   // the hash the manifest gives it.
   auto verified = v.load();
   if (verified) verified = v.verify_objects();
-  if (!verified) lock();
-  return verified;
+  if (!verified) {
+    lock();
+    return verified;
+  }
+  v.collect_garbage();  // under the writer lock, with a verified manifest
+  return {};
 }
 
 Result<void> Vault::change_pin(const SecureBytes& new_pin) {
@@ -440,14 +454,16 @@ std::optional<Entry> Vault::find(std::string_view nickname) const {
 
 std::optional<Entry> Vault::find_by_key_id(std::string_view key_id) const {
   (void)impl_->refresh();
-  auto it = impl_->by_key_id.find(std::string(key_id));
+  impl_->index_ids();
+  auto it = impl_->by_key_id.find(key_id);
   if (it == impl_->by_key_id.end()) return std::nullopt;
   return to_entry(impl_->m.entries[it->second]);
 }
 
 std::optional<Entry> Vault::find_by_fingerprint(std::string_view fp) const {
   (void)impl_->refresh();
-  auto it = impl_->by_fingerprint.find(std::string(fp));
+  impl_->index_ids();
+  auto it = impl_->by_fingerprint.find(fp);
   if (it == impl_->by_fingerprint.end()) return std::nullopt;
   return to_entry(impl_->m.entries[it->second]);
 }

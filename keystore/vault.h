@@ -119,6 +119,8 @@ class Vault {
   Result<CaInfo> create_ca(const CaRequest& request);
   Result<CaInfo> import_ca(std::string_view cert_pem, std::string_view key_pem);
   Result<Entry> create(const IssueRequest& request);
+  // Many entries in one commit (all or none): for operators who issue in bulk.
+  Result<std::vector<Entry>> create_many(std::span<const IssueRequest> requests);
   Result<std::string> make_csr(const CsrRequest& request);  // PEM
   Result<Entry> attach(std::string_view nickname, std::string_view cert_pem);
   // PKCS#12 (DER) with its password, or PEM holding a certificate, its key and any chain.

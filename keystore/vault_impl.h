@@ -19,8 +19,10 @@ struct Vault::Impl {
   fs::path dir;
   mutable manifest::Manifest m;
   mutable raw::Stamp stamp;
-  // nickname -> entry; key id and certificate fingerprint -> entry (any generation).
-  mutable std::unordered_map<std::string, size_t> by_nickname, by_key_id, by_fingerprint;
+  // nickname -> entry; key id and certificate fingerprint -> entry (any generation). Keys
+  // point into `m` and are rebuilt whenever `m` changes.
+  mutable std::unordered_map<std::string_view, size_t> by_nickname, by_key_id, by_fingerprint;
+  mutable bool ids_indexed = false;          // by_key_id and by_fingerprint, built on first use
   SecureBytes vault_key, seal_key, mac_key;  // empty while locked
 
   fs::path manifest_path() const { return dir / "manifest"; }
@@ -32,6 +34,7 @@ struct Vault::Impl {
   Result<void> load() const;
   Result<void> refresh() const;
   void reindex() const;
+  void index_ids() const;
   void set_vault_key(SecureBytes key);
   Result<void> verify_objects() const;
 
