@@ -298,6 +298,7 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
     return fail(Code::kIo,
                 "cannot create " + impl->objects_dir().string() + ": " + raw::errno_text(errno));
   CV_CHECK(pin_state::write(impl->pin_state_path(), h.vault_id, 0));
+  CV_CHECK(raw::write_new(impl->dir / "lock", {}));
   // The manifest comes last: its presence is what makes the directory a vault.
   CV_CHECK(raw::write_atomic(impl->manifest_path(), manifest::serialize(impl->m, impl->mac_key)));
   impl->stamp = raw::stamp(impl->manifest_path());
