@@ -33,10 +33,10 @@ Result<Entry> import_identity(Vault::Impl& v, std::string_view nickname, EVP_PKE
     v.index_ids();
     if (auto it = v.by_key_id.find(key_id); it != v.by_key_id.end())
       return fail(Code::kExists, "this key is already in " + v.where() + " as '" +
-                                     v.m.entries[it->second].nickname + "'; nothing imported");
+                                     v.m.entries[it->second]->nickname + "'; nothing imported");
     std::string id = new_id();
     CV_TRY(rec, new_generation(txn, id, 1, key, cert, chain_der, hash, issuer));
-    m.entries.push_back(manifest::EntryRecord{id, std::string(nickname), {std::move(rec)}});
+    manifest::add(m, {id, std::string(nickname), {std::move(rec)}, {}});
     return {};
   }));
   return to_entry(*v.entry(nickname));

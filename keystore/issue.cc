@@ -143,8 +143,8 @@ void supersede(manifest::EntryRecord& e) {
 }
 
 manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickname) {
-  for (auto& e : m.entries)
-    if (e.nickname == nickname) return &e;
+  for (size_t i = 0; i < m.entries.size(); ++i)
+    if (m.entries[i]->nickname == nickname) return &manifest::edit(m, i);
   return nullptr;
 }
 
@@ -287,7 +287,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
       std::string id = new_id();
       CV_TRY(rec, new_generation(txn, id, 1, p.key.get(), cert.get(), chain_of(issuer), p.hash,
                                  req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
-      m.entries.push_back(manifest::EntryRecord{id, req.nickname, {std::move(rec)}});
+      manifest::add(m, {id, req.nickname, {std::move(rec)}, {}});
     }
     return {};
   }));
@@ -360,8 +360,7 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
     auto* e = find_entry(m, req.nickname);
     if (!e) {
-      m.entries.push_back(manifest::EntryRecord{new_id(), req.nickname, {}});
-      e = &m.entries.back();
+      e = &manifest::add(m, {new_id(), req.nickname, {}, {}});
     }
     // A newer request replaces one still waiting for its certificate.
     std::erase_if(e->gens, [&](const manifest::GenRecord& g) {

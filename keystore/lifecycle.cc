@@ -1,4 +1,6 @@
 // Status changes, deletion and policy.
+#include <algorithm>
+
 #include "vault_impl.h"
 
 namespace certvault {
@@ -52,9 +54,11 @@ Result<Entry> Vault::enable(std::string_view nickname) {
 Result<void> Vault::remove(std::string_view nickname) {
   Impl& v = *impl_;
   return v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
-    CV_TRY(e, must_find(v, m, nickname));
-    for (const auto& g : e->gens) txn.drop(g.object);
-    m.entries.erase(m.entries.begin() + (e - m.entries.data()));
+    auto it = std::find_if(m.entries.begin(), m.entries.end(),
+                           [&](const auto& e) { return e->nickname == nickname; });
+    if (it == m.entries.end()) return std::unexpected(must_find(v, m, nickname).error());
+    for (const auto& g : (*it)->gens) txn.drop(g.object);
+    m.entries.erase(it);
     return {};
   });
 }

@@ -257,13 +257,14 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   g.subject = std::move(*subject);
   g.issuer_name = std::move(*issuer_name);
   r.object = std::string(f[15]);
-  if (m.entries.empty() || m.entries.back().id != f[1]) {
-    m.entries.push_back(EntryRecord{std::string(f[1]), std::move(*nickname), {}});
-  } else if (m.entries.back().nickname != *nickname ||
-             m.entries.back().gens.back().info.number >= g.number) {
+  if (m.entries.empty() || m.entries.back()->id != f[1]) {
+    add(m, EntryRecord{std::string(f[1]), std::move(*nickname), {}, {}});
+  } else if (m.entries.back()->nickname != *nickname ||
+             m.entries.back()->gens.back().info.number >= g.number) {
     return bad("an entry's lines disagree");
   }
-  m.entries.back().gens.push_back(std::move(r));
+  // Freshly parsed entries are owned by this manifest alone.
+  const_cast<EntryRecord&>(*m.entries.back()).gens.push_back(std::move(r));
   return {};
 }
 
@@ -274,8 +275,11 @@ Bytes serialize(const Manifest& m, const SecureBytes& mac_key) {
   out.reserve(256 * (m.entries.size() + 8));
   out += header_json(m);
   out += '\n';
-  for (const auto& e : m.entries)
-    for (const auto& g : e.gens) put_gen(out, e, g);
+  for (const auto& e : m.entries) {
+    if (e->text.empty())
+      for (const auto& g : e->gens) put_gen(e->text, *e, g);
+    out += e->text;
+  }
   Bytes tag = seal::mac(mac_key, seal::as_bytes(out));
   out += kMacTag;
   out += seal::to_hex(tag);
@@ -302,6 +306,7 @@ Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path
   out.manifest.cas = std::move(cas);
   pos = eol + 1;
   std::unordered_set<std::string_view> nicknames;
+  size_t entry_start = pos;
   while (pos < text.size()) {
     eol = text.find('\n', pos);
     std::string_view line = text.substr(pos, eol - pos);
@@ -313,12 +318,20 @@ Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path
       out.mac = std::move(*mac);
       break;
     }
+    size_t entries = out.manifest.entries.size();
     CV_CHECK(parse_gen(line, out.manifest, bad));
+    if (out.manifest.entries.size() != entries) {
+      if (entries)
+        out.manifest.entries[entries - 1]->text = text.substr(entry_start, pos - entry_start);
+      entry_start = pos;
+    }
     pos = eol + 1;
   }
+  if (!out.manifest.entries.empty())
+    out.manifest.entries.back()->text = text.substr(entry_start, pos - entry_start);
   if (out.mac.empty()) return bad("no MAC line");
   for (const auto& e : out.manifest.entries)
-    if (!nicknames.insert(e.nickname).second) return bad("a nickname appears twice");
+    if (!nicknames.insert(e->nickname).second) return bad("a nickname appears twice");
   return out;
 }
 
@@ -330,6 +343,22 @@ Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
                                      " failed authentication: its manifest was changed outside "
                                      "certvault; restore the vault directory from a backup");
   return {};
+}
+
+EntryRecord& edit(Manifest& m, size_t index) {
+  auto copy = std::make_shared<EntryRecord>(*m.entries[index]);
+  copy->text.clear();
+  EntryRecord& ref = *copy;
+  m.entries[index] = std::move(copy);
+  return ref;
+}
+
+EntryRecord& add(Manifest& m, EntryRecord entry) {
+  auto fresh = std::make_shared<EntryRecord>(std::move(entry));
+  fresh->text.clear();
+  EntryRecord& ref = *fresh;
+  m.entries.push_back(std::move(fresh));
+  return ref;
 }
 
 Bytes wrap_ad(std::string_view vault_id, std::string_view which) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,7 +27,12 @@ struct EntryRecord {
   std::string id;
   std::string nickname;
   std::vector<GenRecord> gens;
+  // This entry's lines as last read or written; empty when it must be encoded afresh.
+  mutable std::string text;
 };
+// Entries are shared between manifest versions and never changed in place, so that a
+// commit copies pointers, not 10,000 records, and re-encodes only what changed.
+using EntryPtr = std::shared_ptr<const EntryRecord>;
 
 struct CaRecord {
   CaInfo info;
@@ -49,8 +55,12 @@ struct Header {
 struct Manifest {
   Header header;
   std::vector<CaRecord> cas;
-  std::vector<EntryRecord> entries;
+  std::vector<EntryPtr> entries;
 };
+
+// Copy-on-write access: the entry at `index`, now owned by `m` alone, to change.
+EntryRecord& edit(Manifest& m, size_t index);
+EntryRecord& add(Manifest& m, EntryRecord entry);
 
 // The manifest bytes, ending with the MAC line computed with `mac_key`.
 Bytes serialize(const Manifest& m, const SecureBytes& mac_key);

@@ -62,7 +62,7 @@ Result<void> Vault::Impl::refresh() const {
 void Vault::Impl::reindex() const {
   by_nickname.clear();
   by_nickname.reserve(m.entries.size());
-  for (size_t i = 0; i < m.entries.size(); ++i) by_nickname.emplace(m.entries[i].nickname, i);
+  for (size_t i = 0; i < m.entries.size(); ++i) by_nickname.emplace(m.entries[i]->nickname, i);
   by_key_id.clear();
   by_fingerprint.clear();
   ids_indexed = false;
@@ -73,7 +73,7 @@ void Vault::Impl::index_ids() const {
   by_key_id.reserve(m.entries.size());
   by_fingerprint.reserve(m.entries.size());
   for (size_t i = 0; i < m.entries.size(); ++i) {
-    for (const auto& g : m.entries[i].gens) {
+    for (const auto& g : m.entries[i]->gens) {
       by_key_id.insert_or_assign(g.info.key_id, i);
       if (!g.info.fingerprint.empty()) by_fingerprint.insert_or_assign(g.info.fingerprint, i);
     }
@@ -129,7 +129,7 @@ Result<void> Vault::Impl::verify_objects() const {
   };
   for (const auto& c : m.cas) CV_CHECK(check(c.object, "ca:" + c.info.id, 0));
   for (const auto& e : m.entries)
-    for (const auto& g : e.gens) CV_CHECK(check(g.object, e.id, g.info.number));
+    for (const auto& g : e->gens) CV_CHECK(check(g.object, e->id, g.info.number));
   return {};
 }
 
@@ -141,7 +141,7 @@ Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
 
 const manifest::EntryRecord* Vault::Impl::entry(std::string_view nickname) const {
   auto it = by_nickname.find(nickname);
-  return it == by_nickname.end() ? nullptr : &m.entries[it->second];
+  return it == by_nickname.end() ? nullptr : m.entries[it->second].get();
 }
 
 Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vault::Impl::resolve(
@@ -228,7 +228,7 @@ void Vault::Impl::collect_garbage() const {
   live.reserve(m.entries.size() * 2 + m.cas.size());
   for (const auto& c : m.cas) live.insert(c.object);
   for (const auto& e : m.entries)
-    for (const auto& g : e.gens) live.insert(g.object);
+    for (const auto& g : e->gens) live.insert(g.object);
   DIR* d = ::opendir(objects_dir().c_str());
   if (!d) return;
   while (dirent* de = ::readdir(d)) {
@@ -442,7 +442,7 @@ std::vector<Entry> Vault::entries() const {
   (void)impl_->refresh();
   std::vector<Entry> out;
   out.reserve(impl_->m.entries.size());
-  for (const auto& e : impl_->m.entries) out.push_back(to_entry(e));
+  for (const auto& e : impl_->m.entries) out.push_back(to_entry(*e));
   return out;
 }
 
@@ -458,7 +458,7 @@ std::optional<Entry> Vault::find_by_key_id(std::string_view key_id) const {
   impl_->index_ids();
   auto it = impl_->by_key_id.find(key_id);
   if (it == impl_->by_key_id.end()) return std::nullopt;
-  return to_entry(impl_->m.entries[it->second]);
+  return to_entry(*impl_->m.entries[it->second]);
 }
 
 std::optional<Entry> Vault::find_by_fingerprint(std::string_view fp) const {
@@ -466,7 +466,7 @@ std::optional<Entry> Vault::find_by_fingerprint(std::string_view fp) const {
   impl_->index_ids();
   auto it = impl_->by_fingerprint.find(fp);
   if (it == impl_->by_fingerprint.end()) return std::nullopt;
-  return to_entry(impl_->m.entries[it->second]);
+  return to_entry(*impl_->m.entries[it->second]);
 }
 
 Policy Vault::policy() const {
