@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "keys.h"
@@ -91,6 +92,9 @@ Result<std::vector<std::pair<std::string, std::string>>> split_subject(std::stri
 
 Result<ossl::Name> parse_subject(std::string_view text) {
   CV_TRY(parts, split_subject(text));
+  // RFC 4514 writes the most specific RDN first ("CN=a,O=b"); the "/O=b/CN=a" form and
+  // the certificate itself go from the least specific.
+  if (!text.starts_with('/')) std::reverse(parts.begin(), parts.end());
   ossl::Name name(X509_NAME_new());
   for (const auto& [key, value] : parts) {
     if (OBJ_txt2nid(key.c_str()) == NID_undef)

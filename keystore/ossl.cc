@@ -8,16 +8,31 @@
 
 namespace certvault::ossl {
 
+namespace {
+OSSL_LIB_CTX* g_ctx = nullptr;
+OSSL_PROVIDER* g_default = nullptr;
+}  // namespace
+
 OSSL_LIB_CTX* libctx() {
-  static OSSL_LIB_CTX* ctx = [] {
+  static std::once_flag once;
+  std::call_once(once, [] {
     OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
-    if (c && !OSSL_PROVIDER_load(c, "default")) {
+    OSSL_PROVIDER* p = c ? OSSL_PROVIDER_load(c, "default") : nullptr;
+    if (!p) {
       OSSL_LIB_CTX_free(c);
-      c = nullptr;
+      return;
     }
-    return c;
-  }();
-  return ctx;
+    g_ctx = c;
+    g_default = p;
+    // Freed within OpenSSL's own cleanup, before the default context it depends on.
+    OPENSSL_atexit([] {
+      OSSL_PROVIDER_unload(g_default);
+      OSSL_LIB_CTX_free(g_ctx);
+      g_default = nullptr;
+      g_ctx = nullptr;
+    });
+  });
+  return g_ctx;
 }
 
 std::string last_error() {

@@ -3,11 +3,22 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
+#include <cstring>
 #include <string>
 
 #include "keys.h"
 
 namespace certvault::pkcs12 {
+namespace {
+
+// OpenSSL's PKCS#12 calls take NUL-terminated passwords.
+SecureBytes c_string(const SecureBytes& password) {
+  SecureBytes out(password.size() + 1);  // zero-filled, so the last byte is the NUL
+  std::memcpy(out.data(), password.data(), password.size());
+  return out;
+}
+
+}  // namespace
 
 SecureBytes new_password() {
   // 24 characters from 54 unambiguous symbols: about 138 bits.
@@ -30,8 +41,7 @@ Result<ossl::Bytes> build(EVP_PKEY* key, X509* cert, STACK_OF(X509) * chain,
   const bool aes = encryption == P12Encryption::kAes256;
   const int nid = aes ? NID_aes_256_cbc : NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
   const int iter = aes ? 100000 : PKCS12_DEFAULT_ITER;
-  SecureBytes pass(password.data(), password.size() + 1);  // NUL-terminated copy
-  pass.data()[password.size()] = 0;
+  SecureBytes pass = c_string(password);
   const char* p = reinterpret_cast<const char*>(pass.data());
   std::string name(friendly_name);
   ossl::P12 p12(PKCS12_create_ex(p, name.c_str(), key, cert, chain, nid, nid, iter, -1, 0,
@@ -63,8 +73,7 @@ Result<Contents> parse(std::span<const uint8_t> der, const SecureBytes& password
                 src +
                     " has no integrity MAC, so its password cannot be checked; export it "
                     "again with a MAC (any current tool does by default)");
-  SecureBytes pass(password.data(), password.size() + 1);
-  pass.data()[password.size()] = 0;
+  SecureBytes pass = c_string(password);
   const char* pw = reinterpret_cast<const char*>(pass.data());
   int pwlen = static_cast<int>(password.size());
   if (!PKCS12_verify_mac(p12.get(), pw, pwlen)) {

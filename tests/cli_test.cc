@@ -1,0 +1,779 @@
+// The certvault CLI as a user drives it; certificates are judged by the openssl binary.
+#include <gtest/gtest.h>
+#include <json/json.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support.h"
+#include "test_cli.h"
+#include "test_vault.h"
+#include "vault.h"
+
+namespace cvtest {
+namespace {
+
+using certvault::Vault;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// The line after an extension header in `openssl x509 -text`, and whether it is critical.
+struct ExtText {
+  bool present = false;
+  bool critical = false;
+  std::string value;
+};
+ExtText extension(const std::string& text, const std::string& header) {
+  ExtText ext;
+  auto pos = text.find(header + ":");
+  if (pos == std::string::npos) return ext;
+  ext.present = true;
+  auto eol = text.find('\n', pos);
+  ext.critical = contains(text.substr(pos, eol - pos), "critical");
+  auto next = text.find('\n', eol + 1);
+  ext.value = text.substr(eol + 1, next - eol - 1);
+  return ext;
+}
+
+Json::Value parse_json(const std::string& text) {
+  Json::CharReaderBuilder builder;
+  Json::Value root;
+  std::string errs;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  reader->parse(text.data(), text.data() + text.size(), &root, &errs);
+  return root;
+}
+
+// The generation the nickname resolves to, read as a program using the vault would.
+certvault::Generation current(const fs::path& vault, const std::string& nickname) {
+  auto v = Vault::open(vault);
+  EXPECT_TRUE(v) << why(v);
+  if (!v) return {};
+  auto e = v->find(nickname);
+  EXPECT_TRUE(e) << nickname << " not in vault";
+  if (!e || !e->current()) {
+    ADD_FAILURE() << nickname << " has no current generation";
+    return {};
+  }
+  return *e->current();
+}
+
+// ---------------------------------------------------------------------------------------
+// Issued certificates, judged by openssl
+
+TEST_F(CliTest, IssuedCertificateIsClientAuthAndVerifiesAgainstCa) {
+  auto date = date_in_days(200);
+  ok({"create", "api-prod", "--end-date", date});
+  auto cert = cert_file("api-prod");
+  auto text = openssl_text(cert);
+
+  auto eku = extension(text, "X509v3 Extended Key Usage");
+  ASSERT_TRUE(eku.present) << text;
+  EXPECT_TRUE(contains(eku.value, "TLS Web Client Authentication")) << eku.value;
+  auto ku = extension(text, "X509v3 Key Usage");
+  ASSERT_TRUE(ku.present) << text;
+  EXPECT_TRUE(ku.critical) << "keyUsage not critical";
+  EXPECT_TRUE(contains(ku.value, "Digital Signature")) << ku.value;
+  auto bc = extension(text, "X509v3 Basic Constraints");
+  ASSERT_TRUE(bc.present) << text;
+  EXPECT_TRUE(bc.critical) << "basicConstraints not critical";
+  EXPECT_TRUE(contains(bc.value, "CA:FALSE")) << bc.value;
+  EXPECT_TRUE(extension(text, "X509v3 Subject Key Identifier").present);
+  EXPECT_TRUE(extension(text, "X509v3 Authority Key Identifier").present);
+  EXPECT_TRUE(contains(text, "Version: 3 (0x2)"));
+  EXPECT_TRUE(contains(text, "Signature Algorithm: ecdsa-with-SHA256")) << text;
+  EXPECT_TRUE(contains(text, "CN = api-prod")) << text;
+
+  auto end = run({"openssl", "x509", "-noout", "-enddate", "-in", cert.string()});
+  EXPECT_EQ(end.out, "notAfter=" + openssl_time(end_of_day_utc(date)) + "\n");
+
+  auto ca = ca_file();
+  auto verify =
+      run({"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca.string(), cert.string()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_TRUE(contains(verify.out, ": OK")) << verify.out;
+}
+
+TEST_F(CliTest, SignatureHashFollowsRequest) {
+  struct Case {
+    std::string hash, key_type, expected;
+    bool self_signed;
+  };
+  std::vector<Case> cases = {
+      {"sha256", "ec-p256", "ecdsa-with-SHA256", false},
+      {"sha384", "ec-p256", "ecdsa-with-SHA384", false},
+      {"sha512", "ec-p256", "ecdsa-with-SHA512", false},
+      {"sha384", "rsa-2048", "sha384WithRSAEncryption", true},
+      {"sha512", "rsa-2048", "sha512WithRSAEncryption", true},
+  };
+  auto ca = ca_file();
+  for (const auto& c : cases) {
+    std::string nick = "h-" + c.hash + "-" + c.key_type + (c.self_signed ? "-self" : "");
+    SCOPED_TRACE(nick);
+    std::vector<std::string> args{"create",     nick,       "--end-date", "+90d",
+                                  "--key-type", c.key_type, "--hash",     c.hash};
+    if (c.self_signed) args.push_back("--self-signed");
+    ok(args);
+    auto cert = cert_file(nick);
+    auto text = openssl_text(cert);
+    EXPECT_TRUE(contains(text, "Signature Algorithm: " + c.expected)) << text;
+    if (!c.self_signed) {
+      auto verify = run(
+          {"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca.string(), cert.string()});
+      EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    }
+  }
+}
+
+TEST_F(CliTest, IssuesEveryKeyType) {
+  struct Case {
+    std::string type;
+    std::vector<std::string> expected;
+  };
+  std::vector<Case> cases = {
+      {"ec-p256", {"id-ecPublicKey", "P-256"}},      {"ec-p384", {"id-ecPublicKey", "P-384"}},
+      {"rsa-2048", {"rsaEncryption", "(2048 bit)"}}, {"rsa-3072", {"rsaEncryption", "(3072 bit)"}},
+      {"rsa-4096", {"rsaEncryption", "(4096 bit)"}}, {"ed25519", {"Public Key Algorithm: ED25519"}},
+  };
+  auto ca = ca_file();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.type);
+    ok({"create", "k-" + c.type, "--end-date", "+90d", "--key-type", c.type});
+    auto cert = cert_file("k-" + c.type);
+    auto text = openssl_text(cert);
+    for (const auto& e : c.expected) EXPECT_TRUE(contains(text, e)) << e << " not in\n" << text;
+    auto verify =
+        run({"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca.string(), cert.string()});
+    EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+    EXPECT_EQ(current(vault_, "k-" + c.type).key_type, *certvault::parse_key_type(c.type));
+  }
+}
+
+TEST_F(CliTest, SelfSignedCertificateSignsItselfAsClientAuth) {
+  auto date = date_in_days(60);
+  ok({"create", "solo", "--end-date", date, "--self-signed", "--key-type", "ed25519"});
+  auto cert = cert_file("solo");
+  auto names = run({"openssl", "x509", "-noout", "-subject", "-issuer", "-nameopt", "RFC2253",
+                    "-in", cert.string()});
+  ASSERT_EQ(names.exit_code, 0) << names.err;
+  std::string subject, issuer;
+  std::istringstream lines(names.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("subject=", 0) == 0) subject = line.substr(8);
+    if (line.rfind("issuer=", 0) == 0) issuer = line.substr(7);
+  }
+  EXPECT_FALSE(subject.empty()) << names.out;
+  EXPECT_EQ(subject, issuer) << "issuer differs from subject";
+  auto text = openssl_text(cert);
+  EXPECT_TRUE(contains(text, "TLS Web Client Authentication")) << text;
+  EXPECT_TRUE(contains(text, "CA:FALSE")) << text;
+  auto end = run({"openssl", "x509", "-noout", "-enddate", "-in", cert.string()});
+  EXPECT_EQ(end.out, "notAfter=" + openssl_time(end_of_day_utc(date)) + "\n");
+  auto x = x509_from_pem(read_file(cert));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(X509_verify(x.get(), X509_get0_pubkey(x.get())), 1) << "not signed by its own key";
+  EXPECT_EQ(current(vault_, "solo").issuer, certvault::IssuerKind::kSelfSigned);
+}
+
+TEST_F(CliTest, SubjectOptionSetsSubject) {
+  ok({"create", "svc", "--end-date", "+30d", "--subject", "/CN=svc.example/O=Example Corp"});
+  auto text = openssl_text(cert_file("svc"));
+  EXPECT_TRUE(contains(text, "CN = svc.example")) << text;
+  EXPECT_TRUE(contains(text, "O = Example Corp")) << text;
+}
+
+TEST_F(CliTest, PolicyDefaultKeyTypeAndHashApplyWhenNotGiven) {
+  ok({"policy", "set", "--default-key-type", "ec-p384", "--default-hash", "sha512"});
+  auto shown = ok({"policy", "show"});
+  EXPECT_TRUE(contains(shown.out, "ec-p384")) << shown.out;
+  ok({"create", "dflt", "--end-date", "+30d"});
+  auto text = openssl_text(cert_file("dflt"));
+  EXPECT_TRUE(contains(text, "P-384")) << text;
+  EXPECT_TRUE(contains(text, "Signature Algorithm: ecdsa-with-SHA512")) << text;
+}
+
+// ---------------------------------------------------------------------------------------
+// show / list
+
+TEST_F(CliTest, ShowPrintsBothUris) {
+  ok({"create", "api-prod", "--end-date", "+30d"});
+  auto r = ok({"show", "api-prod"});
+  EXPECT_TRUE(contains(r.out, "certvault:api-prod")) << r.out;
+  EXPECT_TRUE(contains(r.out, "pkcs11:token=ops;object=api-prod")) << r.out;
+}
+
+TEST_F(CliTest, ShowPercentEncodesSpaceInUris) {
+  ok({"create", "api prod", "--end-date", "+30d"});
+  auto r = ok({"show", "api prod"});
+  EXPECT_TRUE(contains(r.out, "certvault:api%20prod")) << r.out;
+  EXPECT_TRUE(contains(r.out, "pkcs11:token=ops;object=api%20prod")) << r.out;
+}
+
+TEST_F(CliTest, ShowDoesNotNeedPin) {
+  ok({"create", "api", "--end-date", "+30d"});
+  auto r = run({cli(), "--vault", vault_.string(), "show", "api"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "certvault:api")) << r.out;
+}
+
+TEST_F(CliTest, ListExpiringShowsOnlyThoseExpiringSoon) {
+  ok({"create", "soon", "--end-date", "+5d"});
+  ok({"create", "later", "--end-date", "+200d"});
+  auto all = ok({"list"});
+  EXPECT_TRUE(contains(all.out, "soon") && contains(all.out, "later")) << all.out;
+  auto expiring = ok({"list", "--expiring", "10"});
+  EXPECT_TRUE(contains(expiring.out, "soon")) << expiring.out;
+  EXPECT_FALSE(contains(expiring.out, "later")) << expiring.out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input: one clear line, documented exit code, vault unchanged
+
+class CliBadInput : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (HasFatalFailure()) return;
+    ok({"create", "api", "--end-date", "+30d"});
+  }
+};
+
+TEST_F(CliBadInput, UnknownNicknameIsNotFound) {
+  ExpectRefusedUnchanged({"show", "nope"}, {4});
+  ExpectRefusedUnchanged({"rotate", "nope"}, {4});
+  ExpectRefusedUnchanged({"export", "nope", "-o", (tmp_ / "nope.p12").string()}, {4});
+  ExpectRefusedUnchanged({"disable", "nope"}, {4});
+  ExpectRefusedUnchanged({"delete", "nope"}, {4});
+  EXPECT_FALSE(fs::exists(tmp_ / "nope.p12"));
+}
+
+TEST_F(CliBadInput, DuplicateNicknameRefused) {
+  auto r = ExpectRefusedUnchanged({"create", "api", "--end-date", "+30d"}, {5});
+  EXPECT_TRUE(contains(r.err, "api")) << r.err;
+}
+
+TEST_F(CliBadInput, NicknameWithSlashRefused) {
+  ExpectRefusedUnchanged({"create", "a/b", "--end-date", "+30d"}, {3});
+}
+
+TEST_F(CliBadInput, NicknameOf65CharactersRefused) {
+  ExpectRefusedUnchanged({"create", std::string(65, 'x'), "--end-date", "+30d"}, {3});
+}
+
+TEST_F(CliBadInput, EmptyNicknameRefused) {
+  ExpectRefusedUnchanged({"create", "", "--end-date", "+30d"}, {3});
+}
+
+TEST_F(CliBadInput, NonAsciiNicknameRefused) {
+  ExpectRefusedUnchanged({"create", "caf\xc3\xa9", "--end-date", "+30d"}, {3});
+}
+
+TEST_F(CliBadInput, PastDateRefused) {
+  ExpectRefusedUnchanged({"create", "old", "--end-date", "2020-01-01"}, {3, 5});
+}
+
+TEST_F(CliBadInput, IllFormedDateRefused) {
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "2027-02-30"}, {3});
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "next week"}, {3});
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "+5"}, {3});
+}
+
+TEST_F(CliBadInput, DateBeyondCaEndRefusedNamingLimitAndFix) {
+  auto ca = Vault::open(vault_)->active_ca();
+  ASSERT_TRUE(ca);
+  auto r = ExpectRefusedUnchanged({"create", "late", "--end-date", "+4000d"}, {5});
+  EXPECT_TRUE(contains(r.err, certvault::format_date(ca->not_after))) << r.err;
+  EXPECT_TRUE(contains(r.err, "ca create")) << "no hint how to lift the limit: " << r.err;
+}
+
+TEST_F(CliBadInput, DateBeyondPolicyMaxRefusedNamingLimitAndFix) {
+  auto max = date_in_days(100);
+  ok({"policy", "set", "--max-end-date", max});
+  auto r = ExpectRefusedUnchanged({"create", "late", "--end-date", "+200d"}, {5});
+  EXPECT_TRUE(contains(r.err, max)) << r.err;
+  EXPECT_TRUE(contains(r.err, "policy")) << "no hint how to lift the limit: " << r.err;
+  // rotate is held to the same limit
+  ExpectRefusedUnchanged({"rotate", "api", "--end-date", "+200d"}, {5});
+}
+
+TEST_F(CliBadInput, UnknownKeyTypeOrHashRefused) {
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "+30d", "--key-type", "dsa-1024"}, {3});
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "+30d", "--hash", "md5"}, {3});
+}
+
+TEST_F(CliBadInput, GarbagePkcs12Refused) {
+  std::string garbage;
+  for (int i = 0; i < 512; ++i) garbage += static_cast<char>((i * 131 + 7) & 0xff);
+  write_file(tmp_ / "garbage.p12", garbage);
+  write_secret_file(tmp_ / "pw", "whatever");
+  ExpectRefusedUnchanged({"import", (tmp_ / "garbage.p12").string(), "--nickname", "imp",
+                          "--password-file", (tmp_ / "pw").string()},
+                         {3});
+}
+
+// A client certificate and key made by openssl, packed as PKCS#12 with `extra` options.
+fs::path openssl_pkcs12(const fs::path& dir, const std::string& password,
+                        const std::vector<std::string>& extra) {
+  auto key = dir / "imp.key", crt = dir / "imp.crt", p12 = dir / "imp.p12";
+  auto made =
+      run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", key.string(), "-out", crt.string(), "-days", "30", "-subj",
+           "/CN=imported", "-addext", "extendedKeyUsage=clientAuth"});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  std::vector<std::string> args{"openssl",    "pkcs12",   "-export",         "-in",
+                                crt.string(), "-inkey",   key.string(),      "-out",
+                                p12.string(), "-passout", "pass:" + password};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto packed = run(args);
+  EXPECT_EQ(packed.exit_code, 0) << packed.err;
+  return p12;
+}
+
+TEST_F(CliBadInput, Pkcs12WithoutMacRefused) {
+  auto p12 = openssl_pkcs12(tmp_.path(), "secret-pw", {"-nomac"});
+  write_secret_file(tmp_ / "pw", "secret-pw");
+  ExpectRefusedUnchanged(
+      {"import", p12.string(), "--nickname", "imp", "--password-file", (tmp_ / "pw").string()},
+      {3, 5, 7});
+}
+
+TEST_F(CliBadInput, WrongPkcs12PasswordRefused) {
+  auto p12 = openssl_pkcs12(tmp_.path(), "secret-pw", {});
+  write_secret_file(tmp_ / "pw", "wrong-pw");
+  auto r = ExpectRefusedUnchanged(
+      {"import", p12.string(), "--nickname", "imp", "--password-file", (tmp_ / "pw").string()},
+      {3, 6});
+  EXPECT_FALSE(contains(r.err, "wrong-pw")) << "the password was printed";
+}
+
+TEST_F(CliBadInput, LooseDirectoryPermissionsRefused) {
+  ::chmod(vault_.c_str(), 0755);
+  auto r = ExpectRefusedUnchanged({"list"}, {7});
+  EXPECT_TRUE(contains(r.err, vault_.string())) << r.err;
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "+30d"}, {7});
+}
+
+TEST_F(CliBadInput, LooseManifestPermissionsRefused) {
+  // The manifest is the vault's top-level index file: the largest file directly in it.
+  fs::path manifest;
+  uintmax_t biggest = 0;
+  for (const auto& e : fs::directory_iterator(vault_))
+    if (e.is_regular_file() && e.file_size() > biggest) {
+      biggest = e.file_size();
+      manifest = e.path();
+    }
+  ASSERT_FALSE(manifest.empty()) << "no file at the top of the vault";
+  SCOPED_TRACE(manifest.string());
+  ::chmod(manifest.c_str(), 0644);
+  ExpectRefusedUnchanged({"list"}, {7});
+  ExpectRefusedUnchanged({"create", "x", "--end-date", "+30d"}, {7});
+}
+
+TEST_F(CliBadInput, ExportNeverOverwritesAFile) {
+  auto out = tmp_ / "taken.p12";
+  write_file(out, "precious");
+  ExpectRefusedUnchanged({"export", "api", "-o", out.string()}, {5});
+  EXPECT_EQ(read_file(out), "precious");
+  // The refused attempt did not use up the one export.
+  ok({"export", "api", "-o", (tmp_ / "fresh.p12").string()});
+}
+
+TEST_F(CliBadInput, CsrNeverOverwritesAFile) {
+  auto out = tmp_ / "taken.csr";
+  write_file(out, "precious");
+  ExpectRefusedUnchanged({"csr", "ext", "-o", out.string()}, {5});
+  EXPECT_EQ(read_file(out), "precious");
+}
+
+TEST_F(CliBadInput, ImportUnderTakenNicknameRefused) {
+  auto key = generate_ec_key();
+  auto cert = make_self_signed(key.get(), "dup", -60, 30 * 86400);
+  write_file(tmp_ / "dup.pem", x509_to_pem(cert.get()) + key_to_pem(key.get()));
+  ExpectRefusedUnchanged({"import", (tmp_ / "dup.pem").string(), "--nickname", "api"}, {5});
+}
+
+TEST_F(CliBadInput, UnknownCommandIsUsageError) {
+  ExpectRefusedUnchanged({"frobnicate"}, {3});
+}
+
+// ---------------------------------------------------------------------------------------
+// PIN
+
+TEST_F(CliTest, WrongPinsLockVaultUntilRecoveryReset) {
+  auto wrong = write_secret_file(tmp_ / "wrong-pin", "not-the-pin");
+  for (int i = 0; i < Vault::kMaxPinFailures; ++i) {
+    auto r = cv_pin(wrong, {"create", "probe", "--end-date", "+30d"});
+    SCOPED_TRACE("attempt " + std::to_string(i + 1));
+    ExpectOneLineFailure(r, {6});
+    EXPECT_FALSE(contains(r.err, "not-the-pin")) << "the PIN was printed";
+    if (i + 1 < Vault::kMaxPinFailures) {
+      EXPECT_TRUE(contains(r.err, std::to_string(Vault::kMaxPinFailures - i - 1)))
+          << "attempts left not reported: " << r.err;
+    }
+    EXPECT_EQ(Vault::open(vault_)->pin_attempts_left(), Vault::kMaxPinFailures - i - 1);
+  }
+  auto locked = cv({"create", "probe", "--end-date", "+30d"});
+  ExpectOneLineFailure(locked, {6});
+  EXPECT_TRUE(contains(locked.err, "unlock-reset")) << "no hint how to unlock: " << locked.err;
+  EXPECT_FALSE(Vault::open(vault_)->find("probe")) << "locked vault accepted the PIN";
+
+  // Well-formed, but not this vault's: the last digit changed.
+  std::string wrong_recovery = recovery_;
+  wrong_recovery.back() = wrong_recovery.back() == '0' ? '1' : '0';
+  auto bad_recovery = write_secret_file(tmp_ / "bad-recovery", wrong_recovery);
+  auto refused = cv({"unlock-reset", "--recovery-file", bad_recovery.string()});
+  ExpectOneLineFailure(refused, {6});
+  ExpectOneLineFailure(cv({"create", "probe", "--end-date", "+30d"}), {6});
+
+  auto recovery = write_secret_file(tmp_ / "recovery", recovery_);
+  auto reset = cv({"unlock-reset", "--recovery-file", recovery.string()});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_EQ(Vault::open(vault_)->pin_attempts_left(), Vault::kMaxPinFailures);
+  ok({"create", "probe", "--end-date", "+30d"});
+}
+
+TEST_F(CliTest, PinFromStdin) {
+  auto r = run(
+      {cli(), "--vault", vault_.string(), "--pin-file", "-", "create", "x", "--end-date", "+30d"},
+      std::string(kPin) + "\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Vault::open(vault_)->find("x"));
+}
+
+TEST_F(CliTest, UnlockResetCanSetNewPin) {
+  auto recovery = write_secret_file(tmp_ / "recovery", recovery_);
+  auto new_pin = write_secret_file(tmp_ / "new-pin", "fresh-pin-2024");
+  ok({"unlock-reset", "--recovery-file", recovery.string(), "--new-pin-file", new_pin.string()});
+  ExpectOneLineFailure(cv({"create", "x", "--end-date", "+30d"}), {6});
+  auto r = cv_pin(new_pin, {"create", "x", "--end-date", "+30d"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliTest, PasswdChangesPin) {
+  auto new_pin = write_secret_file(tmp_ / "new-pin", "changed-pin-77");
+  ok({"passwd", "--new-pin-file", new_pin.string()});
+  ExpectOneLineFailure(cv({"create", "x", "--end-date", "+30d"}), {6});
+  auto r = cv_pin(new_pin, {"create", "x", "--end-date", "+30d"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------
+// PKCS#12
+
+TEST_F(CliTest, Pkcs12ExportImportsIntoSecondVault) {
+  ok({"create", "api", "--end-date", "+90d", "--key-type", "rsa-2048"});
+  auto out = tmp_ / "api.p12";
+  auto exported = ok({"export", "api", "-o", out.string()}, true);
+  auto json = parse_json(exported.out);
+  ASSERT_TRUE(json.isObject()) << exported.out;
+  std::string password = json["password"].asString();
+  ASSERT_FALSE(password.empty()) << exported.out;
+  EXPECT_EQ(fs::path(json["file"].asString()).filename(), out.filename()) << exported.out;
+  EXPECT_EQ(file_mode(out), 0600u);
+
+  auto pw_file = write_secret_file(tmp_ / "p12-pw", password);
+  auto second = tmp_ / "second";
+  auto init = run({cli(), "--vault", second.string(), "--pin-file", pin_file_.string(), "init",
+                   "--kdf-ops", "1", "--kdf-mem-kib", "8"});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  auto imported =
+      run({cli(), "--vault", second.string(), "--pin-file", pin_file_.string(), "import",
+           out.string(), "--nickname", "copy", "--password-file", pw_file.string()});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+
+  auto original = current(vault_, "api");
+  auto copy = current(second, "copy");
+  EXPECT_EQ(copy.fingerprint, original.fingerprint);
+  auto v1 = Vault::open(vault_);
+  auto v2 = Vault::open(second);
+  ASSERT_TRUE(v1 && v2);
+  ASSERT_TRUE(v1->unlock(pin()));
+  ASSERT_TRUE(v2->unlock(pin()));
+  auto k1 = v1->private_key("api");
+  auto k2 = v2->private_key("copy");
+  ASSERT_TRUE(k1 && k2) << why(k2);
+  EXPECT_EQ(EVP_PKEY_eq(k1->get(), k2->get()), 1) << "imported key differs";
+  auto cert = x509_from_der(*v2->certificate_der("copy"));
+  EXPECT_EQ(X509_check_private_key(cert.get(), k2->get()), 1);
+}
+
+TEST_F(CliTest, SecondExportRefusedMentioningRotate) {
+  ok({"create", "api", "--end-date", "+90d"});
+  auto first = ok({"export", "api", "-o", (tmp_ / "one.p12").string()});
+  EXPECT_TRUE(contains(first.out, "PKCS#12 password (shown once): ")) << first.out;
+  auto again = tmp_ / "two.p12";
+  auto r = ExpectRefusedUnchanged({"export", "api", "-o", again.string()}, {5});
+  EXPECT_TRUE(contains(r.err, "rotate")) << r.err;
+  EXPECT_FALSE(fs::exists(again));
+}
+
+std::string pkcs12_info(const fs::path& p12, const fs::path& pw_file, bool* ok_out) {
+  auto r = run({"openssl", "pkcs12", "-info", "-noout", "-in", p12.string(), "-passin",
+                "file:" + pw_file.string()});
+  *ok_out = r.exit_code == 0;
+  return r.out + r.err;
+}
+
+std::string export_password(const RunResult& r) {
+  const std::string tag = "PKCS#12 password (shown once): ";
+  auto pos = r.out.find(tag);
+  if (pos == std::string::npos) return {};
+  auto eol = r.out.find('\n', pos);
+  return r.out.substr(pos + tag.size(), eol - pos - tag.size());
+}
+
+TEST_F(CliTest, Aes256ExportUsesAes256AndSha256Mac) {
+  ok({"create", "api", "--end-date", "+90d"});
+  auto out = tmp_ / "aes.p12";
+  auto r = ok({"export", "api", "-o", out.string(), "--encryption", "aes-256"});
+  auto password = export_password(r);
+  ASSERT_FALSE(password.empty()) << r.out;
+  auto pw = write_secret_file(tmp_ / "pw", password);
+  bool readable = false;
+  auto info = pkcs12_info(out, pw, &readable);
+  EXPECT_TRUE(readable) << info;
+  EXPECT_TRUE(contains(info, "AES-256-CBC")) << info;
+  EXPECT_TRUE(contains(info, "MAC: sha256")) << info;
+  EXPECT_FALSE(contains(info, "TripleDES")) << info;
+}
+
+TEST_F(CliTest, TripleDesExportReadableWithoutLegacyProvider) {
+  ok({"create", "api", "--end-date", "+90d"});
+  auto out = tmp_ / "3des.p12";
+  auto r = ok({"export", "api", "-o", out.string(), "--encryption", "3des"});
+  auto password = export_password(r);
+  ASSERT_FALSE(password.empty()) << r.out;
+  EXPECT_EQ(file_mode(out), 0600u);
+  auto pw = write_secret_file(tmp_ / "pw", password);
+  bool readable = false;
+  auto info = pkcs12_info(out, pw, &readable);
+  EXPECT_TRUE(readable) << "openssl without -legacy cannot read it: " << info;
+  EXPECT_TRUE(contains(info, "TripleDES")) << info;
+  EXPECT_TRUE(contains(info, "MAC: sha1")) << info;
+}
+
+TEST_F(CliTest, ImportsPkcs12MadeByOpenssl) {
+  auto p12 = openssl_pkcs12(tmp_.path(), "secret-pw", {});
+  auto pw = write_secret_file(tmp_ / "pw", "secret-pw");
+  ok({"import", p12.string(), "--nickname", "imp", "--password-file", pw.string()});
+  auto x = x509_from_pem(read_file(tmp_ / "imp.crt"));
+  unsigned char md[32];
+  unsigned int len = 0;
+  X509_digest(x.get(), EVP_sha256(), md, &len);
+  auto g = current(vault_, "imp");
+  std::string fp = g.fingerprint;
+  std::transform(fp.begin(), fp.end(), fp.begin(), ::tolower);
+  EXPECT_EQ(fp, to_hex(std::string_view(reinterpret_cast<char*>(md), len)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle
+
+TEST_F(CliTest, RotateKeepsUriAndIssuesNewSerial) {
+  ok({"create", "api", "--end-date", "+90d"});
+  auto before = current(vault_, "api");
+  auto uri_before = ok({"show", "api"}).out;
+  ok({"rotate", "api", "--end-date", date_in_days(120)});
+  auto after = current(vault_, "api");
+  EXPECT_NE(after.serial, before.serial);
+  EXPECT_NE(after.fingerprint, before.fingerprint);
+  EXPECT_GT(after.number, before.number);
+  EXPECT_EQ(after.not_after, end_of_day_utc(date_in_days(120)));
+  auto entry = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(entry);
+  auto old = entry->generation(before.number);
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, certvault::Status::kSuperseded);
+  auto shown = ok({"show", "api"}).out;
+  EXPECT_TRUE(contains(shown, "certvault:api")) << shown;
+  EXPECT_TRUE(contains(shown, "pkcs11:token=ops;object=api")) << shown;
+  // The certificate behind the URI is the new one.
+  auto cert = x509_from_pem(read_file(cert_file("api")));
+  ASSERT_TRUE(cert);
+  unsigned char md[32];
+  unsigned int len = 0;
+  X509_digest(cert.get(), EVP_sha256(), md, &len);
+  std::string fp = after.fingerprint;
+  std::transform(fp.begin(), fp.end(), fp.begin(), ::tolower);
+  EXPECT_EQ(to_hex(std::string_view(reinterpret_cast<char*>(md), len)), fp);
+  // A rotated generation may be exported once again.
+  ok({"export", "api", "-o", (tmp_ / "new.p12").string()});
+}
+
+TEST_F(CliTest, DisableEnableDelete) {
+  ok({"create", "api", "--end-date", "+90d"});
+  ok({"disable", "api"});
+  auto entry = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(entry);
+  EXPECT_EQ(entry->current(), nullptr) << "disabled entry still resolves";
+  ExpectRefusedUnchanged({"export", "api", "-o", (tmp_ / "d.p12").string()}, {5});
+  ok({"enable", "api"});
+  EXPECT_EQ(current(vault_, "api").status, certvault::Status::kActive);
+  ok({"delete", "api"});
+  EXPECT_FALSE(Vault::open(vault_)->find("api"));
+  ExpectOneLineFailure(cv({"show", "api"}), {4});
+}
+
+// A PEM file with a certificate and key made here, expired `days_ago` days ago.
+fs::path expired_pem(const fs::path& dir, int days_ago) {
+  auto key = generate_ec_key();
+  auto cert = make_self_signed(key.get(), "expired", -60L * 86400, -days_ago * 86400L);
+  auto path = dir / "expired.pem";
+  write_file(path, x509_to_pem(cert.get()) + key_to_pem(key.get()));
+  return path;
+}
+
+TEST_F(CliTest, CheckExitCodesFollowExpiry) {
+  EXPECT_EQ(cv({"check"}).exit_code, 0);
+  ok({"create", "later", "--end-date", "+200d"});
+  EXPECT_EQ(cv({"check"}).exit_code, 0);
+  ok({"create", "soon", "--end-date", "+5d"});
+  auto soon = cv({"check"});
+  EXPECT_EQ(soon.exit_code, 1) << soon.out << soon.err;
+  EXPECT_TRUE(contains(soon.out + soon.err, "soon"));
+  EXPECT_EQ(cv({"check", "--within", "3"}).exit_code, 0);
+  EXPECT_EQ(cv({"check", "--within", "10"}).exit_code, 1);
+
+  ok({"import", expired_pem(tmp_.path(), 2).string(), "--nickname", "old"});
+  auto expired = cv({"check"});
+  EXPECT_EQ(expired.exit_code, 2) << expired.out << expired.err;
+  EXPECT_TRUE(contains(expired.out + expired.err, "old"));
+  EXPECT_EQ(cv({"check", "--within", "3"}).exit_code, 2);
+
+  // Only active certificates count.
+  ok({"disable", "old"});
+  EXPECT_EQ(cv({"check"}).exit_code, 1);
+  ok({"disable", "soon"});
+  EXPECT_EQ(cv({"check"}).exit_code, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// External CA: csr, sign with openssl, attach
+
+struct ExternalCa {
+  fs::path key, cert, ext;
+};
+
+ExternalCa make_external_ca(const fs::path& dir) {
+  ExternalCa ca{dir / "ext-ca.key", dir / "ext-ca.pem", dir / "client.ext"};
+  auto r = run({"openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                ca.key.string(),
+                "-out",
+                ca.cert.string(),
+                "-days",
+                "365",
+                "-subj",
+                "/CN=External Test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  write_file(ca.ext,
+             "basicConstraints=critical,CA:FALSE\n"
+             "keyUsage=critical,digitalSignature\n"
+             "extendedKeyUsage=clientAuth\n");
+  return ca;
+}
+
+fs::path sign_csr(const ExternalCa& ca, const fs::path& csr, const fs::path& out) {
+  auto r = run({"openssl", "x509", "-req", "-in", csr.string(), "-CA", ca.cert.string(), "-CAkey",
+                ca.key.string(), "-set_serial", "4242", "-days", "30", "-extfile", ca.ext.string(),
+                "-out", out.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return out;
+}
+
+TEST_F(CliTest, CsrSignedByExternalCaThenAttachedBecomesActive) {
+  auto req = tmp_ / "ext.csr";
+  ok({"csr", "ext", "-o", req.string(), "--subject", "/CN=ext.example/O=Example", "--key-type",
+      "ec-p384"});
+  auto check = run({"openssl", "req", "-verify", "-noout", "-in", req.string()});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  {
+    auto entry = Vault::open(vault_)->find("ext");
+    ASSERT_TRUE(entry);
+    EXPECT_EQ(entry->current(), nullptr) << "pending entry resolves before attach";
+  }
+  auto ca = make_external_ca(tmp_.path());
+  auto signed_cert = sign_csr(ca, req, tmp_ / "ext.crt");
+  ok({"attach", "ext", signed_cert.string()});
+  auto g = current(vault_, "ext");
+  EXPECT_EQ(g.status, certvault::Status::kActive);
+  EXPECT_EQ(g.issuer, certvault::IssuerKind::kExternal);
+  EXPECT_EQ(g.key_type, certvault::KeyType::kEcP384);
+  auto stored = cert_file("ext");
+  EXPECT_EQ(x509_to_pem(x509_from_pem(read_file(stored)).get()),
+            x509_to_pem(x509_from_pem(read_file(signed_cert)).get()));
+  auto verify = run(
+      {"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca.cert.string(), stored.string()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  auto v = Vault::open(vault_);
+  ASSERT_TRUE(v->unlock(pin()));
+  auto key = v->private_key("ext");
+  ASSERT_TRUE(key) << why(key);
+  EXPECT_EQ(X509_check_private_key(x509_from_pem(read_file(stored)).get(), key->get()), 1);
+}
+
+TEST_F(CliTest, AttachOfCertificateForAnotherKeyRefused) {
+  auto req = tmp_ / "ext.csr";
+  ok({"csr", "ext", "-o", req.string()});
+  auto ca = make_external_ca(tmp_.path());
+  // A request from a key the vault never saw, signed by the same CA.
+  auto stranger = tmp_ / "stranger.csr";
+  auto made = run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                   "-nodes", "-keyout", (tmp_ / "stranger.key").string(), "-out", stranger.string(),
+                   "-subj", "/CN=ext"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto wrong = sign_csr(ca, stranger, tmp_ / "stranger.crt");
+  ExpectRefusedUnchanged({"attach", "ext", wrong.string()}, {3, 5});
+  auto entry = Vault::open(vault_)->find("ext");
+  ASSERT_TRUE(entry);
+  EXPECT_EQ(entry->current(), nullptr);
+  // The right certificate still attaches afterwards.
+  ok({"attach", "ext", sign_csr(ca, req, tmp_ / "ext.crt").string()});
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy
+
+TEST_F(CliTest, PolicyMaxEndDateRefusesLaterDateUntilCleared) {
+  auto max = date_in_days(100);
+  ok({"policy", "set", "--max-end-date", max});
+  auto shown = ok({"policy", "show"});
+  EXPECT_TRUE(contains(shown.out, max)) << shown.out;
+  auto before = snapshot(vault_);
+  auto refused = cv({"create", "late", "--end-date", date_in_days(101)});
+  ExpectOneLineFailure(refused, {5});
+  EXPECT_TRUE(contains(refused.err, max)) << refused.err;
+  EXPECT_EQ(describe_difference(before, snapshot(vault_)), "");
+  ok({"create", "at-limit", "--end-date", max});
+  ok({"policy", "clear"});
+  ok({"create", "late", "--end-date", date_in_days(101)});
+  EXPECT_FALSE(contains(ok({"policy", "show"}).out, max));
+}
+
+TEST_F(CliTest, PolicyExportNeverRefusesExport) {
+  ok({"create", "api", "--end-date", "+30d"});
+  ok({"policy", "set", "--export", "never"});
+  ExpectRefusedUnchanged({"export", "api", "-o", (tmp_ / "x.p12").string()}, {5});
+  EXPECT_FALSE(fs::exists(tmp_ / "x.p12"));
+}
+
+}  // namespace
+}  // namespace cvtest

@@ -1,0 +1,353 @@
+// certvault: the command-line front end of the keystore. This file only parses arguments
+// and turns the outcome into one line and an exit code; the commands live in cmd_*.cc.
+#include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <string>
+
+#include "cli.h"
+#include "commands.h"
+#include "output.h"
+
+namespace certvault::cli {
+namespace {
+
+constexpr std::string_view kDateHelp = "YYYY-MM-DD (end of that day, UTC) or +Nd (N days from now)";
+constexpr std::string_view kKeyTypes = "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519";
+constexpr std::string_view kHashes = "sha256, sha384, sha512";
+
+using Action = std::function<Outcome()>;
+
+// Everything the parser fills in; it outlives the parse.
+struct Args {
+  Globals globals;
+  InitArgs init;
+  CaCreateArgs ca_create;
+  CaImportArgs ca_import;
+  CreateArgs create;
+  CsrArgs csr;
+  AttachArgs attach;
+  ImportArgs import;
+  ListArgs list;
+  std::string nickname;  // show, disable, enable, delete
+  ExportArgs exported;
+  RotateArgs rotate;
+  CheckArgs check;
+  PolicySetArgs policy_set;
+  PasswdArgs passwd;
+  UnlockResetArgs unlock_reset;
+};
+
+// No core dump, no ptrace by other users: either could expose a PIN or a private key.
+void harden_process() {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  rlimit no_core{0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  (void)CRYPTO_secure_malloc_init(1 << 16, 16);
+}
+
+std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+int report_failure(std::string_view message, int code) {
+  std::cout.flush();
+  std::cerr << "certvault: " << one_line(std::string(message)) << std::endl;
+  return code;
+}
+
+std::string join(std::string_view a, std::string_view b) {
+  return std::string(a) + std::string(b);
+}
+
+CLI::App* command(CLI::App& parent, const std::string& name, const std::string& description,
+                  Action& selected, Action run) {
+  CLI::App* sub = parent.add_subcommand(name, description);
+  sub->callback([&selected, run = std::move(run)] { selected = run; });
+  return sub;
+}
+
+void add_nickname(CLI::App* sub, std::string& target) {
+  sub->add_option("NICKNAME", target, "Entry name: 1-64 letters, digits, spaces, '-', '_'")
+      ->type_name("")
+      ->required();
+}
+
+void add_vault_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* init = command(app, "init", "Create a vault; prints its recovery secret once", selected,
+                       [&a] { return cmd_init(a.globals, a.init); });
+  init->add_option("--label", a.init.label, "Vault label (the PKCS#11 token label)")
+      ->type_name("LABEL");
+  // Cheap Argon2id for tests and trials only; not in the documentation on purpose.
+  init->add_option("--kdf-ops", a.init.kdf_ops, "Argon2id passes")->type_name("N")->group("");
+  init->add_option("--kdf-mem-kib", a.init.kdf_mem_kib, "Argon2id memory in KiB")
+      ->type_name("KIB")
+      ->group("");
+
+  auto* passwd = command(app, "passwd", "Change the PIN", selected,
+                         [&a] { return cmd_passwd(a.globals, a.passwd); });
+  passwd
+      ->add_option("--new-pin-file", a.passwd.new_pin_file,
+                   "Read the new PIN from FILE ('-' = stdin) instead of prompting twice")
+      ->type_name("FILE");
+
+  auto* reset = command(app, "unlock-reset",
+                        "Clear the wrong-PIN count (and optionally set a new PIN) with the "
+                        "recovery secret",
+                        selected, [&a] { return cmd_unlock_reset(a.globals, a.unlock_reset); });
+  reset
+      ->add_option("--recovery-file", a.unlock_reset.recovery_file,
+                   "Read the recovery secret from FILE ('-' = stdin) instead of prompting")
+      ->type_name("FILE");
+  reset
+      ->add_option("--new-pin-file", a.unlock_reset.new_pin_file,
+                   "Set the PIN read from FILE ('-' = stdin)")
+      ->type_name("FILE");
+
+  command(app, "version", "Print the version", selected, [&a] { return cmd_version(a.globals); });
+}
+
+void add_policy_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* policy = app.add_subcommand("policy", "Show or change the vault's issuing rules");
+  policy->require_subcommand(1);
+  command(*policy, "show", "Print the policy", selected,
+          [&a] { return cmd_policy_show(a.globals); });
+  auto* set = command(*policy, "set", "Change some rules; the others stay", selected,
+                      [&a] { return cmd_policy_set(a.globals, a.policy_set); });
+  set->add_option("--max-end-date", a.policy_set.max_end_date,
+                  join("Latest end date any certificate may have: ", kDateHelp))
+      ->type_name("DATE");
+  set->add_option("--default-key-type", a.policy_set.default_key_type, join("One of ", kKeyTypes))
+      ->type_name("TYPE");
+  set->add_option("--default-hash", a.policy_set.default_hash, join("One of ", kHashes))
+      ->type_name("HASH");
+  set->add_option("--export", a.policy_set.export_rule,
+                  "once (each generation may be exported once) or never")
+      ->type_name("once|never");
+  command(*policy, "clear", "Back to the defaults: no date limit, ec-p256, sha256, export once",
+          selected, [&a] { return cmd_policy_clear(a.globals); });
+}
+
+void add_ca_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* ca = app.add_subcommand("ca", "The vault's own certificate authority");
+  ca->require_subcommand(1);
+  auto* create = command(*ca, "create", "Create the vault's CA", selected,
+                         [&a] { return cmd_ca_create(a.globals, a.ca_create); });
+  create->add_option("--end-date", a.ca_create.end_date, join("CA end date: ", kDateHelp))
+      ->type_name("DATE")
+      ->required();
+  create
+      ->add_option("--subject", a.ca_create.subject,
+                   "Distinguished name, '/CN=a/O=b' or 'CN=a,O=b' (default: CN=<label> CA)")
+      ->type_name("DN");
+  create->add_option("--key-type", a.ca_create.key_type, join("One of ", kKeyTypes))
+      ->type_name("TYPE");
+  create->add_flag("--replace", a.ca_create.replace, "Retire the current CA and create a new one");
+  command(*ca, "show", "Print the CA certificate (PEM) and its details", selected,
+          [&a] { return cmd_ca_show(a.globals); });
+  auto* import = command(*ca, "import", "Use an existing CA certificate and key", selected,
+                         [&a] { return cmd_ca_import(a.globals, a.ca_import); });
+  import->add_option("CERT", a.ca_import.cert_file, "CA certificate, PEM")
+      ->type_name("")
+      ->required();
+  import->add_option("KEY", a.ca_import.key_file, "CA private key, PEM")->type_name("")->required();
+}
+
+void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* create = command(app, "create", "Make a key and a certificate for a new entry", selected,
+                         [&a] { return cmd_create(a.globals, a.create); });
+  add_nickname(create, a.create.nickname);
+  create->add_option("--end-date", a.create.end_date, join("Certificate end date: ", kDateHelp))
+      ->type_name("DATE")
+      ->required();
+  create->add_option("--key-type", a.create.key_type, join("One of ", kKeyTypes))
+      ->type_name("TYPE");
+  create->add_option("--hash", a.create.hash, join("Signature hash, one of ", kHashes))
+      ->type_name("HASH");
+  create->add_option("--subject", a.create.subject, "Distinguished name (default: CN=NICKNAME)")
+      ->type_name("DN");
+  create->add_flag("--self-signed", a.create.self_signed, "Sign with the entry's own key");
+
+  auto* csr = command(app, "csr", "Make a key and a certificate request for an outside CA",
+                      selected, [&a] { return cmd_csr(a.globals, a.csr); });
+  add_nickname(csr, a.csr.nickname);
+  csr->add_option("-o,--out", a.csr.out, "Write the request (PEM) to FILE ('-' = stdout)")
+      ->type_name("FILE")
+      ->required();
+  csr->add_option("--subject", a.csr.subject, "Distinguished name (default: CN=NICKNAME)")
+      ->type_name("DN");
+  csr->add_option("--key-type", a.csr.key_type, join("One of ", kKeyTypes))->type_name("TYPE");
+  csr->add_option("--hash", a.csr.hash, join("Signature hash, one of ", kHashes))
+      ->type_name("HASH");
+
+  auto* attach = command(app, "attach", "Store the certificate the CA returned for a request",
+                         selected, [&a] { return cmd_attach(a.globals, a.attach); });
+  add_nickname(attach, a.attach.nickname);
+  attach->add_option("CERT", a.attach.cert_file, "Certificate (and chain), PEM")
+      ->type_name("")
+      ->required();
+
+  auto* import = command(app, "import", "Import a PKCS#12 (.p12/.pfx) or PEM certificate and key",
+                         selected, [&a] { return cmd_import(a.globals, a.import); });
+  import->add_option("FILE", a.import.file, "PKCS#12 (DER) or PEM file")->type_name("")->required();
+  import->add_option("--nickname", a.import.nickname, "Name of the new entry")
+      ->type_name("NICKNAME")
+      ->required();
+  import
+      ->add_option("--password-file", a.import.password_file,
+                   "Read the PKCS#12 password from FILE ('-' = stdin) instead of prompting")
+      ->type_name("FILE");
+
+  auto* rotate = command(app, "rotate", "Replace an entry's key and certificate; the URI stays",
+                         selected, [&a] { return cmd_rotate(a.globals, a.rotate); });
+  add_nickname(rotate, a.rotate.nickname);
+  rotate
+      ->add_option("--end-date", a.rotate.end_date,
+                   join("New end date (default: same lifetime as before): ", kDateHelp))
+      ->type_name("DATE");
+}
+
+void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* exported = command(app, "export", "Write a PKCS#12 file with a generated password",
+                           selected, [&a] { return cmd_export(a.globals, a.exported); });
+  add_nickname(exported, a.exported.nickname);
+  exported->add_option("-o,--out", a.exported.out, "PKCS#12 file to create (never overwritten)")
+      ->type_name("FILE")
+      ->required();
+  exported
+      ->add_option("--encryption", a.exported.encryption,
+                   "aes-256 (default) or 3des (for old clients)")
+      ->type_name("aes-256|3des");
+  exported->add_flag("--chain", a.exported.chain, "Include the CA chain");
+
+  add_nickname(command(app, "disable", "Stop programs from using an entry", selected,
+                       [&a] { return cmd_disable(a.globals, a.nickname); }),
+               a.nickname);
+  add_nickname(command(app, "enable", "Let programs use a disabled entry again", selected,
+                       [&a] { return cmd_enable(a.globals, a.nickname); }),
+               a.nickname);
+  add_nickname(command(app, "delete", "Delete an entry and all its keys", selected,
+                       [&a] { return cmd_delete(a.globals, a.nickname); }),
+               a.nickname);
+}
+
+void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* list = command(app, "list", "List the entries", selected,
+                       [&a] { return cmd_list(a.globals, a.list); });
+  list->add_option("--expiring", a.list.expiring_days,
+                   "Only active certificates that expire within DAYS days")
+      ->type_name("DAYS");
+  add_nickname(command(app, "show", "Details of an entry and the URIs programs use", selected,
+                       [&a] { return cmd_show(a.globals, a.nickname); }),
+               a.nickname);
+  auto* check = command(app, "check", "Exit 1 if a certificate expires soon, 2 if one expired",
+                        selected, [&a] { return cmd_check(a.globals, a.check); });
+  check->add_option("--within", a.check.within_days, "Days that count as soon (default 30)")
+      ->type_name("DAYS");
+}
+
+std::string footer() {
+  return "DATE is " + std::string(kDateHelp) +
+         ".\n"
+         "Commands that change the vault ask for the PIN (or read --pin-file); list, show,\n"
+         "check, ca show and policy show never do. Documentation: docs/cli.md.\n\n" +
+         std::string(exit_code_table());
+}
+
+// The command the user was typing ("certvault ca create"), for usage hints.
+const CLI::App* typed_command(const CLI::App& app) {
+  const CLI::App* current = &app;
+  for (auto subs = current->get_subcommands(); !subs.empty(); subs = current->get_subcommands()) {
+    current = subs.front();
+  }
+  return current;
+}
+
+std::string command_path(const CLI::App* command) {
+  std::string path = command->get_name();
+  for (const CLI::App* up = command->get_parent(); up != nullptr; up = up->get_parent()) {
+    path = up->get_name() + " " + path;
+  }
+  return path;
+}
+
+// CLI11 says "A subcommand is required" both for a missing and for a misspelt command.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
+  const CLI::App* command = typed_command(app);
+  std::string path = command_path(command);
+  std::string hint = "; see '" + path + " --help'";
+  auto choices = command->get_subcommands([](const CLI::App*) { return true; });
+  if (error.get_name() != "RequiredError" || choices.empty()) return error.what() + hint;
+  if (command == &app && app.remaining().empty()) return "no command given" + hint;
+  for (const auto& word : app.remaining()) {
+    if (!word.starts_with("-")) return "unknown command '" + word + "'" + hint;
+  }
+  std::string names;
+  for (const CLI::App* choice : choices) names += (names.empty() ? "" : ", ") + choice->get_name();
+  return "'" + path + "' needs a command: " + names + hint;
+}
+
+int run(int argc, char** argv) {
+  Args a;
+  Action selected;
+  CLI::App app("Client-authentication certificates and their keys, in an encrypted vault.",
+               "certvault");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options also after the command name
+  app.footer(footer());
+  app.set_version_flag("--version", version_line());
+  app.add_option("--vault", a.globals.vault,
+                 "Vault directory (default: $CERTVAULT_VAULT, else "
+                 "$XDG_DATA_HOME/certvault/default)")
+      ->type_name("DIR");
+  app.add_option("--pin-file", a.globals.pin_file,
+                 "Read the PIN from FILE ('-' = stdin) instead of prompting")
+      ->type_name("FILE");
+  app.add_flag("--json", a.globals.json, "Print data as JSON");
+  add_vault_commands(app, a, selected);
+  add_ca_commands(app, a, selected);
+  add_issue_commands(app, a, selected);
+  add_entry_commands(app, a, selected);
+  add_inspect_commands(app, a, selected);
+  add_policy_commands(app, a, selected);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return report_failure(usage_message(app, e), kExitUsage);
+  }
+  if (!selected) return report_failure("no command given; see 'certvault --help'", kExitUsage);
+  Outcome outcome = selected();
+  if (!outcome) return report_failure(outcome.error().message, exit_code(outcome.error().code));
+  if (!stdout_ok()) return report_failure("cannot write the output to stdout", kExitInternal);
+  return *outcome;
+}
+
+}  // namespace
+}  // namespace certvault::cli
+
+int main(int argc, char** argv) {
+  using namespace certvault::cli;
+  harden_process();
+  try {
+    if (!certvault::sodium_ready()) {
+      return report_failure("libsodium failed to initialise; check the installation",
+                            kExitInternal);
+    }
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return report_failure(std::string("internal error: ") + e.what(), kExitInternal);
+  } catch (...) {
+    return report_failure("internal error", kExitInternal);
+  }
+}

@@ -1,0 +1,59 @@
+#include "cli.h"
+
+#include "secret_input.h"
+
+namespace certvault::cli {
+
+int exit_code(Code code) {
+  switch (code) {
+    case Code::kInvalidInput:
+      return kExitUsage;
+    case Code::kNotFound:
+      return kExitNotFound;
+    case Code::kExists:
+    case Code::kRefused:
+      return kExitRefused;
+    case Code::kWrongPin:
+    case Code::kPinLocked:
+    case Code::kLocked:
+      return kExitPin;
+    case Code::kTampered:
+    case Code::kBadPermissions:
+      return kExitDamaged;
+    case Code::kIo:
+    case Code::kCrypto:
+      return kExitInternal;
+  }
+  return kExitInternal;
+}
+
+std::string_view exit_code_table() {
+  return "Exit codes:\n"
+         "  0  success; for check: every active certificate is fine\n"
+         "  1  check: an active certificate expires within the window\n"
+         "  2  check: an active certificate has expired\n"
+         "  3  usage error or invalid input\n"
+         "  4  not found (vault, entry, CA or file)\n"
+         "  5  refused by a rule, or already exists\n"
+         "  6  wrong PIN, PIN locked, or vault locked\n"
+         "  7  vault damaged or unsafe (tampered data, bad permissions)\n"
+         "  8  I/O or internal failure\n";
+}
+
+std::filesystem::path vault_dir(const Globals& globals) {
+  return globals.vault.empty() ? default_vault_dir() : std::filesystem::path(globals.vault);
+}
+
+Result<Vault> open_vault(const Globals& globals) {
+  return Vault::open(vault_dir(globals));
+}
+
+Result<Vault> open_unlocked(const Globals& globals) {
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(pin, read_secret(globals.pin_file,
+                          "PIN for vault '" + vault.label() + "': ", {"PIN", "--pin-file"}));
+  CV_CHECK(vault.unlock(pin));
+  return vault;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,74 @@
+// ca create | show | import
+#include <iostream>
+
+#include "commands.h"
+#include "files.h"
+#include "output.h"
+#include "report.h"
+
+namespace certvault::cli {
+namespace {
+
+Result<CaInfo> active_ca(const Vault& vault) {
+  auto ca = vault.active_ca();
+  if (!ca) {
+    return fail(Code::kNotFound, "vault '" + vault.label() +
+                                     "' has no CA; create one with 'certvault ca create "
+                                     "--end-date DATE' or import one with 'certvault ca import'");
+  }
+  return *ca;
+}
+
+}  // namespace
+
+Outcome cmd_ca_create(const Globals& globals, const CaCreateArgs& args) {
+  CaRequest request;
+  CV_TRY(not_after, parse_date(args.end_date));
+  CV_TRY(key_type, parse_optional_key_type(args.key_type));
+  request.not_after = not_after;
+  request.key_type = key_type;
+  request.subject = args.subject;
+  request.replace = args.replace;
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(ca, vault.create_ca(request));
+  report_ca(globals, ca, "Created the CA of vault '" + vault.label() + "'.");
+  return kExitOk;
+}
+
+Outcome cmd_ca_show(const Globals& globals) {
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(ca, active_ca(vault));
+  CV_TRY(der, vault.ca_certificate_der());
+  std::string pem = der_to_pem(der, "CERTIFICATE");
+  Time t = now();
+  if (globals.json) {
+    Json::Value out = ca_json(ca, t);
+    out["pem"] = pem;
+    Json::Value retired(Json::arrayValue);
+    for (const auto& other : vault.cas()) {
+      if (!other.active) retired.append(ca_json(other, t));
+    }
+    out["retired"] = retired;
+    print_json(out);
+    return kExitOk;
+  }
+  std::cout << pem << '\n';
+  print_ca(ca, t);
+  for (const auto& other : vault.cas()) {
+    if (other.active) continue;
+    std::cout << "\nRetired CA:\n";
+    print_ca(other, t);
+  }
+  return kExitOk;
+}
+
+Outcome cmd_ca_import(const Globals& globals, const CaImportArgs& args) {
+  CV_TRY(cert_pem, read_text_file(args.cert_file, "CA certificate file"));
+  CV_TRY(key_pem, read_file_secure(args.key_file, "CA key file", kMaxMaterialFile));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(ca, vault.import_ca(cert_pem, key_pem.view()));
+  report_ca(globals, ca, "Imported the CA of vault '" + vault.label() + "'.");
+  return kExitOk;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,68 @@
+// export, disable, enable, delete: what happens to an existing entry.
+#include <iostream>
+
+#include "commands.h"
+#include "output.h"
+#include "report.h"
+
+namespace certvault::cli {
+namespace {
+
+void print_export(const Globals& globals, const ExportArgs& args, const SecureBytes& password) {
+  if (globals.json) {
+    Json::Value fields(Json::objectValue);
+    fields["file"] = args.out;
+    fields["nickname"] = args.nickname;
+    fields["encryption"] = args.encryption;
+    fields["chain"] = args.chain;
+    return print_json_with_secret(fields, "password", password);
+  }
+  std::cout << "Wrote '" << args.nickname << "' to " << args.out << " (" << args.encryption
+            << (args.chain ? ", with the CA chain" : "") << ").\n"
+            << "PKCS#12 password (shown once): ";
+  write_secret(password);
+  std::cout << '\n';
+}
+
+using Change = Result<Entry> (Vault::*)(std::string_view);
+
+Outcome change_entry(const Globals& globals, const std::string& nickname, Change change,
+                     std::string_view verb) {
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(entry, (vault.*change)(nickname));
+  report_entry(globals, vault, entry, std::string(verb) + " '" + entry.nickname + "'.");
+  return kExitOk;
+}
+
+}  // namespace
+
+Outcome cmd_export(const Globals& globals, const ExportArgs& args) {
+  ExportRequest request;
+  request.nickname = args.nickname;
+  request.out = args.out;
+  CV_TRY(encryption, parse_p12_encryption(args.encryption));
+  request.encryption = encryption;
+  request.chain = args.chain;
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(password, vault.export_pkcs12(request));
+  print_export(globals, args, password);
+  return kExitOk;
+}
+
+Outcome cmd_disable(const Globals& globals, const std::string& nickname) {
+  return change_entry(globals, nickname, &Vault::disable, "Disabled");
+}
+
+Outcome cmd_enable(const Globals& globals, const std::string& nickname) {
+  return change_entry(globals, nickname, &Vault::enable, "Enabled");
+}
+
+Outcome cmd_delete(const Globals& globals, const std::string& nickname) {
+  CV_TRY(vault, open_unlocked(globals));
+  CV_CHECK(vault.remove(nickname));
+  report_done(globals, nickname, "deleted",
+              "Deleted '" + nickname + "' and all its keys from vault '" + vault.label() + "'.");
+  return kExitOk;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,109 @@
+// list, show, check: read public data only, never ask for the PIN.
+#include <iostream>
+
+#include "commands.h"
+#include "output.h"
+#include "report.h"
+
+namespace certvault::cli {
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+// An active certificate that expires within `window` seconds (or already has).
+bool due(const Entry& entry, Time now, int64_t window) {
+  const Generation* g = entry.current();
+  return g != nullptr && g->not_after - now <= window;
+}
+
+Result<Entry> find_entry(const Vault& vault, const std::string& nickname) {
+  CV_CHECK(check_nickname(nickname));
+  auto entry = vault.find(nickname);
+  if (!entry) {
+    return fail(Code::kNotFound, "no entry named '" + nickname + "' in vault '" + vault.label() +
+                                     "' (" + vault.dir().string() +
+                                     "); run 'certvault list' to see the entries");
+  }
+  return *entry;
+}
+
+std::string problem_line(const Entry& entry, Time now) {
+  Time not_after = entry.current()->not_after;
+  if (expired(not_after, now)) {
+    return entry.nickname + ": expired on " + format_time(not_after);
+  }
+  return entry.nickname + ": " + expiry_phrase(not_after, now) + " (" + format_time(not_after) +
+         ")";
+}
+
+}  // namespace
+
+Outcome cmd_list(const Globals& globals, const ListArgs& args) {
+  if (args.expiring_days) CV_CHECK(check_days(*args.expiring_days, "--expiring"));
+  CV_TRY(vault, open_vault(globals));
+  Time t = now();
+  std::vector<Entry> shown;
+  for (auto& entry : vault.entries()) {
+    if (!args.expiring_days || due(entry, t, *args.expiring_days * kDay)) {
+      shown.push_back(std::move(entry));
+    }
+  }
+  if (globals.json) {
+    Json::Value out(Json::arrayValue);
+    for (const auto& entry : shown) out.append(entry_json(entry, vault, t));
+    print_json(out);
+  } else if (shown.empty()) {
+    std::cout << (args.expiring_days ? "No active certificate expires within " +
+                                           std::to_string(*args.expiring_days) + " days.\n"
+                                     : "No entries in vault '" + vault.label() + "'.\n");
+  } else {
+    print_entry_table(shown, t);
+  }
+  return kExitOk;
+}
+
+Outcome cmd_show(const Globals& globals, const std::string& nickname) {
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, find_entry(vault, nickname));
+  Time t = now();
+  if (globals.json) {
+    print_json(entry_json(entry, vault, t));
+  } else {
+    print_entry(entry, vault, t);
+  }
+  return kExitOk;
+}
+
+Outcome cmd_check(const Globals& globals, const CheckArgs& args) {
+  CV_CHECK(check_days(args.within_days, "--within"));
+  CV_TRY(vault, open_vault(globals));
+  Time t = now();
+  int code = kExitOk;
+  Json::Value problems(Json::arrayValue);
+  for (const auto& entry : vault.entries()) {
+    if (!due(entry, t, args.within_days * kDay)) continue;
+    Time not_after = entry.current()->not_after;
+    bool gone = expired(not_after, t);
+    code = std::max(code, gone ? int{kExitExpired} : int{kExitExpiresSoon});
+    if (!globals.json) {
+      std::cout << problem_line(entry, t) << '\n';
+      continue;
+    }
+    Json::Value problem(Json::objectValue);
+    problem["nickname"] = entry.nickname;
+    problem["problem"] = gone ? "expired" : "expires-soon";
+    problem["not_after"] = format_time(not_after);
+    problem["days_left"] = Json::Int64(days_left(not_after, t));
+    problems.append(problem);
+  }
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["status"] = code == kExitOk ? "ok" : code == kExitExpired ? "expired" : "expires-soon";
+    out["within_days"] = Json::Int64(args.within_days);
+    out["problems"] = problems;
+    print_json(out);
+  }
+  return code;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,115 @@
+// create, csr, attach, import, rotate: commands that give an entry a new key or certificate.
+#include <iostream>
+
+#include "commands.h"
+#include "files.h"
+#include "output.h"
+#include "report.h"
+#include "secret_input.h"
+
+namespace certvault::cli {
+namespace {
+
+bool looks_like_pem(std::string_view text) {
+  size_t start = text.find_first_not_of(" \t\r\n");
+  return start != std::string_view::npos && text.substr(start).starts_with("-----BEGIN");
+}
+
+std::string generation_headline(std::string_view verb, const Entry& entry) {
+  const Generation* g = shown_generation(entry);
+  return std::string(verb) + " '" + entry.nickname + "'" +
+         (g != nullptr ? " (generation " + std::to_string(g->number) + ")." : ".");
+}
+
+}  // namespace
+
+Outcome cmd_create(const Globals& globals, const CreateArgs& args) {
+  IssueRequest request;
+  request.nickname = args.nickname;
+  CV_TRY(not_after, parse_date(args.end_date));
+  CV_TRY(key_type, parse_optional_key_type(args.key_type));
+  CV_TRY(hash, parse_optional_hash(args.hash));
+  request.not_after = not_after;
+  request.key_type = key_type;
+  request.hash = hash;
+  request.subject = args.subject;
+  request.self_signed = args.self_signed;
+  CV_CHECK(check_nickname(request.nickname));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(entry, vault.create(request));
+  report_entry(globals, vault, entry, generation_headline("Created", entry));
+  return kExitOk;
+}
+
+Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
+  CsrRequest request;
+  request.nickname = args.nickname;
+  request.subject = args.subject;
+  CV_TRY(key_type, parse_optional_key_type(args.key_type));
+  CV_TRY(hash, parse_optional_hash(args.hash));
+  request.key_type = key_type;
+  request.hash = hash;
+  CV_CHECK(check_nickname(request.nickname));
+  CV_CHECK(check_absent(args.out, "request file"));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(pem, vault.make_csr(request));
+  bool to_stdout = args.out == "-";
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["nickname"] = args.nickname;
+    out["pem"] = pem;
+    if (!to_stdout) {
+      out["file"] = args.out;
+      CV_CHECK(write_new_file(args.out, pem, "request file"));
+    }
+    print_json(out);
+    return kExitOk;
+  }
+  CV_CHECK(write_new_file(args.out, pem, "request file"));
+  if (!to_stdout) {
+    std::cout << "Wrote the certificate request for '" << args.nickname << "' to " << args.out
+              << ".\nSend it to your CA, then store the signed certificate with:\n"
+              << "  certvault attach " << args.nickname << " CERT.pem\n";
+  }
+  return kExitOk;
+}
+
+Outcome cmd_attach(const Globals& globals, const AttachArgs& args) {
+  CV_TRY(cert_pem, read_text_file(args.cert_file, "certificate file"));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(entry, vault.attach(args.nickname, cert_pem));
+  report_entry(globals, vault, entry, generation_headline("Attached the certificate to", entry));
+  return kExitOk;
+}
+
+Outcome cmd_import(const Globals& globals, const ImportArgs& args) {
+  CV_CHECK(check_stdin_once("--pin-file", globals.pin_file, "--password-file", args.password_file));
+  CV_CHECK(check_nickname(args.nickname));
+  CV_TRY(content, read_file_secure(args.file, "import file", kMaxMaterialFile));
+  bool pem = looks_like_pem(content.view());
+  CV_TRY(vault, open_unlocked(globals));
+  Result<Entry> imported;
+  if (pem) {
+    imported = vault.import_pem(args.nickname, content.view());
+  } else {
+    CV_TRY(password, read_secret(args.password_file, "Password of " + args.file + ": ",
+                                 {"PKCS#12 password", "--password-file"}));
+    imported = vault.import_pkcs12(args.nickname, content.span(), password);
+  }
+  if (!imported) return std::unexpected(imported.error());
+  report_entry(globals, vault, *imported, generation_headline("Imported", *imported));
+  return kExitOk;
+}
+
+Outcome cmd_rotate(const Globals& globals, const RotateArgs& args) {
+  CV_TRY(not_after, parse_optional_date(args.end_date));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(entry, vault.rotate(args.nickname, not_after));
+  report_entry(globals, vault, entry,
+               generation_headline("Rotated", entry) +
+                   " Programs using its URI get the new "
+                   "key and certificate.");
+  return kExitOk;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,132 @@
+// One function per command. Each checks its arguments before it opens the vault or asks
+// for a PIN, so a typo never costs a PIN prompt (or a counted PIN failure).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "cli.h"
+
+namespace certvault::cli {
+
+// --- vault (cmd_vault.cc) ---------------------------------------------------------------
+struct InitArgs {
+  std::optional<std::string> label;
+  std::optional<int64_t> kdf_ops;      // hidden: cheap Argon2id for tests
+  std::optional<int64_t> kdf_mem_kib;  // hidden
+};
+Outcome cmd_init(const Globals& globals, const InitArgs& args);
+
+struct PasswdArgs {
+  std::string new_pin_file;
+};
+Outcome cmd_passwd(const Globals& globals, const PasswdArgs& args);
+
+struct UnlockResetArgs {
+  std::string recovery_file;
+  std::string new_pin_file;
+};
+Outcome cmd_unlock_reset(const Globals& globals, const UnlockResetArgs& args);
+
+Outcome cmd_version(const Globals& globals);
+std::string version_line();
+
+// --- policy (cmd_policy.cc) -------------------------------------------------------------
+Outcome cmd_policy_show(const Globals& globals);
+struct PolicySetArgs {
+  std::optional<std::string> max_end_date;
+  std::optional<std::string> default_key_type;
+  std::optional<std::string> default_hash;
+  std::optional<std::string> export_rule;
+};
+Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args);
+Outcome cmd_policy_clear(const Globals& globals);
+
+// --- CA (cmd_ca.cc) ---------------------------------------------------------------------
+struct CaCreateArgs {
+  std::string end_date;
+  std::string subject;
+  std::optional<std::string> key_type;
+  bool replace = false;
+};
+Outcome cmd_ca_create(const Globals& globals, const CaCreateArgs& args);
+Outcome cmd_ca_show(const Globals& globals);
+struct CaImportArgs {
+  std::string cert_file;
+  std::string key_file;
+};
+Outcome cmd_ca_import(const Globals& globals, const CaImportArgs& args);
+
+// --- entries that gain a key or certificate (cmd_issue.cc) ------------------------------
+struct CreateArgs {
+  std::string nickname;
+  std::string end_date;
+  std::optional<std::string> key_type;
+  std::optional<std::string> hash;
+  std::string subject;
+  bool self_signed = false;
+};
+Outcome cmd_create(const Globals& globals, const CreateArgs& args);
+
+struct CsrArgs {
+  std::string nickname;
+  std::string out;
+  std::string subject;
+  std::optional<std::string> key_type;
+  std::optional<std::string> hash;
+};
+Outcome cmd_csr(const Globals& globals, const CsrArgs& args);
+
+struct AttachArgs {
+  std::string nickname;
+  std::string cert_file;
+};
+Outcome cmd_attach(const Globals& globals, const AttachArgs& args);
+
+struct ImportArgs {
+  std::string file;
+  std::string nickname;
+  std::string password_file;
+};
+Outcome cmd_import(const Globals& globals, const ImportArgs& args);
+
+struct RotateArgs {
+  std::string nickname;
+  std::optional<std::string> end_date;
+};
+Outcome cmd_rotate(const Globals& globals, const RotateArgs& args);
+
+// --- entries: export and life cycle (cmd_entry.cc) --------------------------------------
+struct ExportArgs {
+  std::string nickname;
+  std::string out;
+  std::string encryption = "aes-256";
+  bool chain = false;
+};
+Outcome cmd_export(const Globals& globals, const ExportArgs& args);
+Outcome cmd_disable(const Globals& globals, const std::string& nickname);
+Outcome cmd_enable(const Globals& globals, const std::string& nickname);
+Outcome cmd_delete(const Globals& globals, const std::string& nickname);
+
+// --- reading without the PIN (cmd_inspect.cc) -------------------------------------------
+struct ListArgs {
+  std::optional<int64_t> expiring_days;
+};
+Outcome cmd_list(const Globals& globals, const ListArgs& args);
+Outcome cmd_show(const Globals& globals, const std::string& nickname);
+struct CheckArgs {
+  int64_t within_days = 30;
+};
+Outcome cmd_check(const Globals& globals, const CheckArgs& args);
+
+// --- argument parsing shared by the commands (args.cc) ----------------------------------
+Result<std::optional<Time>> parse_optional_date(const std::optional<std::string>& text);
+Result<std::optional<KeyType>> parse_optional_key_type(const std::optional<std::string>& text);
+Result<std::optional<Hash>> parse_optional_hash(const std::optional<std::string>& text);
+Result<void> check_days(int64_t days, std::string_view option);
+// Two secrets cannot both come from stdin: the first read takes all of it.
+Result<void> check_stdin_once(std::string_view first_option, std::string_view first,
+                              std::string_view second_option, std::string_view second);
+
+}  // namespace certvault::cli

@@ -1,0 +1,111 @@
+#include "files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+namespace certvault::cli {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  ~Fd() {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Reports a failed close: for a written file it can be the only sign of lost data.
+  bool close() {
+    bool ok = !owned_ || ::close(fd_) == 0;
+    fd_ = -1;
+    return ok;
+  }
+
+ private:
+  int fd_;
+  bool owned_;
+};
+
+std::string describe(std::string_view what, const std::string& path) {
+  return path == "-" ? std::string(what) + " on stdin" : std::string(what) + " '" + path + "'";
+}
+
+std::unexpected<Error> os_error(std::string_view verb, std::string_view what,
+                                const std::string& path, int err) {
+  Code code = (err == ENOENT || err == ENOTDIR) ? Code::kNotFound : Code::kIo;
+  return fail(code, "cannot " + std::string(verb) + " " + describe(what, path) + ": " +
+                        std::strerror(err) + "; check the path and its permissions");
+}
+
+}  // namespace
+
+Result<SecureBytes> read_file_secure(const std::string& path, std::string_view what,
+                                     size_t max_size) {
+  Fd fd(path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC), path != "-");
+  if (fd.get() < 0) return os_error("read", what, path, errno);
+  // Grows by copying between guarded buffers, so no plain heap memory sees the bytes.
+  SecureBytes buffer(std::min<size_t>(1024, max_size + 1));
+  size_t used = 0;
+  for (;;) {
+    if (used == buffer.size()) {
+      if (used > max_size) break;
+      SecureBytes bigger(std::min(buffer.size() * 2, max_size + 1));
+      std::memcpy(bigger.data(), buffer.data(), used);
+      buffer = std::move(bigger);
+    }
+    ssize_t n = ::read(fd.get(), buffer.data() + used, buffer.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error("read", what, path, errno);
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  if (used > max_size) {
+    return fail(Code::kInvalidInput, describe(what, path) + " is larger than " +
+                                         std::to_string(max_size) +
+                                         " bytes; check that it is the right file");
+  }
+  buffer.truncate(used);
+  return buffer;
+}
+
+Result<std::string> read_text_file(const std::string& path, std::string_view what) {
+  CV_TRY(bytes, read_file_secure(path, what, kMaxMaterialFile));
+  return std::string(bytes.view());
+}
+
+Result<void> check_absent(const std::string& path, std::string_view what) {
+  struct stat st;
+  if (path != "-" && ::lstat(path.c_str(), &st) == 0) {
+    return fail(Code::kExists,
+                describe(what, path) + " already exists; choose another path or remove the file");
+  }
+  return {};
+}
+
+Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what) {
+  CV_CHECK(check_absent(path, what));
+  Fd fd(path == "-" ? STDOUT_FILENO
+                    : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644),
+        path != "-");
+  if (fd.get() < 0) return os_error("create", what, path, errno);
+  if (path == "-") std::fflush(stdout);
+  while (!data.empty()) {
+    ssize_t n = ::write(fd.get(), data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error("write", what, path, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  if (path != "-" && ::fsync(fd.get()) != 0) return os_error("write", what, path, errno);
+  if (!fd.close()) return os_error("write", what, path, errno);
+  return {};
+}
+
+}  // namespace certvault::cli

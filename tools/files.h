@@ -1,0 +1,28 @@
+// Reading and writing the files named on the command line. Anything that may hold a
+// secret (PIN files, private keys, PKCS#12) is read straight into guarded memory.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "error.h"
+#include "secure.h"
+
+namespace certvault::cli {
+
+inline constexpr size_t kMaxSecretFile = 4096;        // PIN, password, recovery secret
+inline constexpr size_t kMaxMaterialFile = 1u << 20;  // certificates, keys, PKCS#12
+
+// Reads all of `path` ("-" = stdin) with read(2) into guarded memory. `what` names the
+// file in messages ("PIN file", "key file").
+Result<SecureBytes> read_file_secure(const std::string& path, std::string_view what,
+                                     size_t max_size);
+// For public data (certificates).
+Result<std::string> read_text_file(const std::string& path, std::string_view what);
+// Creates `path` (never overwrites) and writes `data`; "-" writes to stdout.
+Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what);
+// Fails when `path` exists, before any work that a later write would waste.
+Result<void> check_absent(const std::string& path, std::string_view what);
+
+}  // namespace certvault::cli
