@@ -18,8 +18,13 @@ cv ca create --end-date +730d --subject "/CN=ops demo CA"
 cv create api-prod --end-date +365d
 cv list
 cv show api-prod
-cv export api-prod -o "$work/api-prod.p12"
-echo "+ openssl pkcs12 -info (with the password printed above)" >&2
+cv export api-prod -o "$work/api-prod.p12" | tee "$work/export.txt"
+# The password is shown once; keep it only for the check below, in the throwaway folder.
+sed -n 's/^PKCS#12 password (shown once): //p' "$work/export.txt" >"$work/p12pass"
+echo "+ openssl pkcs12 -info -noout (with that password)" >&2
+openssl pkcs12 -info -noout -in "$work/api-prod.p12" -passin "file:$work/p12pass"
+openssl pkcs12 -in "$work/api-prod.p12" -passin "file:$work/p12pass" -nokeys -clcerts |
+  openssl x509 -noout -subject -enddate -ext extendedKeyUsage
 if cv export api-prod -o "$work/again.p12"; then
   echo "demo: the second export should have been refused" >&2
   exit 1
