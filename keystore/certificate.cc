@@ -38,14 +38,6 @@ Time to_time(const ASN1_TIME* t) {
   return timegm(&tm);
 }
 
-std::string name_text(const X509_NAME* name) {
-  ossl::Bio bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
 // Splits "CN=a,O=b" or "/CN=a/O=b" into attribute=value pairs; '\' escapes the separator.
 Result<std::vector<std::pair<std::string, std::string>>> split_subject(std::string_view text) {
   auto bad = [&](std::string why) {
@@ -183,11 +175,11 @@ Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash) {
                             nullptr) != 1 ||
       X509_REQ_sign_ctx(req.get(), md.get()) <= 0)
     return ossl::crypto_fail("cannot sign the certificate request");
-  ossl::Bio bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_REQ(bio.get(), req.get());
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  return ossl::to_text([&](BIO* b) { PEM_write_bio_X509_REQ(b, req.get()); });
+}
+
+std::string name_text(const X509_NAME* name) {
+  return ossl::to_text([&](BIO* b) { X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253); });
 }
 
 Facts facts(X509* cert) {

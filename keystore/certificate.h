@@ -13,6 +13,8 @@ namespace certvault::certificate {
 // "/CN=a/O=b" (openssl -subj style) or "CN=a, O=b" (RFC 4514 style).
 Result<ossl::Name> parse_subject(std::string_view text);
 ossl::Name common_name(std::string_view cn);
+// RFC 2253 text of a name.
+std::string name_text(const X509_NAME* name);
 
 enum class Profile { kClient, kCa };
 

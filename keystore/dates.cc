@@ -8,7 +8,9 @@ namespace certvault {
 
 Result<void> check_nickname(std::string_view nickname) {
   auto bad = [&](std::string why) {
-    return fail(Code::kInvalidInput, "nickname '" + std::string(nickname) + "' " + why +
+    std::string shown;  // never echo control or non-ASCII bytes back to a terminal
+    for (unsigned char c : nickname) shown += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    return fail(Code::kInvalidInput, "nickname '" + shown + "' " + why +
                                          "; use 1-64 letters, digits, spaces, '-' or '_'");
   };
   if (nickname.empty())

@@ -27,6 +27,8 @@ Result<Entry> import_identity(Vault::Impl& v, std::string_view nickname, EVP_PKE
       key_type == KeyType::kEd25519 ? Hash::kSha512 : Hash::kSha256);
   const IssuerKind issuer = f.self_issued ? IssuerKind::kSelfSigned : IssuerKind::kExternal;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    // An expired certificate is imported all the same, so that `check` reports it.
+    CV_CHECK(check_client_cert(cert, m.header.policy));
     if (const auto* e = v.entry(nickname))
       return fail(Code::kExists, "'" + e->nickname + "' is already in " + v.where() +
                                      "; choose another nickname with --nickname");
@@ -36,7 +38,7 @@ Result<Entry> import_identity(Vault::Impl& v, std::string_view nickname, EVP_PKE
                                      v.m.entries[it->second]->nickname + "'; nothing imported");
     std::string id = new_id();
     CV_TRY(rec, new_generation(txn, id, 1, key, cert, chain_der, hash, issuer));
-    manifest::add(m, {id, std::string(nickname), {std::move(rec)}, {}});
+    manifest::add(m, {id, std::string(nickname), {std::move(rec)}, {}, {}});
     return {};
   }));
   return to_entry(*v.entry(nickname));
@@ -99,7 +101,7 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
   if (std::filesystem::exists(req.out, ec) || std::filesystem::is_symlink(req.out, ec))
     return fail(Code::kExists,
                 req.out.string() + " already exists; choose a new file name for the export");
-  CV_TRY(o, v.object(found.second->object));
+  CV_TRY(o, v.object(*found.first, *found.second));
   CV_TRY(cert, ossl::cert_from_der(o.certificate));
   CV_TRY(key, v.open_key(o));
   ossl::CertStack chain(sk_X509_new_null());

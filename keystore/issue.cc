@@ -20,7 +20,7 @@ struct Signer {
 };
 
 Result<Signer> ca_signer(const Vault::Impl& v, const manifest::CaRecord& ca) {
-  CV_TRY(o, v.object(ca.object));
+  CV_TRY(o, v.object(ca));
   CV_TRY(cert, ossl::cert_from_der(o.certificate));
   CV_TRY(key, v.open_key(o));
   return Signer{std::move(cert), std::move(key)};
@@ -31,12 +31,15 @@ Result<ossl::Name> subject_or_cn(std::string_view subject, std::string_view cn) 
   return certificate::parse_subject(subject);
 }
 
-Result<Hash> pick_hash(KeyType key_type, std::optional<Hash> asked, const Policy& policy) {
-  if (key_type == KeyType::kEd25519 && asked && *asked != Hash::kSha512)
+// The hash follows the key that signs: the CA's, or the subject's own when self-signed
+// or for a CSR.
+Result<Hash> pick_hash(KeyType signer, std::optional<Hash> asked, const Policy& policy) {
+  if (signer != KeyType::kEd25519) return asked.value_or(policy.default_hash);
+  if (asked && *asked != Hash::kSha512)
     return fail(Code::kInvalidInput,
-                "Ed25519 signs without a separate hash; leave out --hash for ed25519 keys");
-  if (key_type == KeyType::kEd25519) return Hash::kSha512;  // what EdDSA uses inside
-  return asked.value_or(policy.default_hash);
+                "the signing key is Ed25519, which signs without a separate hash; leave out "
+                "--hash");
+  return Hash::kSha512;  // what EdDSA uses inside
 }
 
 std::string date_of(Time t) {
@@ -137,6 +140,22 @@ Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const 
   return {};
 }
 
+Result<void> check_client_cert(X509* cert, const Policy& policy) {
+  if ((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) &&
+      !(X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT))
+    return fail(Code::kInvalidInput,
+                "the certificate is not for client authentication (its extended key usage "
+                "lacks clientAuth); use a client certificate");
+  const Time not_after = certificate::facts(cert).not_after;
+  if (policy.max_end_date && not_after > *policy.max_end_date)
+    return fail(Code::kRefused,
+                "the certificate's end date " + date_of(not_after) +
+                    " is after the policy's latest end date " + date_of(*policy.max_end_date) +
+                    "; lift the limit with `certvault policy set --max-end-date DATE` or "
+                    "`certvault policy clear`");
+  return {};
+}
+
 void supersede(manifest::EntryRecord& e) {
   for (auto& g : e.gens)
     if (g.info.status == Status::kActive) g.info.status = Status::kSuperseded;
@@ -150,9 +169,18 @@ manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickna
 
 // --- the vault CA ------------------------------------------------------------------------
 
-static Result<CaInfo> store_ca(Vault::Impl& v, EVP_PKEY* key, X509* cert) {
+static Result<void> ca_free(const Vault::Impl& v, bool replace) {
+  if (const auto* ca = v.active_ca(); ca && !replace)
+    return fail(Code::kExists, v.where() + " already has a CA (" + ca->info.subject + ", until " +
+                                   date_of(ca->info.not_after) +
+                                   "); add --replace to retire it and issue from a new one");
+  return {};
+}
+
+static Result<CaInfo> store_ca(Vault::Impl& v, EVP_PKEY* key, X509* cert, bool replace) {
   CaInfo info;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    CV_CHECK(ca_free(v, replace));
     manifest::CaRecord rec;
     rec.info.id = new_id(8);
     key_object::KeyObject o;
@@ -185,10 +213,7 @@ Result<CaInfo> Vault::create_ca(const CaRequest& req) {
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("create a CA"));
   CV_CHECK(v.refresh());
-  if (const auto* ca = v.active_ca(); ca && !req.replace)
-    return fail(Code::kExists, v.where() + " already has a CA (" + ca->info.subject + ", until " +
-                                   date_of(ca->info.not_after) +
-                                   "); add --replace to retire it and issue from a new one");
+  CV_CHECK(ca_free(v, req.replace));
   if (req.not_after <= now())
     return fail(Code::kRefused,
                 "end date " + date_of(req.not_after) + " is in the past; choose a later date");
@@ -204,7 +229,7 @@ Result<CaInfo> Vault::create_ca(const CaRequest& req) {
   args.hash = policy.default_hash;
   args.profile = certificate::Profile::kCa;
   CV_TRY(cert, certificate::issue(args));
-  return store_ca(v, key.get(), cert.get());
+  return store_ca(v, key.get(), cert.get(), req.replace);
 }
 
 Result<CaInfo> Vault::import_ca(std::string_view cert_pem, std::string_view key_pem) {
@@ -228,7 +253,7 @@ Result<CaInfo> Vault::import_ca(std::string_view cert_pem, std::string_view key_
   if (f.not_after <= now())
     return fail(Code::kRefused, "CA certificate " + f.subject + " expired on " +
                                     date_of(f.not_after) + "; give a valid CA certificate");
-  return store_ca(v, key.get(), cert);
+  return store_ca(v, key.get(), cert, /*replace=*/true);  // importing is the deliberate act
 }
 
 // --- client certificates -----------------------------------------------------------------
@@ -263,7 +288,8 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
     if (!names.insert(req.nickname).second)
       return fail(Code::kExists, "nickname '" + req.nickname + "' is given twice");
     KeyType kt = req.key_type.value_or(policy.default_key_type);
-    CV_TRY(hash, pick_hash(kt, req.hash, policy));
+    const auto* ca = v.active_ca();
+    CV_TRY(hash, pick_hash(req.self_signed || !ca ? kt : ca->info.key_type, req.hash, policy));
     CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
     CV_CHECK(precheck(req));
     plan.push_back({&req, hash, std::move(subject), nullptr});
@@ -287,7 +313,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
       std::string id = new_id();
       CV_TRY(rec, new_generation(txn, id, 1, p.key.get(), cert.get(), chain_of(issuer), p.hash,
                                  req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
-      manifest::add(m, {id, req.nickname, {std::move(rec)}, {}});
+      manifest::add(m, {id, req.nickname, {std::move(rec)}, {}, {}});
     }
     return {};
   }));
@@ -310,7 +336,7 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
                                     "then `certvault attach " +
                                     std::string(nickname) + " CERT.pem`");
   const Time end = not_after.value_or(now() + (old.not_after - old.not_before));
-  CV_TRY(old_object, v.object(found.second->object));
+  CV_TRY(old_object, v.object(*found.first, *found.second));
   CV_TRY(old_cert, ossl::cert_from_der(old_object.certificate));
   ossl::Name subject(X509_NAME_dup(X509_get_subject_name(old_cert.get())));
   const bool self = old.issuer == IssuerKind::kSelfSigned;
@@ -322,8 +348,13 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
   CV_TRY(key, keys::generate(old.key_type));
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
     CV_CHECK(precheck());
+    // What was rotated must still be what is current: another process may have rotated,
+    // disabled or deleted it since.
+    auto now_found = v.resolve(nickname, std::nullopt);
+    if (!now_found || now_found->second->info.number != old.number)
+      return fail(Code::kRefused,
+                  "'" + std::string(nickname) + "' changed meanwhile; check it and try again");
     auto* e = find_entry(m, nickname);
-    if (!e) return fail(Code::kNotFound, "'" + std::string(nickname) + "' was deleted meanwhile");
     CV_TRY(issuer, issuer_for(v, self));
     CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, end, old.hash));
     CV_TRY(rec, new_generation(txn, e->id, e->gens.back().info.number + 1, key.get(), cert.get(),
@@ -350,17 +381,11 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
   CV_TRY(key, keys::generate(kt));
   CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash));
-  const std::string subject_text = [&] {
-    ossl::Bio bio(BIO_new(BIO_s_mem()));
-    X509_NAME_print_ex(bio.get(), subject.get(), 0, XN_FLAG_RFC2253);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<size_t>(n));
-  }();
+  const std::string subject_text = certificate::name_text(subject.get());
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
     auto* e = find_entry(m, req.nickname);
     if (!e) {
-      e = &manifest::add(m, {new_id(), req.nickname, {}, {}});
+      e = &manifest::add(m, {new_id(), req.nickname, {}, {}, {}});
     }
     // A newer request replaces one still waiting for its certificate.
     std::erase_if(e->gens, [&](const manifest::GenRecord& g) {
@@ -381,6 +406,7 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
 Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem) {
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("attach a certificate"));
+  CV_CHECK(check_nickname(nickname));
   CV_CHECK(v.refresh());
   const std::string nick(nickname);
   auto pending_of = [&]() -> Result<const manifest::GenRecord*> {
@@ -402,7 +428,7 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
                 "no PEM certificate found in the file given to attach; give the CA's answer in "
                 "PEM (-----BEGIN CERTIFICATE-----)");
   X509* leaf = sk_X509_value(certs.get(), 0);
-  CV_TRY(o, v.object(pending->object));
+  CV_TRY(o, v.object(*v.entry(nickname), *pending));
   if (ossl::spki_der(X509_get0_pubkey(leaf)) != o.public_key)
     return fail(Code::kInvalidInput, "the certificate is not for the key of '" + nick +
                                          "' (it answers another request); give the certificate "
@@ -411,19 +437,7 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
   if (f.not_after <= now())
     return fail(Code::kRefused, "the certificate expired on " + date_of(f.not_after) +
                                     "; ask the CA for a valid one");
-  if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) &&
-      !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT))
-    return fail(Code::kInvalidInput,
-                "the certificate is not for client authentication (its "
-                "extended key usage lacks clientAuth); ask the CA for a "
-                "client certificate");
-  const Policy policy = v.m.header.policy;
-  if (policy.max_end_date && f.not_after > *policy.max_end_date)
-    return fail(Code::kRefused,
-                "the certificate's end date " + date_of(f.not_after) +
-                    " is after the policy's latest end date " + date_of(*policy.max_end_date) +
-                    "; lift the limit with `certvault policy set --max-end-date DATE` or "
-                    "`certvault policy clear`");
+  CV_CHECK(check_client_cert(leaf, v.m.header.policy));
   o.certificate = ossl::cert_der(leaf);
   o.chain.clear();
   for (int i = 1; i < sk_X509_num(certs.get()); ++i)

@@ -10,6 +10,7 @@ using Txn = Vault::Impl::Txn;
 
 Result<manifest::EntryRecord*> must_find(const Vault::Impl& v, manifest::Manifest& m,
                                          std::string_view nickname) {
+  CV_CHECK(check_nickname(nickname));
   if (auto* e = find_entry(m, nickname)) return e;
   return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + v.where() +
                                    "; `certvault list` shows the nicknames");
@@ -64,15 +65,24 @@ Result<void> Vault::remove(std::string_view nickname) {
 }
 
 Result<void> Vault::set_policy(const Policy& policy) {
+  CV_CHECK(update_policy([&](Policy& p) { p = policy; }));
+  return {};
+}
+
+Result<Policy> Vault::update_policy(const std::function<void(Policy&)>& edit) {
   Impl& v = *impl_;
-  if (policy.max_end_date && *policy.max_end_date <= now())
-    return fail(Code::kInvalidInput, "the policy's latest end date " +
-                                         format_date(*policy.max_end_date) +
-                                         " is in the past; choose a later date");
-  return v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
-    m.header.policy = policy;
+  Policy result;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    Policy p = m.header.policy;
+    edit(p);
+    if (p.max_end_date && *p.max_end_date <= now())
+      return fail(Code::kInvalidInput, "the policy's latest end date " +
+                                           format_date(*p.max_end_date) +
+                                           " is in the past; choose a later date");
+    m.header.policy = result = p;
     return {};
-  });
+  }));
+  return result;
 }
 
 }  // namespace certvault

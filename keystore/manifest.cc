@@ -59,6 +59,13 @@ std::optional<std::string> get_text(std::string_view s) {
   return out;
 }
 
+// 64 lower-case hex digits: never a path.
+bool is_object_name(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
 template <typename T>
 bool get_num(std::string_view s, T& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -198,6 +205,7 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
       CaRecord r;
       r.info.id = c["id"].asString();
       r.object = c["object"].asString();
+      if (!is_object_name(r.object)) return bad("bad CA object name");
       r.info.active = c["active"].asBool();
       auto ckt = parse_key_type(c["key_type"].asString());
       if (!ckt) return bad("bad CA key type");
@@ -245,7 +253,7 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   if (!nickname || !status || !kt || !hash || !issuer || !key_id || !fp || !serial || !subject ||
       !issuer_name || !get_num(f[3], g.number) || !get_num(f[11], g.not_before) ||
       !get_num(f[12], g.not_after) || !get_num(f[13], g.created_at) ||
-      !get_num(f[14], g.exported_at) || f[15].size() != 64 || f[1].size() != 32)
+      !get_num(f[14], g.exported_at) || !is_object_name(f[15]) || f[1].size() != 32)
     return bad("an entry line has a malformed field");
   g.status = *status;
   g.key_type = *kt;
@@ -258,7 +266,7 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   g.issuer_name = std::move(*issuer_name);
   r.object = std::string(f[15]);
   if (m.entries.empty() || m.entries.back()->id != f[1]) {
-    add(m, EntryRecord{std::string(f[1]), std::move(*nickname), {}, {}});
+    add(m, EntryRecord{std::string(f[1]), std::move(*nickname), {}, {}, {}});
   } else if (m.entries.back()->nickname != *nickname ||
              m.entries.back()->gens.back().info.number >= g.number) {
     return bad("an entry's lines disagree");
@@ -270,26 +278,31 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
 
 }  // namespace
 
-Bytes serialize(const Manifest& m, const SecureBytes& mac_key) {
+std::string serialize(const Manifest& m, const SecureBytes& mac_key) {
   std::string out(kMagic);
   out.reserve(256 * (m.entries.size() + 8));
   out += header_json(m);
   out += '\n';
   for (const auto& e : m.entries) {
-    if (e->text.empty())
-      for (const auto& g : e->gens) put_gen(e->text, *e, g);
+    if (e->text.empty()) {
+      auto fresh = std::make_shared<std::string>();
+      for (const auto& g : e->gens) put_gen(*fresh, *e, g);
+      e->text = *fresh;
+      e->text_owner = std::move(fresh);
+    }
     out += e->text;
   }
   Bytes tag = seal::mac(mac_key, seal::as_bytes(out));
   out += kMacTag;
   out += seal::to_hex(tag);
   out += '\n';
-  return Bytes(out.begin(), out.end());
+  return out;
 }
 
-Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path& source) {
+Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
+                     const std::filesystem::path& source) {
   Fail bad{source};
-  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  std::string_view text(*bytes);
   if (!text.starts_with(kMagic)) {
     if (text.starts_with("certvault-vault "))
       return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
@@ -314,31 +327,36 @@ Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path
       if (eol + 1 != text.size()) return bad("data after the MAC");
       auto mac = seal::from_hex(line.substr(kMacTag.size()));
       if (!mac || mac->size() != 32) return bad("malformed MAC");
-      out.authenticated_size = pos;
-      out.mac = std::move(*mac);
+      out.source.authenticated_size = pos;
+      out.source.mac = std::move(*mac);
       break;
     }
     size_t entries = out.manifest.entries.size();
     CV_CHECK(parse_gen(line, out.manifest, bad));
     if (out.manifest.entries.size() != entries) {
-      if (entries)
+      if (entries) {
         out.manifest.entries[entries - 1]->text = text.substr(entry_start, pos - entry_start);
+        out.manifest.entries[entries - 1]->text_owner = bytes;
+      }
       entry_start = pos;
     }
     pos = eol + 1;
   }
-  if (!out.manifest.entries.empty())
+  if (!out.manifest.entries.empty()) {
     out.manifest.entries.back()->text = text.substr(entry_start, pos - entry_start);
-  if (out.mac.empty()) return bad("no MAC line");
+    out.manifest.entries.back()->text_owner = bytes;
+  }
+  if (out.source.mac.empty()) return bad("no MAC line");
+  out.source.bytes = std::move(bytes);
   for (const auto& e : out.manifest.entries)
     if (!nicknames.insert(e->nickname).second) return bad("a nickname appears twice");
   return out;
 }
 
-Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
-                    const SecureBytes& mac_key, const std::filesystem::path& source) {
-  Bytes expected = seal::mac(mac_key, bytes.first(parsed.authenticated_size));
-  if (!seal::mac_equal(expected, parsed.mac))
+Result<void> verify(const Source& src, const SecureBytes& mac_key,
+                    const std::filesystem::path& source) {
+  std::string_view covered = std::string_view(*src.bytes).substr(0, src.authenticated_size);
+  if (!seal::mac_equal(seal::mac(mac_key, seal::as_bytes(covered)), src.mac))
     return fail(Code::kTampered, "vault " + source.parent_path().string() +
                                      " failed authentication: its manifest was changed outside "
                                      "certvault; restore the vault directory from a backup");
@@ -347,7 +365,8 @@ Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
 
 EntryRecord& edit(Manifest& m, size_t index) {
   auto copy = std::make_shared<EntryRecord>(*m.entries[index]);
-  copy->text.clear();
+  copy->text = {};
+  copy->text_owner.reset();
   EntryRecord& ref = *copy;
   m.entries[index] = std::move(copy);
   return ref;
@@ -355,10 +374,37 @@ EntryRecord& edit(Manifest& m, size_t index) {
 
 EntryRecord& add(Manifest& m, EntryRecord entry) {
   auto fresh = std::make_shared<EntryRecord>(std::move(entry));
-  fresh->text.clear();
+  fresh->text = {};
+  fresh->text_owner.reset();
   EntryRecord& ref = *fresh;
   m.entries.push_back(std::move(fresh));
   return ref;
+}
+
+Source source_of(std::shared_ptr<const std::string> serialized) {
+  constexpr size_t kMacLine = kMacTag.size() + 64 + 1;
+  Source out;
+  out.authenticated_size = serialized->size() - kMacLine;
+  out.mac = seal::from_hex(
+                std::string_view(*serialized).substr(out.authenticated_size + kMacTag.size(), 64))
+                .value_or(Bytes());
+  out.bytes = std::move(serialized);
+  return out;
+}
+
+std::optional<uint64_t> peek_counter(std::string_view text) {
+  if (!text.starts_with(kMagic)) return std::nullopt;
+  size_t eol = text.find('\n', kMagic.size());
+  if (eol == std::string_view::npos) return std::nullopt;
+  std::string_view header = text.substr(kMagic.size(), eol - kMagic.size());
+  constexpr std::string_view kKey = "\"counter\":";
+  size_t at = header.find(kKey);
+  if (at == std::string_view::npos) return std::nullopt;
+  uint64_t counter = 0;
+  const char* first = header.data() + at + kKey.size();
+  auto [p, ec] = std::from_chars(first, header.data() + header.size(), counter);
+  if (ec != std::errc()) return std::nullopt;
+  return counter;
 }
 
 Bytes wrap_ad(std::string_view vault_id, std::string_view which) {

@@ -27,8 +27,10 @@ struct EntryRecord {
   std::string id;
   std::string nickname;
   std::vector<GenRecord> gens;
-  // This entry's lines as last read or written; empty when it must be encoded afresh.
-  mutable std::string text;
+  // This entry's lines as last read or written (a view into `text_owner`); empty when they
+  // must be encoded afresh.
+  mutable std::string_view text;
+  mutable std::shared_ptr<const std::string> text_owner;
 };
 // Entries are shared between manifest versions and never changed in place, so that a
 // commit copies pointers, not 10,000 records, and re-encodes only what changed.
@@ -63,17 +65,27 @@ EntryRecord& edit(Manifest& m, size_t index);
 EntryRecord& add(Manifest& m, EntryRecord entry);
 
 // The manifest bytes, ending with the MAC line computed with `mac_key`.
-Bytes serialize(const Manifest& m, const SecureBytes& mac_key);
+std::string serialize(const Manifest& m, const SecureBytes& mac_key);
 
-struct Parsed {
-  Manifest manifest;
+// The bytes a manifest was parsed from and the MAC they carry.
+struct Source {
+  std::shared_ptr<const std::string> bytes;
   size_t authenticated_size = 0;  // bytes covered by the MAC
   Bytes mac;
 };
-// Structural parse only; `verify` checks the MAC once the vault key is known.
-Result<Parsed> parse(std::span<const uint8_t> bytes, const std::filesystem::path& source);
-Result<void> verify(std::span<const uint8_t> bytes, const Parsed& parsed,
-                    const SecureBytes& mac_key, const std::filesystem::path& source);
+struct Parsed {
+  Manifest manifest;
+  Source source;
+};
+// Structural parse only; `verify` checks the MAC once the vault key is known. Entries keep
+// views into `bytes`.
+Result<Parsed> parse(std::shared_ptr<const std::string> bytes, const std::filesystem::path& path);
+Result<void> verify(const Source& source, const SecureBytes& mac_key,
+                    const std::filesystem::path& path);
+// The Source of bytes that `serialize` just made.
+Source source_of(std::shared_ptr<const std::string> serialized);
+// The commit counter alone, read from the header line without parsing the entries.
+std::optional<uint64_t> peek_counter(std::string_view bytes);
 
 // Associated data for the vault key wrapped under the PIN or the recovery key.
 Bytes wrap_ad(std::string_view vault_id, std::string_view which);

@@ -72,12 +72,17 @@ Result<Cert> cert_from_der(std::span<const uint8_t> der) {
   return cert;
 }
 
-std::string cert_pem(X509* cert) {
+std::string to_text(const std::function<void(BIO*)>& write) {
   Bio bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(bio.get(), cert);
+  if (!bio) return {};
+  write(bio.get());
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
+}
+
+std::string cert_pem(X509* cert) {
+  return to_text([&](BIO* b) { PEM_write_bio_X509(b, cert); });
 }
 
 Bytes spki_der(EVP_PKEY* pkey) {

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -55,6 +56,8 @@ std::unexpected<Error> crypto_fail(std::string_view what);
 Bytes cert_der(X509* cert);
 Result<Cert> cert_from_der(std::span<const uint8_t> der);
 std::string cert_pem(X509* cert);
+// Whatever `write` puts into a memory BIO, as a string.
+std::string to_text(const std::function<void(BIO*)>& write);
 Bytes spki_der(EVP_PKEY* pkey);
 Result<Pkey> public_from_spki(std::span<const uint8_t> der);
 

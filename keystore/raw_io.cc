@@ -1,5 +1,6 @@
 #include "raw_io.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -39,23 +40,56 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-Result<Bytes> read_file(const std::filesystem::path& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) {
+std::unexpected<Error> loose(const std::filesystem::path& path, const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  const char* fix = S_ISDIR(st.st_mode) ? "0700" : "0600";
+  return fail(Code::kBadPermissions, path.string() + " has mode " + mode +
+                                         " (others may read or write it); run chmod " + fix + " " +
+                                         path.string() + " if it is really yours");
+}
+
+template <typename Out>
+Result<Stamp> read_into(const std::filesystem::path& path, Out& out, bool private_only = false) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
+  struct stat st {};
+  if (f.fd < 0 || ::fstat(f.fd, &st) != 0) {
     int err = errno;
     return fail(err == ENOENT ? Code::kNotFound : Code::kIo,
                 "cannot read " + path.string() + ": " + errno_text(err));
   }
-  Bytes out;
-  uint8_t buf[65536];
+  if (private_only && (st.st_mode & 077)) return loose(path, st);
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
   for (;;) {
-    ssize_t n = ::read(f.fd, buf, sizeof buf);
+    if (done == out.size()) out.resize(out.size() + 4096);  // the file grew meanwhile
+    ssize_t n = ::read(f.fd, out.data() + done, out.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(Code::kIo, "cannot read " + path.string() + ": " + errno_text(errno));
     if (n == 0) break;
-    out.insert(out.end(), buf, buf + n);
+    done += static_cast<size_t>(n);
   }
+  out.resize(done);
+  return Stamp{st.st_ino, static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+               static_cast<int64_t>(st.st_size)};
+}
+
+Result<Bytes> read_file(const std::filesystem::path& path) {
+  Bytes out;
+  CV_CHECK(read_into(path, out));
   return out;
+}
+
+Result<Bytes> read_private(const std::filesystem::path& path) {
+  Bytes out;
+  CV_CHECK(read_into(path, out, /*private_only=*/true));
+  return out;
+}
+
+Result<std::pair<std::string, Stamp>> read_stamped(const std::filesystem::path& path) {
+  std::string out;
+  CV_TRY(stamp, read_into(path, out));
+  return std::pair{std::move(out), stamp};
 }
 
 Result<void> fsync_dir(const std::filesystem::path& dir) {
@@ -94,6 +128,11 @@ Result<void> sync_files(const std::filesystem::path& dir,
 }
 
 Result<void> write_atomic(const std::filesystem::path& path, std::span<const uint8_t> data) {
+  CV_CHECK(replace_file(path, data));
+  return fsync_dir(path.parent_path());
+}
+
+Result<void> replace_file(const std::filesystem::path& path, std::span<const uint8_t> data) {
   auto tmp = path;
   tmp += ".tmp";
   ::unlink(tmp.c_str());  // left by a writer that died; we hold the writer lock
@@ -103,7 +142,7 @@ Result<void> write_atomic(const std::filesystem::path& path, std::span<const uin
     ::unlink(tmp.c_str());
     return fail(Code::kIo, "cannot replace " + path.string() + ": " + errno_text(err));
   }
-  return fsync_dir(path.parent_path());
+  return {};
 }
 
 Result<void> make_private_dir(const std::filesystem::path& dir) {
@@ -127,15 +166,26 @@ Result<void> check_private(const std::filesystem::path& path) {
   if (st.st_uid != ::geteuid())
     return fail(Code::kBadPermissions,
                 path.string() + " belongs to another user; run as its owner");
-  if (st.st_mode & 077) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    const char* fix = S_ISDIR(st.st_mode) ? "0700" : "0600";
-    return fail(Code::kBadPermissions, path.string() + " has mode " + mode +
-                                           " (others may read or write it); run chmod " + fix +
-                                           " " + path.string() + " if it is really yours");
-  }
+  if (st.st_mode & 077) return loose(path, st);
   return {};
+}
+
+Result<void> check_private_files(const std::filesystem::path& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return fail(Code::kIo, "cannot list " + dir.string() + ": " + errno_text(errno));
+  Result<void> out;
+  while (dirent* de = ::readdir(d)) {
+    std::string_view name(de->d_name);
+    if (name == "." || name == "..") continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    if (S_ISLNK(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077)) {
+      out = check_private(dir / name);
+      if (!out) break;
+    }
+  }
+  ::closedir(d);
+  return out;
 }
 
 Stamp stamp(const std::filesystem::path& path) {

@@ -16,7 +16,12 @@ namespace certvault::raw {
 using Bytes = std::vector<uint8_t>;
 
 Result<Bytes> read_file(const std::filesystem::path& path);
-// Writes `data` to `path` atomically: a new file (0600), fsync, rename, fsync directory.
+// read_file, refusing a file that group or others may read or write.
+Result<Bytes> read_private(const std::filesystem::path& path);
+// Replaces `path` atomically: a new file (0600), fsync, rename. The caller fsyncs the
+// directory.
+Result<void> replace_file(const std::filesystem::path& path, std::span<const uint8_t> data);
+// replace_file, then fsync of the directory.
 Result<void> write_atomic(const std::filesystem::path& path, std::span<const uint8_t> data);
 // Creates `path` (0600) with `data`, failing if it exists; fsyncs the file when `sync`, never
 // the directory.
@@ -32,6 +37,9 @@ Result<void> make_private_dir(const std::filesystem::path& dir);
 // user owns.
 Result<void> check_private(const std::filesystem::path& path);
 
+// check_private for every file directly inside `dir`.
+Result<void> check_private_files(const std::filesystem::path& dir);
+
 // Identity of a file's current content, cheap to compare: a rename gives a new inode.
 struct Stamp {
   ino_t inode = 0;
@@ -40,6 +48,8 @@ struct Stamp {
   bool operator==(const Stamp&) const = default;
 };
 Stamp stamp(const std::filesystem::path& path);
+// The file's bytes and the stamp of exactly those bytes (fstat of the descriptor read).
+Result<std::pair<std::string, Stamp>> read_stamped(const std::filesystem::path& path);
 
 // One writer at a time across processes: an exclusive flock on DIR/lock, held for the
 // guard's life.

@@ -4,12 +4,15 @@
 
 namespace certvault::seal {
 
+bool kdf_in_range(const KdfParams& kdf) {
+  return kdf.ops >= crypto_pwhash_OPSLIMIT_MIN && kdf.ops <= kKdfMaxOps &&
+         kdf.mem_bytes >= crypto_pwhash_MEMLIMIT_MIN && kdf.mem_bytes <= kKdfMaxMem;
+}
+
 Result<SecureBytes> pin_key(const SecureBytes& pin, std::span<const uint8_t> salt,
                             const KdfParams& kdf) {
   static_assert(kSaltBytes == crypto_pwhash_SALTBYTES);
-  if (salt.size() != kSaltBytes || kdf.ops < crypto_pwhash_OPSLIMIT_MIN ||
-      kdf.mem_bytes < crypto_pwhash_MEMLIMIT_MIN || kdf.ops > crypto_pwhash_OPSLIMIT_MAX ||
-      kdf.mem_bytes > (4ull << 30))
+  if (salt.size() != kSaltBytes || !kdf_in_range(kdf))
     return fail(Code::kTampered, "the vault's key-derivation parameters are out of range");
   SecureBytes key(kKeyBytes);
   if (crypto_pwhash(key.data(), key.size(), reinterpret_cast<const char*>(pin.data()), pin.size(),

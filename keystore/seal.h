@@ -16,6 +16,10 @@ using Bytes = std::vector<uint8_t>;
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kSaltBytes = 16;
 
+// Argon2id cost limits: libsodium's minimums, and at most 4 GiB and 64 passes.
+constexpr uint64_t kKdfMaxOps = 64;
+constexpr uint64_t kKdfMaxMem = 4ull << 30;
+bool kdf_in_range(const KdfParams& kdf);
 // Argon2id(PIN, salt) with the stored cost.
 Result<SecureBytes> pin_key(const SecureBytes& pin, std::span<const uint8_t> salt,
                             const KdfParams& kdf);

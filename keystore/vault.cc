@@ -41,22 +41,39 @@ fs::path default_vault_dir() {
 
 // --- loading -------------------------------------------------------------------------
 
-Result<void> Vault::Impl::load() const {
-  CV_TRY(bytes, raw::read_file(manifest_path()));
-  raw::Stamp s = raw::stamp(manifest_path());
-  CV_TRY(parsed, manifest::parse(bytes, manifest_path()));
-  if (unlocked()) CV_CHECK(manifest::verify(bytes, parsed, mac_key, manifest_path()));
+Result<void> Vault::Impl::load_from(std::string bytes, raw::Stamp s) const {
+  auto shared = std::make_shared<const std::string>(std::move(bytes));
+  CV_TRY(parsed, manifest::parse(std::move(shared), manifest_path()));
+  if (unlocked()) {
+    auto ok = manifest::verify(parsed.source, mac_key, manifest_path());
+    if (!ok) {
+      wipe_keys();  // nothing secret is done on a vault that failed authentication
+      return ok;
+    }
+  }
   if (!m.header.vault_id.empty() && parsed.manifest.header.vault_id != m.header.vault_id)
     return fail(Code::kTampered, where() + " was replaced by another vault; open it again");
   m = std::move(parsed.manifest);
+  source = std::move(parsed.source);
   stamp = s;
   reindex();
   return {};
 }
 
+Result<void> Vault::Impl::load() const {
+  CV_TRY(read, raw::read_stamped(manifest_path()));
+  return load_from(std::move(read.first), read.second);
+}
+
 Result<void> Vault::Impl::refresh() const {
   if (raw::stamp(manifest_path()) == stamp) return {};
   return load();
+}
+
+void Vault::Impl::wipe_keys() const {
+  vault_key.clear();
+  seal_key.clear();
+  mac_key.clear();
 }
 
 void Vault::Impl::reindex() const {
@@ -87,11 +104,15 @@ void Vault::Impl::set_vault_key(SecureBytes key) {
   vault_key = std::move(key);
 }
 
-Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash) const {
+Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash, std::string_view owner,
+                                                  uint32_t generation) const {
   auto path = objects_dir() / hash;
-  auto bytes = raw::read_file(path);
+  auto bytes = raw::read_private(path);
   if (!bytes) {
     if (bytes.error().code != Code::kNotFound) return std::unexpected(bytes.error());
+    // Another process may have deleted or replaced it since this handle last looked.
+    if (raw::stamp(manifest_path()) != stamp)
+      return fail(Code::kNotFound, where() + " changed while reading it; try again");
     return fail(Code::kTampered, where() + " is missing its file objects/" + hash +
                                      "; restore the vault directory from a backup");
   }
@@ -100,10 +121,22 @@ Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash) const
                                      " was changed outside certvault; restore the vault "
                                      "directory from a backup");
   };
+  // The manifest names each object by its hash and the manifest carries the MAC, so this
+  // check authenticates every byte of the object once the vault is unlocked.
   if (seal::to_hex(seal::content_hash(*bytes)) != hash) return damaged();
   auto o = key_object::decode(*bytes);
-  if (!o || o->vault_id != m.header.vault_id) return damaged();
+  if (!o || o->vault_id != m.header.vault_id || o->owner != owner || o->generation != generation)
+    return damaged();
   return o;
+}
+
+Result<key_object::KeyObject> Vault::Impl::object(const manifest::EntryRecord& e,
+                                                  const manifest::GenRecord& g) const {
+  return object(g.object, e.id, g.info.number);
+}
+
+Result<key_object::KeyObject> Vault::Impl::object(const manifest::CaRecord& ca) const {
+  return object(ca.object, "ca:" + ca.info.id, 0);
 }
 
 Result<ossl::Pkey> Vault::Impl::open_key(const key_object::KeyObject& o) const {
@@ -115,22 +148,6 @@ Result<ossl::Pkey> Vault::Impl::open_key(const key_object::KeyObject& o) const {
   auto key = keys::from_private_der(*der);
   if (!key) return fail(Code::kTampered, where() + ": " + key.error().message);
   return key;
-}
-
-Result<void> Vault::Impl::verify_objects() const {
-  auto check = [&](const std::string& hash, const std::string& owner,
-                   uint32_t generation) -> Result<void> {
-    CV_CHECK(raw::check_private(objects_dir() / hash));
-    CV_TRY(o, object(hash));
-    if (o.owner != owner || o.generation != generation)
-      return fail(Code::kTampered, where() + " failed authentication: objects/" + hash +
-                                       " belongs elsewhere; restore from a backup");
-    return {};
-  };
-  for (const auto& c : m.cas) CV_CHECK(check(c.object, "ca:" + c.info.id, 0));
-  for (const auto& e : m.entries)
-    for (const auto& g : e->gens) CV_CHECK(check(g.object, e->id, g.info.number));
-  return {};
 }
 
 Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
@@ -146,6 +163,7 @@ const manifest::EntryRecord* Vault::Impl::entry(std::string_view nickname) const
 
 Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vault::Impl::resolve(
     std::string_view nickname, std::optional<uint32_t> number) const {
+  CV_CHECK(check_nickname(nickname));  // also keeps unchecked bytes out of messages
   const auto* e = entry(nickname);
   if (!e)
     return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + where() +
@@ -200,7 +218,12 @@ Result<void> Vault::Impl::transact(
     const std::function<Result<void>(manifest::Manifest&, Txn&)>& change) {
   if (!unlocked()) return require_unlocked("change it");
   CV_TRY(lock, raw::WriterLock::acquire(dir));
-  CV_CHECK(refresh());
+  // Under the lock nobody else commits: compare with what is on disk now, not with a stamp
+  // that an inode reused within the clock's granularity could fake.
+  CV_TRY(on_disk, raw::read_stamped(manifest_path()));
+  if (on_disk.second != stamp || manifest::peek_counter(on_disk.first) != m.header.counter)
+    CV_CHECK(load_from(std::move(on_disk.first), on_disk.second));
+  if (!unlocked()) return require_unlocked("change it");
   manifest::Manifest next = m;
   Txn txn(*this);
   CV_CHECK(change(next, txn));
@@ -211,18 +234,22 @@ Result<void> Vault::Impl::transact(
     CV_CHECK(raw::sync_files(objects_dir(), paths));
     CV_CHECK(raw::fsync_dir(objects_dir()));
   }
-  CV_CHECK(raw::write_atomic(manifest_path(), manifest::serialize(next, mac_key)));
-  txn.committed_ = true;
+  auto bytes = std::make_shared<const std::string>(manifest::serialize(next, mac_key));
+  CV_CHECK(raw::replace_file(manifest_path(), seal::as_bytes(*bytes)));
+  txn.committed_ = true;  // from the rename on, the new objects are named by the manifest
   m = std::move(next);
+  source = manifest::source_of(std::move(bytes));
   stamp = raw::stamp(manifest_path());  // still under the lock: nobody else committed
   reindex();
   for (const auto& h : txn.dropped_) ::unlink((objects_dir() / h).c_str());
-  return {};
+  // Leftovers of writers that died before committing; a scan every 32 commits keeps the
+  // directory tidy without every commit paying for it.
+  if (m.header.counter % 32 == 0) collect_garbage();
+  return raw::fsync_dir(dir);
 }
 
 // Removes object files that no manifest names: leftovers of a writer that died between
-// writing an object and committing. Runs under the writer lock, at unlock: a commit does
-// not pay for a directory scan.
+// writing an object and committing. Runs under the writer lock.
 void Vault::Impl::collect_garbage() const {
   std::unordered_set<std::string> live;
   live.reserve(m.entries.size() * 2 + m.cas.size());
@@ -246,10 +273,7 @@ Vault::Vault(Vault&&) noexcept = default;
 Vault& Vault::operator=(Vault&&) noexcept = default;
 Vault::~Vault() = default;
 
-Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
-                                                  const InitOptions& options) {
-  if (!sodium_ready()) return fail(Code::kCrypto, "libsodium failed to initialise");
-  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+Result<void> check_init(const fs::path& dir, const InitOptions& options) {
   if (options.label.empty() || options.label.size() > 32)
     return fail(Code::kInvalidInput, "label '" + options.label +
                                          "' must be 1-32 characters (it becomes the PKCS#11 "
@@ -257,16 +281,32 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
   for (unsigned char c : options.label)
     if (c < 0x20 || c == 0x7f)
       return fail(Code::kInvalidInput, "label contains a control character; choose another");
+  if (!seal::kdf_in_range(options.kdf))
+    return fail(Code::kInvalidInput, "Argon2id cost is out of range; use 1-" +
+                                         std::to_string(seal::kKdfMaxOps) +
+                                         " passes and 8 KiB to " +
+                                         std::to_string(seal::kKdfMaxMem >> 30) + " GiB of memory");
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec))
       return fail(Code::kExists, dir.string() +
-                                     " exists and is not a directory; choose "
-                                     "another place for the vault");
+                                     " exists and is not a directory; choose another place "
+                                     "for the vault");
     if (!fs::is_empty(dir, ec))
       return fail(Code::kExists, dir.string() +
-                                     " is not empty; a vault needs an empty or new "
-                                     "directory (is there a vault already?)");
+                                     " is not empty; a vault needs an empty or new directory "
+                                     "(is there a vault already?)");
+  }
+  return {};
+}
+
+Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
+                                                  const InitOptions& options) {
+  if (!sodium_ready()) return fail(Code::kCrypto, "libsodium failed to initialise");
+  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+  CV_CHECK(check_init(dir, options));
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
     // An empty directory the user made for the vault is tightened rather than refused.
     if (auto ok = raw::check_private(dir); !ok && ok.error().code == Code::kBadPermissions)
       ::chmod(dir.c_str(), 0700);
@@ -300,7 +340,9 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
   CV_CHECK(pin_state::write(impl->pin_state_path(), h.vault_id, 0));
   CV_CHECK(raw::write_new(impl->dir / "lock", {}));
   // The manifest comes last: its presence is what makes the directory a vault.
-  CV_CHECK(raw::write_atomic(impl->manifest_path(), manifest::serialize(impl->m, impl->mac_key)));
+  auto bytes = std::make_shared<const std::string>(manifest::serialize(impl->m, impl->mac_key));
+  CV_CHECK(raw::write_atomic(impl->manifest_path(), seal::as_bytes(*bytes)));
+  impl->source = manifest::source_of(std::move(bytes));
   impl->stamp = raw::stamp(impl->manifest_path());
   return std::pair{Vault(std::move(impl)), std::move(recovery)};
 }
@@ -349,9 +391,17 @@ bool Vault::unlocked() const {
 }
 
 void Vault::lock() {
-  impl_->vault_key.clear();
-  impl_->seal_key.clear();
-  impl_->mac_key.clear();
+  impl_->wipe_keys();
+}
+
+// Adopts a vault key that just opened a wrap: the manifest in hand must now pass its MAC.
+Result<void> Vault::Impl::adopt_key(SecureBytes key) {
+  set_vault_key(std::move(key));
+  auto ok = raw::check_private_files(objects_dir());
+  if (ok) ok = refresh();
+  if (ok && unlocked()) ok = manifest::verify(source, mac_key, manifest_path());
+  if (!ok) wipe_keys();
+  return ok;
 }
 
 Result<void> Vault::unlock(const SecureBytes& pin) {
@@ -382,17 +432,9 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
                                      " left before it locks");
   }
   if (now_failures) CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, 0));
-  v.set_vault_key(std::move(*key));
   // Everything is authenticated from here on: the manifest by its MAC, each object by
-  // the hash the manifest gives it.
-  auto verified = v.load();
-  if (verified) verified = v.verify_objects();
-  if (!verified) {
-    lock();
-    return verified;
-  }
-  v.collect_garbage();  // under the writer lock, with a verified manifest
-  return {};
+  // the hash the manifest gives it, checked whenever it is read.
+  return v.adopt_key(std::move(*key));
 }
 
 Result<void> Vault::change_pin(const SecureBytes& new_pin) {
@@ -421,19 +463,11 @@ Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* ne
   if (!key)
     return fail(Code::kWrongPin, "the recovery secret does not open " + v.where() +
                                      "; check it against the one `certvault init` printed");
-  v.set_vault_key(std::move(*key));
-  auto verified = v.load();
-  if (verified) verified = v.verify_objects();
-  if (!verified) {
-    lock();
-    return verified;
-  }
-  {
-    CV_TRY(wlock, raw::WriterLock::acquire(v.dir));
-    CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, 0));
-  }
-  if (new_pin) return change_pin(*new_pin);
-  return {};
+  CV_CHECK(v.adopt_key(std::move(*key)));
+  // The new PIN first: if it cannot be set, the lockout stays as it was.
+  if (new_pin) CV_CHECK(change_pin(*new_pin));
+  CV_TRY(guard, raw::WriterLock::acquire(v.dir));
+  return pin_state::write(v.pin_state_path(), v.m.header.vault_id, 0);
 }
 
 // --- reading -----------------------------------------------------------------------------
@@ -496,7 +530,7 @@ Result<std::vector<uint8_t>> Vault::certificate_der(std::string_view nickname,
                                                     std::optional<uint32_t> generation) const {
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
-  CV_TRY(o, impl_->object(found.second->object));
+  CV_TRY(o, impl_->object(*found.first, *found.second));
   if (o.certificate.empty())
     return fail(Code::kRefused, "'" + found.first->nickname +
                                     "' waits for its certificate; "
@@ -509,7 +543,7 @@ Result<std::vector<std::vector<uint8_t>>> Vault::chain_der(
     std::string_view nickname, std::optional<uint32_t> generation) const {
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
-  CV_TRY(o, impl_->object(found.second->object));
+  CV_TRY(o, impl_->object(*found.first, *found.second));
   return o.chain;
 }
 
@@ -517,7 +551,7 @@ Result<std::vector<uint8_t>> Vault::public_key_der(std::string_view nickname,
                                                    std::optional<uint32_t> generation) const {
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
-  CV_TRY(o, impl_->object(found.second->object));
+  CV_TRY(o, impl_->object(*found.first, *found.second));
   return o.public_key;
 }
 
@@ -528,7 +562,7 @@ Result<std::vector<uint8_t>> Vault::ca_certificate_der() const {
     return fail(Code::kNotFound, impl_->where() +
                                      " has no CA; create one with `certvault ca "
                                      "create --end-date DATE`");
-  CV_TRY(o, impl_->object(ca->object));
+  CV_TRY(o, impl_->object(*ca));
   return o.certificate;
 }
 
@@ -537,7 +571,7 @@ Result<PrivateKey> Vault::private_key(std::string_view nickname,
   CV_CHECK(impl_->require_unlocked("use a private key"));
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
-  CV_TRY(o, impl_->object(found.second->object));
+  CV_TRY(o, impl_->object(*found.first, *found.second));
   CV_TRY(key, impl_->open_key(o));
   return PrivateKey(key.release());
 }

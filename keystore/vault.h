@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,10 @@ struct ExportRequest {
   P12Encryption encryption = P12Encryption::kAes256;
   bool chain = false;
 };
+
+// Everything `Vault::init` checks before it creates anything: label, Argon2id cost, and a
+// directory that is absent or empty. Front ends call it before asking for a PIN.
+Result<void> check_init(const std::filesystem::path& dir, const InitOptions& options);
 
 class Vault {
  public:
@@ -134,6 +139,8 @@ class Vault {
   Result<Entry> enable(std::string_view nickname);
   Result<void> remove(std::string_view nickname);
   Result<void> set_policy(const Policy& policy);
+  // Changes some fields of the policy as it stands at commit time (no lost update).
+  Result<Policy> update_policy(const std::function<void(Policy&)>& edit);
 
   // Re-reads the vault if another handle or process committed since the last look.
   Result<void> refresh() const;

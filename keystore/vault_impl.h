@@ -22,8 +22,9 @@ struct Vault::Impl {
   // nickname -> entry; key id and certificate fingerprint -> entry (any generation). Keys
   // point into `m` and are rebuilt whenever `m` changes.
   mutable std::unordered_map<std::string_view, size_t> by_nickname, by_key_id, by_fingerprint;
-  mutable bool ids_indexed = false;          // by_key_id and by_fingerprint, built on first use
-  SecureBytes vault_key, seal_key, mac_key;  // empty while locked
+  mutable bool ids_indexed = false;  // by_key_id and by_fingerprint, built on first use
+  mutable manifest::Source source;   // bytes of `m`, for the MAC check at unlock
+  mutable SecureBytes vault_key, seal_key, mac_key;  // empty while locked
 
   fs::path manifest_path() const { return dir / "manifest"; }
   fs::path objects_dir() const { return dir / "objects"; }
@@ -32,13 +33,21 @@ struct Vault::Impl {
   std::string where() const { return "vault " + dir.string(); }
 
   Result<void> load() const;
+  Result<void> load_from(std::string bytes, raw::Stamp stamp) const;
   Result<void> refresh() const;
+  void wipe_keys() const;
+  Result<void> adopt_key(SecureBytes key);
   void reindex() const;
   void index_ids() const;
   void set_vault_key(SecureBytes key);
-  Result<void> verify_objects() const;
 
-  Result<key_object::KeyObject> object(const std::string& hash) const;
+  // Reads an object and checks it is the one the manifest names: its hash, vault, owner
+  // and generation.
+  Result<key_object::KeyObject> object(const std::string& hash, std::string_view owner,
+                                       uint32_t generation) const;
+  Result<key_object::KeyObject> object(const manifest::EntryRecord& e,
+                                       const manifest::GenRecord& g) const;
+  Result<key_object::KeyObject> object(const manifest::CaRecord& ca) const;
   Result<ossl::Pkey> open_key(const key_object::KeyObject& o) const;
   Result<void> require_unlocked(std::string_view action) const;
 
@@ -78,6 +87,9 @@ Result<manifest::GenRecord> new_generation(Vault::Impl::Txn& txn, const std::str
                                            IssuerKind issuer);
 // The end-date rules of DESIGN.md: future, within the CA, within the policy.
 Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const Policy& policy);
+// A certificate from outside (attach, import) must allow client authentication and end
+// within the policy.
+Result<void> check_client_cert(X509* cert, const Policy& policy);
 // Marks every active generation of `e` superseded.
 void supersede(manifest::EntryRecord& e);
 manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickname);

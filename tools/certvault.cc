@@ -51,9 +51,14 @@ void harden_process() {
   (void)CRYPTO_secure_malloc_init(1 << 16, 16);
 }
 
+// One line, and nothing a terminal would act on (escape sequences from a file or an
+// argument are shown as '?').
 std::string one_line(std::string text) {
   for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
+    if (c == '\n' || c == '\r' || c == '\t')
+      c = ' ';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
   }
   while (!text.empty() && text.back() == ' ') text.pop_back();
   return text;

@@ -50,22 +50,19 @@ Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
   request.key_type = key_type;
   request.hash = hash;
   CV_CHECK(check_nickname(request.nickname));
-  CV_CHECK(check_absent(args.out, "request file"));
   CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(out_file, ReservedFile::create(args.out, "request file"));
   CV_TRY(pem, vault.make_csr(request));
   bool to_stdout = args.out == "-";
+  if (!(globals.json && to_stdout)) CV_CHECK(out_file.write(pem));  // JSON carries it then
   if (globals.json) {
     Json::Value out(Json::objectValue);
     out["nickname"] = args.nickname;
     out["pem"] = pem;
-    if (!to_stdout) {
-      out["file"] = args.out;
-      CV_CHECK(write_new_file(args.out, pem, "request file"));
-    }
+    if (!to_stdout) out["file"] = args.out;
     print_json(out);
     return kExitOk;
   }
-  CV_CHECK(write_new_file(args.out, pem, "request file"));
   if (!to_stdout) {
     std::cout << "Wrote the certificate request for '" << args.nickname << "' to " << args.out
               << ".\nSend it to your CA, then store the signed certificate with:\n"

@@ -25,13 +25,13 @@ Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args) {
     export_rule = rule;
   }
   CV_TRY(vault, open_unlocked(globals));
-  Policy policy = vault.policy();
-  if (max_end_date) policy.max_end_date = *max_end_date;
-  if (key_type) policy.default_key_type = *key_type;
-  if (hash) policy.default_hash = *hash;
-  if (export_rule) policy.export_rule = *export_rule;
-  CV_CHECK(vault.set_policy(policy));
-  report_policy(globals, vault.policy(), "Updated the policy of vault '" + vault.label() + "'.");
+  CV_TRY(policy, vault.update_policy([&](Policy& p) {
+    if (max_end_date) p.max_end_date = *max_end_date;
+    if (key_type) p.default_key_type = *key_type;
+    if (hash) p.default_hash = *hash;
+    if (export_rule) p.export_rule = *export_rule;
+  }));
+  report_policy(globals, policy, "Updated the policy of vault '" + vault.label() + "'.");
   return kExitOk;
 }
 

@@ -20,40 +20,14 @@ const SecretSource kPin{"PIN", "--pin-file"};
 const SecretSource kNewPin{"new PIN", "--new-pin-file"};
 const SecretSource kRecovery{"recovery secret", "--recovery-file"};
 
-Result<InitOptions> init_options(const InitArgs& args) {
+// Range checks are the keystore's (check_init), made before any PIN is asked for.
+InitOptions init_options(const InitArgs& args) {
   InitOptions options;
   if (args.label) options.label = *args.label;
-  if (args.kdf_ops) {
-    if (*args.kdf_ops < static_cast<int64_t>(crypto_pwhash_argon2id_OPSLIMIT_MIN) ||
-        static_cast<uint64_t>(*args.kdf_ops) > crypto_pwhash_argon2id_OPSLIMIT_MAX) {
-      return invalid("--kdf-ops " + std::to_string(*args.kdf_ops) + " is out of range; give " +
-                     std::to_string(crypto_pwhash_argon2id_OPSLIMIT_MIN) + " or more");
-    }
-    options.kdf.ops = static_cast<uint64_t>(*args.kdf_ops);
-  }
-  if (args.kdf_mem_kib) {
-    constexpr int64_t kMinKib = crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024;
-    constexpr int64_t kMaxKib = 64ll << 20;  // 64 GiB
-    if (*args.kdf_mem_kib < kMinKib || *args.kdf_mem_kib > kMaxKib) {
-      return invalid("--kdf-mem-kib " + std::to_string(*args.kdf_mem_kib) +
-                     " is out of range; give " + std::to_string(kMinKib) + " to " +
-                     std::to_string(kMaxKib));
-    }
-    options.kdf.mem_bytes = static_cast<uint64_t>(*args.kdf_mem_kib) * 1024;
-  }
+  if (args.kdf_ops) options.kdf.ops = static_cast<uint64_t>(std::max<int64_t>(*args.kdf_ops, 0));
+  if (args.kdf_mem_kib)
+    options.kdf.mem_bytes = static_cast<uint64_t>(std::max<int64_t>(*args.kdf_mem_kib, 0)) * 1024;
   return options;
-}
-
-// Saves typing a new PIN twice only to hear that the directory is taken; the keystore
-// still makes the final decision.
-Result<void> check_vault_dir_free(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec) && !ec) {
-    return fail(Code::kExists, "cannot create a vault in " + dir.string() +
-                                   ": the directory is not empty; choose another --vault "
-                                   "directory or remove this one");
-  }
-  return {};
 }
 
 void print_recovery(const Globals& globals, const Vault& vault, const SecureBytes& recovery) {
@@ -89,9 +63,9 @@ void report_pin_change(const Globals& globals, const Vault& vault, std::string_v
 }  // namespace
 
 Outcome cmd_init(const Globals& globals, const InitArgs& args) {
-  CV_TRY(options, init_options(args));
+  const InitOptions options = init_options(args);
   auto dir = vault_dir(globals);
-  CV_CHECK(check_vault_dir_free(dir));
+  CV_CHECK(check_init(dir, options));
   CV_TRY(pin, read_new_pin(globals.pin_file, kPin));
   CV_TRY(made, Vault::init(dir, pin, options));
   print_recovery(globals, made.first, made.second);

@@ -91,20 +91,40 @@ Result<void> check_absent(const std::string& path, std::string_view what) {
 }
 
 Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what) {
+  CV_TRY(file, ReservedFile::create(path, what));
+  return file.write(data);
+}
+
+Result<ReservedFile> ReservedFile::create(const std::string& path, std::string_view what) {
   CV_CHECK(check_absent(path, what));
-  Fd fd(path == "-" ? STDOUT_FILENO
-                    : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644),
-        path != "-");
-  if (fd.get() < 0) return os_error("create", what, path, errno);
-  if (path == "-") std::fflush(stdout);
+  int fd = path == "-" ? STDOUT_FILENO
+                       : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return os_error("create", what, path, errno);
+  return ReservedFile(path, std::string(what), fd);
+}
+
+ReservedFile::ReservedFile(ReservedFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      what_(std::move(other.what_)),
+      fd_(std::exchange(other.fd_, -1)),
+      written_(other.written_) {}
+
+ReservedFile::~ReservedFile() {
+  if (fd_ < 0 || path_ == "-") return;
+  ::close(fd_);
+  if (!written_) ::unlink(path_.c_str());
+}
+
+Result<void> ReservedFile::write(std::string_view data) {
+  if (path_ == "-") std::fflush(stdout);
   while (!data.empty()) {
-    ssize_t n = ::write(fd.get(), data.data(), data.size());
+    ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return os_error("write", what, path, errno);
+    if (n < 0) return os_error("write", what_, path_, errno);
     data.remove_prefix(static_cast<size_t>(n));
   }
-  if (path != "-" && ::fsync(fd.get()) != 0) return os_error("write", what, path, errno);
-  if (!fd.close()) return os_error("write", what, path, errno);
+  if (path_ != "-" && ::fsync(fd_) != 0) return os_error("write", what_, path_, errno);
+  written_ = true;
   return {};
 }
 

@@ -25,4 +25,22 @@ Result<void> write_new_file(const std::string& path, std::string_view data, std:
 // Fails when `path` exists, before any work that a later write would waste.
 Result<void> check_absent(const std::string& path, std::string_view what);
 
+// An output file created empty before a vault change, so that an unwritable path fails
+// before the vault changes; removed again unless written.
+class ReservedFile {
+ public:
+  static Result<ReservedFile> create(const std::string& path, std::string_view what);
+  ReservedFile(ReservedFile&& other) noexcept;
+  ReservedFile& operator=(ReservedFile&&) = delete;
+  ~ReservedFile();
+  Result<void> write(std::string_view data);
+
+ private:
+  ReservedFile(std::string path, std::string what, int fd)
+      : path_(std::move(path)), what_(std::move(what)), fd_(fd) {}
+  std::string path_, what_;
+  int fd_ = -1;
+  bool written_ = false;
+};
+
 }  // namespace certvault::cli
