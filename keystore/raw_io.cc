@@ -1,6 +1,5 @@
 #include "raw_io.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -168,24 +167,6 @@ Result<void> check_private(const std::filesystem::path& path) {
                 path.string() + " belongs to another user; run as its owner");
   if (st.st_mode & 077) return loose(path, st);
   return {};
-}
-
-Result<void> check_private_files(const std::filesystem::path& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return fail(Code::kIo, "cannot list " + dir.string() + ": " + errno_text(errno));
-  Result<void> out;
-  while (dirent* de = ::readdir(d)) {
-    std::string_view name(de->d_name);
-    if (name == "." || name == "..") continue;
-    struct stat st {};
-    if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
-    if (S_ISLNK(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077)) {
-      out = check_private(dir / name);
-      if (!out) break;
-    }
-  }
-  ::closedir(d);
-  return out;
 }
 
 Stamp stamp(const std::filesystem::path& path) {

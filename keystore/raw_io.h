@@ -37,9 +37,6 @@ Result<void> make_private_dir(const std::filesystem::path& dir);
 // user owns.
 Result<void> check_private(const std::filesystem::path& path);
 
-// check_private for every file directly inside `dir`.
-Result<void> check_private_files(const std::filesystem::path& dir);
-
 // Identity of a file's current content, cheap to compare: a rename gives a new inode.
 struct Stamp {
   ino_t inode = 0;

@@ -397,8 +397,7 @@ void Vault::lock() {
 // Adopts a vault key that just opened a wrap: the manifest in hand must now pass its MAC.
 Result<void> Vault::Impl::adopt_key(SecureBytes key) {
   set_vault_key(std::move(key));
-  auto ok = raw::check_private_files(objects_dir());
-  if (ok) ok = refresh();
+  auto ok = refresh();
   if (ok && unlocked()) ok = manifest::verify(source, mac_key, manifest_path());
   if (!ok) wipe_keys();
   return ok;
