@@ -24,15 +24,23 @@ OSSL_LIB_CTX* libctx() {
     }
     g_ctx = c;
     g_default = p;
-    // Freed within OpenSSL's own cleanup, before the default context it depends on.
+  });
+  return g_ctx;
+}
+
+void free_at_exit() {
+  static std::once_flag once;
+  // Freed within OpenSSL's own cleanup, before the default context it depends on. Only a
+  // program may ask for this: a module can be unloaded before that cleanup runs.
+  std::call_once(once, [] {
     OPENSSL_atexit([] {
+      if (!g_ctx) return;
       OSSL_PROVIDER_unload(g_default);
       OSSL_LIB_CTX_free(g_ctx);
       g_default = nullptr;
       g_ctx = nullptr;
     });
   });
-  return g_ctx;
 }
 
 std::string last_error() {

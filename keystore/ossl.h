@@ -47,6 +47,8 @@ using Bytes = std::vector<uint8_t>;
 // A private library context with the default provider, so the keystore behaves the same
 // inside programs that load other providers (certvault's own included).
 OSSL_LIB_CTX* libctx();
+// For programs (not loadable modules): free that context when OpenSSL cleans up at exit.
+void free_at_exit();
 
 // The oldest queued OpenSSL reason, for an error sentence; clears the queue.
 std::string last_error();

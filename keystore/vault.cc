@@ -369,6 +369,11 @@ std::string Vault::label() const {
   (void)impl_->refresh();
   return impl_->m.header.label;
 }
+uint64_t Vault::commit_counter() const {
+  (void)impl_->refresh();
+  return impl_->m.header.counter;
+}
+
 std::string Vault::id() const {
   return impl_->m.header.vault_id;
 }

@@ -85,6 +85,8 @@ class Vault {
   const std::filesystem::path& dir() const;
   std::string label() const;
   std::string id() const;
+  // Grows by one with every commit, by any process; a cheap way to notice change.
+  uint64_t commit_counter() const;
   KdfParams kdf() const;
 
   // --- PIN -------------------------------------------------------------------------

@@ -399,6 +399,43 @@ TEST_F(CliBadInput, ImportUnderTakenNicknameRefused) {
   ExpectRefusedUnchanged({"import", (tmp_ / "dup.pem").string(), "--nickname", "api"}, {5});
 }
 
+TEST_F(CliBadInput, CsrToUnwritablePathLeavesVaultUnchanged) {
+  const std::string unwritable = "/nonexistent-dir/req.pem";
+  ASSERT_FALSE(fs::exists("/nonexistent-dir"));
+  ExpectRefusedUnchanged({"csr", "ext", "-o", unwritable}, {4, 8});
+  EXPECT_FALSE(Vault::open(vault_)->find("ext")) << "a pending entry was left behind";
+
+  // An entry that already waits for its certificate keeps its request.
+  ok({"csr", "pending", "-o", (tmp_ / "pending.csr").string()});
+  auto waiting = Vault::open(vault_)->find("pending");
+  ASSERT_TRUE(waiting && waiting->newest());
+  ExpectRefusedUnchanged({"csr", "pending", "-o", unwritable}, {4, 5, 8});
+  auto after = Vault::open(vault_)->find("pending");
+  ASSERT_TRUE(after && after->newest());
+  EXPECT_EQ(after->generations.size(), waiting->generations.size());
+  EXPECT_EQ(after->newest()->number, waiting->newest()->number);
+  EXPECT_EQ(after->newest()->status, certvault::Status::kPending);
+  EXPECT_EQ(after->newest()->key_id, waiting->newest()->key_id) << "the request's key changed";
+}
+
+TEST_F(CliBadInput, ControlBytesInNicknameAreNotEchoed) {
+  const std::string nickname = "a\x1b[31m";
+  for (const auto& command : {"show", "rotate"}) {
+    SCOPED_TRACE(command);
+    auto r = ExpectRefusedUnchanged({command, nickname}, {3});
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.back(), '\n');
+    std::string control;
+    for (size_t i = 0; i + 1 < r.err.size(); ++i) {
+      auto c = static_cast<unsigned char>(r.err[i]);
+      if (c < 0x20)
+        control += " 0x" + to_hex(std::string_view(&r.err[i], 1)) + "@" + std::to_string(i);
+    }
+    EXPECT_EQ(control, "") << "control bytes on stderr: " << to_hex(r.err);
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "escape byte on stdout";
+  }
+}
+
 TEST_F(CliBadInput, UnknownCommandIsUsageError) {
   ExpectRefusedUnchanged({"frobnicate"}, {3});
 }
@@ -773,6 +810,19 @@ TEST_F(CliTest, PolicyExportNeverRefusesExport) {
   ok({"policy", "set", "--export", "never"});
   ExpectRefusedUnchanged({"export", "api", "-o", (tmp_ / "x.p12").string()}, {5});
   EXPECT_FALSE(fs::exists(tmp_ / "x.p12"));
+}
+
+TEST_F(CliTest, PolicySetChangesOnlyGivenFields) {
+  ok({"policy", "set", "--default-key-type", "rsa-2048"});
+  ok({"policy", "set", "--max-end-date", "+100d"});
+  auto shown = ok({"policy", "show"}, true);
+  auto json = parse_json(shown.out);
+  ASSERT_TRUE(json.isObject()) << shown.out;
+  EXPECT_EQ(json["default_key_type"].asString(), "rsa-2048") << shown.out;
+  ASSERT_TRUE(json["max_end_date"].isString()) << shown.out;
+  EXPECT_EQ(json["max_end_date"].asString().substr(0, 10), date_in_days(100)) << shown.out;
+  EXPECT_EQ(json["default_hash"].asString(), "sha256") << shown.out;
+  EXPECT_EQ(json["export"].asString(), "once") << shown.out;
 }
 
 }  // namespace

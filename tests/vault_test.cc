@@ -221,6 +221,33 @@ TEST_F(VaultTest, PolicyMaxEndDateRefusesLaterDateUntilCleared) {
   EXPECT_FALSE(Vault::open(dir_)->policy().max_end_date);
 }
 
+TEST_F(VaultTest, PolicyUpdateChangesOnlyGivenFields) {
+  auto typed =
+      vault().update_policy([](certvault::Policy& p) { p.default_key_type = KeyType::kRsa2048; });
+  ASSERT_TRUE(typed) << why(typed);
+  const auto max = end_of_day_utc(date_in_days(100));
+  auto limited = vault().update_policy([&](certvault::Policy& p) { p.max_end_date = max; });
+  ASSERT_TRUE(limited) << why(limited);
+  EXPECT_EQ(limited->default_key_type, KeyType::kRsa2048) << "the second update lost the first";
+
+  auto kept = Vault::open(dir_)->policy();
+  EXPECT_EQ(kept.default_key_type, KeyType::kRsa2048);
+  ASSERT_TRUE(kept.max_end_date) << "max end date not kept";
+  EXPECT_EQ(*kept.max_end_date, max);
+  EXPECT_EQ(kept.default_hash, Hash::kSha256) << "a field nobody set changed";
+  EXPECT_EQ(kept.export_rule, certvault::ExportRule::kOnce) << "a field nobody set changed";
+  // Both take effect: an entry made without a key type is RSA 2048, and held to the limit.
+  auto entry = issue("dflt", 50);
+  ASSERT_TRUE(entry.current());
+  EXPECT_EQ(entry.current()->key_type, KeyType::kRsa2048);
+  certvault::IssueRequest late;
+  late.nickname = "late";
+  late.not_after = end_of_day_utc(date_in_days(200));
+  auto refused = vault().create(late);
+  ASSERT_FALSE(refused) << "the max end date set second was not applied";
+  EXPECT_EQ(refused.error().code, Code::kRefused) << why(refused);
+}
+
 // ---------------------------------------------------------------------------------------
 // Vault files
 
@@ -264,6 +291,33 @@ TEST(VaultInit, OpenMissingVaultIsNotFound) {
   auto opened = Vault::open(tmp / "absent");
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kNotFound) << why(opened);
+}
+
+TEST(VaultInit, OutOfRangeKdfRefusedWithoutCreatingAnything) {
+  TempDir tmp;
+  auto dir = tmp / "vault";
+  for (auto kdf :
+       {certvault::KdfParams{kKdfOps, 5ull << 30}, certvault::KdfParams{0, kKdfMemBytes}}) {
+    SCOPED_TRACE("ops " + std::to_string(kdf.ops) + ", mem " + std::to_string(kdf.mem_bytes));
+    auto options = cheap_init();
+    options.kdf = kdf;
+    auto made = Vault::init(dir, pin(), options);
+    ASSERT_FALSE(made) << "init accepted an out-of-range Argon2id cost";
+    EXPECT_EQ(made.error().code, Code::kInvalidInput) << why(made);
+    EXPECT_FALSE(fs::exists(dir)) << "the refused init left " << dir;
+  }
+
+  auto pin_file = write_secret_file(tmp / "pin", kPin);
+  auto r = run({cli(), "--vault", dir.string(), "--pin-file", pin_file.string(), "init",
+                "--kdf-ops", "1", "--kdf-mem-kib", "5000000"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  auto lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << "stderr must be exactly one line, was:\n" << r.err;
+  EXPECT_EQ(lines[0].rfind("certvault: ", 0), 0u) << lines[0];
+  EXPECT_FALSE(fs::exists(dir)) << "the refused init left " << dir;
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(tmp.path())) left.push_back(e.path().string());
+  EXPECT_EQ(left, std::vector<std::string>{pin_file.string()}) << "init created files";
 }
 
 TEST_F(VaultTest, LooseDirectoryPermissionsRefused) {
@@ -341,6 +395,30 @@ TEST_F(VaultTest, SecondHandleSeesCommitOfFirst) {
   ASSERT_TRUE(other->create(req));
   EXPECT_TRUE(vault().find("web"));
   EXPECT_EQ(vault().entries().size(), 2u);
+}
+
+TEST_F(VaultTest, ObjectFileWithLooseModeIsRefusedWhenRead) {
+  auto before = snapshot(dir_);
+  issue("api");
+  std::vector<std::string> added;
+  for (const auto& [rel, content] : snapshot(dir_).files)
+    if (rel.rfind("objects/", 0) == 0 && !before.files.contains(rel)) added.push_back(rel);
+  ASSERT_EQ(added.size(), 1u) << "expected one new file under objects/ for the new entry";
+  auto object = dir_ / added[0];
+  ASSERT_EQ(::chmod(object.c_str(), 0644), 0);
+  vault_.reset();
+
+  auto opened = Vault::open(dir_);
+  ASSERT_TRUE(opened) << why(opened);
+  auto unlocked = opened->unlock(pin());
+  ASSERT_TRUE(unlocked) << "unlock needs no object file: " << why(unlocked);
+  auto key = opened->private_key("api");
+  ASSERT_FALSE(key) << "the key was read from a 0644 object file";
+  EXPECT_EQ(key.error().code, Code::kBadPermissions) << why(key);
+  EXPECT_NE(key.error().message.find(object.string()), std::string::npos)
+      << "the file is not named: " << key.error().message;
+  EXPECT_NE(key.error().message.find("chmod 0600"), std::string::npos)
+      << "no fix given: " << key.error().message;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -497,6 +575,61 @@ TEST_F(VaultTest, SecondCaNeedsReplace) {
   auto cert = x509_from_der(*vault().certificate_der("after-replace"));
   auto ca = x509_from_der(*vault().ca_certificate_der());
   EXPECT_EQ(X509_verify(cert.get(), X509_get0_pubkey(ca.get())), 1);
+}
+
+// The signature algorithm of an entry's certificate, by its OpenSSL long name.
+std::string signature_algorithm(const Vault& vault, const std::string& nickname) {
+  auto der = vault.certificate_der(nickname);
+  if (!der) return why(der);
+  auto cert = x509_from_der(*der);
+  if (!cert) return "unreadable certificate";
+  return OBJ_nid2ln(X509_get_signature_nid(cert.get()));
+}
+
+// Whether an entry's certificate verifies under the vault's active CA.
+bool signed_by_active_ca(const Vault& vault, const std::string& nickname) {
+  auto der = vault.certificate_der(nickname);
+  auto ca_der = vault.ca_certificate_der();
+  if (!der || !ca_der) return false;
+  auto cert = x509_from_der(*der);
+  auto ca = x509_from_der(*ca_der);
+  return cert && ca && X509_verify(cert.get(), X509_get0_pubkey(ca.get())) == 1;
+}
+
+TEST_F(VaultTest, HashFollowsTheSigningKey) {
+  ASSERT_EQ(vault().active_ca()->key_type, KeyType::kEcP256);
+  // An Ed25519 client key does not make the EC CA sign without a hash.
+  issue("ed-default", 100, KeyType::kEd25519);
+  EXPECT_EQ(signature_algorithm(vault(), "ed-default"), OBJ_nid2ln(NID_ecdsa_with_SHA256));
+  EXPECT_TRUE(signed_by_active_ca(vault(), "ed-default"));
+  issue("ed-384", 100, KeyType::kEd25519, Hash::kSha384);
+  EXPECT_EQ(signature_algorithm(vault(), "ed-384"), OBJ_nid2ln(NID_ecdsa_with_SHA384));
+  EXPECT_TRUE(signed_by_active_ca(vault(), "ed-384"));
+
+  certvault::CaRequest ed_ca;
+  ed_ca.not_after = certvault::now() + 3650 * kDay;
+  ed_ca.key_type = KeyType::kEd25519;
+  ed_ca.replace = true;
+  auto replaced = vault().create_ca(ed_ca);
+  ASSERT_TRUE(replaced) << why(replaced);
+  EXPECT_EQ(replaced->key_type, KeyType::kEd25519);
+
+  // An Ed25519 CA signs an EC client certificate with Ed25519, which has no separate hash.
+  issue("ec-under-ed", 100, KeyType::kEcP256);
+  EXPECT_EQ(signature_algorithm(vault(), "ec-under-ed"), OBJ_nid2ln(NID_ED25519));
+  EXPECT_TRUE(signed_by_active_ca(vault(), "ec-under-ed"));
+
+  auto before = snapshot(dir_);
+  certvault::IssueRequest req;
+  req.nickname = "ec-384-under-ed";
+  req.not_after = end_of_day_utc(date_in_days(100));
+  req.key_type = KeyType::kEcP256;
+  req.hash = Hash::kSha384;
+  auto made = vault().create(req);
+  ASSERT_FALSE(made) << "a hash the Ed25519 CA cannot use was accepted";
+  EXPECT_EQ(made.error().code, Code::kInvalidInput) << why(made);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+  EXPECT_FALSE(vault().find("ec-384-under-ed"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -700,6 +833,52 @@ TEST_F(VaultTest, LockForgetsKeys) {
   req.nickname = "web";
   req.not_after = certvault::now() + 30 * kDay;
   EXPECT_EQ(vault().create(req).error().code, Code::kLocked);
+}
+
+// The entry's key loads and belongs to its current certificate.
+void ExpectKeyMatchesCertificate(const Vault& vault, const std::string& nickname) {
+  SCOPED_TRACE(nickname);
+  auto key = vault.private_key(nickname);
+  ASSERT_TRUE(key) << why(key);
+  auto der = vault.certificate_der(nickname);
+  ASSERT_TRUE(der) << why(der);
+  auto cert = x509_from_der(*der);
+  ASSERT_TRUE(cert);
+  EXPECT_EQ(X509_check_private_key(cert.get(), key->get()), 1) << "key and certificate differ";
+}
+
+TEST_F(VaultTest, LockThenUnlockAfterOwnCommitsWorks) {
+  for (const char* nickname : {"a", "b", "c"}) issue(nickname);
+  vault().lock();
+  auto unlocked = vault().unlock(pin());
+  ASSERT_TRUE(unlocked) << "after creating entries: " << why(unlocked);
+  for (const char* nickname : {"a", "b", "c"}) ExpectKeyMatchesCertificate(vault(), nickname);
+
+  auto rotated = vault().rotate("a", {});
+  ASSERT_TRUE(rotated) << why(rotated);
+  ASSERT_TRUE(vault().remove("b"));
+  vault().lock();
+  unlocked = vault().unlock(pin());
+  ASSERT_TRUE(unlocked) << "after rotate and delete: " << why(unlocked);
+  ExpectKeyMatchesCertificate(vault(), "a");
+  ExpectKeyMatchesCertificate(vault(), "c");
+  EXPECT_EQ(vault().private_key("b").error().code, Code::kNotFound);
+
+  // Another handle commits in between.
+  auto other = Vault::open(dir_);
+  ASSERT_TRUE(other) << why(other);
+  ASSERT_TRUE(other->unlock(pin()));
+  certvault::IssueRequest req;
+  req.nickname = "from-other";
+  req.not_after = end_of_day_utc(date_in_days(100));
+  auto made = other->create(req);
+  ASSERT_TRUE(made) << why(made);
+  vault().lock();
+  unlocked = vault().unlock(pin());
+  ASSERT_TRUE(unlocked) << "after another handle's commit: " << why(unlocked);
+  EXPECT_TRUE(vault().find("from-other")) << "the other handle's entry is not seen";
+  ExpectKeyMatchesCertificate(vault(), "from-other");
+  ExpectKeyMatchesCertificate(vault(), "c");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -935,6 +1114,81 @@ TEST_F(VaultTest, AttachRefusesCertificateForAnotherKey) {
       << why(attached);
   EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
   EXPECT_EQ(vault().find("ext")->current(), nullptr);
+}
+
+// A certificate from make_self_signed with its extended key usage replaced by `eku` (none
+// when null), signed again.
+X509Ptr with_eku(X509Ptr cert, EVP_PKEY* key, const char* eku) {
+  if (!cert) return nullptr;
+  int i = X509_get_ext_by_NID(cert.get(), NID_ext_key_usage, -1);
+  if (i >= 0) X509_EXTENSION_free(X509_delete_ext(cert.get(), i));
+  if (eku) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_ext_key_usage, eku);
+    if (!ext) return nullptr;
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(cert.get(), key, EVP_sha256()) <= 0) return nullptr;
+  return cert;
+}
+
+TEST_F(VaultTest, ImportRefusesCertificateWithoutClientAuth) {
+  auto server_key = generate_ec_key();
+  auto server = with_eku(make_self_signed(server_key.get(), "server", -60, 30 * kDay),
+                         server_key.get(), "serverAuth");
+  ASSERT_TRUE(server);
+  auto server_pem = x509_to_pem(server.get());
+  auto reread = x509_from_pem(server_pem);
+  ASSERT_TRUE(reread);
+  ASSERT_EQ(X509_get_extended_key_usage(reread.get()) & XKU_SSL_CLIENT, 0u) << "test setup";
+  auto before = snapshot(dir_);
+  auto refused = vault().import_pem("server", server_pem + key_to_pem(server_key.get()));
+  ASSERT_FALSE(refused) << "a serverAuth-only certificate was imported";
+  EXPECT_TRUE(refused.error().code == Code::kInvalidInput || refused.error().code == Code::kRefused)
+      << why(refused);
+  EXPECT_NE(refused.error().message.find("clientAuth"), std::string::npos)
+      << "the reason is not clear: " << refused.error().message;
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+  EXPECT_FALSE(vault().find("server"));
+
+  // No extended key usage at all means any use, client authentication included.
+  auto plain_key = generate_ec_key();
+  auto plain = with_eku(make_self_signed(plain_key.get(), "plain", -60, 30 * kDay), plain_key.get(),
+                        nullptr);
+  ASSERT_TRUE(plain);
+  ASSERT_LT(X509_get_ext_by_NID(plain.get(), NID_ext_key_usage, -1), 0) << "test setup";
+  auto imported =
+      vault().import_pem("plain", x509_to_pem(plain.get()) + key_to_pem(plain_key.get()));
+  ASSERT_TRUE(imported) << why(imported);
+  ASSERT_TRUE(imported->current());
+  ExpectKeyMatchesCertificate(vault(), "plain");
+}
+
+TEST_F(VaultTest, ImportRefusesCertificateBeyondPolicyEndDate) {
+  const auto max = date_in_days(100);
+  auto set =
+      vault().update_policy([&](certvault::Policy& p) { p.max_end_date = end_of_day_utc(max); });
+  ASSERT_TRUE(set) << why(set);
+  auto key = generate_ec_key();
+  auto cert = make_self_signed(key.get(), "late", -60, 200 * kDay);
+  ASSERT_TRUE(cert);
+  auto before = snapshot(dir_);
+  auto refused = vault().import_pem("late", x509_to_pem(cert.get()) + key_to_pem(key.get()));
+  ASSERT_FALSE(refused) << "a certificate ending after the policy's limit was imported";
+  EXPECT_EQ(refused.error().code, Code::kRefused) << why(refused);
+  EXPECT_NE(refused.error().message.find(max), std::string::npos) << refused.error().message;
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+  EXPECT_FALSE(vault().find("late"));
+
+  // Within the limit it is imported.
+  auto early_key = generate_ec_key();
+  auto early = make_self_signed(early_key.get(), "early", -60, 50 * kDay);
+  auto imported =
+      vault().import_pem("early", x509_to_pem(early.get()) + key_to_pem(early_key.get()));
+  EXPECT_TRUE(imported) << why(imported);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli.h"
+#include "ossl.h"
 #include "commands.h"
 #include "output.h"
 
@@ -49,6 +50,7 @@ void harden_process() {
   rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
   (void)CRYPTO_secure_malloc_init(1 << 16, 16);
+  ossl::free_at_exit();
 }
 
 // One line, and nothing a terminal would act on (escape sequences from a file or an
