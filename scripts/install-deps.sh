@@ -7,6 +7,8 @@ packages=(
   libsodium-dev                 # Argon2id, XChaCha20-Poly1305, randomness, guarded memory
   libjsoncpp-dev                # vault metadata
   libcli11-dev                  # command-line parsing
+  libp11-kit-dev                # pkcs11.h for the PKCS#11 module
+  opensc                        # pkcs11-tool drives the module in tests
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

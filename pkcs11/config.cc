@@ -1,0 +1,40 @@
+#include "config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "vault.h"
+
+namespace certvault::pkcs11 {
+namespace {
+
+std::vector<std::filesystem::path> read_list(const std::filesystem::path& file) {
+  std::vector<std::filesystem::path> out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    auto first = line.find_first_not_of(" \t\r");
+    auto last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    out.emplace_back(line.substr(first, last - first + 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::filesystem::path> configured_vaults() {
+  std::vector<std::filesystem::path> candidates;
+  if (const char* c = std::getenv("CERTVAULT_PKCS11_CONF"); c && *c) candidates.emplace_back(c);
+  candidates.emplace_back("/etc/certvault/pkcs11.conf");
+  if (const char* h = std::getenv("HOME"); h && *h)
+    candidates.push_back(std::filesystem::path(h) / ".config" / "certvault" / "pkcs11.conf");
+  std::error_code ec;
+  for (const auto& file : candidates)
+    if (std::filesystem::is_regular_file(file, ec)) return read_list(file);
+  return {default_vault_dir()};
+}
+
+}  // namespace certvault::pkcs11

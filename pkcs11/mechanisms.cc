@@ -1,0 +1,257 @@
+#include "mechanisms.h"
+
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ossl.h"
+
+namespace certvault::pkcs11 {
+namespace {
+
+bool is_rsa(KeyType t) {
+  return t == KeyType::kRsa2048 || t == KeyType::kRsa3072 || t == KeyType::kRsa4096;
+}
+
+const char* digest_of(CK_MECHANISM_TYPE m) {
+  switch (m) {
+    case CKM_SHA256:
+    case CKM_SHA256_RSA_PKCS:
+    case CKM_SHA256_RSA_PKCS_PSS:
+    case CKM_ECDSA_SHA256:
+      return "SHA256";
+    case CKM_SHA384:
+    case CKM_SHA384_RSA_PKCS:
+    case CKM_SHA384_RSA_PKCS_PSS:
+    case CKM_ECDSA_SHA384:
+      return "SHA384";
+    case CKM_SHA512:
+    case CKM_SHA512_RSA_PKCS:
+    case CKM_SHA512_RSA_PKCS_PSS:
+    case CKM_ECDSA_SHA512:
+      return "SHA512";
+    default:
+      return nullptr;
+  }
+}
+
+const char* mgf1_of(CK_RSA_PKCS_MGF_TYPE mgf) {
+  switch (mgf) {
+    case CKG_MGF1_SHA256:
+      return "SHA256";
+    case CKG_MGF1_SHA384:
+      return "SHA384";
+    case CKG_MGF1_SHA512:
+      return "SHA512";
+    default:
+      return nullptr;
+  }
+}
+
+bool is_pss(CK_MECHANISM_TYPE m) {
+  return m == CKM_RSA_PKCS_PSS || m == CKM_SHA256_RSA_PKCS_PSS || m == CKM_SHA384_RSA_PKCS_PSS ||
+         m == CKM_SHA512_RSA_PKCS_PSS;
+}
+
+// ECDSA in PKCS#11 is r || s, each as wide as the curve order (v2.40 mechanisms, 2.3.1).
+std::vector<uint8_t> ecdsa_raw(const std::vector<uint8_t>& der, size_t half) {
+  const unsigned char* p = der.data();
+  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
+  if (!sig) return {};
+  std::vector<uint8_t> out(2 * half);
+  BN_bn2binpad(ECDSA_SIG_get0_r(sig), out.data(), static_cast<int>(half));
+  BN_bn2binpad(ECDSA_SIG_get0_s(sig), out.data() + half, static_cast<int>(half));
+  ECDSA_SIG_free(sig);
+  return out;
+}
+
+size_t ec_half(KeyType t) {
+  return t == KeyType::kEcP384 ? 48 : 32;
+}
+
+}  // namespace
+
+std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType t) {
+  if (is_rsa(t))
+    return {CKM_RSA_PKCS,
+            CKM_SHA256_RSA_PKCS,
+            CKM_SHA384_RSA_PKCS,
+            CKM_SHA512_RSA_PKCS,
+            CKM_RSA_PKCS_PSS,
+            CKM_SHA256_RSA_PKCS_PSS,
+            CKM_SHA384_RSA_PKCS_PSS,
+            CKM_SHA512_RSA_PKCS_PSS};
+  if (t == KeyType::kEd25519) return {CKM_EDDSA};
+  return {CKM_ECDSA, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512};
+}
+
+std::vector<CK_MECHANISM_TYPE> all_mechanisms() {
+  std::vector<CK_MECHANISM_TYPE> out;
+  for (KeyType t : {KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEd25519})
+    for (auto m : sign_mechanisms(t)) out.push_back(m);
+  for (auto m : {CKM_SHA256, CKM_SHA384, CKM_SHA512}) out.push_back(m);
+  return out;
+}
+
+CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
+  std::memset(info, 0, sizeof *info);
+  switch (type) {
+    case CKM_RSA_PKCS:
+    case CKM_RSA_PKCS_PSS:
+    case CKM_SHA256_RSA_PKCS:
+    case CKM_SHA384_RSA_PKCS:
+    case CKM_SHA512_RSA_PKCS:
+    case CKM_SHA256_RSA_PKCS_PSS:
+    case CKM_SHA384_RSA_PKCS_PSS:
+    case CKM_SHA512_RSA_PKCS_PSS:
+      *info = {2048, 4096, CKF_SIGN};
+      return CKR_OK;
+    case CKM_ECDSA:
+    case CKM_ECDSA_SHA256:
+    case CKM_ECDSA_SHA384:
+    case CKM_ECDSA_SHA512:
+      *info = {256, 384, CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
+      return CKR_OK;
+    case CKM_EDDSA:
+      *info = {255, 255, CKF_SIGN};
+      return CKR_OK;
+    case CKM_SHA256:
+    case CKM_SHA384:
+    case CKM_SHA512:
+      *info = {0, 0, CKF_DIGEST};
+      return CKR_OK;
+    default:
+      return CKR_MECHANISM_INVALID;
+  }
+}
+
+CK_RV SignOperation::start(const CK_MECHANISM* m, KeyType key_type, KeyRef key,
+                           std::unique_ptr<SignOperation>& out) {
+  if (!m) return CKR_ARGUMENTS_BAD;
+  auto allowed = sign_mechanisms(key_type);
+  if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end())
+    return CKR_KEY_TYPE_INCONSISTENT;
+  std::unique_ptr<SignOperation> op(new SignOperation());
+  op->mech_ = m->mechanism;
+  op->key_type_ = key_type;
+  op->key_ = std::move(key);
+  if (is_pss(m->mechanism)) {
+    // PKCS#11 v2.40 mechanisms 2.1.14: CK_RSA_PKCS_PSS_PARAMS is required.
+    if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
+      return CKR_MECHANISM_PARAM_INVALID;
+    auto* p = static_cast<const CK_RSA_PKCS_PSS_PARAMS*>(m->pParameter);
+    op->pss_md_ = digest_of(p->hashAlg);
+    op->mgf1_md_ = mgf1_of(p->mgf);
+    const char* implied = digest_of(m->mechanism);
+    if (!op->pss_md_ || !op->mgf1_md_ || (implied && std::strcmp(implied, op->pss_md_) != 0) ||
+        p->sLen > 1024)
+      return CKR_MECHANISM_PARAM_INVALID;
+    op->salt_len_ = static_cast<int>(p->sLen);
+  } else if (m->ulParameterLen != 0 && m->mechanism != CKM_EDDSA) {
+    return CKR_MECHANISM_PARAM_INVALID;
+  }
+  if (is_rsa(key_type)) {
+    op->size_ = static_cast<size_t>(EVP_PKEY_get_size(op->key_.get()));
+  } else if (key_type == KeyType::kEd25519) {
+    op->size_ = 64;
+  } else {
+    op->size_ = 2 * ec_half(key_type);
+  }
+  if (const char* md = digest_of(m->mechanism)) {
+    op->md_ctx_ = EVP_MD_CTX_new();
+    EVP_PKEY_CTX* pctx = nullptr;
+    if (!op->md_ctx_ || EVP_DigestSignInit_ex(op->md_ctx_, &pctx, md, ossl::libctx(), nullptr,
+                                              op->key_.get(), nullptr) != 1)
+      return CKR_FUNCTION_FAILED;
+    if (is_rsa(key_type)) {
+      bool ok = is_pss(m->mechanism)
+                    ? EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+                          EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, op->mgf1_md_, nullptr) > 0 &&
+                          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, op->salt_len_) > 0
+                    : EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0;
+      if (!ok) return CKR_MECHANISM_PARAM_INVALID;
+    }
+  }
+  out = std::move(op);
+  return CKR_OK;
+}
+
+SignOperation::~SignOperation() {
+  EVP_MD_CTX_free(md_ctx_);
+  OPENSSL_cleanse(data_.data(), data_.size());
+}
+
+CK_RV SignOperation::update(const uint8_t* data, size_t len) {
+  if (md_ctx_) return EVP_DigestSignUpdate(md_ctx_, data, len) == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
+  data_.insert(data_.end(), data, data + len);
+  return CKR_OK;
+}
+
+CK_RV SignOperation::compute() {
+  std::vector<uint8_t> sig(std::max<size_t>(size_, 16) + 16);
+  size_t len = sig.size();
+  OSSL_LIB_CTX* ctx = ossl::libctx();
+  if (md_ctx_) {
+    if (EVP_DigestSignFinal(md_ctx_, sig.data(), &len) != 1) return CKR_FUNCTION_FAILED;
+  } else if (mech_ == CKM_EDDSA) {
+    ossl::MdCtx md(EVP_MD_CTX_new());
+    if (!md ||
+        EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ctx, nullptr, key_.get(), nullptr) != 1 ||
+        EVP_DigestSign(md.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
+      return CKR_FUNCTION_FAILED;
+  } else {
+    ossl::PkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(ctx, key_.get(), nullptr));
+    if (!pctx || EVP_PKEY_sign_init(pctx.get()) != 1) return CKR_FUNCTION_FAILED;
+    if (mech_ == CKM_RSA_PKCS) {
+      if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PADDING) <= 0)
+        return CKR_FUNCTION_FAILED;
+      if (data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
+    } else if (mech_ == CKM_RSA_PKCS_PSS) {
+      ossl::Md md(EVP_MD_fetch(ctx, pss_md_, nullptr));
+      if (!md || data_.size() != static_cast<size_t>(EVP_MD_get_size(md.get())))
+        return CKR_DATA_LEN_RANGE;
+      if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||
+          EVP_PKEY_CTX_set_signature_md(pctx.get(), md.get()) <= 0 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx.get(), mgf1_md_, nullptr) <= 0 ||
+          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx.get(), salt_len_) <= 0)
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
+      return CKR_FUNCTION_FAILED;
+  }
+  sig.resize(len);
+  if (!is_rsa(key_type_) && key_type_ != KeyType::kEd25519) {
+    sig = ecdsa_raw(sig, ec_half(key_type_));
+    if (sig.empty()) return CKR_FUNCTION_FAILED;
+  }
+  result_ = std::move(sig);
+  return CKR_OK;
+}
+
+CK_RV SignOperation::finish(uint8_t* out, CK_ULONG* out_len) {
+  if (!out) {
+    *out_len = result_.empty() ? size_ : result_.size();
+    return CKR_OK;
+  }
+  if (result_.empty()) {
+    if (CK_RV rv = compute(); rv != CKR_OK) {
+      ERR_clear_error();
+      done_ = true;
+      return rv;
+    }
+  }
+  if (*out_len < result_.size()) {
+    *out_len = result_.size();
+    return CKR_BUFFER_TOO_SMALL;
+  }
+  std::memcpy(out, result_.data(), result_.size());
+  *out_len = result_.size();
+  done_ = true;
+  return CKR_OK;
+}
+
+}  // namespace certvault::pkcs11

@@ -1,0 +1,49 @@
+// The mechanisms certvault offers and the signing operation behind C_Sign*.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <vector>
+
+#include "ck.h"
+#include "types.h"
+
+namespace certvault::pkcs11 {
+
+using KeyRef = std::shared_ptr<EVP_PKEY>;
+
+std::vector<CK_MECHANISM_TYPE> all_mechanisms();
+std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType key_type);
+CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info);
+
+// One signature in progress: single-part (C_Sign) or multi-part (C_SignUpdate/Final).
+class SignOperation {
+ public:
+  // PKCS#11 v2.40 5.11: C_SignInit checks the mechanism and its parameters against the key.
+  static CK_RV start(const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
+                     std::unique_ptr<SignOperation>& out);
+  ~SignOperation();
+  CK_RV update(const uint8_t* data, size_t len);
+  // Size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
+  CK_RV finish(uint8_t* out, CK_ULONG* out_len);
+  size_t signature_size() const { return size_; }
+  bool finished() const { return done_; }
+
+ private:
+  SignOperation() = default;
+  CK_MECHANISM_TYPE mech_ = 0;
+  KeyType key_type_ = KeyType::kEcP256;
+  KeyRef key_;
+  EVP_MD_CTX* md_ctx_ = nullptr;  // hash-then-sign mechanisms
+  std::vector<uint8_t> data_;     // raw mechanisms and EdDSA: the whole input
+  std::vector<uint8_t> result_;   // computed once; handed out when the buffer fits
+  const char* pss_md_ = nullptr;
+  const char* mgf1_md_ = nullptr;
+  int salt_len_ = 0;
+  size_t size_ = 0;
+  bool done_ = false;
+  CK_RV compute();
+};
+
+}  // namespace certvault::pkcs11

@@ -1,0 +1,740 @@
+// The C ABI: every exported function is a thin shim that checks its arguments, finds its
+// session or slot, and never lets a C++ exception out (PKCS#11 v2.40 section 5).
+#include <pthread.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#include "ck.h"
+#include "config.h"
+#include "mechanisms.h"
+#include "ossl.h"
+#include "token.h"
+
+#define CV_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace certvault::pkcs11 {
+namespace {
+
+struct Session {
+  CK_SLOT_ID slot = 0;
+  CK_FLAGS flags = 0;
+  std::mutex mu;  // one operation at a time per session
+  bool finding = false;
+  std::vector<CK_OBJECT_HANDLE> found;
+  size_t found_next = 0;
+  std::unique_ptr<SignOperation> sign;
+  bool sign_fed = false;  // C_Sign already passed its data in (a size query or short buffer)
+  ossl::MdCtx digest;
+};
+
+struct Module {
+  pid_t pid = 0;
+  std::vector<std::unique_ptr<Token>> tokens;
+  std::mutex mu;  // the session table
+  std::unordered_map<CK_SESSION_HANDLE, std::shared_ptr<Session>> sessions;
+  CK_SESSION_HANDLE next_session = 1;
+};
+
+// C_Initialize and C_Finalize are serialised by g_init; fork handlers keep it consistent
+// in a child. A child sees the parent's module as uninitialised (pid differs) and its own
+// C_Initialize starts a new one; the inherited one is left untouched, since its locks
+// may be held by threads that do not exist in the child.
+std::mutex g_init;
+std::atomic<Module*> g_module{nullptr};
+
+void fork_prepare() {
+  g_init.lock();
+}
+void fork_parent() {
+  g_init.unlock();
+}
+void fork_child() {
+  g_init.unlock();
+}
+
+Module* module() {
+  Module* m = g_module.load(std::memory_order_acquire);
+  return m && m->pid == ::getpid() ? m : nullptr;
+}
+
+template <typename F>
+CK_RV guard(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return CKR_HOST_MEMORY;
+  } catch (...) {
+    return CKR_GENERAL_ERROR;
+  }
+}
+
+void pad(CK_UTF8CHAR* dst, size_t n, std::string_view s) {
+  std::memset(dst, ' ', n);
+  std::memcpy(dst, s.data(), std::min(n, s.size()));
+}
+
+CK_RV token_of(Module* m, CK_SLOT_ID slot, Token*& out) {
+  if (slot >= m->tokens.size()) return CKR_SLOT_ID_INVALID;
+  out = m->tokens[slot].get();
+  return CKR_OK;
+}
+
+CK_RV session_of(Module* m, CK_SESSION_HANDLE h, std::shared_ptr<Session>& out) {
+  std::lock_guard lock(m->mu);
+  auto it = m->sessions.find(h);
+  if (it == m->sessions.end()) return CKR_SESSION_HANDLE_INVALID;
+  out = it->second;
+  return CKR_OK;
+}
+
+// Runs `f(module, session, token)` for a valid session.
+template <typename F>
+CK_RV with_session(CK_SESSION_HANDLE h, F&& f) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    std::shared_ptr<Session> s;
+    if (CK_RV rv = session_of(m, h, s); rv != CKR_OK) return rv;
+    std::lock_guard lock(s->mu);
+    return f(*m, *s, *m->tokens[s->slot]);
+  });
+}
+
+bool token_present(const Token& t) {
+  std::error_code ec;
+  return std::filesystem::exists(t.dir() / "manifest", ec);
+}
+
+CK_RV not_supported() {
+  return guard([] { return module() ? CKR_FUNCTION_NOT_SUPPORTED : CKR_CRYPTOKI_NOT_INITIALIZED; });
+}
+
+}  // namespace
+}  // namespace certvault::pkcs11
+
+using namespace certvault;
+using namespace certvault::pkcs11;
+
+// --- general ---------------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_Initialize(CK_VOID_PTR init_args) {
+  return guard([&]() -> CK_RV {
+    static std::once_flag atfork;
+    std::call_once(atfork, [] { pthread_atfork(fork_prepare, fork_parent, fork_child); });
+    if (init_args) {
+      auto* a = static_cast<CK_C_INITIALIZE_ARGS*>(init_args);
+      // v2.40 5.4: a non-NULL pReserved is an error; mutex callbacks come all or none.
+      if (a->pReserved) return CKR_ARGUMENTS_BAD;
+      int given = !!a->CreateMutex + !!a->DestroyMutex + !!a->LockMutex + !!a->UnlockMutex;
+      if (given != 0 && given != 4) return CKR_ARGUMENTS_BAD;
+      // certvault always locks with the operating system's primitives.
+    }
+    std::lock_guard lock(g_init);
+    if (module()) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+    if (sodium_init() < 0 || !ossl::libctx()) return CKR_FUNCTION_FAILED;
+    auto m = std::make_unique<Module>();
+    m->pid = ::getpid();
+    for (const auto& dir : configured_vaults()) m->tokens.push_back(std::make_unique<Token>(dir));
+    g_module.store(m.release(), std::memory_order_release);
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_Finalize(CK_VOID_PTR reserved) {
+  return guard([&]() -> CK_RV {
+    if (reserved) return CKR_ARGUMENTS_BAD;
+    std::lock_guard lock(g_init);
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    g_module.store(nullptr, std::memory_order_release);
+    delete m;  // sessions end, tokens log out and wipe their keys
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetInfo(CK_INFO_PTR info) {
+  return guard([&]() -> CK_RV {
+    if (!module()) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!info) return CKR_ARGUMENTS_BAD;
+    std::memset(info, 0, sizeof *info);
+    info->cryptokiVersion = {2, 40};
+    pad(info->manufacturerID, sizeof info->manufacturerID, "certvault");
+    pad(info->libraryDescription, sizeof info->libraryDescription, "certvault PKCS#11 module");
+    info->libraryVersion = {0, 1};
+    return CKR_OK;
+  });
+}
+
+// --- slots and tokens ------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_GetSlotList(CK_BBOOL token_present_only, CK_SLOT_ID_PTR list,
+                              CK_ULONG_PTR count) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!count) return CKR_ARGUMENTS_BAD;
+    std::vector<CK_SLOT_ID> ids;
+    for (CK_SLOT_ID i = 0; i < m->tokens.size(); ++i)
+      if (!token_present_only || token_present(*m->tokens[i])) ids.push_back(i);
+    if (!list) {
+      *count = ids.size();
+      return CKR_OK;
+    }
+    if (*count < ids.size()) {
+      *count = ids.size();
+      return CKR_BUFFER_TOO_SMALL;
+    }
+    std::copy(ids.begin(), ids.end(), list);
+    *count = ids.size();
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!info) return CKR_ARGUMENTS_BAD;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    std::memset(info, 0, sizeof *info);
+    pad(info->slotDescription, sizeof info->slotDescription, "certvault " + t->dir().string());
+    pad(info->manufacturerID, sizeof info->manufacturerID, "certvault");
+    info->flags = token_present(*t) ? CKF_TOKEN_PRESENT : 0;
+    info->hardwareVersion = {0, 1};
+    info->firmwareVersion = {0, 1};
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!info) return CKR_ARGUMENTS_BAD;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    return t->token_info(info);
+  });
+}
+
+CV_EXPORT CK_RV C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
+                                   CK_ULONG_PTR count) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!count) return CKR_ARGUMENTS_BAD;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    auto mechs = all_mechanisms();
+    if (!list) {
+      *count = mechs.size();
+      return CKR_OK;
+    }
+    if (*count < mechs.size()) {
+      *count = mechs.size();
+      return CKR_BUFFER_TOO_SMALL;
+    }
+    std::copy(mechs.begin(), mechs.end(), list);
+    *count = mechs.size();
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
+                                   CK_MECHANISM_INFO_PTR info) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!info) return CKR_ARGUMENTS_BAD;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    return mechanism_info(type, info);
+  });
+}
+
+// --- sessions ----------------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_NOTIFY,
+                              CK_SESSION_HANDLE_PTR out) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!out) return CKR_ARGUMENTS_BAD;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+    if (!token_present(*t)) return CKR_TOKEN_NOT_PRESENT;
+    auto s = std::make_shared<Session>();
+    s->slot = slot;
+    s->flags = flags;
+    std::lock_guard lock(m->mu);
+    *out = m->next_session++;
+    m->sessions[*out] = std::move(s);
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE h) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    std::lock_guard lock(m->mu);
+    return m->sessions.erase(h) ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
+  });
+}
+
+CV_EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slot) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    std::lock_guard lock(m->mu);
+    std::erase_if(m->sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!info) return CKR_ARGUMENTS_BAD;
+    const bool rw = s.flags & CKF_RW_SESSION;
+    info->slotID = s.slot;
+    info->flags = s.flags;
+    info->ulDeviceError = 0;
+    info->state = t.logged_in() ? (rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS)
+                                : (rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION);
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+                        CK_ULONG pin_len) {
+  return with_session(h, [&](Module&, Session&, Token& t) -> CK_RV {
+    if (user != CKU_USER)
+      return user == CKU_SO ? CKR_USER_TYPE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
+    if (!pin) return CKR_ARGUMENTS_BAD;  // no protected authentication path
+    SecureBytes secret(pin, pin_len);
+    return t.login(secret);
+  });
+}
+
+CV_EXPORT CK_RV C_Logout(CK_SESSION_HANDLE h) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    std::shared_ptr<Session> s;
+    if (CK_RV rv = session_of(m, h, s); rv != CKR_OK) return rv;
+    Token& t = *m->tokens[s->slot];
+    if (!t.logged_in()) return CKR_USER_NOT_LOGGED_IN;
+    t.logout();
+    // Logout ends every operation that uses a private key (v2.40 5.6, C_Logout).
+    std::vector<std::shared_ptr<Session>> same_slot;
+    {
+      std::lock_guard lock(m->mu);
+      for (auto& [handle, other] : m->sessions)
+        if (other->slot == s->slot) same_slot.push_back(other);
+    }
+    for (auto& other : same_slot) {
+      std::lock_guard lock(other->mu);
+      other->sign.reset();
+      other->finding = false;
+    }
+    return CKR_OK;
+  });
+}
+
+// --- objects -----------------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_ULONG count) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!templ && count) return CKR_ARGUMENTS_BAD;
+    if (s.finding) return CKR_OPERATION_ACTIVE;
+    std::vector<std::shared_ptr<Object>> all;
+    if (CK_RV rv = t.objects(all); rv != CKR_OK) return rv;
+    s.found.clear();
+    for (auto& o : all)
+      if (t.matches(*o, templ, count)) s.found.push_back(o->handle);
+    s.found_next = 0;
+    s.finding = true;
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max,
+                              CK_ULONG_PTR count) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!out || !count) return CKR_ARGUMENTS_BAD;
+    if (!s.finding) return CKR_OPERATION_NOT_INITIALIZED;
+    CK_ULONG n = 0;
+    while (n < max && s.found_next < s.found.size()) out[n++] = s.found[s.found_next++];
+    *count = n;
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE h) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.finding) return CKR_OPERATION_NOT_INITIALIZED;
+    s.finding = false;
+    s.found.clear();
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
+                                    CK_ATTRIBUTE_PTR templ, CK_ULONG count) {
+  return with_session(h, [&](Module&, Session&, Token& t) -> CK_RV {
+    if (!templ && count) return CKR_ARGUMENTS_BAD;
+    std::shared_ptr<Object> o;
+    if (CK_RV rv = t.object(obj, o); rv != CKR_OK) return rv;
+    return t.get_attributes(*o, templ, count);
+  });
+}
+
+// --- signing -----------------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!mech) return CKR_ARGUMENTS_BAD;
+    if (s.sign) return CKR_OPERATION_ACTIVE;
+    if (!t.logged_in()) return CKR_USER_NOT_LOGGED_IN;
+    std::shared_ptr<Object> o;
+    if (CK_RV rv = t.object(key, o); rv != CKR_OK) return CKR_KEY_HANDLE_INVALID;
+    if (o->kind != Kind::kPrivateKey) return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    KeyRef k;
+    if (CK_RV rv = t.key(*o, k); rv != CKR_OK) return rv;
+    s.sign_fed = false;
+    return SignOperation::start(mech, o->key_type, std::move(k), s.sign);
+  });
+}
+
+CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
+                       CK_ULONG_PTR sig_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    if ((!data && len) || !sig_len) {
+      s.sign.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
+    if (!sig) {
+      *sig_len = s.sign->signature_size();
+      return CKR_OK;
+    }
+    if (!s.sign_fed) {
+      if (CK_RV rv = s.sign->update(data, len); rv != CKR_OK) {
+        s.sign.reset();
+        return rv;
+      }
+      s.sign_fed = true;
+    }
+    CK_RV rv = s.sign->finish(sig, sig_len);
+    // Any outcome but a short buffer ends the operation (v2.40 5.2).
+    if (rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
+    return rv;
+  });
+}
+
+CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    if (!data && len) {
+      s.sign.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
+    CK_RV rv = s.sign->update(data, len);
+    if (rv != CKR_OK) s.sign.reset();
+    s.sign_fed = true;
+    return rv;
+  });
+}
+
+CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    if (!sig_len) {
+      s.sign.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
+    CK_RV rv = s.sign->finish(sig, sig_len);
+    if (sig && rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
+    return rv;
+  });
+}
+
+// --- digests and random --------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!mech) return CKR_ARGUMENTS_BAD;
+    if (s.digest) return CKR_OPERATION_ACTIVE;
+    const char* name = mech->mechanism == CKM_SHA256   ? "SHA256"
+                       : mech->mechanism == CKM_SHA384 ? "SHA384"
+                       : mech->mechanism == CKM_SHA512 ? "SHA512"
+                                                       : nullptr;
+    if (!name) return CKR_MECHANISM_INVALID;
+    ossl::MdCtx ctx(EVP_MD_CTX_new());
+    ossl::Md md(EVP_MD_fetch(ossl::libctx(), name, nullptr));
+    if (!ctx || !md || EVP_DigestInit_ex2(ctx.get(), md.get(), nullptr) != 1)
+      return CKR_FUNCTION_FAILED;
+    s.digest = std::move(ctx);
+    return CKR_OK;
+  });
+}
+
+namespace {
+CK_RV digest_out(Session& s, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+  const auto size = static_cast<CK_ULONG>(EVP_MD_CTX_get_size(s.digest.get()));
+  if (!out) {
+    *out_len = size;
+    return CKR_OK;
+  }
+  if (*out_len < size) {
+    *out_len = size;
+    return CKR_BUFFER_TOO_SMALL;
+  }
+  unsigned int n = 0;
+  CK_RV rv = EVP_DigestFinal_ex(s.digest.get(), out, &n) == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
+  *out_len = n;
+  s.digest.reset();
+  return rv;
+}
+}  // namespace
+
+CV_EXPORT CK_RV C_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out,
+                         CK_ULONG_PTR out_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
+    if ((!data && len) || !out_len) {
+      s.digest.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
+    if (!out) return digest_out(s, out, out_len);  // size query: the data waits
+    auto size = static_cast<CK_ULONG>(EVP_MD_CTX_get_size(s.digest.get()));
+    if (*out_len < size) return digest_out(s, out, out_len);
+    if (EVP_DigestUpdate(s.digest.get(), data, len) != 1) {
+      s.digest.reset();
+      return CKR_FUNCTION_FAILED;
+    }
+    return digest_out(s, out, out_len);
+  });
+}
+
+CV_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
+    if ((!data && len) || EVP_DigestUpdate(s.digest.get(), data, len) != 1) {
+      s.digest.reset();
+      return data || !len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
+    }
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
+    if (!out_len) return CKR_ARGUMENTS_BAD;
+    return digest_out(s, out, out_len);
+  });
+}
+
+CV_EXPORT CK_RV C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len) {
+  return with_session(h, [&](Module&, Session&, Token&) -> CK_RV {
+    if (!out && len) return CKR_ARGUMENTS_BAD;
+    randombytes_buf(out, len);
+    return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
+  return with_session(h, [&](Module&, Session&, Token&) { return CKR_RANDOM_SEED_NOT_SUPPORTED; });
+}
+
+// --- not supported (yet): each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
+
+#define CV_UNSUPPORTED(name, params) \
+  CV_EXPORT CK_RV name params {      \
+    return not_supported();          \
+  }
+
+CV_UNSUPPORTED(C_InitToken, (CK_SLOT_ID, CK_UTF8CHAR_PTR, CK_ULONG, CK_UTF8CHAR_PTR))
+CV_UNSUPPORTED(C_InitPIN, (CK_SESSION_HANDLE, CK_UTF8CHAR_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_SetPIN, (CK_SESSION_HANDLE, CK_UTF8CHAR_PTR, CK_ULONG, CK_UTF8CHAR_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_SetOperationState,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_CreateObject,
+               (CK_SESSION_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
+                              CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_DestroyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_SetAttributeValue,
+               (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_EncryptUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_EncryptFinal, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DecryptInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_Decrypt, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DecryptUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_VerifyInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_Verify, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_VerifyUpdate, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_VerifyFinal, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_VerifyRecover,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DigestEncryptUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DecryptDigestUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_SignEncryptUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_DecryptVerifyUpdate,
+               (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_GenerateKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_ATTRIBUTE_PTR, CK_ULONG,
+                               CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_GenerateKeyPair,
+               (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_ATTRIBUTE_PTR, CK_ULONG, CK_ATTRIBUTE_PTR,
+                CK_ULONG, CK_OBJECT_HANDLE_PTR, CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_WrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE,
+                           CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_BYTE_PTR,
+                             CK_ULONG, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE,
+                             CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
+CV_UNSUPPORTED(C_GetFunctionStatus, (CK_SESSION_HANDLE))
+CV_UNSUPPORTED(C_CancelFunction, (CK_SESSION_HANDLE))
+CV_UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS, CK_SLOT_ID_PTR, CK_VOID_PTR))
+CV_UNSUPPORTED(C_LoginUser, (CK_SESSION_HANDLE, CK_USER_TYPE, CK_UTF8CHAR_PTR, CK_ULONG,
+                             CK_UTF8CHAR_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_SessionCancel, (CK_SESSION_HANDLE, CK_FLAGS))
+CV_UNSUPPORTED(C_MessageInit3, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
+CV_UNSUPPORTED(C_Message3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG,
+                            CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_MessageBegin3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_MessageNext3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG,
+                                CK_BYTE_PTR, CK_ULONG_PTR, CK_FLAGS))
+CV_UNSUPPORTED(C_MessageFinal3, (CK_SESSION_HANDLE))
+CV_UNSUPPORTED(C_SignMessage3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG,
+                                CK_BYTE_PTR, CK_ULONG_PTR))
+CV_UNSUPPORTED(C_SignMessageBegin3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_VerifyMessage3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG,
+                                  CK_BYTE_PTR, CK_ULONG))
+CV_UNSUPPORTED(C_VerifyMessageNext3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR,
+                                      CK_ULONG, CK_BYTE_PTR, CK_ULONG))
+
+// --- function lists and interfaces -----------------------------------------------------
+
+CV_EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
+CV_EXPORT CK_RV C_GetInterfaceList(CK_INTERFACE_PTR list, CK_ULONG_PTR count);
+CV_EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR name, CK_VERSION_PTR version,
+                               CK_INTERFACE_PTR_PTR out, CK_FLAGS flags);
+
+namespace {
+
+#define CV_V240_FUNCTIONS                                                                          \
+  C_Initialize, C_Finalize, C_GetInfo, C_GetFunctionList, C_GetSlotList, C_GetSlotInfo,            \
+      C_GetTokenInfo, C_GetMechanismList, C_GetMechanismInfo, C_InitToken, C_InitPIN, C_SetPIN,    \
+      C_OpenSession, C_CloseSession, C_CloseAllSessions, C_GetSessionInfo, C_GetOperationState,    \
+      C_SetOperationState, C_Login, C_Logout, C_CreateObject, C_CopyObject, C_DestroyObject,       \
+      C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue, C_FindObjectsInit, C_FindObjects, \
+      C_FindObjectsFinal, C_EncryptInit, C_Encrypt, C_EncryptUpdate, C_EncryptFinal,               \
+      C_DecryptInit, C_Decrypt, C_DecryptUpdate, C_DecryptFinal, C_DigestInit, C_Digest,           \
+      C_DigestUpdate, C_DigestKey, C_DigestFinal, C_SignInit, C_Sign, C_SignUpdate, C_SignFinal,   \
+      C_SignRecoverInit, C_SignRecover, C_VerifyInit, C_Verify, C_VerifyUpdate, C_VerifyFinal,     \
+      C_VerifyRecoverInit, C_VerifyRecover, C_DigestEncryptUpdate, C_DecryptDigestUpdate,          \
+      C_SignEncryptUpdate, C_DecryptVerifyUpdate, C_GenerateKey, C_GenerateKeyPair, C_WrapKey,     \
+      C_UnwrapKey, C_DeriveKey, C_SeedRandom, C_GenerateRandom, C_GetFunctionStatus,               \
+      C_CancelFunction, C_WaitForSlotEvent
+
+CK_FUNCTION_LIST g_v240 = {{2, 40}, CV_V240_FUNCTIONS};
+
+CK_FUNCTION_LIST_3_0 g_v300 = {
+    {3, 0},
+    CV_V240_FUNCTIONS,
+    C_GetInterfaceList,
+    C_GetInterface,
+    C_LoginUser,
+    C_SessionCancel,
+    C_MessageInit3,
+    C_Message3,
+    C_MessageBegin3,
+    C_MessageNext3,
+    C_MessageFinal3,
+    C_MessageInit3,
+    C_Message3,
+    C_MessageBegin3,
+    C_MessageNext3,
+    C_MessageFinal3,
+    C_MessageInit3,
+    C_SignMessage3,
+    C_SignMessageBegin3,
+    C_SignMessage3,
+    C_MessageFinal3,
+    C_MessageInit3,
+    C_VerifyMessage3,
+    C_SignMessageBegin3,
+    C_VerifyMessageNext3,
+    C_MessageFinal3,
+};
+
+CK_UTF8CHAR g_name[] = "PKCS 11";
+CK_INTERFACE g_interfaces[] = {
+    {g_name, &g_v300, 0},
+    {g_name, &g_v240, 0},
+};
+
+}  // namespace
+
+CV_EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
+  if (!out) return CKR_ARGUMENTS_BAD;
+  *out = &g_v240;
+  return CKR_OK;
+}
+
+CV_EXPORT CK_RV C_GetInterfaceList(CK_INTERFACE_PTR list, CK_ULONG_PTR count) {
+  if (!count) return CKR_ARGUMENTS_BAD;
+  constexpr CK_ULONG n = sizeof g_interfaces / sizeof g_interfaces[0];
+  if (!list) {
+    *count = n;
+    return CKR_OK;
+  }
+  if (*count < n) {
+    *count = n;
+    return CKR_BUFFER_TOO_SMALL;
+  }
+  std::memcpy(list, g_interfaces, sizeof g_interfaces);
+  *count = n;
+  return CKR_OK;
+}
+
+CV_EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR name, CK_VERSION_PTR version,
+                               CK_INTERFACE_PTR_PTR out, CK_FLAGS flags) {
+  if (!out) return CKR_ARGUMENTS_BAD;
+  for (auto& i : g_interfaces) {
+    if (name && std::strcmp(reinterpret_cast<const char*>(name), "PKCS 11") != 0) continue;
+    const CK_VERSION v = *static_cast<CK_VERSION*>(i.pFunctionList);
+    if (version && (version->major != v.major || version->minor != v.minor)) continue;
+    if ((flags & i.flags) != flags) continue;
+    *out = &i;
+    return CKR_OK;
+  }
+  return CKR_ARGUMENTS_BAD;
+}

@@ -1,0 +1,473 @@
+#include "token.h"
+
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "mechanisms.h"
+#include "ossl.h"
+#include "seal.h"
+
+namespace certvault::pkcs11 {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+using Attrs = std::map<CK_ATTRIBUTE_TYPE, Bytes>;
+
+template <typename T>
+Bytes pod(const T& v) {
+  Bytes out(sizeof v);
+  std::memcpy(out.data(), &v, sizeof v);
+  return out;
+}
+Bytes flag(bool b) {
+  return pod(static_cast<CK_BBOOL>(b ? CK_TRUE : CK_FALSE));
+}
+Bytes ulong(CK_ULONG v) {
+  return pod(v);
+}
+Bytes text(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
+
+Bytes date(Time t) {
+  time_t tt = static_cast<time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
+  CK_DATE d;
+  std::memcpy(d.year, buf, 4);
+  std::memcpy(d.month, buf + 4, 2);
+  std::memcpy(d.day, buf + 6, 2);
+  return pod(d);
+}
+
+template <typename T, int (*I2D)(const T*, unsigned char**)>
+Bytes der(const T* v) {
+  int n = I2D(v, nullptr);
+  if (n <= 0) return {};
+  Bytes out(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  I2D(v, &p);
+  return out;
+}
+
+Bytes octet_string(const Bytes& content) {
+  ASN1_OCTET_STRING* os = ASN1_OCTET_STRING_new();
+  ASN1_OCTET_STRING_set(os, content.data(), static_cast<int>(content.size()));
+  Bytes out = der<ASN1_OCTET_STRING, i2d_ASN1_OCTET_STRING>(os);
+  ASN1_OCTET_STRING_free(os);
+  return out;
+}
+
+Bytes oid(const char* dotted) {
+  ASN1_OBJECT* o = OBJ_txt2obj(dotted, 1);
+  Bytes out = der<ASN1_OBJECT, i2d_ASN1_OBJECT>(o);
+  ASN1_OBJECT_free(o);
+  return out;
+}
+
+Bytes bn_param(EVP_PKEY* key, const char* name) {
+  BIGNUM* bn = nullptr;
+  if (!EVP_PKEY_get_bn_param(key, name, &bn)) return {};
+  Bytes out(static_cast<size_t>(BN_num_bytes(bn)));
+  BN_bn2bin(bn, out.data());
+  BN_free(bn);
+  return out;
+}
+
+CK_KEY_TYPE ck_key_type(KeyType t) {
+  switch (t) {
+    case KeyType::kEcP256:
+    case KeyType::kEcP384:
+      return CKK_EC;
+    case KeyType::kEd25519:
+      return CKK_EC_EDWARDS;
+    default:
+      return CKK_RSA;
+  }
+}
+
+CK_OBJECT_CLASS ck_class(Kind k) {
+  switch (k) {
+    case Kind::kPublicKey:
+      return CKO_PUBLIC_KEY;
+    case Kind::kPrivateKey:
+      return CKO_PRIVATE_KEY;
+    default:
+      return CKO_CERTIFICATE;
+  }
+}
+
+// Public-key attributes shared by public and private key objects.
+void key_attributes(Attrs& a, const Object& o, const Bytes& spki) {
+  const unsigned char* p = spki.data();
+  ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
+  a[CKA_KEY_TYPE] = ulong(ck_key_type(o.key_type));
+  a[CKA_PUBLIC_KEY_INFO] = spki;
+  a[CKA_START_DATE] = date(o.not_before);
+  a[CKA_END_DATE] = date(o.not_after);
+  a[CKA_DERIVE] = flag(false);
+  a[CKA_LOCAL] = flag(true);
+  a[CKA_KEY_GEN_MECHANISM] = ulong(o.key_type == KeyType::kEd25519     ? CKM_EC_EDWARDS_KEY_PAIR_GEN
+                                   : ck_key_type(o.key_type) == CKK_EC ? CKM_EC_KEY_PAIR_GEN
+                                                                       : CKM_RSA_PKCS_KEY_PAIR_GEN);
+  auto mechs = sign_mechanisms(o.key_type);
+  Bytes allowed(mechs.size() * sizeof(CK_MECHANISM_TYPE));
+  std::memcpy(allowed.data(), mechs.data(), allowed.size());
+  a[CKA_ALLOWED_MECHANISMS] = allowed;
+  if (!pub) return;
+  if (o.key_type == KeyType::kEd25519) {
+    a[CKA_EC_PARAMS] = oid("1.3.101.112");  // id-Ed25519, RFC 8410
+    Bytes point(32);
+    size_t len = point.size();
+    EVP_PKEY_get_raw_public_key(pub.get(), point.data(), &len);
+    point.resize(len);
+    a[CKA_EC_POINT] = octet_string(point);
+  } else if (ck_key_type(o.key_type) == CKK_EC) {
+    a[CKA_EC_PARAMS] = oid(o.key_type == KeyType::kEcP256 ? "1.2.840.10045.3.1.7" : "1.3.132.0.34");
+    Bytes point(256);
+    size_t len = 0;
+    EVP_PKEY_get_octet_string_param(pub.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point.data(),
+                                    point.size(), &len);
+    point.resize(len);
+    a[CKA_EC_POINT] = octet_string(point);
+  } else {
+    a[CKA_MODULUS] = bn_param(pub.get(), OSSL_PKEY_PARAM_RSA_N);
+    a[CKA_PUBLIC_EXPONENT] = bn_param(pub.get(), OSSL_PKEY_PARAM_RSA_E);
+    a[CKA_MODULUS_BITS] = ulong(static_cast<CK_ULONG>(EVP_PKEY_get_bits(pub.get())));
+  }
+}
+
+// Attributes of a private key that are secret: never returned (PKCS#11 v2.40, 4.9).
+bool sensitive(CK_ATTRIBUTE_TYPE t) {
+  switch (t) {
+    case CKA_VALUE:
+    case CKA_PRIVATE_EXPONENT:
+    case CKA_PRIME_1:
+    case CKA_PRIME_2:
+    case CKA_EXPONENT_1:
+    case CKA_EXPONENT_2:
+    case CKA_COEFFICIENT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string space_padded(std::string_view s, size_t n) {
+  std::string out(s.substr(0, n));
+  out.resize(n, ' ');
+  return out;
+}
+
+}  // namespace
+
+CK_RV to_rv(const Error& e) {
+  switch (e.code) {
+    case Code::kWrongPin:
+      return CKR_PIN_INCORRECT;
+    case Code::kPinLocked:
+      return CKR_PIN_LOCKED;
+    case Code::kLocked:
+      return CKR_USER_NOT_LOGGED_IN;
+    case Code::kInvalidInput:
+      return CKR_ARGUMENTS_BAD;
+    case Code::kNotFound:
+      return CKR_OBJECT_HANDLE_INVALID;
+    case Code::kRefused:
+      return CKR_ACTION_PROHIBITED;
+    case Code::kExists:
+      return CKR_ACTION_PROHIBITED;
+    case Code::kCrypto:
+      return CKR_FUNCTION_FAILED;
+    default:
+      return CKR_DEVICE_ERROR;  // damaged or unreadable vault
+  }
+}
+
+CK_RV Token::open_locked() {
+  if (vault_) return CKR_OK;
+  auto v = Vault::open(dir_);
+  if (!v) return CKR_TOKEN_NOT_PRESENT;
+  vault_.emplace(std::move(*v));
+  return CKR_OK;
+}
+
+CK_RV Token::token_info(CK_TOKEN_INFO* info) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  std::memset(info, 0, sizeof *info);
+  std::string label = space_padded(vault_->label(), sizeof info->label);
+  std::memcpy(info->label, label.data(), sizeof info->label);
+  std::memcpy(info->manufacturerID, space_padded("certvault", 32).data(), 32);
+  std::memcpy(info->model, space_padded("vault", 16).data(), 16);
+  std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
+  info->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED;
+  const int failures = vault_->pin_failures();
+  if (failures >= Vault::kMaxPinFailures) {
+    info->flags |= CKF_USER_PIN_LOCKED;
+  } else if (failures > 0) {
+    info->flags |= CKF_USER_PIN_COUNT_LOW;
+    if (Vault::kMaxPinFailures - failures == 1) info->flags |= CKF_USER_PIN_FINAL_TRY;
+  }
+  info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+  info->ulSessionCount = CK_UNAVAILABLE_INFORMATION;
+  info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+  info->ulRwSessionCount = CK_UNAVAILABLE_INFORMATION;
+  info->ulMaxPinLen = 256;
+  info->ulMinPinLen = 1;
+  info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+  info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+  info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+  info->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+  info->hardwareVersion = {0, 1};
+  info->firmwareVersion = {0, 1};
+  std::memset(info->utcTime, ' ', sizeof info->utcTime);
+  return CKR_OK;
+}
+
+CK_RV Token::login(const SecureBytes& pin) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
+  if (auto ok = vault_->unlock(pin); !ok) return to_rv(ok.error());
+  logged_in_ = true;
+  return CKR_OK;
+}
+
+void Token::logout() {
+  std::lock_guard lock(mu_);
+  logged_in_ = false;
+  keys_.clear();  // each key is freed (and its private parts cleared) by its last user
+  if (vault_) vault_->lock();
+}
+
+bool Token::logged_in() const {
+  std::lock_guard lock(mu_);
+  return logged_in_;
+}
+
+// Rebuilds the object table when the vault changed; handles stay stable for objects that
+// remain.
+CK_RV Token::sync_locked() {
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
+  const uint64_t counter = vault_->commit_counter();
+  if (counter == synced_for_) return CKR_OK;
+  std::vector<std::shared_ptr<Object>> next;
+  std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle;
+  auto add = [&](const std::string& key, Object o) {
+    auto [it, fresh] = handle_of_.try_emplace(key, next_handle_);
+    if (fresh) ++next_handle_;
+    o.handle = it->second;
+    // Keep what was loaded for an object that did not change.
+    if (auto old = by_handle_.find(o.handle); old != by_handle_.end()) {
+      next.push_back(old->second);
+    } else {
+      next.push_back(std::make_shared<Object>(std::move(o)));
+    }
+    by_handle[next.back()->handle] = next.back();
+  };
+  for (const Entry& e : vault_->entries()) {
+    const Generation* g = e.current();
+    if (!g) continue;  // disabled, superseded or pending: not visible (issue 3)
+    Object o;
+    o.nickname = e.nickname;
+    o.key_id = g->key_id;
+    o.key_type = g->key_type;
+    o.generation = g->number;
+    o.not_before = g->not_before;
+    o.not_after = g->not_after;
+    const std::string base = e.id + "/" + std::to_string(g->number) + "/";
+    for (Kind k : {Kind::kCertificate, Kind::kPublicKey, Kind::kPrivateKey}) {
+      o.kind = k;
+      add(base + std::to_string(static_cast<int>(k)), o);
+    }
+  }
+  if (auto ca = vault_->active_ca()) {
+    Object o;
+    o.kind = Kind::kCaCertificate;
+    o.nickname = vault_->label() + " CA";
+    o.key_id = ca->key_id;
+    o.key_type = ca->key_type;
+    o.not_before = ca->not_before;
+    o.not_after = ca->not_after;
+    add("ca:" + ca->id, o);
+  }
+  objects_ = std::move(next);
+  by_handle_ = std::move(by_handle);
+  synced_for_ = counter;
+  return CKR_OK;
+}
+
+CK_RV Token::objects(std::vector<std::shared_ptr<Object>>& out) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  out.clear();
+  for (const auto& o : objects_)
+    if (logged_in_ || !o->is_private()) out.push_back(o);
+  return CKR_OK;
+}
+
+CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
+  std::lock_guard lock(mu_);
+  auto it = by_handle_.find(handle);
+  if (it == by_handle_.end() || (it->second->is_private() && !logged_in_))
+    return CKR_OBJECT_HANDLE_INVALID;
+  out = it->second;
+  return CKR_OK;
+}
+
+CK_RV Token::load_attributes_locked(Object& o) {
+  if (o.attributes) return CKR_OK;
+  Attrs a;
+  a[CKA_CLASS] = ulong(ck_class(o.kind));
+  a[CKA_TOKEN] = flag(true);
+  a[CKA_PRIVATE] = flag(o.is_private());
+  a[CKA_MODIFIABLE] = flag(false);
+  a[CKA_COPYABLE] = flag(false);
+  a[CKA_DESTROYABLE] = flag(false);
+  a[CKA_LABEL] = text(o.nickname);
+  a[CKA_ID] = seal::from_hex(o.key_id).value_or(Bytes());
+  if (o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate) {
+    auto cert_der = o.kind == Kind::kCaCertificate
+                        ? vault_->ca_certificate_der()
+                        : vault_->certificate_der(o.nickname, o.generation);
+    if (!cert_der) return to_rv(cert_der.error());
+    auto cert = ossl::cert_from_der(*cert_der);
+    if (!cert) return CKR_DEVICE_ERROR;
+    X509* x = cert->get();
+    a[CKA_CERTIFICATE_TYPE] = ulong(CKC_X_509);
+    a[CKA_TRUSTED] = flag(false);
+    a[CKA_CERTIFICATE_CATEGORY] = ulong(o.kind == Kind::kCaCertificate ? 2 : 1);
+    unsigned char sha1[SHA_DIGEST_LENGTH];
+    SHA1(cert_der->data(), cert_der->size(), sha1);
+    a[CKA_CHECK_VALUE] = Bytes(sha1, sha1 + 3);
+    a[CKA_START_DATE] = date(o.not_before);
+    a[CKA_END_DATE] = date(o.not_after);
+    a[CKA_SUBJECT] = der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x));
+    a[CKA_ISSUER] = der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x));
+    a[CKA_SERIAL_NUMBER] = der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x));
+    a[CKA_VALUE] = *cert_der;
+    a[CKA_URL] = {};
+    a[CKA_JAVA_MIDP_SECURITY_DOMAIN] = ulong(0);
+    a[CKA_PUBLIC_KEY_INFO] = ossl::spki_der(X509_get0_pubkey(x));
+  } else {
+    auto spki = vault_->public_key_der(o.nickname, o.generation);
+    if (!spki) return to_rv(spki.error());
+    key_attributes(a, o, *spki);
+    if (auto cert_der = vault_->certificate_der(o.nickname, o.generation)) {
+      if (auto cert = ossl::cert_from_der(*cert_der))
+        a[CKA_SUBJECT] = der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert->get()));
+    }
+    if (o.kind == Kind::kPublicKey) {
+      a[CKA_ENCRYPT] = flag(false);
+      a[CKA_VERIFY] = flag(true);
+      a[CKA_VERIFY_RECOVER] = flag(false);
+      a[CKA_WRAP] = flag(false);
+      a[CKA_TRUSTED] = flag(false);
+    } else {
+      a[CKA_SENSITIVE] = flag(true);
+      a[CKA_DECRYPT] = flag(false);
+      a[CKA_SIGN] = flag(true);
+      a[CKA_SIGN_RECOVER] = flag(false);
+      a[CKA_UNWRAP] = flag(false);
+      a[CKA_EXTRACTABLE] = flag(false);
+      a[CKA_ALWAYS_SENSITIVE] = flag(true);
+      a[CKA_NEVER_EXTRACTABLE] = flag(true);
+      a[CKA_WRAP_WITH_TRUSTED] = flag(false);
+      a[CKA_ALWAYS_AUTHENTICATE] = flag(false);
+      a.erase(CKA_EC_POINT);  // a private key object carries the curve, not the point
+    }
+  }
+  o.attributes = std::move(a);
+  return CKR_OK;
+}
+
+CK_RV Token::get_attributes(Object& o, CK_ATTRIBUTE* attrs, CK_ULONG count) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = load_attributes_locked(o); rv != CKR_OK) return rv;
+  CK_RV rv = CKR_OK;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    CK_ATTRIBUTE& at = attrs[i];
+    if (o.is_private() && sensitive(at.type)) {
+      at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+      rv = CKR_ATTRIBUTE_SENSITIVE;
+      continue;
+    }
+    auto it = o.attributes->find(at.type);
+    if (it == o.attributes->end()) {
+      at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+      rv = CKR_ATTRIBUTE_TYPE_INVALID;
+      continue;
+    }
+    const Bytes& v = it->second;
+    if (!at.pValue) {
+      at.ulValueLen = v.size();
+    } else if (at.ulValueLen >= v.size()) {
+      if (!v.empty()) std::memcpy(at.pValue, v.data(), v.size());
+      at.ulValueLen = v.size();
+    } else {
+      at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+      rv = CKR_BUFFER_TOO_SMALL;
+    }
+  }
+  return rv;
+}
+
+bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
+  std::lock_guard lock(mu_);
+  // The common searches (class, label, id) need no file read.
+  auto cheap = [&](CK_ATTRIBUTE_TYPE t) -> std::optional<Bytes> {
+    switch (t) {
+      case CKA_CLASS:
+        return ulong(ck_class(o.kind));
+      case CKA_LABEL:
+        return text(o.nickname);
+      case CKA_ID:
+        return seal::from_hex(o.key_id).value_or(Bytes());
+      case CKA_TOKEN:
+        return flag(true);
+      case CKA_PRIVATE:
+        return flag(o.is_private());
+      default:
+        return std::nullopt;
+    }
+  };
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& t = templ[i];
+    std::optional<Bytes> v = cheap(t.type);
+    if (!v) {
+      if (load_attributes_locked(o) != CKR_OK) return false;
+      auto it = o.attributes->find(t.type);
+      if (it == o.attributes->end() || (o.is_private() && sensitive(t.type))) return false;
+      v = it->second;
+    }
+    if (v->size() != t.ulValueLen ||
+        (t.ulValueLen && std::memcmp(v->data(), t.pValue, t.ulValueLen) != 0))
+      return false;
+  }
+  return true;
+}
+
+CK_RV Token::key(const Object& o, KeyRef& out) {
+  std::lock_guard lock(mu_);
+  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  if (auto it = keys_.find(o.key_id); it != keys_.end()) {
+    out = it->second;
+    return CKR_OK;
+  }
+  auto k = vault_->private_key(o.nickname, o.generation);
+  if (!k) return to_rv(k.error());
+  out = KeyRef(k->release(), EVP_PKEY_free);
+  keys_[o.key_id] = out;
+  return CKR_OK;
+}
+
+}  // namespace certvault::pkcs11

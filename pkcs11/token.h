@@ -1,0 +1,79 @@
+// A token: one vault in one slot. Owns the vault handle, the login state, the object
+// table and the keys decrypted at login.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ck.h"
+#include "vault.h"
+
+namespace certvault::pkcs11 {
+
+enum class Kind { kCertificate, kPublicKey, kPrivateKey, kCaCertificate };
+
+// One PKCS#11 object. Cheap fields come from the manifest; the rest (DER values) are
+// read on first use and kept.
+struct Object {
+  CK_OBJECT_HANDLE handle = 0;
+  Kind kind = Kind::kCertificate;
+  std::string nickname;  // CKA_LABEL
+  std::string key_id;    // hex; CKA_ID
+  KeyType key_type = KeyType::kEcP256;
+  uint32_t generation = 0;
+  Time not_before = 0, not_after = 0;
+  bool is_private() const { return kind == Kind::kPrivateKey; }
+  // Filled on demand.
+  std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;
+};
+
+using KeyRef = std::shared_ptr<EVP_PKEY>;
+
+class Token {
+ public:
+  explicit Token(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  const std::filesystem::path& dir() const { return dir_; }
+  // Everything below takes the token's lock itself.
+  CK_RV token_info(CK_TOKEN_INFO* info);
+  CK_RV login(const SecureBytes& pin);
+  void logout();
+  bool logged_in() const;
+  // Objects visible now (private ones only after login), refreshed from the vault.
+  CK_RV objects(std::vector<std::shared_ptr<Object>>& out);
+  CK_RV object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
+  // Fills `attrs` from `object` following PKCS#11 v2.40 section 5.7 (C_GetAttributeValue).
+  CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
+  bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
+  // The private key of a private-key object, decrypted once per login.
+  CK_RV key(const Object& object, KeyRef& out);
+
+ private:
+  CK_RV open_locked();
+  CK_RV sync_locked();
+  CK_RV load_attributes_locked(Object& object);
+
+  std::filesystem::path dir_;
+  mutable std::mutex mu_;
+  std::optional<Vault> vault_;
+  bool logged_in_ = false;
+  uint64_t synced_for_ = 0;  // counter of the object table's source; 0 = never
+  std::vector<std::shared_ptr<Object>> objects_;
+  std::unordered_map<std::string, CK_OBJECT_HANDLE> handle_of_;  // "entry/gen/kind" -> handle
+  std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle_;
+  CK_OBJECT_HANDLE next_handle_ = 1;
+  std::unordered_map<std::string, KeyRef> keys_;  // key id -> key, while logged in
+};
+
+// CK_RV for a keystore error.
+CK_RV to_rv(const Error& e);
+
+}  // namespace certvault::pkcs11

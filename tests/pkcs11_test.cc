@@ -1,0 +1,178 @@
+// The PKCS#11 module driven by OpenSC's pkcs11-tool, as a program would use it; signatures
+// checked by the openssl binary against the certificate's public key.
+#include <gtest/gtest.h>
+
+#include "support.h"
+#include "test_vault.h"
+
+namespace cvtest {
+namespace {
+
+class Pkcs11Tool : public VaultTest {
+ protected:
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    ec_ = issue("api-prod", 100, certvault::KeyType::kEcP256);
+    rsa_ = issue("rsa client", 100, certvault::KeyType::kRsa2048);
+    ed_ = issue("ed", 100, certvault::KeyType::kEd25519);
+  }
+
+  // pkcs11-tool with the module and this test's vault; a sanitizer build preloads its
+  // runtime, as the tool itself is not instrumented.
+  RunResult tool(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"env", "CERTVAULT_VAULT=" + dir_.string(),
+                                     "CERTVAULT_PKCS11_CONF=/nonexistent"};
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+    argv.push_back(std::string("LD_PRELOAD=") + CERTVAULT_SANITIZER_RUNTIME);
+    argv.push_back("ASAN_OPTIONS=detect_leaks=0");
+#endif
+    argv.insert(argv.end(), {"pkcs11-tool", "--module", CERTVAULT_PKCS11_MODULE});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {}, std::chrono::seconds(60));
+  }
+
+  std::vector<std::string> login() {
+    return {"--login", "--pin", std::string(kPin)};
+  }
+
+  // Signs `data` with the key of `entry` and checks the signature with openssl.
+  void expect_signature_verifies(const certvault::Entry& entry, const std::string& mechanism,
+                                 const std::vector<std::string>& verify) {
+    SCOPED_TRACE(entry.nickname + " " + mechanism);
+    auto data = tmp_ / "data.txt";
+    auto sig = tmp_ / ("sig-" + mechanism);
+    write_file(data, "sign me, " + mechanism + "\n");
+    auto args = login();
+    args.insert(args.end(), {"--sign", "-m", mechanism, "--id", entry.current()->key_id, "-i",
+                             data.string(), "-o", sig.string(), "--signature-format", "openssl"});
+    auto signed_ = tool(args);
+    ASSERT_EQ(signed_.exit_code, 0) << signed_.err;
+    auto cert = vault().certificate_der(entry.nickname);
+    ASSERT_TRUE(cert) << why(cert);
+    auto pub = tmp_ / ("pub-" + mechanism + ".pem");
+    write_file(tmp_ / "cert.pem", der_to_pem(*cert));
+    auto extracted = run({"openssl", "x509", "-in", (tmp_ / "cert.pem").string(), "-pubkey",
+                          "-noout", "-out", pub.string()});
+    ASSERT_EQ(extracted.exit_code, 0) << extracted.err;
+    std::vector<std::string> argv = verify;
+    argv.insert(argv.end(), {"-verify", pub.string(), "-signature", sig.string(), data.string()});
+    if (verify[1] == "pkeyutl")
+      argv = {"openssl", "pkeyutl", "-verify",     "-pubin",   "-inkey",    pub.string(),
+              "-rawin",  "-in",     data.string(), "-sigfile", sig.string()};
+    auto checked = run(argv);
+    EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+  }
+
+  certvault::Entry ec_, rsa_, ed_;
+};
+
+TEST_F(Pkcs11Tool, ListsTheVaultAsAnInitialisedTokenNeedingLogin) {
+  auto r = tool({"-L"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("token label        : " + vault().label()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("login required"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("token initialized"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(vault().id().substr(0, 16)), std::string::npos) << "serial = vault id";
+}
+
+TEST_F(Pkcs11Tool, CertificatesAreListedBeforeLoginAndPrivateKeysOnlyAfter) {
+  auto before = tool({"-O"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_NE(before.out.find("label:      api-prod"), std::string::npos) << before.out;
+  EXPECT_NE(before.out.find("label:      rsa client"), std::string::npos) << before.out;
+  EXPECT_EQ(before.out.find("Private Key Object"), std::string::npos) << before.out;
+  auto args = login();
+  args.push_back("-O");
+  auto after = tool(args);
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  // Certificate, public and private key of an entry share its key id and nickname.
+  const std::string id_line = "ID:         " + ec_.current()->key_id;
+  size_t count = 0;
+  for (size_t at = after.out.find(id_line); at != std::string::npos;
+       at = after.out.find(id_line, at + 1))
+    ++count;
+  EXPECT_EQ(count, 3u) << after.out;
+  EXPECT_NE(after.out.find("Private Key Object; EC"), std::string::npos) << after.out;
+  EXPECT_NE(after.out.find("never extractable"), std::string::npos) << after.out;
+}
+
+TEST_F(Pkcs11Tool, ReadsTheCertificateByLabel) {
+  auto out = tmp_ / "cert.der";
+  auto r = tool({"--read-object", "--type", "cert", "--label", "api-prod", "-o", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto expected = vault().certificate_der("api-prod");
+  ASSERT_TRUE(expected) << why(expected);
+  EXPECT_EQ(read_bytes(out), *expected);
+}
+
+TEST_F(Pkcs11Tool, EcdsaSignaturesVerify) {
+  expect_signature_verifies(ec_, "ECDSA-SHA256", {"openssl", "dgst", "-sha256"});
+  expect_signature_verifies(ec_, "ECDSA-SHA384", {"openssl", "dgst", "-sha384"});
+}
+
+TEST_F(Pkcs11Tool, RsaPkcs1AndPssSignaturesVerify) {
+  expect_signature_verifies(rsa_, "SHA256-RSA-PKCS", {"openssl", "dgst", "-sha256"});
+  expect_signature_verifies(rsa_, "SHA384-RSA-PKCS-PSS",
+                            {"openssl", "dgst", "-sha384", "-sigopt", "rsa_padding_mode:pss",
+                             "-sigopt", "rsa_pss_saltlen:-1"});
+}
+
+TEST_F(Pkcs11Tool, Ed25519SignaturesVerify) {
+  expect_signature_verifies(ed_, "EDDSA", {"openssl", "pkeyutl"});
+}
+
+TEST_F(Pkcs11Tool, SignWithoutLoginIsRefused) {
+  auto data = tmp_ / "data.txt";
+  write_file(data, "x");
+  auto r = tool({"--sign", "-m", "ECDSA-SHA256", "--id", ec_.current()->key_id, "-i", data.string(),
+                 "-o", (tmp_ / "sig").string()});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+}
+
+TEST_F(Pkcs11Tool, WrongPinIsRefusedAndShowsInTokenFlags) {
+  auto bad = tool({"--login", "--pin", "not-the-pin", "-O"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE((bad.out + bad.err).find("CKR_PIN_INCORRECT"), std::string::npos) << bad.out << bad.err;
+  auto listed = tool({"-L"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("user PIN count low"), std::string::npos) << listed.out;
+}
+
+TEST_F(Pkcs11Tool, LockedVaultReportsPinLocked) {
+  for (int i = 0; i < certvault::Vault::kMaxPinFailures; ++i)
+    (void)tool({"--login", "--pin", "wrong", "-O"});
+  auto listed = tool({"-L"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("user PIN locked"), std::string::npos) << listed.out;
+  auto args = login();
+  args.push_back("-O");
+  auto right = tool(args);
+  EXPECT_NE(right.exit_code, 0);
+  EXPECT_NE((right.out + right.err).find("CKR_PIN_LOCKED"), std::string::npos) << right.err;
+}
+
+TEST_F(Pkcs11Tool, DisabledEntryIsNotVisible) {
+  ASSERT_TRUE(vault().disable("rsa client"));
+  auto r = tool({"-O"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("rsa client"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("api-prod"), std::string::npos) << r.out;
+}
+
+TEST_F(Pkcs11Tool, VaultCaCertificateIsListed) {
+  auto r = tool({"-O", "--type", "cert"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("label:      " + vault().label() + " CA"), std::string::npos) << r.out;
+}
+
+TEST_F(Pkcs11Tool, SelfTestFindsNoErrors) {
+  auto args = login();
+  args.push_back("--test");
+  auto r = tool(args);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("No errors"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace cvtest
