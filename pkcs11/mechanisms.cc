@@ -73,6 +73,24 @@ size_t ec_half(KeyType t) {
   return t == KeyType::kEcP384 ? 48 : 32;
 }
 
+std::vector<uint8_t> ecdsa_der(const std::vector<uint8_t>& raw) {
+  const size_t half = raw.size() / 2;
+  ECDSA_SIG* sig = ECDSA_SIG_new();
+  BIGNUM* r = BN_bin2bn(raw.data(), static_cast<int>(half), nullptr);
+  BIGNUM* s = BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr);
+  if (!sig || !r || !s || !ECDSA_SIG_set0(sig, r, s)) {
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    return {};
+  }
+  std::vector<uint8_t> out(static_cast<size_t>(i2d_ECDSA_SIG(sig, nullptr)));
+  unsigned char* p = out.data();
+  i2d_ECDSA_SIG(sig, &p);
+  ECDSA_SIG_free(sig);
+  return out;
+}
+
 }  // namespace
 
 std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType t) {
@@ -108,16 +126,17 @@ CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
     case CKM_SHA256_RSA_PKCS_PSS:
     case CKM_SHA384_RSA_PKCS_PSS:
     case CKM_SHA512_RSA_PKCS_PSS:
-      *info = {2048, 4096, CKF_SIGN};
+      *info = {2048, 4096, CKF_SIGN | CKF_VERIFY};
       return CKR_OK;
     case CKM_ECDSA:
     case CKM_ECDSA_SHA256:
     case CKM_ECDSA_SHA384:
     case CKM_ECDSA_SHA512:
-      *info = {256, 384, CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
+      *info = {256, 384,
+               CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
       return CKR_OK;
     case CKM_EDDSA:
-      *info = {255, 255, CKF_SIGN};
+      *info = {255, 255, CKF_SIGN | CKF_VERIFY};
       return CKR_OK;
     case CKM_SHA256:
     case CKM_SHA384:
@@ -129,13 +148,18 @@ CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
   }
 }
 
-CK_RV SignOperation::start(const CK_MECHANISM* m, KeyType key_type, KeyRef key,
+CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_type, KeyRef key,
                            std::unique_ptr<SignOperation>& out) {
   if (!m) return CKR_ARGUMENTS_BAD;
   auto allowed = sign_mechanisms(key_type);
-  if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end())
-    return CKR_KEY_TYPE_INCONSISTENT;
+  if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end()) {
+    const auto known = all_mechanisms();
+    return std::find(known.begin(), known.end(), m->mechanism) == known.end()
+               ? CKR_MECHANISM_INVALID
+               : CKR_KEY_TYPE_INCONSISTENT;
+  }
   std::unique_ptr<SignOperation> op(new SignOperation());
+  op->purpose_ = purpose;
   op->mech_ = m->mechanism;
   op->key_type_ = key_type;
   op->key_ = std::move(key);
@@ -164,8 +188,9 @@ CK_RV SignOperation::start(const CK_MECHANISM* m, KeyType key_type, KeyRef key,
   if (const char* md = digest_of(m->mechanism)) {
     op->md_ctx_ = EVP_MD_CTX_new();
     EVP_PKEY_CTX* pctx = nullptr;
-    if (!op->md_ctx_ || EVP_DigestSignInit_ex(op->md_ctx_, &pctx, md, ossl::libctx(), nullptr,
-                                              op->key_.get(), nullptr) != 1)
+    auto init = purpose == Purpose::kSign ? EVP_DigestSignInit_ex : EVP_DigestVerifyInit_ex;
+    if (!op->md_ctx_ ||
+        init(op->md_ctx_, &pctx, md, ossl::libctx(), nullptr, op->key_.get(), nullptr) != 1)
       return CKR_FUNCTION_FAILED;
     if (is_rsa(key_type)) {
       bool ok = is_pss(m->mechanism)
@@ -186,40 +211,54 @@ SignOperation::~SignOperation() {
 }
 
 CK_RV SignOperation::update(const uint8_t* data, size_t len) {
-  if (md_ctx_) return EVP_DigestSignUpdate(md_ctx_, data, len) == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
+  if (md_ctx_) {
+    int ok = purpose_ == Purpose::kSign ? EVP_DigestSignUpdate(md_ctx_, data, len)
+                                        : EVP_DigestVerifyUpdate(md_ctx_, data, len);
+    return ok == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
+  }
   data_.insert(data_.end(), data, data + len);
+  return CKR_OK;
+}
+
+CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
+  OSSL_LIB_CTX* ctx = ossl::libctx();
+  pctx.reset(EVP_PKEY_CTX_new_from_pkey(ctx, key_.get(), nullptr));
+  int init = !pctx                        ? 0
+             : purpose_ == Purpose::kSign ? EVP_PKEY_sign_init(pctx.get())
+                                          : EVP_PKEY_verify_init(pctx.get());
+  if (init != 1) return CKR_FUNCTION_FAILED;
+  if (mech_ == CKM_RSA_PKCS) {
+    if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PADDING) <= 0)
+      return CKR_FUNCTION_FAILED;
+    if (data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
+  } else if (mech_ == CKM_RSA_PKCS_PSS) {
+    ossl::Md md(EVP_MD_fetch(ctx, pss_md_, nullptr));
+    if (!md || data_.size() != static_cast<size_t>(EVP_MD_get_size(md.get())))
+      return CKR_DATA_LEN_RANGE;
+    if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_signature_md(pctx.get(), md.get()) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx.get(), mgf1_md_, nullptr) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx.get(), salt_len_) <= 0)
+      return CKR_MECHANISM_PARAM_INVALID;
+  }
   return CKR_OK;
 }
 
 CK_RV SignOperation::compute() {
   std::vector<uint8_t> sig(std::max<size_t>(size_, 16) + 16);
   size_t len = sig.size();
-  OSSL_LIB_CTX* ctx = ossl::libctx();
   if (md_ctx_) {
     if (EVP_DigestSignFinal(md_ctx_, sig.data(), &len) != 1) return CKR_FUNCTION_FAILED;
   } else if (mech_ == CKM_EDDSA) {
     ossl::MdCtx md(EVP_MD_CTX_new());
     if (!md ||
-        EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ctx, nullptr, key_.get(), nullptr) != 1 ||
+        EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ossl::libctx(), nullptr, key_.get(),
+                              nullptr) != 1 ||
         EVP_DigestSign(md.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
       return CKR_FUNCTION_FAILED;
   } else {
-    ossl::PkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(ctx, key_.get(), nullptr));
-    if (!pctx || EVP_PKEY_sign_init(pctx.get()) != 1) return CKR_FUNCTION_FAILED;
-    if (mech_ == CKM_RSA_PKCS) {
-      if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PADDING) <= 0)
-        return CKR_FUNCTION_FAILED;
-      if (data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
-    } else if (mech_ == CKM_RSA_PKCS_PSS) {
-      ossl::Md md(EVP_MD_fetch(ctx, pss_md_, nullptr));
-      if (!md || data_.size() != static_cast<size_t>(EVP_MD_get_size(md.get())))
-        return CKR_DATA_LEN_RANGE;
-      if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||
-          EVP_PKEY_CTX_set_signature_md(pctx.get(), md.get()) <= 0 ||
-          EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx.get(), mgf1_md_, nullptr) <= 0 ||
-          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx.get(), salt_len_) <= 0)
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
+    ossl::PkeyCtx pctx;
+    if (CK_RV rv = raw_context(pctx); rv != CKR_OK) return rv;
     if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
       return CKR_FUNCTION_FAILED;
   }
@@ -240,7 +279,6 @@ CK_RV SignOperation::finish(uint8_t* out, CK_ULONG* out_len) {
   if (result_.empty()) {
     if (CK_RV rv = compute(); rv != CKR_OK) {
       ERR_clear_error();
-      done_ = true;
       return rv;
     }
   }
@@ -250,8 +288,32 @@ CK_RV SignOperation::finish(uint8_t* out, CK_ULONG* out_len) {
   }
   std::memcpy(out, result_.data(), result_.size());
   *out_len = result_.size();
-  done_ = true;
   return CKR_OK;
+}
+
+CK_RV SignOperation::check(const uint8_t* signature, size_t len) {
+  if (len != size_ && !(is_rsa(key_type_) && len < size_)) return CKR_SIGNATURE_LEN_RANGE;
+  std::vector<uint8_t> sig(signature, signature + len);
+  if (!is_rsa(key_type_) && key_type_ != KeyType::kEd25519) {
+    sig = ecdsa_der(sig);  // PKCS#11 gives r || s; OpenSSL takes DER
+    if (sig.empty()) return CKR_SIGNATURE_INVALID;
+  }
+  int ok = 0;
+  if (md_ctx_) {
+    ok = EVP_DigestVerifyFinal(md_ctx_, sig.data(), sig.size());
+  } else if (mech_ == CKM_EDDSA) {
+    ossl::MdCtx md(EVP_MD_CTX_new());
+    ok = md &&
+         EVP_DigestVerifyInit_ex(md.get(), nullptr, nullptr, ossl::libctx(), nullptr, key_.get(),
+                                 nullptr) == 1 &&
+         EVP_DigestVerify(md.get(), sig.data(), sig.size(), data_.data(), data_.size()) == 1;
+  } else {
+    ossl::PkeyCtx pctx;
+    if (CK_RV rv = raw_context(pctx); rv != CKR_OK) return rv;
+    ok = EVP_PKEY_verify(pctx.get(), sig.data(), sig.size(), data_.data(), data_.size());
+  }
+  ERR_clear_error();
+  return ok == 1 ? CKR_OK : CKR_SIGNATURE_INVALID;
 }
 
 }  // namespace certvault::pkcs11

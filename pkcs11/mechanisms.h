@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ck.h"
+#include "ossl.h"
 #include "types.h"
 
 namespace certvault::pkcs11 {
@@ -17,21 +18,26 @@ std::vector<CK_MECHANISM_TYPE> all_mechanisms();
 std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType key_type);
 CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info);
 
-// One signature in progress: single-part (C_Sign) or multi-part (C_SignUpdate/Final).
+// One signature, or one verification, in progress: single-part (C_Sign, C_Verify) or
+// multi-part (C_SignUpdate/Final, C_VerifyUpdate/Final).
 class SignOperation {
  public:
-  // PKCS#11 v2.40 5.11: C_SignInit checks the mechanism and its parameters against the key.
-  static CK_RV start(const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
+  enum class Purpose { kSign, kVerify };
+  // PKCS#11 v2.40 5.11/5.12: the init call checks the mechanism and its parameters against
+  // the key (a private key to sign, a public key to verify).
+  static CK_RV start(Purpose purpose, const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
                      std::unique_ptr<SignOperation>& out);
   ~SignOperation();
   CK_RV update(const uint8_t* data, size_t len);
-  // Size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
+  // Signing: size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
   CK_RV finish(uint8_t* out, CK_ULONG* out_len);
+  // Verifying: CKR_OK, CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE.
+  CK_RV check(const uint8_t* signature, size_t len);
   size_t signature_size() const { return size_; }
-  bool finished() const { return done_; }
 
  private:
   SignOperation() = default;
+  Purpose purpose_ = Purpose::kSign;
   CK_MECHANISM_TYPE mech_ = 0;
   KeyType key_type_ = KeyType::kEcP256;
   KeyRef key_;
@@ -42,8 +48,9 @@ class SignOperation {
   const char* mgf1_md_ = nullptr;
   int salt_len_ = 0;
   size_t size_ = 0;
-  bool done_ = false;
   CK_RV compute();
+  // A context for the raw mechanisms, set up for `purpose_`.
+  CK_RV raw_context(ossl::PkeyCtx& out);
 };
 
 }  // namespace certvault::pkcs11

@@ -31,6 +31,7 @@ struct Session {
   size_t found_next = 0;
   std::unique_ptr<SignOperation> sign;
   bool sign_fed = false;  // C_Sign already passed its data in (a size query or short buffer)
+  std::unique_ptr<SignOperation> verify;
   ossl::MdCtx digest;
 };
 
@@ -413,7 +414,8 @@ CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT
     KeyRef k;
     if (CK_RV rv = t.key(*o, k); rv != CKR_OK) return rv;
     s.sign_fed = false;
-    return SignOperation::start(mech, o->key_type, std::move(k), s.sign);
+    return SignOperation::start(SignOperation::Purpose::kSign, mech, o->key_type, std::move(k),
+                                s.sign);
   });
 }
 
@@ -467,6 +469,49 @@ CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR s
     CK_RV rv = s.sign->finish(sig, sig_len);
     if (sig && rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
     return rv;
+  });
+}
+
+CV_EXPORT CK_RV C_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!mech) return CKR_ARGUMENTS_BAD;
+    if (s.verify) return CKR_OPERATION_ACTIVE;
+    std::shared_ptr<Object> o;
+    if (t.object(key, o) != CKR_OK) return CKR_KEY_HANDLE_INVALID;
+    if (o->kind != Kind::kPublicKey) return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    KeyRef k;
+    if (CK_RV rv = t.public_key(*o, k); rv != CKR_OK) return rv;
+    return SignOperation::start(SignOperation::Purpose::kVerify, mech, o->key_type, std::move(k),
+                                s.verify);
+  });
+}
+
+CV_EXPORT CK_RV C_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
+                         CK_ULONG sig_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
+    auto op = std::move(s.verify);  // C_Verify always ends the operation
+    if ((!data && len) || !sig) return CKR_ARGUMENTS_BAD;
+    if (CK_RV rv = op->update(data, len); rv != CKR_OK) return rv;
+    return op->check(sig, sig_len);
+  });
+}
+
+CV_EXPORT CK_RV C_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
+    CK_RV rv = (!data && len) ? CKR_ARGUMENTS_BAD : s.verify->update(data, len);
+    if (rv != CKR_OK) s.verify.reset();
+    return rv;
+  });
+}
+
+CV_EXPORT CK_RV C_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG sig_len) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
+    auto op = std::move(s.verify);
+    if (!sig) return CKR_ARGUMENTS_BAD;
+    return op->check(sig, sig_len);
   });
 }
 
@@ -593,10 +638,6 @@ CV_UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
-CV_UNSUPPORTED(C_VerifyInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
-CV_UNSUPPORTED(C_Verify, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG))
-CV_UNSUPPORTED(C_VerifyUpdate, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
-CV_UNSUPPORTED(C_VerifyFinal, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG))
 CV_UNSUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_VerifyRecover,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))

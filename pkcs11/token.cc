@@ -456,6 +456,25 @@ bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
   return true;
 }
 
+CK_RV Token::public_key(const Object& o, KeyRef& out) {
+  std::lock_guard lock(mu_);
+  auto spki = o.kind == Kind::kCaCertificate ? vault_->ca_certificate_der()
+                                             : vault_->public_key_der(o.nickname, o.generation);
+  if (!spki) return to_rv(spki.error());
+  if (o.kind == Kind::kCaCertificate) {
+    auto cert = ossl::cert_from_der(*spki);
+    if (!cert) return CKR_DEVICE_ERROR;
+    EVP_PKEY* pub = X509_get_pubkey(cert->get());
+    if (!pub) return CKR_DEVICE_ERROR;
+    out = KeyRef(pub, EVP_PKEY_free);
+    return CKR_OK;
+  }
+  auto pub = ossl::public_from_spki(*spki);
+  if (!pub) return CKR_DEVICE_ERROR;
+  out = KeyRef(pub->release(), EVP_PKEY_free);
+  return CKR_OK;
+}
+
 CK_RV Token::key(const Object& o, KeyRef& out) {
   std::lock_guard lock(mu_);
   if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;

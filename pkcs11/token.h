@@ -55,6 +55,8 @@ class Token {
   bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
   // The private key of a private-key object, decrypted once per login.
   CK_RV key(const Object& object, KeyRef& out);
+  // The public key of any key or certificate object.
+  CK_RV public_key(const Object& object, KeyRef& out);
 
  private:
   CK_RV open_locked();

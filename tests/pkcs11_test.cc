@@ -2,6 +2,7 @@
 // checked by the openssl binary against the certificate's public key.
 #include <gtest/gtest.h>
 
+#include "pkcs11_support.h"
 #include "support.h"
 #include "test_vault.h"
 
@@ -21,13 +22,8 @@ class Pkcs11Tool : public VaultTest {
   // pkcs11-tool with the module and this test's vault; a sanitizer build preloads its
   // runtime, as the tool itself is not instrumented.
   RunResult tool(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"env", "CERTVAULT_VAULT=" + dir_.string(),
-                                     "CERTVAULT_PKCS11_CONF=/nonexistent"};
-#ifdef CERTVAULT_SANITIZER_RUNTIME
-    argv.push_back(std::string("LD_PRELOAD=") + CERTVAULT_SANITIZER_RUNTIME);
-    argv.push_back("ASAN_OPTIONS=detect_leaks=0");
-#endif
-    argv.insert(argv.end(), {"pkcs11-tool", "--module", CERTVAULT_PKCS11_MODULE});
+    std::vector<std::string> argv = module_env(dir_);
+    argv.insert(argv.end(), {"pkcs11-tool", "--module", kModule});
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, {}, std::chrono::seconds(60));
   }
@@ -120,6 +116,30 @@ TEST_F(Pkcs11Tool, RsaPkcs1AndPssSignaturesVerify) {
 
 TEST_F(Pkcs11Tool, Ed25519SignaturesVerify) {
   expect_signature_verifies(ed_, "EDDSA", {"openssl", "pkeyutl"});
+}
+
+TEST_F(Pkcs11Tool, VerifiesItsOwnSignaturesAndRejectsChangedData) {
+  for (const auto& [entry, mechanism] :
+       {std::pair{&ec_, "ECDSA-SHA256"}, {&rsa_, "SHA256-RSA-PKCS-PSS"}, {&ed_, "EDDSA"}}) {
+    SCOPED_TRACE(mechanism);
+    const std::string id = entry->current()->key_id;
+    auto data = tmp_ / "data.txt";
+    auto sig = tmp_ / "sig.bin";
+    write_file(data, "verify me\n");
+    auto args = login();
+    args.insert(args.end(),
+                {"--sign", "-m", mechanism, "--id", id, "-i", data.string(), "-o", sig.string()});
+    ASSERT_EQ(tool(args).exit_code, 0);
+    // Verification needs no login: it uses the public key.
+    std::vector<std::string> verify = {"--verify",  "-m", mechanism,     "--id",
+                                       id,          "-i", data.string(), "--signature-file",
+                                       sig.string()};
+    auto good = tool(verify);
+    EXPECT_NE(good.out.find("Signature is valid"), std::string::npos) << good.out << good.err;
+    write_file(data, "verify me, changed\n");
+    auto bad = tool(verify);
+    EXPECT_NE(bad.out.find("Invalid signature"), std::string::npos) << bad.out << bad.err;
+  }
 }
 
 TEST_F(Pkcs11Tool, SignWithoutLoginIsRefused) {
