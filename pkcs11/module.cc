@@ -360,7 +360,7 @@ CV_EXPORT CK_RV C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, C
     if (!templ && count) return CKR_ARGUMENTS_BAD;
     if (s.finding) return CKR_OPERATION_ACTIVE;
     std::vector<std::shared_ptr<Object>> all;
-    if (CK_RV rv = t.objects(all); rv != CKR_OK) return rv;
+    if (CK_RV rv = t.candidates(templ, count, all); rv != CKR_OK) return rv;
     s.found.clear();
     for (auto& o : all)
       if (t.matches(*o, templ, count)) s.found.push_back(o->handle);

@@ -302,15 +302,38 @@ CK_RV Token::sync_locked() {
   }
   objects_ = std::move(next);
   by_handle_ = std::move(by_handle);
+  by_label_.clear();
+  by_id_.clear();
+  for (const auto& o : objects_) {
+    by_label_[o->nickname].push_back(o);
+    by_id_[o->key_id].push_back(o);
+  }
   synced_for_ = counter;
   return CKR_OK;
 }
 
-CK_RV Token::objects(std::vector<std::shared_ptr<Object>>& out) {
+CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
+                        std::vector<std::shared_ptr<Object>>& out) {
   std::lock_guard lock(mu_);
   if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  const std::vector<std::shared_ptr<Object>>* from = &objects_;
+  static const std::vector<std::shared_ptr<Object>> kNone;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& t = templ[i];
+    if (t.type != CKA_LABEL && t.type != CKA_ID) continue;
+    if (!t.pValue && t.ulValueLen) return CKR_ARGUMENTS_BAD;
+    const auto* bytes = t.pValue ? static_cast<const uint8_t*>(t.pValue) : nullptr;
+    std::string key = !bytes ? std::string()
+                      : t.type == CKA_LABEL
+                          ? std::string(reinterpret_cast<const char*>(bytes), t.ulValueLen)
+                          : seal::to_hex({bytes, t.ulValueLen});
+    auto& index = t.type == CKA_LABEL ? by_label_ : by_id_;
+    auto it = index.find(key);
+    from = it == index.end() ? &kNone : &it->second;
+    break;
+  }
   out.clear();
-  for (const auto& o : objects_)
+  for (const auto& o : *from)
     if (logged_in_ || !o->is_private()) out.push_back(o);
   return CKR_OK;
 }

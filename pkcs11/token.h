@@ -47,8 +47,10 @@ class Token {
   CK_RV login(const SecureBytes& pin);
   void logout();
   bool logged_in() const;
-  // Objects visible now (private ones only after login), refreshed from the vault.
-  CK_RV objects(std::vector<std::shared_ptr<Object>>& out);
+  // Objects visible now (private ones only after login), refreshed from the vault; those
+  // that may match `templ` when it names a label or an id (an index lookup, not a scan).
+  CK_RV candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
+                   std::vector<std::shared_ptr<Object>>& out);
   CK_RV object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
   // Fills `attrs` from `object` following PKCS#11 v2.40 section 5.7 (C_GetAttributeValue).
   CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
@@ -71,6 +73,7 @@ class Token {
   std::vector<std::shared_ptr<Object>> objects_;
   std::unordered_map<std::string, CK_OBJECT_HANDLE> handle_of_;  // "entry/gen/kind" -> handle
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Object>>> by_label_, by_id_;
   CK_OBJECT_HANDLE next_handle_ = 1;
   std::unordered_map<std::string, KeyRef> keys_;  // key id -> key, while logged in
 };

@@ -9,6 +9,7 @@ packages=(
   libcli11-dev                  # command-line parsing
   libp11-kit-dev                # pkcs11.h for the PKCS#11 module
   opensc                        # pkcs11-tool drives the module in tests
+  gnutls-bin                    # p11tool and gnutls-cli use the module in tests (mutual TLS)
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

@@ -28,9 +28,7 @@ class Pkcs11Tool : public VaultTest {
     return run(argv, {}, std::chrono::seconds(60));
   }
 
-  std::vector<std::string> login() {
-    return {"--login", "--pin", std::string(kPin)};
-  }
+  std::vector<std::string> login() { return {"--login", "--pin", std::string(kPin)}; }
 
   // Signs `data` with the key of `entry` and checks the signature with openssl.
   void expect_signature_verifies(const certvault::Entry& entry, const std::string& mechanism,

@@ -60,6 +60,9 @@ RunResult run(const std::vector<std::string>& argv, std::string_view input = {},
 
 // Starts a program with stdin, stdout and stderr on /dev/null; returns its pid.
 pid_t spawn_quiet(const std::vector<std::string>& argv);
+// Starts a program with stdin on /dev/null and stdout and stderr written to the given
+// files (created or truncated); returns its pid. For servers whose log a test reads.
+pid_t spawn_logged(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err);
 
 // Path of the certvault CLI under test.
 std::string cli();

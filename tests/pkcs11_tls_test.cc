@@ -1,0 +1,297 @@
+// The PKCS#11 module under GnuTLS: p11tool lists the vault's objects, and gnutls-cli
+// presents a vault certificate by PKCS#11 URI to an `openssl s_server` that requires a
+// client certificate. Loopback only; every server is killed when its test ends.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pkcs11_support.h"
+#include "support.h"
+#include "test_vault.h"
+
+namespace cvtest {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A port on 127.0.0.1 that was free a moment ago: bound to port 0, read back, released.
+int free_loopback_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// A child process that is killed (SIGKILL) and reaped when the guard goes away, whatever
+// the test did before.
+class ChildGuard {
+ public:
+  ChildGuard() = default;
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ~ChildGuard() { kill(); }
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  ChildGuard(ChildGuard&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildGuard& operator=(ChildGuard&& other) noexcept {
+    if (this != &other) {
+      kill();
+      pid_ = std::exchange(other.pid_, -1);
+    }
+    return *this;
+  }
+
+  // True once the child has exited (and was reaped), polling for at most `limit`.
+  bool exited_within(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (pid_ > 0) {
+      int status = 0;
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) {
+        pid_ = -1;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// `openssl s_server -www` on 127.0.0.1 that requires a client certificate issued by
+// `client_ca`, serving one connection. Its stdout and stderr go to files the test reads.
+class TlsServer {
+ public:
+  // Starts the server on a free port; a few ports are tried in case another process takes
+  // the chosen one first. Empty (with a failure recorded) when it never listens.
+  static std::optional<TlsServer> start(const fs::path& dir, const fs::path& cert,
+                                        const fs::path& key, const fs::path& client_ca) {
+    std::string last_err;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      TlsServer server;
+      server.out_ = dir / ("s_server-" + std::to_string(attempt) + ".out");
+      server.err_ = dir / ("s_server-" + std::to_string(attempt) + ".err");
+      server.port_ = free_loopback_port();
+      if (server.port_ == 0) continue;
+      server.child_ = ChildGuard(spawn_logged(
+          {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(server.port_), "-cert",
+           cert.string(), "-key", key.string(), "-CAfile", client_ca.string(), "-Verify", "1",
+           "-verify_return_error", "-www", "-naccept", "1"},
+          server.out_, server.err_));
+      // s_server prints ACCEPT (and flushes) once it listens.
+      for (int i = 0; i < 500; ++i) {
+        if (read_file(server.out_).find("ACCEPT") != std::string::npos) return server;
+        if (server.child_.exited_within(0ms)) break;
+        std::this_thread::sleep_for(20ms);
+      }
+      last_err = read_file(server.err_);
+    }
+    ADD_FAILURE() << "openssl s_server did not start: " << last_err;
+    return std::nullopt;
+  }
+
+  int port() const { return port_; }
+
+  // The server's stderr (verification results) and stdout, after it has finished its one
+  // connection or, failing that within `wait`, been killed.
+  std::string log(std::chrono::milliseconds wait = 5s) {
+    if (!child_.exited_within(wait)) child_.kill();
+    return read_file(err_) + read_file(out_);
+  }
+
+ private:
+  TlsServer() = default;
+  ChildGuard child_;
+  int port_ = 0;
+  fs::path out_, err_;
+};
+
+class GnutlsTest : public VaultTest {
+ protected:
+  // p11tool or gnutls-cli (or anything else) with the module's environment and the PIN in
+  // GNUTLS_PIN, where both GnuTLS programs read it.
+  RunResult gnutls(std::vector<std::string> args, std::string_view input = {}) {
+    std::vector<std::string> argv = module_env(dir_);
+    argv.push_back("GNUTLS_PIN=" + std::string(kPin));
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, input, 60s);
+  }
+};
+
+class P11tool : public GnutlsTest {
+ protected:
+  void SetUp() override {
+    GnutlsTest::SetUp();
+    if (HasFatalFailure()) return;
+    issue("api-prod", 100, certvault::KeyType::kEcP256);
+    issue("rsa client", 100, certvault::KeyType::kRsa2048);
+  }
+};
+
+TEST_F(P11tool, ListsCertificatesAndKeys) {
+  auto certs = gnutls({"p11tool", "--provider", kModule, "--list-all-certs"});
+  ASSERT_EQ(certs.exit_code, 0) << certs.out << certs.err;
+  EXPECT_NE(certs.out.find("Label: api-prod\n"), std::string::npos) << certs.out;
+  EXPECT_NE(certs.out.find("Label: rsa client\n"), std::string::npos) << certs.out;
+  // GnuTLS prints each object's RFC 7512 URI, nickname percent-encoded.
+  EXPECT_NE(certs.out.find("token=" + vault().label() + ";"), std::string::npos) << certs.out;
+  EXPECT_NE(certs.out.find("object=api-prod;type=cert"), std::string::npos) << certs.out;
+  EXPECT_NE(certs.out.find("object=rsa%20client;type=cert"), std::string::npos) << certs.out;
+  EXPECT_NE(certs.out.find("Type: X.509 Certificate (RSA-2048)"), std::string::npos) << certs.out;
+  EXPECT_EQ(certs.out.find("type=private"), std::string::npos) << certs.out;
+
+  auto before_login = gnutls({"p11tool", "--provider", kModule, "--list-all"});
+  ASSERT_EQ(before_login.exit_code, 0) << before_login.out << before_login.err;
+  EXPECT_NE(before_login.out.find("object=api-prod;type=public"), std::string::npos)
+      << before_login.out;
+  EXPECT_EQ(before_login.out.find("type=private"), std::string::npos) << before_login.out;
+
+  auto after_login = gnutls(
+      {"p11tool", "--provider", kModule, "--login", "--set-pin", std::string(kPin), "--list-all"});
+  ASSERT_EQ(after_login.exit_code, 0) << after_login.out << after_login.err;
+  EXPECT_NE(after_login.out.find("object=api-prod;type=private"), std::string::npos)
+      << after_login.out;
+  EXPECT_NE(after_login.out.find("object=rsa%20client;type=private"), std::string::npos)
+      << after_login.out;
+  EXPECT_NE(after_login.out.find("Type: Private key (EC/ECDSA-SECP256R1)"), std::string::npos)
+      << after_login.out;
+  EXPECT_NE(after_login.out.find("Type: Private key (RSA-2048)"), std::string::npos)
+      << after_login.out;
+  EXPECT_NE(after_login.out.find("CKA_NEVER_EXTRACTABLE"), std::string::npos) << after_login.out;
+}
+
+class MutualTls : public GnutlsTest {
+ protected:
+  void SetUp() override {
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+    // With libasan preloaded, gnutls-cli (Debian 12: GnuTLS 3.7.9, p11-kit 0.24.1, GCC 12)
+    // finishes its work and then deadlocks at exit in libp11-kit's destructor (freelocale
+    // waits on glibc's locale lock, whose reader count is corrupt), with or without this
+    // module loaded. Every run would end by timeout, so these tests cannot judge the module.
+    GTEST_SKIP() << "gnutls-cli hangs at exit under a preloaded sanitizer runtime";
+#endif
+    GnutlsTest::SetUp();
+    if (HasFatalFailure()) return;
+    // The server's own certificate, self-signed for 127.0.0.1; gnutls-cli trusts exactly it.
+    server_cert_ = tmp_ / "server.pem";
+    server_key_ = tmp_ / "server.key";
+    auto made = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", server_key_.string(), "-out",
+                     server_cert_.string(), "-subj", "/CN=localhost", "-addext",
+                     "subjectAltName=IP:127.0.0.1,DNS:localhost", "-days", "2"});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    auto ca = vault().ca_certificate_der();
+    ASSERT_TRUE(ca) << why(ca);
+    vault_ca_ = tmp_ / "vault-ca.pem";
+    write_file(vault_ca_, der_to_pem(*ca));
+  }
+
+  // gnutls-cli presenting `nickname` by PKCS#11 URI to `server`, sending one HTTP request.
+  RunResult connect(const TlsServer& server, const std::string& nickname) {
+    const std::string token = vault().label();
+    return gnutls(
+        {"gnutls-cli", "--provider", kModule, "--x509certfile", pkcs11_uri(token, nickname, "cert"),
+         "--x509keyfile", pkcs11_uri(token, nickname, "private"), "--x509cafile",
+         server_cert_.string(), "-p", std::to_string(server.port()), "127.0.0.1"},
+        "GET / HTTP/1.0\r\n\r\n");
+  }
+
+  // Runs one mutual-TLS connection for `nickname` and checks the server verified it.
+  void expect_presented(const std::string& nickname) {
+    SCOPED_TRACE(nickname);
+    auto server = TlsServer::start(tmp_.path(), server_cert_, server_key_, vault_ca_);
+    ASSERT_TRUE(server);
+    auto client = connect(*server, nickname);
+    const std::string log = server->log();
+    EXPECT_FALSE(client.timed_out);
+    EXPECT_EQ(client.exit_code, 0) << client.out << client.err << "\nserver:\n" << log;
+    EXPECT_NE(client.out.find("Handshake was completed"), std::string::npos) << client.out;
+    // The -www page is the server's view of the session, client certificate included.
+    EXPECT_NE(client.out.find("Client certificate"), std::string::npos) << client.out;
+    EXPECT_NE(client.out.find("Subject: CN=" + nickname + "\n"), std::string::npos) << client.out;
+    EXPECT_NE(log.find("depth=0 CN = " + nickname + "\nverify return:1"), std::string::npos) << log;
+  }
+
+  fs::path server_cert_, server_key_, vault_ca_;
+};
+
+TEST_F(MutualTls, GnutlsCliPresentsVaultCertificateByPkcs11Uri) {
+  issue("api-prod", 100, certvault::KeyType::kEcP256);
+  issue("rsa client", 100, certvault::KeyType::kRsa2048);
+  expect_presented("api-prod");
+  expect_presented("rsa client");
+}
+
+TEST_F(MutualTls, DisabledCertificateIsNoLongerPresented) {
+  issue("api-prod", 100, certvault::KeyType::kEcP256);
+  expect_presented("api-prod");
+  if (HasFailure()) return;
+  auto disabled = vault().disable("api-prod");
+  ASSERT_TRUE(disabled) << why(disabled);
+
+  auto server = TlsServer::start(tmp_.path(), server_cert_, server_key_, vault_ca_);
+  ASSERT_TRUE(server);
+  auto client = connect(*server, "api-prod");
+  // gnutls-cli finds no certificate behind the URI and gives up before connecting, so the
+  // server has nothing more to log.
+  const std::string log = server->log(0ms);
+  EXPECT_FALSE(client.timed_out);
+  EXPECT_NE(client.exit_code, 0) << client.out << client.err;
+  EXPECT_NE(client.err.find("Error loading cert file"), std::string::npos) << client.err;
+  EXPECT_EQ(client.out.find("Client certificate"), std::string::npos) << client.out;
+  EXPECT_EQ(log.find("CN = api-prod"), std::string::npos) << log;
+}
+
+TEST_F(MutualTls, FailsWhenServerTrustsAnotherCa) {
+  issue("api-prod", 100, certvault::KeyType::kEcP256);
+  auto other_key = generate_ec_key();
+  auto other_ca = make_self_signed(other_key.get(), "Other CA", 0, 86400, /*ca=*/true);
+  ASSERT_TRUE(other_ca);
+  auto other_ca_pem = tmp_ / "other-ca.pem";
+  write_file(other_ca_pem, x509_to_pem(other_ca.get()));
+
+  auto server = TlsServer::start(tmp_.path(), server_cert_, server_key_, other_ca_pem);
+  ASSERT_TRUE(server);
+  auto client = connect(*server, "api-prod");
+  const std::string log = server->log();
+  EXPECT_FALSE(client.timed_out);
+  EXPECT_NE(client.exit_code, 0) << client.out << client.err;
+  EXPECT_EQ(client.out.find("Client certificate"), std::string::npos) << client.out;
+  // The client did present its certificate; the server refused the chain.
+  EXPECT_NE(log.find("depth=0 CN = api-prod"), std::string::npos) << log;
+  EXPECT_NE(log.find("certificate verify failed"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace cvtest
