@@ -4,43 +4,46 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 
+#include <atomic>
 #include <mutex>
 
 namespace certvault::ossl {
 
 namespace {
-OSSL_LIB_CTX* g_ctx = nullptr;
+std::mutex g_ctx_mu;
+std::atomic<OSSL_LIB_CTX*> g_ctx{nullptr};
 OSSL_PROVIDER* g_default = nullptr;
 }  // namespace
 
 OSSL_LIB_CTX* libctx() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
-    OSSL_PROVIDER* p = c ? OSSL_PROVIDER_load(c, "default") : nullptr;
-    if (!p) {
-      OSSL_LIB_CTX_free(c);
-      return;
-    }
-    g_ctx = c;
-    g_default = p;
-  });
-  return g_ctx;
+  if (OSSL_LIB_CTX* c = g_ctx.load(std::memory_order_acquire)) return c;
+  std::lock_guard lock(g_ctx_mu);
+  if (OSSL_LIB_CTX* c = g_ctx.load(std::memory_order_relaxed)) return c;
+  OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
+  OSSL_PROVIDER* p = c ? OSSL_PROVIDER_load(c, "default") : nullptr;
+  if (!p) {
+    OSSL_LIB_CTX_free(c);
+    return nullptr;
+  }
+  g_default = p;
+  g_ctx.store(c, std::memory_order_release);
+  return c;
+}
+
+void release_libctx() {
+  std::lock_guard lock(g_ctx_mu);
+  OSSL_LIB_CTX* c = g_ctx.exchange(nullptr);
+  if (!c) return;
+  OSSL_PROVIDER_unload(g_default);
+  OSSL_LIB_CTX_free(c);
+  g_default = nullptr;
 }
 
 void free_at_exit() {
   static std::once_flag once;
   // Freed within OpenSSL's own cleanup, before the default context it depends on. Only a
   // program may ask for this: a module can be unloaded before that cleanup runs.
-  std::call_once(once, [] {
-    OPENSSL_atexit([] {
-      if (!g_ctx) return;
-      OSSL_PROVIDER_unload(g_default);
-      OSSL_LIB_CTX_free(g_ctx);
-      g_default = nullptr;
-      g_ctx = nullptr;
-    });
-  });
+  std::call_once(once, [] { OPENSSL_atexit(release_libctx); });
 }
 
 std::string last_error() {

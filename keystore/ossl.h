@@ -47,6 +47,9 @@ using Bytes = std::vector<uint8_t>;
 // A private library context with the default provider, so the keystore behaves the same
 // inside programs that load other providers (certvault's own included).
 OSSL_LIB_CTX* libctx();
+// Frees that context; the next libctx() makes a new one. Nothing may use it meanwhile: a
+// module calls this when it is finalised.
+void release_libctx();
 // For programs (not loadable modules): free that context when OpenSSL cleans up at exit.
 void free_at_exit();
 

@@ -155,7 +155,8 @@ CV_EXPORT CK_RV C_Finalize(CK_VOID_PTR reserved) {
     Module* m = module();
     if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
     g_module.store(nullptr, std::memory_order_release);
-    delete m;  // sessions end, tokens log out and wipe their keys
+    delete m;                // sessions end, tokens log out and wipe their keys
+    ossl::release_libctx();  // the host may unload the module next
     return CKR_OK;
   });
 }
