@@ -109,16 +109,17 @@ Result<manifest::GenRecord> new_generation(Txn& txn, const std::string& entry_id
   g.issuer = issuer;
   g.key_id = keys::key_id(key);
   g.created_at = now();
-  if (cert) {
-    auto f = certificate::facts(cert);
-    g.fingerprint = f.fingerprint;
-    g.serial = f.serial;
-    g.subject = f.subject;
-    g.issuer_name = f.issuer;
-    g.not_before = f.not_before;
-    g.not_after = f.not_after;
-  }
+  if (cert) take_facts(g, certificate::facts(cert));
   return r;
+}
+
+void take_facts(Generation& g, const certificate::Facts& f) {
+  g.fingerprint = f.fingerprint;
+  g.serial = f.serial;
+  g.subject = f.subject;
+  g.issuer_name = f.issuer;
+  g.not_before = f.not_before;
+  g.not_after = f.not_after;
 }
 
 Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const Policy& policy) {
@@ -458,12 +459,7 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
     supersede(*e);
     Generation& g = it->info;
     g.status = Status::kActive;
-    g.fingerprint = f.fingerprint;
-    g.serial = f.serial;
-    g.subject = f.subject;
-    g.issuer_name = f.issuer;
-    g.not_before = f.not_before;
-    g.not_after = f.not_after;
+    take_facts(g, f);
     if (auto h = certificate::signature_hash(leaf)) g.hash = *h;
     it->object = object;
     return {};

@@ -5,6 +5,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "certificate.h"
 #include "key_object.h"
 #include "manifest.h"
 #include "ossl.h"
@@ -85,6 +86,8 @@ Result<manifest::GenRecord> new_generation(Vault::Impl::Txn& txn, const std::str
                                            uint32_t number, EVP_PKEY* key, X509* cert,
                                            const std::vector<ossl::Bytes>& chain, Hash hash,
                                            IssuerKind issuer);
+// Copies what a certificate says (fingerprint, serial, names, dates) into `g`.
+void take_facts(Generation& g, const certificate::Facts& facts);
 // The end-date rules of DESIGN.md: future, within the CA, within the policy.
 Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const Policy& policy);
 // A certificate from outside (attach, import) must allow client authentication and end

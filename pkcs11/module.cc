@@ -113,6 +113,23 @@ bool token_present(const Token& t) {
   return std::filesystem::exists(t.dir() / "manifest", ec);
 }
 
+// The PKCS#11 list convention (v2.40 5.2): a null buffer asks for the count, a short one
+// gets CKR_BUFFER_TOO_SMALL with the count.
+template <typename T>
+CK_RV fill_list(const std::vector<T>& items, T* out, CK_ULONG_PTR count) {
+  if (!out) {
+    *count = items.size();
+    return CKR_OK;
+  }
+  if (*count < items.size()) {
+    *count = items.size();
+    return CKR_BUFFER_TOO_SMALL;
+  }
+  std::copy(items.begin(), items.end(), out);
+  *count = items.size();
+  return CKR_OK;
+}
+
 CK_RV not_supported() {
   return guard([] { return module() ? CKR_FUNCTION_NOT_SUPPORTED : CKR_CRYPTOKI_NOT_INITIALIZED; });
 }
@@ -185,17 +202,7 @@ CV_EXPORT CK_RV C_GetSlotList(CK_BBOOL token_present_only, CK_SLOT_ID_PTR list,
     std::vector<CK_SLOT_ID> ids;
     for (CK_SLOT_ID i = 0; i < m->tokens.size(); ++i)
       if (!token_present_only || token_present(*m->tokens[i])) ids.push_back(i);
-    if (!list) {
-      *count = ids.size();
-      return CKR_OK;
-    }
-    if (*count < ids.size()) {
-      *count = ids.size();
-      return CKR_BUFFER_TOO_SMALL;
-    }
-    std::copy(ids.begin(), ids.end(), list);
-    *count = ids.size();
-    return CKR_OK;
+    return fill_list(ids, list, count);
   });
 }
 
@@ -235,18 +242,7 @@ CV_EXPORT CK_RV C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
     if (!count) return CKR_ARGUMENTS_BAD;
     Token* t = nullptr;
     if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
-    auto mechs = all_mechanisms();
-    if (!list) {
-      *count = mechs.size();
-      return CKR_OK;
-    }
-    if (*count < mechs.size()) {
-      *count = mechs.size();
-      return CKR_BUFFER_TOO_SMALL;
-    }
-    std::copy(mechs.begin(), mechs.end(), list);
-    *count = mechs.size();
-    return CKR_OK;
+    return fill_list(all_mechanisms(), list, count);
   });
 }
 
