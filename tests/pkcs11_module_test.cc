@@ -304,5 +304,39 @@ TEST_F(Module, RotationInAnotherHandleIsSeenAtTheNextFind) {
   EXPECT_EQ(new_value, *expected);
 }
 
+TEST_F(Module, ChangesByAnotherProcessAreSeenWithoutRestart) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto before = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(before.size(), 1u);
+  auto old_value = attribute(s, before[0], CKA_VALUE);
+  auto pin_file = write_secret_file(tmp_ / "pin", kPin);
+  auto cv = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {cli(), "--vault", dir_.string(), "--pin-file",
+                                     pin_file.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  };
+  auto rotated = cv({"rotate", "api-prod"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  auto created = cv({"create", "batch-7", "--end-date", "+30d"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  // The running program sees the new generation and the new entry, and signs with both.
+  auto after = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(attribute(s, after[0], CKA_VALUE), old_value);
+  for (const char* nick : {"api-prod", "batch-7"}) {
+    SCOPED_TRACE(nick);
+    auto keys = find(s, CKO_PRIVATE_KEY, nick);
+    auto pubs = find(s, CKO_PUBLIC_KEY, nick);
+    ASSERT_EQ(keys.size(), 1u);
+    ASSERT_EQ(pubs.size(), 1u);
+    std::vector<uint8_t> sig;
+    ASSERT_EQ(sign(s, keys[0], "after the change", sig), CKR_OK);
+    EXPECT_EQ(verify(s, pubs[0], "after the change", sig), CKR_OK);
+  }
+}
+
 }  // namespace
 }  // namespace cvtest
