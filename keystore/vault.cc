@@ -397,6 +397,7 @@ bool Vault::unlocked() const {
 
 void Vault::lock() {
   impl_->wipe_keys();
+  impl_->by_recovery = false;
 }
 
 // Adopts a vault key that just opened a wrap: the manifest in hand must now pass its MAC.
@@ -436,6 +437,7 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
                                      " left before it locks");
   }
   if (now_failures) CV_CHECK(pin_state::write(v.pin_state_path(), h.vault_id, 0));
+  v.by_recovery = false;
   // Everything is authenticated from here on: the manifest by its MAC, each object by
   // the hash the manifest gives it, checked whenever it is read.
   return v.adopt_key(std::move(*key));
@@ -456,10 +458,32 @@ Result<void> Vault::change_pin(const SecureBytes& new_pin) {
 }
 
 Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin) {
-  Impl& v = *impl_;
-  CV_CHECK(v.refresh());
   if (new_pin && new_pin->empty())
     return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(unlock_with_recovery(recovery));
+  // The new PIN first: if it cannot be set, the lockout stays as it was.
+  if (new_pin) CV_CHECK(change_pin(*new_pin));
+  CV_TRY(guard, raw::WriterLock::acquire(impl_->dir));
+  return pin_state::write(impl_->pin_state_path(), impl_->m.header.vault_id, 0);
+}
+
+Result<void> Vault::set_pin_after_recovery(const SecureBytes& new_pin) {
+  if (!unlocked_with_recovery())
+    return fail(Code::kLocked,
+                "setting a PIN this way needs the vault unlocked with its recovery secret");
+  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(change_pin(new_pin));
+  CV_TRY(guard, raw::WriterLock::acquire(impl_->dir));
+  return pin_state::write(impl_->pin_state_path(), impl_->m.header.vault_id, 0);
+}
+
+bool Vault::unlocked_with_recovery() const {
+  return impl_->by_recovery && unlocked();
+}
+
+Result<void> Vault::unlock_with_recovery(const SecureBytes& recovery) {
+  Impl& v = *impl_;
+  CV_CHECK(v.refresh());
   CV_TRY(raw_secret, seal::parse_recovery_secret(recovery));
   const manifest::Header& h = v.m.header;
   auto key = seal::open(seal::recovery_key(raw_secret, h.recovery_salt), h.recovery_wrap,
@@ -468,10 +492,8 @@ Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* ne
     return fail(Code::kWrongPin, "the recovery secret does not open " + v.where() +
                                      "; check it against the one `certvault init` printed");
   CV_CHECK(v.adopt_key(std::move(*key)));
-  // The new PIN first: if it cannot be set, the lockout stays as it was.
-  if (new_pin) CV_CHECK(change_pin(*new_pin));
-  CV_TRY(guard, raw::WriterLock::acquire(v.dir));
-  return pin_state::write(v.pin_state_path(), v.m.header.vault_id, 0);
+  v.by_recovery = true;
+  return {};
 }
 
 // --- reading -----------------------------------------------------------------------------

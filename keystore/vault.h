@@ -99,6 +99,12 @@ class Vault {
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
   Result<void> reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin);
+  // The two halves of reset_pin, for the PKCS#11 security officer: unlock with the
+  // recovery secret (the counter is left as it is), then set a new PIN and clear the
+  // counter, which needs a handle unlocked that way.
+  Result<void> unlock_with_recovery(const SecureBytes& recovery);
+  Result<void> set_pin_after_recovery(const SecureBytes& new_pin);
+  bool unlocked_with_recovery() const;
 
   // --- reading (no PIN) ------------------------------------------------------------
   std::vector<Entry> entries() const;

@@ -26,6 +26,7 @@ struct Vault::Impl {
   mutable bool ids_indexed = false;  // by_key_id and by_fingerprint, built on first use
   mutable manifest::Source source;   // bytes of `m`, for the MAC check at unlock
   mutable SecureBytes vault_key, seal_key, mac_key;  // empty while locked
+  bool by_recovery = false;  // unlocked with the recovery secret, not the PIN
 
   fs::path manifest_path() const { return dir / "manifest"; }
   fs::path objects_dir() const { return dir / "objects"; }

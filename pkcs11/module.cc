@@ -308,20 +308,29 @@ CV_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info) 
     info->slotID = s.slot;
     info->flags = s.flags;
     info->ulDeviceError = 0;
-    info->state = t.logged_in() ? (rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS)
-                                : (rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION);
+    info->state = t.so_logged_in() ? CKS_RW_SO_FUNCTIONS
+                  : t.logged_in()  ? (rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS)
+                                   : (rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION);
     return CKR_OK;
   });
 }
 
 CV_EXPORT CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
                         CK_ULONG pin_len) {
-  return with_session(h, [&](Module&, Session&, Token& t) -> CK_RV {
-    if (user != CKU_USER)
-      return user == CKU_SO ? CKR_USER_TYPE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
+  return with_session(h, [&](Module& m, Session& s, Token& t) -> CK_RV {
+    if (user != CKU_USER && user != CKU_SO)
+      return user == CKU_CONTEXT_SPECIFIC ? CKR_OPERATION_NOT_INITIALIZED : CKR_USER_TYPE_INVALID;
     if (!pin) return CKR_ARGUMENTS_BAD;  // no protected authentication path
     SecureBytes secret(pin, pin_len);
-    return t.login(secret);
+    if (user == CKU_USER) return t.login(secret);
+    // v2.40 5.6, C_Login: the security officer needs every session of the slot read/write.
+    {
+      std::lock_guard lock(m.mu);
+      for (const auto& [handle, other] : m.sessions)
+        if (other->slot == s.slot && !(other->flags & CKF_RW_SESSION))
+          return CKR_SESSION_READ_ONLY_EXISTS;
+    }
+    return t.login_so(secret);
   });
 }
 
@@ -332,7 +341,7 @@ CV_EXPORT CK_RV C_Logout(CK_SESSION_HANDLE h) {
     std::shared_ptr<Session> s;
     if (CK_RV rv = session_of(m, h, s); rv != CKR_OK) return rv;
     Token& t = *m->tokens[s->slot];
-    if (!t.logged_in()) return CKR_USER_NOT_LOGGED_IN;
+    if (!t.logged_in() && !t.so_logged_in()) return CKR_USER_NOT_LOGGED_IN;
     t.logout();
     // Logout ends every operation that uses a private key (v2.40 5.6, C_Logout).
     std::vector<std::shared_ptr<Session>> same_slot;
@@ -347,6 +356,23 @@ CV_EXPORT CK_RV C_Logout(CK_SESSION_HANDLE h) {
       other->finding = false;
     }
     return CKR_OK;
+  });
+}
+
+CV_EXPORT CK_RV C_InitPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!pin) return CKR_ARGUMENTS_BAD;
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    return t.init_pin(SecureBytes(pin, len));
+  });
+}
+
+CV_EXPORT CK_RV C_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len,
+                         CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!old_pin || !new_pin) return CKR_ARGUMENTS_BAD;
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    return t.set_pin(SecureBytes(old_pin, old_len), SecureBytes(new_pin, new_len));
   });
 }
 
@@ -609,8 +635,6 @@ CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
   }
 
 CV_UNSUPPORTED(C_InitToken, (CK_SLOT_ID, CK_UTF8CHAR_PTR, CK_ULONG, CK_UTF8CHAR_PTR))
-CV_UNSUPPORTED(C_InitPIN, (CK_SESSION_HANDLE, CK_UTF8CHAR_PTR, CK_ULONG))
-CV_UNSUPPORTED(C_SetPIN, (CK_SESSION_HANDLE, CK_UTF8CHAR_PTR, CK_ULONG, CK_UTF8CHAR_PTR, CK_ULONG))
 CV_UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_SetOperationState,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE))

@@ -236,14 +236,53 @@ CK_RV Token::login(const SecureBytes& pin) {
   std::lock_guard lock(mu_);
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
+  if (so_logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
   if (auto ok = vault_->unlock(pin); !ok) return to_rv(ok.error());
   logged_in_ = true;
   return CKR_OK;
 }
 
+CK_RV Token::login_so(const SecureBytes& recovery) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  if (so_logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
+  if (logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+  if (auto ok = vault_->unlock_with_recovery(recovery); !ok)
+    return ok.error().code == Code::kInvalidInput ? CKR_PIN_INCORRECT : to_rv(ok.error());
+  so_logged_in_ = true;
+  return CKR_OK;
+}
+
+bool Token::so_logged_in() const {
+  std::lock_guard lock(mu_);
+  return so_logged_in_;
+}
+
+CK_RV Token::init_pin(const SecureBytes& pin) {
+  std::lock_guard lock(mu_);
+  if (!so_logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  if (pin.empty()) return CKR_PIN_LEN_RANGE;
+  auto ok = vault_->set_pin_after_recovery(pin);
+  return ok ? CKR_OK : to_rv(ok.error());
+}
+
+CK_RV Token::set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin) {
+  std::lock_guard lock(mu_);
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  // The security officer's "PIN" is the recovery secret, which never changes.
+  if (so_logged_in_) return CKR_FUNCTION_NOT_SUPPORTED;
+  if (new_pin.empty()) return CKR_PIN_LEN_RANGE;
+  // The old PIN is checked as a login is, wrong attempts counted.
+  if (auto ok = vault_->unlock(old_pin); !ok) return to_rv(ok.error());
+  auto changed = vault_->change_pin(new_pin);
+  if (!logged_in_) vault_->lock();
+  return changed ? CKR_OK : to_rv(changed.error());
+}
+
 void Token::logout() {
   std::lock_guard lock(mu_);
   logged_in_ = false;
+  so_logged_in_ = false;
   keys_.clear();  // each key is freed (and its private parts cleared) by its last user
   if (vault_) vault_->lock();
 }

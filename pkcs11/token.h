@@ -45,8 +45,14 @@ class Token {
   // Everything below takes the token's lock itself.
   CK_RV token_info(CK_TOKEN_INFO* info);
   CK_RV login(const SecureBytes& pin);
+  // The security officer's PIN is the vault's recovery secret.
+  CK_RV login_so(const SecureBytes& recovery);
   void logout();
   bool logged_in() const;
+  bool so_logged_in() const;
+  // C_InitPIN (as the security officer) and C_SetPIN (the user's PIN).
+  CK_RV init_pin(const SecureBytes& pin);
+  CK_RV set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin);
   // Objects visible now (private ones only after login), refreshed from the vault; those
   // that may match `templ` when it names a label or an id (an index lookup, not a scan).
   CK_RV candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
@@ -69,6 +75,7 @@ class Token {
   mutable std::mutex mu_;
   std::optional<Vault> vault_;
   bool logged_in_ = false;
+  bool so_logged_in_ = false;
   uint64_t synced_for_ = 0;  // counter of the object table's source; 0 = never
   std::vector<std::shared_ptr<Object>> objects_;
   std::unordered_map<std::string, CK_OBJECT_HANDLE> handle_of_;  // "entry/gen/kind" -> handle

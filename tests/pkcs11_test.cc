@@ -192,5 +192,37 @@ TEST_F(Pkcs11Tool, SelfTestFindsNoErrors) {
   EXPECT_NE(r.out.find("No errors"), std::string::npos) << r.out;
 }
 
+TEST_F(Pkcs11Tool, SecurityOfficerWithRecoverySecretSetsANewPinAfterLockout) {
+  for (int i = 0; i < certvault::Vault::kMaxPinFailures; ++i)
+    (void)tool({"--login", "--pin", "wrong", "-O"});
+  ASSERT_NE(tool({"-L"}).out.find("user PIN locked"), std::string::npos);
+  const std::string recovery(recovery_.view());
+  auto bad = tool({"--login", "--login-type", "so", "--so-pin", "0000", "--init-pin", "--new-pin",
+                   "fresh-pin"});
+  EXPECT_NE(bad.exit_code, 0) << "a wrong recovery secret is not the SO PIN";
+  auto init = tool({"--login", "--login-type", "so", "--so-pin", recovery, "--init-pin",
+                    "--new-pin", "fresh-pin"});
+  ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+  auto listed = tool({"-L"});
+  EXPECT_EQ(listed.out.find("user PIN locked"), std::string::npos) << listed.out;
+  auto in = tool({"--login", "--pin", "fresh-pin", "-O"});
+  EXPECT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_NE(in.out.find("Private Key Object"), std::string::npos) << in.out;
+  EXPECT_NE(tool({"--login", "--pin", std::string(kPin), "-O"}).exit_code, 0)
+      << "the old PIN no longer works";
+}
+
+TEST_F(Pkcs11Tool, ChangePinNeedsTheOldPin) {
+  auto wrong = tool({"--change-pin", "--pin", "not-the-pin", "--new-pin", "new-pin-1"});
+  EXPECT_NE(wrong.exit_code, 0);
+  auto changed = tool({"--change-pin", "--pin", std::string(kPin), "--new-pin", "new-pin-1"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.out << changed.err;
+  EXPECT_EQ(tool({"--login", "--pin", "new-pin-1", "-O"}).exit_code, 0);
+  auto reopened = certvault::Vault::open(dir_);
+  ASSERT_TRUE(reopened);
+  EXPECT_TRUE(reopened->unlock(certvault::SecureBytes::from("new-pin-1")))
+      << "the vault itself has the new PIN";
+}
+
 }  // namespace
 }  // namespace cvtest
