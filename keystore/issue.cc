@@ -54,15 +54,19 @@ Result<void> nickname_free(const Vault::Impl& v, std::string_view nickname) {
   return {};
 }
 
+// A certificate that is not self-signed needs the vault CA.
+Result<void> require_ca(const Vault::Impl& v, bool self_signed) {
+  if (self_signed || v.active_ca()) return {};
+  return fail(Code::kNotFound, v.where() +
+                                   " has no CA; create one with `certvault ca create "
+                                   "--end-date DATE`, or add --self-signed");
+}
+
 // Issuer of a new client certificate: the vault CA, or the key itself.
 Result<std::optional<Signer>> issuer_for(const Vault::Impl& v, bool self_signed) {
+  CV_CHECK(require_ca(v, self_signed));
   if (self_signed) return std::optional<Signer>();
-  const auto* ca = v.active_ca();
-  if (!ca)
-    return fail(Code::kNotFound, v.where() +
-                                     " has no CA; create one with `certvault ca create "
-                                     "--end-date DATE`, or add --self-signed");
-  CV_TRY(signer, ca_signer(v, *ca));
+  CV_TRY(signer, ca_signer(v, *v.active_ca()));
   return std::optional<Signer>(std::move(signer));
 }
 
@@ -215,9 +219,8 @@ Result<CaInfo> Vault::create_ca(const CaRequest& req) {
   CV_CHECK(v.require_unlocked("create a CA"));
   CV_CHECK(v.refresh());
   CV_CHECK(ca_free(v, req.replace));
-  if (req.not_after <= now())
-    return fail(Code::kRefused,
-                "end date " + date_of(req.not_after) + " is in the past; choose a later date");
+  // A CA is bound by no issuer and no policy date, only by the present.
+  CV_CHECK(check_end_date(req.not_after, nullptr, Policy{}));
   const Policy& policy = v.m.header.policy;
   KeyType kt = req.key_type.value_or(policy.default_key_type);
   CV_TRY(subject, subject_or_cn(req.subject, v.m.header.label + " CA"));
@@ -279,7 +282,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
   std::unordered_set<std::string_view> names;
   auto precheck = [&](const IssueRequest& req) -> Result<void> {
     CV_CHECK(nickname_free(v, req.nickname));
-    if (!req.self_signed && !v.active_ca()) CV_CHECK(issuer_for(v, false));
+    CV_CHECK(require_ca(v, req.self_signed));
     return check_end_date(req.not_after, req.self_signed ? nullptr : v.active_ca(),
                           v.m.header.policy);
   };
@@ -342,7 +345,7 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
   ossl::Name subject(X509_NAME_dup(X509_get_subject_name(old_cert.get())));
   const bool self = old.issuer == IssuerKind::kSelfSigned;
   auto precheck = [&]() -> Result<void> {
-    if (!self && !v.active_ca()) CV_CHECK(issuer_for(v, false));
+    CV_CHECK(require_ca(v, self));
     return check_end_date(end, self ? nullptr : v.active_ca(), v.m.header.policy);
   };
   CV_CHECK(precheck());

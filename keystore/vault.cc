@@ -370,7 +370,6 @@ std::string Vault::label() const {
   return impl_->m.header.label;
 }
 uint64_t Vault::commit_counter() const {
-  (void)impl_->refresh();
   return impl_->m.header.counter;
 }
 

@@ -85,7 +85,8 @@ class Vault {
   const std::filesystem::path& dir() const;
   std::string label() const;
   std::string id() const;
-  // Grows by one with every commit, by any process; a cheap way to notice change.
+  // Grows by one with every commit, by any process; this is its value as of the last
+  // refresh (which refresh() and every reading call make). A cheap way to notice change.
   uint64_t commit_counter() const;
   KdfParams kdf() const;
 

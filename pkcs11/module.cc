@@ -130,6 +130,19 @@ CK_RV fill_list(const std::vector<T>& items, T* out, CK_ULONG_PTR count) {
   return CKR_OK;
 }
 
+// C_SignInit and C_VerifyInit: a private key signs, a public key verifies (v2.40 5.11/5.12).
+CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purpose purpose,
+                          const CK_MECHANISM* mech, std::unique_ptr<SignOperation>& out) {
+  const bool sign = purpose == SignOperation::Purpose::kSign;
+  std::shared_ptr<Object> o;
+  if (t.object(handle, o) != CKR_OK) return CKR_KEY_HANDLE_INVALID;
+  if (o->kind != (sign ? Kind::kPrivateKey : Kind::kPublicKey))
+    return CKR_KEY_FUNCTION_NOT_PERMITTED;
+  KeyRef k;
+  if (CK_RV rv = sign ? t.key(*o, k) : t.public_key(*o, k); rv != CKR_OK) return rv;
+  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out);
+}
+
 CK_RV not_supported() {
   return guard([] { return module() ? CKR_FUNCTION_NOT_SUPPORTED : CKR_CRYPTOKI_NOT_INITIALIZED; });
 }
@@ -431,14 +444,8 @@ CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.sign) return CKR_OPERATION_ACTIVE;
     if (!t.logged_in()) return CKR_USER_NOT_LOGGED_IN;
-    std::shared_ptr<Object> o;
-    if (CK_RV rv = t.object(key, o); rv != CKR_OK) return CKR_KEY_HANDLE_INVALID;
-    if (o->kind != Kind::kPrivateKey) return CKR_KEY_FUNCTION_NOT_PERMITTED;
-    KeyRef k;
-    if (CK_RV rv = t.key(*o, k); rv != CKR_OK) return rv;
     s.sign_fed = false;
-    return SignOperation::start(SignOperation::Purpose::kSign, mech, o->key_type, std::move(k),
-                                s.sign);
+    return start_key_operation(t, key, SignOperation::Purpose::kSign, mech, s.sign);
   });
 }
 
@@ -499,13 +506,7 @@ CV_EXPORT CK_RV C_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJE
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.verify) return CKR_OPERATION_ACTIVE;
-    std::shared_ptr<Object> o;
-    if (t.object(key, o) != CKR_OK) return CKR_KEY_HANDLE_INVALID;
-    if (o->kind != Kind::kPublicKey) return CKR_KEY_FUNCTION_NOT_PERMITTED;
-    KeyRef k;
-    if (CK_RV rv = t.public_key(*o, k); rv != CKR_OK) return rv;
-    return SignOperation::start(SignOperation::Purpose::kVerify, mech, o->key_type, std::move(k),
-                                s.verify);
+    return start_key_operation(t, key, SignOperation::Purpose::kVerify, mech, s.verify);
   });
 }
 
