@@ -10,6 +10,9 @@ packages=(
   libp11-kit-dev                # pkcs11.h for the PKCS#11 module
   opensc                        # pkcs11-tool drives the module in tests
   gnutls-bin                    # p11tool and gnutls-cli use the module in tests (mutual TLS)
+  curl libengine-pkcs11-openssl # curl presents a pkcs11: URI through libp11's OpenSSL engine
+  p11-kit-modules               # p11-kit-proxy.so, the module libp11 loads by default
+  softhsm2                      # the reference token for differential tests and benchmarks
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )
