@@ -87,6 +87,31 @@ std::vector<ossl::Bytes> chain_of(const std::optional<Signer>& issuer) {
   return {ossl::cert_der(issuer->cert.get())};
 }
 
+// Commits `key` as a generation waiting for its certificate; a newer one replaces one
+// still waiting. With `new_only`, an entry that already has a certificate is refused.
+Result<void> add_pending(Vault::Impl& v, std::string_view nickname, EVP_PKEY* key, Hash hash,
+                         const std::string& subject_text, bool new_only) {
+  return v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
+    auto* e = find_entry(m, nickname);
+    if (e && new_only && std::any_of(e->gens.begin(), e->gens.end(), [](const auto& g) {
+          return g.info.status != Status::kPending;
+        }))
+      return fail(Code::kExists, "'" + e->nickname + "' is already in " + v.where() +
+                                     " with a certificate; choose another nickname");
+    if (!e) e = &manifest::add(m, {new_id(), std::string(nickname), {}, {}, {}});
+    std::erase_if(e->gens, [&](const manifest::GenRecord& g) {
+      if (g.info.status != Status::kPending) return false;
+      txn.drop(g.object);
+      return true;
+    });
+    uint32_t number = e->gens.empty() ? 1 : e->gens.back().info.number + 1;
+    CV_TRY(rec, new_generation(txn, e->id, number, key, nullptr, {}, hash, IssuerKind::kExternal));
+    rec.info.subject = subject_text;
+    e->gens.push_back(std::move(rec));
+    return {};
+  });
+}
+
 }  // namespace
 
 Result<manifest::GenRecord> new_generation(Txn& txn, const std::string& entry_id, uint32_t number,
@@ -385,26 +410,21 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
   CV_TRY(key, keys::generate(kt));
   CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash));
-  const std::string subject_text = certificate::name_text(subject.get());
-  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
-    auto* e = find_entry(m, req.nickname);
-    if (!e) {
-      e = &manifest::add(m, {new_id(), req.nickname, {}, {}, {}});
-    }
-    // A newer request replaces one still waiting for its certificate.
-    std::erase_if(e->gens, [&](const manifest::GenRecord& g) {
-      if (g.info.status != Status::kPending) return false;
-      txn.drop(g.object);
-      return true;
-    });
-    uint32_t number = e->gens.empty() ? 1 : e->gens.back().info.number + 1;
-    CV_TRY(rec,
-           new_generation(txn, e->id, number, key.get(), nullptr, {}, hash, IssuerKind::kExternal));
-    rec.info.subject = subject_text;
-    e->gens.push_back(std::move(rec));
-    return {};
-  }));
+  CV_CHECK(
+      add_pending(v, req.nickname, key.get(), hash, certificate::name_text(subject.get()), false));
   return pem;
+}
+
+Result<Entry> Vault::generate_key(std::string_view nickname, KeyType key_type) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("generate a key"));
+  CV_CHECK(check_nickname(nickname));
+  CV_CHECK(v.refresh());
+  CV_TRY(hash, pick_hash(key_type, std::nullopt, v.m.header.policy));
+  ossl::Name subject = certificate::common_name(nickname);
+  CV_TRY(key, keys::generate(key_type));
+  CV_CHECK(add_pending(v, nickname, key.get(), hash, certificate::name_text(subject.get()), true));
+  return to_entry(*v.entry(nickname));
 }
 
 Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem) {

@@ -64,6 +64,27 @@ Result<void> Vault::remove(std::string_view nickname) {
   });
 }
 
+Result<Entry> Vault::rename(std::string_view nickname, std::string_view new_nickname) {
+  Impl& v = *impl_;
+  CV_CHECK(check_nickname(new_nickname));
+  if (nickname == new_nickname) {
+    CV_CHECK(v.refresh());
+    if (const auto* e = v.entry(nickname)) return to_entry(*e);
+  }
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    auto it = std::find_if(m.entries.begin(), m.entries.end(),
+                           [&](const auto& e) { return e->nickname == nickname; });
+    if (it == m.entries.end()) return std::unexpected(must_find(v, m, nickname).error());
+    if (std::any_of(m.entries.begin(), m.entries.end(),
+                    [&](const auto& e) { return e->nickname == new_nickname; }))
+      return fail(Code::kExists, "'" + std::string(new_nickname) + "' is already in " + v.where() +
+                                     "; choose another nickname");
+    manifest::edit(m, static_cast<size_t>(it - m.entries.begin())).nickname = new_nickname;
+    return {};
+  }));
+  return to_entry(*v.entry(new_nickname));
+}
+
 Result<void> Vault::set_policy(const Policy& policy) {
   CV_CHECK(update_policy([&](Policy& p) { p = policy; }));
   return {};

@@ -112,6 +112,7 @@ std::string header_json(const Manifest& m) {
   v["pin_wrap"] = seal::to_base64(h.pin_wrap);
   v["recovery_salt"] = seal::to_base64(h.recovery_salt);
   v["recovery_wrap"] = seal::to_base64(h.recovery_wrap);
+  if (h.recovery_chosen) v["recovery_kdf"] = "argon2id13";
   v["policy"] = policy_json(h.policy);
   Json::Value cas(Json::arrayValue);
   for (const auto& c : m.cas) cas.append(ca_json(c));
@@ -192,6 +193,11 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     h.pin_wrap = *pin_wrap;
     h.recovery_salt = *rsalt;
     h.recovery_wrap = *rwrap;
+    if (v.isMember("recovery_kdf")) {
+      if (v["recovery_kdf"].asString() != "argon2id13")
+        return bad("unknown recovery key derivation");
+      h.recovery_chosen = true;
+    }
     const Json::Value& p = v["policy"];
     if (!p["max_end_date"].isNull()) h.policy.max_end_date = p["max_end_date"].asInt64();
     auto kt = parse_key_type(p["default_key_type"].asString());

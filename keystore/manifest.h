@@ -48,9 +48,12 @@ struct Header {
   Time created_at = 0;
   KdfParams kdf;
   Bytes pin_salt;
-  Bytes pin_wrap;  // vault key sealed under Argon2id(PIN)
+  Bytes pin_wrap;  // vault key sealed under Argon2id(PIN); empty until a PIN is set
   Bytes recovery_salt;
   Bytes recovery_wrap;  // vault key sealed under the recovery key
+  // The recovery secret was chosen by a person (the PKCS#11 security officer's PIN), so
+  // its key comes from Argon2id with `kdf`, not from keyed BLAKE2b.
+  bool recovery_chosen = false;
   Policy policy;
 };
 

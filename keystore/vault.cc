@@ -300,10 +300,25 @@ Result<void> check_init(const fs::path& dir, const InitOptions& options) {
   return {};
 }
 
-Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
-                                                  const InitOptions& options) {
+namespace {
+
+// The key that wraps the vault key for the recovery secret: keyed BLAKE2b for the
+// generated 256-bit secret, Argon2id for one a person chose.
+Result<SecureBytes> recovery_key_for(const manifest::Header& h, const SecureBytes& secret) {
+  if (h.recovery_chosen) return seal::pin_key(secret, h.recovery_salt, h.kdf);
+  CV_TRY(raw_secret, seal::parse_recovery_secret(secret));
+  return seal::recovery_key(raw_secret, h.recovery_salt);
+}
+
+}  // namespace
+
+// Creates the vault's files in `dir`. The vault key is wrapped under the recovery secret,
+// and under the PIN when there is one.
+Result<std::unique_ptr<Vault::Impl>> Vault::create(const fs::path& dir, const SecureBytes* pin,
+                                                   const SecureBytes& recovery,
+                                                   bool recovery_chosen,
+                                                   const InitOptions& options) {
   if (!sodium_ready()) return fail(Code::kCrypto, "libsodium failed to initialise");
-  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
   CV_CHECK(check_init(dir, options));
   std::error_code ec;
   if (fs::exists(dir, ec)) {
@@ -325,13 +340,15 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
   h.kdf = options.kdf;
   h.pin_salt = seal::random_bytes(seal::kSaltBytes);
   h.recovery_salt = seal::random_bytes(seal::kSaltBytes);
+  h.recovery_chosen = recovery_chosen;
   SecureBytes vault_key = SecureBytes::random(seal::kKeyBytes);
-  CV_TRY(pin_key, seal::pin_key(pin, h.pin_salt, h.kdf));
-  h.pin_wrap = seal::seal(pin_key, vault_key.span(), manifest::wrap_ad(h.vault_id, "pin"));
-  SecureBytes recovery = seal::new_recovery_secret();
-  CV_TRY(recovery_raw, seal::parse_recovery_secret(recovery));
-  h.recovery_wrap = seal::seal(seal::recovery_key(recovery_raw, h.recovery_salt), vault_key.span(),
-                               manifest::wrap_ad(h.vault_id, "recovery"));
+  if (pin) {
+    CV_TRY(pin_key, seal::pin_key(*pin, h.pin_salt, h.kdf));
+    h.pin_wrap = seal::seal(pin_key, vault_key.span(), manifest::wrap_ad(h.vault_id, "pin"));
+  }
+  CV_TRY(recovery_key, recovery_key_for(h, recovery));
+  h.recovery_wrap =
+      seal::seal(recovery_key, vault_key.span(), manifest::wrap_ad(h.vault_id, "recovery"));
   impl->set_vault_key(std::move(vault_key));
 
   if (::mkdir(impl->objects_dir().c_str(), 0700) != 0)
@@ -344,7 +361,29 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
   CV_CHECK(raw::write_atomic(impl->manifest_path(), seal::as_bytes(*bytes)));
   impl->source = manifest::source_of(std::move(bytes));
   impl->stamp = raw::stamp(impl->manifest_path());
+  return impl;
+}
+
+Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
+                                                  const InitOptions& options) {
+  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+  SecureBytes recovery = seal::new_recovery_secret();
+  CV_TRY(impl, create(dir, &pin, recovery, false, options));
   return std::pair{Vault(std::move(impl)), std::move(recovery)};
+}
+
+Result<Vault> Vault::init_for_security_officer(const fs::path& dir, const SecureBytes& so_pin,
+                                               const InitOptions& options) {
+  if (so_pin.empty())
+    return fail(Code::kInvalidInput, "the security officer's PIN is empty; choose a PIN");
+  CV_TRY(impl, create(dir, nullptr, so_pin, true, options));
+  impl->by_recovery = true;
+  return Vault(std::move(impl));
+}
+
+bool Vault::pin_initialized() const {
+  (void)impl_->refresh();
+  return !impl_->m.header.pin_wrap.empty();
 }
 
 Result<Vault> Vault::open(const fs::path& dir) {
@@ -417,6 +456,10 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
                                       " wrong PINs; run `certvault unlock-reset` with the "
                                       "recovery secret");
   };
+  if (v.m.header.pin_wrap.empty())
+    return fail(Code::kPinLocked, v.where() +
+                                      " has no user PIN yet; set one with `certvault "
+                                      "unlock-reset` and the security officer's PIN");
   CV_TRY(failures, pin_state::read(v.pin_state_path(), v.m.header.vault_id));
   if (failures >= kMaxPinFailures) return locked_out();
   // Argon2id runs outside the writer lock so that many programs can unlock at once; the
@@ -483,10 +526,9 @@ bool Vault::unlocked_with_recovery() const {
 Result<void> Vault::unlock_with_recovery(const SecureBytes& recovery) {
   Impl& v = *impl_;
   CV_CHECK(v.refresh());
-  CV_TRY(raw_secret, seal::parse_recovery_secret(recovery));
-  const manifest::Header& h = v.m.header;
-  auto key = seal::open(seal::recovery_key(raw_secret, h.recovery_salt), h.recovery_wrap,
-                        manifest::wrap_ad(h.vault_id, "recovery"));
+  const manifest::Header h = v.m.header;
+  CV_TRY(recovery_key, recovery_key_for(h, recovery));
+  auto key = seal::open(recovery_key, h.recovery_wrap, manifest::wrap_ad(h.vault_id, "recovery"));
   if (!key)
     return fail(Code::kWrongPin, "the recovery secret does not open " + v.where() +
                                      "; check it against the one `certvault init` printed");

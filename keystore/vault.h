@@ -75,6 +75,12 @@ class Vault {
   static Result<std::pair<Vault, SecureBytes>> init(const std::filesystem::path& dir,
                                                     const SecureBytes& pin,
                                                     const InitOptions& options);
+  // C_InitToken: an empty vault whose recovery secret is the security officer's PIN, a
+  // secret a person chose and so stretched with Argon2id like a user PIN. It has no user
+  // PIN until set_pin_after_recovery; it is returned unlocked as the security officer.
+  static Result<Vault> init_for_security_officer(const std::filesystem::path& dir,
+                                                 const SecureBytes& so_pin,
+                                                 const InitOptions& options);
   // Opens without the PIN: public data only.
   static Result<Vault> open(const std::filesystem::path& dir);
 
@@ -95,7 +101,8 @@ class Vault {
   Result<void> unlock(const SecureBytes& pin);  // counts failures on disk
   void lock();                                  // wipes the vault key and cached keys
   bool unlocked() const;
-  int pin_failures() const;  // consecutive wrong PINs, from disk
+  int pin_failures() const;      // consecutive wrong PINs, from disk
+  bool pin_initialized() const;  // false for a security officer's vault before its first PIN
   int pin_attempts_left() const { return kMaxPinFailures - pin_failures(); }
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
@@ -136,6 +143,9 @@ class Vault {
   // Many entries in one commit (all or none): for operators who issue in bulk.
   Result<std::vector<Entry>> create_many(std::span<const IssueRequest> requests);
   Result<std::string> make_csr(const CsrRequest& request);  // PEM
+  // A new entry holding only a key, waiting for its certificate (attach): what PKCS#11's
+  // C_GenerateKeyPair makes.
+  Result<Entry> generate_key(std::string_view nickname, KeyType key_type);
   Result<Entry> attach(std::string_view nickname, std::string_view cert_pem);
   // PKCS#12 (DER) with its password, or PEM holding a certificate, its key and any chain.
   Result<Entry> import_pkcs12(std::string_view nickname, std::span<const uint8_t> der,
@@ -147,6 +157,9 @@ class Vault {
   Result<Entry> disable(std::string_view nickname);
   Result<Entry> enable(std::string_view nickname);
   Result<void> remove(std::string_view nickname);
+  // Gives an entry another nickname (the nickname rules apply; the new one must be free).
+  // Programs that name it by URI follow the new nickname.
+  Result<Entry> rename(std::string_view nickname, std::string_view new_nickname);
   Result<void> set_policy(const Policy& policy);
   // Changes some fields of the policy as it stands at commit time (no lost update).
   Result<Policy> update_policy(const std::function<void(Policy&)>& edit);
@@ -158,6 +171,9 @@ class Vault {
 
  private:
   explicit Vault(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<Impl>> create(const std::filesystem::path& dir,
+                                              const SecureBytes* pin, const SecureBytes& recovery,
+                                              bool recovery_chosen, const InitOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -112,6 +112,8 @@ std::vector<CK_MECHANISM_TYPE> all_mechanisms() {
   for (KeyType t : {KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEd25519})
     for (auto m : sign_mechanisms(t)) out.push_back(m);
   for (auto m : {CKM_SHA256, CKM_SHA384, CKM_SHA512}) out.push_back(m);
+  for (auto m : {CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN})
+    out.push_back(m);
   return out;
 }
 
@@ -143,6 +145,16 @@ CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
     case CKM_SHA512:
       *info = {0, 0, CKF_DIGEST};
       return CKR_OK;
+    case CKM_RSA_PKCS_KEY_PAIR_GEN:
+      *info = {2048, 4096, CKF_GENERATE_KEY_PAIR};
+      return CKR_OK;
+    case CKM_EC_KEY_PAIR_GEN:
+      *info = {256, 384,
+               CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
+      return CKR_OK;
+    case CKM_EC_EDWARDS_KEY_PAIR_GEN:
+      *info = {255, 255, CKF_GENERATE_KEY_PAIR};
+      return CKR_OK;
     default:
       return CKR_MECHANISM_INVALID;
   }
@@ -153,10 +165,13 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   if (!m) return CKR_ARGUMENTS_BAD;
   auto allowed = sign_mechanisms(key_type);
   if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end()) {
-    const auto known = all_mechanisms();
-    return std::find(known.begin(), known.end(), m->mechanism) == known.end()
-               ? CKR_MECHANISM_INVALID
-               : CKR_KEY_TYPE_INCONSISTENT;
+    // A signing mechanism of another key type, or not a signing mechanism at all.
+    for (KeyType t : {KeyType::kRsa2048, KeyType::kEcP256, KeyType::kEd25519}) {
+      auto other = sign_mechanisms(t);
+      if (std::find(other.begin(), other.end(), m->mechanism) != other.end())
+        return CKR_KEY_TYPE_INCONSISTENT;
+    }
+    return CKR_MECHANISM_INVALID;
   }
   std::unique_ptr<SignOperation> op(new SignOperation());
   op->purpose_ = purpose;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "mechanisms.h"
 #include "ossl.h"
+#include "templates.h"
 #include "token.h"
 
 #define CV_EXPORT extern "C" __attribute__((visibility("default")))
@@ -106,11 +107,6 @@ CK_RV with_session(CK_SESSION_HANDLE h, F&& f) {
     std::lock_guard lock(s->mu);
     return f(*m, *s, *m->tokens[s->slot]);
   });
-}
-
-bool token_present(const Token& t) {
-  std::error_code ec;
-  return std::filesystem::exists(t.dir() / "manifest", ec);
 }
 
 // The PKCS#11 list convention (v2.40 5.2): a null buffer asks for the count, a short one
@@ -213,8 +209,9 @@ CV_EXPORT CK_RV C_GetSlotList(CK_BBOOL token_present_only, CK_SLOT_ID_PTR list,
     if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
     if (!count) return CKR_ARGUMENTS_BAD;
     std::vector<CK_SLOT_ID> ids;
-    for (CK_SLOT_ID i = 0; i < m->tokens.size(); ++i)
-      if (!token_present_only || token_present(*m->tokens[i])) ids.push_back(i);
+    // Every slot holds a token: a vault, or a directory where C_InitToken can make one.
+    (void)token_present_only;
+    for (CK_SLOT_ID i = 0; i < m->tokens.size(); ++i) ids.push_back(i);
     return fill_list(ids, list, count);
   });
 }
@@ -229,7 +226,7 @@ CV_EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
     std::memset(info, 0, sizeof *info);
     pad(info->slotDescription, sizeof info->slotDescription, "certvault " + t->dir().string());
     pad(info->manufacturerID, sizeof info->manufacturerID, "certvault");
-    info->flags = token_present(*t) ? CKF_TOKEN_PRESENT : 0;
+    info->flags = CKF_TOKEN_PRESENT;
     info->hardwareVersion = {0, 1};
     info->firmwareVersion = {0, 1};
     return CKR_OK;
@@ -282,7 +279,7 @@ CV_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_N
     Token* t = nullptr;
     if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
     if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
-    if (!token_present(*t)) return CKR_TOKEN_NOT_PRESENT;
+    if (!t->initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
     auto s = std::make_shared<Session>();
     s->slot = slot;
     s->flags = flags;
@@ -389,7 +386,76 @@ CV_EXPORT CK_RV C_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old_pin, CK_ULONG 
   });
 }
 
+CV_EXPORT CK_RV C_InitToken(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,
+                            CK_UTF8CHAR_PTR label) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    Token* t = nullptr;
+    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+    if (!pin || !label) return CKR_ARGUMENTS_BAD;  // no protected authentication path
+    {
+      std::lock_guard lock(m->mu);
+      for (const auto& [handle, s] : m->sessions)
+        if (s->slot == slot) return CKR_SESSION_EXISTS;
+    }
+    // 32 bytes, padded with blanks (v2.40 5.6).
+    std::string_view name(reinterpret_cast<const char*>(label), 32);
+    name = name.substr(0, name.find_last_not_of(' ') + 1);
+    return t->init_token(SecureBytes(pin, pin_len), name);
+  });
+}
+
 // --- objects -----------------------------------------------------------------------------
+
+CV_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_ULONG count,
+                               CK_OBJECT_HANDLE_PTR out) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if ((!templ && count) || !out) return CKR_ARGUMENTS_BAD;
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    CK_OBJECT_CLASS cls = 0;
+    for (CK_ULONG i = 0; i < count; ++i)
+      if (templ[i].type == CKA_CLASS && templ[i].pValue && templ[i].ulValueLen == sizeof cls)
+        std::memcpy(&cls, templ[i].pValue, sizeof cls);
+    // Keys are made inside the vault (C_GenerateKeyPair), never imported through PKCS#11.
+    if (cls != CKO_CERTIFICATE) return CKR_ATTRIBUTE_VALUE_INVALID;
+    CertificateRequest request;
+    if (CK_RV rv = parse_certificate(templ, count, request); rv != CKR_OK) return rv;
+    return t.add_certificate(request, *out);
+  });
+}
+
+CV_EXPORT CK_RV C_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    return t.destroy(obj);
+  });
+}
+
+CV_EXPORT CK_RV C_SetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
+                                    CK_ATTRIBUTE_PTR templ, CK_ULONG count) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!templ && count) return CKR_ARGUMENTS_BAD;
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    return t.set_attributes(obj, templ, count);
+  });
+}
+
+CV_EXPORT CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech,
+                                  CK_ATTRIBUTE_PTR pub_templ, CK_ULONG pub_count,
+                                  CK_ATTRIBUTE_PTR priv_templ, CK_ULONG priv_count,
+                                  CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv) {
+  return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    if (!mech || !pub || !priv) return CKR_ARGUMENTS_BAD;
+    if ((!pub_templ && pub_count) || (!priv_templ && priv_count)) return CKR_ARGUMENTS_BAD;
+    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    KeyPairRequest request;
+    if (CK_RV rv = parse_key_pair(*mech, pub_templ, pub_count, priv_templ, priv_count, request);
+        rv != CKR_OK)
+      return rv;
+    return t.generate_key_pair(request, *pub, *priv);
+  });
+}
 
 CV_EXPORT CK_RV C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_ULONG count) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
@@ -628,25 +694,19 @@ CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
   return with_session(h, [&](Module&, Session&, Token&) { return CKR_RANDOM_SEED_NOT_SUPPORTED; });
 }
 
-// --- not supported (yet): each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
+// --- not supported: each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
 
 #define CV_UNSUPPORTED(name, params) \
   CV_EXPORT CK_RV name params {      \
     return not_supported();          \
   }
 
-CV_UNSUPPORTED(C_InitToken, (CK_SLOT_ID, CK_UTF8CHAR_PTR, CK_ULONG, CK_UTF8CHAR_PTR))
 CV_UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_SetOperationState,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE))
-CV_UNSUPPORTED(C_CreateObject,
-               (CK_SESSION_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
 CV_UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
                               CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_DestroyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR))
-CV_UNSUPPORTED(C_SetAttributeValue,
-               (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG))
 CV_UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_EncryptUpdate,
@@ -673,9 +733,6 @@ CV_UNSUPPORTED(C_DecryptVerifyUpdate,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_GenerateKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_ATTRIBUTE_PTR, CK_ULONG,
                                CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_GenerateKeyPair,
-               (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_ATTRIBUTE_PTR, CK_ULONG, CK_ATTRIBUTE_PTR,
-                CK_ULONG, CK_OBJECT_HANDLE_PTR, CK_OBJECT_HANDLE_PTR))
 CV_UNSUPPORTED(C_WrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE,
                            CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_BYTE_PTR,

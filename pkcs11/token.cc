@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "keys.h"
 #include "mechanisms.h"
 #include "ossl.h"
 #include "seal.h"
@@ -35,6 +36,7 @@ Bytes text(std::string_view s) {
 }
 
 Bytes date(Time t) {
+  if (t == 0) return {};  // a key still waiting for its certificate has no dates yet
   time_t tt = static_cast<time_t>(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
@@ -199,23 +201,17 @@ CK_RV Token::open_locked() {
   return CKR_OK;
 }
 
+bool Token::initialized() const {
+  std::error_code ec;
+  return std::filesystem::exists(dir_ / "manifest", ec);
+}
+
 CK_RV Token::token_info(CK_TOKEN_INFO* info) {
   std::lock_guard lock(mu_);
-  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   std::memset(info, 0, sizeof *info);
-  std::string label = space_padded(vault_->label(), sizeof info->label);
-  std::memcpy(info->label, label.data(), sizeof info->label);
   std::memcpy(info->manufacturerID, space_padded("certvault", 32).data(), 32);
   std::memcpy(info->model, space_padded("vault", 16).data(), 16);
-  std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
-  info->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED;
-  const int failures = vault_->pin_failures();
-  if (failures >= Vault::kMaxPinFailures) {
-    info->flags |= CKF_USER_PIN_LOCKED;
-  } else if (failures > 0) {
-    info->flags |= CKF_USER_PIN_COUNT_LOW;
-    if (Vault::kMaxPinFailures - failures == 1) info->flags |= CKF_USER_PIN_FINAL_TRY;
-  }
+  info->flags = CKF_RNG | CKF_LOGIN_REQUIRED;
   info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
   info->ulSessionCount = CK_UNAVAILABLE_INFORMATION;
   info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
@@ -229,6 +225,45 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
   info->hardwareVersion = {0, 1};
   info->firmwareVersion = {0, 1};
   std::memset(info->utcTime, ' ', sizeof info->utcTime);
+  // A directory without a vault is a token waiting for C_InitToken.
+  if (!vault_ && !initialized()) {
+    std::memset(info->label, ' ', sizeof info->label);
+    std::memset(info->serialNumber, ' ', sizeof info->serialNumber);
+    return CKR_OK;
+  }
+  if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  std::string label = space_padded(vault_->label(), sizeof info->label);
+  std::memcpy(info->label, label.data(), sizeof info->label);
+  std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
+  info->flags |= CKF_TOKEN_INITIALIZED;
+  if (vault_->pin_initialized()) info->flags |= CKF_USER_PIN_INITIALIZED;
+  const int failures = vault_->pin_failures();
+  if (failures >= Vault::kMaxPinFailures) {
+    info->flags |= CKF_USER_PIN_LOCKED;
+  } else if (failures > 0) {
+    info->flags |= CKF_USER_PIN_COUNT_LOW;
+    if (Vault::kMaxPinFailures - failures == 1) info->flags |= CKF_USER_PIN_FINAL_TRY;
+  }
+  return CKR_OK;
+}
+
+CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
+  std::lock_guard lock(mu_);
+  // v2.40 5.6 lets C_InitToken wipe an initialised token; a vault holds identities that
+  // services depend on, so certvault leaves that to `certvault` and a deliberate rm.
+  if (vault_ || initialized()) return CKR_TOKEN_WRITE_PROTECTED;
+  if (so_pin.empty()) return CKR_PIN_LEN_RANGE;
+  InitOptions options;
+  if (!label.empty()) options.label = std::string(label);
+  auto made = Vault::init_for_security_officer(dir_, so_pin, options);
+  if (!made) {
+    return made.error().code == Code::kInvalidInput ? CKR_ARGUMENTS_BAD
+           : made.error().code == Code::kExists     ? CKR_TOKEN_WRITE_PROTECTED
+                                                    : CKR_DEVICE_ERROR;
+  }
+  made->lock();  // the security officer logs in as usual
+  vault_.emplace(std::move(*made));
+  synced_for_ = 0;
   return CKR_OK;
 }
 
@@ -237,6 +272,7 @@ CK_RV Token::login(const SecureBytes& pin) {
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
   if (so_logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+  if (!vault_->pin_initialized()) return CKR_USER_PIN_NOT_INITIALIZED;
   if (auto ok = vault_->unlock(pin); !ok) return to_rv(ok.error());
   logged_in_ = true;
   return CKR_OK;
@@ -272,6 +308,7 @@ CK_RV Token::set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin) {
   // The security officer's "PIN" is the recovery secret, which never changes.
   if (so_logged_in_) return CKR_FUNCTION_NOT_SUPPORTED;
   if (new_pin.empty()) return CKR_PIN_LEN_RANGE;
+  if (!vault_->pin_initialized()) return CKR_USER_PIN_NOT_INITIALIZED;
   // The old PIN is checked as a login is, wrong attempts counted.
   if (auto ok = vault_->unlock(old_pin); !ok) return to_rv(ok.error());
   auto changed = vault_->change_pin(new_pin);
@@ -305,8 +342,11 @@ CK_RV Token::sync_locked() {
     auto [it, fresh] = handle_of_.try_emplace(key, next_handle_);
     if (fresh) ++next_handle_;
     o.handle = it->second;
-    // Keep what was loaded for an object that did not change.
-    if (auto old = by_handle_.find(o.handle); old != by_handle_.end()) {
+    // Keep what was loaded for an object that did not change; a rename, or a waiting key
+    // that got its certificate, makes a new one under the same handle.
+    if (auto old = by_handle_.find(o.handle);
+        old != by_handle_.end() && old->second->nickname == o.nickname &&
+        old->second->not_before == o.not_before && old->second->not_after == o.not_after) {
       next.push_back(old->second);
     } else {
       next.push_back(std::make_shared<Object>(std::move(o)));
@@ -315,8 +355,15 @@ CK_RV Token::sync_locked() {
   };
   for (const Entry& e : vault_->entries()) {
     const Generation* g = e.current();
-    if (!g) continue;  // disabled, superseded or pending: not visible (issue 3)
+    // Disabled and superseded generations are not visible. A new entry whose key waits
+    // for its certificate (C_GenerateKeyPair) shows its key pair; a waiting key of an
+    // entry that has a certificate stays hidden, so that a label keeps naming one key.
+    const Generation* newest = e.newest();
+    const bool waiting = !g && newest && newest->status == Status::kPending;
+    if (waiting) g = newest;
+    if (!g) continue;
     Object o;
+    o.entry_id = e.id;
     o.nickname = e.nickname;
     o.key_id = g->key_id;
     o.key_type = g->key_type;
@@ -325,6 +372,7 @@ CK_RV Token::sync_locked() {
     o.not_after = g->not_after;
     const std::string base = e.id + "/" + std::to_string(g->number) + "/";
     for (Kind k : {Kind::kCertificate, Kind::kPublicKey, Kind::kPrivateKey}) {
+      if (waiting && k == Kind::kCertificate) continue;
       o.kind = k;
       add(base + std::to_string(static_cast<int>(k)), o);
     }
@@ -392,9 +440,11 @@ CK_RV Token::load_attributes_locked(Object& o) {
   a[CKA_CLASS] = ulong(ck_class(o.kind));
   a[CKA_TOKEN] = flag(true);
   a[CKA_PRIVATE] = flag(o.is_private());
-  a[CKA_MODIFIABLE] = flag(false);
+  // An entry's objects can be renamed (CKA_LABEL); destroying its private key deletes the
+  // entry. The vault CA is managed with `certvault ca` only.
+  a[CKA_MODIFIABLE] = flag(o.kind != Kind::kCaCertificate);
   a[CKA_COPYABLE] = flag(false);
-  a[CKA_DESTROYABLE] = flag(false);
+  a[CKA_DESTROYABLE] = flag(o.kind == Kind::kPrivateKey);
   a[CKA_LABEL] = text(o.nickname);
   a[CKA_ID] = seal::from_hex(o.key_id).value_or(Bytes());
   if (o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate) {
@@ -549,6 +599,101 @@ CK_RV Token::key(const Object& o, KeyRef& out) {
   out = KeyRef(k->release(), EVP_PKEY_free);
   keys_[o.key_id] = out;
   return CKR_OK;
+}
+
+CK_RV Token::handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
+                           CK_OBJECT_HANDLE& out) {
+  if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  auto it = handle_of_.find(entry_id + "/" + std::to_string(generation) + "/" +
+                            std::to_string(static_cast<int>(kind)));
+  if (it == handle_of_.end() || !by_handle_.contains(it->second)) return CKR_FUNCTION_FAILED;
+  out = it->second;
+  return CKR_OK;
+}
+
+// A change to a token object needs the user's login: the vault key signs every commit.
+CK_RV Token::writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
+  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  auto it = by_handle_.find(handle);
+  if (it == by_handle_.end()) return CKR_OBJECT_HANDLE_INVALID;
+  out = it->second;
+  return CKR_OK;
+}
+
+CK_RV Token::generate_key_pair(const KeyPairRequest& request, CK_OBJECT_HANDLE& pub,
+                               CK_OBJECT_HANDLE& priv) {
+  std::lock_guard lock(mu_);
+  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  if (!check_nickname(request.label)) return CKR_ATTRIBUTE_VALUE_INVALID;
+  auto made = vault_->generate_key(request.label, request.key_type);
+  if (!made) {
+    // The label names an entry that has a certificate already.
+    return made.error().code == Code::kExists ? CKR_TEMPLATE_INCONSISTENT : to_rv(made.error());
+  }
+  const Generation* g = made->newest();
+  if (CK_RV rv = handle_locked(made->id, g->number, Kind::kPublicKey, pub); rv != CKR_OK) return rv;
+  return handle_locked(made->id, g->number, Kind::kPrivateKey, priv);
+}
+
+CK_RV Token::add_certificate(const CertificateRequest& request, CK_OBJECT_HANDLE& out) {
+  std::lock_guard lock(mu_);
+  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  auto cert = ossl::cert_from_der(request.der);
+  if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;
+  // The certificate goes to the entry whose key waits for it.
+  const std::string key_id = keys::key_id(X509_get0_pubkey(cert->get()));
+  auto entry = vault_->find_by_key_id(key_id);
+  const Generation* waiting = nullptr;
+  if (entry)
+    for (const auto& g : entry->generations)
+      if (g.key_id == key_id && g.status == Status::kPending) waiting = &g;
+  // No key of this token waits for it: certvault holds certificates only with their keys.
+  if (!waiting) return CKR_TEMPLATE_INCONSISTENT;
+  if (request.label && *request.label != entry->nickname) return CKR_TEMPLATE_INCONSISTENT;
+  if (request.id && seal::to_hex(*request.id) != key_id) return CKR_TEMPLATE_INCONSISTENT;
+  auto attached = vault_->attach(entry->nickname, ossl::cert_pem(cert->get()));
+  if (!attached) {
+    // Expired, not for client authentication, or refused by the vault's policy.
+    const Code c = attached.error().code;
+    return c == Code::kInvalidInput || c == Code::kRefused ? CKR_ATTRIBUTE_VALUE_INVALID
+                                                           : to_rv(attached.error());
+  }
+  return handle_locked(entry->id, waiting->number, Kind::kCertificate, out);
+}
+
+CK_RV Token::destroy(CK_OBJECT_HANDLE handle) {
+  std::lock_guard lock(mu_);
+  std::shared_ptr<Object> o;
+  if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
+  if (o->kind != Kind::kPrivateKey) return CKR_ACTION_PROHIBITED;  // CKA_DESTROYABLE false
+  if (auto ok = vault_->remove(o->nickname); !ok) return to_rv(ok.error());
+  keys_.erase(o->key_id);
+  return sync_locked();
+}
+
+CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, CK_ULONG count) {
+  std::lock_guard lock(mu_);
+  std::shared_ptr<Object> o;
+  if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
+  if (o->kind == Kind::kCaCertificate) return CKR_ACTION_PROHIBITED;  // CKA_MODIFIABLE false
+  std::optional<std::string> label;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& a = templ[i];
+    if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
+    if (a.type != CKA_LABEL) {
+      if (load_attributes_locked(*o) != CKR_OK || !o->attributes->contains(a.type))
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+      return CKR_ATTRIBUTE_READ_ONLY;  // everything but the nickname comes from the vault
+    }
+    label.emplace(static_cast<const char*>(a.pValue), a.ulValueLen);
+  }
+  if (!label) return CKR_OK;
+  if (!check_nickname(*label)) return CKR_ATTRIBUTE_VALUE_INVALID;
+  auto renamed = vault_->rename(o->nickname, *label);
+  if (!renamed)
+    return renamed.error().code == Code::kExists ? CKR_ATTRIBUTE_VALUE_INVALID
+                                                 : to_rv(renamed.error());
+  return sync_locked();
 }
 
 }  // namespace certvault::pkcs11

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ck.h"
+#include "templates.h"
 #include "vault.h"
 
 namespace certvault::pkcs11 {
@@ -25,6 +26,7 @@ enum class Kind { kCertificate, kPublicKey, kPrivateKey, kCaCertificate };
 struct Object {
   CK_OBJECT_HANDLE handle = 0;
   Kind kind = Kind::kCertificate;
+  std::string entry_id;
   std::string nickname;  // CKA_LABEL
   std::string key_id;    // hex; CKA_ID
   KeyType key_type = KeyType::kEcP256;
@@ -43,7 +45,11 @@ class Token {
 
   const std::filesystem::path& dir() const { return dir_; }
   // Everything below takes the token's lock itself.
+  bool initialized() const;  // the directory holds a vault
   CK_RV token_info(CK_TOKEN_INFO* info);
+  // C_InitToken: an empty vault in the directory, the security officer's PIN as its
+  // recovery secret. A vault that exists is never wiped this way.
+  CK_RV init_token(const SecureBytes& so_pin, std::string_view label);
   CK_RV login(const SecureBytes& pin);
   // The security officer's PIN is the vault's recovery secret.
   CK_RV login_so(const SecureBytes& recovery);
@@ -66,10 +72,22 @@ class Token {
   // The public key of any key or certificate object.
   CK_RV public_key(const Object& object, KeyRef& out);
 
+  // Changes, as the user: C_GenerateKeyPair makes an entry whose key waits for its
+  // certificate; C_CreateObject gives that key its certificate; C_DestroyObject on a
+  // private key deletes its entry; C_SetAttributeValue renames an entry (CKA_LABEL).
+  CK_RV generate_key_pair(const KeyPairRequest& request, CK_OBJECT_HANDLE& pub,
+                          CK_OBJECT_HANDLE& priv);
+  CK_RV add_certificate(const CertificateRequest& request, CK_OBJECT_HANDLE& out);
+  CK_RV destroy(CK_OBJECT_HANDLE handle);
+  CK_RV set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, CK_ULONG count);
+
  private:
   CK_RV open_locked();
   CK_RV sync_locked();
   CK_RV load_attributes_locked(Object& object);
+  CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
+                      CK_OBJECT_HANDLE& out);
+  CK_RV writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
 
   std::filesystem::path dir_;
   mutable std::mutex mu_;

@@ -1100,6 +1100,90 @@ TEST_F(VaultTest, CsrCreatesPendingEntryWithMatchingKey) {
   EXPECT_EQ(EVP_PKEY_eq(pub.get(), X509_REQ_get0_pubkey(csr.get())), 1);
 }
 
+TEST_F(VaultTest, GeneratedKeyWaitsForItsCertificateThenAttachMakesItActive) {
+  auto made = vault().generate_key("p11 made", KeyType::kEcP384);
+  ASSERT_TRUE(made) << why(made);
+  ASSERT_EQ(made->current(), nullptr);
+  ASSERT_TRUE(made->newest());
+  EXPECT_EQ(made->newest()->status, Status::kPending);
+  EXPECT_EQ(made->newest()->key_type, KeyType::kEcP384);
+  // Stands in for an outside CA: a self-signed client certificate for the waiting key.
+  auto key = vault().private_key("p11 made", made->newest()->number);
+  ASSERT_TRUE(key) << why(key);
+  auto cert = make_self_signed(key->get(), "p11 made", -60, 30 * kDay);
+  auto attached = vault().attach("p11 made", x509_to_pem(cert.get()));
+  ASSERT_TRUE(attached) << why(attached);
+  ASSERT_TRUE(attached->current());
+  EXPECT_EQ(attached->current()->key_id, made->newest()->key_id);
+  EXPECT_TRUE(vault().certificate_der("p11 made")) << "resolves by nickname now";
+}
+
+TEST_F(VaultTest, GenerateKeyRefusesANicknameThatHasACertificate) {
+  issue("taken");
+  const auto before = snapshot(dir_);
+  auto made = vault().generate_key("taken", KeyType::kEcP256);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code, Code::kExists) << why(made);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+}
+
+TEST_F(VaultTest, RenameMovesEveryGenerationToTheNewNickname) {
+  issue("before");
+  ASSERT_TRUE(vault().rotate("before", std::nullopt));
+  auto renamed = vault().rename("before", "after");
+  ASSERT_TRUE(renamed) << why(renamed);
+  EXPECT_EQ(renamed->generations.size(), 2u);
+  EXPECT_FALSE(vault().find("before"));
+  auto fresh = Vault::open(dir_);
+  ASSERT_TRUE(fresh);
+  ASSERT_TRUE(fresh->find("after"));
+  ASSERT_TRUE(fresh->unlock(pin()));
+  EXPECT_TRUE(fresh->private_key("after")) << "the key follows the new nickname";
+  EXPECT_TRUE(vault().generate_key("before", KeyType::kEcP256)) << "the old nickname is free";
+}
+
+TEST_F(VaultTest, RenameRefusesATakenOrInvalidNicknameAndChangesNothing) {
+  issue("one");
+  issue("two");
+  const auto before = snapshot(dir_);
+  auto taken = vault().rename("one", "two");
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, Code::kExists) << why(taken);
+  auto bad = vault().rename("one", "no/slash");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalidInput) << why(bad);
+  auto missing = vault().rename("three", "four");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound) << why(missing);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+}
+
+TEST(VaultInit, SecurityOfficerVaultHasNoUserPinUntilTheOfficerSetsOne) {
+  TempDir tmp;
+  const auto so_pin = SecureBytes::from("officer-1");
+  auto made = Vault::init_for_security_officer(tmp / "v", so_pin, cheap_init("so"));
+  ASSERT_TRUE(made) << why(made);
+  made->lock();
+  EXPECT_FALSE(made->pin_initialized());
+  auto early = made->unlock(pin());
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, Code::kPinLocked) << why(early);
+  EXPECT_NE(early.error().message.find("security officer"), std::string::npos)
+      << early.error().message;
+  // The officer's PIN is the recovery secret; it is stretched, not parsed as hex.
+  auto wrong = made->unlock_with_recovery(SecureBytes::from("officer-2"));
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, Code::kWrongPin) << why(wrong);
+  ASSERT_TRUE(made->unlock_with_recovery(so_pin));
+  ASSERT_TRUE(made->set_pin_after_recovery(pin()));
+  auto fresh = Vault::open(tmp / "v");
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->pin_initialized());
+  auto unlocked = fresh->unlock(pin());
+  EXPECT_TRUE(unlocked) << why(unlocked);
+  EXPECT_EQ(fresh->label(), "so");
+}
+
 TEST_F(VaultTest, AttachRefusesCertificateForAnotherKey) {
   certvault::CsrRequest req;
   req.nickname = "ext";

@@ -1,0 +1,305 @@
+#include "templates.h"
+
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include <cstring>
+#include <span>
+
+#include "ossl.h"
+
+namespace certvault::pkcs11 {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// How a template attribute is treated. Anything not in a table is
+// CKR_ATTRIBUTE_TYPE_INVALID (v2.40 5.7).
+enum class Rule {
+  kTrue,   // a CK_BBOOL that may only be true: what certvault's objects always are
+  kFalse,  // a CK_BBOOL that may only be false
+  kAny,    // a CK_BBOOL either way: it does not change what certvault does
+  // A CK_BBOOL for a use other than signing. Vault keys only sign, so the objects say
+  // false and no such mechanism is offered; a true here is accepted because common tools
+  // ask for it by default (pkcs11-tool --keypairgen asks for CKA_DERIVE on EC keys).
+  kUsage,
+  kClass,     // CKA_CLASS, which must name the object being made
+  kKeyType,   // CKA_KEY_TYPE, which must agree with the mechanism
+  kLabel,     // the nickname
+  kReadOnly,  // chosen by certvault (CKA_ID is the key identifier): CKR_ATTRIBUTE_READ_ONLY
+  kValue,     // taken, checked by the caller
+};
+
+struct AttrRule {
+  CK_ATTRIBUTE_TYPE type;
+  Rule rule;
+};
+
+constexpr AttrRule kPublicKeyRules[] = {
+    {CKA_CLASS, Rule::kClass},          {CKA_KEY_TYPE, Rule::kKeyType},
+    {CKA_TOKEN, Rule::kTrue},           {CKA_PRIVATE, Rule::kFalse},
+    {CKA_LABEL, Rule::kLabel},          {CKA_ID, Rule::kReadOnly},
+    {CKA_MODIFIABLE, Rule::kAny},       {CKA_VERIFY, Rule::kTrue},
+    {CKA_ENCRYPT, Rule::kUsage},        {CKA_WRAP, Rule::kUsage},
+    {CKA_VERIFY_RECOVER, Rule::kUsage}, {CKA_DERIVE, Rule::kUsage},
+    {CKA_MODULUS_BITS, Rule::kValue},   {CKA_PUBLIC_EXPONENT, Rule::kValue},
+    {CKA_EC_PARAMS, Rule::kValue},
+};
+
+constexpr AttrRule kPrivateKeyRules[] = {
+    {CKA_CLASS, Rule::kClass},
+    {CKA_KEY_TYPE, Rule::kKeyType},
+    {CKA_TOKEN, Rule::kTrue},
+    {CKA_PRIVATE, Rule::kTrue},
+    {CKA_LABEL, Rule::kLabel},
+    {CKA_ID, Rule::kReadOnly},
+    {CKA_MODIFIABLE, Rule::kAny},
+    {CKA_SENSITIVE, Rule::kTrue},
+    {CKA_EXTRACTABLE, Rule::kFalse},
+    {CKA_SIGN, Rule::kTrue},
+    {CKA_DECRYPT, Rule::kUsage},
+    {CKA_UNWRAP, Rule::kUsage},
+    {CKA_SIGN_RECOVER, Rule::kUsage},
+    {CKA_DERIVE, Rule::kUsage},
+    {CKA_ALWAYS_AUTHENTICATE, Rule::kFalse},
+};
+
+constexpr AttrRule kCertificateRules[] = {
+    {CKA_CLASS, Rule::kClass},
+    {CKA_CERTIFICATE_TYPE, Rule::kValue},
+    {CKA_TOKEN, Rule::kTrue},
+    {CKA_PRIVATE, Rule::kFalse},
+    {CKA_MODIFIABLE, Rule::kAny},
+    {CKA_TRUSTED, Rule::kFalse},
+    {CKA_LABEL, Rule::kLabel},
+    {CKA_ID, Rule::kValue},
+    {CKA_VALUE, Rule::kValue},
+    {CKA_SUBJECT, Rule::kValue},
+    {CKA_ISSUER, Rule::kValue},
+    {CKA_SERIAL_NUMBER, Rule::kValue},
+    {CKA_CERTIFICATE_CATEGORY, Rule::kValue},
+};
+
+template <typename T>
+std::optional<T> scalar(const CK_ATTRIBUTE& a) {
+  if (!a.pValue || a.ulValueLen != sizeof(T)) return std::nullopt;
+  T v;
+  std::memcpy(&v, a.pValue, sizeof v);
+  return v;
+}
+
+Bytes bytes_of(const CK_ATTRIBUTE& a) {
+  const auto* p = static_cast<const uint8_t*>(a.pValue);
+  return p ? Bytes(p, p + a.ulValueLen) : Bytes();
+}
+
+// Checks every attribute of one template against its table (v2.40 5.7 and 4.1). `label`
+// collects CKA_LABEL; the kValue attributes are left to the caller.
+CK_RV check_template(std::span<const AttrRule> rules, const CK_ATTRIBUTE* templ, CK_ULONG count,
+                     CK_OBJECT_CLASS object_class, std::optional<CK_KEY_TYPE> key_type,
+                     std::optional<std::string>& label, bool& token) {
+  if (count && !templ) return CKR_ARGUMENTS_BAD;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& a = templ[i];
+    if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
+    const AttrRule* r = nullptr;
+    for (const auto& candidate : rules)
+      if (candidate.type == a.type) r = &candidate;
+    if (!r) return CKR_ATTRIBUTE_TYPE_INVALID;
+    switch (r->rule) {
+      case Rule::kTrue:
+      case Rule::kFalse:
+      case Rule::kAny:
+      case Rule::kUsage: {
+        auto b = scalar<CK_BBOOL>(a);
+        if (!b) return CKR_ATTRIBUTE_VALUE_INVALID;
+        if ((r->rule == Rule::kTrue || r->rule == Rule::kFalse) &&
+            (*b != CK_FALSE) != (r->rule == Rule::kTrue))
+          return CKR_TEMPLATE_INCONSISTENT;
+        if (a.type == CKA_TOKEN) token = *b != CK_FALSE;
+        break;
+      }
+      case Rule::kClass: {
+        auto c = scalar<CK_OBJECT_CLASS>(a);
+        if (!c) return CKR_ATTRIBUTE_VALUE_INVALID;
+        if (*c != object_class) return CKR_TEMPLATE_INCONSISTENT;
+        break;
+      }
+      case Rule::kKeyType: {
+        auto k = scalar<CK_KEY_TYPE>(a);
+        if (!k) return CKR_ATTRIBUTE_VALUE_INVALID;
+        if (key_type && *k != *key_type) return CKR_TEMPLATE_INCONSISTENT;
+        break;
+      }
+      case Rule::kLabel: {
+        std::string l(static_cast<const char*>(a.pValue), a.ulValueLen);
+        if (label && *label != l) return CKR_TEMPLATE_INCONSISTENT;
+        label = std::move(l);
+        break;
+      }
+      case Rule::kReadOnly:
+        return CKR_ATTRIBUTE_READ_ONLY;
+      case Rule::kValue:
+        break;
+    }
+  }
+  return CKR_OK;
+}
+
+const CK_ATTRIBUTE* find(const CK_ATTRIBUTE* templ, CK_ULONG count, CK_ATTRIBUTE_TYPE type) {
+  for (CK_ULONG i = 0; i < count; ++i)
+    if (templ[i].type == type) return &templ[i];
+  return nullptr;
+}
+
+// CKA_EC_PARAMS: a DER object identifier, or (PKCS#11 3.0, 2.3.10) a PrintableString with
+// the curve's name.
+std::optional<int> curve_of(const CK_ATTRIBUTE& a) {
+  Bytes v = bytes_of(a);
+  const unsigned char* p = v.data();
+  if (!v.empty() && v[0] == 0x13) {  // PrintableString
+    ASN1_STRING* s = d2i_ASN1_PRINTABLESTRING(nullptr, &p, static_cast<long>(v.size()));
+    if (!s) return std::nullopt;
+    std::string name(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<size_t>(ASN1_STRING_length(s)));
+    ASN1_STRING_free(s);
+    if (name == "edwards25519") return NID_ED25519;
+    int nid = OBJ_sn2nid(name.c_str());
+    return nid == NID_undef ? OBJ_ln2nid(name.c_str()) : nid;
+  }
+  ASN1_OBJECT* o = d2i_ASN1_OBJECT(nullptr, &p, static_cast<long>(v.size()));
+  if (!o || p != v.data() + v.size()) {
+    ASN1_OBJECT_free(o);
+    return std::nullopt;
+  }
+  int nid = OBJ_obj2nid(o);
+  ASN1_OBJECT_free(o);
+  return nid;
+}
+
+CK_RV key_type_for(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pub_count,
+                   KeyType& out) {
+  switch (m.mechanism) {
+    case CKM_RSA_PKCS_KEY_PAIR_GEN: {
+      const CK_ATTRIBUTE* bits = find(pub, pub_count, CKA_MODULUS_BITS);
+      if (!bits) return CKR_TEMPLATE_INCOMPLETE;  // mechanisms 2.1.4
+      auto n = scalar<CK_ULONG>(*bits);
+      if (!n) return CKR_ATTRIBUTE_VALUE_INVALID;
+      switch (*n) {
+        case 2048:
+          out = KeyType::kRsa2048;
+          break;
+        case 3072:
+          out = KeyType::kRsa3072;
+          break;
+        case 4096:
+          out = KeyType::kRsa4096;
+          break;
+        default:
+          return CKR_ATTRIBUTE_VALUE_INVALID;
+      }
+      // certvault's RSA keys use e = 65537; a template may say so, with leading zeros.
+      if (const CK_ATTRIBUTE* e = find(pub, pub_count, CKA_PUBLIC_EXPONENT)) {
+        Bytes v = bytes_of(*e);
+        auto first = std::find_if(v.begin(), v.end(), [](uint8_t b) { return b != 0; });
+        if (Bytes(first, v.end()) != Bytes{0x01, 0x00, 0x01}) return CKR_ATTRIBUTE_VALUE_INVALID;
+      }
+      if (find(pub, pub_count, CKA_EC_PARAMS)) return CKR_TEMPLATE_INCONSISTENT;
+      return CKR_OK;
+    }
+    case CKM_EC_KEY_PAIR_GEN:
+    case CKM_EC_EDWARDS_KEY_PAIR_GEN: {
+      const CK_ATTRIBUTE* params = find(pub, pub_count, CKA_EC_PARAMS);
+      if (!params) return CKR_TEMPLATE_INCOMPLETE;  // mechanisms 2.3.9
+      if (find(pub, pub_count, CKA_MODULUS_BITS) || find(pub, pub_count, CKA_PUBLIC_EXPONENT))
+        return CKR_TEMPLATE_INCONSISTENT;
+      auto nid = curve_of(*params);
+      if (!nid) return CKR_ATTRIBUTE_VALUE_INVALID;
+      const bool edwards = m.mechanism == CKM_EC_EDWARDS_KEY_PAIR_GEN;
+      if (edwards && *nid == NID_ED25519) {
+        out = KeyType::kEd25519;
+      } else if (!edwards && *nid == NID_X9_62_prime256v1) {
+        out = KeyType::kEcP256;
+      } else if (!edwards && *nid == NID_secp384r1) {
+        out = KeyType::kEcP384;
+      } else {
+        return CKR_CURVE_NOT_SUPPORTED;
+      }
+      return CKR_OK;
+    }
+    default:
+      return CKR_MECHANISM_INVALID;
+  }
+}
+
+CK_KEY_TYPE ck_key_type_of(CK_MECHANISM_TYPE m) {
+  return m == CKM_RSA_PKCS_KEY_PAIR_GEN ? CKK_RSA
+         : m == CKM_EC_KEY_PAIR_GEN     ? CKK_EC
+                                        : CKK_EC_EDWARDS;
+}
+
+}  // namespace
+
+CK_RV parse_key_pair(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pub_count,
+                     const CK_ATTRIBUTE* priv, CK_ULONG priv_count, KeyPairRequest& out) {
+  if (m.pParameter || m.ulParameterLen) return CKR_MECHANISM_PARAM_INVALID;
+  if (CK_RV rv = key_type_for(m, pub, pub_count, out.key_type); rv != CKR_OK) return rv;
+  const CK_KEY_TYPE kt = ck_key_type_of(m.mechanism);
+  std::optional<std::string> label;
+  // v2.40 4.4: CKA_TOKEN defaults to false, a session object, which a vault cannot hold.
+  bool pub_token = false, priv_token = false;
+  if (CK_RV rv =
+          check_template(kPublicKeyRules, pub, pub_count, CKO_PUBLIC_KEY, kt, label, pub_token);
+      rv != CKR_OK)
+    return rv;
+  if (CK_RV rv = check_template(kPrivateKeyRules, priv, priv_count, CKO_PRIVATE_KEY, kt, label,
+                                priv_token);
+      rv != CKR_OK)
+    return rv;
+  if (!pub_token || !priv_token) return CKR_TEMPLATE_INCONSISTENT;
+  if (!label) return CKR_TEMPLATE_INCOMPLETE;  // the nickname names the new entry
+  out.label = std::move(*label);
+  return CKR_OK;
+}
+
+CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRequest& out) {
+  std::optional<std::string> label;
+  bool token = false;
+  if (CK_RV rv = check_template(kCertificateRules, templ, count, CKO_CERTIFICATE, std::nullopt,
+                                label, token);
+      rv != CKR_OK)
+    return rv;
+  const CK_ATTRIBUTE* type = find(templ, count, CKA_CERTIFICATE_TYPE);
+  const CK_ATTRIBUTE* value = find(templ, count, CKA_VALUE);
+  if (!find(templ, count, CKA_CLASS) || !type || !value) return CKR_TEMPLATE_INCOMPLETE;
+  if (scalar<CK_CERTIFICATE_TYPE>(*type) != CKC_X_509) return CKR_ATTRIBUTE_VALUE_INVALID;
+  if (!token) return CKR_TEMPLATE_INCONSISTENT;
+  if (const CK_ATTRIBUTE* c = find(templ, count, CKA_CERTIFICATE_CATEGORY)) {
+    auto category = scalar<CK_ULONG>(*c);
+    if (!category) return CKR_ATTRIBUTE_VALUE_INVALID;
+    if (*category != 0 && *category != 1) return CKR_TEMPLATE_INCONSISTENT;  // a client's own
+  }
+  out.der = bytes_of(*value);
+  auto cert = ossl::cert_from_der(out.der);
+  if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;
+  // What the template says about the certificate must be what it holds (v2.40 4.6.3).
+  auto same = [&](CK_ATTRIBUTE_TYPE t, auto* value, auto i2d) {
+    const CK_ATTRIBUTE* a = find(templ, count, t);
+    if (!a) return true;
+    int n = i2d(value, nullptr);
+    Bytes der(static_cast<size_t>(std::max(n, 0)));
+    unsigned char* p = der.data();
+    i2d(value, &p);
+    return bytes_of(*a) == der;
+  };
+  X509* x = cert->get();
+  if (!same(CKA_SUBJECT, X509_get_subject_name(x), i2d_X509_NAME) ||
+      !same(CKA_ISSUER, X509_get_issuer_name(x), i2d_X509_NAME) ||
+      !same(CKA_SERIAL_NUMBER, X509_get0_serialNumber(x), i2d_ASN1_INTEGER))
+    return CKR_TEMPLATE_INCONSISTENT;
+  out.label = std::move(label);
+  if (const CK_ATTRIBUTE* id = find(templ, count, CKA_ID)) out.id = bytes_of(*id);
+  return CKR_OK;
+}
+
+}  // namespace certvault::pkcs11
