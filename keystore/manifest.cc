@@ -14,7 +14,8 @@ namespace {
 
 constexpr std::string_view kMagic = "certvault-vault 1\n";
 constexpr std::string_view kMacTag = "mac ";
-constexpr size_t kGenFields = 18;
+constexpr size_t kGenFields = 19;
+constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
 
 // Text fields go through percent-encoding of '%', tab, CR and LF; "-" stands for empty.
 void put_text(std::string& out, std::string_view s) {
@@ -154,6 +155,8 @@ void put_gen(std::string& out, const EntryRecord& e, const GenRecord& r) {
   put_text(out, g.subject);
   out += '\t';
   put_text(out, g.issuer_name);
+  out += '\t';
+  out += g.key_imported ? "imported" : "generated";
   out += '\n';
 }
 
@@ -184,6 +187,9 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     h.kdf.ops = kdf["ops"].asUInt64();
     h.kdf.mem_bytes = kdf["mem"].asUInt64();
     auto b64 = [&](const Json::Value& f) { return seal::from_base64(f.asString()); };
+    // pin_wrap may be empty (no user PIN yet) but never missing: a missing field is damage.
+    for (const char* field : {"pin_wrap", "recovery_salt", "recovery_wrap"})
+      if (!v.isMember(field)) return bad("bad key fields");
     auto salt = b64(kdf["salt"]);
     auto pin_wrap = b64(v["pin_wrap"]);
     auto rsalt = b64(v["recovery_salt"]);
@@ -236,13 +242,14 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
 Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   std::string_view f[kGenFields];
   size_t n = 0;
-  while (n < kGenFields) {
+  bool ended = false;  // the last field read was the line's last
+  while (n < kGenFields && !ended) {
     size_t tab = line.find('\t');
     f[n++] = line.substr(0, tab);
-    if (tab == std::string_view::npos) break;
-    line.remove_prefix(tab + 1);
+    ended = tab == std::string_view::npos;
+    if (!ended) line.remove_prefix(tab + 1);
   }
-  if (n != kGenFields || f[0] != "g" || line.find('\t') != std::string_view::npos)
+  if ((n != kGenFields && n != kGenFieldsBeforeKeyOrigin) || !ended || f[0] != "g")
     return bad("an entry line has the wrong number of fields");
   GenRecord r;
   Generation& g = r.info;
@@ -256,6 +263,9 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   auto serial = get_text(f[10]);
   auto subject = get_text(f[16]);
   auto issuer_name = get_text(f[17]);
+  const std::string_view origin = n == kGenFields ? f[18] : "generated";
+  if (origin != "generated" && origin != "imported")
+    return bad("an entry line has a malformed field");
   if (!nickname || !status || !kt || !hash || !issuer || !key_id || !fp || !serial || !subject ||
       !issuer_name || !get_num(f[3], g.number) || !get_num(f[11], g.not_before) ||
       !get_num(f[12], g.not_after) || !get_num(f[13], g.created_at) ||
@@ -270,6 +280,7 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   g.serial = std::move(*serial);
   g.subject = std::move(*subject);
   g.issuer_name = std::move(*issuer_name);
+  g.key_imported = origin == "imported";
   r.object = std::string(f[15]);
   if (m.entries.empty() || m.entries.back()->id != f[1]) {
     add(m, EntryRecord{std::string(f[1]), std::move(*nickname), {}, {}, {}});

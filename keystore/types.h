@@ -50,7 +50,8 @@ struct Generation {
   Time not_before = 0;
   Time not_after = 0;
   Time created_at = 0;
-  Time exported_at = 0;  // 0: never exported
+  Time exported_at = 0;       // 0: never exported
+  bool key_imported = false;  // the key was made outside the vault (import), not in it
 };
 
 struct Entry {

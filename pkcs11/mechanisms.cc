@@ -183,12 +183,14 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
     if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
       return CKR_MECHANISM_PARAM_INVALID;
     auto* p = static_cast<const CK_RSA_PKCS_PSS_PARAMS*>(m->pParameter);
-    op->pss_md_ = digest_of(p->hashAlg);
-    op->mgf1_md_ = mgf1_of(p->mgf);
+    const char* pss_md = digest_of(p->hashAlg);
+    const char* mgf1_md = mgf1_of(p->mgf);
     const char* implied = digest_of(m->mechanism);
-    if (!op->pss_md_ || !op->mgf1_md_ || (implied && std::strcmp(implied, op->pss_md_) != 0) ||
-        p->sLen > 1024)
+    if (!pss_md || !mgf1_md || (implied && std::strcmp(implied, pss_md) != 0) || p->sLen > 1024)
       return CKR_MECHANISM_PARAM_INVALID;
+    op->pss_md_.reset(EVP_MD_fetch(ossl::libctx(), pss_md, nullptr));
+    op->mgf1_md_.reset(EVP_MD_fetch(ossl::libctx(), mgf1_md, nullptr));
+    if (!op->pss_md_ || !op->mgf1_md_) return CKR_FUNCTION_FAILED;
     op->salt_len_ = static_cast<int>(p->sLen);
   } else if (m->ulParameterLen != 0 && m->mechanism != CKM_EDDSA) {
     return CKR_MECHANISM_PARAM_INVALID;
@@ -210,7 +212,7 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
     if (is_rsa(key_type)) {
       bool ok = is_pss(m->mechanism)
                     ? EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
-                          EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, op->mgf1_md_, nullptr) > 0 &&
+                          EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, op->mgf1_md_.get()) > 0 &&
                           EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, op->salt_len_) > 0
                     : EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0;
       if (!ok) return CKR_MECHANISM_PARAM_INVALID;
@@ -247,12 +249,11 @@ CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
       return CKR_FUNCTION_FAILED;
     if (data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
   } else if (mech_ == CKM_RSA_PKCS_PSS) {
-    ossl::Md md(EVP_MD_fetch(ctx, pss_md_, nullptr));
-    if (!md || data_.size() != static_cast<size_t>(EVP_MD_get_size(md.get())))
+    if (data_.size() != static_cast<size_t>(EVP_MD_get_size(pss_md_.get())))
       return CKR_DATA_LEN_RANGE;
     if (EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_signature_md(pctx.get(), md.get()) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx.get(), mgf1_md_, nullptr) <= 0 ||
+        EVP_PKEY_CTX_set_signature_md(pctx.get(), pss_md_.get()) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx.get(), mgf1_md_.get()) <= 0 ||
         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx.get(), salt_len_) <= 0)
       return CKR_MECHANISM_PARAM_INVALID;
   }

@@ -44,8 +44,11 @@ class SignOperation {
   EVP_MD_CTX* md_ctx_ = nullptr;  // hash-then-sign mechanisms
   std::vector<uint8_t> data_;     // raw mechanisms and EdDSA: the whole input
   std::vector<uint8_t> result_;   // computed once; handed out when the buffer fits
-  const char* pss_md_ = nullptr;
-  const char* mgf1_md_ = nullptr;
+  // Fetched digests, not names: when the host registered an ENGINE for RSA, OpenSSL 3.0
+  // makes a legacy context even for the module's own key, and such a context takes
+  // neither the MGF1 digest by name nor a digest it does not own.
+  ossl::Md pss_md_;
+  ossl::Md mgf1_md_;
   int salt_len_ = 0;
   size_t size_ = 0;
   CK_RV compute();

@@ -115,8 +115,9 @@ void key_attributes(Attrs& a, const Object& o, const Bytes& spki) {
   a[CKA_START_DATE] = date(o.not_before);
   a[CKA_END_DATE] = date(o.not_after);
   a[CKA_DERIVE] = flag(false);
-  a[CKA_LOCAL] = flag(true);
-  a[CKA_KEY_GEN_MECHANISM] = ulong(o.key_type == KeyType::kEd25519     ? CKM_EC_EDWARDS_KEY_PAIR_GEN
+  a[CKA_LOCAL] = flag(!o.key_imported);  // v2.40 4.7: generated in the token
+  a[CKA_KEY_GEN_MECHANISM] = ulong(o.key_imported                      ? CK_UNAVAILABLE_INFORMATION
+                                   : o.key_type == KeyType::kEd25519   ? CKM_EC_EDWARDS_KEY_PAIR_GEN
                                    : ck_key_type(o.key_type) == CKK_EC ? CKM_EC_KEY_PAIR_GEN
                                                                        : CKM_RSA_PKCS_KEY_PAIR_GEN);
   auto mechs = sign_mechanisms(o.key_type);
@@ -346,7 +347,8 @@ CK_RV Token::sync_locked() {
     // that got its certificate, makes a new one under the same handle.
     if (auto old = by_handle_.find(o.handle);
         old != by_handle_.end() && old->second->nickname == o.nickname &&
-        old->second->not_before == o.not_before && old->second->not_after == o.not_after) {
+        old->second->not_before == o.not_before && old->second->not_after == o.not_after &&
+        old->second->exported == o.exported) {
       next.push_back(old->second);
     } else {
       next.push_back(std::make_shared<Object>(std::move(o)));
@@ -370,6 +372,8 @@ CK_RV Token::sync_locked() {
     o.generation = g->number;
     o.not_before = g->not_before;
     o.not_after = g->not_after;
+    o.key_imported = g->key_imported;
+    o.exported = g->exported_at != 0;
     const std::string base = e.id + "/" + std::to_string(g->number) + "/";
     for (Kind k : {Kind::kCertificate, Kind::kPublicKey, Kind::kPrivateKey}) {
       if (waiting && k == Kind::kCertificate) continue;
@@ -491,8 +495,11 @@ CK_RV Token::load_attributes_locked(Object& o) {
       a[CKA_SIGN_RECOVER] = flag(false);
       a[CKA_UNWRAP] = flag(false);
       a[CKA_EXTRACTABLE] = flag(false);
-      a[CKA_ALWAYS_SENSITIVE] = flag(true);
-      a[CKA_NEVER_EXTRACTABLE] = flag(true);
+      // v2.40 4.9: a key that was ever outside the token (imported, or exported as
+      // PKCS#12 by `certvault export`) was not always sensitive and has been extracted.
+      const bool kept_inside = !o.key_imported && !o.exported;
+      a[CKA_ALWAYS_SENSITIVE] = flag(kept_inside);
+      a[CKA_NEVER_EXTRACTABLE] = flag(kept_inside);
       a[CKA_WRAP_WITH_TRUSTED] = flag(false);
       a[CKA_ALWAYS_AUTHENTICATE] = flag(false);
       a.erase(CKA_EC_POINT);  // a private key object carries the curve, not the point

@@ -32,6 +32,8 @@ struct Object {
   KeyType key_type = KeyType::kEcP256;
   uint32_t generation = 0;
   Time not_before = 0, not_after = 0;
+  bool key_imported = false;  // made outside the vault: not CKA_LOCAL
+  bool exported = false;      // has left the vault in a PKCS#12 file
   bool is_private() const { return kind == Kind::kPrivateKey; }
   // Filled on demand.
   std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;

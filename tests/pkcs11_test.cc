@@ -192,6 +192,41 @@ TEST_F(Pkcs11Tool, SelfTestFindsNoErrors) {
   EXPECT_NE(r.out.find("No errors"), std::string::npos) << r.out;
 }
 
+// pkcs11-tool --test-threads (OpenSC 0.23): each option starts a thread that runs its
+// two-letter commands (IN C_Initialize(NULL), IL C_Initialize with CKF_OS_LOCKING_OK, GI
+// C_GetInfo, SL C_GetSlotList, T0 C_GetTokenInfo of the first slot) while the main thread
+// initialises too and runs the whole --test suite with login. Every thread starts with an
+// initialisation: before one, C_GetInfo must return CKR_CRYPTOKI_NOT_INITIALIZED. Only one
+// of the C_Initialize calls wins; the others get CKR_CRYPTOKI_ALREADY_INITIALIZED, which
+// the tool accepts.
+TEST_F(Pkcs11Tool, ConcurrentThreadsOfTheTestThreadsModeSeeNoErrors) {
+  const std::vector<std::string> threads = {"IN:GI:SL:T0", "IL:GI:SL:T0", "IN:SL:T0:GI",
+                                            "IL:SL:T0:GI:SL:T0"};
+  std::vector<std::string> args;
+  for (const auto& t : threads) args.insert(args.end(), {"--test-threads", t});
+  auto with_login = login();
+  args.insert(args.end(), with_login.begin(), with_login.end());
+  args.push_back("--test");
+  auto r = tool(args);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("No errors"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("test_threads all threads have ended with CKR_OK"), std::string::npos)
+      << r.err;
+  for (size_t i = 0; i < threads.size(); ++i) {
+    const std::string n = std::to_string(i);
+    EXPECT_NE(r.err.find("Test thread " + n + " returning rv = 0\n"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("test_threads thread:" + n + " state:-1, rv:CKR_OK\n"), std::string::npos)
+        << r.err;
+  }
+  // Each thread's T0 showed the vault's token.
+  size_t shown = 0;
+  for (auto at = r.out.find("token label        : " + vault().label()); at != std::string::npos;
+       at = r.out.find("token label        : " + vault().label(), at + 1))
+    ++shown;
+  EXPECT_GE(shown, threads.size()) << r.out;
+}
+
 TEST_F(Pkcs11Tool, SecurityOfficerWithRecoverySecretSetsANewPinAfterLockout) {
   for (int i = 0; i < certvault::Vault::kMaxPinFailures; ++i)
     (void)tool({"--login", "--pin", "wrong", "-O"});

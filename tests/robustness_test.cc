@@ -117,6 +117,20 @@ TEST_F(TamperTest, FlippedByteAnywhereIsDetected) {
   EXPECT_FALSE(use_vault(dir_, nicknames_).refused) << "restored vault must work again";
 }
 
+// A vault made by C_InitToken has an empty pin_wrap until its first PIN; a damaged field
+// name must not pass for that state.
+TEST_F(TamperTest, RenamedKeyFieldIsDamageNotAMissingPin) {
+  for (const std::string field : {"\"pin_wrap\"", "\"recovery_wrap\""}) {
+    restore(dir_, clean_);
+    std::string manifest = clean_.files.at("manifest");
+    const size_t at = manifest.find(field);
+    ASSERT_NE(at, std::string::npos) << field;
+    manifest[at + 3] ^= 0x01;
+    overwrite_in_place(dir_ / "manifest", manifest);
+    ExpectDetected("manifest with " + field + " renamed");
+  }
+}
+
 // Files that appear when an entry is issued (in the per-generation subdirectory).
 std::vector<std::string> new_object_files(const Snapshot& before, const Snapshot& after) {
   std::vector<std::string> out;

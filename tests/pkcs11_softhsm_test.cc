@@ -1,0 +1,365 @@
+// Differential tests: the same pkcs11-tool scenario (list the objects, read a certificate,
+// sign, verify) against SoftHSM2, the reference soft token, and against certvault, both
+// holding the same keys and certificates. The vault issues them; `certvault export` and
+// `openssl pkcs12` give the PKCS#8 key that softhsm2-util imports, and pkcs11-tool writes
+// each certificate next to its key with the same label and id.
+//
+// What must agree is what a user sees: which objects there are (class, key type, label,
+// id), the certificate bytes, and signatures that verify with the certificate's public key
+// on either token. Legitimate differences, not compared: SoftHSM lists no allowed
+// mechanisms and gives an imported RSA key encrypt/decrypt/wrap usages besides sign/verify
+// (softhsm2-util's defaults; certvault keys only sign); certvault marks keys it generated
+// CKA_LOCAL, SoftHSM was handed them; SoftHSM 2.6 has no CKM_ECDSA_SHA256, so ECDSA is
+// compared with CKM_ECDSA over the hash; ECDSA and RSA-PSS signatures are randomised, so
+// those are compared by verification only. One difference is not legitimate (see the last
+// test): certvault's claim that an exported key never left it.
+#include <gtest/gtest.h>
+#include <json/json.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "pkcs11_support.h"
+#include "support.h"
+#include "test_vault.h"
+
+namespace cvtest {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kSoftHsm = "/usr/lib/softhsm/libsofthsm2.so";
+constexpr const char* kSoPin = "so-pin-0815";
+
+enum class Side { kSoftHsm, kCertvault };
+
+std::string side_name(Side s) {
+  return s == Side::kSoftHsm ? "SoftHSM" : "certvault";
+}
+
+// One object as `pkcs11-tool -O` shows it: its header line ("Private Key Object; EC"),
+// label and id.
+struct Listed {
+  std::string header, label, id;
+  auto operator<=>(const Listed&) const = default;
+};
+
+std::vector<Listed> parse_listing(const std::string& out) {
+  std::vector<Listed> objects;
+  std::istringstream in(out);
+  std::string line;
+  auto trim = [](std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) s.pop_back();
+    return s;
+  };
+  while (std::getline(in, line)) {
+    if (line.find(" Object; ") != std::string::npos && line[0] != ' ') {
+      objects.push_back({trim(line), "", ""});
+    } else if (!objects.empty() && line.starts_with("  label:")) {
+      objects.back().label = trim(line.substr(line.find_first_not_of(' ', 8)));
+    } else if (!objects.empty() && line.starts_with("  ID:")) {
+      objects.back().id = trim(line.substr(line.find_first_not_of(' ', 5)));
+    }
+  }
+  std::sort(objects.begin(), objects.end());
+  return objects;
+}
+
+std::string describe(const std::vector<Listed>& objects) {
+  std::string out;
+  for (const auto& o : objects) out += o.header + " | " + o.label + " | " + o.id + "\n";
+  return out;
+}
+
+std::string sha256(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+// Verifies `sig` (PKCS#11 form: r || s for ECDSA) over `data` with the public key of the
+// certificate `cert_der`, in this process with OpenSSL. The mechanism says how: SHA-256
+// then the signature scheme, or for plain "ECDSA" `data` is already the hash.
+bool verifies_with_certificate(const std::vector<uint8_t>& cert_der, const std::string& mechanism,
+                               const std::string& data, std::vector<uint8_t> sig) {
+  auto cert = x509_from_der(cert_der);
+  if (!cert) return false;
+  EVP_PKEY* pub = X509_get0_pubkey(cert.get());
+  if (!pub) return false;
+  if (mechanism.starts_with("ECDSA")) {
+    const size_t half = sig.size() / 2;
+    ECDSA_SIG* s = ECDSA_SIG_new();
+    ECDSA_SIG_set0(s, BN_bin2bn(sig.data(), static_cast<int>(half), nullptr),
+                   BN_bin2bn(sig.data() + half, static_cast<int>(half), nullptr));
+    std::vector<uint8_t> der(static_cast<size_t>(i2d_ECDSA_SIG(s, nullptr)));
+    unsigned char* p = der.data();
+    i2d_ECDSA_SIG(s, &p);
+    ECDSA_SIG_free(s);
+    sig = std::move(der);
+  }
+  if (mechanism == "ECDSA") {
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(EVP_PKEY_CTX_new(pub, nullptr),
+                                                                     EVP_PKEY_CTX_free);
+    return pctx && EVP_PKEY_verify_init(pctx.get()) == 1 &&
+           EVP_PKEY_verify(pctx.get(), sig.data(), sig.size(),
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_PKEY_CTX* pctx = nullptr;
+  if (!ctx ||
+      EVP_DigestVerifyInit_ex(ctx.get(), &pctx, "SHA256", nullptr, nullptr, pub, nullptr) != 1)
+    return false;
+  if (mechanism.ends_with("-PSS") &&
+      (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) <= 0))
+    return false;
+  return EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
+                          reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+}
+
+class SoftHsmDifferential : public VaultTest {
+ protected:
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(fs::exists(kSoftHsm)) << kSoftHsm << ": install softhsm2";
+    ec_ = issue("api-prod", 100, certvault::KeyType::kEcP256);
+    rsa_ = issue("rsa client", 100, certvault::KeyType::kRsa2048);
+    if (HasFailure()) return;
+    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+
+    // A private SoftHSM2 configuration: its tokens live in this test's directory.
+    const fs::path tokens = tmp_ / "softhsm-tokens";
+    fs::create_directory(tokens);
+    softhsm_conf_ = tmp_ / "softhsm2.conf";
+    write_file(softhsm_conf_, "directories.tokendir = " + tokens.string() +
+                                  "\nobjectstore.backend = file\nlog.level = ERROR\n");
+    label_ = vault().label();
+    auto init = softhsm({"softhsm2-util", "--init-token", "--free", "--label", label_, "--pin",
+                         std::string(kPin), "--so-pin", kSoPin});
+    ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+
+    for (const auto* entry : {&ec_, &rsa_}) {
+      copy_to_softhsm(*entry);
+      if (HasFatalFailure()) return;
+    }
+    // The vault CA's certificate, which certvault lists as "LABEL CA".
+    auto ca = vault().active_ca();
+    ASSERT_TRUE(ca);
+    auto ca_der = vault().ca_certificate_der();
+    ASSERT_TRUE(ca_der) << why(ca_der);
+    write_object(tmp_ / "ca.der", *ca_der, label_ + " CA", ca->key_id);
+  }
+
+  // The entry's key (out of a `certvault export`, as PKCS#8 PEM) and certificate, into the
+  // SoftHSM token under the entry's nickname and key id.
+  void copy_to_softhsm(const certvault::Entry& entry) {
+    SCOPED_TRACE(entry.nickname);
+    const std::string id = entry.current()->key_id;
+    const fs::path p12 = tmp_ / (id + ".p12");
+    auto exported = run({cli(), "--vault", dir_.string(), "--pin-file", pin_file_.string(),
+                         "--json", "export", entry.nickname, "-o", p12.string()});
+    ASSERT_EQ(exported.exit_code, 0) << exported.err;
+    Json::Value json;
+    std::istringstream in(exported.out);
+    ASSERT_TRUE(Json::parseFromStream(Json::CharReaderBuilder(), in, &json, nullptr))
+        << exported.out;
+    const fs::path password = write_secret_file(tmp_ / (id + ".pass"), json["password"].asString());
+    const fs::path pem = tmp_ / (id + ".pem");
+    auto opened = run({"openssl", "pkcs12", "-in", p12.string(), "-nodes", "-passin",
+                       "file:" + password.string(), "-out", pem.string()});
+    ASSERT_EQ(opened.exit_code, 0) << opened.err;
+    const fs::path key = tmp_ / (id + ".key");
+    auto pkcs8 = run({"openssl", "pkey", "-in", pem.string(), "-out", key.string()});
+    ASSERT_EQ(pkcs8.exit_code, 0) << pkcs8.err;
+    ASSERT_TRUE(read_file(key).starts_with("-----BEGIN PRIVATE KEY-----"));
+    auto imported = softhsm({"softhsm2-util", "--import", key.string(), "--token", label_,
+                             "--label", entry.nickname, "--id", id, "--pin", std::string(kPin)});
+    ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
+    auto cert = vault().certificate_der(entry.nickname);
+    ASSERT_TRUE(cert) << why(cert);
+    write_object(tmp_ / (id + ".der"), *cert, entry.nickname, id);
+  }
+
+  void write_object(const fs::path& file, const std::vector<uint8_t>& der, const std::string& label,
+                    const std::string& id) {
+    write_file(file, std::string(der.begin(), der.end()));
+    auto written =
+        tool(Side::kSoftHsm, {"--login", "--pin", std::string(kPin), "--write-object",
+                              file.string(), "--type", "cert", "--label", label, "--id", id});
+    ASSERT_EQ(written.exit_code, 0) << written.out << written.err;
+  }
+
+  // A SoftHSM2 utility with this test's configuration.
+  RunResult softhsm(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"env", "SOFTHSM2_CONF=" + softhsm_conf_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {}, 60s);
+  }
+
+  // pkcs11-tool on one side's token, chosen by label as a user would.
+  RunResult tool(Side side, std::vector<std::string> args) {
+    std::vector<std::string> argv =
+        side == Side::kSoftHsm
+            ? std::vector<std::string>{"env", "SOFTHSM2_CONF=" + softhsm_conf_.string()}
+            : module_env(dir_);
+    argv.insert(argv.end(), {"pkcs11-tool", "--module", side == Side::kSoftHsm ? kSoftHsm : kModule,
+                             "--token-label", label_});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {}, 60s);
+  }
+
+  // The signature of `data` by `entry`'s key on one side (raw PKCS#11 form).
+  std::vector<uint8_t> sign(Side side, const certvault::Entry& entry, const std::string& mechanism,
+                            const fs::path& data) {
+    const fs::path sig =
+        tmp_ / ("sig-" + side_name(side) + "-" + entry.current()->key_id + "-" + mechanism);
+    auto r = tool(side, {"--login", "--pin", std::string(kPin), "--sign", "-m", mechanism, "--id",
+                         entry.current()->key_id, "-i", data.string(), "-o", sig.string()});
+    EXPECT_EQ(r.exit_code, 0) << side_name(side) << ": " << r.out << r.err;
+    return r.exit_code == 0 ? read_bytes(sig) : std::vector<uint8_t>{};
+  }
+
+  // pkcs11-tool --verify on one side, for a signature made on either.
+  bool token_verifies(Side side, const certvault::Entry& entry, const std::string& mechanism,
+                      const fs::path& data, const std::vector<uint8_t>& sig) {
+    const fs::path file = tmp_ / "to-verify.sig";
+    write_file(file, std::string(sig.begin(), sig.end()));
+    auto r = tool(side, {"--verify", "-m", mechanism, "--id", entry.current()->key_id, "-i",
+                         data.string(), "--signature-file", file.string()});
+    EXPECT_EQ(r.out.find("Invalid signature"), std::string::npos) << side_name(side) << r.out;
+    return r.exit_code == 0 && r.out.find("Signature is valid") != std::string::npos;
+  }
+
+  // Signs `text` on both tokens and checks every signature against the certificate and on
+  // both tokens. Returns the two signatures (SoftHSM, certvault).
+  std::pair<std::vector<uint8_t>, std::vector<uint8_t>> sign_on_both(const certvault::Entry& entry,
+                                                                     const std::string& mechanism,
+                                                                     const std::string& text) {
+    SCOPED_TRACE(entry.nickname + " " + mechanism);
+    const fs::path data = tmp_ / "data.txt";
+    write_file(data, text);
+    auto cert = vault().certificate_der(entry.nickname);
+    EXPECT_TRUE(cert) << why(cert);
+    if (!cert) return {};
+    std::pair<std::vector<uint8_t>, std::vector<uint8_t>> sigs = {
+        sign(Side::kSoftHsm, entry, mechanism, data),
+        sign(Side::kCertvault, entry, mechanism, data)};
+    for (const auto& [made_by, sig] :
+         {std::pair{Side::kSoftHsm, sigs.first}, {Side::kCertvault, sigs.second}}) {
+      SCOPED_TRACE("signed by " + side_name(made_by));
+      EXPECT_FALSE(sig.empty());
+      EXPECT_TRUE(verifies_with_certificate(*cert, mechanism, text, sig))
+          << "with the certificate's public key";
+      EXPECT_TRUE(token_verifies(Side::kSoftHsm, entry, mechanism, data, sig)) << "on SoftHSM";
+      EXPECT_TRUE(token_verifies(Side::kCertvault, entry, mechanism, data, sig)) << "on certvault";
+    }
+    return sigs;
+  }
+
+  certvault::Entry ec_, rsa_;
+  fs::path pin_file_, softhsm_conf_;
+  std::string label_;
+};
+
+TEST_F(SoftHsmDifferential, BothTokensListTheSameObjects) {
+  for (bool logged_in : {false, true}) {
+    SCOPED_TRACE(logged_in ? "after login" : "before login");
+    std::vector<std::string> args = {"--list-objects"};
+    if (logged_in) args.insert(args.begin(), {"--login", "--pin", std::string(kPin)});
+    auto softhsm = tool(Side::kSoftHsm, args);
+    auto certvault = tool(Side::kCertvault, args);
+    ASSERT_EQ(softhsm.exit_code, 0) << softhsm.err;
+    ASSERT_EQ(certvault.exit_code, 0) << certvault.err;
+    auto expected = parse_listing(softhsm.out);
+    auto seen = parse_listing(certvault.out);
+    // Per entry a certificate, a public key and, after login, a private key; and the CA.
+    EXPECT_EQ(expected.size(), logged_in ? 7u : 5u) << softhsm.out;
+    EXPECT_EQ(describe(seen), describe(expected)) << "certvault:\n"
+                                                  << certvault.out << "\nSoftHSM:\n"
+                                                  << softhsm.out;
+  }
+}
+
+TEST_F(SoftHsmDifferential, BothTokensReadTheSameCertificateBytes) {
+  for (const auto* entry : {&ec_, &rsa_}) {
+    SCOPED_TRACE(entry->nickname);
+    std::vector<std::vector<uint8_t>> read;
+    for (Side side : {Side::kSoftHsm, Side::kCertvault}) {
+      const fs::path out = tmp_ / ("read-" + side_name(side) + ".der");
+      auto r = tool(side, {"--read-object", "--type", "cert", "--label", entry->nickname, "-o",
+                           out.string()});
+      ASSERT_EQ(r.exit_code, 0) << side_name(side) << ": " << r.err;
+      read.push_back(read_bytes(out));
+    }
+    auto expected = vault().certificate_der(entry->nickname);
+    ASSERT_TRUE(expected) << why(expected);
+    EXPECT_EQ(read[0], *expected) << "SoftHSM";
+    EXPECT_EQ(read[1], *expected) << "certvault";
+  }
+}
+
+const std::string kMessage = "the same message for both tokens\n";
+
+TEST_F(SoftHsmDifferential, EcdsaSignaturesFromEachTokenVerifyOnBoth) {
+  // SoftHSM 2.6 has no CKM_ECDSA_SHA256: both sign the SHA-256 hash with CKM_ECDSA.
+  sign_on_both(ec_, "ECDSA", sha256(kMessage));
+  // certvault's CKM_ECDSA_SHA256 signature is the same thing, as SoftHSM confirms.
+  const fs::path data = tmp_ / "message.txt";
+  const fs::path hash = tmp_ / "message.sha256";
+  write_file(data, kMessage);
+  write_file(hash, sha256(kMessage));
+  auto sig = sign(Side::kCertvault, ec_, "ECDSA-SHA256", data);
+  EXPECT_TRUE(token_verifies(Side::kSoftHsm, ec_, "ECDSA", hash, sig));
+}
+
+TEST_F(SoftHsmDifferential, RsaPkcs1SignaturesAreByteForByteEqual) {
+  // PKCS#1 v1.5 is deterministic: the same key and data give the same signature.
+  auto [softhsm, certvault] = sign_on_both(rsa_, "SHA256-RSA-PKCS", kMessage);
+  EXPECT_FALSE(certvault.empty());
+  EXPECT_EQ(certvault, softhsm);
+}
+
+TEST_F(SoftHsmDifferential, RsaPssSignaturesFromEachTokenVerifyOnBoth) {
+  sign_on_both(rsa_, "SHA256-RSA-PKCS-PSS", kMessage);
+}
+
+// FAILS until pkcs11/token.cc is fixed (bug found by this test). Both tokens hold a key that
+// has left the vault in a PKCS#12 file; SoftHSM, which was handed it, says "sensitive" and no
+// more, while certvault claims CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE. PKCS#11 v2.40
+// 4.9: those say the key never existed outside the token in the clear, which a relying
+// party uses to trust the key; after an export (Generation::exported_at) they are false.
+TEST_F(SoftHsmDifferential, ExportedKeyIsNotClaimedNeverExtractable) {
+  const std::vector<std::string> args = {"--login",        "--pin",  std::string(kPin),
+                                         "--list-objects", "--type", "privkey"};
+  auto access_lines = [](const std::string& out) {
+    std::vector<std::string> lines;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with("  Access:")) lines.push_back(line);
+    return lines;
+  };
+  auto softhsm = tool(Side::kSoftHsm, args);
+  auto certvault = tool(Side::kCertvault, args);
+  ASSERT_EQ(softhsm.exit_code, 0) << softhsm.err;
+  ASSERT_EQ(certvault.exit_code, 0) << certvault.err;
+  ASSERT_EQ(access_lines(softhsm.out).size(), 2u) << softhsm.out;
+  ASSERT_EQ(access_lines(certvault.out).size(), 2u) << certvault.out;
+  for (const auto& line : access_lines(softhsm.out))
+    EXPECT_EQ(line.find("never extractable"), std::string::npos) << line;
+  for (const auto& line : access_lines(certvault.out)) {
+    EXPECT_NE(line.find("sensitive"), std::string::npos) << line;
+    EXPECT_EQ(line.find("always sensitive"), std::string::npos) << line;
+    EXPECT_EQ(line.find("never extractable"), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace cvtest
