@@ -2,11 +2,8 @@
 // and curl (OpenSSL with libp11's engine) present a vault certificate by PKCS#11 URI to an
 // `openssl s_server` that requires a client certificate. Loopback only; every server is
 // killed when its test ends.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,122 +18,12 @@
 #include "pkcs11_support.h"
 #include "support.h"
 #include "test_vault.h"
+#include "tls_server.h"
 
 namespace cvtest {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A port on 127.0.0.1 that was free a moment ago: bound to port 0, read back, released.
-int free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
-// A child process that is killed (SIGKILL) and reaped when the guard goes away, whatever
-// the test did before.
-class ChildGuard {
- public:
-  ChildGuard() = default;
-  explicit ChildGuard(pid_t pid) : pid_(pid) {}
-  ~ChildGuard() { kill(); }
-  ChildGuard(const ChildGuard&) = delete;
-  ChildGuard& operator=(const ChildGuard&) = delete;
-  ChildGuard(ChildGuard&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
-  ChildGuard& operator=(ChildGuard&& other) noexcept {
-    if (this != &other) {
-      kill();
-      pid_ = std::exchange(other.pid_, -1);
-    }
-    return *this;
-  }
-
-  // True once the child has exited (and was reaped), polling for at most `limit`.
-  bool exited_within(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) {
-        pid_ = -1;
-        break;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(20ms);
-    }
-    return true;
-  }
-
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// `openssl s_server -www` on 127.0.0.1 that requires a client certificate issued by
-// `client_ca`, serving one connection. Its stdout and stderr go to files the test reads.
-class TlsServer {
- public:
-  // Starts the server on a free port; a few ports are tried in case another process takes
-  // the chosen one first. Empty (with a failure recorded) when it never listens.
-  static std::optional<TlsServer> start(const fs::path& dir, const fs::path& cert,
-                                        const fs::path& key, const fs::path& client_ca) {
-    std::string last_err;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      TlsServer server;
-      server.out_ = dir / ("s_server-" + std::to_string(attempt) + ".out");
-      server.err_ = dir / ("s_server-" + std::to_string(attempt) + ".err");
-      server.port_ = free_loopback_port();
-      if (server.port_ == 0) continue;
-      server.child_ = ChildGuard(spawn_logged(
-          {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(server.port_), "-cert",
-           cert.string(), "-key", key.string(), "-CAfile", client_ca.string(), "-Verify", "1",
-           "-verify_return_error", "-www", "-naccept", "1"},
-          server.out_, server.err_));
-      // s_server prints ACCEPT (and flushes) once it listens.
-      for (int i = 0; i < 500; ++i) {
-        if (read_file(server.out_).find("ACCEPT") != std::string::npos) return server;
-        if (server.child_.exited_within(0ms)) break;
-        std::this_thread::sleep_for(20ms);
-      }
-      last_err = read_file(server.err_);
-    }
-    ADD_FAILURE() << "openssl s_server did not start: " << last_err;
-    return std::nullopt;
-  }
-
-  int port() const { return port_; }
-
-  // The server's stderr (verification results) and stdout, after it has finished its one
-  // connection or, failing that within `wait`, been killed.
-  std::string log(std::chrono::milliseconds wait = 5s) {
-    if (!child_.exited_within(wait)) child_.kill();
-    return read_file(err_) + read_file(out_);
-  }
-
- private:
-  TlsServer() = default;
-  ChildGuard child_;
-  int port_ = 0;
-  fs::path out_, err_;
-};
 
 class GnutlsTest : public VaultTest {
  protected:

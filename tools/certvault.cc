@@ -11,8 +11,8 @@
 #include <string>
 
 #include "cli.h"
-#include "ossl.h"
 #include "commands.h"
+#include "ossl.h"
 #include "output.h"
 
 namespace certvault::cli {
@@ -39,6 +39,7 @@ struct Args {
   ExportArgs exported;
   RotateArgs rotate;
   CheckArgs check;
+  UriArgs uri;
   PolicySetArgs policy_set;
   PasswdArgs passwd;
   UnlockResetArgs unlock_reset;
@@ -256,6 +257,13 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   add_nickname(command(app, "show", "Details of an entry and the URIs programs use", selected,
                        [&a] { return cmd_show(a.globals, a.nickname); }),
                a.nickname);
+  auto* uri = command(app, "uri", "Print an entry's certvault: URI, or write it as a PEM key file",
+                      selected, [&a] { return cmd_uri(a.globals, a.uri); });
+  add_nickname(uri, a.uri.nickname);
+  uri->add_flag("--pem", a.uri.pem,
+                "A PEM block holding only the URI, which the certvault provider reads as the key");
+  uri->add_option("-o,--out", a.uri.out, "Write to FILE (never overwritten; default: stdout)")
+      ->type_name("FILE");
   auto* check = command(app, "check", "Exit 1 if a certificate expires soon, 2 if one expired",
                         selected, [&a] { return cmd_check(a.globals, a.check); });
   check->add_option("--within", a.check.within_days, "Days that count as soon (default 30)")
@@ -265,7 +273,7 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
 std::string footer() {
   return "DATE is " + std::string(kDateHelp) +
          ".\n"
-         "Commands that change the vault ask for the PIN (or read --pin-file); list, show,\n"
+         "Commands that change the vault ask for the PIN (or read --pin-file); list, show, uri,\n"
          "check, ca show and policy show never do. Documentation: docs/cli.md.\n\n" +
          std::string(exit_code_table());
 }

@@ -1,9 +1,15 @@
-// list, show, check: read public data only, never ask for the PIN.
+// list, show, uri, check: read public data only, never ask for the PIN.
+#include <openssl/pem.h>
+
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
+#include "files.h"
+#include "ossl.h"
 #include "output.h"
 #include "report.h"
+#include "uri.h"
 
 namespace certvault::cli {
 namespace {
@@ -36,7 +42,54 @@ std::string problem_line(const Entry& entry, Time now) {
          ")";
 }
 
+// certvault:NICKNAME, with ?vault=DIR when the vault is not the one programs find alone.
+std::string entry_uri(const Vault& vault, const std::string& nickname) {
+  std::error_code ec;
+  auto here = std::filesystem::weakly_canonical(vault.dir(), ec);
+  auto fallback = std::filesystem::weakly_canonical(default_vault_dir(), ec);
+  if (!ec && here == fallback) return certvault_uri(nickname);
+  return certvault_uri(nickname) + vault_query(std::filesystem::absolute(vault.dir(), ec).string());
+}
+
+// The URI-in-PEM block the provider's decoder reads (docs/provider.md).
+std::string uri_pem(const std::string& uri) {
+  return ossl::to_text([&](BIO* bio) {
+    PEM_write_bio(bio, "CERTVAULT URI", "", reinterpret_cast<const unsigned char*>(uri.data()),
+                  static_cast<long>(uri.size()));
+  });
+}
+
 }  // namespace
+
+Outcome cmd_uri(const Globals& globals, const UriArgs& args) {
+  CV_CHECK(check_nickname(args.nickname));
+  if (args.out != "-") CV_CHECK(check_absent(args.out, "URI file"));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, find_entry(vault, args.nickname));
+  const std::string uri = entry_uri(vault, entry.nickname);
+  if (args.pem) {
+    // Holds no secret, but is a key file to the programs that read it: owner only.
+    CV_CHECK(write_new_file(args.out, uri_pem(uri), "URI file", 0600));
+    if (args.out == "-") return kExitOk;
+  } else if (args.out != "-") {
+    CV_CHECK(write_new_file(args.out, uri + "\n", "URI file", 0600));
+  } else if (!globals.json) {
+    std::cout << uri << '\n';
+    return kExitOk;
+  }
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["nickname"] = entry.nickname;
+    out["uri"] = uri;
+    if (args.out != "-") out["file"] = args.out;
+    out["pem"] = args.pem;
+    print_json(out);
+  } else {
+    std::cout << "Wrote " << (args.pem ? "a PEM key file holding " : "") << uri << " to "
+              << args.out << ".\n";
+  }
+  return kExitOk;
+}
 
 Outcome cmd_list(const Globals& globals, const ListArgs& args) {
   if (args.expiring_days) CV_CHECK(check_days(*args.expiring_days, "--expiring"));

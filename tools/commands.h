@@ -115,6 +115,14 @@ struct ListArgs {
 };
 Outcome cmd_list(const Globals& globals, const ListArgs& args);
 Outcome cmd_show(const Globals& globals, const std::string& nickname);
+// certvault uri NICKNAME [--pem] [-o FILE]: the URI OpenSSL programs use, or a PEM file
+// holding only that URI (no secret) for programs that take nothing but a key file.
+struct UriArgs {
+  std::string nickname;
+  bool pem = false;
+  std::string out = "-";
+};
+Outcome cmd_uri(const Globals& globals, const UriArgs& args);
 struct CheckArgs {
   int64_t within_days = 30;
 };

@@ -90,15 +90,17 @@ Result<void> check_absent(const std::string& path, std::string_view what) {
   return {};
 }
 
-Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what) {
-  CV_TRY(file, ReservedFile::create(path, what));
+Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what,
+                            mode_t mode) {
+  CV_TRY(file, ReservedFile::create(path, what, mode));
   return file.write(data);
 }
 
-Result<ReservedFile> ReservedFile::create(const std::string& path, std::string_view what) {
+Result<ReservedFile> ReservedFile::create(const std::string& path, std::string_view what,
+                                          mode_t mode) {
   CV_CHECK(check_absent(path, what));
   int fd = path == "-" ? STDOUT_FILENO
-                       : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                       : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return os_error("create", what, path, errno);
   return ReservedFile(path, std::string(what), fd);
 }

@@ -2,6 +2,8 @@
 // secret (PIN files, private keys, PKCS#12) is read straight into guarded memory.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -20,8 +22,9 @@ Result<SecureBytes> read_file_secure(const std::string& path, std::string_view w
                                      size_t max_size);
 // For public data (certificates).
 Result<std::string> read_text_file(const std::string& path, std::string_view what);
-// Creates `path` (never overwrites) and writes `data`; "-" writes to stdout.
-Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what);
+// Creates `path` (never overwrites) with `mode` and writes `data`; "-" writes to stdout.
+Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what,
+                            mode_t mode = 0644);
 // Fails when `path` exists, before any work that a later write would waste.
 Result<void> check_absent(const std::string& path, std::string_view what);
 
@@ -29,7 +32,8 @@ Result<void> check_absent(const std::string& path, std::string_view what);
 // before the vault changes; removed again unless written.
 class ReservedFile {
  public:
-  static Result<ReservedFile> create(const std::string& path, std::string_view what);
+  static Result<ReservedFile> create(const std::string& path, std::string_view what,
+                                     mode_t mode = 0644);
   ReservedFile(ReservedFile&& other) noexcept;
   ReservedFile& operator=(ReservedFile&&) = delete;
   ~ReservedFile();

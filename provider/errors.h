@@ -1,0 +1,66 @@
+// Errors go to OpenSSL's error queue under this provider's library code, with reason
+// strings; a debug log on stderr (or a file) is switched on by CERTVAULT_DEBUG.
+#pragma once
+
+#include <openssl/core.h>
+
+#include <new>
+#include <string_view>
+
+#include "error.h"
+
+namespace certvault::provider {
+
+struct ProvCtx;
+
+// Reason codes; their text is in kReasonStrings (provider.cc answers
+// OSSL_FUNC_PROVIDER_GET_REASON_STRINGS with it).
+enum Reason : int {
+  kBadUri = 1,
+  kNoSuchEntry,
+  kEntryUnusable,
+  kNoPin,
+  kWrongPin,
+  kPinLocked,
+  kVaultUnusable,
+  kKeyOperation,
+  kNotSupported,
+  kInternal,
+};
+extern const OSSL_ITEM kReasonStrings[];
+
+// Pushes one error with `message` (never a secret) onto the caller's error queue.
+void raise(const ProvCtx* ctx, Reason reason, std::string_view message, const char* file, int line,
+           const char* func) noexcept;
+// The reason for a keystore error, and the error pushed.
+Reason reason_for(Code code);
+void raise(const ProvCtx* ctx, const Error& e, const char* file, int line,
+           const char* func) noexcept;
+
+#define CV_RAISE(ctx, what, ...) \
+  ::certvault::provider::raise(ctx, what, ##__VA_ARGS__, __FILE__, __LINE__, __func__)
+
+// The C boundary: runs `f`, turning any C++ exception into `on_error` (and an error on
+// the queue when `ctx` is given), so that nothing unwinds into OpenSSL or its host.
+template <typename R, typename F>
+R guarded(const ProvCtx* ctx, R on_error, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    raise(ctx, kInternal, "out of memory", __FILE__, __LINE__, "certvault");
+  } catch (...) {
+    raise(ctx, kInternal, "unexpected failure in the certvault provider", __FILE__, __LINE__,
+          "certvault");
+  }
+  return on_error;
+}
+
+bool debug_enabled();
+// printf-style; costs one branch when CERTVAULT_DEBUG is unset.
+void debug_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+#define CV_DEBUG(...)                                                                          \
+  do {                                                                                         \
+    if (::certvault::provider::debug_enabled()) ::certvault::provider::debug_log(__VA_ARGS__); \
+  } while (0)
+
+}  // namespace certvault::provider

@@ -1,0 +1,346 @@
+// SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA and Ed25519 (provider-signature(7)).
+// Each context drives an ordinary EVP context in the keystore's library context, on the
+// vault key itself, so the default provider there does the arithmetic and the caller's
+// parameters (digest, padding, salt length, MGF1 digest) reach it unchanged. Nothing
+// here recurses into the caller's library context, and no lock is held while signing.
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <memory>
+#include <string>
+
+#include "errors.h"
+#include "key.h"
+#include "ossl.h"
+#include "provider.h"
+
+namespace certvault::provider {
+namespace {
+
+struct SigCtx {
+  const ProvCtx* prov = nullptr;
+  Algo algo = Algo::kEc;
+  SharedPkey key;      // the key the operation runs on (private to sign)
+  std::string name;    // for messages
+  ossl::PkeyCtx pctx;  // sign / verify
+  ossl::MdCtx md;      // digest-sign / digest-verify
+  EVP_PKEY_CTX* inner() const { return md ? EVP_MD_CTX_get_pkey_ctx(md.get()) : pctx.get(); }
+};
+
+template <Algo A>
+void* sig_new(void* provctx, const char*) {
+  return guarded<void*>(nullptr, nullptr, [&]() -> void* {
+    auto* c = new SigCtx;
+    c->prov = static_cast<const ProvCtx*>(provctx);
+    c->algo = A;
+    return c;
+  });
+}
+
+void sig_free(void* ctx) {
+  delete static_cast<SigCtx*>(ctx);
+}
+
+void* sig_dup(void* ctx) {
+  return guarded<void*>(nullptr, nullptr, [&]() -> void* {
+    const auto* from = static_cast<const SigCtx*>(ctx);
+    auto to = std::make_unique<SigCtx>();
+    to->prov = from->prov;
+    to->algo = from->algo;
+    to->key = from->key;
+    to->name = from->name;
+    if (from->pctx) {
+      to->pctx.reset(EVP_PKEY_CTX_dup(from->pctx.get()));
+      if (!to->pctx) return nullptr;
+    }
+    if (from->md) {
+      to->md.reset(EVP_MD_CTX_new());
+      if (!to->md || !EVP_MD_CTX_copy_ex(to->md.get(), from->md.get())) return nullptr;
+    }
+    return to.release();
+  });
+}
+
+// Chooses the key for an operation: its private half to sign, its public half to verify.
+bool take_key(SigCtx* c, void* provkey, bool sign) {
+  auto* k = static_cast<KeyData*>(provkey);
+  if (!k || k->algo != c->algo) {
+    CV_RAISE(c->prov, kKeyOperation, "the key is not of this signature algorithm's type");
+    return false;
+  }
+  c->name = k->name;
+  c->key = sign ? k->priv : k->pub;
+  if (!c->key) {
+    CV_RAISE(c->prov, kKeyOperation,
+             sign ? "a public key cannot sign; load the private key (certvault:NICKNAME with "
+                    "a PIN source)"
+                  : "the key has no public half");
+    return false;
+  }
+  c->pctx.reset();
+  c->md.reset();
+  return true;
+}
+
+// The inner call failed: its reason, after ours.
+int key_failure(const SigCtx* c, const char* what) {
+  const std::string reason = ossl::last_error();
+  CV_RAISE(c->prov, kKeyOperation,
+           std::string(what) + (c->name.empty() ? "" : " with " + c->name) + ": " + reason);
+  return 0;
+}
+
+int sig_sign_init(void* ctx, void* provkey, const OSSL_PARAM params[]) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!take_key(c, provkey, true)) return 0;
+    c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
+    if (!c->pctx || EVP_PKEY_sign_init_ex(c->pctx.get(), params) <= 0)
+      return key_failure(c, "starting a signature");
+    return 1;
+  });
+}
+
+int sig_verify_init(void* ctx, void* provkey, const OSSL_PARAM params[]) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!take_key(c, provkey, false)) return 0;
+    c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
+    if (!c->pctx || EVP_PKEY_verify_init_ex(c->pctx.get(), params) <= 0)
+      return key_failure(c, "starting a verification");
+    return 1;
+  });
+}
+
+int sig_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+             const unsigned char* tbs, size_t tbslen) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!c->pctx) return 0;
+    size_t len = sig ? sigsize : 0;
+    if (EVP_PKEY_sign(c->pctx.get(), sig, &len, tbs, tbslen) <= 0) return key_failure(c, "signing");
+    *siglen = len;
+    return 1;
+  });
+}
+
+int sig_verify(void* ctx, const unsigned char* sig, size_t siglen, const unsigned char* tbs,
+               size_t tbslen) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!c->pctx) return 0;
+    ERR_set_mark();
+    int ok = EVP_PKEY_verify(c->pctx.get(), sig, siglen, tbs, tbslen);
+    ERR_pop_to_mark();
+    return ok == 1 ? 1 : 0;
+  });
+}
+
+// A digest-sign context for a vault key, copied from its prototype for `mdname` (made on
+// first use); null when there is none to copy.
+ossl::MdCtx from_prototype(const KeyData* k, const char* mdname) {
+  if (!k->prototypes || !k->priv) return nullptr;
+  const std::string digest = mdname ? mdname : "";
+  std::lock_guard lock(k->prototypes->mu);
+  auto it = k->prototypes->by_digest.find(digest);
+  if (it == k->prototypes->by_digest.end()) {
+    ossl::MdCtx proto(EVP_MD_CTX_new());
+    ERR_set_mark();
+    const bool made = proto && EVP_DigestSignInit_ex(proto.get(), nullptr, mdname, ossl::libctx(),
+                                                     nullptr, k->priv.get(), nullptr) > 0;
+    ERR_pop_to_mark();
+    if (!made) return nullptr;
+    it = k->prototypes->by_digest
+             .emplace(digest, std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>(proto.release(),
+                                                                                 EVP_MD_CTX_free))
+             .first;
+  }
+  ossl::MdCtx copy(EVP_MD_CTX_new());
+  if (!copy || !EVP_MD_CTX_copy_ex(copy.get(), it->second.get())) return nullptr;
+  return copy;
+}
+
+int digest_init(SigCtx* c, const char* mdname, void* provkey, const OSSL_PARAM params[],
+                bool sign) {
+  if (!take_key(c, provkey, sign)) return 0;
+  if (mdname && !*mdname) mdname = nullptr;
+  const bool plain = !params || !params[0].key;
+  // Ed25519 signs the message itself (one-shot); its context is not copied.
+  if (sign && plain && c->algo != Algo::kEd25519) {
+    c->md = from_prototype(static_cast<const KeyData*>(provkey), mdname);
+    if (c->md) return 1;
+  }
+  c->md.reset(EVP_MD_CTX_new());
+  int ok = c->md ? (sign ? EVP_DigestSignInit_ex(c->md.get(), nullptr, mdname, ossl::libctx(),
+                                                 nullptr, c->key.get(), params)
+                         : EVP_DigestVerifyInit_ex(c->md.get(), nullptr, mdname, ossl::libctx(),
+                                                   nullptr, c->key.get(), params))
+                 : 0;
+  if (ok <= 0) {
+    c->md.reset();
+    return key_failure(c, sign ? "starting a signature" : "starting a verification");
+  }
+  return 1;
+}
+
+int sig_digest_sign_init(void* ctx, const char* mdname, void* provkey, const OSSL_PARAM params[]) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  return guarded(c->prov, 0, [&] { return digest_init(c, mdname, provkey, params, true); });
+}
+
+int sig_digest_verify_init(void* ctx, const char* mdname, void* provkey,
+                           const OSSL_PARAM params[]) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  return guarded(c->prov, 0, [&] { return digest_init(c, mdname, provkey, params, false); });
+}
+
+int sig_digest_sign_update(void* ctx, const unsigned char* data, size_t len) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  return c->md && EVP_DigestSignUpdate(c->md.get(), data, len) > 0;
+}
+
+int sig_digest_verify_update(void* ctx, const unsigned char* data, size_t len) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  return c->md && EVP_DigestVerifyUpdate(c->md.get(), data, len) > 0;
+}
+
+int sig_digest_sign_final(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!c->md) return 0;
+    size_t len = sig ? sigsize : 0;
+    if (EVP_DigestSignFinal(c->md.get(), sig, &len) <= 0) return key_failure(c, "signing");
+    *siglen = len;
+    return 1;
+  });
+}
+
+int sig_digest_verify_final(void* ctx, const unsigned char* sig, size_t siglen) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  if (!c->md) return 0;
+  ERR_set_mark();
+  int ok = EVP_DigestVerifyFinal(c->md.get(), sig, siglen);
+  ERR_pop_to_mark();
+  return ok == 1 ? 1 : 0;
+}
+
+int sig_digest_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
+                    const unsigned char* tbs, size_t tbslen) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!c->md) return 0;
+    size_t len = sig ? sigsize : 0;
+    if (EVP_DigestSign(c->md.get(), sig, &len, tbs, tbslen) <= 0) return key_failure(c, "signing");
+    *siglen = len;
+    return 1;
+  });
+}
+
+int sig_digest_verify(void* ctx, const unsigned char* sig, size_t siglen, const unsigned char* tbs,
+                      size_t tbslen) {
+  auto* c = static_cast<SigCtx*>(ctx);
+  if (!c->md) return 0;
+  ERR_set_mark();
+  int ok = EVP_DigestVerify(c->md.get(), sig, siglen, tbs, tbslen);
+  ERR_pop_to_mark();
+  return ok == 1 ? 1 : 0;
+}
+
+int sig_get_ctx_params(void* ctx, OSSL_PARAM params[]) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    EVP_PKEY_CTX* inner = c ? c->inner() : nullptr;
+    return inner && EVP_PKEY_CTX_get_params(inner, params) > 0 ? 1 : 0;
+  });
+}
+
+int sig_set_ctx_params(void* ctx, const OSSL_PARAM params[]) {
+  return guarded(nullptr, 0, [&] {
+    auto* c = static_cast<SigCtx*>(ctx);
+    if (!c) return 0;
+    if (!params || !params[0].key) return 1;
+    EVP_PKEY_CTX* inner = c->inner();
+    if (!inner) return 1;
+    if (EVP_PKEY_CTX_set_params(inner, params) <= 0)
+      return key_failure(c, "setting signature parameters");
+    return 1;
+  });
+}
+
+template <Algo A>
+const OSSL_PARAM* sig_gettable_ctx_params(void*, void*) {
+  static const OSSL_PARAM kRsa[] = {
+      OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr, 0),
+      OSSL_PARAM_END};
+  static const OSSL_PARAM kEc[] = {
+      OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
+      OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, nullptr),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0), OSSL_PARAM_END};
+  static const OSSL_PARAM kEd[] = {
+      OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0), OSSL_PARAM_END};
+  return A == Algo::kRsa ? kRsa : A == Algo::kEc ? kEc : kEd;
+}
+
+template <Algo A>
+const OSSL_PARAM* sig_settable_ctx_params(void*, void*) {
+  // PSS: pad-mode and saltlen come as integers or as strings ("pss", "digest", "max",
+  // "auto"); the default provider behind us takes both.
+  static const OSSL_PARAM kRsa[] = {
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_PROPERTIES, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, nullptr, 0),
+      OSSL_PARAM_END};
+  static const OSSL_PARAM kEc[] = {
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, nullptr, 0),
+      OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, nullptr, 0),
+      OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, nullptr), OSSL_PARAM_END};
+  static const OSSL_PARAM kEd[] = {OSSL_PARAM_END};
+  return A == Algo::kRsa ? kRsa : A == Algo::kEc ? kEc : kEd;
+}
+
+#define FN(id, f) \
+  { id, reinterpret_cast<void (*)(void)>(f) }
+
+template <Algo A>
+const OSSL_DISPATCH kFunctions[] = {
+    FN(OSSL_FUNC_SIGNATURE_NEWCTX, sig_new<A>),
+    FN(OSSL_FUNC_SIGNATURE_FREECTX, sig_free),
+    FN(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dup),
+    FN(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init),
+    FN(OSSL_FUNC_SIGNATURE_SIGN, sig_sign),
+    FN(OSSL_FUNC_SIGNATURE_VERIFY_INIT, sig_verify_init),
+    FN(OSSL_FUNC_SIGNATURE_VERIFY, sig_verify),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, sig_digest_sign_update),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, sig_digest_sign_final),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN, sig_digest_sign),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, sig_digest_verify_init),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, sig_digest_verify_update),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, sig_digest_verify_final),
+    FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY, sig_digest_verify),
+    FN(OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, sig_get_ctx_params),
+    FN(OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, sig_gettable_ctx_params<A>),
+    FN(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params),
+    FN(OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, sig_settable_ctx_params<A>),
+    {0, nullptr}};
+
+}  // namespace
+
+const OSSL_ALGORITHM kSignatureAlgorithms[] = {
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", CV_PROPS, kFunctions<Algo::kRsa>,
+     "certvault RSA signatures (PKCS#1 v1.5, PSS)"},
+    {"ECDSA", CV_PROPS, kFunctions<Algo::kEc>, "certvault ECDSA"},
+    {"ED25519:1.3.101.112", CV_PROPS, kFunctions<Algo::kEd25519>, "certvault Ed25519"},
+    {nullptr, nullptr, nullptr, nullptr}};
+
+}  // namespace certvault::provider

@@ -1,0 +1,77 @@
+// The vaults this provider activation has opened, and the private keys it has unlocked.
+// A vault handle is not thread-safe, so each is used under its own mutex; the maps have
+// theirs. No lock is held while a key signs: keys are shared, immutable EVP_PKEYs in the
+// keystore's private library context.
+#pragma once
+
+#include <openssl/core.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "secure.h"
+#include "types.h"
+#include "uri.h"
+#include "vault.h"
+
+namespace certvault::provider {
+
+struct ProvCtx;
+
+// One generation of an entry as a load resolved it: public data only.
+struct Resolved {
+  std::filesystem::path dir;
+  std::string vault_id;
+  std::string nickname;
+  uint32_t generation = 0;
+  KeyType key_type = KeyType::kEcP256;
+  std::string key_id;
+  std::vector<uint8_t> cert;
+  std::vector<std::vector<uint8_t>> chain;  // issuer first
+  std::vector<uint8_t> spki;
+};
+
+// Where a PIN may come from, in DESIGN.md's order after the URI and the provider's
+// configuration: the application's passphrase callback, then a terminal prompt.
+struct PinCallback {
+  OSSL_PASSPHRASE_CALLBACK* cb = nullptr;
+  void* arg = nullptr;
+};
+
+class Vaults {
+ public:
+  explicit Vaults(const ProvCtx* ctx) : ctx_(ctx) {}
+
+  // The vault a URI names: vault= in the URI, else `vault` in openssl.cnf, else the
+  // default vault ($CERTVAULT_VAULT...).
+  std::filesystem::path dir_for(const VaultUri& uri) const;
+  // The newest active generation of `nickname` (or the one with the URI's serial),
+  // read afresh from the vault.
+  Result<Resolved> resolve(const VaultUri& uri, const std::string& nickname);
+  // Nicknames of every entry with a usable generation, for a URI that names none.
+  Result<std::vector<std::string>> nicknames(const VaultUri& uri);
+  // The private key of a resolved generation, unlocked once per process and vault.
+  Result<std::shared_ptr<EVP_PKEY>> private_key(const Resolved& r, const VaultUri& uri,
+                                                const PinCallback& pin);
+
+ private:
+  struct Slot {
+    std::mutex mu;
+    std::optional<Vault> vault;
+  };
+  Result<std::shared_ptr<Slot>> slot(const std::filesystem::path& dir);
+  Result<SecureBytes> pin_for(const Resolved& r, const VaultUri& uri, const PinCallback& pin);
+
+  const ProvCtx* ctx_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_;     // by directory
+  std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // by "vault id/key id"
+};
+
+}  // namespace certvault::provider

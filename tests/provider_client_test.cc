@@ -1,0 +1,341 @@
+// The provider loaded in-process, as an application on libcrypto/libssl uses it: a URI
+// opened with OSSL_STORE, its key given to SSL_CTX_use_PrivateKey() and used for mutual
+// TLS against an in-process server; the URI-in-PEM file read by PEM_read_bio_PrivateKey()
+// and SSL_CTX_use_PrivateKey_file(); one PIN prompt per process; signing from threads.
+#include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/ssl.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
+#include <openssl/x509.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.h"
+#include "test_vault.h"
+
+#ifndef CERTVAULT_PROVIDER_DIR
+#error "CERTVAULT_PROVIDER_DIR must name the directory of certvault.so"
+#endif
+
+namespace cvtest {
+namespace {
+
+using certvault::KeyType;
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+struct SslFree {
+  void operator()(SSL* p) const { SSL_free(p); }
+};
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+std::atomic<int> g_prompts{0};
+
+// A passphrase callback as applications write one: it answers with the test PIN.
+int pin_callback(char* buf, int size, int, void*) {
+  ++g_prompts;
+  const int n = static_cast<int>(std::min<size_t>(kPin.size(), static_cast<size_t>(size)));
+  std::memcpy(buf, kPin.data(), static_cast<size_t>(n));
+  return n;
+}
+
+// Every queued OpenSSL error, for assertion messages.
+std::string errors() {
+  std::string out;
+  unsigned long e;
+  char buf[256];
+  while ((e = ERR_get_error()) != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    out += std::string(buf) + "\n";
+  }
+  return out;
+}
+
+class ProviderInProcess : public VaultTest {
+ protected:
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    ERR_clear_error();
+    ASSERT_EQ(OSSL_PROVIDER_set_default_search_path(nullptr, CERTVAULT_PROVIDER_DIR), 1);
+    certvault_ = OSSL_PROVIDER_load(nullptr, "certvault");
+    ASSERT_NE(certvault_, nullptr) << errors();
+    default_ = OSSL_PROVIDER_load(nullptr, "default");
+    ASSERT_NE(default_, nullptr) << errors();
+    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+    g_prompts = 0;
+  }
+
+  void TearDown() override {
+    if (default_) OSSL_PROVIDER_unload(default_);
+    if (certvault_) OSSL_PROVIDER_unload(certvault_);
+  }
+
+  // certvault:NICKNAME?vault=DIR[&pin-source=file:PIN]
+  std::string uri(const std::string& nickname, bool with_pin = true) const {
+    std::string out = "certvault:" + nickname + "?vault=" + dir_.string();
+    if (with_pin) out += "&pin-source=file:" + pin_file_.string();
+    return out;
+  }
+
+  // The first certificate and the private key a STORE load of `u` yields.
+  void load(const std::string& u, X509Ptr& cert, PkeyPtr& key, UI_METHOD* ui = nullptr) {
+    OSSL_STORE_CTX* store =
+        OSSL_STORE_open_ex(u.c_str(), nullptr, nullptr, ui, nullptr, nullptr, nullptr, nullptr);
+    ASSERT_NE(store, nullptr) << errors();
+    for (int i = 0; i < 10 && !OSSL_STORE_eof(store); ++i) {
+      OSSL_STORE_INFO* info = OSSL_STORE_load(store);
+      if (!info) continue;
+      if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_CERT && !cert)
+        cert.reset(OSSL_STORE_INFO_get1_CERT(info));
+      if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+        key.reset(OSSL_STORE_INFO_get1_PKEY(info));
+      OSSL_STORE_INFO_free(info);
+    }
+    EXPECT_FALSE(OSSL_STORE_error(store)) << errors();
+    OSSL_STORE_close(store);
+  }
+
+  // A TLS server context with a throwaway certificate that requires a client certificate
+  // from the vault CA.
+  SslCtxPtr server_ctx(int version) {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+    server_key_ = generate_ec_key();
+    auto cert = make_self_signed(server_key_.get(), "localhost", 0, 86400);
+    SSL_CTX_use_certificate(ctx.get(), cert.get());
+    SSL_CTX_use_PrivateKey(ctx.get(), server_key_.get());
+    SSL_CTX_set_min_proto_version(ctx.get(), version);
+    SSL_CTX_set_max_proto_version(ctx.get(), version);
+    auto ca = vault().ca_certificate_der();
+    EXPECT_TRUE(ca);
+    auto ca_cert = x509_from_der(*ca);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca_cert.get());
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    return ctx;
+  }
+
+  // One handshake over a memory BIO pair; the server's view of the client certificate's
+  // subject, or "" when the handshake failed.
+  std::string handshake(SSL_CTX* client_ctx, int version) {
+    auto sctx = server_ctx(version);
+    SslPtr server(SSL_new(sctx.get())), client(SSL_new(client_ctx));
+    BIO *cbio = nullptr, *sbio = nullptr;
+    BIO_new_bio_pair(&cbio, 0, &sbio, 0);
+    SSL_set_bio(client.get(), cbio, cbio);
+    SSL_set_bio(server.get(), sbio, sbio);
+    SSL_set_connect_state(client.get());
+    SSL_set_accept_state(server.get());
+    bool client_done = false, server_done = false;
+    for (int i = 0; i < 100 && !(client_done && server_done); ++i) {
+      if (!client_done) {
+        int r = SSL_do_handshake(client.get());
+        if (r == 1)
+          client_done = true;
+        else if (int e = SSL_get_error(client.get(), r);
+                 e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+          return "";
+      }
+      if (!server_done) {
+        int r = SSL_do_handshake(server.get());
+        if (r == 1)
+          server_done = true;
+        else if (int e = SSL_get_error(server.get(), r);
+                 e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+          return "";
+      }
+    }
+    if (!client_done || !server_done) return "";
+    // TLS 1.3 sends the client's Finished after its certificate; read to let the server
+    // process it fully.
+    X509* peer = SSL_get0_peer_certificate(server.get());
+    if (!peer || SSL_get_verify_result(server.get()) != X509_V_OK) return "";
+    char name[256];
+    X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
+    return name;
+  }
+
+  fs::path pin_file_;
+  OSSL_PROVIDER* certvault_ = nullptr;
+  OSSL_PROVIDER* default_ = nullptr;
+  PkeyPtr server_key_;
+};
+
+TEST_F(ProviderInProcess, StoreKeyServesSslCtxUsePrivateKeyForMutualTls) {
+  for (auto [nick, type] : {std::pair{"ec", KeyType::kEcP256}, std::pair{"rsa", KeyType::kRsa2048},
+                            std::pair{"ed", KeyType::kEd25519}}) {
+    SCOPED_TRACE(nick);
+    issue(nick, 100, type);
+    X509Ptr cert;
+    PkeyPtr key;
+    load(uri(nick), cert, key);
+    ASSERT_TRUE(cert && key) << errors();
+    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    ASSERT_EQ(SSL_CTX_use_certificate(ctx.get(), cert.get()), 1) << errors();
+    ASSERT_EQ(SSL_CTX_use_PrivateKey(ctx.get(), key.get()), 1) << errors();
+    ASSERT_EQ(SSL_CTX_check_private_key(ctx.get()), 1) << errors();
+    // A successful call leaves nothing on the error queue.
+    EXPECT_EQ(ERR_peek_error(), 0u) << errors();
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+      SCOPED_TRACE(version);
+      EXPECT_EQ(handshake(ctx.get(), version), std::string("/CN=") + nick) << errors();
+    }
+  }
+}
+
+TEST_F(ProviderInProcess, PassphraseCallbackIsAskedOncePerProcess) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  issue("second", 100, KeyType::kEcP256);
+  UI_METHOD* ui = UI_UTIL_wrap_read_pem_callback(pin_callback, 0);
+  for (const char* nick : {"api-prod", "api-prod", "second"}) {
+    X509Ptr cert;
+    PkeyPtr key;
+    load(uri(nick, /*with_pin=*/false), cert, key, ui);
+    EXPECT_TRUE(key) << nick << ": " << errors();
+  }
+  UI_destroy_method(ui);
+  EXPECT_EQ(g_prompts.load(), 1);
+}
+
+TEST_F(ProviderInProcess, UriPemFileIsReadAsThePrivateKey) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  const auto key_file = tmp_ / "api-prod.key";
+  auto made =
+      run({cli(), "--vault", dir_.string(), "uri", "api-prod", "--pem", "-o", key_file.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+
+  BIO* bio = BIO_new_file(key_file.c_str(), "r");
+  ASSERT_NE(bio, nullptr);
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio, nullptr, pin_callback, nullptr));
+  BIO_free(bio);
+  ASSERT_TRUE(key) << errors();
+  auto cert_der = vault().certificate_der("api-prod");
+  ASSERT_TRUE(cert_der);
+  auto cert = x509_from_der(*cert_der);
+  EXPECT_EQ(X509_check_private_key(cert.get(), key.get()), 1) << errors();
+
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_default_passwd_cb(ctx.get(), pin_callback);
+  ASSERT_EQ(SSL_CTX_use_certificate(ctx.get(), cert.get()), 1) << errors();
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM), 1)
+      << errors();
+  EXPECT_EQ(handshake(ctx.get(), TLS1_3_VERSION), "/CN=api-prod") << errors();
+}
+
+TEST_F(ProviderInProcess, SignsFromManyThreadsWithOneKey) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  X509Ptr cert;
+  PkeyPtr key;
+  load(uri("api-prod"), cert, key);
+  ASSERT_TRUE(cert && key) << errors();
+  EVP_PKEY* pub = X509_get0_pubkey(cert.get());
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        const std::string msg = "message " + std::to_string(t) + "/" + std::to_string(i);
+        const auto* data = reinterpret_cast<const unsigned char*>(msg.data());
+        unsigned char sig[128];
+        size_t len = sizeof sig;
+        EVP_MD_CTX* s = EVP_MD_CTX_new();
+        bool ok = EVP_DigestSignInit(s, nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
+                  EVP_DigestSign(s, sig, &len, data, msg.size()) == 1;
+        EVP_MD_CTX_free(s);
+        EVP_MD_CTX* v = EVP_MD_CTX_new();
+        ok = ok && EVP_DigestVerifyInit(v, nullptr, EVP_sha256(), nullptr, pub) == 1 &&
+             EVP_DigestVerify(v, sig, len, data, msg.size()) == 1;
+        EVP_MD_CTX_free(v);
+        if (ok) ++good;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good.load(), 100) << errors();
+}
+
+TEST_F(ProviderInProcess, PublicKeyNeedsNoPinAndMatchesTheCertificate) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  UI_METHOD* ui = UI_UTIL_wrap_read_pem_callback(pin_callback, 0);
+  const std::string u = uri("api-prod", /*with_pin=*/false);
+  OSSL_STORE_CTX* store =
+      OSSL_STORE_open_ex(u.c_str(), nullptr, nullptr, ui, nullptr, nullptr, nullptr, nullptr);
+  ASSERT_NE(store, nullptr) << errors();
+  ASSERT_EQ(OSSL_STORE_expect(store, OSSL_STORE_INFO_PUBKEY), 1);
+  PkeyPtr pub;
+  for (int i = 0; i < 5 && !OSSL_STORE_eof(store) && !pub; ++i) {
+    OSSL_STORE_INFO* info = OSSL_STORE_load(store);
+    if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
+      pub.reset(OSSL_STORE_INFO_get1_PUBKEY(info));
+    OSSL_STORE_INFO_free(info);
+  }
+  OSSL_STORE_close(store);
+  UI_destroy_method(ui);
+  ASSERT_TRUE(pub) << errors();
+  EXPECT_EQ(g_prompts.load(), 0);
+  auto der = vault().certificate_der("api-prod");
+  ASSERT_TRUE(der);
+  auto cert = x509_from_der(*der);
+  EXPECT_EQ(EVP_PKEY_eq(pub.get(), X509_get0_pubkey(cert.get())), 1);
+  EXPECT_EQ(ERR_peek_error(), 0u) << errors();
+}
+
+TEST_F(ProviderInProcess, SearchByAliasFindsTheEntry) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  issue("other", 100, KeyType::kRsa2048);
+  const std::string u = "certvault:?vault=" + dir_.string();
+  OSSL_STORE_CTX* store =
+      OSSL_STORE_open_ex(u.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  ASSERT_NE(store, nullptr) << errors();
+  OSSL_STORE_SEARCH* search = OSSL_STORE_SEARCH_by_alias("other");
+  ASSERT_EQ(OSSL_STORE_supports_search(store, OSSL_STORE_SEARCH_BY_ALIAS), 1);
+  ASSERT_EQ(OSSL_STORE_find(store, search), 1) << errors();
+  ASSERT_EQ(OSSL_STORE_expect(store, OSSL_STORE_INFO_CERT), 1);
+  std::vector<std::string> subjects;
+  for (int i = 0; i < 10 && !OSSL_STORE_eof(store); ++i) {
+    OSSL_STORE_INFO* info = OSSL_STORE_load(store);
+    if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_CERT) {
+      char name[256];
+      X509_NAME_oneline(X509_get_subject_name(OSSL_STORE_INFO_get0_CERT(info)), name, sizeof name);
+      subjects.emplace_back(name);
+    }
+    OSSL_STORE_INFO_free(info);
+  }
+  OSSL_STORE_SEARCH_free(search);
+  OSSL_STORE_close(store);
+  // The entry's certificate, then its CA; nothing of "api-prod".
+  ASSERT_EQ(subjects.size(), 2u) << errors();
+  EXPECT_EQ(subjects[0], "/CN=other");
+  EXPECT_EQ(subjects[1], "/CN=ops CA");
+}
+
+TEST_F(ProviderInProcess, WrongPinFailsWithReasonOnTheErrorQueue) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  auto wrong = write_secret_file(tmp_ / "wrong", "nope");
+  const std::string u =
+      "certvault:api-prod?vault=" + dir_.string() + "&pin-source=file:" + wrong.string();
+  OSSL_STORE_CTX* store =
+      OSSL_STORE_open_ex(u.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  ASSERT_NE(store, nullptr) << errors();
+  ASSERT_EQ(OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY), 1);
+  OSSL_STORE_INFO* info = OSSL_STORE_load(store);
+  EXPECT_EQ(info, nullptr);
+  OSSL_STORE_INFO_free(info);
+  EXPECT_TRUE(OSSL_STORE_error(store));
+  OSSL_STORE_close(store);
+  const std::string queued = errors();
+  EXPECT_NE(queued.find("certvault"), std::string::npos) << queued;
+  EXPECT_NE(queued.find("wrong PIN"), std::string::npos) << queued;
+}
+
+}  // namespace
+}  // namespace cvtest
