@@ -46,17 +46,14 @@ void free_at_exit() {
   std::call_once(once, [] { OPENSSL_atexit(release_libctx); });
 }
 
+// The most recent error is the failed call's own; everything queued before it may be the
+// application's (a provider or module runs inside someone else's program), so the queue
+// is only read, never cleared.
 std::string last_error() {
-  unsigned long e = ERR_get_error();
-  std::string out;
-  if (e) {
-    const char* reason = ERR_reason_error_string(e);
-    out = reason ? reason : "error " + std::to_string(ERR_GET_REASON(e));
-  } else {
-    out = "unknown error";
-  }
-  ERR_clear_error();
-  return out;
+  const unsigned long e = ERR_peek_last_error();
+  if (!e) return "unknown error";
+  const char* reason = ERR_reason_error_string(e);
+  return reason ? reason : "error " + std::to_string(ERR_GET_REASON(e));
 }
 
 std::unexpected<Error> crypto_fail(std::string_view what) {

@@ -53,7 +53,8 @@ void release_libctx();
 // For programs (not loadable modules): free that context when OpenSSL cleans up at exit.
 void free_at_exit();
 
-// The oldest queued OpenSSL reason, for an error sentence; clears the queue.
+// The reason of the newest queued OpenSSL error, for an error sentence. Leaves the queue
+// as it is: what came before may be the host application's.
 std::string last_error();
 // Fails with kCrypto and "<what>: <openssl reason>".
 std::unexpected<Error> crypto_fail(std::string_view what);

@@ -2,6 +2,7 @@
 #include "vault.h"
 
 #include <dirent.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,15 +27,25 @@ Entry to_entry(const manifest::EntryRecord& r) {
   return e;
 }
 
+// secure_getenv: a setuid or setgid program (the provider and the PKCS#11 module load
+// into those too) takes no vault from the environment of whoever started it. Without
+// $HOME, the effective user's home from the password database, not the working directory.
 fs::path default_vault_dir() {
-  if (const char* v = std::getenv("CERTVAULT_VAULT"); v && *v) return v;
+  if (const char* v = ::secure_getenv("CERTVAULT_VAULT"); v && *v) return v;
   fs::path base;
-  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) {
+  if (const char* x = ::secure_getenv("XDG_DATA_HOME"); x && *x) {
     base = x;
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
+  } else if (const char* h = ::secure_getenv("HOME"); h && *h) {
     base = fs::path(h) / ".local" / "share";
   } else {
-    base = ".";
+    passwd pw{};
+    passwd* found = nullptr;
+    char buf[4096];
+    if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found && found->pw_dir &&
+        found->pw_dir[0] == '/')
+      base = fs::path(found->pw_dir) / ".local" / "share";
+    else
+      base = ".";
   }
   return base / "certvault" / "default";
 }

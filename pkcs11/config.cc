@@ -27,9 +27,9 @@ std::vector<std::filesystem::path> read_list(const std::filesystem::path& file) 
 
 std::vector<std::filesystem::path> configured_vaults() {
   std::vector<std::filesystem::path> candidates;
-  if (const char* c = std::getenv("CERTVAULT_PKCS11_CONF"); c && *c) candidates.emplace_back(c);
+  if (const char* c = ::secure_getenv("CERTVAULT_PKCS11_CONF"); c && *c) candidates.emplace_back(c);
   candidates.emplace_back("/etc/certvault/pkcs11.conf");
-  if (const char* h = std::getenv("HOME"); h && *h)
+  if (const char* h = ::secure_getenv("HOME"); h && *h)
     candidates.push_back(std::filesystem::path(h) / ".config" / "certvault" / "pkcs11.conf");
   std::error_code ec;
   for (const auto& file : candidates)

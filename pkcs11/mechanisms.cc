@@ -293,10 +293,11 @@ CK_RV SignOperation::finish(uint8_t* out, CK_ULONG* out_len) {
     return CKR_OK;
   }
   if (result_.empty()) {
-    if (CK_RV rv = compute(); rv != CKR_OK) {
-      ERR_clear_error();
-      return rv;
-    }
+    // The module reports through CK_RV; OpenSSL's errors go, the host's own stay.
+    ERR_set_mark();
+    CK_RV rv = compute();
+    ERR_pop_to_mark();
+    if (rv != CKR_OK) return rv;
   }
   if (*out_len < result_.size()) {
     *out_len = result_.size();
@@ -314,6 +315,7 @@ CK_RV SignOperation::check(const uint8_t* signature, size_t len) {
     sig = ecdsa_der(sig);  // PKCS#11 gives r || s; OpenSSL takes DER
     if (sig.empty()) return CKR_SIGNATURE_INVALID;
   }
+  ERR_set_mark();  // a bad signature leaves no error in the host's queue
   int ok = 0;
   if (md_ctx_) {
     ok = EVP_DigestVerifyFinal(md_ctx_, sig.data(), sig.size());
@@ -325,10 +327,13 @@ CK_RV SignOperation::check(const uint8_t* signature, size_t len) {
          EVP_DigestVerify(md.get(), sig.data(), sig.size(), data_.data(), data_.size()) == 1;
   } else {
     ossl::PkeyCtx pctx;
-    if (CK_RV rv = raw_context(pctx); rv != CKR_OK) return rv;
+    if (CK_RV rv = raw_context(pctx); rv != CKR_OK) {
+      ERR_pop_to_mark();
+      return rv;
+    }
     ok = EVP_PKEY_verify(pctx.get(), sig.data(), sig.size(), data_.data(), data_.size());
   }
-  ERR_clear_error();
+  ERR_pop_to_mark();
   return ok == 1 ? CKR_OK : CKR_SIGNATURE_INVALID;
 }
 

@@ -50,6 +50,9 @@ struct Module {
 // may be held by threads that do not exist in the child.
 std::mutex g_init;
 std::atomic<Module*> g_module{nullptr};
+// This process's id, kept by the fork handler so that the calls on the signing path make
+// no system call to learn it.
+std::atomic<pid_t> g_pid{0};
 
 void fork_prepare() {
   g_init.lock();
@@ -58,12 +61,13 @@ void fork_parent() {
   g_init.unlock();
 }
 void fork_child() {
+  g_pid.store(::getpid(), std::memory_order_relaxed);
   g_init.unlock();
 }
 
 Module* module() {
   Module* m = g_module.load(std::memory_order_acquire);
-  return m && m->pid == ::getpid() ? m : nullptr;
+  return m && m->pid == g_pid.load(std::memory_order_relaxed) ? m : nullptr;
 }
 
 template <typename F>
@@ -167,7 +171,8 @@ CV_EXPORT CK_RV C_Initialize(CK_VOID_PTR init_args) {
     if (module()) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
     if (sodium_init() < 0 || !ossl::libctx()) return CKR_FUNCTION_FAILED;
     auto m = std::make_unique<Module>();
-    m->pid = ::getpid();
+    g_pid.store(::getpid(), std::memory_order_relaxed);
+    m->pid = g_pid.load(std::memory_order_relaxed);
     for (const auto& dir : configured_vaults()) m->tokens.push_back(std::make_unique<Token>(dir));
     g_module.store(m.release(), std::memory_order_release);
     return CKR_OK;

@@ -11,8 +11,11 @@
 #include <openssl/params.h>
 #include <openssl/pem.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "errors.h"
 #include "objects.h"
@@ -30,15 +33,29 @@ struct DecoderCtx {
   ProvCtx* prov = nullptr;
 };
 
+// What a decoder read, wiped when it is done with: the URI in a file is no secret, but a
+// hand-written one might still carry a pin-value (which key_decode refuses).
+struct Input {
+  std::vector<char> bytes = std::vector<char>(kMaxInput + 1);
+  size_t used = 0;
+  Input() = default;
+  Input(const Input&) = delete;
+  Input& operator=(const Input&) = delete;
+  ~Input() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+  std::string_view view() const { return {bytes.data(), used}; }
+};
+
 // Reads at most kMaxInput bytes; a longer input is not a URI file.
-bool read_all(const ProvCtx* prov, OSSL_CORE_BIO* in, std::string& out) {
-  char buf[1024];
-  while (out.size() <= kMaxInput) {
+bool read_all(const ProvCtx* prov, OSSL_CORE_BIO* in, Input& out) {
+  while (out.used < out.bytes.size()) {
     size_t got = 0;
-    if (!prov->core.bio_read_ex(in, buf, sizeof buf, &got) || got == 0) break;
-    out.append(buf, got);
+    if (!prov->core.bio_read_ex(in, out.bytes.data() + out.used, out.bytes.size() - out.used,
+                                &got) ||
+        got == 0)
+      break;
+    out.used += got;
   }
-  return out.size() <= kMaxInput;
+  return out.used <= kMaxInput;
 }
 
 void* dec_new(void* provctx) {
@@ -63,16 +80,19 @@ int pem_decode(void* ctx, OSSL_CORE_BIO* in, int, OSSL_CALLBACK* data_cb, void* 
                OSSL_PASSPHRASE_CALLBACK*, void*) {
   auto* c = static_cast<DecoderCtx*>(ctx);
   try {
-    std::string text;
+    Input input;
     const std::string begin = "-----BEGIN " + std::string(kUriPemLabel) + "-----";
-    if (!read_all(c->prov, in, text) || text.find(begin) == std::string::npos) return 1;
-    ossl::Bio bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+    if (!read_all(c->prov, in, input) || input.view().find(begin) == std::string_view::npos)
+      return 1;
+    ossl::Bio bio(BIO_new_mem_buf(input.bytes.data(), static_cast<int>(input.used)));
     char* name = nullptr;
     char* header = nullptr;
     unsigned char* data = nullptr;
     long len = 0;
     ERR_set_mark();
-    int ok = bio && PEM_read_bio(bio.get(), &name, &header, &data, &len) > 0;
+    // PEM_read_bio's own flags, plus buffers that are wiped when freed.
+    int ok = bio && PEM_read_bio_ex(bio.get(), &name, &header, &data, &len,
+                                    PEM_FLAG_EAY_COMPATIBLE | PEM_FLAG_SECURE) > 0;
     ERR_pop_to_mark();
     int result = 1;
     if (ok && name && kUriPemLabel == name && len > 0) {
@@ -83,9 +103,9 @@ int pem_decode(void* ctx, OSSL_CORE_BIO* in, int, OSSL_CALLBACK* data_cb, void* 
           OSSL_PARAM_construct_end()};
       result = data_cb(params, data_cbarg);
     }
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
+    if (name) OPENSSL_secure_clear_free(name, std::strlen(name));
+    if (header) OPENSSL_secure_clear_free(header, std::strlen(header));
+    if (data) OPENSSL_secure_clear_free(data, static_cast<size_t>(len));
     return result;
   } catch (...) {
     CV_RAISE(c->prov, kInternal, "unexpected failure reading a certvault URI file");
@@ -99,13 +119,21 @@ int key_decode(void* ctx, OSSL_CORE_BIO* in, int selection, OSSL_CALLBACK* data_
                void* data_cbarg, OSSL_PASSPHRASE_CALLBACK* pw_cb, void* pw_cbarg) {
   auto* c = static_cast<DecoderCtx*>(ctx);
   try {
-    std::string text;
-    if (!read_all(c->prov, in, text)) return 1;
+    Input input;
+    if (!read_all(c->prov, in, input)) return 1;
+    std::string_view text = input.view();
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == '\0'))
-      text.pop_back();
+      text.remove_suffix(1);
     auto uri = parse_uri(text);
     if (!uri) {
       CV_RAISE(c->prov, uri.error());
+      return 0;
+    }
+    if (uri->pin_value) {
+      CV_RAISE(c->prov, kBadUri,
+               "a certvault URI file must hold no secret, and this one has pin-value=; write "
+               "the PIN into a file of mode 0600, name it with pin-source=file:PATH, and "
+               "write the URI file again (certvault uri NICKNAME --pem)");
       return 0;
     }
     if (uri->nickname.empty()) {
@@ -136,9 +164,6 @@ int key_decode(void* ctx, OSSL_CORE_BIO* in, int selection, OSSL_CALLBACK* data_
 int dec_export_object(void*, const void*, size_t, OSSL_CALLBACK*, void*) {
   return 0;
 }
-
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
 
 const OSSL_DISPATCH kPemFunctions[] = {FN(OSSL_FUNC_DECODER_NEWCTX, dec_new),
                                        FN(OSSL_FUNC_DECODER_FREECTX, dec_free),

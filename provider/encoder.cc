@@ -60,9 +60,6 @@ int enc_encode(void* ctx, OSSL_CORE_BIO* out, const void* obj_raw, const OSSL_PA
   }
 }
 
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
-
 template <bool Pem>
 const OSSL_DISPATCH kFunctions[] = {FN(OSSL_FUNC_ENCODER_NEWCTX, enc_new),
                                     FN(OSSL_FUNC_ENCODER_FREECTX, enc_free),

@@ -1,5 +1,9 @@
 #include "errors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -77,14 +81,26 @@ void raise(const ProvCtx* ctx, const Error& e, const char* file, int line,
 namespace {
 
 // CERTVAULT_DEBUG unset, empty or "0": off; a path starting with '/': appended there;
-// anything else: stderr.
+// anything else: stderr. secure_getenv: in a setuid or setgid program (which loads the
+// provider when openssl.cnf names it) the variable is not there, so nobody can make such a
+// program write where they cannot. The file is never reached through a symbolic link and
+// is created owner-only.
 FILE* debug_stream() {
   static FILE* stream = []() -> FILE* {
-    const char* v = std::getenv("CERTVAULT_DEBUG");
+    const char* v = ::secure_getenv("CERTVAULT_DEBUG");
     if (!v || !*v || std::strcmp(v, "0") == 0) return nullptr;
-    if (v[0] == '/') {
-      if (FILE* f = std::fopen(v, "ae")) return f;
+    if (v[0] != '/') return stderr;
+    const int fd = ::open(v, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      if (FILE* f = ::fdopen(fd, "a")) return f;
+      const int err = errno;
+      ::close(fd);
+      errno = err;
     }
+    std::fprintf(stderr,
+                 "certvault-provider: cannot open the debug log %s (%s); logging to "
+                 "standard error instead\n",
+                 v, std::strerror(errno));
     return stderr;
   }();
   return stream;

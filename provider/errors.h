@@ -37,6 +37,10 @@ Reason reason_for(Code code);
 void raise(const ProvCtx* ctx, const Error& e, const char* file, int line,
            const char* func) noexcept;
 
+// One entry of an OSSL_DISPATCH table.
+#define FN(id, f) \
+  { id, reinterpret_cast<void (*)(void)>(f) }
+
 #define CV_RAISE(ctx, what, ...) \
   ::certvault::provider::raise(ctx, what, ##__VA_ARGS__, __FILE__, __LINE__, __func__)
 
@@ -56,7 +60,8 @@ R guarded(const ProvCtx* ctx, R on_error, F&& f) noexcept {
 }
 
 bool debug_enabled();
-// printf-style; costs one branch when CERTVAULT_DEBUG is unset.
+// printf-style; costs one branch when CERTVAULT_DEBUG is unset. The variable is read with
+// secure_getenv(), so a setuid or setgid program that loads the provider never logs.
 void debug_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 #define CV_DEBUG(...)                                                                          \
   do {                                                                                         \

@@ -61,6 +61,9 @@ struct KeyData {
   std::string name;    // "certvault:NICKNAME", for the debug log
   bool vault = false;  // a vault key: its private half is never exported
   std::shared_ptr<SignPrototypes> prototypes;  // vault keys only; shared by every copy
+  // An ordinary key whose `pub` holds domain parameters but no public key (an EC key made
+  // by EVP_PKEY_copy_parameters() or by parameter generation).
+  bool params_only = false;
 };
 
 // What a STORE or DECODER passes as OSSL_OBJECT_PARAM_REFERENCE: a pointer to this,

@@ -3,7 +3,8 @@
 // never exported; every public question is answered by the public key kept beside it.
 // Keys that are not vault keys (imported or generated here because a caller fetched this
 // provider's KEYMGMT for an ordinary key) are kept whole in the same context, so that
-// such a caller loses nothing.
+// such a caller loses nothing: every copy is a copy (never a second handle on the same
+// EVP_PKEY), and checks, `has` and exports answer for what the key really holds.
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
@@ -12,6 +13,7 @@
 #include <openssl/params.h>
 
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "errors.h"
@@ -42,10 +44,57 @@ int evp_selection(int selection) {
   return EVP_PKEY_KEY_PARAMETERS;
 }
 
+// Frees what EVP_PKEY_todata() made, wiping each value first, since it may hold a private
+// key (OSSL_PARAM_clear_free() is OpenSSL 3.2+). Pointer types are left alone: their
+// data_size is the size of what they point to, not of the pointer.
+void clear_free(OSSL_PARAM* params) {
+  if (!params) return;
+  for (OSSL_PARAM* p = params; p->key; ++p) {
+    const bool inline_value =
+        p->data_type == OSSL_PARAM_INTEGER || p->data_type == OSSL_PARAM_UNSIGNED_INTEGER ||
+        p->data_type == OSSL_PARAM_REAL || p->data_type == OSSL_PARAM_UTF8_STRING ||
+        p->data_type == OSSL_PARAM_OCTET_STRING;
+    if (inline_value && p->data && p->data_size) OPENSSL_cleanse(p->data, p->data_size);
+  }
+  OSSL_PARAM_free(params);
+}
+using ExportedParams = std::unique_ptr<OSSL_PARAM, decltype(&clear_free)>;
+
+// Whether `p` holds a public key. Only an EC key can hold its group alone; an RSA or
+// Ed25519 key is never made here without its public half.
+bool holds_public(Algo a, EVP_PKEY* p) {
+  if (!p) return false;
+  if (a != Algo::kEc) return true;
+  size_t len = 0;
+  ERR_set_mark();
+  const bool yes = EVP_PKEY_get_octet_string_param(p, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr,
+                                                   0, &len) == 1 &&
+                   len > 0;
+  ERR_pop_to_mark();
+  return yes;
+}
+
+// A new EVP_PKEY in the keystore's library context with the `sel` parts (EVP_PKEY_KEYPAIR,
+// EVP_PKEY_PUBLIC_KEY or EVP_PKEY_KEY_PARAMETERS) of `from`, sharing nothing with it.
+SharedPkey copy_parts(Algo a, EVP_PKEY* from, int sel) {
+  OSSL_PARAM* raw = nullptr;
+  if (EVP_PKEY_todata(from, sel, &raw) <= 0) return nullptr;
+  ExportedParams parts(raw, clear_free);
+  ossl::PkeyCtx c(EVP_PKEY_CTX_new_from_name(ossl::libctx(), algo_name(a), nullptr));
+  EVP_PKEY* p = nullptr;
+  if (!c || EVP_PKEY_fromdata_init(c.get()) <= 0 ||
+      EVP_PKEY_fromdata(c.get(), &p, sel, parts.get()) <= 0)
+    return nullptr;
+  return share(p);
+}
+
 template <Algo A>
 void* km_new(void*) {
-  return guarded<void*>(nullptr, nullptr,
-                        [] { return new KeyData{A, nullptr, nullptr, {}, false, nullptr}; });
+  return guarded<void*>(nullptr, nullptr, [] {
+    auto k = std::make_unique<KeyData>();
+    k->algo = A;
+    return k.release();
+  });
 }
 
 void km_free(void* keydata) {
@@ -63,9 +112,34 @@ void* km_load(const void* reference, size_t size) {
   });
 }
 
-void* km_dup(const void* keydata, int) {
+// A copy with the parts `selection` names, and no more. EVP_PKEY_copy_parameters() asks for
+// the parameters only, and libssl then sets the peer's point on that copy (TLS 1.2 ECDHE),
+// so an ordinary key is copied, never shared. A vault key shares its (immutable) private
+// half only with a copy that asked for it; any other copy is an ordinary key.
+void* km_dup(const void* keydata, int selection) {
   return guarded<void*>(nullptr, nullptr, [&]() -> void* {
-    return keydata ? new KeyData(*static_cast<const KeyData*>(keydata)) : nullptr;
+    const auto* from = static_cast<const KeyData*>(keydata);
+    if (!from) return nullptr;
+    if (from->vault && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) return new KeyData(*from);
+    auto to = std::make_unique<KeyData>();
+    to->algo = from->algo;
+    to->name = from->name;
+    const bool with_private =
+        (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && from->priv && !from->vault;
+    int sel = 0;
+    if (with_private)
+      sel = EVP_PKEY_KEYPAIR;
+    else if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) && !from->params_only)
+      sel = EVP_PKEY_PUBLIC_KEY;
+    else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) && from->algo == Algo::kEc)
+      sel = EVP_PKEY_KEY_PARAMETERS;
+    // Nothing selected that the key holds (RSA and Ed25519 have no parameters): empty.
+    if (!sel || !from->pub) return to.release();
+    to->pub = copy_parts(from->algo, with_private ? from->priv.get() : from->pub.get(), sel);
+    if (!to->pub) return nullptr;
+    if (with_private) to->priv = to->pub;
+    to->params_only = sel == EVP_PKEY_KEY_PARAMETERS;
+    return to.release();
   });
 }
 
@@ -73,9 +147,35 @@ int km_has(const void* keydata, int selection) {
   const auto* k = static_cast<const KeyData*>(keydata);
   if (!k) return 0;
   if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && !k->priv) return 0;
-  if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) && !k->pub) return 0;
+  if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) && (!k->pub || k->params_only)) return 0;
   if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) && k->algo == Algo::kEc && !k->pub) return 0;
   return 1;
+}
+
+// provider-keymgmt(7) "validate". An ordinary key is checked by the default provider on the
+// key itself. A vault key's public half is checked likewise; its private half is not in
+// reach here, and needs no check: the keystore matched it against its certificate.
+int km_validate(const void* keydata, int selection, int checktype) {
+  return guarded(nullptr, 0, [&] {
+    const auto* k = static_cast<const KeyData*>(keydata);
+    if (!k || !km_has(keydata, selection)) return 0;
+    const bool quick = checktype == OSSL_KEYMGMT_VALIDATE_QUICK_CHECK;
+    const bool params = (selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) && k->algo == Algo::kEc;
+    int keys = selection & OSSL_KEYMGMT_SELECT_KEYPAIR;
+    if (k->vault && keys) keys = OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
+    if (!params && !keys) return 1;  // RSA and Ed25519 have no parameters to check
+    EVP_PKEY* held = (keys & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) ? k->priv.get() : k->pub.get();
+    ossl::PkeyCtx c(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), held, nullptr));
+    if (!c) return 0;
+    EVP_PKEY_CTX* ctx = c.get();
+    if (params && (quick ? EVP_PKEY_param_check_quick(ctx) : EVP_PKEY_param_check(ctx)) != 1)
+      return 0;
+    if (keys == OSSL_KEYMGMT_SELECT_KEYPAIR) return EVP_PKEY_pairwise_check(ctx) == 1 ? 1 : 0;
+    if (keys == OSSL_KEYMGMT_SELECT_PUBLIC_KEY)
+      return (quick ? EVP_PKEY_public_check_quick(ctx) : EVP_PKEY_public_check(ctx)) == 1 ? 1 : 0;
+    if (keys == OSSL_KEYMGMT_SELECT_PRIVATE_KEY) return EVP_PKEY_private_check(ctx) == 1 ? 1 : 0;
+    return 1;
+  });
 }
 
 int km_match(const void* a, const void* b, int selection) {
@@ -131,10 +231,13 @@ const OSSL_PARAM* km_gettable_params(void*) {
 }
 
 // Only an ordinary key may change (libssl sets the peer's point on an ECDHE key).
+// This key's EVP_PKEY is its own (see km_dup), so no other copy sees the change.
 int km_set_params(void* keydata, const OSSL_PARAM params[]) {
   auto* k = static_cast<KeyData*>(keydata);
   if (!k || !k->pub || k->vault) return 0;
-  return EVP_PKEY_set_params(k->pub.get(), const_cast<OSSL_PARAM*>(params)) > 0;
+  if (EVP_PKEY_set_params(k->pub.get(), const_cast<OSSL_PARAM*>(params)) <= 0) return 0;
+  k->params_only = !holds_public(k->algo, k->pub.get());
+  return 1;
 }
 
 const OSSL_PARAM* km_settable_params(void*) {
@@ -196,6 +299,7 @@ int km_import(void* keydata, int selection, const OSSL_PARAM params[]) {
       return 0;
     k->pub = share(p);
     k->priv = with_private ? k->pub : nullptr;
+    k->params_only = !holds_public(A, p);
     return 1;
   });
 }
@@ -214,11 +318,10 @@ int km_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) {
                         ? EVP_PKEY_KEYPAIR
                         : evp_selection(selection & ~OSSL_KEYMGMT_SELECT_PRIVATE_KEY);
     EVP_PKEY* from = sel == EVP_PKEY_KEYPAIR ? k->priv.get() : k->pub.get();
-    OSSL_PARAM* out = nullptr;
-    if (EVP_PKEY_todata(from, sel, &out) <= 0) return 0;
-    int ok = cb(out, cbarg);
-    OSSL_PARAM_free(out);  // OSSL_PARAM_clear_free is OpenSSL 3.2+
-    return ok;
+    OSSL_PARAM* raw = nullptr;
+    if (EVP_PKEY_todata(from, sel, &raw) <= 0) return 0;
+    ExportedParams out(raw, clear_free);
+    return cb(out.get(), cbarg);
   });
 }
 
@@ -287,18 +390,18 @@ void* km_gen(void* genctx, OSSL_CALLBACK*, void*) {
     if (!g) return nullptr;
     EVP_PKEY* p = nullptr;
     if (EVP_PKEY_generate(g->inner.get(), &p) <= 0) return nullptr;
-    auto* k = new KeyData{g->algo, share(p), nullptr, {}, false, nullptr};
+    auto k = std::make_unique<KeyData>();
+    k->algo = g->algo;
+    k->pub = share(p);
     if (g->selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) k->priv = k->pub;
-    return k;
+    k->params_only = !holds_public(g->algo, p);
+    return k.release();
   });
 }
 
 void km_gen_cleanup(void* genctx) {
   delete static_cast<GenCtx*>(genctx);
 }
-
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
 
 template <Algo A>
 const OSSL_DISPATCH kFunctions[] = {
@@ -308,6 +411,7 @@ const OSSL_DISPATCH kFunctions[] = {
     FN(OSSL_FUNC_KEYMGMT_DUP, km_dup),
     FN(OSSL_FUNC_KEYMGMT_HAS, km_has),
     FN(OSSL_FUNC_KEYMGMT_MATCH, km_match),
+    FN(OSSL_FUNC_KEYMGMT_VALIDATE, km_validate),
     FN(OSSL_FUNC_KEYMGMT_GET_PARAMS, km_get_params),
     FN(OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, km_gettable_params<A>),
     FN(OSSL_FUNC_KEYMGMT_SET_PARAMS, km_set_params),

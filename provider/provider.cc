@@ -6,11 +6,15 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "errors.h"
 #include "ossl.h"
@@ -70,45 +74,66 @@ const OSSL_ALGORITHM* query(void*, int operation_id, int* no_cache) {
   }
 }
 
-// TLS groups whose keys this provider's EC KEYMGMT makes (by passing the work to the
-// default provider in the keystore's context). libssl 3.0 offers a group only when the
-// KEYMGMT it fetches for the group's algorithm comes from a provider that declares the
-// group; when certvault is activated before `default`, that KEYMGMT is this one, so
-// without these the NIST curves would vanish from ClientHello.
-struct Group {
-  const char* name;
-  const char* internal;
-  unsigned int id;
-  unsigned int bits;
-};
-constexpr Group kGroups[] = {{"secp256r1", "prime256v1", 23, 128},
-                             {"secp384r1", "secp384r1", 24, 192},
-                             {"secp521r1", "secp521r1", 25, 256}};
+// TLS-GROUP capabilities (provider-base(7)). libssl 3.0 takes a group from a provider only
+// when the KEYMGMT it fetches for the group's algorithm comes from that provider; when
+// certvault is activated before `default`, the EC KEYMGMT is this one, and the default
+// provider's EC groups are ignored. So this provider declares them: every TLS-GROUP entry
+// of the default provider in the keystore's library context (where our EC KEYMGMT sends
+// the work) whose algorithm our KEYMGMT registers, aliases ("P-256") included.
 
-int tls_group(const Group& g, OSSL_CALLBACK* cb, void* arg) {
-  unsigned int id = g.id, bits = g.bits;
-  int min_tls = 0x0301, max_tls = 0, min_dtls = static_cast<int>(0xFEFF), max_dtls = 0;
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_CAPABILITY_TLS_GROUP_NAME, const_cast<char*>(g.name),
-                                       0),
-      OSSL_PARAM_construct_utf8_string(OSSL_CAPABILITY_TLS_GROUP_NAME_INTERNAL,
-                                       const_cast<char*>(g.internal), 0),
-      OSSL_PARAM_construct_utf8_string(OSSL_CAPABILITY_TLS_GROUP_ALG, const_cast<char*>("EC"), 0),
-      OSSL_PARAM_construct_uint(OSSL_CAPABILITY_TLS_GROUP_ID, &id),
-      OSSL_PARAM_construct_uint(OSSL_CAPABILITY_TLS_GROUP_SECURITY_BITS, &bits),
-      OSSL_PARAM_construct_int(OSSL_CAPABILITY_TLS_GROUP_MIN_TLS, &min_tls),
-      OSSL_PARAM_construct_int(OSSL_CAPABILITY_TLS_GROUP_MAX_TLS, &max_tls),
-      OSSL_PARAM_construct_int(OSSL_CAPABILITY_TLS_GROUP_MIN_DTLS, &min_dtls),
-      OSSL_PARAM_construct_int(OSSL_CAPABILITY_TLS_GROUP_MAX_DTLS, &max_dtls),
-      OSSL_PARAM_construct_end()};
-  return cb(params, arg);
+// Whether `alg` is one of the names of an algorithm in kKeymgmtAlgorithms.
+bool keymgmt_handles(std::string_view alg) {
+  for (const OSSL_ALGORITHM* a = kKeymgmtAlgorithms; a->algorithm_names; ++a) {
+    std::string_view names = a->algorithm_names;
+    for (size_t at = 0; at <= names.size();) {
+      size_t end = names.find(':', at);
+      if (end == std::string_view::npos) end = names.size();
+      const std::string_view name = names.substr(at, end - at);
+      if (name.size() == alg.size() &&
+          std::equal(name.begin(), name.end(), alg.begin(), [](char x, char y) {
+            return std::tolower(static_cast<unsigned char>(x)) ==
+                   std::tolower(static_cast<unsigned char>(y));
+          }))
+        return true;
+      at = end + 1;
+    }
+  }
+  return false;
+}
+
+struct GroupForward {
+  OSSL_CALLBACK* cb;
+  void* arg;
+  bool found = false;  // the default provider was there to ask
+  int ok = 1;
+};
+
+int forward_group(const OSSL_PARAM params[], void* arg) {
+  auto* f = static_cast<GroupForward*>(arg);
+  const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_CAPABILITY_TLS_GROUP_ALG);
+  const char* alg = nullptr;
+  if (!p || !OSSL_PARAM_get_utf8_string_ptr(p, &alg) || !alg || !keymgmt_handles(alg)) return 1;
+  return f->cb(params, f->arg);
+}
+
+int forward_from_default(OSSL_PROVIDER* prov, void* arg) {
+  auto* f = static_cast<GroupForward*>(arg);
+  const char* name = OSSL_PROVIDER_get0_name(prov);
+  if (f->found || !name || std::strcmp(name, "default") != 0) return 1;
+  f->found = true;
+  f->ok = OSSL_PROVIDER_get_capabilities(prov, "TLS-GROUP", forward_group, f);
+  return 1;
 }
 
 int get_capabilities(void*, const char* capability, OSSL_CALLBACK* cb, void* arg) {
   if (!capability || std::strcmp(capability, "TLS-GROUP") != 0) return 0;
-  for (const Group& g : kGroups)
-    if (!tls_group(g, cb, arg)) return 0;
-  return 1;
+  return guarded(nullptr, 0, [&] {
+    OSSL_LIB_CTX* inner = ossl::libctx();
+    if (!inner) return 0;
+    GroupForward f{cb, arg};
+    OSSL_PROVIDER_do_all(inner, forward_from_default, &f);
+    return f.found && f.ok ? 1 : 0;
+  });
 }
 
 const OSSL_ITEM* reason_strings(void*) {
@@ -123,9 +148,6 @@ void teardown(void* provctx) {
   } catch (...) {
   }
 }
-
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
 
 const OSSL_DISPATCH kProviderFunctions[] = {
     FN(OSSL_FUNC_PROVIDER_TEARDOWN, teardown),
@@ -182,14 +204,16 @@ int init(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in, const OSSL_DIS
   if (vault && *vault) ctx->vault = vault;
   if (pin_source && *pin_source) ctx->pin_source = pin_source;
   if (!sodium_ready()) return 0;
+  ctx->vaults = std::make_unique<Vaults>(ctx.get());
+  CV_DEBUG("loaded; vault %s, pin-source %s", ctx->vault.empty() ? "(default)" : ctx->vault.c_str(),
+           ctx->pin_source.empty() ? "(none)" : "(configured)");
+  // Counted last: nothing after this can fail, so an activation that fails never holds a
+  // count that no teardown would give back.
   {
     std::lock_guard lock(g_mu);
     if (!ossl::libctx()) return 0;
     ++g_active;
   }
-  ctx->vaults = std::make_unique<Vaults>(ctx.get());
-  CV_DEBUG("loaded; vault %s, pin-source %s", ctx->vault.empty() ? "(default)" : ctx->vault.c_str(),
-           ctx->pin_source.empty() ? "(none)" : "(configured)");
   *out = kProviderFunctions;
   *provctx = ctx.release();
   return 1;

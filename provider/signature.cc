@@ -308,9 +308,6 @@ const OSSL_PARAM* sig_settable_ctx_params(void*, void*) {
   return A == Algo::kRsa ? kRsa : A == Algo::kEc ? kEc : kEd;
 }
 
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
-
 template <Algo A>
 const OSSL_DISPATCH kFunctions[] = {
     FN(OSSL_FUNC_SIGNATURE_NEWCTX, sig_new<A>),

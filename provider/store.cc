@@ -34,7 +34,15 @@ struct StoreCtx {
   std::deque<std::string> nicknames;
   std::optional<Resolved> current;
   std::deque<std::pair<Item, size_t>> items;  // size_t: index into the chain
+  // A listing (everything of every entry) goes on past a private key it cannot load; after
+  // a PIN failure it asks no more, so a wrong PIN is tried and counted once.
+  bool listing = false;
+  bool pin_failed = false;
 };
+
+bool is_pin_failure(Code code) {
+  return code == Code::kLocked || code == Code::kWrongPin || code == Code::kPinLocked;
+}
 
 void* store_open(void* provctx, const char* uri) {
   auto* prov = static_cast<ProvCtx*>(provctx);
@@ -86,6 +94,7 @@ bool plan(StoreCtx* c) {
     c->nicknames.push_back(c->uri.nickname);
     return true;
   }
+  c->listing = c->expect == 0;
   auto all = c->prov->vaults->nicknames(c->uri);
   if (!all) {
     CV_RAISE(c->prov, all.error());
@@ -112,7 +121,8 @@ bool next_entry(StoreCtx* c) {
     for (size_t i = 0; i < c->current->chain.size(); ++i) c->items.emplace_back(Item::kChain, i);
   }
   if (e == OSSL_STORE_INFO_PUBKEY) c->items.emplace_back(Item::kPublicKey, 0);
-  if (e == 0 || e == OSSL_STORE_INFO_PKEY) c->items.emplace_back(Item::kPrivateKey, 0);
+  if ((e == 0 && !c->pin_failed) || e == OSSL_STORE_INFO_PKEY)
+    c->items.emplace_back(Item::kPrivateKey, 0);
   return true;
 }
 
@@ -135,7 +145,7 @@ int store_load(void* loaderctx, OSSL_CALLBACK* object_cb, void* object_cbarg,
     auto [item, index] = c->items.front();
     c->items.pop_front();
     const Resolved& r = *c->current;
-    const std::string name = VaultUri{r.nickname, {}, {}, {}, {}}.display();
+    const std::string name = display_uri(r.nickname);
     switch (item) {
       case Item::kCertificate:
         return emit_certificate(r.cert, name + " certificate", object_cb, object_cbarg);
@@ -148,7 +158,13 @@ int store_load(void* loaderctx, OSSL_CALLBACK* object_cb, void* object_cbarg,
             make_key(*c->prov->vaults, r, c->uri, PinCallback{pw_cb, pw_cbarg}, with_private);
         if (!key) {
           CV_RAISE(c->prov, key.error());
-          c->failed = true;
+          // In a listing this entry's key is reported and skipped: the next load goes on
+          // with the next entry, as storeutl and other OSSL_STORE_eof() loops expect.
+          if (c->listing) {
+            c->pin_failed = c->pin_failed || is_pin_failure(key.error().code);
+          } else {
+            c->failed = true;
+          }
           return 0;
         }
         CV_DEBUG("store: %s key of %s", with_private ? "private" : "public", name.c_str());
@@ -169,9 +185,6 @@ int store_close(void* loaderctx) {
   delete static_cast<StoreCtx*>(loaderctx);
   return 1;
 }
-
-#define FN(id, f) \
-  { id, reinterpret_cast<void (*)(void)>(f) }
 
 const OSSL_DISPATCH kStoreFunctions[] = {
     FN(OSSL_FUNC_STORE_OPEN, store_open),

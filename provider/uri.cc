@@ -14,20 +14,42 @@ int hex_value(char c) {
   return -1;
 }
 
-Result<std::string> percent_decode(std::string_view text, std::string_view what) {
-  std::string out;
+// Decodes `text` into `out`, which has room for text.size() bytes; false on a bad escape.
+bool percent_decode_into(std::string_view text, char* out, size_t& len) {
+  len = 0;
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '%') {
-      out += text[i];
+      out[len++] = text[i];
       continue;
     }
     if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0)
-      return fail(Code::kInvalidInput, "bad percent-encoding in the " + std::string(what) +
-                                           " of a certvault URI; write '%' as %25");
-    const int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
-    out += static_cast<char>(hi * 16 + lo);
+      return false;
+    out[len++] = static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
     i += 2;
   }
+  return true;
+}
+
+std::unexpected<Error> bad_encoding(std::string_view what) {
+  return fail(Code::kInvalidInput, "bad percent-encoding in the " + std::string(what) +
+                                       " of a certvault URI; write '%' as %25");
+}
+
+Result<std::string> percent_decode(std::string_view text, std::string_view what) {
+  std::string out(text.size(), '\0');
+  size_t len = 0;
+  if (!percent_decode_into(text, out.data(), len)) return bad_encoding(what);
+  out.resize(len);
+  return out;
+}
+
+// The same for a secret: decoded straight into guarded memory, no copy elsewhere.
+Result<SecureBytes> percent_decode_secret(std::string_view text, std::string_view what) {
+  SecureBytes out(text.size());
+  size_t len = 0;
+  if (!percent_decode_into(text, reinterpret_cast<char*>(out.data()), len))
+    return bad_encoding(what);
+  out.truncate(len);
   return out;
 }
 
@@ -42,7 +64,7 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string VaultUri::display() const {
+std::string display_uri(std::string_view nickname) {
   std::string out = std::string(kScheme) + ":";
   for (unsigned char c : nickname) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
@@ -55,6 +77,10 @@ std::string VaultUri::display() const {
     }
   }
   return out;
+}
+
+std::string VaultUri::display() const {
+  return display_uri(nickname);
 }
 
 std::string normalise_serial(std::string_view hex) {
@@ -91,6 +117,12 @@ Result<VaultUri> parse_uri(std::string_view text) {
       return fail(Code::kInvalidInput, "query attribute '" + std::string(key) +
                                            "' of a certvault URI has no value; write " +
                                            std::string(key) + "=VALUE");
+    if (key == "pin-value") {
+      CV_TRY(pin, percent_decode_secret(item.substr(eq + 1), key));
+      if (pin.empty()) return fail(Code::kInvalidInput, "empty pin-value= in a certvault URI");
+      uri.pin_value = std::move(pin);
+      continue;
+    }
     CV_TRY(value, percent_decode(item.substr(eq + 1), key));
     if (key == "vault") {
       if (value.empty()) return fail(Code::kInvalidInput, "empty vault= in a certvault URI");
@@ -106,12 +138,10 @@ Result<VaultUri> parse_uri(std::string_view text) {
       if (!value.starts_with("file:") || value.size() == 5)
         return fail(Code::kInvalidInput, "pin-source= in a certvault URI must be file:PATH");
       uri.pin_source = std::move(value);
-    } else if (key == "pin-value") {
-      uri.pin_value = std::move(value);
     } else {
       return fail(Code::kInvalidInput, "unknown query attribute '" + std::string(key) +
-                                           "' in a certvault URI; use vault, serial or "
-                                           "pin-source");
+                                           "' in a certvault URI; use vault, serial, "
+                                           "pin-source or pin-value");
     }
   }
   return uri;

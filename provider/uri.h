@@ -1,5 +1,7 @@
-// The provider's URI: certvault:NICKNAME[?vault=DIR&serial=HEX&pin-source=file:PATH]
-// (DESIGN.md, "URIs"); the nickname and every value percent-decoded.
+// The provider's URI (DESIGN.md, "URIs"):
+//   certvault:NICKNAME[?vault=DIR&serial=HEX&pin-source=file:PATH&pin-value=PIN]
+// the nickname and every value percent-decoded. pin-value holds the PIN itself (prefer
+// pin-source: a URI ends up in logs and process lists); it is kept in guarded memory.
 #pragma once
 
 #include <optional>
@@ -7,6 +9,7 @@
 #include <string_view>
 
 #include "error.h"
+#include "secure.h"
 
 namespace certvault::provider {
 
@@ -17,10 +20,13 @@ struct VaultUri {
   std::optional<std::string> vault;
   std::optional<std::string> serial;      // upper-case hex, no leading zeros
   std::optional<std::string> pin_source;  // "file:PATH"
-  std::optional<std::string> pin_value;
+  std::optional<SecureBytes> pin_value;   // never empty
   // "certvault:NICKNAME" as it may appear in messages: no query, so never a PIN.
   std::string display() const;
 };
+
+// "certvault:NICKNAME" for an entry, the nickname percent-encoded.
+std::string display_uri(std::string_view nickname);
 
 Result<VaultUri> parse_uri(std::string_view text);
 // Upper case, without a "0x" prefix, ':' separators or leading zeros; empty when not hex.

@@ -1,12 +1,12 @@
 // URI-in-PEM: a PEM block that holds only a certvault URI, no secret, for programs that
-// take nothing but a key file path (DESIGN.md, "URIs").
+// take nothing but a key file path (DESIGN.md, "URIs"). Its label, kUriPemLabel, is the
+// keystore's, shared with the CLI that writes such files.
 #pragma once
 
-#include <string_view>
+#include "uri_pem_label.h"
 
 namespace certvault::provider {
 
-inline constexpr std::string_view kUriPemLabel = "CERTVAULT URI";
 // What the PEM decoder hands on as the input structure of the key decoders.
 inline constexpr const char* kUriStructure = "certvault-uri";
 

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "errors.h"
 #include "key.h"
@@ -26,27 +29,52 @@ void drop_newline(SecureBytes& pin) {
   pin.truncate(n);
 }
 
+// Every failure to get a PIN is one: the key needs the PIN and the vault stays locked.
+std::unexpected<Error> no_pin(std::string message) {
+  return fail(Code::kLocked, std::move(message));
+}
+
+// A PIN file is a secret: a regular file (never a FIFO or device that could block the
+// host, never reached through a symbolic link) that only its owner may read or write.
 Result<SecureBytes> read_pin_file(const std::string& source, std::string_view where) {
   const std::string path = source.substr(5);  // after "file:"
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail(Code::kNotFound, "cannot open the PIN file " + path + " (pin-source in " +
-                                     std::string(where) + "): " + std::strerror(errno));
-  SecureBytes buffer(kMaxPin + 1);
+  const std::string what = "the PIN file " + path + " (pin-source in " + std::string(where) + ")";
+  // A symbolic link is followed (secrets mounted by Kubernetes are links); what is checked
+  // is the file opened: regular, and private to its owner.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return no_pin("cannot open " + what + ": " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return no_pin("cannot read " + what + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return no_pin(what + " is not a regular file; write the PIN into a file of mode 0600");
+  if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return no_pin(what + " can be read or written by other users (mode " + mode +
+                  "); run chmod 600 " + path);
+  }
+  if (st.st_size > static_cast<off_t>(kMaxPin) + 2)  // the PIN, and CR LF
+    return no_pin(what + " is larger than " + std::to_string(kMaxPin) +
+                  " bytes; it must hold only the PIN");
+  SecureBytes buffer(kMaxPin + 3);
   size_t used = 0;
   while (used < buffer.size()) {
     ssize_t got = ::read(fd, buffer.data() + used, buffer.size() - used);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
+    if (got < 0) return no_pin("cannot read " + what + ": " + std::strerror(errno));
+    if (got == 0) break;
     used += static_cast<size_t>(got);
   }
-  ::close(fd);
-  if (used > kMaxPin)
-    return fail(Code::kInvalidInput,
-                "the PIN file " + path + " is larger than " + std::to_string(kMaxPin) + " bytes");
   buffer.truncate(used);
   drop_newline(buffer);
-  if (buffer.empty()) return fail(Code::kInvalidInput, "the PIN file " + path + " is empty");
+  if (buffer.size() > kMaxPin)
+    return no_pin(what + " is larger than " + std::to_string(kMaxPin) +
+                  " bytes; it must hold only the PIN");
+  if (buffer.empty()) return no_pin(what + " is empty; write the vault's PIN into it");
   return buffer;
 }
 
@@ -90,8 +118,14 @@ std::filesystem::path Vaults::dir_for(const VaultUri& uri) const {
 }
 
 Result<std::shared_ptr<Vaults::Slot>> Vaults::slot(const std::filesystem::path& dir) {
+  // One handle, and so one unlock, per vault however a URI spells its directory.
   std::error_code ec;
-  const std::string key = std::filesystem::absolute(dir, ec).lexically_normal().string();
+  std::filesystem::path canonical = std::filesystem::absolute(dir, ec);
+  if (!ec) canonical = std::filesystem::weakly_canonical(canonical, ec);
+  if (ec || canonical.empty())
+    return fail(Code::kIo, "cannot resolve the vault directory " + dir.string() + ": " +
+                               (ec ? ec.message() : std::string("empty path")));
+  const std::string key = canonical.string();
   std::shared_ptr<Slot> s;
   {
     std::lock_guard lock(mu_);
@@ -101,7 +135,7 @@ Result<std::shared_ptr<Vaults::Slot>> Vaults::slot(const std::filesystem::path& 
   }
   std::lock_guard lock(s->mu);
   if (!s->vault) {
-    auto opened = Vault::open(dir);
+    auto opened = Vault::open(canonical);
     if (!opened) return std::unexpected(opened.error());
     s->vault.emplace(std::move(*opened));
     CV_DEBUG("opened vault %s", key.c_str());
@@ -162,17 +196,23 @@ Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
   return out;
 }
 
+bool Vaults::unlocked(Slot& s) {
+  std::lock_guard lock(s.mu);
+  return s.vault->unlocked();
+}
+
 Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
                                     const PinCallback& pin) {
-  if (uri.pin_value) return SecureBytes::from(*uri.pin_value);
+  if (uri.pin_value) return SecureBytes(uri.pin_value->data(), uri.pin_value->size());
   if (uri.pin_source) return read_pin_file(*uri.pin_source, "the URI");
   if (!ctx_->pin_source.empty()) {
-    if (!ctx_->pin_source.starts_with("file:"))
-      return fail(Code::kInvalidInput,
-                  "pin-source in the certvault provider's configuration must be file:PATH");
+    if (!ctx_->pin_source.starts_with("file:") || ctx_->pin_source.size() == 5)
+      return no_pin(
+          "pin-source in the certvault provider's section of openssl.cnf must be "
+          "file:PATH");
     return read_pin_file(ctx_->pin_source, "openssl.cnf");
   }
-  const std::string info = uri.display();
+  const std::string info = display_uri(r.nickname);
   if (pin.cb) {
     SecureBytes buffer(kMaxPin);
     size_t len = 0;
@@ -189,10 +229,9 @@ Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
   if (auto typed = prompt_on_tty("PIN for the vault of " + info + ": ")) {
     if (!typed->empty()) return std::move(*typed);
   }
-  return fail(Code::kLocked, "the key of " + info + " needs the PIN of the vault in " +
-                                 r.dir.string() +
-                                 "; give pin-source=file:PATH in the URI or in the provider's "
-                                 "section of openssl.cnf, or a passphrase (-passin)");
+  return no_pin("the key of " + info + " needs the PIN of the vault in " + r.dir.string() +
+                "; give pin-source=file:PATH in the URI or in the provider's section of "
+                "openssl.cnf, or a passphrase (-passin)");
 }
 
 Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const VaultUri& uri,
@@ -203,14 +242,32 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     if (auto it = keys_.find(cache_key); it != keys_.end()) return it->second;
   }
   CV_TRY(s, slot(r.dir));
-  std::lock_guard lock(s->mu);
-  Vault& v = *s->vault;
-  if (!v.unlocked()) {
-    CV_TRY(secret, pin_for(r, uri, pin));
-    CV_CHECK(v.unlock(secret));
-    CV_DEBUG("unlocked vault %s", r.dir.c_str());
+  if (!unlocked(*s)) {
+    // A passphrase callback that loads a key of the vault it is to give the PIN of would
+    // otherwise wait for itself (or ask itself again, without end).
+    if (s->asking.load() == std::this_thread::get_id())
+      return no_pin("the key of " + display_uri(r.nickname) +
+                    " was loaded from within the passphrase callback that is to give the PIN "
+                    "of its own vault; give the PIN another way (pin-source=file:PATH)");
+    // The application's callback or a person at the terminal may take their time, and the
+    // callback may itself load from this vault: the vault's lock is not held meanwhile.
+    std::lock_guard pin_lock(s->pin_mu);
+    if (!unlocked(*s)) {
+      struct Asking {
+        Slot& slot;
+        explicit Asking(Slot& s) : slot(s) { slot.asking = std::this_thread::get_id(); }
+        ~Asking() { slot.asking = std::thread::id(); }
+      } asking(*s);
+      CV_TRY(secret, pin_for(r, uri, pin));
+      std::lock_guard lock(s->mu);
+      if (!s->vault->unlocked()) {
+        CV_CHECK(s->vault->unlock(secret));
+        CV_DEBUG("unlocked vault %s", r.dir.c_str());
+      }
+    }
   }
-  CV_TRY(key, v.private_key(r.nickname, r.generation));
+  std::lock_guard lock(s->mu);
+  CV_TRY(key, s->vault->private_key(r.nickname, r.generation));
   auto shared = share(key.release());
   std::lock_guard cache_lock(mu_);
   keys_[cache_key] = shared;

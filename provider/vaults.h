@@ -6,12 +6,14 @@
 
 #include <openssl/core.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "error.h"
@@ -61,16 +63,23 @@ class Vaults {
                                                 const PinCallback& pin);
 
  private:
+  // One per vault directory (by canonical path, so that symbolic links share it).
   struct Slot {
-    std::mutex mu;
+    std::mutex mu;  // the vault handle; never held while a PIN is asked for
+    // One PIN request at a time, so that threads that need the same PIN wait for the first
+    // answer instead of asking again. Taken before `mu`, never while holding it.
+    std::mutex pin_mu;
+    std::atomic<std::thread::id> asking;  // the thread that holds pin_mu, while one does
     std::optional<Vault> vault;
   };
   Result<std::shared_ptr<Slot>> slot(const std::filesystem::path& dir);
+  bool unlocked(Slot& s);
+  // Every PIN source fails with Code::kLocked (the provider's "no PIN available").
   Result<SecureBytes> pin_for(const Resolved& r, const VaultUri& uri, const PinCallback& pin);
 
   const ProvCtx* ctx_;
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Slot>> slots_;     // by directory
+  std::map<std::string, std::shared_ptr<Slot>> slots_;     // by canonical directory
   std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // by "vault id/key id"
 };
 

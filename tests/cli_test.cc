@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <json/json.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -221,6 +222,65 @@ TEST_F(CliTest, ShowDoesNotNeedPin) {
   auto r = run({cli(), "--vault", vault_.string(), "show", "api"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "certvault:api")) << r.out;
+}
+
+// ---------------------------------------------------------------------------------------
+// uri
+
+// The URI inside a URI-in-PEM file, or "" when the file holds no CERTVAULT URI block.
+std::string uri_in_pem(const fs::path& file) {
+  const std::string text = read_file(file);
+  BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(text.size()));
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long len = 0;
+  std::string out;
+  if (PEM_read_bio(bio, &name, &header, &data, &len) > 0 && std::string(name) == "CERTVAULT URI")
+    out.assign(reinterpret_cast<const char*>(data), static_cast<size_t>(len));
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(data);
+  BIO_free(bio);
+  return out;
+}
+
+TEST_F(CliTest, UriNamesTheVaultEvenWhenItIsTheDefault) {
+  ok({"create", "api prod", "--end-date", "+30d"});
+  const std::string expected = "certvault:api%20prod?vault=" + vault_.string();
+  // The vault is the CLI user's default here; the program that later reads the URI may
+  // have another default, so the URI still names it, in every form.
+  auto printed = run({"env", "CERTVAULT_VAULT=" + vault_.string(), cli(), "uri", "api prod"});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_EQ(printed.out, expected + "\n");
+
+  const auto pem = tmp_ / "api.key";
+  auto wrote = run({"env", "CERTVAULT_VAULT=" + vault_.string(), cli(), "uri", "api prod", "--pem",
+                    "-o", pem.string()});
+  ASSERT_EQ(wrote.exit_code, 0) << wrote.err;
+  EXPECT_EQ(uri_in_pem(pem), expected);
+
+  const auto plain = tmp_ / "api.uri";
+  auto written = run({"env", "CERTVAULT_VAULT=" + vault_.string(), cli(), "uri", "api prod", "-o",
+                      plain.string()});
+  ASSERT_EQ(written.exit_code, 0) << written.err;
+  EXPECT_EQ(read_file(plain), expected + "\n");
+
+  auto json =
+      run({"env", "CERTVAULT_VAULT=" + vault_.string(), cli(), "--json", "uri", "api prod"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_EQ(parse_json(json.out)["uri"].asString(), expected) << json.out;
+}
+
+TEST_F(CliTest, UriMakesARelativeVaultDirectoryAbsolute) {
+  ok({"create", "api", "--end-date", "+30d"});
+  // --vault as a path relative to the working directory, which the reader of the URI
+  // does not share.
+  auto r =
+      run({"env", "-C", tmp_.path().string(), cli(), "--vault", "./vault", "uri", "api", "--pem"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  write_file(tmp_ / "out.key", r.out);
+  EXPECT_EQ(uri_in_pem(tmp_ / "out.key"), "certvault:api?vault=" + vault_.string());
 }
 
 TEST_F(CliTest, ListExpiringShowsOnlyThoseExpiringSoon) {

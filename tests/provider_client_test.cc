@@ -2,7 +2,10 @@
 // opened with OSSL_STORE, its key given to SSL_CTX_use_PrivateKey() and used for mutual
 // TLS against an in-process server; the URI-in-PEM file read by PEM_read_bio_PrivateKey()
 // and SSL_CTX_use_PrivateKey_file(); one PIN prompt per process; signing from threads.
+// And certvault activated before default in a library context of the test's own, where
+// ordinary keys pass through certvault's KEYMGMT: copies, checks and key agreement.
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -335,6 +338,215 @@ TEST_F(ProviderInProcess, WrongPinFailsWithReasonOnTheErrorQueue) {
   const std::string queued = errors();
   EXPECT_NE(queued.find("certvault"), std::string::npos) << queued;
   EXPECT_NE(queued.find("wrong PIN"), std::string::npos) << queued;
+}
+
+// --- certvault before default --------------------------------------------------------
+
+// `openssl ... -provider certvault -provider default` in-process: a library context where
+// certvault is activated first, so that it is the KEYMGMT of every EC key made there.
+class ProviderCertvaultFirst : public VaultTest {
+ protected:
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    ERR_clear_error();
+    ctx_ = OSSL_LIB_CTX_new();
+    ASSERT_NE(ctx_, nullptr);
+    ASSERT_EQ(OSSL_PROVIDER_set_default_search_path(ctx_, CERTVAULT_PROVIDER_DIR), 1);
+    certvault_ = OSSL_PROVIDER_load(ctx_, "certvault");
+    ASSERT_NE(certvault_, nullptr) << errors();
+    default_ = OSSL_PROVIDER_load(ctx_, "default");
+    ASSERT_NE(default_, nullptr) << errors();
+    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+  }
+
+  void TearDown() override {
+    if (default_) OSSL_PROVIDER_unload(default_);
+    if (certvault_) OSSL_PROVIDER_unload(certvault_);
+    OSSL_LIB_CTX_free(ctx_);
+  }
+
+  // An ordinary EC key on `curve`, made through certvault's KEYMGMT.
+  PkeyPtr ec_key(const char* curve) {
+    PkeyPtr key(EVP_PKEY_Q_keygen(ctx_, nullptr, "EC", curve));
+    EXPECT_TRUE(key) << errors();
+    EXPECT_TRUE(!key || from_certvault(key.get()));
+    return key;
+  }
+
+  static bool from_certvault(const EVP_PKEY* key) {
+    const OSSL_PROVIDER* p = EVP_PKEY_get0_provider(key);
+    return p && std::strcmp(OSSL_PROVIDER_get0_name(p), "certvault") == 0;
+  }
+
+  static std::vector<unsigned char> point(EVP_PKEY* key) {
+    unsigned char* buf = nullptr;
+    const size_t n = EVP_PKEY_get1_encoded_public_key(key, &buf);
+    std::vector<unsigned char> out(buf, buf + n);
+    OPENSSL_free(buf);
+    ERR_clear_error();
+    return out;
+  }
+
+  // The result of an EVP_PKEY_*check function on `key` (1: valid).
+  int check(EVP_PKEY* key, int (*fn)(EVP_PKEY_CTX*)) {
+    EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_pkey(ctx_, key, nullptr);
+    const int r = c ? fn(c) : -100;
+    EVP_PKEY_CTX_free(c);
+    ERR_clear_error();
+    return r;
+  }
+
+  // The ECDH secret of `priv`'s private key and `peer`'s public key; empty on failure.
+  std::vector<unsigned char> derive(EVP_PKEY* priv, EVP_PKEY* peer) {
+    EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_pkey(ctx_, priv, nullptr);
+    std::vector<unsigned char> out;
+    size_t n = 0;
+    if (c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, peer) == 1 &&
+        EVP_PKEY_derive(c, nullptr, &n) == 1) {
+      out.resize(n);
+      if (EVP_PKEY_derive(c, out.data(), &n) == 1)
+        out.resize(n);
+      else
+        out.clear();
+    }
+    EVP_PKEY_CTX_free(c);
+    return out;
+  }
+
+  // Whether `key` makes a signature (SHA-256) in this library context.
+  bool signs(EVP_PKEY* key) {
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    unsigned char sig[256];
+    size_t len = sizeof sig;
+    const unsigned char data[] = "data";
+    const bool ok =
+        md && EVP_DigestSignInit_ex(md, nullptr, "SHA256", ctx_, nullptr, key, nullptr) == 1 &&
+        EVP_DigestSign(md, sig, &len, data, sizeof data) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+  }
+
+  OSSL_LIB_CTX* ctx_ = nullptr;
+  OSSL_PROVIDER* certvault_ = nullptr;
+  OSSL_PROVIDER* default_ = nullptr;
+  fs::path pin_file_;
+};
+
+// What libssl does for a TLS 1.2 ECDHE server: copy the parameters of its ephemeral key,
+// set the client's point on the copy, derive. The copy is a key of its own.
+TEST_F(ProviderCertvaultFirst, CopyParametersThenSetPublicKeyLeavesTheOriginal) {
+  auto key = ec_key("P-256");
+  auto peer = ec_key("P-256");
+  ASSERT_TRUE(key && peer);
+  const auto before = point(key.get());
+  ASSERT_FALSE(before.empty());
+  PkeyPtr copy(EVP_PKEY_new());
+  ASSERT_EQ(EVP_PKEY_copy_parameters(copy.get(), key.get()), 1) << errors();
+  const auto peer_point = point(peer.get());
+  ASSERT_EQ(EVP_PKEY_set1_encoded_public_key(copy.get(), peer_point.data(), peer_point.size()), 1)
+      << errors();
+  EXPECT_EQ(point(copy.get()), peer_point);
+  EXPECT_EQ(point(key.get()), before);
+  // Both sides of the exchange agree: the original still holds its own public key.
+  const auto ours = derive(key.get(), copy.get());
+  EXPECT_FALSE(ours.empty()) << errors();
+  EXPECT_EQ(ours, derive(peer.get(), key.get())) << errors();
+}
+
+TEST_F(ProviderCertvaultFirst, ChecksTellAConsistentKeyFromAMismatchedOne) {
+  auto key = ec_key("P-256");
+  auto other = ec_key("P-256");
+  ASSERT_TRUE(key && other);
+  EXPECT_EQ(check(key.get(), EVP_PKEY_check), 1);
+  EXPECT_EQ(check(key.get(), EVP_PKEY_pairwise_check), 1);
+  EXPECT_EQ(check(key.get(), EVP_PKEY_public_check), 1);
+  EXPECT_EQ(check(key.get(), EVP_PKEY_param_check), 1);
+
+  // The private key of `key` with the public key of `other`.
+  OSSL_PARAM* parts = nullptr;
+  ASSERT_EQ(EVP_PKEY_todata(key.get(), EVP_PKEY_KEYPAIR, &parts), 1) << errors();
+  OSSL_PARAM* pub = OSSL_PARAM_locate(parts, OSSL_PKEY_PARAM_PUB_KEY);
+  const auto other_point = point(other.get());
+  ASSERT_TRUE(pub && pub->data_size == other_point.size());
+  std::memcpy(pub->data, other_point.data(), other_point.size());
+  EVP_PKEY_CTX* from = EVP_PKEY_CTX_new_from_name(ctx_, "EC", nullptr);
+  EVP_PKEY* raw = nullptr;
+  const bool made = from && EVP_PKEY_fromdata_init(from) == 1 &&
+                    EVP_PKEY_fromdata(from, &raw, EVP_PKEY_KEYPAIR, parts) == 1;
+  EVP_PKEY_CTX_free(from);
+  OSSL_PARAM_free(parts);
+  PkeyPtr mismatched(raw);
+  ASSERT_TRUE(made && mismatched) << errors();
+  EXPECT_TRUE(from_certvault(mismatched.get()));
+  EXPECT_NE(check(mismatched.get(), EVP_PKEY_check), 1);
+  EXPECT_NE(check(mismatched.get(), EVP_PKEY_pairwise_check), 1);
+  EXPECT_EQ(check(mismatched.get(), EVP_PKEY_public_check), 1);  // a point on the curve
+}
+
+TEST_F(ProviderCertvaultFirst, ParametersOnlyCopyHoldsNoKey) {
+  auto key = ec_key("P-384");
+  ASSERT_TRUE(key);
+  PkeyPtr copy(EVP_PKEY_new());
+  ASSERT_EQ(EVP_PKEY_copy_parameters(copy.get(), key.get()), 1) << errors();
+  EXPECT_EQ(EVP_PKEY_missing_parameters(copy.get()), 0);
+  EXPECT_EQ(EVP_PKEY_parameters_eq(copy.get(), key.get()), 1);
+  EXPECT_EQ(check(copy.get(), EVP_PKEY_param_check), 1);
+  EXPECT_NE(check(copy.get(), EVP_PKEY_public_check), 1);
+  EXPECT_NE(check(copy.get(), EVP_PKEY_pairwise_check), 1);
+  EXPECT_FALSE(signs(copy.get()));
+  EXPECT_TRUE(point(copy.get()).empty());
+  EXPECT_EQ(check(key.get(), EVP_PKEY_pairwise_check), 1);
+}
+
+// libssl takes an EC group only from the provider whose KEYMGMT it fetches for "EC":
+// certvault here, which passes on the default provider's groups, aliases included.
+TEST_F(ProviderCertvaultFirst, TlsGroupNamesOfTheDefaultProviderAreAccepted) {
+  SslCtxPtr ssl(SSL_CTX_new_ex(ctx_, nullptr, TLS_method()));
+  ASSERT_TRUE(ssl) << errors();
+  for (const char* groups :
+       {"P-256", "P-384", "P-521", "secp256r1", "secp384r1", "prime256v1", "brainpoolP256r1",
+        "brainpoolP384r1", "X25519", "ffdhe2048", "P-256:X25519:P-384"}) {
+    SCOPED_TRACE(groups);
+    EXPECT_EQ(SSL_CTX_set1_groups_list(ssl.get(), groups), 1) << errors();
+  }
+  EXPECT_NE(SSL_CTX_set1_groups_list(ssl.get(), "P-255"), 1);
+  ERR_clear_error();
+}
+
+// A vault key: its public half is checked, its pair is sound by construction, and a copy
+// of its parameters carries nothing of the private key.
+TEST_F(ProviderCertvaultFirst, VaultKeyChecksAndItsParametersCopyCannotSign) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  const std::string u =
+      "certvault:api-prod?vault=" + dir_.string() + "&pin-source=file:" + pin_file_.string();
+  OSSL_STORE_CTX* store =
+      OSSL_STORE_open_ex(u.c_str(), ctx_, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  ASSERT_NE(store, nullptr) << errors();
+  ASSERT_EQ(OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY), 1);
+  PkeyPtr key;
+  for (int i = 0; i < 5 && !OSSL_STORE_eof(store) && !key; ++i) {
+    OSSL_STORE_INFO* info = OSSL_STORE_load(store);
+    if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+      key.reset(OSSL_STORE_INFO_get1_PKEY(info));
+    OSSL_STORE_INFO_free(info);
+  }
+  OSSL_STORE_close(store);
+  ASSERT_TRUE(key) << errors();
+  EXPECT_TRUE(from_certvault(key.get()));
+  EXPECT_TRUE(signs(key.get()));
+  EXPECT_EQ(check(key.get(), EVP_PKEY_public_check), 1);
+  EXPECT_EQ(check(key.get(), EVP_PKEY_check), 1);
+
+  PkeyPtr params(EVP_PKEY_new());
+  ASSERT_EQ(EVP_PKEY_copy_parameters(params.get(), key.get()), 1) << errors();
+  EXPECT_FALSE(signs(params.get()));
+  EXPECT_NE(check(params.get(), EVP_PKEY_pairwise_check), 1);
+  // A whole copy still signs.
+  PkeyPtr dup(EVP_PKEY_dup(key.get()));
+  ASSERT_TRUE(dup) << errors();
+  EXPECT_TRUE(signs(dup.get()));
 }
 
 }  // namespace

@@ -506,6 +506,50 @@ TEST_F(ProviderTls, DefaultProviderActivatedFirst) {
   }
 }
 
+// A server that activates certvault before default (DESIGN.md's order): certvault's EC
+// KEYMGMT then makes the server's ephemeral ECDHE keys (copied, and given the client's
+// point, in TLS 1.2), and every group name libssl accepts comes from the TLS-GROUP
+// capabilities certvault declares. The client presents its vault certificate by URI, with
+// certvault first and with default first.
+TEST_F(ProviderTls, CertvaultFirstServerNegotiatesNamedGroupsOverTls12) {
+  issue("p256 client", 100, KeyType::kEcP256);
+  issue("p384 client", 100, KeyType::kEcP384);
+  // The client, the server's groups (in TLS 1.2 they must hold the curve of the client's
+  // ECDSA key, RFC 8422 section 5.1; -serverpref makes the first one the one chosen), the
+  // curve as s_client names it, and what the client offers: its default list has P-256
+  // (the curve of the server's certificate) and P-384, not brainpool.
+  struct Case {
+    std::string nickname, groups, curve;
+    std::vector<std::string> client;
+  };
+  const std::vector<Case> cases = {{"p256 client", "P-256", "prime256v1", {}},
+                                   {"p384 client", "P-384", "secp384r1", {}},
+                                   {"p256 client",
+                                    "brainpoolP256r1:P-256",
+                                    "brainpoolP256r1",
+                                    {"-groups", "brainpoolP256r1:P-256"}}};
+  for (const auto& [nickname, groups, curve, client] : cases) {
+    for (bool client_default_first : {false, true}) {
+      SCOPED_TRACE(groups +
+                   (client_default_first ? ", client default first" : ", client certvault first"));
+      auto s =
+          TlsServer::start(tmp_.path(), server_cert_, server_key_, vault_ca_,
+                           {"-provider-path", kProviderDir, "-provider", "certvault", "-provider",
+                            "default", "-tls1_2", "-serverpref", "-groups", groups},
+                           provider_env(dir_));
+      ASSERT_TRUE(s);
+      auto c = connect(*s, uri(nickname), uri(nickname), client, client_default_first);
+      const std::string log = s->log();
+      EXPECT_FALSE(c.timed_out);
+      EXPECT_EQ(c.exit_code, 0) << c.out << c.err << "\nserver:\n" << log;
+      EXPECT_TRUE(contains(c.out, "Server Temp Key: ECDH, " + curve + ",")) << c.out;
+      EXPECT_TRUE(contains(c.out, "Cipher is ECDHE-")) << c.out;
+      EXPECT_TRUE(contains(c.out, "Subject: CN=" + nickname + "\n")) << c.out;
+      EXPECT_TRUE(contains(log, "depth=0 CN = " + nickname + "\nverify return:1")) << log;
+    }
+  }
+}
+
 TEST_F(ProviderTls, UriPemFileAsKey) {
   issue("api-prod", 100, KeyType::kEcP256);
   const auto key_file = tmp_ / "api-prod.key";

@@ -88,12 +88,15 @@ class ChildGuard {
 
 // `openssl s_server -www` on 127.0.0.1 that requires a client certificate issued by
 // `client_ca` (-Verify 1 -verify_return_error) and serves one connection; `extra` adds
-// options (protocol version, -client_sigalgs...). Its output goes to files the test reads.
+// options (protocol version, -client_sigalgs, -provider...). `launcher` is what runs
+// `openssl` (by default `env OPENSSL_CONF=/dev/null`; a provider test passes its
+// environment). Its output goes to files the test reads.
 class TlsServer {
  public:
   static std::optional<TlsServer> start(const fs::path& dir, const fs::path& cert,
                                         const fs::path& key, const fs::path& client_ca,
-                                        const std::vector<std::string>& extra = {}) {
+                                        const std::vector<std::string>& extra = {},
+                                        const std::vector<std::string>& launcher = {}) {
     std::string last_err;
     for (int attempt = 0; attempt < 5; ++attempt) {
       TlsServer server;
@@ -101,24 +104,24 @@ class TlsServer {
       server.err_ = dir / ("s_server-" + std::to_string(attempt) + ".err");
       server.port_ = free_loopback_port();
       if (server.port_ == 0) continue;
-      std::vector<std::string> argv = {"env",
-                                       "OPENSSL_CONF=/dev/null",
-                                       "openssl",
-                                       "s_server",
-                                       "-accept",
-                                       "127.0.0.1:" + std::to_string(server.port_),
-                                       "-cert",
-                                       cert.string(),
-                                       "-key",
-                                       key.string(),
-                                       "-CAfile",
-                                       client_ca.string(),
-                                       "-Verify",
-                                       "1",
-                                       "-verify_return_error",
-                                       "-www",
-                                       "-naccept",
-                                       "1"};
+      std::vector<std::string> argv =
+          launcher.empty() ? std::vector<std::string>{"env", "OPENSSL_CONF=/dev/null"} : launcher;
+      for (const char* a : {"openssl", "s_server"}) argv.push_back(a);
+      const std::vector<std::string> options = {"-accept",
+                                                "127.0.0.1:" + std::to_string(server.port_),
+                                                "-cert",
+                                                cert.string(),
+                                                "-key",
+                                                key.string(),
+                                                "-CAfile",
+                                                client_ca.string(),
+                                                "-Verify",
+                                                "1",
+                                                "-verify_return_error",
+                                                "-www",
+                                                "-naccept",
+                                                "1"};
+      argv.insert(argv.end(), options.begin(), options.end());
       argv.insert(argv.end(), extra.begin(), extra.end());
       server.child_ = ChildGuard(spawn_logged(argv, server.out_, server.err_));
       // s_server prints ACCEPT (and flushes) once it listens.

@@ -10,6 +10,7 @@
 #include "output.h"
 #include "report.h"
 #include "uri.h"
+#include "uri_pem_label.h"
 
 namespace certvault::cli {
 namespace {
@@ -42,19 +43,25 @@ std::string problem_line(const Entry& entry, Time now) {
          ")";
 }
 
-// certvault:NICKNAME, with ?vault=DIR when the vault is not the one programs find alone.
-std::string entry_uri(const Vault& vault, const std::string& nickname) {
+// certvault:NICKNAME?vault=DIR, the directory absolute. Always with the vault: the program
+// that uses the URI later resolves a URI without one from its own openssl.cnf and
+// environment, where the default vault may well be another one.
+Result<std::string> entry_uri(const Vault& vault, const std::string& nickname) {
   std::error_code ec;
-  auto here = std::filesystem::weakly_canonical(vault.dir(), ec);
-  auto fallback = std::filesystem::weakly_canonical(default_vault_dir(), ec);
-  if (!ec && here == fallback) return certvault_uri(nickname);
-  return certvault_uri(nickname) + vault_query(std::filesystem::absolute(vault.dir(), ec).string());
+  const auto dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal();
+  if (ec)
+    return fail(Code::kIo, "cannot make the vault directory " + vault.dir().string() +
+                               " absolute: " + ec.message());
+  std::string text = dir.string();
+  if (text.size() > 1 && text.back() == '/') text.pop_back();
+  return certvault_uri(nickname) + vault_query(text);
 }
 
 // The URI-in-PEM block the provider's decoder reads (docs/provider.md).
 std::string uri_pem(const std::string& uri) {
+  const std::string label(kUriPemLabel);
   return ossl::to_text([&](BIO* bio) {
-    PEM_write_bio(bio, "CERTVAULT URI", "", reinterpret_cast<const unsigned char*>(uri.data()),
+    PEM_write_bio(bio, label.c_str(), "", reinterpret_cast<const unsigned char*>(uri.data()),
                   static_cast<long>(uri.size()));
   });
 }
@@ -66,7 +73,7 @@ Outcome cmd_uri(const Globals& globals, const UriArgs& args) {
   if (args.out != "-") CV_CHECK(check_absent(args.out, "URI file"));
   CV_TRY(vault, open_vault(globals));
   CV_TRY(entry, find_entry(vault, args.nickname));
-  const std::string uri = entry_uri(vault, entry.nickname);
+  CV_TRY(uri, entry_uri(vault, entry.nickname));
   if (args.pem) {
     // Holds no secret, but is a key file to the programs that read it: owner only.
     CV_CHECK(write_new_file(args.out, uri_pem(uri), "URI file", 0600));
