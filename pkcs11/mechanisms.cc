@@ -160,8 +160,20 @@ CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
   }
 }
 
+PreparedSign prepare_raw_sign(EVP_PKEY* key, KeyType key_type) {
+  if (key_type == KeyType::kEd25519) return nullptr;  // EdDSA signs whole messages
+  ERR_set_mark();
+  ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), key, nullptr));
+  const bool ok =
+      ctx && EVP_PKEY_sign_init(ctx.get()) == 1 &&
+      (!is_rsa(key_type) || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) > 0);
+  ERR_pop_to_mark();
+  if (!ok) return nullptr;  // each signature then makes its own context
+  return PreparedSign(ctx.release(), EVP_PKEY_CTX_free);
+}
+
 CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_type, KeyRef key,
-                           std::unique_ptr<SignOperation>& out) {
+                           std::unique_ptr<SignOperation>& out, PreparedSign prepared) {
   if (!m) return CKR_ARGUMENTS_BAD;
   auto allowed = sign_mechanisms(key_type);
   if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end()) {
@@ -178,6 +190,8 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   op->mech_ = m->mechanism;
   op->key_type_ = key_type;
   op->key_ = std::move(key);
+  if (purpose == Purpose::kSign && (m->mechanism == CKM_ECDSA || m->mechanism == CKM_RSA_PKCS))
+    op->prepared_ = std::move(prepared);
   if (is_pss(m->mechanism)) {
     // PKCS#11 v2.40 mechanisms 2.1.14: CK_RSA_PKCS_PSS_PARAMS is required.
     if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
@@ -238,6 +252,12 @@ CK_RV SignOperation::update(const uint8_t* data, size_t len) {
 }
 
 CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
+  if (prepared_) {
+    pctx.reset(EVP_PKEY_CTX_dup(const_cast<EVP_PKEY_CTX*>(prepared_.get())));
+    if (!pctx) return CKR_FUNCTION_FAILED;
+    if (mech_ == CKM_RSA_PKCS && data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
+    return CKR_OK;
+  }
   OSSL_LIB_CTX* ctx = ossl::libctx();
   pctx.reset(EVP_PKEY_CTX_new_from_pkey(ctx, key_.get(), nullptr));
   int init = !pctx                        ? 0

@@ -13,6 +13,12 @@
 namespace certvault::pkcs11 {
 
 using KeyRef = std::shared_ptr<EVP_PKEY>;
+// A signing context made once per key and login, copied for each raw signature (CKM_ECDSA,
+// CKM_RSA_PKCS): OpenSSL 3.0 looks the algorithm up again for every new context, which
+// costs more than an ECDSA signature can bear. Never changed once made, so threads copy
+// it without a lock.
+using PreparedSign = std::shared_ptr<const EVP_PKEY_CTX>;
+PreparedSign prepare_raw_sign(EVP_PKEY* key, KeyType key_type);
 
 std::vector<CK_MECHANISM_TYPE> all_mechanisms();
 std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType key_type);
@@ -26,7 +32,7 @@ class SignOperation {
   // PKCS#11 v2.40 5.11/5.12: the init call checks the mechanism and its parameters against
   // the key (a private key to sign, a public key to verify).
   static CK_RV start(Purpose purpose, const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
-                     std::unique_ptr<SignOperation>& out);
+                     std::unique_ptr<SignOperation>& out, PreparedSign prepared = nullptr);
   ~SignOperation();
   CK_RV update(const uint8_t* data, size_t len);
   // Signing: size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
@@ -41,6 +47,7 @@ class SignOperation {
   CK_MECHANISM_TYPE mech_ = 0;
   KeyType key_type_ = KeyType::kEcP256;
   KeyRef key_;
+  PreparedSign prepared_;
   EVP_MD_CTX* md_ctx_ = nullptr;  // hash-then-sign mechanisms
   std::vector<uint8_t> data_;     // raw mechanisms and EdDSA: the whole input
   std::vector<uint8_t> result_;   // computed once; handed out when the buffer fits

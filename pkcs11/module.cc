@@ -139,8 +139,9 @@ CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purp
   if (o->kind != (sign ? Kind::kPrivateKey : Kind::kPublicKey))
     return CKR_KEY_FUNCTION_NOT_PERMITTED;
   KeyRef k;
-  if (CK_RV rv = sign ? t.key(*o, k) : t.public_key(*o, k); rv != CKR_OK) return rv;
-  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out);
+  PreparedSign prepared;
+  if (CK_RV rv = sign ? t.key(*o, k, &prepared) : t.public_key(*o, k); rv != CKR_OK) return rv;
+  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out, std::move(prepared));
 }
 
 CK_RV not_supported() {

@@ -594,17 +594,19 @@ CK_RV Token::public_key(const Object& o, KeyRef& out) {
   return CKR_OK;
 }
 
-CK_RV Token::key(const Object& o, KeyRef& out) {
+CK_RV Token::key(const Object& o, KeyRef& out, PreparedSign* prepared) {
   std::lock_guard lock(mu_);
   if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
-  if (auto it = keys_.find(o.key_id); it != keys_.end()) {
-    out = it->second;
-    return CKR_OK;
+  auto it = keys_.find(o.key_id);
+  if (it == keys_.end()) {
+    auto k = vault_->private_key(o.nickname, o.generation);
+    if (!k) return to_rv(k.error());
+    UnlockedKey unlocked{KeyRef(k->release(), EVP_PKEY_free), nullptr};
+    unlocked.raw_sign = prepare_raw_sign(unlocked.key.get(), o.key_type);
+    it = keys_.emplace(o.key_id, std::move(unlocked)).first;
   }
-  auto k = vault_->private_key(o.nickname, o.generation);
-  if (!k) return to_rv(k.error());
-  out = KeyRef(k->release(), EVP_PKEY_free);
-  keys_[o.key_id] = out;
+  out = it->second.key;
+  if (prepared) *prepared = it->second.raw_sign;
   return CKR_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ck.h"
+#include "mechanisms.h"
 #include "templates.h"
 #include "vault.h"
 
@@ -38,8 +39,6 @@ struct Object {
   // Filled on demand.
   std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;
 };
-
-using KeyRef = std::shared_ptr<EVP_PKEY>;
 
 class Token {
  public:
@@ -69,8 +68,9 @@ class Token {
   // Fills `attrs` from `object` following PKCS#11 v2.40 section 5.7 (C_GetAttributeValue).
   CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
   bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
-  // The private key of a private-key object, decrypted once per login.
-  CK_RV key(const Object& object, KeyRef& out);
+  // The private key of a private-key object, decrypted once per login, with its prepared
+  // raw signing context when `prepared` is given.
+  CK_RV key(const Object& object, KeyRef& out, PreparedSign* prepared = nullptr);
   // The public key of any key or certificate object.
   CK_RV public_key(const Object& object, KeyRef& out);
 
@@ -102,7 +102,11 @@ class Token {
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Object>>> by_label_, by_id_;
   CK_OBJECT_HANDLE next_handle_ = 1;
-  std::unordered_map<std::string, KeyRef> keys_;  // key id -> key, while logged in
+  struct UnlockedKey {
+    KeyRef key;
+    PreparedSign raw_sign;
+  };
+  std::unordered_map<std::string, UnlockedKey> keys_;  // key id -> key, while logged in
 };
 
 // CK_RV for a keystore error.
