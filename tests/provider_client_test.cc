@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "provider_loaded.h"
 #include "support.h"
 #include "test_vault.h"
 
@@ -52,36 +53,13 @@ int pin_callback(char* buf, int size, int, void*) {
   return n;
 }
 
-// Every queued OpenSSL error, for assertion messages.
-std::string errors() {
-  std::string out;
-  unsigned long e;
-  char buf[256];
-  while ((e = ERR_get_error()) != 0) {
-    ERR_error_string_n(e, buf, sizeof buf);
-    out += std::string(buf) + "\n";
-  }
-  return out;
-}
-
-class ProviderInProcess : public VaultTest {
+class ProviderInProcess : public ProviderLoadedTest {
  protected:
   void SetUp() override {
     VaultTest::SetUp();
     if (HasFatalFailure()) return;
-    ERR_clear_error();
-    ASSERT_EQ(OSSL_PROVIDER_set_default_search_path(nullptr, CERTVAULT_PROVIDER_DIR), 1);
-    certvault_ = OSSL_PROVIDER_load(nullptr, "certvault");
-    ASSERT_NE(certvault_, nullptr) << errors();
-    default_ = OSSL_PROVIDER_load(nullptr, "default");
-    ASSERT_NE(default_, nullptr) << errors();
-    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+    load_providers(nullptr);
     g_prompts = 0;
-  }
-
-  void TearDown() override {
-    if (default_) OSSL_PROVIDER_unload(default_);
-    if (certvault_) OSSL_PROVIDER_unload(certvault_);
   }
 
   // certvault:NICKNAME?vault=DIR[&pin-source=file:PIN]
@@ -167,9 +145,6 @@ class ProviderInProcess : public VaultTest {
     return name;
   }
 
-  fs::path pin_file_;
-  OSSL_PROVIDER* certvault_ = nullptr;
-  OSSL_PROVIDER* default_ = nullptr;
   PkeyPtr server_key_;
 };
 
@@ -344,25 +319,18 @@ TEST_F(ProviderInProcess, WrongPinFailsWithReasonOnTheErrorQueue) {
 
 // `openssl ... -provider certvault -provider default` in-process: a library context where
 // certvault is activated first, so that it is the KEYMGMT of every EC key made there.
-class ProviderCertvaultFirst : public VaultTest {
+class ProviderCertvaultFirst : public ProviderLoadedTest {
  protected:
   void SetUp() override {
     VaultTest::SetUp();
     if (HasFatalFailure()) return;
-    ERR_clear_error();
     ctx_ = OSSL_LIB_CTX_new();
     ASSERT_NE(ctx_, nullptr);
-    ASSERT_EQ(OSSL_PROVIDER_set_default_search_path(ctx_, CERTVAULT_PROVIDER_DIR), 1);
-    certvault_ = OSSL_PROVIDER_load(ctx_, "certvault");
-    ASSERT_NE(certvault_, nullptr) << errors();
-    default_ = OSSL_PROVIDER_load(ctx_, "default");
-    ASSERT_NE(default_, nullptr) << errors();
-    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+    load_providers(ctx_);
   }
 
   void TearDown() override {
-    if (default_) OSSL_PROVIDER_unload(default_);
-    if (certvault_) OSSL_PROVIDER_unload(certvault_);
+    ProviderLoadedTest::TearDown();
     OSSL_LIB_CTX_free(ctx_);
   }
 
@@ -429,9 +397,6 @@ class ProviderCertvaultFirst : public VaultTest {
   }
 
   OSSL_LIB_CTX* ctx_ = nullptr;
-  OSSL_PROVIDER* certvault_ = nullptr;
-  OSSL_PROVIDER* default_ = nullptr;
-  fs::path pin_file_;
 };
 
 // What libssl does for a TLS 1.2 ECDHE server: copy the parameters of its ephemeral key,

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "ossl.h"
+#include "provider_loaded.h"
 #include "support.h"
 #include "test_vault.h"
 
@@ -42,22 +43,6 @@ using certvault::KeyType;
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
-}
-
-// Every queued OpenSSL error, oldest first, one per line; empties the queue.
-std::string errors() {
-  std::string out;
-  unsigned long e;
-  char buf[512];
-  const char* data = nullptr;
-  int flags = 0;
-  while ((e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
-    ERR_error_string_n(e, buf, sizeof buf);
-    out += buf;
-    if (data && (flags & ERR_TXT_STRING)) out += std::string(":") + data;
-    out += "\n";
-  }
-  return out;
 }
 
 // What one STORE pass over a URI yielded.
@@ -111,24 +96,17 @@ Loaded load_all(const std::string& uri, int expect = 0, bool with_callback = fal
   return out;
 }
 
-class ProviderPin : public VaultTest {
+class ProviderPin : public ProviderLoadedTest {
  protected:
   void SetUp() override {
     VaultTest::SetUp();
     if (HasFatalFailure()) return;
-    ERR_clear_error();
-    ASSERT_EQ(OSSL_PROVIDER_set_default_search_path(nullptr, CERTVAULT_PROVIDER_DIR), 1);
-    certvault_ = OSSL_PROVIDER_load(nullptr, "certvault");
-    ASSERT_NE(certvault_, nullptr) << errors();
-    default_ = OSSL_PROVIDER_load(nullptr, "default");
-    ASSERT_NE(default_, nullptr) << errors();
-    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+    load_providers(nullptr);
   }
 
   void TearDown() override {
     g_pin_fn = nullptr;
-    if (default_) OSSL_PROVIDER_unload(default_);
-    if (certvault_) OSSL_PROVIDER_unload(certvault_);
+    ProviderLoadedTest::TearDown();
   }
 
   // certvault:NICKNAME?vault=DIR, then `query` ("&pin-source=..."), for the given vault.
@@ -140,10 +118,6 @@ class ProviderPin : public VaultTest {
   std::string with_pin_file(const fs::path& file) const {
     return "&pin-source=file:" + file.string();
   }
-
-  fs::path pin_file_;
-  OSSL_PROVIDER* certvault_ = nullptr;
-  OSSL_PROVIDER* default_ = nullptr;
 };
 
 // --- PIN files ------------------------------------------------------------------------
