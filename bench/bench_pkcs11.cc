@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_support.h"
 #include "ck.h"
 #include "ossl.h"
 #include "vault.h"
@@ -55,10 +56,7 @@ constexpr std::string_view kPin = "bench-pin-1234";
 constexpr std::string_view kSoPin = "bench-so-pin-1234";
 constexpr const char* kSoftHsmDefault = "/usr/lib/softhsm/libsofthsm2.so";
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_pkcs11 setup failed: %s\n", what.c_str());
-  std::exit(1);
-}
+using cv::bench::die;
 
 // Removed at exit; the path is never destroyed, so the exit handler can still read it.
 const fs::path& scratch() {
@@ -163,20 +161,7 @@ std::vector<Key> make_sign_vault(const fs::path& dir) {
 // A vault of `n` CA-issued EC P-256 entries named entry-0 ... entry-(n-1).
 void make_big_vault(const fs::path& dir, int n) {
   cv::Vault v = make_vault(dir, "bench-10k");
-  cv::CaRequest ca;
-  ca.not_after = cv::now() + 3650 * 86400LL;
-  if (auto r = v.create_ca(ca); !r) die(r.error().message);
-  constexpr int kBatch = 2000;
-  for (int start = 0; start < n; start += kBatch) {
-    std::vector<cv::IssueRequest> reqs;
-    for (int i = start; i < std::min(n, start + kBatch); ++i) {
-      cv::IssueRequest r;
-      r.nickname = "entry-" + std::to_string(i);
-      r.not_after = cv::now() + 365 * 86400LL;
-      reqs.push_back(std::move(r));
-    }
-    if (auto r = v.create_many(reqs); !r) die(r.error().message);
-  }
+  cv::bench::fill_with_entries(v, n);
 }
 
 void write_pkcs8_pem(EVP_PKEY* key, const fs::path& file) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "bench_support.h"
 #include "keys.h"
 #include "seal.h"
 #include "vault.h"
@@ -15,6 +16,8 @@ namespace cv = certvault;
 namespace fs = std::filesystem;
 
 namespace {
+
+using cv::bench::die;
 
 const cv::SecureBytes& pin() {
   static const cv::SecureBytes p = cv::SecureBytes::from("bench-pin-1234");
@@ -31,11 +34,6 @@ fs::path scratch() {
   return dir;
 }
 
-void die(const std::string& what) {
-  fprintf(stderr, "bench setup failed: %s\n", what.c_str());
-  std::exit(1);
-}
-
 // A vault of `n` CA-issued EC P-256 entries, made once per size and reused.
 fs::path vault_of(int n, cv::KdfParams kdf = {1, 8192}) {
   static std::map<int, fs::path> made;
@@ -46,21 +44,7 @@ fs::path vault_of(int n, cv::KdfParams kdf = {1, 8192}) {
   opts.kdf = kdf;
   auto init = cv::Vault::init(dir, pin(), opts);
   if (!init) die(init.error().message);
-  cv::Vault& v = init->first;
-  cv::CaRequest ca;
-  ca.not_after = cv::now() + 3650 * 86400LL;
-  if (auto r = v.create_ca(ca); !r) die(r.error().message);
-  constexpr int kBatch = 2000;
-  for (int start = 0; start < n; start += kBatch) {
-    std::vector<cv::IssueRequest> reqs;
-    for (int i = start; i < std::min(n, start + kBatch); ++i) {
-      cv::IssueRequest r;
-      r.nickname = "entry-" + std::to_string(i);
-      r.not_after = cv::now() + 365 * 86400LL;
-      reqs.push_back(std::move(r));
-    }
-    if (auto r = v.create_many(reqs); !r) die(r.error().message);
-  }
+  cv::bench::fill_with_entries(init->first, n);
   made[n] = dir;
   return dir;
 }

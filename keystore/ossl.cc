@@ -61,12 +61,7 @@ std::unexpected<Error> crypto_fail(std::string_view what) {
 }
 
 Bytes cert_der(X509* cert) {
-  int n = i2d_X509(cert, nullptr);
-  if (n <= 0) return {};
-  Bytes out(static_cast<size_t>(n));
-  unsigned char* p = out.data();
-  i2d_X509(cert, &p);
-  return out;
+  return to_der<X509, i2d_X509>(cert);
 }
 
 Result<Cert> cert_from_der(std::span<const uint8_t> der) {

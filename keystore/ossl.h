@@ -59,6 +59,16 @@ std::string last_error();
 // Fails with kCrypto and "<what>: <openssl reason>".
 std::unexpected<Error> crypto_fail(std::string_view what);
 
+// The DER encoding of any ASN.1 value OpenSSL can encode; empty when it cannot.
+template <typename T, int (*I2D)(const T*, unsigned char**)>
+Bytes to_der(const T* value) {
+  int n = I2D(value, nullptr);
+  if (n <= 0) return {};
+  Bytes out(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  I2D(value, &p);
+  return out;
+}
 Bytes cert_der(X509* cert);
 Result<Cert> cert_from_der(std::span<const uint8_t> der);
 std::string cert_pem(X509* cert);

@@ -86,10 +86,17 @@ void pad(CK_UTF8CHAR* dst, size_t n, std::string_view s) {
   std::memcpy(dst, s.data(), std::min(n, s.size()));
 }
 
-CK_RV token_of(Module* m, CK_SLOT_ID slot, Token*& out) {
-  if (slot >= m->tokens.size()) return CKR_SLOT_ID_INVALID;
-  out = m->tokens[slot].get();
-  return CKR_OK;
+// Runs `f(module, token)` for a valid slot; `args_ok` false (a required pointer is null)
+// is CKR_ARGUMENTS_BAD, checked before the slot.
+template <typename F>
+CK_RV with_slot(CK_SLOT_ID slot, bool args_ok, F&& f) {
+  return guard([&]() -> CK_RV {
+    Module* m = module();
+    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!args_ok) return CKR_ARGUMENTS_BAD;
+    if (slot >= m->tokens.size()) return CKR_SLOT_ID_INVALID;
+    return f(*m, *m->tokens[slot]);
+  });
 }
 
 CK_RV session_of(Module* m, CK_SESSION_HANDLE h, std::shared_ptr<Session>& out) {
@@ -223,14 +230,9 @@ CV_EXPORT CK_RV C_GetSlotList(CK_BBOOL token_present_only, CK_SLOT_ID_PTR list,
 }
 
 CV_EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!info) return CKR_ARGUMENTS_BAD;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+  return with_slot(slot, info != nullptr, [&](Module&, Token& t) -> CK_RV {
     std::memset(info, 0, sizeof *info);
-    pad(info->slotDescription, sizeof info->slotDescription, "certvault " + t->dir().string());
+    pad(info->slotDescription, sizeof info->slotDescription, "certvault " + t.dir().string());
     pad(info->manufacturerID, sizeof info->manufacturerID, "certvault");
     info->flags = CKF_TOKEN_PRESENT;
     info->hardwareVersion = {0, 1};
@@ -240,58 +242,36 @@ CV_EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
 }
 
 CV_EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!info) return CKR_ARGUMENTS_BAD;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
-    return t->token_info(info);
-  });
+  return with_slot(slot, info != nullptr,
+                   [&](Module&, Token& t) -> CK_RV { return t.token_info(info); });
 }
 
 CV_EXPORT CK_RV C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
                                    CK_ULONG_PTR count) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!count) return CKR_ARGUMENTS_BAD;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+  return with_slot(slot, count != nullptr, [&](Module&, Token&) -> CK_RV {
     return fill_list(all_mechanisms(), list, count);
   });
 }
 
 CV_EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
                                    CK_MECHANISM_INFO_PTR info) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!info) return CKR_ARGUMENTS_BAD;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
-    return mechanism_info(type, info);
-  });
+  return with_slot(slot, info != nullptr,
+                   [&](Module&, Token&) -> CK_RV { return mechanism_info(type, info); });
 }
 
 // --- sessions ----------------------------------------------------------------------------
 
 CV_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_NOTIFY,
                               CK_SESSION_HANDLE_PTR out) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!out) return CKR_ARGUMENTS_BAD;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+  return with_slot(slot, out != nullptr, [&](Module& m, Token& t) -> CK_RV {
     if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
-    if (!t->initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
+    if (!t.initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
     auto s = std::make_shared<Session>();
     s->slot = slot;
     s->flags = flags;
-    std::lock_guard lock(m->mu);
-    *out = m->next_session++;
-    m->sessions[*out] = std::move(s);
+    std::lock_guard lock(m.mu);
+    *out = m.next_session++;
+    m.sessions[*out] = std::move(s);
     return CKR_OK;
   });
 }
@@ -306,13 +286,9 @@ CV_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE h) {
 }
 
 CV_EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slot) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
-    std::lock_guard lock(m->mu);
-    std::erase_if(m->sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+  return with_slot(slot, true, [&](Module& m, Token&) -> CK_RV {
+    std::lock_guard lock(m.mu);
+    std::erase_if(m.sessions, [&](const auto& kv) { return kv.second->slot == slot; });
     return CKR_OK;
   });
 }
@@ -394,21 +370,17 @@ CV_EXPORT CK_RV C_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old_pin, CK_ULONG 
 
 CV_EXPORT CK_RV C_InitToken(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,
                             CK_UTF8CHAR_PTR label) {
-  return guard([&]() -> CK_RV {
-    Module* m = module();
-    if (!m) return CKR_CRYPTOKI_NOT_INITIALIZED;
-    Token* t = nullptr;
-    if (CK_RV rv = token_of(m, slot, t); rv != CKR_OK) return rv;
+  return with_slot(slot, true, [&](Module& m, Token& t) -> CK_RV {
     if (!pin || !label) return CKR_ARGUMENTS_BAD;  // no protected authentication path
     {
-      std::lock_guard lock(m->mu);
-      for (const auto& [handle, s] : m->sessions)
+      std::lock_guard lock(m.mu);
+      for (const auto& [handle, s] : m.sessions)
         if (s->slot == slot) return CKR_SESSION_EXISTS;
     }
     // 32 bytes, padded with blanks (v2.40 5.6).
     std::string_view name(reinterpret_cast<const char*>(label), 32);
     name = name.substr(0, name.find_last_not_of(' ') + 1);
-    return t->init_token(SecureBytes(pin, pin_len), name);
+    return t.init_token(SecureBytes(pin, pin_len), name);
   });
 }
 

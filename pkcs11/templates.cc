@@ -283,19 +283,15 @@ CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRe
   auto cert = ossl::cert_from_der(out.der);
   if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;
   // What the template says about the certificate must be what it holds (v2.40 4.6.3).
-  auto same = [&](CK_ATTRIBUTE_TYPE t, auto* value, auto i2d) {
+  auto same = [&](CK_ATTRIBUTE_TYPE t, const Bytes& der) {
     const CK_ATTRIBUTE* a = find(templ, count, t);
-    if (!a) return true;
-    int n = i2d(value, nullptr);
-    Bytes der(static_cast<size_t>(std::max(n, 0)));
-    unsigned char* p = der.data();
-    i2d(value, &p);
-    return bytes_of(*a) == der;
+    return !a || bytes_of(*a) == der;
   };
   X509* x = cert->get();
-  if (!same(CKA_SUBJECT, X509_get_subject_name(x), i2d_X509_NAME) ||
-      !same(CKA_ISSUER, X509_get_issuer_name(x), i2d_X509_NAME) ||
-      !same(CKA_SERIAL_NUMBER, X509_get0_serialNumber(x), i2d_ASN1_INTEGER))
+  if (!same(CKA_SUBJECT, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x))) ||
+      !same(CKA_ISSUER, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x))) ||
+      !same(CKA_SERIAL_NUMBER,
+            ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x))))
     return CKR_TEMPLATE_INCONSISTENT;
   out.label = std::move(label);
   if (const CK_ATTRIBUTE* id = find(templ, count, CKA_ID)) out.id = bytes_of(*id);

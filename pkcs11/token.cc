@@ -49,27 +49,17 @@ Bytes date(Time t) {
   return pod(d);
 }
 
-template <typename T, int (*I2D)(const T*, unsigned char**)>
-Bytes der(const T* v) {
-  int n = I2D(v, nullptr);
-  if (n <= 0) return {};
-  Bytes out(static_cast<size_t>(n));
-  unsigned char* p = out.data();
-  I2D(v, &p);
-  return out;
-}
-
 Bytes octet_string(const Bytes& content) {
   ASN1_OCTET_STRING* os = ASN1_OCTET_STRING_new();
   ASN1_OCTET_STRING_set(os, content.data(), static_cast<int>(content.size()));
-  Bytes out = der<ASN1_OCTET_STRING, i2d_ASN1_OCTET_STRING>(os);
+  Bytes out = ossl::to_der<ASN1_OCTET_STRING, i2d_ASN1_OCTET_STRING>(os);
   ASN1_OCTET_STRING_free(os);
   return out;
 }
 
 Bytes oid(const char* dotted) {
   ASN1_OBJECT* o = OBJ_txt2obj(dotted, 1);
-  Bytes out = der<ASN1_OBJECT, i2d_ASN1_OBJECT>(o);
+  Bytes out = ossl::to_der<ASN1_OBJECT, i2d_ASN1_OBJECT>(o);
   ASN1_OBJECT_free(o);
   return out;
 }
@@ -467,9 +457,9 @@ CK_RV Token::load_attributes_locked(Object& o) {
     a[CKA_CHECK_VALUE] = Bytes(sha1, sha1 + 3);
     a[CKA_START_DATE] = date(o.not_before);
     a[CKA_END_DATE] = date(o.not_after);
-    a[CKA_SUBJECT] = der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x));
-    a[CKA_ISSUER] = der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x));
-    a[CKA_SERIAL_NUMBER] = der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x));
+    a[CKA_SUBJECT] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x));
+    a[CKA_ISSUER] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x));
+    a[CKA_SERIAL_NUMBER] = ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x));
     a[CKA_VALUE] = *cert_der;
     a[CKA_URL] = {};
     a[CKA_JAVA_MIDP_SECURITY_DOMAIN] = ulong(0);
@@ -480,7 +470,7 @@ CK_RV Token::load_attributes_locked(Object& o) {
     key_attributes(a, o, *spki);
     if (auto cert_der = vault_->certificate_der(o.nickname, o.generation)) {
       if (auto cert = ossl::cert_from_der(*cert_der))
-        a[CKA_SUBJECT] = der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert->get()));
+        a[CKA_SUBJECT] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert->get()));
     }
     if (o.kind == Kind::kPublicKey) {
       a[CKA_ENCRYPT] = flag(false);

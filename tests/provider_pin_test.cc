@@ -32,10 +32,6 @@
 #include "support.h"
 #include "test_vault.h"
 
-#ifndef CERTVAULT_PROVIDER_DIR
-#error "CERTVAULT_PROVIDER_DIR must name the directory of certvault.so"
-#endif
-
 namespace cvtest {
 namespace {
 
