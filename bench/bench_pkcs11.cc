@@ -8,6 +8,9 @@
 //   Raw OpenSSL runs three ways: one context reused (as `openssl speed` does, the
 //   baseline), a new context per signature, and a template context duplicated per
 //   signature, to show what a module pays for setting up each signature.
+// - the two signing budgets again, timed side by side in alternating batches, which the
+//   host's drifting speed cannot skew: certvault beside raw OpenSSL, and certvault on two
+//   threads beside one (bench_support.h).
 // - C_FindObjectsInit + C_FindObjects + C_FindObjectsFinal by CKA_LABEL in a 2-entry and
 //   a 10,000-entry vault.
 // After the table it prints each budget with its limit, the measured value and whether
@@ -291,17 +294,67 @@ struct Token {
 // --- benchmarks --------------------------------------------------------------------------------
 
 // As `openssl speed` does: one context, made and initialised once, then EVP_PKEY_sign.
+class RawSigner {
+ public:
+  explicit RawSigner(const Key* key)
+      : key_(key), ctx_(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr)) {
+    if (!ctx_ || EVP_PKEY_sign_init(ctx_.get()) != 1 ||
+        (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(ctx_.get(), RSA_PKCS1_PADDING) <= 0))
+      ctx_.reset();
+  }
+  bool ready() const { return ctx_ != nullptr; }
+  bool operator()() {
+    size_t len = sig_.size();
+    return EVP_PKEY_sign(ctx_.get(), sig_.data(), &len, key_->input.data(), key_->input.size()) ==
+           1;
+  }
+
+ private:
+  const Key* key_;
+  cv::ossl::PkeyCtx ctx_;
+  std::vector<uint8_t> sig_ = std::vector<uint8_t>(1024);
+};
+
+// C_SignInit + C_Sign, in a session of its own.
+class Pkcs11Signer {
+ public:
+  Pkcs11Signer(const Token* token, CK_OBJECT_HANDLE handle, const Key* key)
+      : f_(token->module->f), session_(token->open()), handle_(handle), input_(key->input) {
+    mech_ = {key->mechanism, nullptr, 0};
+  }
+  Pkcs11Signer(const Pkcs11Signer&) = delete;
+  Pkcs11Signer& operator=(const Pkcs11Signer&) = delete;
+  ~Pkcs11Signer() {
+    if (session_) f_->C_CloseSession(session_);
+  }
+  bool ready() const { return session_ != 0; }
+  CK_RV last() const { return last_; }
+  bool operator()() {
+    CK_ULONG len = sig_.size();
+    last_ = f_->C_SignInit(session_, &mech_, handle_);
+    if (last_ == CKR_OK)
+      last_ = f_->C_Sign(session_, input_.data(), input_.size(), sig_.data(), &len);
+    return last_ == CKR_OK;
+  }
+
+ private:
+  CK_FUNCTION_LIST_PTR f_;
+  CK_SESSION_HANDLE session_;
+  CK_OBJECT_HANDLE handle_;
+  CK_MECHANISM mech_;
+  std::vector<uint8_t> input_;
+  std::vector<uint8_t> sig_ = std::vector<uint8_t>(1024);
+  CK_RV last_ = CKR_OK;
+};
+
 void BM_OpenSslSign(benchmark::State& state, const Key* key) {
-  cv::ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr));
-  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
-      (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0)) {
+  RawSigner sign(key);
+  if (!sign.ready()) {
     state.SkipWithError("EVP_PKEY_sign_init failed");
     return;
   }
-  std::vector<uint8_t> sig(1024);
   for (auto _ : state) {
-    size_t len = sig.size();
-    if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) != 1) {
+    if (!sign()) {
       state.SkipWithError("EVP_PKEY_sign failed");
       break;
     }
@@ -351,26 +404,46 @@ void BM_OpenSslSignDupContext(benchmark::State& state, const Key* key) {
 // C_SignInit + C_Sign, in a session of this thread's own.
 void BM_Pkcs11Sign(benchmark::State& state, const Token* token, CK_OBJECT_HANDLE handle,
                    const Key* key) {
-  auto* f = token->module->f;
-  const CK_SESSION_HANDLE s = token->open();
-  if (!s) {
+  Pkcs11Signer sign(token, handle, key);
+  if (!sign.ready()) {
     state.SkipWithError("C_OpenSession failed");
     return;
   }
-  CK_MECHANISM mech = {key->mechanism, nullptr, 0};
-  std::vector<uint8_t> input = key->input;
-  std::vector<uint8_t> sig(1024);
   for (auto _ : state) {
-    CK_ULONG len = sig.size();
-    CK_RV rv = f->C_SignInit(s, &mech, handle);
-    if (rv == CKR_OK) rv = f->C_Sign(s, input.data(), input.size(), sig.data(), &len);
-    if (rv != CKR_OK) {
-      state.SkipWithError(("C_SignInit/C_Sign returned " + std::to_string(rv)).c_str());
+    if (!sign()) {
+      state.SkipWithError(("C_SignInit/C_Sign returned " + std::to_string(sign.last())).c_str());
       break;
     }
   }
-  f->C_CloseSession(s);
   state.SetItemsProcessed(state.iterations());
+}
+
+// Signatures in one batch of a side-by-side benchmark: about 8 ms of signing each.
+int batch_for(const Key* key) {
+  return key->rsa() ? 8 : 256;
+}
+
+// certvault's C_Sign beside raw OpenSSL, timed in alternating batches (bench_support.h).
+void BM_Pkcs11SignBesideOpenSsl(benchmark::State& state, const Token* token,
+                                CK_OBJECT_HANDLE handle, const Key* key) {
+  Pkcs11Signer ours(token, handle, key);
+  RawSigner reference(key);
+  if (!ours.ready() || !reference.ready()) {
+    state.SkipWithError("C_OpenSession or EVP_PKEY_sign_init failed");
+    return;
+  }
+  cv::bench::run_side_by_side(state, batch_for(key), ours, reference);
+}
+
+// certvault's C_Sign on two threads (two sessions) beside one, in alternating batches.
+void BM_Pkcs11SignTwoThreadsBesideOne(benchmark::State& state, const Token* token,
+                                      CK_OBJECT_HANDLE handle, const Key* key) {
+  Pkcs11Signer first(token, handle, key), second(token, handle, key);
+  if (!first.ready() || !second.ready()) {
+    state.SkipWithError("C_OpenSession failed");
+    return;
+  }
+  cv::bench::run_two_threads_beside_one(state, batch_for(key), first, second);
 }
 
 // C_FindObjectsInit({CKA_LABEL}) + C_FindObjects + C_FindObjectsFinal, over many labels.
@@ -414,8 +487,10 @@ class Reporter : public benchmark::ConsoleReporter {
     for (const Run& r : runs) {
       if (r.error_occurred) continue;
       const auto key = std::make_pair(r.run_name.function_name, r.threads);
-      auto it = r.counters.find("items_per_second");
-      // Signatures per second for the signing runs, microseconds per find otherwise.
+      // The ratio of a side-by-side run, signatures per second for the other signing
+      // runs, microseconds per find otherwise.
+      auto it = r.counters.find("ratio");
+      if (it == r.counters.end()) it = r.counters.find("items_per_second");
       const double v = it != r.counters.end() ? it->second.value : r.GetAdjustedRealTime();
       if (r.run_type == Run::RT_Iteration) {
         samples_[key].push_back(v);
@@ -475,6 +550,13 @@ void print_budgets(const Reporter& r, const std::vector<Key>& keys, int big_entr
                   fmt("%.0f / %.0f = %.3fx", two, one, one > 0 ? two / one : 0), one > 0 && two > 0,
                   ours ? ">= 1.7x" : "-", two >= 1.7 * one);
     }
+    // The same budgets timed side by side, in alternating batches (bench_support.h).
+    const double beside = r.value(base + "certvault-beside-openssl", 1);
+    budget_line(k.name + " C_Sign 1 thread / raw OpenSSL, certvault, side by side",
+                fmt("%.3fx", beside), beside > 0, ">= 0.9x", beside >= 0.9);
+    const double scaling = r.value(base + "certvault-2-threads-beside-1", 1);
+    budget_line(k.name + " C_Sign 2 threads / 1 thread, certvault, side by side",
+                fmt("%.3fx", scaling), scaling > 0, ">= 1.7x", scaling >= 1.7);
     // References: what OpenSSL itself gives with a new or a duplicated context per
     // signature, and how each way scales to two threads.
     for (const char* variant : {"openssl", "openssl-ctx-per-op", "openssl-ctx-dup"}) {
@@ -565,6 +647,17 @@ int main(int argc, char** argv) {
          [&cv_sign, cv_key, key](benchmark::State& s) { BM_Pkcs11Sign(s, &cv_sign, cv_key, key); });
     sign("softhsm2",
          [&hsm, hsm_key, key](benchmark::State& s) { BM_Pkcs11Sign(s, &hsm, hsm_key, key); });
+    auto side_by_side = [&](const std::string& name, auto fn) {
+      benchmark::RegisterBenchmark((base + name).c_str(), fn)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    };
+    side_by_side("certvault-beside-openssl", [&cv_sign, cv_key, key](benchmark::State& s) {
+      BM_Pkcs11SignBesideOpenSsl(s, &cv_sign, cv_key, key);
+    });
+    side_by_side("certvault-2-threads-beside-1", [&cv_sign, cv_key, key](benchmark::State& s) {
+      BM_Pkcs11SignTwoThreadsBesideOne(s, &cv_sign, cv_key, key);
+    });
   }
   auto find = [](const std::string& name, const Token* token,
                  const std::vector<std::string>* labels) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "ossl.h"
 
@@ -57,15 +58,35 @@ bool is_pss(CK_MECHANISM_TYPE m) {
          m == CKM_SHA512_RSA_PKCS_PSS;
 }
 
-// ECDSA in PKCS#11 is r || s, each as wide as the curve order (v2.40 mechanisms, 2.3.1).
-std::vector<uint8_t> ecdsa_raw(const std::vector<uint8_t>& der, size_t half) {
-  const unsigned char* p = der.data();
-  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
-  if (!sig) return {};
-  std::vector<uint8_t> out(2 * half);
-  BN_bn2binpad(ECDSA_SIG_get0_r(sig), out.data(), static_cast<int>(half));
-  BN_bn2binpad(ECDSA_SIG_get0_s(sig), out.data() + half, static_cast<int>(half));
-  ECDSA_SIG_free(sig);
+// ECDSA in PKCS#11 is r || s, each as wide as the curve order (v2.40 mechanisms, 2.3.1);
+// OpenSSL gives the DER ECDSA-Sig-Value, SEQUENCE { INTEGER r, INTEGER s } (RFC 5480
+// 2.2.3). Its two integers are copied straight into place: decoding them into BIGNUMs
+// cost more than the rest of the module's work per signature. Strict: anything but that
+// SEQUENCE, with short-form lengths (all curves offered need no other) and non-negative
+// integers that fit in `half` bytes, gives an empty result.
+std::vector<uint8_t> ecdsa_raw(std::span<const uint8_t> der, size_t half) {
+  size_t at = 0;
+  // One tag and short-form length; the content must lie within `end`.
+  auto header = [&](uint8_t tag, size_t end, size_t& len) {
+    if (at + 2 > end || der[at] != tag || der[at + 1] >= 0x80) return false;
+    len = der[at + 1];
+    at += 2;
+    return len <= end - at;
+  };
+  size_t seq_len = 0;
+  if (!header(0x30, der.size(), seq_len) || at + seq_len != der.size()) return {};
+  std::vector<uint8_t> out(2 * half, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    size_t len = 0;
+    if (!header(0x02, der.size(), len) || len == 0 || (der[at] & 0x80)) return {};
+    size_t skip = 0;
+    while (skip + 1 < len && der[at + skip] == 0) ++skip;  // the sign octet
+    const size_t width = len - skip;
+    if (width > half) return {};
+    std::memcpy(out.data() + i * half + (half - width), der.data() + at + skip, width);
+    at += len;
+  }
+  if (at != der.size()) return {};
   return out;
 }
 
@@ -300,7 +321,7 @@ CK_RV SignOperation::compute() {
   }
   sig.resize(len);
   if (!is_rsa(key_type_) && key_type_ != KeyType::kEd25519) {
-    sig = ecdsa_raw(sig, ec_half(key_type_));
+    sig = ecdsa_raw({sig.data(), len}, ec_half(key_type_));
     if (sig.empty()) return CKR_FUNCTION_FAILED;
   }
   result_ = std::move(sig);

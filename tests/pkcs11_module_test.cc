@@ -366,6 +366,32 @@ bool ecdsa_verifies_with_certificate(const std::vector<uint8_t>& cert_der, std::
                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
 }
 
+// PKCS#11 ECDSA signatures are r || s at full width: an r or s with leading zero bytes
+// (one signature in 128 has one) is padded on the left, and verifies with the certificate
+// in OpenSSL. Signs until such a signature has come up (4,000 at most; all of them must
+// verify).
+TEST_F(Module, EcdsaSignaturesWithShortIntegersArePaddedAndVerify) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto certs = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(certs.size(), 1u);
+  const auto cert = attribute(s, certs[0], CKA_VALUE);
+  int padded = 0, failed = 0;
+  for (int i = 0; i < 4000 && padded == 0; ++i) {
+    const std::string data = "message " + std::to_string(i);
+    std::vector<uint8_t> sig;
+    ASSERT_EQ(sign(s, keys[0], data, sig), CKR_OK);
+    ASSERT_EQ(sig.size(), 64u);
+    if (!ecdsa_verifies_with_certificate(cert, data, sig)) ++failed;
+    if (sig[0] == 0 || sig[32] == 0) ++padded;
+  }
+  EXPECT_EQ(padded, 1) << "no signature with a short r or s in 4,000";
+  EXPECT_EQ(failed, 0);
+}
+
 // Threads of this process find and sign while another process (the certvault CLI, run again
 // and again) rotates the entry they sign with and creates new entries. Each iteration finds
 // the certificate by label, then the private key with that certificate's CKA_ID, and signs;
