@@ -186,6 +186,7 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     if (kdf["alg"].asString() != "argon2id13") return bad("unknown key derivation");
     h.kdf.ops = kdf["ops"].asUInt64();
     h.kdf.mem_bytes = kdf["mem"].asUInt64();
+    if (!seal::kdf_in_range(h.kdf)) return bad("key-derivation parameters out of range");
     auto b64 = [&](const Json::Value& f) { return seal::from_base64(f.asString()); };
     // pin_wrap may be empty (no user PIN yet) but never missing: a missing field is damage.
     for (const char* field : {"pin_wrap", "recovery_salt", "recovery_wrap"})

@@ -1,13 +1,16 @@
-// PKCS#11 declarations: p11-kit's pkcs11.h (v2.40) plus the v3.0 interface types it
-// lacks (PKCS#11 v3.0, section 5.2 and 5.4).
+// PKCS#11 declarations: p11-kit's pkcs11.h. p11-kit before 0.25 (Debian 12) has v2.40 only,
+// so the v3.0 interface types it lacks (PKCS#11 v3.0, sections 5.2 and 5.4) are declared
+// here with p11-kit 0.25's layout and spelling; p11-kit 0.25 and later (Debian 13) declares
+// them itself (CRYPTOKI_VERSION_MAJOR 3).
 #pragma once
 
 #include <p11-kit/pkcs11.h>
 
+#if CRYPTOKI_VERSION_MAJOR < 3
 extern "C" {
 
 typedef struct CK_INTERFACE {
-  CK_UTF8CHAR* pInterfaceName;
+  char* pInterfaceName;  // CK_CHAR* in the specification; char* as p11-kit 0.25 has it
   CK_VOID_PTR pFunctionList;
   CK_FLAGS flags;
 } CK_INTERFACE;
@@ -139,3 +142,4 @@ struct CK_FUNCTION_LIST_3_0 {
 };
 
 }  // extern "C"
+#endif  // CRYPTOKI_VERSION_MAJOR < 3

@@ -793,7 +793,7 @@ CK_FUNCTION_LIST_3_0 g_v300 = {
     C_MessageFinal3,
 };
 
-CK_UTF8CHAR g_name[] = "PKCS 11";
+char g_name[] = "PKCS 11";
 CK_INTERFACE g_interfaces[] = {
     {g_name, &g_v300, 0},
     {g_name, &g_v240, 0},

@@ -497,7 +497,10 @@ std::vector<std::pair<std::string, std::string>> secret_encodings(EVP_PKEY* key)
 }
 
 std::string openssl_text(const fs::path& cert_pem) {
-  auto r = run({"openssl", "x509", "-noout", "-text", "-in", cert_pem.string()});
+  // -nameopt oneline ("CN = x"): the default before OpenSSL 3.2, which changed it to
+  // utf8,sep_comma_plus_space ("CN=x").
+  auto r =
+      run({"openssl", "x509", "-noout", "-text", "-nameopt", "oneline", "-in", cert_pem.string()});
   if (r.exit_code != 0) return "openssl x509 failed: " + r.err;
   return r.out;
 }

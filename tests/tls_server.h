@@ -107,6 +107,8 @@ class TlsServer {
       std::vector<std::string> argv =
           launcher.empty() ? std::vector<std::string>{"env", "OPENSSL_CONF=/dev/null"} : launcher;
       for (const char* a : {"openssl", "s_server"}) argv.push_back(a);
+      // -nameopt oneline: "depth=0 CN = x" in the log on every OpenSSL (3.2 changed the
+      // default to utf8,sep_comma_plus_space, "CN=x").
       const std::vector<std::string> options = {"-accept",
                                                 "127.0.0.1:" + std::to_string(server.port_),
                                                 "-cert",
@@ -120,7 +122,9 @@ class TlsServer {
                                                 "-verify_return_error",
                                                 "-www",
                                                 "-naccept",
-                                                "1"};
+                                                "1",
+                                                "-nameopt",
+                                                "oneline"};
       argv.insert(argv.end(), options.begin(), options.end());
       argv.insert(argv.end(), extra.begin(), extra.end());
       server.child_ = ChildGuard(spawn_logged(argv, server.out_, server.err_));
