@@ -446,6 +446,17 @@ void BM_Pkcs11SignTwoThreadsBesideOne(benchmark::State& state, const Token* toke
   cv::bench::run_two_threads_beside_one(state, batch_for(key), first, second);
 }
 
+// The same for raw OpenSSL (one context per thread, the same key): what this machine's two
+// vCPUs give at best.
+void BM_OpenSslSignTwoThreadsBesideOne(benchmark::State& state, const Key* key) {
+  RawSigner first(key), second(key);
+  if (!first.ready() || !second.ready()) {
+    state.SkipWithError("EVP_PKEY_sign_init failed");
+    return;
+  }
+  cv::bench::run_two_threads_beside_one(state, batch_for(key), first, second);
+}
+
 // C_FindObjectsInit({CKA_LABEL}) + C_FindObjects + C_FindObjectsFinal, over many labels.
 void BM_Pkcs11FindByLabel(benchmark::State& state, const Token* token,
                           const std::vector<std::string>* labels) {
@@ -567,6 +578,9 @@ void print_budgets(const Reporter& r, const std::vector<Key>& keys, int big_entr
     const double scaling = r.value(base + "certvault-2-threads-beside-1", 1);
     budget_line(k.name + " C_Sign 2 threads / 1 thread, certvault, side by side",
                 fmt("%.3fx", scaling), scaling > 0, ">= 1.7x", scaling >= 1.7);
+    const double raw_scaling = r.value(base + "openssl-2-threads-beside-1", 1);
+    budget_line(k.name + " openssl 2 threads / 1 thread, side by side (reference)",
+                fmt("%.3fx", raw_scaling), raw_scaling > 0, "-", true);
     // References: what OpenSSL itself gives with a new or a duplicated context per
     // signature, and how each way scales to two threads.
     for (const char* variant : {"openssl", "openssl-ctx-per-op", "openssl-ctx-dup"}) {
@@ -668,6 +682,8 @@ int main(int argc, char** argv) {
     side_by_side("certvault-2-threads-beside-1", [&cv_sign, cv_key, key](benchmark::State& s) {
       BM_Pkcs11SignTwoThreadsBesideOne(s, &cv_sign, cv_key, key);
     });
+    side_by_side("openssl-2-threads-beside-1",
+                 [key](benchmark::State& s) { BM_OpenSslSignTwoThreadsBesideOne(s, key); });
   }
   auto find = [](const std::string& name, const Token* token,
                  const std::vector<std::string>* labels) {

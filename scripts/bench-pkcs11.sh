@@ -3,7 +3,8 @@
 #  1. a Release build of bench/bench_pkcs11 in BUILD_DIR (default: build-bench-rel);
 #  2. bench_pkcs11: C_SignInit+C_Sign per second for EC P-256 and RSA-2048, 1 and 2 threads,
 #     through certvault and through SoftHSM2 holding the same keys, beside raw OpenSSL on
-#     those keys; find by label in a 10,000-entry vault; then the budget lines;
+#     those keys; the signing budgets again side by side (alternating batches, see
+#     docs/PERFORMANCE.md); find by label in a 10,000-entry vault; then the budget lines;
 #  3. `openssl speed` for the same key types, one process and two (-multi 2).
 # Arguments are passed to bench_pkcs11 (e.g. --benchmark_filter=sign/ec); the default is
 # five repetitions in random order (so that a busy machine disturbs every variant alike),
