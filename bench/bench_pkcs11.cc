@@ -8,9 +8,9 @@
 //   Raw OpenSSL runs three ways: one context reused (as `openssl speed` does, the
 //   baseline), a new context per signature, and a template context duplicated per
 //   signature, to show what a module pays for setting up each signature.
-// - the two signing budgets again, timed side by side in alternating batches, which the
-//   host's drifting speed cannot skew: certvault beside raw OpenSSL, and certvault on two
-//   threads beside one (bench_support.h).
+// - the signing budgets again, timed side by side in alternating batches, so that the
+//   host's drifting speed weighs on both sides alike (bench_support.h): certvault beside
+//   raw OpenSSL; and two threads beside one, for certvault and raw OpenSSL in one rotation.
 // - C_FindObjectsInit + C_FindObjects + C_FindObjectsFinal by CKA_LABEL in a 2-entry and
 //   a 10,000-entry vault.
 // After the table it prints each budget with its limit, the measured value and whether
@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -293,15 +294,20 @@ struct Token {
 
 // --- benchmarks --------------------------------------------------------------------------------
 
+// A context ready for raw signatures with `key` (PKCS#1 v1.5 padding for RSA); null when
+// OpenSSL refuses.
+cv::ossl::PkeyCtx new_sign_context(const Key* key) {
+  cv::ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr));
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+      (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0))
+    return nullptr;
+  return ctx;
+}
+
 // As `openssl speed` does: one context, made and initialised once, then EVP_PKEY_sign.
 class RawSigner {
  public:
-  explicit RawSigner(const Key* key)
-      : key_(key), ctx_(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr)) {
-    if (!ctx_ || EVP_PKEY_sign_init(ctx_.get()) != 1 ||
-        (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(ctx_.get(), RSA_PKCS1_PADDING) <= 0))
-      ctx_.reset();
-  }
+  explicit RawSigner(const Key* key) : key_(key), ctx_(new_sign_context(key)) {}
   bool ready() const { return ctx_ != nullptr; }
   bool operator()() {
     size_t len = sig_.size();
@@ -367,10 +373,9 @@ void BM_OpenSslSign(benchmark::State& state, const Key* key) {
 void BM_OpenSslSignNewContext(benchmark::State& state, const Key* key) {
   std::vector<uint8_t> sig(1024);
   for (auto _ : state) {
-    cv::ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr));
+    cv::ossl::PkeyCtx ctx = new_sign_context(key);
     size_t len = sig.size();
-    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
-        (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0) ||
+    if (!ctx ||
         EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) != 1) {
       state.SkipWithError("EVP_PKEY_sign failed");
       break;
@@ -382,9 +387,8 @@ void BM_OpenSslSignNewContext(benchmark::State& state, const Key* key) {
 // A third way: a context made once and duplicated for each signature (EVP_PKEY_CTX_dup
 // fetches nothing).
 void BM_OpenSslSignDupContext(benchmark::State& state, const Key* key) {
-  cv::ossl::PkeyCtx base(EVP_PKEY_CTX_new_from_pkey(cv::ossl::libctx(), key->pkey.get(), nullptr));
-  if (!base || EVP_PKEY_sign_init(base.get()) != 1 ||
-      (key->rsa() && EVP_PKEY_CTX_set_rsa_padding(base.get(), RSA_PKCS1_PADDING) <= 0)) {
+  cv::ossl::PkeyCtx base = new_sign_context(key);
+  if (!base) {
     state.SkipWithError("EVP_PKEY_sign_init failed");
     return;
   }
@@ -435,26 +439,17 @@ void BM_Pkcs11SignBesideOpenSsl(benchmark::State& state, const Token* token,
   cv::bench::run_side_by_side(state, batch_for(key), ours, reference);
 }
 
-// certvault's C_Sign on two threads (two sessions) beside one, in alternating batches.
-void BM_Pkcs11SignTwoThreadsBesideOne(benchmark::State& state, const Token* token,
-                                      CK_OBJECT_HANDLE handle, const Key* key) {
-  Pkcs11Signer first(token, handle, key), second(token, handle, key);
-  if (!first.ready() || !second.ready()) {
-    state.SkipWithError("C_OpenSession failed");
+// Two threads beside one, for certvault's C_Sign (two sessions) and for raw OpenSSL (two
+// contexts) in the same rotation of batches (bench_support.h).
+void BM_SignTwoThreadsBesideOne(benchmark::State& state, const Token* token,
+                                CK_OBJECT_HANDLE handle, const Key* key) {
+  Pkcs11Signer ours1(token, handle, key), ours2(token, handle, key);
+  RawSigner reference1(key), reference2(key);
+  if (!ours1.ready() || !ours2.ready() || !reference1.ready() || !reference2.ready()) {
+    state.SkipWithError("C_OpenSession or EVP_PKEY_sign_init failed");
     return;
   }
-  cv::bench::run_two_threads_beside_one(state, batch_for(key), first, second);
-}
-
-// The same for raw OpenSSL (one context per thread, the same key): what this machine's two
-// vCPUs give at best.
-void BM_OpenSslSignTwoThreadsBesideOne(benchmark::State& state, const Key* key) {
-  RawSigner first(key), second(key);
-  if (!first.ready() || !second.ready()) {
-    state.SkipWithError("EVP_PKEY_sign_init failed");
-    return;
-  }
-  cv::bench::run_two_threads_beside_one(state, batch_for(key), first, second);
+  cv::bench::run_scaling_side_by_side(state, batch_for(key), ours1, ours2, reference1, reference2);
 }
 
 // C_FindObjectsInit({CKA_LABEL}) + C_FindObjects + C_FindObjectsFinal, over many labels.
@@ -507,23 +502,26 @@ class Reporter : public benchmark::ConsoleReporter {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
       if (run_failed(r)) continue;
-      const auto key = std::make_pair(r.run_name.function_name, r.threads);
-      // The ratio of a side-by-side run, signatures per second for the other signing
-      // runs, microseconds per find otherwise.
-      auto it = r.counters.find("ratio");
-      if (it == r.counters.end()) it = r.counters.find("items_per_second");
-      const double v = it != r.counters.end() ? it->second.value : r.GetAdjustedRealTime();
-      if (r.run_type == Run::RT_Iteration) {
-        samples_[key].push_back(v);
-      } else if (r.aggregate_name == "median") {
-        medians_[key] = v;
+      // Under "": signatures per second for the signing runs, microseconds per find
+      // otherwise; under its name, each counter (the side-by-side ratios).
+      std::map<std::string, double> figures;
+      auto ips = r.counters.find("items_per_second");
+      figures[""] = ips != r.counters.end() ? ips->second.value : r.GetAdjustedRealTime();
+      for (const auto& [name, counter] : r.counters) figures[name] = counter.value;
+      for (const auto& [name, v] : figures) {
+        const Figure key{r.run_name.function_name, r.threads, name};
+        if (r.run_type == Run::RT_Iteration) {
+          samples_[key].push_back(v);
+        } else if (r.aggregate_name == "median") {
+          medians_[key] = v;
+        }
       }
     }
   }
 
   // The median of this run's repetitions, or 0 when the benchmark did not run.
-  double value(const std::string& name, int64_t threads) const {
-    const auto key = std::make_pair(name, threads);
+  double value(const std::string& name, int64_t threads, const std::string& counter = "") const {
+    const Figure key{name, threads, counter};
     if (auto m = medians_.find(key); m != medians_.end()) return m->second;
     auto s = samples_.find(key);
     if (s == samples_.end() || s->second.empty()) return 0;
@@ -533,8 +531,9 @@ class Reporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  std::map<std::pair<std::string, int64_t>, std::vector<double>> samples_;
-  std::map<std::pair<std::string, int64_t>, double> medians_;
+  using Figure = std::tuple<std::string, int64_t, std::string>;  // benchmark, threads, counter
+  std::map<Figure, std::vector<double>> samples_;
+  std::map<Figure, double> medians_;
 };
 
 // One line per budget or reference ratio; nothing for what this run did not measure
@@ -572,15 +571,18 @@ void print_budgets(const Reporter& r, const std::vector<Key>& keys, int big_entr
                   ours ? ">= 1.7x" : "-", two >= 1.7 * one);
     }
     // The same budgets timed side by side, in alternating batches (bench_support.h).
-    const double beside = r.value(base + "certvault-beside-openssl", 1);
+    const double beside = r.value(base + "certvault-beside-openssl", 1, "ratio");
     budget_line(k.name + " C_Sign 1 thread / raw OpenSSL, certvault, side by side",
                 fmt("%.3fx", beside), beside > 0, ">= 0.9x", beside >= 0.9);
-    const double scaling = r.value(base + "certvault-2-threads-beside-1", 1);
+    const double scaling = r.value(base + "2-threads-beside-1", 1, "ours_scaling");
+    const double raw_scaling = r.value(base + "2-threads-beside-1", 1, "reference_scaling");
+    const double relative = r.value(base + "2-threads-beside-1", 1, "relative");
     budget_line(k.name + " C_Sign 2 threads / 1 thread, certvault, side by side",
                 fmt("%.3fx", scaling), scaling > 0, ">= 1.7x", scaling >= 1.7);
-    const double raw_scaling = r.value(base + "openssl-2-threads-beside-1", 1);
     budget_line(k.name + " openssl 2 threads / 1 thread, side by side (reference)",
                 fmt("%.3fx", raw_scaling), raw_scaling > 0, "-", true);
+    budget_line(k.name + " certvault's scaling / openssl's, side by side (reference)",
+                fmt("%.3fx", relative), relative > 0, "-", true);
     // References: what OpenSSL itself gives with a new or a duplicated context per
     // signature, and how each way scales to two threads.
     for (const char* variant : {"openssl", "openssl-ctx-per-op", "openssl-ctx-dup"}) {
@@ -679,11 +681,9 @@ int main(int argc, char** argv) {
     side_by_side("certvault-beside-openssl", [&cv_sign, cv_key, key](benchmark::State& s) {
       BM_Pkcs11SignBesideOpenSsl(s, &cv_sign, cv_key, key);
     });
-    side_by_side("certvault-2-threads-beside-1", [&cv_sign, cv_key, key](benchmark::State& s) {
-      BM_Pkcs11SignTwoThreadsBesideOne(s, &cv_sign, cv_key, key);
+    side_by_side("2-threads-beside-1", [&cv_sign, cv_key, key](benchmark::State& s) {
+      BM_SignTwoThreadsBesideOne(s, &cv_sign, cv_key, key);
     });
-    side_by_side("openssl-2-threads-beside-1",
-                 [key](benchmark::State& s) { BM_OpenSslSignTwoThreadsBesideOne(s, key); });
   }
   auto find = [](const std::string& name, const Token* token,
                  const std::vector<std::string>* labels) {

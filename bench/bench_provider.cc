@@ -5,7 +5,7 @@
 //   client certificate required), client key from the provider vs from a PEM file.
 // Budget: the provider at least 0.9x the default provider in both. Each comparison runs
 // twice: as two benchmarks, and side by side in alternating batches in one benchmark
-// (bench_support.h), whose "ratio" the host's drifting speed cannot skew.
+// (bench_support.h), so that the host's drifting speed weighs on both sides alike.
 #include <benchmark/benchmark.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -26,6 +26,7 @@
 #include <string>
 
 #include "bench_support.h"
+#include "ossl.h"
 #include "vault.h"
 
 #ifndef CERTVAULT_PROVIDER_DIR

@@ -61,9 +61,11 @@ bool is_pss(CK_MECHANISM_TYPE m) {
 // ECDSA in PKCS#11 is r || s, each as wide as the curve order (v2.40 mechanisms, 2.3.1);
 // OpenSSL gives the DER ECDSA-Sig-Value, SEQUENCE { INTEGER r, INTEGER s } (RFC 5480
 // 2.2.3). Its two integers are copied straight into place: decoding them into BIGNUMs
-// cost more than the rest of the module's work per signature. Strict: anything but that
-// SEQUENCE, with short-form lengths (all curves offered need no other) and non-negative
-// integers that fit in `half` bytes, gives an empty result.
+// cost more than the rest of the module's work per signature. The input is always
+// OpenSSL's own output, so this checks bounds and shape, not DER's minimality: anything but
+// that SEQUENCE with short-form lengths (P-256 and P-384 content is at most 102 bytes) and
+// two non-negative integers whose value fits in `half` bytes gives an empty result;
+// leading zero octets are skipped.
 std::vector<uint8_t> ecdsa_raw(std::span<const uint8_t> der, size_t half) {
   size_t at = 0;
   // One tag and short-form length; the content must lie within `end`.
@@ -80,7 +82,7 @@ std::vector<uint8_t> ecdsa_raw(std::span<const uint8_t> der, size_t half) {
     size_t len = 0;
     if (!header(0x02, der.size(), len) || len == 0 || (der[at] & 0x80)) return {};
     size_t skip = 0;
-    while (skip + 1 < len && der[at + skip] == 0) ++skip;  // the sign octet
+    while (skip + 1 < len && der[at + skip] == 0) ++skip;
     const size_t width = len - skip;
     if (width > half) return {};
     std::memcpy(out.data() + i * half + (half - width), der.data() + at + skip, width);
@@ -90,8 +92,21 @@ std::vector<uint8_t> ecdsa_raw(std::span<const uint8_t> der, size_t half) {
   return out;
 }
 
+// Bytes of one integer of an ECDSA signature: the curve order's width. Every key type is
+// listed, so that a new curve cannot be missed (-Wswitch).
 size_t ec_half(KeyType t) {
-  return t == KeyType::kEcP384 ? 48 : 32;
+  switch (t) {
+    case KeyType::kEcP256:
+      return 32;
+    case KeyType::kEcP384:
+      return 48;
+    case KeyType::kRsa2048:
+    case KeyType::kRsa3072:
+    case KeyType::kRsa4096:
+    case KeyType::kEd25519:
+      return 0;  // not ECDSA
+  }
+  return 0;
 }
 
 std::vector<uint8_t> ecdsa_der(const std::vector<uint8_t>& raw) {

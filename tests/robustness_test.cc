@@ -117,18 +117,22 @@ TEST_F(TamperTest, FlippedByteAnywhereIsDetected) {
   EXPECT_FALSE(use_vault(dir_, nicknames_).refused) << "restored vault must work again";
 }
 
-// A changed digit can take the Argon2id parameters out of range: damage that names the vault,
-// found when the manifest is read rather than at the first unlock.
-TEST_F(TamperTest, OutOfRangeKdfParametersAreDamage) {
+// A changed digit can take the Argon2id parameters out of range, too small to protect the
+// PIN or large enough to exhaust the machine at unlock: damage that names the vault, found
+// when the manifest is read, before any key derivation runs.
+TEST_F(TamperTest, OutOfRangeKdfParametersAreDamageFoundAtOpen) {
   for (const std::string field : {"\"ops\":", "\"mem\":"}) {
-    restore(dir_, clean_);
-    std::string manifest = clean_.files.at("manifest");
-    const size_t at = manifest.find(field);
-    ASSERT_NE(at, std::string::npos) << field;
-    const size_t digits = manifest.find_first_not_of("0123456789", at + field.size());
-    manifest.replace(at + field.size(), digits - at - field.size(), "0");
-    overwrite_in_place(dir_ / "manifest", manifest);
-    ExpectDetected("manifest with " + field + " 0");
+    for (const std::string value : {"0", "99999999999999"}) {
+      restore(dir_, clean_);
+      std::string manifest = clean_.files.at("manifest");
+      const size_t at = manifest.find(field);
+      ASSERT_NE(at, std::string::npos) << field;
+      const size_t digits = manifest.find_first_not_of("0123456789", at + field.size());
+      manifest.replace(at + field.size(), digits - at - field.size(), value);
+      overwrite_in_place(dir_ / "manifest", manifest);
+      ExpectDetected("manifest with " + field + " " + value);
+      EXPECT_EQ(use_vault(dir_, nicknames_).stage, "open") << field << " " << value;
+    }
   }
 }
 
