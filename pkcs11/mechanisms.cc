@@ -59,7 +59,7 @@ bool is_pss(CK_MECHANISM_TYPE m) {
 }
 
 // ECDSA in PKCS#11 is r || s, each as wide as the curve order (v2.40 mechanisms, 2.3.1);
-// OpenSSL gives the DER ECDSA-Sig-Value, SEQUENCE { INTEGER r, INTEGER s } (RFC 5480
+// OpenSSL gives the DER Ecdsa-Sig-Value, SEQUENCE { INTEGER r, INTEGER s } (RFC 3279
 // 2.2.3). Its two integers are copied straight into place: decoding them into BIGNUMs
 // cost more than the rest of the module's work per signature. The input is always
 // OpenSSL's own output, so this checks bounds and shape, not DER's minimality: anything but
