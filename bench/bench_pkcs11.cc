@@ -353,35 +353,39 @@ class Pkcs11Signer {
   CK_RV last_ = CKR_OK;
 };
 
-void BM_OpenSslSign(benchmark::State& state, const Key* key) {
-  RawSigner sign(key);
-  if (!sign.ready()) {
-    state.SkipWithError("EVP_PKEY_sign_init failed");
-    return;
-  }
+// The benchmark loop of the signing rows: one signature per iteration (`sign` returns false
+// on failure, and the run then stops with `failure()`).
+template <class Sign, class Failure>
+void sign_per_iteration(benchmark::State& state, Sign&& sign, Failure&& failure) {
   for (auto _ : state) {
     if (!sign()) {
-      state.SkipWithError("EVP_PKEY_sign failed");
+      state.SkipWithError(std::string(failure()).c_str());
       break;
     }
   }
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_OpenSslSign(benchmark::State& state, const Key* key) {
+  RawSigner sign(key);
+  if (!sign.ready()) {
+    state.SkipWithError("EVP_PKEY_sign_init failed");
+    return;
+  }
+  sign_per_iteration(state, sign, [] { return "EVP_PKEY_sign failed"; });
+}
+
 // What an implementation pays at least when it cannot keep a context from one signature to
 // the next: a new context per signature (OpenSSL 3.0 fetches the algorithm in sign_init).
 void BM_OpenSslSignNewContext(benchmark::State& state, const Key* key) {
   std::vector<uint8_t> sig(1024);
-  for (auto _ : state) {
+  auto sign = [&] {
     cv::ossl::PkeyCtx ctx = new_sign_context(key);
     size_t len = sig.size();
-    if (!ctx ||
-        EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) != 1) {
-      state.SkipWithError("EVP_PKEY_sign failed");
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
+    return ctx &&
+           EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) == 1;
+  };
+  sign_per_iteration(state, sign, [] { return "EVP_PKEY_sign failed"; });
 }
 
 // A third way: a context made once and duplicated for each signature (EVP_PKEY_CTX_dup
@@ -393,16 +397,13 @@ void BM_OpenSslSignDupContext(benchmark::State& state, const Key* key) {
     return;
   }
   std::vector<uint8_t> sig(1024);
-  for (auto _ : state) {
+  auto sign = [&] {
     cv::ossl::PkeyCtx ctx(EVP_PKEY_CTX_dup(base.get()));
     size_t len = sig.size();
-    if (!ctx ||
-        EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) != 1) {
-      state.SkipWithError("EVP_PKEY_sign failed");
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
+    return ctx &&
+           EVP_PKEY_sign(ctx.get(), sig.data(), &len, key->input.data(), key->input.size()) == 1;
+  };
+  sign_per_iteration(state, sign, [] { return "EVP_PKEY_sign failed"; });
 }
 
 // C_SignInit + C_Sign, in a session of this thread's own.
@@ -413,13 +414,8 @@ void BM_Pkcs11Sign(benchmark::State& state, const Token* token, CK_OBJECT_HANDLE
     state.SkipWithError("C_OpenSession failed");
     return;
   }
-  for (auto _ : state) {
-    if (!sign()) {
-      state.SkipWithError(("C_SignInit/C_Sign returned " + std::to_string(sign.last())).c_str());
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
+  sign_per_iteration(state, sign,
+                     [&] { return "C_SignInit/C_Sign returned " + std::to_string(sign.last()); });
 }
 
 // Signatures in one batch of a side-by-side benchmark: about 8 ms of signing each.

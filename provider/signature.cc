@@ -93,6 +93,18 @@ int key_failure(const SigCtx* c, const char* what) {
   return 0;
 }
 
+// Hands a signature to OpenSSL's caller: `produce(sig, &len)` is the inner EVP call; a
+// null `sig` asks for the size, else at most `sigsize` bytes are written. The length goes
+// to *siglen.
+template <class Produce>
+int give_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize,
+                   Produce produce) {
+  size_t len = sig ? sigsize : 0;
+  if (produce(sig, &len) <= 0) return key_failure(c, "signing");
+  *siglen = len;
+  return 1;
+}
+
 int sig_sign_init(void* ctx, void* provkey, const OSSL_PARAM params[]) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
@@ -120,10 +132,9 @@ int sig_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!c->pctx) return 0;
-    size_t len = sig ? sigsize : 0;
-    if (EVP_PKEY_sign(c->pctx.get(), sig, &len, tbs, tbslen) <= 0) return key_failure(c, "signing");
-    *siglen = len;
-    return 1;
+    return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
+      return EVP_PKEY_sign(c->pctx.get(), out, len, tbs, tbslen);
+    });
   });
 }
 
@@ -211,10 +222,9 @@ int sig_digest_sign_final(void* ctx, unsigned char* sig, size_t* siglen, size_t 
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!c->md) return 0;
-    size_t len = sig ? sigsize : 0;
-    if (EVP_DigestSignFinal(c->md.get(), sig, &len) <= 0) return key_failure(c, "signing");
-    *siglen = len;
-    return 1;
+    return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
+      return EVP_DigestSignFinal(c->md.get(), out, len);
+    });
   });
 }
 
@@ -232,10 +242,9 @@ int sig_digest_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsiz
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!c->md) return 0;
-    size_t len = sig ? sigsize : 0;
-    if (EVP_DigestSign(c->md.get(), sig, &len, tbs, tbslen) <= 0) return key_failure(c, "signing");
-    *siglen = len;
-    return 1;
+    return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
+      return EVP_DigestSign(c->md.get(), out, len, tbs, tbslen);
+    });
   });
 }
 

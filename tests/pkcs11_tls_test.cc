@@ -177,11 +177,8 @@ TEST_F(MutualTls, DisabledCertificateIsNoLongerPresented) {
 
 TEST_F(MutualTls, FailsWhenServerTrustsAnotherCa) {
   issue("api-prod", 100, certvault::KeyType::kEcP256);
-  auto other_key = generate_ec_key();
-  auto other_ca = make_self_signed(other_key.get(), "Other CA", 0, 86400, /*ca=*/true);
-  ASSERT_TRUE(other_ca);
-  auto other_ca_pem = tmp_ / "other-ca.pem";
-  write_file(other_ca_pem, x509_to_pem(other_ca.get()));
+  const fs::path other_ca_pem = write_other_ca(tmp_.path());
+  ASSERT_FALSE(other_ca_pem.empty());
 
   auto server = TlsServer::start(tmp_.path(), server_cert_, server_key_, other_ca_pem);
   ASSERT_TRUE(server);

@@ -52,9 +52,7 @@ int pin_callback(char* buf, int size, int, void*) {
 class ProviderInProcess : public ProviderLoadedTest {
  protected:
   void SetUp() override {
-    VaultTest::SetUp();
-    if (HasFatalFailure()) return;
-    load_providers(nullptr);
+    ProviderLoadedTest::SetUp();
     g_prompts = 0;
   }
 

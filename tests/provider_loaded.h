@@ -35,6 +35,13 @@ inline std::string errors() {
 
 class ProviderLoadedTest : public VaultTest {
  protected:
+  // The providers in the default library context, as most applications have them.
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    load_providers(nullptr);
+  }
+
   // Loads certvault, then default, into `libctx` (nullptr: the default library context).
   void load_providers(OSSL_LIB_CTX* libctx) {
     ERR_clear_error();

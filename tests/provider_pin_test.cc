@@ -94,12 +94,6 @@ Loaded load_all(const std::string& uri, int expect = 0, bool with_callback = fal
 
 class ProviderPin : public ProviderLoadedTest {
  protected:
-  void SetUp() override {
-    VaultTest::SetUp();
-    if (HasFatalFailure()) return;
-    load_providers(nullptr);
-  }
-
   void TearDown() override {
     g_pin_fn = nullptr;
     ProviderLoadedTest::TearDown();

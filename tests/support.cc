@@ -425,6 +425,15 @@ X509Ptr make_self_signed(EVP_PKEY* key, const std::string& cn, long not_before_o
   return cert;
 }
 
+fs::path write_other_ca(const fs::path& dir) {
+  auto key = generate_ec_key();
+  auto ca = key ? make_self_signed(key.get(), "Other CA", 0, 86400, /*ca=*/true) : nullptr;
+  if (!ca) return {};
+  const fs::path pem = dir / "other-ca.pem";
+  write_file(pem, x509_to_pem(ca.get()));
+  return pem;
+}
+
 std::string to_hex(std::string_view bytes, bool upper) {
   static const char* lower_digits = "0123456789abcdef";
   static const char* upper_digits = "0123456789ABCDEF";

@@ -121,6 +121,9 @@ PkeyPtr generate_ec_key();
 // With `ca`, a CA certificate (CA:TRUE, keyCertSign) instead.
 X509Ptr make_self_signed(EVP_PKEY* key, const std::string& cn, long not_before_offset,
                          long not_after_offset, bool ca = false);
+// A CA certificate of a fresh key, "Other CA", that issued nothing of the vault's, written
+// as PEM to `dir`/other-ca.pem; that path, or empty when it could not be made.
+fs::path write_other_ca(const fs::path& dir);
 
 // Private key encodings that must never appear in a vault file: PKCS#8 DER,
 // the traditional DER, the raw private scalar/seed/exponent, and their hex and base64
