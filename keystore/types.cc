@@ -55,6 +55,12 @@ constexpr std::array<std::pair<ExportRule, std::string_view>, 2> kExportRules{{
     {ExportRule::kOnce, "once"},
     {ExportRule::kNever, "never"},
 }};
+constexpr std::array<std::pair<PeerKind, std::string_view>, 4> kPeerKinds{{
+    {PeerKind::kUid, "uid"},
+    {PeerKind::kGid, "gid"},
+    {PeerKind::kUnit, "unit"},
+    {PeerKind::kExe, "exe"},
+}};
 constexpr std::array<std::pair<P12Encryption, std::string_view>, 2> kEncryptions{{
     {P12Encryption::kAes256, "aes-256"},
     {P12Encryption::kTripleDes, "3des"},
@@ -77,6 +83,9 @@ std::string_view to_string(IssuerKind v) {
 std::string_view to_string(ExportRule v) {
   return name_of(kExportRules, v);
 }
+std::string_view to_string(PeerKind v) {
+  return name_of(kPeerKinds, v);
+}
 Result<KeyType> parse_key_type(std::string_view t) {
   return value_of(kKeyTypes, t, "key type");
 }
@@ -94,6 +103,10 @@ Result<Status> parse_status(std::string_view t) {
 }
 Result<IssuerKind> parse_issuer_kind(std::string_view t) {
   return value_of(kIssuers, t, "issuer kind");
+}
+
+Result<PeerKind> parse_peer_kind(std::string_view t) {
+  return value_of(kPeerKinds, t, "peer kind");
 }
 
 Time now() {

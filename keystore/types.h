@@ -54,10 +54,25 @@ struct Generation {
   bool key_imported = false;  // the key was made outside the vault (import), not in it
 };
 
+// Who may use an entry's key through the agent (and see it listed, unless the entry is
+// public). The vault owner and root always may; otherwise a matching deny rule refuses,
+// then a matching allow rule admits, and no match refuses.
+enum class PeerKind { kUid, kGid, kUnit, kExe };
+struct AccessRule {
+  bool allow = true;
+  PeerKind kind = PeerKind::kUid;
+  std::string value;  // decimal uid or gid, a systemd unit name, an absolute executable path
+  bool operator==(const AccessRule&) const = default;
+};
+std::string_view to_string(PeerKind v);  // "uid", "gid", "unit", "exe"
+Result<PeerKind> parse_peer_kind(std::string_view text);
+
 struct Entry {
   std::string id;  // random, stable for the life of the entry (hex)
   std::string nickname;
   std::vector<Generation> generations;  // ascending by number
+  std::vector<AccessRule> access;       // in the order they were added
+  bool listed_publicly = false;         // certificates and public keys listed to any peer
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;
