@@ -21,7 +21,9 @@ std::string new_id(size_t bytes) {
 }
 
 Entry to_entry(const manifest::EntryRecord& r) {
-  Entry e{r.id, r.nickname, {}};
+  Entry e;
+  e.id = r.id;
+  e.nickname = r.nickname;
   e.generations.reserve(r.gens.size());
   for (const auto& g : r.gens) e.generations.push_back(g.info);
   return e;
