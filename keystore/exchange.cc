@@ -38,7 +38,7 @@ Result<Entry> import_identity(Vault::Impl& v, std::string_view nickname, EVP_PKE
     std::string id = new_id();
     CV_TRY(rec, new_generation(txn, id, 1, key, cert, chain_der, hash, issuer));
     rec.info.key_imported = true;
-    manifest::add(m, {id, std::string(nickname), {std::move(rec)}, {}, {}});
+    manifest::add(m, id, std::string(nickname), {std::move(rec)});
     return {};
   }));
   return to_entry(*v.entry(nickname));

@@ -98,7 +98,7 @@ Result<void> add_pending(Vault::Impl& v, std::string_view nickname, EVP_PKEY* ke
         }))
       return fail(Code::kExists, "'" + e->nickname + "' is already in " + v.where() +
                                      " with a certificate; choose another nickname");
-    if (!e) e = &manifest::add(m, {new_id(), std::string(nickname), {}, {}, {}});
+    if (!e) e = &manifest::add(m, new_id(), std::string(nickname));
     std::erase_if(e->gens, [&](const manifest::GenRecord& g) {
       if (g.info.status != Status::kPending) return false;
       txn.drop(g.object);
@@ -342,7 +342,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
       std::string id = new_id();
       CV_TRY(rec, new_generation(txn, id, 1, p.key.get(), cert.get(), chain_of(issuer), p.hash,
                                  req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
-      manifest::add(m, {id, req.nickname, {std::move(rec)}, {}, {}});
+      manifest::add(m, id, req.nickname, {std::move(rec)});
     }
     return {};
   }));

@@ -7,12 +7,14 @@
 #include <memory>
 #include <unordered_set>
 
+#include "access.h"
 #include "seal.h"
 
 namespace certvault::manifest {
 namespace {
 
-constexpr std::string_view kMagic = "certvault-vault 1\n";
+constexpr std::string_view kMagicPrefix = "certvault-vault ";
+constexpr std::string_view kMagic = "certvault-vault 2\n";  // what this version writes
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
@@ -160,6 +162,43 @@ void put_gen(std::string& out, const EntryRecord& e, const GenRecord& r) {
   out += '\n';
 }
 
+std::string compact(const Json::Value& v) {
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  return Json::writeString(w, v);  // escapes every control character: one line
+}
+
+// The attribute line: known members from their fields, unknown ones as they were read, in
+// name order.
+void put_attrs(std::string& out, const EntryRecord& e) {
+  const Attributes& a = e.attrs;
+  if (a.empty()) return;
+  std::map<std::string, std::string> members = a.unknown;
+  if (!a.access.empty()) {
+    Json::Value rules(Json::arrayValue);
+    for (const AccessRule& r : a.access) {
+      Json::Value rule(Json::objectValue);
+      rule["allow"] = r.allow;
+      rule[std::string(to_string(r.kind))] = r.value;
+      rules.append(rule);
+    }
+    members["access"] = compact(rules);
+  }
+  if (a.listed_publicly) members["public"] = "true";
+  out += "a\t";
+  out += e.id;
+  out += "\t{";
+  bool first = true;
+  for (const auto& [name, value] : members) {
+    if (!first) out += ',';
+    first = false;
+    out += compact(Json::Value(name));
+    out += ':';
+    out += value;
+  }
+  out += "}\n";
+}
+
 struct Fail {
   const std::filesystem::path& source;
   std::unexpected<Error> operator()(std::string why) const {
@@ -284,7 +323,7 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   g.key_imported = origin == "imported";
   r.object = std::string(f[15]);
   if (m.entries.empty() || m.entries.back()->id != f[1]) {
-    add(m, EntryRecord{std::string(f[1]), std::move(*nickname), {}, {}, {}});
+    add(m, std::string(f[1]), std::move(*nickname));
   } else if (m.entries.back()->nickname != *nickname ||
              m.entries.back()->gens.back().info.number >= g.number) {
     return bad("an entry's lines disagree");
@@ -292,6 +331,78 @@ Result<void> parse_gen(std::string_view line, Manifest& m, const Fail& bad) {
   // Freshly parsed entries are owned by this manifest alone.
   const_cast<EntryRecord&>(*m.entries.back()).gens.push_back(std::move(r));
   return {};
+}
+
+// Known members must be well formed (an access rule that cannot be read could be a deny
+// that must not be skipped); unknown members are kept as they are.
+Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
+  Attributes a;
+  for (const std::string& name : v.getMemberNames()) {
+    const Json::Value& value = v[name];
+    if (name == "public") {
+      if (!value.isBool()) return bad("an attribute line has a malformed 'public'");
+      a.listed_publicly = value.asBool();
+    } else if (name == "access") {
+      if (!value.isArray()) return bad("an attribute line has a malformed 'access'");
+      for (const Json::Value& r : value) {
+        if (!r.isObject() || r.size() != 2 || !r["allow"].isBool())
+          return bad("an attribute line has a malformed access rule");
+        AccessRule rule;
+        rule.allow = r["allow"].asBool();
+        bool kind_found = false;
+        for (const std::string& key : r.getMemberNames()) {
+          if (key == "allow") continue;
+          auto kind = parse_peer_kind(key);
+          if (!kind || !r[key].isString())
+            return bad("an attribute line has a malformed access rule");
+          rule.kind = *kind;
+          rule.value = r[key].asString();
+          kind_found = true;
+        }
+        if (!kind_found || !check_access_rule(rule))
+          return bad("an attribute line has a malformed access rule");
+        a.access.push_back(std::move(rule));
+      }
+    } else {
+      a.unknown.emplace(name, compact(value));
+    }
+  }
+  return a;
+}
+
+// "a<TAB><entry id><TAB><JSON object>", right after the generation lines of that entry.
+Result<void> parse_attrs(std::string_view line, Manifest& m, Json::CharReader& reader,
+                         const Fail& bad) {
+  line.remove_prefix(2);  // "a\t"
+  size_t tab = line.find('\t');
+  if (tab == std::string_view::npos) return bad("an attribute line has the wrong number of fields");
+  std::string_view id = line.substr(0, tab);
+  std::string_view json = line.substr(tab + 1);
+  if (m.entries.empty() || m.entries.back()->id != id)
+    return bad("an attribute line does not follow its entry's lines");
+  Json::Value v;
+  std::string err;
+  if (!reader.parse(json.data(), json.data() + json.size(), &v, &err) || !v.isObject())
+    return bad("an attribute line is not a JSON object");
+  Attributes a;
+  try {
+    CV_TRY(parsed, parse_attrs_json(v, bad));
+    a = std::move(parsed);
+  } catch (const Json::Exception&) {
+    return bad("an attribute line has a field of the wrong type");
+  }
+  // Freshly parsed entries are owned by this manifest alone.
+  const_cast<EntryRecord&>(*m.entries.back()).attrs = std::move(a);
+  return {};
+}
+
+// The format number on the first line; 0 when it is not a manifest's first line.
+unsigned format_of(std::string_view first_line) {
+  if (!first_line.starts_with(kMagicPrefix)) return 0;
+  std::string_view n = first_line.substr(kMagicPrefix.size());
+  unsigned v = 0;
+  if (n.empty() || n[0] == '0' || !get_num(n, v)) return 0;
+  return v;
 }
 
 }  // namespace
@@ -305,6 +416,7 @@ std::string serialize(const Manifest& m, const SecureBytes& mac_key) {
     if (e->text.empty()) {
       auto fresh = std::make_shared<std::string>();
       for (const auto& g : e->gens) put_gen(*fresh, *e, g);
+      put_attrs(*fresh, *e);
       e->text = *fresh;
       e->text_owner = std::move(fresh);
     }
@@ -321,16 +433,19 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
                      const std::filesystem::path& source) {
   Fail bad{source};
   std::string_view text(*bytes);
-  if (!text.starts_with(kMagic)) {
-    if (text.starts_with("certvault-vault "))
-      return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
-                                           " uses a newer format; upgrade certvault to open it");
-    return bad("not a certvault manifest");
-  }
-  if (text.empty() || text.back() != '\n') return bad("truncated");
+  size_t pos = text.find('\n');
+  const unsigned format = format_of(text.substr(0, pos));
+  if (format > unsigned(kFormat))
+    return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
+                                         " was written by a newer certvault (format " +
+                                         std::to_string(format) +
+                                         "; this one reads 1 and 2); upgrade certvault");
+  if (format == 0) return bad("not a certvault manifest");
+  if (text.back() != '\n') return bad("truncated");
   Parsed out;
-  size_t pos = kMagic.size();
+  ++pos;
   size_t eol = text.find('\n', pos);
+  if (eol == std::string_view::npos) return bad("truncated");
   std::vector<CaRecord> cas;
   CV_TRY(header, parse_header(text.substr(pos, eol - pos), cas, bad));
   out.manifest.header = std::move(header);
@@ -338,6 +453,8 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
   pos = eol + 1;
   std::unordered_set<std::string_view> nicknames;
   size_t entry_start = pos;
+  bool attrs_read = false;                 // the last entry had its attribute line, which ends it
+  std::unique_ptr<Json::CharReader> json;  // made at the first attribute line
   while (pos < text.size()) {
     eol = text.find('\n', pos);
     std::string_view line = text.substr(pos, eol - pos);
@@ -349,8 +466,24 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
       out.source.mac = std::move(*mac);
       break;
     }
+    if (line.starts_with("a\t")) {
+      if (format < 2) return bad("an attribute line in a version-1 manifest");
+      if (attrs_read) return bad("an entry has two attribute lines");
+      if (!json) {
+        Json::CharReaderBuilder rb;
+        rb["rejectDupKeys"] = true;
+        json.reset(rb.newCharReader());
+      }
+      CV_CHECK(parse_attrs(line, out.manifest, *json, bad));
+      attrs_read = true;
+      pos = eol + 1;
+      continue;
+    }
     size_t entries = out.manifest.entries.size();
     CV_CHECK(parse_gen(line, out.manifest, bad));
+    if (out.manifest.entries.size() == entries && attrs_read)
+      return bad("an entry's lines are out of order");
+    attrs_read = false;
     if (out.manifest.entries.size() != entries) {
       if (entries) {
         out.manifest.entries[entries - 1]->text = text.substr(entry_start, pos - entry_start);
@@ -390,10 +523,11 @@ EntryRecord& edit(Manifest& m, size_t index) {
   return ref;
 }
 
-EntryRecord& add(Manifest& m, EntryRecord entry) {
-  auto fresh = std::make_shared<EntryRecord>(std::move(entry));
-  fresh->text = {};
-  fresh->text_owner.reset();
+EntryRecord& add(Manifest& m, std::string id, std::string nickname, std::vector<GenRecord> gens) {
+  auto fresh = std::make_shared<EntryRecord>();
+  fresh->id = std::move(id);
+  fresh->nickname = std::move(nickname);
+  fresh->gens = std::move(gens);
   EntryRecord& ref = *fresh;
   m.entries.push_back(std::move(fresh));
   return ref;
@@ -411,10 +545,12 @@ Source source_of(std::shared_ptr<const std::string> serialized) {
 }
 
 std::optional<uint64_t> peek_counter(std::string_view text) {
-  if (!text.starts_with(kMagic)) return std::nullopt;
-  size_t eol = text.find('\n', kMagic.size());
+  size_t start = text.find('\n');
+  if (start == std::string_view::npos || format_of(text.substr(0, start)) == 0) return std::nullopt;
+  ++start;
+  size_t eol = text.find('\n', start);
   if (eol == std::string_view::npos) return std::nullopt;
-  std::string_view header = text.substr(kMagic.size(), eol - kMagic.size());
+  std::string_view header = text.substr(start, eol - start);
   constexpr std::string_view kKey = "\"counter\":";
   size_t at = header.find(kKey);
   if (at == std::string_view::npos) return std::nullopt;

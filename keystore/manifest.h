@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -16,17 +17,29 @@
 namespace certvault::manifest {
 
 using Bytes = std::vector<uint8_t>;
-constexpr int kFormat = 1;
+// Written: 2. Read: 1 and 2 (format 1 is format 2 without attribute lines).
+constexpr int kFormat = 2;
 
 struct GenRecord {
   Generation info;
   std::string object;  // content hash of its key object file
 };
 
+// An entry's attribute line (format 2); the defaults mean "no line".
+struct Attributes {
+  std::vector<AccessRule> access;
+  bool listed_publicly = false;
+  // Members a newer certvault wrote that this one does not know: name -> the value as
+  // compact JSON. Written back on every rewrite, so that they survive this version.
+  std::map<std::string, std::string> unknown;
+  bool empty() const { return access.empty() && !listed_publicly && unknown.empty(); }
+};
+
 struct EntryRecord {
   std::string id;
   std::string nickname;
   std::vector<GenRecord> gens;
+  Attributes attrs;
   // This entry's lines as last read or written (a view into `text_owner`); empty when they
   // must be encoded afresh.
   mutable std::string_view text;
@@ -65,7 +78,8 @@ struct Manifest {
 
 // Copy-on-write access: the entry at `index`, now owned by `m` alone, to change.
 EntryRecord& edit(Manifest& m, size_t index);
-EntryRecord& add(Manifest& m, EntryRecord entry);
+EntryRecord& add(Manifest& m, std::string id, std::string nickname,
+                 std::vector<GenRecord> gens = {});
 
 // The manifest bytes, ending with the MAC line computed with `mac_key`.
 std::string serialize(const Manifest& m, const SecureBytes& mac_key);
