@@ -1,6 +1,7 @@
-// Status changes, deletion and policy.
+// Status changes, deletion, per-entry attributes and policy.
 #include <algorithm>
 
+#include "access.h"
 #include "vault_impl.h"
 
 namespace certvault {
@@ -83,6 +84,27 @@ Result<Entry> Vault::rename(std::string_view nickname, std::string_view new_nick
     return {};
   }));
   return to_entry(*v.entry(new_nickname));
+}
+
+Result<Entry> Vault::set_access(std::string_view nickname, std::vector<AccessRule> rules) {
+  Impl& v = *impl_;
+  for (const AccessRule& r : rules) CV_CHECK(check_access_rule(r));
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    CV_TRY(e, must_find(v, m, nickname));
+    e->attrs.access = rules;
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
+Result<Entry> Vault::set_listed_publicly(std::string_view nickname, bool on) {
+  Impl& v = *impl_;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    CV_TRY(e, must_find(v, m, nickname));
+    e->attrs.listed_publicly = on;
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
 }
 
 Result<void> Vault::set_policy(const Policy& policy) {

@@ -169,6 +169,16 @@ Result<void> check_private(const std::filesystem::path& path) {
   return {};
 }
 
+Result<uid_t> owner_of(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    int err = errno;
+    return fail(err == ENOENT ? Code::kNotFound : Code::kIo,
+                "cannot inspect " + path.string() + ": " + errno_text(err));
+  }
+  return st.st_uid;
+}
+
 Stamp stamp(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};

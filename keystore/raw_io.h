@@ -36,6 +36,8 @@ Result<void> make_private_dir(const std::filesystem::path& dir);
 // Refuses files or directories that group or others may read or write, or that another
 // user owns.
 Result<void> check_private(const std::filesystem::path& path);
+// The uid that owns `path` (lstat).
+Result<uid_t> owner_of(const std::filesystem::path& path);
 
 // Identity of a file's current content, cheap to compare: a rename gives a new inode.
 struct Stamp {

@@ -26,6 +26,8 @@ Entry to_entry(const manifest::EntryRecord& r) {
   e.nickname = r.nickname;
   e.generations.reserve(r.gens.size());
   for (const auto& g : r.gens) e.generations.push_back(g.info);
+  e.access = r.attrs.access;
+  e.listed_publicly = r.attrs.listed_publicly;
   return e;
 }
 
@@ -374,6 +376,8 @@ Result<std::unique_ptr<Vault::Impl>> Vault::create(const fs::path& dir, const Se
   CV_CHECK(raw::write_atomic(impl->manifest_path(), seal::as_bytes(*bytes)));
   impl->source = manifest::source_of(std::move(bytes));
   impl->stamp = raw::stamp(impl->manifest_path());
+  CV_TRY(owner, raw::owner_of(dir));
+  impl->owner = owner;
   return impl;
 }
 
@@ -410,6 +414,8 @@ Result<Vault> Vault::open(const fs::path& dir) {
   for (const fs::path& p :
        {dir, impl->manifest_path(), impl->objects_dir(), impl->pin_state_path()})
     CV_CHECK(raw::check_private(p));
+  CV_TRY(owner, raw::owner_of(dir));
+  impl->owner = owner;
   CV_CHECK(impl->load());
   return Vault(std::move(impl));
 }
@@ -420,6 +426,9 @@ const fs::path& Vault::dir() const {
 std::string Vault::label() const {
   (void)impl_->refresh();
   return impl_->m.header.label;
+}
+uid_t Vault::owner_uid() const {
+  return impl_->owner;
 }
 uint64_t Vault::commit_counter() const {
   return impl_->m.header.counter;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <sys/types.h>
 
 #include <filesystem>
 #include <functional>
@@ -95,6 +96,8 @@ class Vault {
   // refresh (which refresh() and every reading call make). A cheap way to notice change.
   uint64_t commit_counter() const;
   KdfParams kdf() const;
+  // The user who owns the vault directory (as it was at open); the agent always admits it.
+  uid_t owner_uid() const;
 
   // --- PIN -------------------------------------------------------------------------
   static constexpr int kMaxPinFailures = 10;
@@ -160,6 +163,11 @@ class Vault {
   // Gives an entry another nickname (the nickname rules apply; the new one must be free).
   // Programs that name it by URI follow the new nickname.
   Result<Entry> rename(std::string_view nickname, std::string_view new_nickname);
+  // Replaces who may use an entry's key through the agent (rules in order; see access.h).
+  // Every rule is checked first: one bad rule changes nothing.
+  Result<Entry> set_access(std::string_view nickname, std::vector<AccessRule> rules);
+  // Whether any peer may list the entry's certificates and public keys.
+  Result<Entry> set_listed_publicly(std::string_view nickname, bool on);
   Result<void> set_policy(const Policy& policy);
   // Changes some fields of the policy as it stands at commit time (no lost update).
   Result<Policy> update_policy(const std::function<void(Policy&)>& edit);

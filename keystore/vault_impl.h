@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 
 struct Vault::Impl {
   fs::path dir;
+  uid_t owner = 0;  // of the directory, at open: the user decide_access always admits
   mutable manifest::Manifest m;
   mutable raw::Stamp stamp;
   // nickname -> entry; key id and certificate fingerprint -> entry (any generation). Keys
