@@ -1,0 +1,540 @@
+// Vault format version 2 (docs/vault-format.md): reading version 1, upgrading on the first
+// write, refusing newer versions, per-entry attribute lines; and the access rules they
+// carry (keystore/access.h).
+#include <gtest/gtest.h>
+#include <json/json.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "access.h"
+#include "support.h"
+#include "test_vault.h"
+#include "vault.h"
+
+namespace cvtest {
+namespace {
+
+using certvault::AccessRule;
+using certvault::Code;
+using certvault::Entry;
+using certvault::Peer;
+using certvault::PeerKind;
+using certvault::SecureBytes;
+using certvault::Vault;
+
+// tests/data/vault-format-1: made by certvault before format 2 (see its .md).
+const fs::path kV1Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-1";
+constexpr std::string_view kV1Pin = "v1-fixture-pin";
+
+// A private copy of the fixture, with the modes git does not keep.
+fs::path copy_v1_fixture(const TempDir& tmp) {
+  fs::path dir = tmp / "v1";
+  fs::copy(kV1Fixture, dir, fs::copy_options::recursive);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+  fs::permissions(dir / "objects", fs::perms::owner_all, fs::perm_options::replace);
+  for (const auto& f : fs::recursive_directory_iterator(dir))
+    if (f.is_regular_file())
+      fs::permissions(f.path(), fs::perms::owner_read | fs::perms::owner_write,
+                      fs::perm_options::replace);
+  return dir;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    out.push_back(text.substr(pos, eol - pos));
+    pos = eol + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> lines_starting(const std::string& text, std::string_view prefix) {
+  std::vector<std::string> out;
+  for (auto& l : lines_of(text))
+    if (l.starts_with(prefix)) out.push_back(l);
+  return out;
+}
+
+std::vector<uint8_t> from_b64(const std::string& s) {
+  std::vector<uint8_t> out(s.size());
+  size_t len = 0;
+  if (sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0)
+    ADD_FAILURE() << "bad base64 in the header";
+  out.resize(len);
+  return out;
+}
+
+// Replaces the MAC line of `manifest_text` with one computed as docs/vault-format.md says,
+// straight from libsodium: Argon2id(PIN) opens pin_wrap, the MAC key is subkey 2 of the
+// vault key, the MAC is keyed BLAKE2b-256 over every byte before the MAC line.
+std::string with_mac(std::string text, std::string_view pin) {
+  text.erase(text.rfind("mac "));
+  auto lines = lines_of(text);
+  Json::Value h;
+  Json::CharReaderBuilder rb;
+  std::istringstream header(lines.at(1));
+  std::string errs;
+  EXPECT_TRUE(Json::parseFromStream(rb, header, &h, &errs)) << errs;
+  auto salt = from_b64(h["kdf"]["salt"].asString());
+  auto wrap = from_b64(h["pin_wrap"].asString());
+  unsigned char pin_key[32], vault_key[32], mac_key[32], tag[32];
+  EXPECT_EQ(
+      crypto_pwhash(pin_key, 32, pin.data(), pin.size(), salt.data(), h["kdf"]["ops"].asUInt64(),
+                    h["kdf"]["mem"].asUInt64(), crypto_pwhash_ALG_ARGON2ID13),
+      0);
+  std::string ad = "certvault/vault-key/v1";
+  ad += '\0';
+  ad += h["vault_id"].asString();
+  ad += '\0';
+  ad += "pin";
+  const size_t nonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  unsigned long long key_len = 0;
+  EXPECT_EQ(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                vault_key, &key_len, nullptr, wrap.data() + nonce, wrap.size() - nonce,
+                reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), wrap.data(), pin_key),
+            0);
+  crypto_kdf_derive_from_key(mac_key, 32, 2, "cvault01", vault_key);
+  crypto_generichash(tag, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+                     mac_key, 32);
+  return text + "mac " + to_hex(std::string_view(reinterpret_cast<char*>(tag), 32)) + "\n";
+}
+
+bool signs_and_verifies(Vault& v, const std::string& nickname) {
+  auto key = v.private_key(nickname);
+  auto cert_der = v.certificate_der(nickname);
+  if (!key || !cert_der) return false;
+  X509Ptr cert = x509_from_der(*cert_der);
+  const unsigned char msg[] = "certvault signs this";
+  std::vector<unsigned char> sig(256);
+  size_t sig_len = sig.size();
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key->get()) == 1 &&
+            EVP_DigestSign(ctx, sig.data(), &sig_len, msg, sizeof msg) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return false;
+  ctx = EVP_MD_CTX_new();
+  ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, X509_get0_pubkey(cert.get())) ==
+           1 &&
+       EVP_DigestVerify(ctx, sig.data(), sig_len, msg, sizeof msg) == 1;
+  EVP_MD_CTX_free(ctx);
+  return ok;
+}
+
+AccessRule allow(PeerKind k, std::string v) {
+  return {true, k, std::move(v)};
+}
+AccessRule deny(PeerKind k, std::string v) {
+  return {false, k, std::move(v)};
+}
+
+// --- version 1 ---------------------------------------------------------------------------
+
+TEST(VaultFormat, Version1VaultOpensAndUnlocks) {
+  TempDir tmp;
+  fs::path dir = copy_v1_fixture(tmp);
+  const std::string before = read_file(dir / "manifest");
+  ASSERT_TRUE(before.starts_with("certvault-vault 1\n"));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  auto entries = v->entries();
+  ASSERT_EQ(entries.size(), 2u);
+  auto client = v->find("client");
+  ASSERT_TRUE(client);
+  ASSERT_EQ(client->generations.size(), 2u);
+  EXPECT_EQ(client->current()->number, 2u);
+  EXPECT_TRUE(client->access.empty());
+  EXPECT_FALSE(client->listed_publicly);
+  ASSERT_TRUE(v->unlock(SecureBytes::from(kV1Pin))) << "the fixture's PIN opens it";
+  EXPECT_TRUE(signs_and_verifies(*v, "client"));
+  EXPECT_TRUE(signs_and_verifies(*v, "other"));
+  // Reading, unlocking and signing write nothing: the vault stays version 1.
+  EXPECT_EQ(read_file(dir / "manifest"), before);
+}
+
+TEST(VaultFormat, FirstWriteUpgradesToVersion2) {
+  TempDir tmp;
+  fs::path dir = copy_v1_fixture(tmp);
+  const std::string v1 = read_file(dir / "manifest");
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV1Pin)));
+    auto disabled = v->disable("other");  // a write that touches no attribute
+    ASSERT_TRUE(disabled) << why(disabled);
+  }
+  const std::string v2 = read_file(dir / "manifest");
+  EXPECT_TRUE(v2.starts_with("certvault-vault 2\n"));
+  // The untouched entry's lines are carried over byte for byte.
+  auto client_lines = [](const std::string& t) {
+    auto all = lines_starting(t, "g\t");
+    std::erase_if(all, [](const auto& l) { return l.find("\tclient\t") == std::string::npos; });
+    return all;
+  };
+  EXPECT_EQ(client_lines(v2), client_lines(v1));
+  EXPECT_EQ(client_lines(v2).size(), 2u);
+  auto again = Vault::open(dir);
+  ASSERT_TRUE(again) << why(again);
+  auto unlocked = again->unlock(SecureBytes::from(kV1Pin));
+  ASSERT_TRUE(unlocked) << why(unlocked);
+  EXPECT_EQ(again->find("other")->generations.back().status, certvault::Status::kDisabled);
+  EXPECT_TRUE(signs_and_verifies(*again, "client"));
+}
+
+TEST(VaultFormat, AttributeLineInVersion1ManifestIsDamage) {
+  TempDir tmp;
+  fs::path dir = copy_v1_fixture(tmp);
+  std::string text = read_file(dir / "manifest");
+  auto g = lines_starting(text, "g\t").back();
+  std::string id = g.substr(2, 32);
+  text.insert(text.find(g) + g.size() + 1, "a\t" + id + "\t{\"public\":true}\n");
+  overwrite_in_place(dir / "manifest", with_mac(text, kV1Pin));
+  auto v = Vault::open(dir);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+}
+
+// --- newer versions ----------------------------------------------------------------------
+
+class VaultFormatTest : public VaultTest {
+ protected:
+  std::string manifest() { return read_file(dir_ / "manifest"); }
+  void rewrite(const std::string& text) {
+    overwrite_in_place(dir_ / "manifest", with_mac(text, kPin));
+  }
+};
+
+TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
+  issue("client");
+  std::string text = manifest();
+  text.replace(0, text.find('\n'), "certvault-vault 3");
+  rewrite(text);
+  auto before = snapshot(dir_);
+  const std::string expected = "vault " + dir_.string() +
+                               " was written by a newer certvault (format 3; this one reads 1 "
+                               "and 2); upgrade certvault";
+  auto opened = Vault::open(dir_);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, Code::kInvalidInput);
+  EXPECT_EQ(opened.error().message, expected);
+  // A handle opened before the newer certvault wrote refuses to commit over it.
+  auto changed = vault().set_listed_publicly("client", true);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().message, expected);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+}
+
+TEST_F(VaultFormatTest, MalformedFirstLineIsDamageNotNewer) {
+  std::string text = manifest();
+  text.replace(0, text.find('\n'), "certvault-vault 02");
+  rewrite(text);
+  auto opened = Vault::open(dir_);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, Code::kTampered) << why(opened);
+}
+
+// --- attribute lines ---------------------------------------------------------------------
+
+TEST_F(VaultFormatTest, EntriesWithoutAttributesHaveNoAttributeLine) {
+  issue("plain");
+  issue("ruled");
+  EXPECT_TRUE(lines_starting(manifest(), "a\t").empty());
+  ASSERT_TRUE(vault().set_access("ruled", {allow(PeerKind::kUid, "1001")}));
+  auto a = lines_starting(manifest(), "a\t");
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0], "a\t" + vault().find("ruled")->id +
+                      "\t{\"access\":[{\"allow\":true,\"uid\":\"1001\"}]}");
+  ASSERT_TRUE(vault().set_access("ruled", {}));
+  EXPECT_TRUE(lines_starting(manifest(), "a\t").empty());
+}
+
+TEST_F(VaultFormatTest, AttributesSurviveReopenAndUnlock) {
+  issue("agent");
+  std::vector<AccessRule> rules{deny(PeerKind::kExe, "/usr/bin/curl"),
+                                allow(PeerKind::kUnit, "backup.service"),
+                                allow(PeerKind::kGid, "100")};
+  ASSERT_TRUE(vault().set_access("agent", rules));
+  ASSERT_TRUE(vault().set_listed_publicly("agent", true));
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  EXPECT_EQ(v->find("agent")->access, rules);
+  EXPECT_TRUE(v->find("agent")->listed_publicly);
+  auto unlocked = v->unlock(pin());
+  EXPECT_TRUE(unlocked) << why(unlocked);
+  EXPECT_EQ(v->entries().at(0).access, rules);
+}
+
+TEST_F(VaultFormatTest, UnknownAttributesSurviveARewrite) {
+  issue("a");
+  issue("b");
+  issue("c");
+  ASSERT_TRUE(vault().set_access("a", {allow(PeerKind::kUid, "1001")}));
+  // What a newer certvault might write: an attribute this one does not know, on an entry
+  // that also has known ones, and on an entry that has no other.
+  const std::string a_id = vault().find("a")->id, b_id = vault().find("b")->id;
+  const std::string renewal = R"("renewal":{"days":30,"targets":["/etc/x.pem"]})";
+  std::string text = manifest();
+  const std::string a_line = lines_starting(text, "a\t" + a_id).at(0);
+  text.replace(text.find(a_line), a_line.size(),
+               "a\t" + a_id + "\t{\"access\":[{\"allow\":true,\"uid\":\"1001\"}]," + renewal + "}");
+  const std::string b_last = lines_starting(text, "g\t" + b_id).back();
+  text.insert(text.find(b_last) + b_last.size() + 1, "a\t" + b_id + "\t{" + renewal + "}\n");
+  rewrite(text);
+
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_TRUE(v->unlock(pin()));
+  EXPECT_EQ(v->find("a")->access.size(), 1u);
+  // Re-encode a and b (changed), and commit something else too.
+  ASSERT_TRUE(v->set_listed_publicly("a", true));
+  ASSERT_TRUE(v->rename("b", "b2"));
+  ASSERT_TRUE(v->disable("c"));
+  auto rotated = v->rotate("a", std::nullopt);
+  ASSERT_TRUE(rotated) << why(rotated);
+
+  text = manifest();
+  auto a_attrs = lines_starting(text, "a\t" + a_id);
+  auto b_attrs = lines_starting(text, "a\t" + b_id);
+  ASSERT_EQ(a_attrs.size(), 1u);
+  ASSERT_EQ(b_attrs.size(), 1u);
+  EXPECT_EQ(a_attrs[0], "a\t" + a_id +
+                            "\t{\"access\":[{\"allow\":true,\"uid\":\"1001\"}],\"public\":true," +
+                            renewal + "}");
+  EXPECT_EQ(b_attrs[0], "a\t" + b_id + "\t{" + renewal + "}");
+  auto again = Vault::open(dir_);
+  ASSERT_TRUE(again) << why(again);
+  EXPECT_TRUE(again->unlock(pin()));
+}
+
+TEST_F(VaultFormatTest, AttributeLineTamperedAfterUnlockIsDamage) {
+  issue("client");
+  ASSERT_TRUE(vault().set_access("client", {allow(PeerKind::kUid, "1001")}));
+  auto reader = Vault::open(dir_);
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(reader->unlock(pin()));
+  // Grant another user behind certvault's back; the MAC is left as it was.
+  std::string text = manifest();
+  size_t at = text.find("\"uid\":\"1001\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 12, "\"uid\":\"1002\"");
+  overwrite_in_place(dir_ / "manifest", text);
+
+  auto refreshed = reader->refresh();
+  ASSERT_FALSE(refreshed);
+  EXPECT_EQ(refreshed.error().code, Code::kTampered) << why(refreshed);
+  EXPECT_FALSE(reader->unlocked());  // nothing secret is done on a damaged vault
+  EXPECT_FALSE(reader->private_key("client"));
+  auto fresh = Vault::open(dir_);
+  ASSERT_TRUE(fresh);
+  auto unlocked = fresh->unlock(pin());
+  ASSERT_FALSE(unlocked);
+  EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+}
+
+TEST_F(VaultFormatTest, MalformedAccessRuleIsDamage) {
+  issue("client");
+  ASSERT_TRUE(vault().set_access("client", {allow(PeerKind::kUid, "1001")}));
+  std::string text = manifest();
+  size_t at = text.find("\"uid\":\"1001\"");
+  text.replace(at, 12, "\"pid\":\"1001\"");  // a peer kind this format does not have
+  rewrite(text);
+  auto v = Vault::open(dir_);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+}
+
+// --- the keystore API ---------------------------------------------------------------------
+
+TEST_F(VaultFormatTest, OwnerUidIsTheVaultDirectorysOwner) {
+  EXPECT_EQ(vault().owner_uid(), ::geteuid());
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->owner_uid(), ::geteuid());
+}
+
+TEST_F(VaultFormatTest, SetAccessNeedsUnlock) {
+  issue("client");
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v);
+  auto r = v->set_access("client", {allow(PeerKind::kUid, "1001")});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kLocked);
+  auto p = v->set_listed_publicly("client", true);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, Code::kLocked);
+}
+
+TEST_F(VaultFormatTest, SetAccessOnUnknownNicknameIsNotFound) {
+  auto r = vault().set_access("nobody", {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kNotFound);
+}
+
+TEST_F(VaultFormatTest, RotationRenameDisableEnableKeepAttributes) {
+  issue("client");
+  std::vector<AccessRule> rules{allow(PeerKind::kUid, "1001"), deny(PeerKind::kGid, "50")};
+  ASSERT_TRUE(vault().set_access("client", rules));
+  ASSERT_TRUE(vault().set_listed_publicly("client", true));
+  auto rotated = vault().rotate("client", std::nullopt);
+  ASSERT_TRUE(rotated) << why(rotated);
+  EXPECT_EQ(rotated->access, rules);
+  EXPECT_EQ(rotated->generations.size(), 2u);
+  auto renamed = vault().rename("client", "renamed");
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ(renamed->access, rules);
+  EXPECT_TRUE(renamed->listed_publicly);
+  ASSERT_TRUE(vault().disable("renamed"));
+  auto enabled = vault().enable("renamed");
+  ASSERT_TRUE(enabled);
+  EXPECT_EQ(enabled->access, rules);
+  EXPECT_TRUE(enabled->listed_publicly);
+  EXPECT_EQ(vault().find_by_key_id(enabled->current()->key_id)->access, rules);
+}
+
+TEST_F(VaultFormatTest, DeleteRemovesAttributes) {
+  issue("client");
+  ASSERT_TRUE(vault().set_access("client", {allow(PeerKind::kUid, "1001")}));
+  ASSERT_TRUE(vault().set_listed_publicly("client", true));
+  ASSERT_TRUE(vault().remove("client"));
+  EXPECT_TRUE(lines_starting(manifest(), "a\t").empty());
+  auto made = issue("client");
+  EXPECT_TRUE(made.access.empty());
+  EXPECT_FALSE(made.listed_publicly);
+}
+
+// Each bad rule is refused with one line naming it, and nothing is written.
+class RejectedRule : public VaultFormatTest, public ::testing::WithParamInterface<AccessRule> {};
+
+TEST_P(RejectedRule, SetAccessRefusesBadRuleAndChangesNothing) {
+  issue("client");
+  ASSERT_TRUE(vault().set_access("client", {allow(PeerKind::kUid, "1001")}));
+  auto before = snapshot(dir_);
+  const AccessRule bad = GetParam();
+  auto r = vault().set_access("client", {allow(PeerKind::kUid, "1002"), bad});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kInvalidInput);
+  EXPECT_NE(r.error().message.find(certvault::describe(bad)), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
+  EXPECT_EQ(vault().find("client")->access.size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Access, RejectedRule,
+    ::testing::Values(allow(PeerKind::kUid, ""), allow(PeerKind::kUid, "-1"),
+                      allow(PeerKind::kUid, "+5"), allow(PeerKind::kUid, "01001"),
+                      allow(PeerKind::kUid, "4294967295"), allow(PeerKind::kUid, "99999999999"),
+                      deny(PeerKind::kGid, "wheel"), allow(PeerKind::kUnit, "backup"),
+                      allow(PeerKind::kUnit, "a/b.service"), allow(PeerKind::kUnit, ".service"),
+                      allow(PeerKind::kUnit, "getty@.service"),
+                      allow(PeerKind::kUnit, "bad name.service"),
+                      deny(PeerKind::kExe, "usr/bin/curl"), deny(PeerKind::kExe, "/usr//bin/curl"),
+                      deny(PeerKind::kExe, "/usr/bin/../bin/curl"),
+                      deny(PeerKind::kExe, "/usr/./bin/curl"), deny(PeerKind::kExe, "/usr/bin/"),
+                      deny(PeerKind::kExe, "/")));
+
+TEST(Access, ValidRulesPass) {
+  for (const AccessRule& r :
+       {allow(PeerKind::kUid, "0"), allow(PeerKind::kUid, "4294967294"),
+        allow(PeerKind::kGid, "100"), allow(PeerKind::kUnit, "backup.service"),
+        allow(PeerKind::kUnit, "getty@tty1.service"), allow(PeerKind::kUnit, "cups.socket"),
+        allow(PeerKind::kUnit, "session-3.scope"), allow(PeerKind::kExe, "/usr/bin/curl"),
+        deny(PeerKind::kExe, "/opt/my app/bin/x")})
+    EXPECT_TRUE(certvault::check_access_rule(r)) << certvault::describe(r);
+}
+
+// --- decide_access -------------------------------------------------------------------------
+
+Entry entry_with(std::vector<AccessRule> rules) {
+  Entry e;
+  e.nickname = "client";
+  e.access = std::move(rules);
+  return e;
+}
+
+Peer peer(uid_t uid, gid_t gid = 1000, std::vector<gid_t> groups = {}, std::string unit = {},
+          std::string exe = {}) {
+  return Peer{uid, gid, std::move(groups), std::move(unit), std::move(exe)};
+}
+
+constexpr uid_t kOwner = 1000;
+
+TEST(Access, OwnerAndRootAreAlwaysAllowed) {
+  Entry e = entry_with({deny(PeerKind::kUid, "1000"), deny(PeerKind::kUid, "0"),
+                        deny(PeerKind::kUnit, "x.service")});
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(kOwner)).allowed);
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(0, 0)).allowed);
+}
+
+TEST(Access, NoRuleRefusesOthersNamingTheDefault) {
+  auto d = certvault::decide_access(entry_with({}), kOwner, peer(1001));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "no rule allows uid 1001 (default: only the vault owner and root)");
+}
+
+TEST(Access, AllowUidAdmitsThatUidOnly) {
+  Entry e = entry_with({allow(PeerKind::kUid, "1001")});
+  auto d = certvault::decide_access(e, kOwner, peer(1001));
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.reason, "allow uid 1001");
+  EXPECT_FALSE(certvault::decide_access(e, kOwner, peer(1002)).allowed);
+}
+
+TEST(Access, DenyWinsOverAnEarlierAllow) {
+  Entry e = entry_with({allow(PeerKind::kGid, "100"), deny(PeerKind::kUid, "1001")});
+  auto d = certvault::decide_access(e, kOwner, peer(1001, 100));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "deny uid 1001");
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(1002, 100)).allowed);
+}
+
+TEST(Access, GidRuleMatchesSupplementaryGroups) {
+  Entry e = entry_with({allow(PeerKind::kGid, "27")});
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(1001, 1001, {4, 27})).allowed);
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(1001, 27)).allowed);
+  EXPECT_FALSE(certvault::decide_access(e, kOwner, peer(1001, 1001, {4})).allowed);
+}
+
+TEST(Access, UnknownUnitOrExeNeverAdmits) {
+  Entry e = entry_with(
+      {allow(PeerKind::kUnit, "backup.service"), allow(PeerKind::kExe, "/usr/bin/curl")});
+  EXPECT_FALSE(certvault::decide_access(e, kOwner, peer(1001)).allowed);
+  EXPECT_TRUE(certvault::decide_access(e, kOwner, peer(1001, 1001, {}, "backup.service")).allowed);
+  EXPECT_TRUE(
+      certvault::decide_access(e, kOwner, peer(1001, 1001, {}, "", "/usr/bin/curl")).allowed);
+  EXPECT_FALSE(certvault::decide_access(e, kOwner, peer(1001, 1001, {}, "other.service")).allowed);
+}
+
+TEST(Access, DenyUnitOrExeRefusesWhenThePeerValueIsUnknown) {
+  Entry e = entry_with({deny(PeerKind::kExe, "/usr/bin/curl"), allow(PeerKind::kUid, "1001")});
+  auto d = certvault::decide_access(e, kOwner, peer(1001));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("deny exe /usr/bin/curl"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("unknown"), std::string::npos) << d.reason;
+  // Known and different: the deny does not apply, the allow does.
+  EXPECT_TRUE(
+      certvault::decide_access(e, kOwner, peer(1001, 1001, {}, "", "/usr/bin/wget")).allowed);
+  Entry u = entry_with({deny(PeerKind::kUnit, "evil.service"), allow(PeerKind::kUid, "1001")});
+  EXPECT_FALSE(certvault::decide_access(u, kOwner, peer(1001)).allowed);
+  EXPECT_TRUE(certvault::decide_access(u, kOwner, peer(1001, 1001, {}, "good.service")).allowed);
+}
+
+TEST(Access, FirstMatchingDenyNamesTheRule) {
+  Entry e = entry_with({deny(PeerKind::kGid, "50"), deny(PeerKind::kUid, "1001")});
+  auto d = certvault::decide_access(e, kOwner, peer(1001, 50));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "deny gid 50");
+}
+
+}  // namespace
+}  // namespace cvtest
