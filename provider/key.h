@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "agent_key.h"
 #include "types.h"
 
 namespace certvault::provider {
@@ -56,14 +57,17 @@ struct SignPrototypes {
 
 struct KeyData {
   Algo algo = Algo::kEc;
-  SharedPkey pub;      // public part, keystore library context; null while empty
-  SharedPkey priv;     // the vault key; null for a public key
-  std::string name;    // "certvault:NICKNAME", for the debug log
-  bool vault = false;  // a vault key: its private half is never exported
+  SharedPkey pub;   // public part, keystore library context; null while empty
+  SharedPkey priv;  // the vault key; null for a public key and for an agent's key
+  // A vault key the agent holds: signatures are asked of it, the key never comes here.
+  std::shared_ptr<const agent::RemoteKey> remote;
+  std::string name;                            // "certvault:NICKNAME", for the debug log
+  bool vault = false;                          // a vault key: its private half is never exported
   std::shared_ptr<SignPrototypes> prototypes;  // vault keys only; shared by every copy
   // An ordinary key whose `pub` holds domain parameters but no public key (an EC key made
   // by EVP_PKEY_copy_parameters() or by parameter generation).
   bool params_only = false;
+  bool has_private() const { return priv || remote; }
 };
 
 // What a STORE or DECODER passes as OSSL_OBJECT_PARAM_REFERENCE: a pointer to this,

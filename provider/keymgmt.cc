@@ -146,7 +146,7 @@ void* km_dup(const void* keydata, int selection) {
 int km_has(const void* keydata, int selection) {
   const auto* k = static_cast<const KeyData*>(keydata);
   if (!k) return 0;
-  if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && !k->priv) return 0;
+  if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && !k->has_private()) return 0;
   if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) && (!k->pub || k->params_only)) return 0;
   if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) && k->algo == Algo::kEc && !k->pub) return 0;
   return 1;

@@ -16,7 +16,13 @@ Result<std::unique_ptr<KeyData>> make_key(Vaults& vaults, const Resolved& r, con
   key->name = display_uri(r.nickname);
   CV_TRY(pub, ossl::public_from_spki(r.spki));
   key->pub = share(pub.release());
-  if (with_private) {
+  if (with_private && r.remote) {
+    // The agent holds the key: no PIN here, and a locked vault says so at once.
+    // Refused, not "no PIN": the program has nothing to give; the operator unlocks.
+    if (r.locked) return fail(Code::kRefused, *r.locked);
+    key->remote = r.remote;
+    key->vault = true;
+  } else if (with_private) {
     CV_TRY(priv, vaults.private_key(r, uri, pin));
     key->priv = std::move(priv);
     key->vault = true;

@@ -193,16 +193,20 @@ int init(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in, const OSSL_DIS
   if (!ctx->core.get_params || !ctx->core.new_error || !ctx->core.vset_error ||
       !ctx->core.bio_read_ex || !ctx->core.bio_write_ex)
     return 0;
-  // The provider's section of openssl.cnf: vault = DIR, pin-source = file:PATH.
+  // The provider's section of openssl.cnf: vault = DIR, pin-source = file:PATH,
+  // agent-socket = PATH.
   const char* vault = nullptr;
   const char* pin_source = nullptr;
+  const char* agent_socket = nullptr;
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_ptr("vault", const_cast<char**>(&vault), 0),
       OSSL_PARAM_construct_utf8_ptr("pin-source", const_cast<char**>(&pin_source), 0),
+      OSSL_PARAM_construct_utf8_ptr("agent-socket", const_cast<char**>(&agent_socket), 0),
       OSSL_PARAM_construct_end()};
   if (!ctx->core.get_params(handle, params)) return 0;
   if (vault && *vault) ctx->vault = vault;
   if (pin_source && *pin_source) ctx->pin_source = pin_source;
+  if (agent_socket && *agent_socket) ctx->agent_socket = agent_socket;
   if (!sodium_ready()) return 0;
   ctx->vaults = std::make_unique<Vaults>(ctx.get());
   CV_DEBUG("loaded; vault %s, pin-source %s", ctx->vault.empty() ? "(default)" : ctx->vault.c_str(),

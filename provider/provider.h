@@ -30,6 +30,7 @@ struct ProvCtx {
   Core core;
   std::filesystem::path vault;  // `vault = DIR` in the provider section; empty: default
   std::string pin_source;       // `pin-source = file:PATH`; empty: none
+  std::string agent_socket;     // `agent-socket = PATH`; empty: the default places
   std::unique_ptr<Vaults> vaults;
   ~ProvCtx();
 };

@@ -8,8 +8,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rsa.h>
 
+#include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "errors.h"
@@ -27,6 +30,11 @@ struct SigCtx {
   std::string name;    // for messages
   ossl::PkeyCtx pctx;  // sign / verify
   ossl::MdCtx md;      // digest-sign / digest-verify
+  // Signing with a key the agent holds: `pctx` is a verification context on the public key
+  // that keeps the caller's parameters, `hash` digests the message here, and the agent
+  // signs the digest.
+  std::shared_ptr<const agent::RemoteKey> remote;
+  ossl::MdCtx hash;
   EVP_PKEY_CTX* inner() const { return md ? EVP_MD_CTX_get_pkey_ctx(md.get()) : pctx.get(); }
 };
 
@@ -52,6 +60,11 @@ void* sig_dup(void* ctx) {
     to->algo = from->algo;
     to->key = from->key;
     to->name = from->name;
+    to->remote = from->remote;
+    if (from->hash) {
+      to->hash.reset(EVP_MD_CTX_new());
+      if (!to->hash || !EVP_MD_CTX_copy_ex(to->hash.get(), from->hash.get())) return nullptr;
+    }
     if (from->pctx) {
       to->pctx.reset(EVP_PKEY_CTX_dup(from->pctx.get()));
       if (!to->pctx) return nullptr;
@@ -72,7 +85,9 @@ bool take_key(SigCtx* c, void* provkey, bool sign) {
     return false;
   }
   c->name = k->name;
-  c->key = sign ? k->priv : k->pub;
+  c->remote = sign ? k->remote : nullptr;
+  c->key = sign && !k->remote ? k->priv : k->pub;
+  c->hash.reset();
   if (!c->key) {
     CV_RAISE(c->prov, kKeyOperation,
              sign ? "a public key cannot sign; load the private key (certvault:NICKNAME with "
@@ -105,10 +120,88 @@ int give_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t s
   return 1;
 }
 
+// The agent's signing parameters for what the caller set on the context.
+Result<SignParams> remote_params(const SigCtx* c) {
+  SignParams p;
+  p.mechanism = c->algo == Algo::kEc        ? SignMechanism::kEcdsa
+                : c->algo == Algo::kEd25519 ? SignMechanism::kEd25519
+                                            : SignMechanism::kRsaPkcs1;
+  if (c->algo == Algo::kEd25519 || !c->pctx) return p;
+  char digest[64] = "", mgf1[64] = "";
+  int pad = 0, salt = 0;
+  OSSL_PARAM ask[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, digest, sizeof digest),
+      OSSL_PARAM_construct_end(), OSSL_PARAM_construct_end(), OSSL_PARAM_construct_end(),
+      OSSL_PARAM_construct_end()};
+  if (c->algo == Algo::kRsa) {
+    ask[1] = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PAD_MODE, &pad);
+  }
+  if (EVP_PKEY_CTX_get_params(c->pctx.get(), ask) <= 0)
+    return fail(Code::kCrypto, "cannot read the signature parameters");
+  if (*digest) {
+    p.digest = agent::canonical_digest(digest);
+    if (p.digest.empty())
+      return fail(Code::kInvalidInput,
+                  std::string("the agent does not sign with digest ") + digest);
+  }
+  if (c->algo == Algo::kRsa && pad == RSA_PKCS1_PSS_PADDING) {
+    p.mechanism = SignMechanism::kRsaPss;
+    OSSL_PARAM pss[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, mgf1, sizeof mgf1),
+        OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &salt),
+        OSSL_PARAM_construct_end()};
+    if (EVP_PKEY_CTX_get_params(c->pctx.get(), pss) <= 0)
+      return fail(Code::kCrypto, "cannot read the RSA-PSS parameters");
+    p.mgf1_digest = agent::canonical_digest(mgf1);
+    if (salt >= 0) {
+      p.salt_length = salt;
+    } else if (salt != RSA_PSS_SALTLEN_DIGEST && !p.digest.empty()) {
+      // "max" and "auto" sign with the longest salt that fits (RFC 8017 9.1.1).
+      ossl::Md md(EVP_MD_fetch(ossl::libctx(), p.digest.c_str(), nullptr));
+      const int em_len = (EVP_PKEY_get_bits(c->key.get()) - 1 + 7) / 8;
+      p.salt_length = md ? em_len - EVP_MD_get_size(md.get()) - 2 : -1;
+    }
+  }
+  return p;
+}
+
+// A signature from the agent, handed over as give_signature() does.
+int remote_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize,
+                     std::span<const uint8_t> data) {
+  const size_t max = static_cast<size_t>(EVP_PKEY_get_size(c->key.get()));
+  if (!sig) {
+    *siglen = max;
+    return 1;
+  }
+  auto params = remote_params(c);
+  if (!params) {
+    CV_RAISE(c->prov, params.error());
+    return 0;
+  }
+  auto got = c->remote->sign(*params, data);
+  if (!got) {
+    CV_RAISE(c->prov, kKeyOperation, got.error().message);
+    return 0;
+  }
+  if (got->size() > sigsize) {
+    CV_RAISE(c->prov, kKeyOperation, "the signature buffer is too small");
+    return 0;
+  }
+  std::memcpy(sig, got->data(), got->size());
+  *siglen = got->size();
+  return 1;
+}
+
 int sig_sign_init(void* ctx, void* provkey, const OSSL_PARAM params[]) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!take_key(c, provkey, true)) return 0;
+    if (c->remote) {
+      c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
+      if (!c->pctx || EVP_PKEY_verify_init_ex(c->pctx.get(), params) <= 0)
+        return key_failure(c, "starting a signature");
+      return 1;
+    }
     c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
     if (!c->pctx || EVP_PKEY_sign_init_ex(c->pctx.get(), params) <= 0)
       return key_failure(c, "starting a signature");
@@ -132,6 +225,7 @@ int sig_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!c->pctx) return 0;
+    if (c->remote) return remote_signature(c, sig, siglen, sigsize, {tbs, tbslen});
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
       return EVP_PKEY_sign(c->pctx.get(), out, len, tbs, tbslen);
     });
@@ -178,6 +272,21 @@ int digest_init(SigCtx* c, const char* mdname, void* provkey, const OSSL_PARAM p
                 bool sign) {
   if (!take_key(c, provkey, sign)) return 0;
   if (mdname && !*mdname) mdname = nullptr;
+  if (c->remote) {
+    // Ed25519 signs the message itself; the others a digest made here.
+    if (c->algo == Algo::kEd25519) return 1;
+    ossl::Md md(EVP_MD_fetch(ossl::libctx(), mdname ? mdname : "SHA256", nullptr));
+    c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
+    c->hash.reset(EVP_MD_CTX_new());
+    if (!md || !c->pctx || !c->hash || EVP_PKEY_verify_init_ex(c->pctx.get(), nullptr) <= 0 ||
+        EVP_PKEY_CTX_set_signature_md(c->pctx.get(), md.get()) <= 0 ||
+        (params && params[0].key && EVP_PKEY_CTX_set_params(c->pctx.get(), params) <= 0) ||
+        EVP_DigestInit_ex2(c->hash.get(), md.get(), nullptr) <= 0) {
+      c->hash.reset();
+      return key_failure(c, "starting a signature");
+    }
+    return 1;
+  }
   const bool plain = !params || !params[0].key;
   // Ed25519 signs the message itself (one-shot); its context is not copied.
   if (sign && plain && c->algo != Algo::kEd25519) {
@@ -210,6 +319,7 @@ int sig_digest_verify_init(void* ctx, const char* mdname, void* provkey,
 
 int sig_digest_sign_update(void* ctx, const unsigned char* data, size_t len) {
   auto* c = static_cast<SigCtx*>(ctx);
+  if (c->remote) return c->hash && EVP_DigestUpdate(c->hash.get(), data, len) > 0;
   return c->md && EVP_DigestSignUpdate(c->md.get(), data, len) > 0;
 }
 
@@ -221,6 +331,14 @@ int sig_digest_verify_update(void* ctx, const unsigned char* data, size_t len) {
 int sig_digest_sign_final(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
+    if (c->remote) {
+      if (!c->hash) return 0;
+      if (!sig) return remote_signature(c, sig, siglen, sigsize, {});
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (EVP_DigestFinal_ex(c->hash.get(), digest, &len) <= 0) return 0;
+      return remote_signature(c, sig, siglen, sigsize, {digest, len});
+    }
     if (!c->md) return 0;
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
       return EVP_DigestSignFinal(c->md.get(), out, len);
@@ -241,6 +359,17 @@ int sig_digest_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsiz
                     const unsigned char* tbs, size_t tbslen) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
+    if (c->remote) {
+      if (c->algo == Algo::kEd25519 || !sig)
+        return remote_signature(c, sig, siglen, sigsize, {tbs, tbslen});
+      if (!c->hash) return 0;
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (EVP_DigestUpdate(c->hash.get(), tbs, tbslen) <= 0 ||
+          EVP_DigestFinal_ex(c->hash.get(), digest, &len) <= 0)
+        return 0;
+      return remote_signature(c, sig, siglen, sigsize, {digest, len});
+    }
     if (!c->md) return 0;
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
       return EVP_DigestSign(c->md.get(), out, len, tbs, tbslen);

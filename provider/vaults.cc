@@ -143,7 +143,40 @@ Result<std::shared_ptr<Vaults::Slot>> Vaults::slot(const std::filesystem::path& 
   return s;
 }
 
+std::shared_ptr<agent::Client> Vaults::agent() {
+  auto socket = agent::find_socket(ctx_->agent_socket);
+  if (!socket) return nullptr;
+  std::lock_guard lock(mu_);
+  if (!agent_ || agent_->socket() != *socket) agent_ = std::make_shared<agent::Client>(*socket);
+  return agent_;
+}
+
+std::string Vaults::agent_vault_name(const VaultUri& uri) const {
+  if (uri.vault) return *uri.vault;
+  if (!ctx_->vault.empty()) return ctx_->vault.string();
+  if (const char* env = ::secure_getenv("CERTVAULT_VAULT"); env && *env) return env;
+  return {};
+}
+
 Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nickname) {
+  if (auto client = agent()) {
+    CV_TRY(remote, agent::resolve(client, agent_vault_name(uri), nickname, uri.serial));
+    if (remote) {
+      CV_DEBUG("resolved %s through the agent at %s", display_uri(nickname).c_str(),
+               client->socket().c_str());
+      Resolved r;
+      r.nickname = nickname;
+      r.generation = remote->key.generation;
+      r.key_type = remote->key.key_type;
+      r.key_id = remote->key.key_id;
+      r.cert = std::move(remote->cert);
+      r.chain = std::move(remote->chain);
+      r.spki = std::move(remote->spki);
+      if (remote->locked) r.locked = remote->locked_message();
+      r.remote = std::make_shared<const agent::RemoteKey>(std::move(remote->key));
+      return r;
+    }
+  }
   Resolved r;
   r.dir = dir_for(uri);
   CV_TRY(s, slot(r.dir));
@@ -187,6 +220,10 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
 }
 
 Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
+  if (auto client = agent()) {
+    CV_TRY(remote, agent::nicknames(client, agent_vault_name(uri)));
+    if (remote) return std::move(*remote);
+  }
   CV_TRY(s, slot(dir_for(uri)));
   std::lock_guard lock(s->mu);
   CV_CHECK(s->vault->refresh());

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent_key.h"
 #include "error.h"
 #include "secure.h"
 #include "types.h"
@@ -37,6 +38,9 @@ struct Resolved {
   std::vector<uint8_t> cert;
   std::vector<std::vector<uint8_t>> chain;  // issuer first
   std::vector<uint8_t> spki;
+  // Resolved by the agent: it holds the key, and the vault may be locked there.
+  std::shared_ptr<const agent::RemoteKey> remote;
+  std::optional<std::string> locked;  // the message when the agent's vault is locked
 };
 
 // Where a PIN may come from, in DESIGN.md's order after the URI and the provider's
@@ -77,8 +81,15 @@ class Vaults {
   // Every PIN source fails with Code::kLocked (the provider's "no PIN available").
   Result<SecureBytes> pin_for(const Resolved& r, const VaultUri& uri, const PinCallback& pin);
 
+  // The agent to ask first, when one listens; null otherwise.
+  std::shared_ptr<agent::Client> agent();
+  // The vault as the agent should know it: the URI's, the configuration's, $CERTVAULT_VAULT,
+  // else "" (the agent's default vault).
+  std::string agent_vault_name(const VaultUri& uri) const;
+
   const ProvCtx* ctx_;
   std::mutex mu_;
+  std::shared_ptr<agent::Client> agent_;
   std::map<std::string, std::shared_ptr<Slot>> slots_;     // by canonical directory
   std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // by "vault id/key id"
 };

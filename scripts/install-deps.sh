@@ -8,6 +8,8 @@ packages=(
   libjsoncpp-dev                # vault metadata
   libcli11-dev                  # command-line parsing
   libp11-kit-dev                # pkcs11.h for the PKCS#11 module
+  libsystemd-dev                # the agent: socket activation, readiness, peer unit, journal
+  libasio-dev                   # the agent's event loop (standalone Asio, header-only)
   opensc                        # pkcs11-tool drives the module in tests
   gnutls-bin                    # p11tool and gnutls-cli use the module in tests (mutual TLS)
   curl libengine-pkcs11-openssl # curl presents a pkcs11: URI through libp11's OpenSSL engine

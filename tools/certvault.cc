@@ -43,6 +43,12 @@ struct Args {
   PolicySetArgs policy_set;
   PasswdArgs passwd;
   UnlockResetArgs unlock_reset;
+  AgentArgs agent;
+  UnlockArgs unlock;
+  LockArgs lock;
+  AuditArgs audit;
+  AccessArgs access;
+  bool long_running = false;  // the agent: a larger secure heap for the keys it holds
 };
 
 // No core dump, no ptrace by other users: either could expose a PIN or a private key.
@@ -50,8 +56,13 @@ void harden_process() {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
-  (void)CRYPTO_secure_malloc_init(1 << 16, 16);
   ossl::free_at_exit();
+}
+
+// OpenSSL's secure heap (mlocked, left out of core dumps) for private key numbers: small
+// for a command, larger for the agent, which holds every key it has signed with.
+void init_secure_heap(bool agent) {
+  (void)CRYPTO_secure_malloc_init(agent ? 4 << 20 : 1 << 16, 16);
 }
 
 // One line, and nothing a terminal would act on (escape sequences from a file or an
@@ -248,6 +259,84 @@ void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
                a.nickname);
 }
 
+void add_agent_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* agent =
+      command(app, "agent", "Hold vaults unlocked and sign for programs, in the foreground",
+              selected, [&a] { return cmd_agent(a.globals, a.agent); });
+  agent->callback([&a, &selected] {
+    a.long_running = true;
+    selected = [&a] { return cmd_agent(a.globals, a.agent); };
+  });
+  agent
+      ->add_option("--socket", a.agent.socket,
+                   "Listen on PATH (default: $XDG_RUNTIME_DIR/certvault/agent.sock, or "
+                   "/run/certvault/agent.sock with --system)")
+      ->type_name("PATH");
+  agent->add_flag("--system", a.agent.system,
+                  "The system instance: socket 0660 for the certvault group, vault "
+                  "/var/lib/certvault/default, no TTL");
+  agent->add_option("--serve", a.agent.vaults, "Serve the vault in DIR too (repeatable)")
+      ->type_name("DIR");
+  agent
+      ->add_option("--default", a.agent.default_vault,
+                   "The vault a URI without vault= means (default: the first served)")
+      ->type_name("DIR");
+  agent
+      ->add_option("--ttl", a.agent.ttl,
+                   "Lock a vault this long after each unlock: 30m, 8h, 2d, or none "
+                   "(default: 8h, none with --system)")
+      ->type_name("DURATION");
+  agent
+      ->add_option("--audit-log", a.agent.audit_log,
+                   "Record every signature and refusal in FILE (default: "
+                   "$XDG_STATE_HOME/certvault/audit.log, /var/lib/certvault/audit.log with "
+                   "--system)")
+      ->type_name("FILE");
+  agent
+      ->add_option("--audit-log-max", a.agent.audit_max_bytes,
+                   "Rotate the audit log to FILE.1 at this many bytes (default 16 MiB)")
+      ->type_name("BYTES");
+
+  auto* unlock = command(app, "unlock", "Unlock a vault in the agent (asks for the PIN once)",
+                         selected, [&a] { return cmd_unlock(a.globals, a.unlock); });
+  unlock
+      ->add_option("--ttl", a.unlock.ttl,
+                   "Lock again after DURATION (30m, 8h, 2d, none; default: the agent's --ttl)")
+      ->type_name("DURATION");
+  auto* lock = command(app, "lock", "Lock a vault in the agent: its keys are wiped", selected,
+                       [&a] { return cmd_lock(a.globals, a.lock); });
+  lock->add_flag("--all", a.lock.all, "Lock every vault the agent serves");
+  command(app, "status", "The agent's vaults: locked or not, TTL, clients, signatures", selected,
+          [&a] { return cmd_status(a.globals); });
+  auto* access = command(app, "access",
+                         "Who may use an entry's key through the agent: show, allow, deny, "
+                         "forget, reset, public, private",
+                         selected, [&a] { return cmd_access(a.globals, a.access); });
+  add_nickname(access, a.access.nickname);
+  access
+      ->add_option("ACTION", a.access.action,
+                   "show | allow | deny | forget (drop the rule about a peer) | reset (drop "
+                   "every rule) | public | private (who may list its certificate)")
+      ->type_name("")
+      ->required();
+  access->add_option("--uid", a.access.uid, "A user, by name or number")->type_name("USER");
+  access->add_option("--gid", a.access.gid, "Members of a group, by name or number")
+      ->type_name("GROUP");
+  access->add_option("--unit", a.access.unit, "A systemd unit (nginx.service)")->type_name("UNIT");
+  access
+      ->add_option("--exe", a.access.exe,
+                   "A program, by absolute path (honoured only by an agent running as root)")
+      ->type_name("PATH");
+  auto* audit = command(app, "audit", "What the agent signed, and what it refused, for whom",
+                        selected, [&a] { return cmd_audit(a.globals, a.audit); });
+  audit->add_option("--since", a.audit.since, "From DATE (YYYY-MM-DD, UTC), or Nd: the last N days")
+      ->type_name("DATE");
+  audit->add_option("--nickname", a.audit.nickname, "Only this entry")->type_name("NICKNAME");
+  audit->add_option("--audit-log", a.audit.file, "The agent's audit log (default: as the agent)")
+      ->type_name("FILE");
+  audit->add_flag("--system", a.audit.system, "The system instance's audit log");
+}
+
 void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   auto* list = command(app, "list", "List the entries", selected,
                        [&a] { return cmd_list(a.globals, a.list); });
@@ -334,6 +423,7 @@ int run(int argc, char** argv) {
   add_entry_commands(app, a, selected);
   add_inspect_commands(app, a, selected);
   add_policy_commands(app, a, selected);
+  add_agent_commands(app, a, selected);
 
   try {
     app.parse(argc, argv);
@@ -342,6 +432,7 @@ int run(int argc, char** argv) {
     return report_failure(usage_message(app, e), kExitUsage);
   }
   if (!selected) return report_failure("no command given; see 'certvault --help'", kExitUsage);
+  init_secure_heap(a.long_running);
   Outcome outcome = selected();
   if (!outcome) return report_failure(outcome.error().message, exit_code(outcome.error().code));
   if (!stdout_ok()) return report_failure("cannot write the output to stdout", kExitInternal);

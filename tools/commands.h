@@ -2,9 +2,11 @@
 // for a PIN, so a typo never costs a PIN prompt (or a counted PIN failure).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cli.h"
 
@@ -127,6 +129,43 @@ struct CheckArgs {
   int64_t within_days = 30;
 };
 Outcome cmd_check(const Globals& globals, const CheckArgs& args);
+
+// --- the agent (cmd_agent.cc) ---------------------------------------------------------
+struct AgentArgs {
+  std::string socket;               // default: the user's or the system socket
+  bool system = false;              // the system instance: /run/certvault, 0660, no TTL
+  std::vector<std::string> vaults;  // --serve DIR, repeatable; --vault adds one too
+  std::string default_vault;        // the vault a URI without vault= means
+  std::optional<std::string> ttl;   // default: 8h for a user, none for the system
+  std::string audit_log;            // default: agent::default_audit_log
+  uint64_t audit_max_bytes = 16ull << 20;
+};
+Outcome cmd_agent(const Globals& globals, const AgentArgs& args);
+struct UnlockArgs {
+  std::optional<std::string> ttl;
+};
+Outcome cmd_unlock(const Globals& globals, const UnlockArgs& args);
+struct LockArgs {
+  bool all = false;
+};
+Outcome cmd_lock(const Globals& globals, const LockArgs& args);
+Outcome cmd_status(const Globals& globals);
+struct AuditArgs {
+  std::optional<std::string> since;
+  std::optional<std::string> nickname;
+  std::string file;
+  bool system = false;
+};
+Outcome cmd_audit(const Globals& globals, const AuditArgs& args);
+// certvault access NICKNAME show|allow|deny|forget|reset|public|private [--uid|--gid|--unit|--exe]
+struct AccessArgs {
+  std::string nickname;
+  std::string action;
+  std::string uid, gid, unit, exe;
+};
+Outcome cmd_access(const Globals& globals, const AccessArgs& args);
+// "30s", "15m", "8h", "2d"; "none" (or 0) for no limit.
+Result<std::optional<std::chrono::seconds>> parse_duration(const std::string& text);
 
 // --- argument parsing shared by the commands (args.cc) ----------------------------------
 Result<std::optional<Time>> parse_optional_date(const std::optional<std::string>& text);

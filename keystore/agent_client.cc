@@ -1,0 +1,207 @@
+#include "agent_client.h"
+
+#include <poll.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace certvault::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool socket_exists(const fs::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+std::unexpected<Error> agent_gone(const fs::path& socket, std::string_view what) {
+  return fail(Code::kIo, "the certvault agent at " + socket.string() + " " + std::string(what) +
+                             "; check that certvault agent is running (certvault status)");
+}
+
+// Sends all of `bytes`, waiting at most `timeout_ms` each time the socket is full.
+bool send_all(int fd, std::span<const uint8_t> bytes, int timeout_ms) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, timeout_ms) <= 0) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+enum class ReadResult { kOk, kClosedBeforeAnyByte, kFailed };
+
+ReadResult read_all(int fd, uint8_t* out, size_t size, int timeout_ms, bool first) {
+  size_t got = 0;
+  while (got < size) {
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return ReadResult::kFailed;
+    ssize_t n = ::recv(fd, out + got, size - got, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n == 0 && got == 0 && first) return ReadResult::kClosedBeforeAnyByte;
+    if (n <= 0) return ReadResult::kFailed;
+    got += static_cast<size_t>(n);
+  }
+  return ReadResult::kOk;
+}
+
+}  // namespace
+
+fs::path user_socket() {
+  if (const char* x = ::secure_getenv("XDG_RUNTIME_DIR"); x && *x == '/')
+    return fs::path(x) / "certvault" / "agent.sock";
+  return fs::path("/run/user") / std::to_string(::geteuid()) / "certvault" / "agent.sock";
+}
+
+fs::path system_socket() {
+  return "/run/certvault/agent.sock";
+}
+
+// Whether an agent answers there. Only the default places are probed: a socket left by a
+// killed agent, or a system agent this user may not reach, means "no agent" and the
+// program works in-process; a socket that was named explicitly is used as named.
+bool answers(const fs::path& p) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (p.string().size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, p.c_str(), p.string().size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::optional<fs::path> find_socket(const std::string& configured) {
+  if (!configured.empty())
+    return socket_exists(configured) ? std::optional<fs::path>(configured) : std::nullopt;
+  // secure_getenv: a setuid program that loads the provider takes no agent from whoever
+  // started it.
+  if (const char* env = ::secure_getenv("CERTVAULT_AGENT_SOCK"); env && *env)
+    return socket_exists(env) ? std::optional<fs::path>(env) : std::nullopt;
+  for (const fs::path& p : {user_socket(), system_socket()})
+    if (socket_exists(p) && answers(p)) return p;
+  return std::nullopt;
+}
+
+Reply::~Reply() {
+  if (!body.empty()) sodium_memzero(body.data(), body.size());
+}
+
+Client::~Client() {
+  // Only this process's connections are closed; a forked child's copies are its own.
+  if (pid_ == ::getpid())
+    for (int fd : idle_) ::close(fd);
+}
+
+Result<int> Client::connect_new() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = socket_.string();
+  if (path.size() >= sizeof addr.sun_path)
+    return fail(Code::kInvalidInput, "the agent socket path " + path + " is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(Code::kIo, std::string("cannot make a socket: ") + std::strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return agent_gone(socket_, std::string("does not answer (") + std::strerror(err) + ")");
+  }
+  return fd;
+}
+
+Result<std::pair<int, bool>> Client::take() {
+  {
+    std::lock_guard lock(mu_);
+    if (pid_ != ::getpid()) {
+      // A forked child: the pooled sockets are the parent's conversation. Dropping our
+      // copies leaves the parent's connections open.
+      for (int fd : idle_) ::close(fd);
+      idle_.clear();
+      pid_ = ::getpid();
+    }
+    if (!idle_.empty()) {
+      int fd = idle_.back();
+      idle_.pop_back();
+      return std::pair{fd, true};
+    }
+  }
+  CV_TRY(fd, connect_new());
+  return std::pair{fd, false};
+}
+
+void Client::give(int fd) {
+  std::lock_guard lock(mu_);
+  if (pid_ == ::getpid() && idle_.size() < 16)
+    idle_.push_back(fd);
+  else
+    ::close(fd);
+}
+
+Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms) {
+  if (!request.fits()) return fail(Code::kInvalidInput, "request too large for the agent");
+  auto bytes = request.bytes();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CV_TRY(taken, take());
+    const auto [fd, reused] = taken;
+    if (!send_all(fd, bytes, timeout_ms)) {
+      ::close(fd);
+      if (reused) continue;  // a stale pooled connection: the agent restarted
+      return agent_gone(socket_, "did not take the request");
+    }
+    uint8_t header[kHeaderSize];
+    auto r = read_all(fd, header, sizeof header, timeout_ms, true);
+    if (r == ReadResult::kClosedBeforeAnyByte && reused) {
+      ::close(fd);
+      continue;
+    }
+    if (r != ReadResult::kOk) {
+      ::close(fd);
+      return agent_gone(socket_, "did not answer");
+    }
+    auto length = body_length(std::span<const uint8_t, kHeaderSize>(header, kHeaderSize));
+    if (!length) {
+      ::close(fd);
+      return agent_gone(socket_, "sent a malformed answer");
+    }
+    Reply reply;
+    reply.body.resize(*length);
+    if (read_all(fd, reply.body.data(), reply.body.size(), timeout_ms, false) != ReadResult::kOk) {
+      ::close(fd);
+      return agent_gone(socket_, "broke off its answer");
+    }
+    give(fd);
+    auto decoded = decode(reply.body);
+    if (!decoded) return agent_gone(socket_, "sent a malformed answer");
+    reply.message = std::move(*decoded);
+    if (reply.message.type == Type::kError) {
+      if (wire_code)
+        *wire_code = static_cast<ErrorCode>(reply.message.get_u64(Tag::kCode).value_or(0));
+      return std::unexpected(error_of(reply.message));
+    }
+    return reply;
+  }
+  return agent_gone(socket_, "closed the connection");
+}
+
+}  // namespace certvault::agent

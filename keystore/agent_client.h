@@ -1,0 +1,66 @@
+// A program's side of the agent: finds its socket, sends requests and reads replies.
+// Connections belong to the process that opened them: after fork() the child opens its
+// own (a shared socket would interleave two processes' frames). Connections are pooled,
+// one per request in flight, so threads sign in parallel.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent_protocol.h"
+#include "error.h"
+
+namespace certvault::agent {
+
+// The default sockets: a user's ($XDG_RUNTIME_DIR/certvault/agent.sock) and the system
+// instance's (/run/certvault/agent.sock).
+std::filesystem::path user_socket();
+std::filesystem::path system_socket();
+// Where to look, first match wins: `configured` (the provider's or module's configuration),
+// else $CERTVAULT_AGENT_SOCK, else the user socket, else the system socket. Only paths that
+// exist as sockets count, and of the default two only one where an agent answers this
+// user; nullopt when there is none, and the caller works in-process.
+std::optional<std::filesystem::path> find_socket(const std::string& configured = {});
+
+// A reply: its bytes, and the message decoded from them (views into `body`).
+struct Reply {
+  std::vector<uint8_t> body;
+  Message message;
+  Reply() = default;
+  Reply(Reply&&) = default;
+  Reply& operator=(Reply&&) = default;
+  ~Reply();  // wiped
+};
+
+class Client {
+ public:
+  explicit Client(std::filesystem::path socket) : socket_(std::move(socket)) {}
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const std::filesystem::path& socket() const { return socket_; }
+  // Sends `request` and waits for its reply (at most `timeout_ms` per read or write). A
+  // reply of type kError comes back as the Error it carries, and its wire code in
+  // `wire_code` when given (kNotServed tells the caller to work in-process). A connection
+  // the agent has closed since its last use (the agent restarted) is replaced once.
+  Result<Reply> call(Frame& request, ErrorCode* wire_code = nullptr, int timeout_ms = 30000);
+
+ private:
+  // An idle connection of this process (pooled = true), or a new one.
+  Result<std::pair<int, bool>> take();
+  void give(int fd);  // back into the pool after a complete exchange
+  Result<int> connect_new();
+
+  std::filesystem::path socket_;
+  std::mutex mu_;
+  pid_t pid_ = 0;  // the process the pooled connections belong to
+  std::vector<int> idle_;
+};
+
+}  // namespace certvault::agent

@@ -1,0 +1,123 @@
+#include "agent_key.h"
+
+#include <json/json.h>
+#include <openssl/evp.h>
+
+#include "ossl.h"
+
+namespace certvault::agent {
+namespace {
+
+Json::Value parse_json(std::string_view text) {
+  Json::Value v;
+  Json::CharReaderBuilder b;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  std::string errors;
+  if (!r->parse(text.data(), text.data() + text.size(), &v, &errors)) return Json::Value();
+  return v;
+}
+
+std::vector<uint8_t> bytes(std::string_view v) {
+  return {v.begin(), v.end()};
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> RemoteKey::sign(const SignParams& p,
+                                             std::span<const uint8_t> data) const {
+  Frame f(Type::kSign);
+  f.add(Tag::kVault, vault);
+  f.add(Tag::kNickname, nickname);
+  f.add_u64(Tag::kGeneration, generation);
+  f.add(Tag::kKeyId, key_id);
+  f.add(Tag::kMechanism, to_string(p.mechanism));
+  if (!p.digest.empty()) f.add(Tag::kDigest, p.digest);
+  if (!p.mgf1_digest.empty()) f.add(Tag::kMgf1Digest, p.mgf1_digest);
+  if (p.salt_length >= 0) f.add_u64(Tag::kSaltLength, static_cast<uint64_t>(p.salt_length));
+  f.add(Tag::kData, data);
+  CV_TRY(reply, client->call(f));
+  auto sig = reply.message.get(Tag::kSignature);
+  if (!sig || sig->empty())
+    return fail(Code::kIo, "the certvault agent answered a signature request without one");
+  return bytes(*sig);
+}
+
+std::string RemoteEntry::locked_message() const {
+  return "vault '" + key.label + "' is locked; run certvault unlock";
+}
+
+Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client,
+                                           const std::string& vault, const std::string& nickname,
+                                           const std::optional<std::string>& serial) {
+  Frame f(Type::kResolve);
+  f.add(Tag::kVault, vault);
+  f.add(Tag::kNickname, nickname);
+  if (serial) f.add(Tag::kSerial, *serial);
+  ErrorCode code{};
+  auto reply = client->call(f, &code);
+  if (!reply) {
+    if (code == ErrorCode::kNotServed) return std::optional<RemoteEntry>();
+    return std::unexpected(reply.error());
+  }
+  const Message& m = reply->message;
+  RemoteEntry e;
+  const Json::Value info = parse_json(m.text(Tag::kJson));
+  auto generation = m.get_u64(Tag::kGeneration);
+  CV_TRY(key_type, parse_key_type(m.text(Tag::kKeyType)));
+  if (!generation || !info.isObject())
+    return fail(Code::kIo, "the certvault agent's answer lacks the generation");
+  e.key = RemoteKey{client,
+                    vault,
+                    info["label"].asString(),
+                    info["nickname"].asString(),
+                    static_cast<uint32_t>(*generation),
+                    m.text(Tag::kKeyId),
+                    key_type};
+  e.serial = m.text(Tag::kSerial);
+  e.cert = bytes(m.get(Tag::kCertificate).value_or(""));
+  e.spki = bytes(m.get(Tag::kSpki).value_or(""));
+  for (auto c : m.all(Tag::kChain)) e.chain.push_back(bytes(c));
+  e.locked = info["locked"].asBool();
+  return std::optional(std::move(e));
+}
+
+Result<std::optional<std::vector<std::string>>> nicknames(const std::shared_ptr<Client>& client,
+                                                          const std::string& vault) {
+  std::vector<std::string> out;
+  uint64_t offset = 0;
+  for (int page = 0; page < 1000; ++page) {  // 500 entries a page: far beyond any vault
+    Frame f(Type::kList);
+    f.add(Tag::kVault, vault);
+    f.add_u64(Tag::kOffset, offset);
+    ErrorCode code{};
+    auto reply = client->call(f, &code);
+    if (!reply) {
+      if (code == ErrorCode::kNotServed) return std::optional<std::vector<std::string>>();
+      return std::unexpected(reply.error());
+    }
+    const Json::Value v = parse_json(reply->message.text(Tag::kJson));
+    for (const auto& e : v["entries"])
+      if (!e["generations"].empty()) out.push_back(e["nickname"].asString());
+    if (!v.isMember("next")) break;
+    offset = v["next"].asUInt64();
+  }
+  return std::optional(std::move(out));
+}
+
+std::string canonical_digest(std::string_view name) {
+  static constexpr std::pair<const char*, const char*> kNames[] = {
+      {"SHA1", "sha1"},         {"SHA2-224", "sha224"},   {"SHA2-256", "sha256"},
+      {"SHA2-384", "sha384"},   {"SHA2-512", "sha512"},   {"SHA3-224", "sha3-224"},
+      {"SHA3-256", "sha3-256"}, {"SHA3-384", "sha3-384"}, {"SHA3-512", "sha3-512"},
+      {"MD5-SHA1", "md5-sha1"},
+  };
+  if (name.empty()) return {};
+  const std::string n(name);
+  ossl::Md md(EVP_MD_fetch(ossl::libctx(), n.c_str(), nullptr));
+  if (!md) return {};
+  for (const auto& [openssl, ours] : kNames)
+    if (EVP_MD_is_a(md.get(), openssl)) return ours;
+  return {};
+}
+
+}  // namespace certvault::agent

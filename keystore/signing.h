@@ -1,0 +1,47 @@
+// How a vault key signs, once, for every front end: the agent signs with it for programs,
+// and what a program asks for (mechanism, digest, padding) travels as these values.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error.h"
+#include "types.h"
+
+namespace certvault {
+
+enum class SignMechanism { kEcdsa, kRsaPkcs1, kRsaPss, kEd25519 };
+std::string_view to_string(SignMechanism m);  // "ecdsa", "rsa-pkcs1", "rsa-pss", "ed25519"
+Result<SignMechanism> parse_sign_mechanism(std::string_view text);
+
+struct SignParams {
+  SignMechanism mechanism = SignMechanism::kEcdsa;
+  // The digest `data` was made with ("sha256", ...). Empty: `data` is signed as it is (an
+  // ECDSA hash of any length, an RSA DigestInfo or TLS 1.1's MD5+SHA-1), and for Ed25519,
+  // which signs the message itself, always empty.
+  std::string digest;
+  std::string mgf1_digest;   // RSA-PSS; empty: `digest`
+  int64_t salt_length = -1;  // RSA-PSS; -1: the digest's length
+};
+
+// The largest input the agent takes: a digest, or a message for Ed25519 (TLS 1.3 and SSH
+// sign well under a kilobyte).
+inline constexpr size_t kMaxSignInput = 64 * 1024;
+
+// Whether a key of type `t` signs with `p`: a mechanism of its algorithm and known digests.
+Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size);
+// Signs `data` with `key`. ECDSA signatures are DER (RFC 3279 Ecdsa-Sig-Value).
+Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
+                                  std::span<const uint8_t> data);
+
+// Whether a generation may still sign, DESIGN.md's status rules for programs that hold it:
+// active; or superseded and not past its own notAfter (a program that loaded the key
+// before a rotation keeps working until it reloads). Disabled and pending never.
+Result<void> check_usable(const Entry& e, const Generation& g, Time now);
+
+}  // namespace certvault

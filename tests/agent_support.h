@@ -1,0 +1,158 @@
+// What the agent tests share: a vault with its CA, a running `certvault agent` on a socket
+// in a directory other users can reach (0660, group certvault, as the system instance has
+// it), an unprivileged user in that group to run clients as, and the commands to run
+// programs as that user with nothing but the agent's socket in their environment.
+#pragma once
+
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "provider_support.h"
+#include "support.h"
+#include "test_vault.h"
+#include "tls_server.h"
+
+namespace cvtest {
+
+inline constexpr const char* kClientUser = "cvtest-client";
+inline constexpr const char* kAgentGroup = "certvault";
+
+// Creates the `certvault` group and an unprivileged user in it, once per machine; tests
+// run in parallel, so creation is serialised by a lock file. Empty when not root.
+inline std::optional<std::pair<uid_t, gid_t>> client_user() {
+  if (::geteuid() != 0) return std::nullopt;
+  const int lock = ::open("/tmp/cvtest-useradd.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  ::flock(lock, LOCK_EX);
+  if (!::getgrnam(kAgentGroup)) run({"groupadd", "--system", kAgentGroup});
+  if (!::getpwnam(kClientUser))
+    run({"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups",
+         kAgentGroup, kClientUser});
+  ::close(lock);
+  const passwd* pw = ::getpwnam(kClientUser);
+  if (!pw) return std::nullopt;
+  return std::pair{pw->pw_uid, pw->pw_gid};
+}
+
+class AgentTest : public VaultTest {
+ protected:
+  void SetUp() override {
+    VaultTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto user = client_user();
+    if (!user) GTEST_SKIP() << "the agent tests run clients as another user and need root";
+    client_uid_ = user->first;
+    client_gid_ = user->second;
+    pin_file_ = write_secret_file(tmp_ / "pin", kPin);
+    auto ca = vault().ca_certificate_der();
+    ASSERT_TRUE(ca) << why(ca);
+    vault_ca_ = run_dir_ / "vault-ca.pem";
+    write_file(vault_ca_, der_to_pem(*ca), 0644);
+    ::chmod(run_dir_.path().c_str(), 0755);  // clients reach the socket; the vault stays 0700
+    socket_ = run_dir_ / "agent.sock";
+    // Where programs run as the client user write their output.
+    out_ = run_dir_ / "out";
+    fs::create_directory(out_);
+    ASSERT_EQ(::chown(out_.c_str(), client_uid_, client_gid_), 0);
+    audit_ = tmp_ / "audit.log";
+  }
+
+  void TearDown() override { agent_.kill(); }
+
+  // Starts the agent serving this test's vault; waits (bounded) for its socket.
+  void start_agent(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {cli(),     "agent",       "--system",
+                                     "--vault", dir_.string(), "--socket",
+                                     socket_,   "--audit-log", audit_.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
+    // A socket left by a killed agent exists before the new one listens: wait for an answer.
+    bool up = false;
+    for (int i = 0; i < 400 && !up; ++i) {
+      up = answers();
+      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
+  }
+
+  bool answers() const {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+  }
+
+  // The certvault CLI as the vault owner, talking to this test's agent.
+  RunResult cv(const std::vector<std::string>& args, bool with_pin = true) {
+    std::vector<std::string> argv = {"env", "CERTVAULT_AGENT_SOCK=" + socket_.string(), cli(),
+                                     "--vault", dir_.string()};
+    if (with_pin) {
+      argv.push_back("--pin-file");
+      argv.push_back(pin_file_.string());
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  }
+
+  void unlock(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"unlock"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = cv(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // A program run as the unprivileged client user: no vault, no PIN, only the socket.
+  std::vector<std::string> as_client(const std::vector<std::string>& argv) {
+    std::vector<std::string> out = {"setpriv",
+                                    "--reuid=" + std::to_string(client_uid_),
+                                    "--regid=" + std::to_string(client_gid_),
+                                    "--init-groups",
+                                    "env",
+                                    "-i",
+                                    "PATH=/usr/bin:/bin",
+                                    "HOME=/nonexistent",
+                                    "OPENSSL_CONF=/dev/null",
+                                    "CERTVAULT_AGENT_SOCK=" + socket_.string()};
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+    out.push_back(std::string("LD_PRELOAD=") + CERTVAULT_SANITIZER_RUNTIME);
+    out.push_back("ASAN_OPTIONS=detect_leaks=0");
+#endif
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  }
+
+  // `openssl COMMAND` with certvault and default, as the client user.
+  RunResult client_openssl(const std::string& command, const std::vector<std::string>& args,
+                           std::string_view input = {}) {
+    std::vector<std::string> argv = {"openssl", command};
+    for (const auto& a : provider_args()) argv.push_back(a);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(as_client(argv), input, std::chrono::seconds(60));
+  }
+
+  std::string audit_log() {
+    return fs::exists(audit_) ? read_file(audit_) : std::string();
+  }
+
+  TempDir run_dir_;
+  fs::path socket_, audit_, pin_file_, vault_ca_, out_;
+  uid_t client_uid_ = 0;
+  gid_t client_gid_ = 0;
+  ChildGuard agent_;
+};
+
+}  // namespace cvtest

@@ -1,0 +1,150 @@
+#include "audit.h"
+
+#include <fcntl.h>
+#include <json/json.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "vault.h"
+
+namespace certvault::agent {
+namespace {
+
+std::string compact(const Json::Value& v) {
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  w["emitUTF8"] = true;
+  return Json::writeString(w, v);
+}
+
+std::string now_text() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  std::tm tm{};
+  gmtime_r(&ts.tv_sec, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[32];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ts.tv_nsec / 1000000));
+  return std::string(buf) + frac;
+}
+
+}  // namespace
+
+std::filesystem::path default_audit_log(bool system) {
+  if (system) return "/var/lib/certvault/audit.log";
+  if (const char* s = ::secure_getenv("XDG_STATE_HOME"); s && *s == '/')
+    return std::filesystem::path(s) / "certvault" / "audit.log";
+  if (const char* h = ::secure_getenv("HOME"); h && *h == '/')
+    return std::filesystem::path(h) / ".local" / "state" / "certvault" / "audit.log";
+  return {};
+}
+
+Audit::Audit(std::filesystem::path file, uint64_t max_bytes)
+    : file_(std::move(file)), max_bytes_(max_bytes) {}
+
+Audit::~Audit() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<void> Audit::open() {
+  if (file_.empty()) return {};
+  std::error_code ec;
+  if (file_.has_parent_path() && !std::filesystem::exists(file_.parent_path(), ec)) {
+    std::filesystem::create_directories(file_.parent_path(), ec);
+    if (!ec) ::chmod(file_.parent_path().c_str(), 0700);
+  }
+  fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0)
+    return fail(Code::kIo, "cannot open the audit log " + file_.string() + ": " +
+                               std::strerror(errno) + "; give --audit-log PATH");
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))
+    return fail(Code::kIo, "the audit log " + file_.string() + " is not a regular file");
+  if (st.st_mode & 077) ::fchmod(fd_, 0600);
+  size_ = static_cast<uint64_t>(st.st_size);
+  return {};
+}
+
+void Audit::write_line(const std::string& line) {
+  if (fd_ < 0) return;
+  if (max_bytes_ && size_ + line.size() > max_bytes_ && size_ > 0) {
+    std::filesystem::path old = file_;
+    old += ".1";
+    ::rename(file_.c_str(), old.c_str());
+    ::close(fd_);
+    fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_ = 0;
+    if (fd_ < 0) return;
+  }
+  // One write() per line, so a reader never sees half of one.
+  if (::write(fd_, line.data(), line.size()) == static_cast<ssize_t>(line.size()))
+    size_ += line.size();
+}
+
+void Audit::record(const AuditEvent& e, const PeerInfo& peer) {
+  Json::Value v;
+  v["time"] = now_text();
+  v["vault"] = e.vault;
+  v["action"] = e.action;
+  if (!e.nickname.empty()) v["nickname"] = e.nickname;
+  if (e.generation) v["generation"] = e.generation;
+  if (!e.key_id.empty()) v["key_id"] = e.key_id;
+  if (!e.mechanism.empty()) v["mechanism"] = e.mechanism;
+  v["result"] = e.ok ? "ok" : "refused";
+  if (!e.reason.empty()) v["reason"] = e.reason;
+  Json::Value p;
+  p["uid"] = static_cast<Json::UInt>(peer.id.uid);
+  p["gid"] = static_cast<Json::UInt>(peer.id.gid);
+  p["pid"] = static_cast<Json::Int>(peer.pid);
+  if (!peer.id.exe.empty()) p["exe"] = peer.id.exe;
+  if (!peer.id.unit.empty()) p["unit"] = peer.id.unit;
+  v["peer"] = p;
+  const std::string line = compact(v) + "\n";
+  {
+    std::lock_guard lock(mu_);
+    write_line(line);
+    if (e.ok && e.action == "sign") ++counts_[e.vault + "/" + e.nickname];
+  }
+  if (!e.ok) {
+    sd_journal_send("MESSAGE=certvault agent refused %s of '%s' in vault '%s' to uid %u pid %d: %s",
+                    e.action.c_str(), e.nickname.c_str(), e.vault.c_str(), peer.id.uid, peer.pid,
+                    e.reason.c_str(), "PRIORITY=%i", LOG_WARNING, "CERTVAULT_VAULT=%s",
+                    e.vault.c_str(), "CERTVAULT_NICKNAME=%s", e.nickname.c_str(),
+                    "CERTVAULT_ACTION=%s", e.action.c_str(), "CERTVAULT_RESULT=refused",
+                    "CERTVAULT_PEER_UID=%u", peer.id.uid, "CERTVAULT_PEER_PID=%d", peer.pid,
+                    "CERTVAULT_PEER_EXE=%s", peer.id.exe.c_str(), "CERTVAULT_PEER_UNIT=%s",
+                    peer.id.unit.c_str(), nullptr);
+  }
+}
+
+void Audit::summarise() {
+  std::map<std::string, uint64_t> counts;
+  {
+    std::lock_guard lock(mu_);
+    counts.swap(counts_);
+  }
+  for (const auto& [key, n] : counts) {
+    const auto slash = key.rfind('/');  // nicknames have no '/'; labels may
+    const std::string vault = key.substr(0, slash), nickname = key.substr(slash + 1);
+    sd_journal_send("MESSAGE=certvault agent: %llu signatures with '%s' in vault '%s'",
+                    static_cast<unsigned long long>(n), nickname.c_str(), vault.c_str(),
+                    "PRIORITY=%i", LOG_INFO, "CERTVAULT_VAULT=%s", vault.c_str(),
+                    "CERTVAULT_NICKNAME=%s", nickname.c_str(), "CERTVAULT_SIGNATURES=%llu",
+                    static_cast<unsigned long long>(n), nullptr);
+  }
+}
+
+void Audit::journal(int priority, const std::string& message, const std::string& vault) {
+  sd_journal_send("MESSAGE=certvault agent: %s", message.c_str(), "PRIORITY=%i", priority,
+                  "CERTVAULT_VAULT=%s", vault.c_str(), nullptr);
+}
+
+}  // namespace certvault::agent

@@ -1,0 +1,520 @@
+#include "served.h"
+
+#include <json/json.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "access_edit.h"
+#include "ossl.h"
+#include "signing.h"
+
+namespace certvault::agent {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kListPage = 500;
+constexpr Time kDueWindow = 30 * 86400;  // `certvault check`'s default window
+
+std::string compact(const Json::Value& v) {
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  w["emitUTF8"] = true;
+  return Json::writeString(w, v);
+}
+
+Frame ok() {
+  return Frame(Type::kOk);
+}
+
+std::span<const uint8_t> bytes_of(std::string_view v) {
+  return {reinterpret_cast<const uint8_t*>(v.data()), v.size()};
+}
+
+bool is_owner(uid_t owner, const PeerInfo& peer) {
+  return peer.id.uid == owner || peer.id.uid == 0;
+}
+
+}  // namespace
+
+// One served vault: its handle and what the agent keeps while it is unlocked.
+class ServedVault {
+ public:
+  explicit ServedVault(Vault v, fs::path canonical)
+      : vault_(std::move(v)), path_(std::move(canonical)) {
+    label_ = vault_.label();
+    id_ = vault_.id();
+    struct stat st {};
+    owner_ = ::stat(path_.c_str(), &st) == 0 ? st.st_uid : 0;
+  }
+
+  const fs::path& path() const { return path_; }
+  const std::string& label() const { return label_; }
+  const std::string& id() const { return id_; }
+  uid_t owner() const { return owner_; }
+  bool names(std::string_view name) const {
+    if (name == label_ || name == id_ || name == path_.string()) return true;
+    if (!name.starts_with('/')) return false;
+    std::error_code ec;
+    return fs::weakly_canonical(fs::path(name), ec) == path_ && !ec;
+  }
+
+  std::string locked_message() const {
+    return "vault '" + label_ + "' is locked; run certvault unlock";
+  }
+
+  Result<void> unlock(const SecureBytes& pin, std::optional<std::chrono::seconds> ttl) {
+    bool already = false;
+    {
+      std::lock_guard lock(mu_);
+      already = vault_.unlocked();
+    }
+    if (already) {
+      // A new TTL needs the PIN as much as the first unlock did (and counts a wrong one);
+      // checked on a handle of its own, so that signing goes on meanwhile.
+      CV_TRY(check, Vault::open(path_));
+      CV_CHECK(check.unlock(pin));
+    }
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) CV_CHECK(vault_.unlock(pin));
+    unlocked_at_ = now();
+    deadline_ = ttl && ttl->count() > 0 ? std::optional(Clock::now() + *ttl) : std::nullopt;
+    ttl_ = ttl;
+    return {};
+  }
+
+  void lock() {
+    std::lock_guard lock(mu_);
+    lock_locked();
+  }
+
+  bool expire_if_due() {
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked() || !deadline_ || Clock::now() < *deadline_) return false;
+    lock_locked();
+    return true;
+  }
+
+  std::optional<Clock::time_point> deadline() const {
+    std::lock_guard lock(mu_);
+    return vault_.unlocked() ? deadline_ : std::nullopt;
+  }
+
+  // An entry as this peer may see it: refreshed, found, and allowed.
+  Result<Entry> entry_for(const std::string& nickname, const PeerInfo& peer, bool listing) {
+    CV_CHECK(vault_.refresh());
+    auto e = vault_.find(nickname);
+    if (!e)
+      return fail(Code::kNotFound,
+                  "no entry '" + nickname + "' in vault '" + label_ + "' served by the agent");
+    if (listing && e->listed_publicly) return *e;
+    auto d = decide_access(*e, owner_, peer.id);
+    if (!d.allowed)
+      return fail(Code::kRefused, "the certvault agent refuses uid " + std::to_string(peer.id.uid) +
+                                      " the key '" + nickname + "' of vault '" + label_ +
+                                      "': " + d.reason +
+                                      "; the vault owner can allow it with certvault access");
+    return *e;
+  }
+
+  Result<Frame> resolve(const Message& m, const PeerInfo& peer) {
+    const std::string nickname = m.text(Tag::kNickname);
+    std::lock_guard lock(mu_);
+    CV_TRY(e, entry_for(nickname, peer, true));
+    const Generation* g = nullptr;
+    if (auto serial = m.get(Tag::kSerial)) {
+      for (const auto& x : e.generations)
+        if (x.serial == *serial) g = &x;
+      if (!g)
+        return fail(Code::kNotFound, "'" + nickname + "' has no generation with serial " +
+                                         std::string(*serial) + " in vault '" + label_ + "'");
+      CV_CHECK(check_usable(e, *g, now()));
+    } else {
+      g = e.current();
+      if (!g) {
+        // The keystore's own sentence: disabled, or waiting for its certificate.
+        auto why = vault_.certificate_der(nickname);
+        if (!why) return std::unexpected(why.error());
+        return fail(Code::kRefused, "'" + nickname + "' has no usable certificate");
+      }
+    }
+    CV_TRY(cert, vault_.certificate_der(nickname, g->number));
+    CV_TRY(chain, vault_.chain_der(nickname, g->number));
+    CV_TRY(spki, vault_.public_key_der(nickname, g->number));
+    Frame f = ok();
+    f.add_u64(Tag::kGeneration, g->number);
+    f.add(Tag::kKeyType, to_string(g->key_type));
+    f.add(Tag::kKeyId, g->key_id);
+    f.add(Tag::kSerial, g->serial);
+    f.add(Tag::kCertificate, cert);
+    for (const auto& c : chain) f.add(Tag::kChain, c);
+    f.add(Tag::kSpki, spki);
+    Json::Value info;
+    info["locked"] = !vault_.unlocked();
+    info["label"] = label_;
+    info["nickname"] = e.nickname;
+    f.add(Tag::kJson, compact(info));
+    return f;
+  }
+
+  Result<Frame> list(const Message& m, const PeerInfo& peer) {
+    const size_t offset = m.get_u64(Tag::kOffset).value_or(0);
+    std::lock_guard lock(mu_);
+    CV_CHECK(vault_.refresh());
+    const auto entries = vault_.entries();
+    Json::Value out;
+    out["label"] = label_;
+    out["locked"] = !vault_.unlocked();
+    out["counter"] = static_cast<Json::UInt64>(vault_.commit_counter());
+    Json::Value& list = out["entries"] = Json::Value(Json::arrayValue);
+    size_t i = offset;
+    const Time t = now();
+    for (; i < entries.size() && list.size() < kListPage; ++i) {
+      const Entry& e = entries[i];
+      if (!e.listed_publicly && !decide_access(e, owner_, peer.id).allowed) continue;
+      Json::Value je;
+      je["id"] = e.id;
+      je["nickname"] = e.nickname;
+      Json::Value& gens = je["generations"] = Json::Value(Json::arrayValue);
+      for (const auto& g : e.generations) {
+        if (!check_usable(e, g, t)) continue;
+        Json::Value jg;
+        jg["number"] = g.number;
+        jg["status"] = std::string(to_string(g.status));
+        jg["key_type"] = std::string(to_string(g.key_type));
+        jg["key_id"] = g.key_id;
+        jg["serial"] = g.serial;
+        jg["not_before"] = static_cast<Json::Int64>(g.not_before);
+        jg["not_after"] = static_cast<Json::Int64>(g.not_after);
+        jg["imported"] = g.key_imported;
+        jg["exported"] = g.exported_at != 0;
+        gens.append(jg);
+      }
+      list.append(je);
+    }
+    if (i < entries.size()) out["next"] = static_cast<Json::UInt64>(i);
+    Frame f = ok();
+    f.add(Tag::kJson, compact(out));
+    return f;
+  }
+
+  // Resolves, checks and returns the key to sign with; the caller signs without the lock.
+  struct Signer {
+    std::shared_ptr<EVP_PKEY> key;
+    KeyType key_type;
+    Entry entry;
+  };
+  Result<Signer> signer(const Message& m, const PeerInfo& peer, AuditEvent& ev) {
+    const std::string nickname = m.text(Tag::kNickname);
+    const auto number = m.get_u64(Tag::kGeneration);
+    const std::string key_id = m.text(Tag::kKeyId);
+    ev.nickname = nickname;
+    ev.key_id = key_id;
+    if (!number || *number == 0 || *number > UINT32_MAX)
+      return fail(Code::kInvalidInput, "a signature request without a generation");
+    ev.generation = static_cast<uint32_t>(*number);
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
+    CV_TRY(e, entry_for(nickname, peer, false));
+    const Generation* g = e.generation(static_cast<uint32_t>(*number));
+    if (!g || g->key_id != key_id)
+      return fail(Code::kNotFound, "'" + nickname + "' in vault '" + label_ +
+                                       "' has no such key any more; reload the program");
+    CV_CHECK(check_usable(e, *g, now()));
+    const std::string cache_key = e.id + "/" + std::to_string(g->number);
+    auto it = keys_.find(cache_key);
+    if (it == keys_.end()) {
+      CV_TRY(key, vault_.private_key(nickname, g->number));
+      it = keys_.emplace(cache_key, std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free)).first;
+    }
+    return Signer{it->second, g->key_type, std::move(e)};
+  }
+
+  // The owner's `certvault access`, made here because this agent holds the vault unlocked.
+  Result<void> change_access(const std::string& nickname, const cli::AccessEdit& edit) {
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
+    CV_TRY(changed, cli::apply_access_edit(vault_, nickname, edit));
+    (void)changed;
+    return {};
+  }
+
+  Frame token(const PeerInfo&) {
+    std::lock_guard lock(mu_);
+    (void)vault_.refresh();
+    Json::Value v;
+    v["label"] = label_;
+    v["id"] = id_;
+    v["path"] = path_.string();
+    v["locked"] = !vault_.unlocked();
+    v["pin_failures"] = vault_.pin_failures();
+    v["max_pin_failures"] = Vault::kMaxPinFailures;
+    v["owner_uid"] = static_cast<Json::UInt>(owner_);
+    Frame f = ok();
+    f.add(Tag::kJson, compact(v));
+    return f;
+  }
+
+  Json::Value status() {
+    std::lock_guard lock(mu_);
+    Json::Value v;
+    v["label"] = label_;
+    v["id"] = id_;
+    v["path"] = path_.string();
+    v["unlocked"] = vault_.unlocked();
+    if (vault_.unlocked()) {
+      v["unlocked_at"] = static_cast<Json::Int64>(unlocked_at_);
+      if (deadline_) {
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(*deadline_ - Clock::now());
+        v["ttl_left"] = static_cast<Json::Int64>(std::max<int64_t>(0, left.count()));
+      } else {
+        v["ttl_left"] = Json::Value::null;
+      }
+    }
+    v["clients"] = static_cast<Json::UInt64>(clients.load());
+    v["signatures"] = static_cast<Json::UInt64>(signatures.load());
+    v["refusals"] = static_cast<Json::UInt64>(refusals.load());
+    // Renewal rules come with the renewal work; until then, what `check` calls soon.
+    uint64_t due = 0;
+    if (vault_.refresh()) {
+      const Time limit = now() + kDueWindow;
+      for (const auto& e : vault_.entries())
+        if (const Generation* g = e.current(); g && g->not_after <= limit) ++due;
+    }
+    v["due_for_renewal"] = static_cast<Json::UInt64>(due);
+    return v;
+  }
+
+  std::atomic<uint64_t> clients{0}, signatures{0}, refusals{0};
+
+ private:
+  void lock_locked() {
+    keys_.clear();  // EVP_PKEY_free wipes the private halves
+    vault_.lock();
+    deadline_.reset();
+  }
+
+  mutable std::mutex mu_;
+  Vault vault_;
+  fs::path path_;
+  std::string label_, id_;
+  uid_t owner_ = 0;
+  Time unlocked_at_ = 0;
+  std::optional<Clock::time_point> deadline_;
+  std::optional<std::chrono::seconds> ttl_;
+  std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // "entry id/generation"
+};
+
+Agent::Agent(Audit& audit) : audit_(audit) {}
+Agent::~Agent() = default;
+
+Result<void> Agent::serve(const ServeOptions& options) {
+  for (const auto& dir : options.vaults) {
+    std::error_code ec;
+    fs::path canonical = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+    if (ec) return fail(Code::kIo, "cannot resolve the vault directory " + dir.string());
+    bool dup = false;
+    for (const auto& v : vaults_) dup |= v->path() == canonical;
+    if (dup) continue;
+    CV_TRY(v, Vault::open(canonical));
+    vaults_.push_back(std::make_unique<ServedVault>(std::move(v), canonical));
+  }
+  if (vaults_.empty()) return fail(Code::kInvalidInput, "the agent has no vault to serve");
+  default_ = vaults_.front().get();
+  if (options.default_vault) {
+    default_ = find(options.default_vault->string());
+    if (!default_)
+      return fail(Code::kInvalidInput,
+                  "--default " + options.default_vault->string() + " is not a served vault");
+  }
+  default_ttl_ = options.default_ttl;
+  return {};
+}
+
+ServedVault* Agent::find(std::string_view name) {
+  if (name.empty()) return default_;
+  for (const auto& v : vaults_)
+    if (v->names(name)) return v.get();
+  return nullptr;
+}
+
+Result<void> Agent::unlock_default(const SecureBytes& pin, const PeerInfo& self) {
+  auto r = default_->unlock(pin, default_ttl_);
+  audit_.record(
+      {default_->label(), "", 0, "", "", "unlock", r.has_value(), r ? "" : r.error().message},
+      self);
+  if (r)
+    Audit::journal(LOG_NOTICE, "vault unlocked from its systemd credential", default_->label());
+  return r;
+}
+
+void Agent::expire() {
+  for (const auto& v : vaults_)
+    if (v->expire_if_due())
+      Audit::journal(LOG_NOTICE, "vault locked: its time to live ran out", v->label());
+}
+
+void Agent::lock_all(const std::string& why) {
+  for (const auto& v : vaults_) v->lock();
+  Audit::journal(LOG_NOTICE, "every vault locked: " + why, "");
+}
+
+std::optional<Clock::time_point> Agent::next_deadline() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& v : vaults_)
+    if (auto d = v->deadline(); d && (!next || *d < *next)) next = d;
+  return next;
+}
+
+Frame Agent::status(const PeerInfo&) {
+  Json::Value v;
+  v["pid"] = static_cast<Json::Int>(::getpid());
+  v["uid"] = static_cast<Json::UInt>(::geteuid());
+  v["connections"] = static_cast<Json::UInt64>(connections.load());
+  v["started_at"] = static_cast<Json::Int64>(
+      std::chrono::duration_cast<std::chrono::seconds>(started_.time_since_epoch()).count());
+  Json::Value& list = v["vaults"] = Json::Value(Json::arrayValue);
+  for (const auto& s : vaults_) {
+    Json::Value one = s->status();
+    one["default"] = s.get() == default_;
+    list.append(one);
+  }
+  Frame f = ok();
+  f.add(Tag::kJson, compact(v));
+  return f;
+}
+
+Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
+  try {
+    expire();
+    if (m.type == Type::kStatus) return status(peer);
+    if (m.type == Type::kLock && !m.get(Tag::kVault)) {
+      for (const auto& v : vaults_)
+        if (!is_owner(v->owner(), peer))
+          return error_frame(to_wire(Code::kRefused),
+                             "only root or the owner of every served vault may lock them all; "
+                             "name one with --vault");
+      lock_all("certvault lock --all by uid " + std::to_string(peer.id.uid));
+      for (const auto& v : vaults_)
+        audit_.record({v->label(), "", 0, "", "", "lock", true, ""}, peer);
+      return ok();
+    }
+    const std::string name = m.text(Tag::kVault);
+    ServedVault* v = find(name);
+    if (!v)
+      return error_frame(ErrorCode::kNotServed,
+                         "the certvault agent does not serve vault '" + name + "'");
+    if (conn.touched.insert(v).second) ++v->clients;
+    AuditEvent ev{v->label(), "", 0, "", "", "", true, ""};
+    auto refuse = [&](const Error& e) {
+      ev.ok = false;
+      ev.reason = e.message;
+      if (e.code == Code::kRefused || e.code == Code::kLocked) ++v->refusals;
+      audit_.record(ev, peer);
+      return error_frame(e);
+    };
+    switch (m.type) {
+      case Type::kUnlock: {
+        ev.action = "unlock";
+        if (!is_owner(v->owner(), peer))
+          return refuse({Code::kRefused,
+                         "only the owner of vault '" + v->label() + "' or root may unlock it"});
+        auto pin = m.get(Tag::kPin);
+        if (!pin || pin->empty())
+          return error_frame(to_wire(Code::kInvalidInput), "an unlock request without a PIN");
+        SecureBytes secret(pin->data(), pin->size());
+        std::optional<std::chrono::seconds> ttl = default_ttl_;
+        if (auto t = m.get_u64(Tag::kTtl)) ttl = std::chrono::seconds(*t);
+        auto r = v->unlock(secret, ttl);
+        if (!r) return refuse(r.error());
+        audit_.record(ev, peer);
+        Audit::journal(LOG_NOTICE, "vault unlocked by uid " + std::to_string(peer.id.uid),
+                       v->label());
+        return ok();
+      }
+      case Type::kLock: {
+        ev.action = "lock";
+        if (!is_owner(v->owner(), peer))
+          return refuse(
+              {Code::kRefused, "only the owner of vault '" + v->label() + "' or root may lock it"});
+        v->lock();
+        audit_.record(ev, peer);
+        Audit::journal(LOG_NOTICE, "vault locked by uid " + std::to_string(peer.id.uid),
+                       v->label());
+        return ok();
+      }
+      case Type::kResolve: {
+        auto r = v->resolve(m, peer);
+        if (!r) {
+          ev.action = "resolve";
+          ev.nickname = m.text(Tag::kNickname);
+          if (r.error().code == Code::kRefused) return refuse(r.error());
+          return error_frame(r.error());
+        }
+        return std::move(*r);
+      }
+      case Type::kList: {
+        auto r = v->list(m, peer);
+        return r ? std::move(*r) : error_frame(r.error());
+      }
+      case Type::kToken:
+        return v->token(peer);
+      case Type::kSetAccess: {
+        ev.action = "access";
+        ev.nickname = m.text(Tag::kNickname);
+        if (!is_owner(v->owner(), peer))
+          return refuse({Code::kRefused, "only the owner of vault '" + v->label() +
+                                             "' or root may change who uses its keys"});
+        auto edit = cli::AccessEdit::from_json(m.text(Tag::kJson));
+        if (!edit) return error_frame(edit.error());
+        auto r = v->change_access(ev.nickname, *edit);
+        if (!r) return error_frame(r.error());
+        ev.reason = edit->to_json();
+        audit_.record(ev, peer);
+        return ok();
+      }
+      case Type::kSign: {
+        ev.action = "sign";
+        auto params = sign_params(m);
+        if (!params) return refuse(params.error());
+        ev.mechanism = std::string(to_string(params->mechanism)) +
+                       (params->digest.empty() ? "" : "/" + params->digest);
+        auto s = v->signer(m, peer, ev);
+        if (!s) return refuse(s.error());
+        const auto data = m.get(Tag::kData).value_or(std::string_view());
+        auto sig = sign(s->key.get(), s->key_type, *params, bytes_of(data));
+        if (!sig) return refuse(sig.error());
+        ++v->signatures;
+        audit_.record(ev, peer);
+        Frame f = ok();
+        f.add(Tag::kSignature, *sig);
+        return f;
+      }
+      default:
+        return error_frame(to_wire(Code::kInvalidInput), "not a request this agent takes");
+    }
+  } catch (const std::exception& e) {
+    return error_frame(to_wire(Code::kIo), std::string("the agent failed: ") + e.what());
+  }
+}
+
+void Agent::disconnected(ConnState& conn) {
+  for (ServedVault* v : conn.touched) --v->clients;
+  conn.touched.clear();
+}
+
+Result<SignParams> sign_params(const Message& m) {
+  SignParams p;
+  CV_TRY(mech, parse_sign_mechanism(m.text(Tag::kMechanism)));
+  p.mechanism = mech;
+  p.digest = m.text(Tag::kDigest);
+  p.mgf1_digest = m.text(Tag::kMgf1Digest);
+  if (auto s = m.get_u64(Tag::kSaltLength)) p.salt_length = static_cast<int64_t>(*s);
+  return p;
+}
+
+}  // namespace certvault::agent

@@ -1,0 +1,74 @@
+// The vaults an agent serves and what it does for its peers: the fixed set of keystore
+// operations of docs/agent-protocol.md. Each vault has its own handle under its own mutex,
+// held to refresh, resolve and check the policy, never while a key signs, so two peers
+// sign in parallel. Decrypted keys stay here; a reply carries public data or a signature.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent_protocol.h"
+#include "audit.h"
+#include "peer.h"
+#include "signing.h"
+#include "vault.h"
+
+namespace certvault::agent {
+
+struct ServeOptions {
+  std::vector<std::filesystem::path> vaults;  // the first is the default unless `default_vault`
+  std::optional<std::filesystem::path> default_vault;
+  std::optional<std::chrono::seconds> default_ttl;  // nullopt: no limit
+};
+
+class ServedVault;
+
+// What the agent keeps per connection: the vaults it has used, for `status`.
+struct ConnState {
+  std::set<ServedVault*> touched;
+};
+
+// The signing parameters of a kSign request.
+Result<SignParams> sign_params(const Message& m);
+
+class Agent {
+ public:
+  explicit Agent(Audit& audit);
+  ~Agent();
+  Result<void> serve(const ServeOptions& options);
+
+  // One request from `peer`, one reply. Never throws.
+  Frame handle(const Message& request, const PeerInfo& peer, ConnState& conn);
+  void disconnected(ConnState& conn);
+
+  // Unlocks the default vault with a PIN read at start (a systemd credential).
+  Result<void> unlock_default(const SecureBytes& pin, const PeerInfo& self);
+  // Locks every vault whose TTL has run out; called by a timer and before each request.
+  void expire();
+  void lock_all(const std::string& why);
+  // The next TTL deadline, for the timer.
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
+
+  // Connected clients, for status.
+  std::atomic<uint64_t> connections{0};
+
+ private:
+  ServedVault* find(std::string_view name);
+  Frame status(const PeerInfo& peer);
+
+  Audit& audit_;
+  std::vector<std::unique_ptr<ServedVault>> vaults_;
+  ServedVault* default_ = nullptr;
+  std::optional<std::chrono::seconds> default_ttl_;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+};
+
+}  // namespace certvault::agent

@@ -1,0 +1,29 @@
+// The agent's socket and event loop: Asio, with one thread per core so that two peers
+// sign on two cores at once; each connection's reads and writes on its own strand.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "audit.h"
+#include "served.h"
+
+namespace certvault::agent {
+
+struct ListenOptions {
+  std::filesystem::path socket;
+  unsigned mode = 0600;        // 0660 for the system instance
+  std::optional<gid_t> group;  // the socket's group (the system instance's `certvault`)
+};
+
+// The socket to serve: the one systemd passed (LISTEN_FDS), else a new one at
+// `options.socket`. Refuses a path in a directory another user can write to, and a path
+// where another agent already listens.
+Result<int> listen_socket(const ListenOptions& options);
+
+// Serves until SIGTERM or SIGINT, then locks every vault. Tells systemd when it is ready.
+Result<void> run(Agent& agent, Audit& audit, int listen_fd);
+
+}  // namespace certvault::agent
