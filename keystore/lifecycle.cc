@@ -91,7 +91,7 @@ Result<Entry> Vault::set_access(std::string_view nickname, std::vector<AccessRul
   for (const AccessRule& r : rules) CV_CHECK(check_access_rule(r));
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     CV_TRY(e, must_find(v, m, nickname));
-    e->attrs.access = rules;
+    manifest::edit_attributes(*e).access = rules;
     return {};
   }));
   return to_entry(*v.entry(nickname));
@@ -101,7 +101,7 @@ Result<Entry> Vault::set_listed_publicly(std::string_view nickname, bool on) {
   Impl& v = *impl_;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     CV_TRY(e, must_find(v, m, nickname));
-    e->attrs.listed_publicly = on;
+    manifest::edit_attributes(*e).listed_publicly = on;
     return {};
   }));
   return to_entry(*v.entry(nickname));

@@ -171,7 +171,7 @@ std::string compact(const Json::Value& v) {
 // The attribute line: known members from their fields, unknown ones as they were read, in
 // name order.
 void put_attrs(std::string& out, const EntryRecord& e) {
-  const Attributes& a = e.attrs;
+  const Attributes& a = e.attributes();
   if (a.empty()) return;
   std::map<std::string, std::string> members = a.unknown;
   if (!a.access.empty()) {
@@ -384,10 +384,10 @@ Result<void> parse_attrs(std::string_view line, Manifest& m, Json::CharReader& r
   std::string err;
   if (!reader.parse(json.data(), json.data() + json.size(), &v, &err) || !v.isObject())
     return bad("an attribute line is not a JSON object");
-  Attributes a;
+  std::shared_ptr<const Attributes> a;
   try {
     CV_TRY(parsed, parse_attrs_json(v, bad));
-    a = std::move(parsed);
+    if (!parsed.empty()) a = std::make_shared<const Attributes>(std::move(parsed));
   } catch (const Json::Exception&) {
     return bad("an attribute line has a field of the wrong type");
   }
@@ -520,6 +520,18 @@ EntryRecord& edit(Manifest& m, size_t index) {
   copy->text_owner.reset();
   EntryRecord& ref = *copy;
   m.entries[index] = std::move(copy);
+  return ref;
+}
+
+const Attributes& EntryRecord::attributes() const {
+  static const Attributes kNone;
+  return attrs ? *attrs : kNone;
+}
+
+Attributes& edit_attributes(EntryRecord& e) {
+  auto copy = std::make_shared<Attributes>(e.attributes());
+  Attributes& ref = *copy;
+  e.attrs = std::move(copy);
   return ref;
 }
 

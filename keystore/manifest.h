@@ -39,7 +39,10 @@ struct EntryRecord {
   std::string id;
   std::string nickname;
   std::vector<GenRecord> gens;
-  Attributes attrs;
+  // Shared like the entry itself and null for the many entries without an attribute line,
+  // so that those stay as small and as cheap to copy as in format 1.
+  std::shared_ptr<const Attributes> attrs;
+  const Attributes& attributes() const;
   // This entry's lines as last read or written (a view into `text_owner`); empty when they
   // must be encoded afresh.
   mutable std::string_view text;
@@ -78,6 +81,8 @@ struct Manifest {
 
 // Copy-on-write access: the entry at `index`, now owned by `m` alone, to change.
 EntryRecord& edit(Manifest& m, size_t index);
+// Copy-on-write access to an entry's attributes (its own copy to change).
+Attributes& edit_attributes(EntryRecord& e);
 EntryRecord& add(Manifest& m, std::string id, std::string nickname,
                  std::vector<GenRecord> gens = {});
 

@@ -26,8 +26,10 @@ Entry to_entry(const manifest::EntryRecord& r) {
   e.nickname = r.nickname;
   e.generations.reserve(r.gens.size());
   for (const auto& g : r.gens) e.generations.push_back(g.info);
-  e.access = r.attrs.access;
-  e.listed_publicly = r.attrs.listed_publicly;
+  if (r.attrs) {
+    e.access = r.attrs->access;
+    e.listed_publicly = r.attrs->listed_publicly;
+  }
   return e;
 }
 
