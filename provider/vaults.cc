@@ -212,7 +212,7 @@ Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
           "file:PATH");
     return read_pin_file(ctx_->pin_source, "openssl.cnf");
   }
-  const std::string info = display_uri(r.nickname);
+  const std::string info = certvault_uri(r.nickname);
   if (pin.cb) {
     SecureBytes buffer(kMaxPin);
     size_t len = 0;
@@ -246,7 +246,7 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     // A passphrase callback that loads a key of the vault it is to give the PIN of would
     // otherwise wait for itself (or ask itself again, without end).
     if (s->asking.load() == std::this_thread::get_id())
-      return no_pin("the key of " + display_uri(r.nickname) +
+      return no_pin("the key of " + certvault_uri(r.nickname) +
                     " was loaded from within the passphrase callback that is to give the PIN "
                     "of its own vault; give the PIN another way (pin-source=file:PATH)");
     // The application's callback or a person at the terminal may take their time, and the
