@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "keys.h"
+#include "pin_source.h"
 #include "pin_state.h"
 #include "seal.h"
 #include "vault_impl.h"
@@ -379,7 +380,7 @@ Result<std::unique_ptr<Vault::Impl>> Vault::create(const fs::path& dir, const Se
 
 Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
                                                   const InitOptions& options) {
-  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(pin, "the PIN"));
   SecureBytes recovery = seal::new_recovery_secret();
   CV_TRY(impl, create(dir, &pin, recovery, false, options));
   return std::pair{Vault(std::move(impl)), std::move(recovery)};
@@ -387,8 +388,7 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
 
 Result<Vault> Vault::init_for_security_officer(const fs::path& dir, const SecureBytes& so_pin,
                                                const InitOptions& options) {
-  if (so_pin.empty())
-    return fail(Code::kInvalidInput, "the security officer's PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(so_pin, "the security officer's PIN"));
   CV_TRY(impl, create(dir, nullptr, so_pin, true, options));
   impl->by_recovery = true;
   return Vault(std::move(impl));
@@ -462,6 +462,10 @@ Result<void> Vault::Impl::adopt_key(SecureBytes key) {
 
 Result<void> Vault::unlock(const SecureBytes& pin) {
   Impl& v = *impl_;
+  // No PIN is no attempt: nothing to count against the user.
+  if (pin.empty())
+    return fail(Code::kInvalidInput,
+                "no PIN was given for " + v.where() + "; nothing was tried or counted");
   CV_CHECK(v.refresh());
   auto locked_out = [&] {
     return fail(Code::kPinLocked, v.where() + " is locked after " +
@@ -499,7 +503,7 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
 }
 
 Result<void> Vault::change_pin(const SecureBytes& new_pin) {
-  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(new_pin, "the new PIN"));
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("change the PIN"));
   auto salt = seal::random_bytes(seal::kSaltBytes);
@@ -513,8 +517,7 @@ Result<void> Vault::change_pin(const SecureBytes& new_pin) {
 }
 
 Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin) {
-  if (new_pin && new_pin->empty())
-    return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  if (new_pin) CV_CHECK(check_new_pin(*new_pin, "the new PIN"));
   CV_CHECK(unlock_with_recovery(recovery));
   // The new PIN first: if it cannot be set, the lockout stays as it was.
   if (new_pin) CV_CHECK(change_pin(*new_pin));
@@ -526,7 +529,7 @@ Result<void> Vault::set_pin_after_recovery(const SecureBytes& new_pin) {
   if (!unlocked_with_recovery())
     return fail(Code::kLocked,
                 "setting a PIN this way needs the vault unlocked with its recovery secret");
-  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(new_pin, "the new PIN"));
   CV_CHECK(change_pin(new_pin));
   CV_TRY(guard, raw::WriterLock::acquire(impl_->dir));
   return pin_state::write(impl_->pin_state_path(), impl_->m.header.vault_id, 0);

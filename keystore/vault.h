@@ -98,12 +98,15 @@ class Vault {
 
   // --- PIN -------------------------------------------------------------------------
   static constexpr int kMaxPinFailures = 10;
-  Result<void> unlock(const SecureBytes& pin);  // counts failures on disk
-  void lock();                                  // wipes the vault key and cached keys
+  // Counts a wrong PIN on disk; an empty PIN is refused (kInvalidInput) without counting.
+  Result<void> unlock(const SecureBytes& pin);
+  void lock();  // wipes the vault key and cached keys
   bool unlocked() const;
   int pin_failures() const;      // consecutive wrong PINs, from disk
   bool pin_initialized() const;  // false for a security officer's vault before its first PIN
   int pin_attempts_left() const { return kMaxPinFailures - pin_failures(); }
+  // A new PIN (here, in init, reset_pin and set_pin_after_recovery) must pass
+  // check_new_pin: not empty, no trailing line break.
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
   Result<void> reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin);

@@ -397,6 +397,47 @@ TEST_F(VaultTest, SecondHandleSeesCommitOfFirst) {
   EXPECT_EQ(vault().entries().size(), 2u);
 }
 
+TEST(VaultInit, InitRefusesPinEndingInNewline) {
+  TempDir tmp;
+  for (std::string_view bad : {"test-pin\n", "test-pin\r", "test-pin\r\n"}) {
+    SCOPED_TRACE(testing::PrintToString(std::string(bad)));
+    auto made = Vault::init(tmp / "v", certvault::SecureBytes::from(bad), cheap_init());
+    ASSERT_FALSE(made) << "a PIN ending in a line break was accepted";
+    EXPECT_EQ(made.error().code, certvault::Code::kInvalidInput) << why(made);
+    EXPECT_NE(made.error().message.find("line break"), std::string::npos) << why(made);
+    EXPECT_FALSE(fs::exists(tmp / "v" / "manifest"));
+  }
+}
+
+TEST_F(VaultTest, NewPinEndingInLineBreakIsRefusedByEveryPinChange) {
+  const auto bad = certvault::SecureBytes::from("new-pin\n");
+  auto changed = vault().change_pin(bad);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, certvault::Code::kInvalidInput) << why(changed);
+  auto reset = vault().reset_pin(recovery_, &bad);
+  ASSERT_FALSE(reset);
+  EXPECT_EQ(reset.error().code, certvault::Code::kInvalidInput) << why(reset);
+  ASSERT_TRUE(vault().unlock_with_recovery(recovery_));
+  auto after_recovery = vault().set_pin_after_recovery(bad);
+  ASSERT_FALSE(after_recovery);
+  EXPECT_EQ(after_recovery.error().code, certvault::Code::kInvalidInput) << why(after_recovery);
+  // The PIN is still the old one.
+  auto other = Vault::open(dir_);
+  ASSERT_TRUE(other) << why(other);
+  EXPECT_TRUE(other->unlock(pin()));
+}
+
+TEST_F(VaultTest, EmptyPinCostsNoTry) {
+  auto other = Vault::open(dir_);
+  ASSERT_TRUE(other) << why(other);
+  auto r = other->unlock(certvault::SecureBytes());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, certvault::Code::kInvalidInput) << why(r);
+  EXPECT_EQ(other->pin_failures(), 0);
+  ASSERT_FALSE(other->unlock(certvault::SecureBytes::from("wrong")));
+  EXPECT_EQ(other->pin_failures(), 1);
+}
+
 TEST_F(VaultTest, ObjectFileWithLooseModeIsRefusedWhenRead) {
   auto before = snapshot(dir_);
   issue("api");
