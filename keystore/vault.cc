@@ -62,6 +62,7 @@ Result<void> Vault::Impl::load_from(std::string bytes, raw::Stamp s) const {
     auto ok = manifest::verify(parsed.source, mac_key, manifest_path());
     if (!ok) {
       wipe_keys();  // nothing secret is done on a vault that failed authentication
+      damage = ok.error();
       return ok;
     }
   }
@@ -80,6 +81,7 @@ Result<void> Vault::Impl::load() const {
 }
 
 Result<void> Vault::Impl::refresh() const {
+  if (damage) return std::unexpected(*damage);
   if (raw::stamp(manifest_path()) == stamp) return {};
   return load();
 }
@@ -165,6 +167,7 @@ Result<ossl::Pkey> Vault::Impl::open_key(const key_object::KeyObject& o) const {
 }
 
 Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
+  if (damage) return std::unexpected(*damage);  // damage, not "locked": the keys were wiped for it
   if (unlocked()) return {};
   return fail(Code::kLocked,
               "to " + std::string(action) + ", " + where() + " must be unlocked with its PIN");
@@ -448,6 +451,7 @@ bool Vault::unlocked() const {
 
 void Vault::lock() {
   impl_->wipe_keys();
+  impl_->damage.reset();  // a locked handle reads public data, which needs no MAC
   impl_->by_recovery = false;
 }
 
@@ -456,7 +460,11 @@ Result<void> Vault::Impl::adopt_key(SecureBytes key) {
   set_vault_key(std::move(key));
   auto ok = refresh();
   if (ok && unlocked()) ok = manifest::verify(source, mac_key, manifest_path());
-  if (!ok) wipe_keys();
+  if (!ok) {
+    // The handle was never unlocked on this data: it stays a public reader, not damaged.
+    wipe_keys();
+    damage.reset();
+  }
   return ok;
 }
 

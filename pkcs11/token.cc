@@ -224,6 +224,8 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
     return CKR_OK;
   }
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  // The label and flags come from the manifest: a damaged one is reported, not shown stale.
+  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
   std::string label = space_padded(vault_->label(), sizeof info->label);
   std::memcpy(info->label, label.data(), sizeof info->label);
   std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
@@ -334,7 +336,11 @@ bool Token::logged_in() const {
 // remain.
 CK_RV Token::sync_locked() {
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
-  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
+  if (auto ok = vault_->refresh(); !ok) {
+    // Damage found after login: the keys decrypted from that vault are not used again.
+    if (ok.error().code == Code::kTampered) keys_.clear();
+    return to_rv(ok.error());
+  }
   const uint64_t counter = vault_->commit_counter();
   if (counter == synced_for_) return CKR_OK;
   std::vector<std::shared_ptr<Object>> next;

@@ -115,8 +115,11 @@ Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
   return out;
 }
 
-bool Vaults::unlocked(Slot& s) {
+Result<bool> Vaults::unlocked(Slot& s) {
   std::lock_guard lock(s.mu);
+  // A vault found damaged after unlock has its keys wiped: report the damage, never ask
+  // for a PIN as if it were merely locked.
+  CV_CHECK(s.vault->refresh());
   return s.vault->unlocked();
 }
 
@@ -170,7 +173,8 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     if (auto it = keys_.find(cache_key); it != keys_.end()) return it->second;
   }
   CV_TRY(s, slot(r.dir));
-  if (!unlocked(*s)) {
+  CV_TRY(is_unlocked, unlocked(*s));
+  if (!is_unlocked) {
     // A passphrase callback that loads a key of the vault it is to give the PIN of would
     // otherwise wait for itself (or ask itself again, without end).
     if (s->asking.load() == std::this_thread::get_id())
@@ -180,7 +184,8 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     // The application's callback or a person at the terminal may take their time, and the
     // callback may itself load from this vault: the vault's lock is not held meanwhile.
     std::lock_guard pin_lock(s->pin_mu);
-    if (!unlocked(*s)) {
+    CV_TRY(now_unlocked, unlocked(*s));
+    if (!now_unlocked) {
       struct Asking {
         Slot& slot;
         explicit Asking(Slot& s) : slot(s) { slot.asking = std::this_thread::get_id(); }

@@ -246,6 +246,33 @@ TEST_F(Module, SetPinRefusesNewPinEndingInNewline) {
   EXPECT_EQ(login(s), CKR_OK) << "the PIN changed although the new one was refused";
 }
 
+// A manifest changed behind a logged-in module is damage (CKR_DEVICE_ERROR) at every
+// later call, not a session that looks logged out, nor stale objects, nor cached keys.
+TEST_F(Module, ManifestTamperedAfterLoginIsReportedAsDamage) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  std::vector<uint8_t> sig;
+  ASSERT_EQ(sign(s, keys[0], "before", sig), CKR_OK);
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi-prod\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 8] = 'x';  // "api-prox": well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}};
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("find " + std::to_string(i + 1));
+    EXPECT_EQ(f_->C_FindObjectsInit(s, t, 1), CKR_DEVICE_ERROR);
+  }
+  CK_TOKEN_INFO info{};
+  EXPECT_EQ(f_->C_GetTokenInfo(0, &info), CKR_DEVICE_ERROR);
+  EXPECT_EQ(sign(s, keys[0], "after", sig), CKR_DEVICE_ERROR);
+}
+
 TEST_F(Module, ShortSignatureBufferKeepsTheOperation) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s = open_session();

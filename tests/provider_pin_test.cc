@@ -163,6 +163,27 @@ TEST_F(ProviderPin, PinFileReachedThroughASymbolicLinkIsRefused) {
   EXPECT_EQ(direct.keys, 1) << direct.errors;
 }
 
+// A manifest changed after the provider unlocked the vault is damage at every later load,
+// never "no PIN available" or a quietly missing entry.
+TEST_F(ProviderPin, ManifestTamperedAfterUnlockIsReportedAsDamage) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  auto good = load_all(uri("api-prod", with_pin_file(pin_file_)), OSSL_STORE_INFO_PKEY);
+  ASSERT_EQ(good.keys, 1) << good.errors;
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi-prod\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 8] = 'x';  // "api-prox": well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("load " + std::to_string(i + 1));
+    auto r = load_all(uri("api-prod", with_pin_file(pin_file_)), OSSL_STORE_INFO_PKEY);
+    EXPECT_EQ(r.keys, 0);
+    EXPECT_TRUE(contains(r.errors, dir_.string() + " failed authentication")) << r.errors;
+    EXPECT_FALSE(contains(r.errors, "no PIN available")) << r.errors;
+  }
+}
+
 TEST_F(ProviderPin, OversizedOrEmptyPinFileIsRefused) {
   issue("api-prod", 100, KeyType::kEcP256);
   write_file(tmp_ / "big", std::string(5000, 'x'), 0600);

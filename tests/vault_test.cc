@@ -438,6 +438,40 @@ TEST_F(VaultTest, EmptyPinCostsNoTry) {
   EXPECT_EQ(other->pin_failures(), 1);
 }
 
+// After unlock the manifest is authenticated: a change made behind the handle's back is
+// damage on every later call, never a quietly "locked" vault or stale data.
+TEST_F(VaultTest, ManifestTamperedAfterUnlockIsDamageUntilLocked) {
+  issue("api");
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = 'x';  // "apx": still well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("refresh " + std::to_string(i + 1));
+    auto r = vault().refresh();
+    ASSERT_FALSE(r) << "tampered manifest accepted";
+    EXPECT_EQ(r.error().code, certvault::Code::kTampered) << why(r);
+  }
+  auto key = vault().private_key("api");
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().code, certvault::Code::kTampered) << why(key);
+  certvault::IssueRequest req;
+  req.nickname = "web";
+  req.not_after = certvault::now() + 30 * kDay;
+  auto made = vault().create(req);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code, certvault::Code::kTampered) << why(made);
+  EXPECT_FALSE(vault().find("apx")) << "tampered data served after unlock";
+  // Locked, the handle reads public data again, which carries no MAC to check.
+  vault().lock();
+  EXPECT_TRUE(vault().refresh());
+  auto again = vault().unlock(pin());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, certvault::Code::kTampered) << why(again);
+}
+
 TEST_F(VaultTest, ObjectFileWithLooseModeIsRefusedWhenRead) {
   auto before = snapshot(dir_);
   issue("api");
