@@ -183,11 +183,6 @@ Result<std::optional<SecureBytes>> read_secret_file(const std::string& path,
   return std::optional<SecureBytes>(std::move(buffer));
 }
 
-bool have_terminal() {
-  Fd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), true);
-  return tty.get() >= 0;
-}
-
 Result<std::optional<SecureBytes>> prompt_secret(std::string_view prompt, OnSignal on_signal) {
   Fd tty(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), true);
   if (tty.get() < 0) return std::optional<SecureBytes>();

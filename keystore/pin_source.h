@@ -33,9 +33,6 @@ Result<void> check_new_pin(const SecureBytes& pin, std::string_view noun);
 // which is no PIN. `what` names the input in messages: "the PIN file /run/pin".
 Result<std::optional<SecureBytes>> read_secret_file(const std::string& path, std::string_view what);
 
-// True when a controlling terminal can be opened to ask on.
-bool have_terminal();
-
 enum class OnSignal {
   kLeaveAlone,       // a library inside someone else's program: never touch its handlers
   kRestoreTerminal,  // the CLI: a Ctrl-C mid-prompt must not leave echo off
