@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "keys.h"
+#include "pin_source.h"
 #include "pin_state.h"
 #include "seal.h"
 #include "vault_impl.h"
@@ -65,6 +66,7 @@ Result<void> Vault::Impl::load_from(std::string bytes, raw::Stamp s) const {
     auto ok = manifest::verify(parsed.source, mac_key, manifest_path());
     if (!ok) {
       wipe_keys();  // nothing secret is done on a vault that failed authentication
+      damage = ok.error();
       return ok;
     }
   }
@@ -83,6 +85,7 @@ Result<void> Vault::Impl::load() const {
 }
 
 Result<void> Vault::Impl::refresh() const {
+  if (damage) return std::unexpected(*damage);
   if (raw::stamp(manifest_path()) == stamp) return {};
   return load();
 }
@@ -168,6 +171,7 @@ Result<ossl::Pkey> Vault::Impl::open_key(const key_object::KeyObject& o) const {
 }
 
 Result<void> Vault::Impl::require_unlocked(std::string_view action) const {
+  if (damage) return std::unexpected(*damage);  // damage, not "locked": the keys were wiped for it
   if (unlocked()) return {};
   return fail(Code::kLocked,
               "to " + std::string(action) + ", " + where() + " must be unlocked with its PIN");
@@ -385,7 +389,7 @@ Result<std::unique_ptr<Vault::Impl>> Vault::create(const fs::path& dir, const Se
 
 Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const SecureBytes& pin,
                                                   const InitOptions& options) {
-  if (pin.empty()) return fail(Code::kInvalidInput, "the PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(pin, "the PIN"));
   SecureBytes recovery = seal::new_recovery_secret();
   CV_TRY(impl, create(dir, &pin, recovery, false, options));
   return std::pair{Vault(std::move(impl)), std::move(recovery)};
@@ -393,8 +397,7 @@ Result<std::pair<Vault, SecureBytes>> Vault::init(const fs::path& dir, const Sec
 
 Result<Vault> Vault::init_for_security_officer(const fs::path& dir, const SecureBytes& so_pin,
                                                const InitOptions& options) {
-  if (so_pin.empty())
-    return fail(Code::kInvalidInput, "the security officer's PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(so_pin, "the security officer's PIN"));
   CV_TRY(impl, create(dir, nullptr, so_pin, true, options));
   impl->by_recovery = true;
   return Vault(std::move(impl));
@@ -459,6 +462,7 @@ bool Vault::unlocked() const {
 
 void Vault::lock() {
   impl_->wipe_keys();
+  impl_->damage.reset();  // a locked handle reads public data, which needs no MAC
   impl_->by_recovery = false;
 }
 
@@ -467,12 +471,20 @@ Result<void> Vault::Impl::adopt_key(SecureBytes key) {
   set_vault_key(std::move(key));
   auto ok = refresh();
   if (ok && unlocked()) ok = manifest::verify(source, mac_key, manifest_path());
-  if (!ok) wipe_keys();
+  if (!ok) {
+    // The handle was never unlocked on this data: it stays a public reader, not damaged.
+    wipe_keys();
+    damage.reset();
+  }
   return ok;
 }
 
 Result<void> Vault::unlock(const SecureBytes& pin) {
   Impl& v = *impl_;
+  // No PIN is no attempt: nothing to count against the user.
+  if (pin.empty())
+    return fail(Code::kInvalidInput,
+                "no PIN was given for " + v.where() + "; nothing was tried or counted");
   CV_CHECK(v.refresh());
   auto locked_out = [&] {
     return fail(Code::kPinLocked, v.where() + " is locked after " +
@@ -510,7 +522,7 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
 }
 
 Result<void> Vault::change_pin(const SecureBytes& new_pin) {
-  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(new_pin, "the new PIN"));
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("change the PIN"));
   auto salt = seal::random_bytes(seal::kSaltBytes);
@@ -524,8 +536,7 @@ Result<void> Vault::change_pin(const SecureBytes& new_pin) {
 }
 
 Result<void> Vault::reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin) {
-  if (new_pin && new_pin->empty())
-    return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  if (new_pin) CV_CHECK(check_new_pin(*new_pin, "the new PIN"));
   CV_CHECK(unlock_with_recovery(recovery));
   // The new PIN first: if it cannot be set, the lockout stays as it was.
   if (new_pin) CV_CHECK(change_pin(*new_pin));
@@ -537,7 +548,7 @@ Result<void> Vault::set_pin_after_recovery(const SecureBytes& new_pin) {
   if (!unlocked_with_recovery())
     return fail(Code::kLocked,
                 "setting a PIN this way needs the vault unlocked with its recovery secret");
-  if (new_pin.empty()) return fail(Code::kInvalidInput, "the new PIN is empty; choose a PIN");
+  CV_CHECK(check_new_pin(new_pin, "the new PIN"));
   CV_CHECK(change_pin(new_pin));
   CV_TRY(guard, raw::WriterLock::acquire(impl_->dir));
   return pin_state::write(impl_->pin_state_path(), impl_->m.header.vault_id, 0);

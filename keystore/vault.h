@@ -101,12 +101,16 @@ class Vault {
 
   // --- PIN -------------------------------------------------------------------------
   static constexpr int kMaxPinFailures = 10;
-  Result<void> unlock(const SecureBytes& pin);  // counts failures on disk
-  void lock();                                  // wipes the vault key and cached keys
+  // Counts a wrong PIN on disk; an empty PIN is refused (kInvalidInput) without counting.
+  Result<void> unlock(const SecureBytes& pin);
+  // Wipes the vault key and cached keys, and forgets damage seen while unlocked.
+  void lock();
   bool unlocked() const;
   int pin_failures() const;      // consecutive wrong PINs, from disk
   bool pin_initialized() const;  // false for a security officer's vault before its first PIN
   int pin_attempts_left() const { return kMaxPinFailures - pin_failures(); }
+  // A new PIN (here, in init, reset_pin and set_pin_after_recovery) must pass
+  // check_new_pin: not empty, no trailing line break.
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
   Result<void> reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin);
@@ -172,7 +176,11 @@ class Vault {
   // Changes some fields of the policy as it stands at commit time (no lost update).
   Result<Policy> update_policy(const std::function<void(Policy&)>& edit);
 
-  // Re-reads the vault if another handle or process committed since the last look.
+  // Re-reads the vault if another handle or process committed since the last look. Data
+  // that fails authentication after unlock is damage (Code::kTampered), reported by every
+  // refresh and every call that needs the key until lock(). The reading calls above that
+  // return no Result refresh too but keep the last good data on failure: adapters call
+  // refresh() first and report its error.
   Result<void> refresh() const;
 
   struct Impl;  // opaque; defined in vault_impl.h

@@ -28,6 +28,9 @@ struct Vault::Impl {
   mutable manifest::Source source;   // bytes of `m`, for the MAC check at unlock
   mutable SecureBytes vault_key, seal_key, mac_key;  // empty while locked
   bool by_recovery = false;  // unlocked with the recovery secret, not the PIN
+  // Set when data read while unlocked failed authentication; every refresh reports it
+  // until lock(), so a damaged vault never passes for a locked or unchanged one.
+  mutable std::optional<Error> damage;
 
   fs::path manifest_path() const { return dir / "manifest"; }
   fs::path objects_dir() const { return dir / "objects"; }

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "mechanisms.h"
 #include "ossl.h"
+#include "pin_source.h"
 #include "templates.h"
 #include "token.h"
 
@@ -313,7 +314,9 @@ CV_EXPORT CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR 
     if (user != CKU_USER && user != CKU_SO)
       return user == CKU_CONTEXT_SPECIFIC ? CKR_OPERATION_NOT_INITIALIZED : CKR_USER_TYPE_INVALID;
     if (!pin) return CKR_ARGUMENTS_BAD;  // no protected authentication path
+    // libp11 (and so curl) passes a whole PIN file, newline included; no PIN ends in one.
     SecureBytes secret(pin, pin_len);
+    drop_line_break(secret);
     if (user == CKU_USER) return t.login(secret);
     // v2.40 5.6, C_Login: the security officer needs every session of the slot read/write.
     {
@@ -364,7 +367,10 @@ CV_EXPORT CK_RV C_SetPIN(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old_pin, CK_ULONG 
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if (!old_pin || !new_pin) return CKR_ARGUMENTS_BAD;
     if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
-    return t.set_pin(SecureBytes(old_pin, old_len), SecureBytes(new_pin, new_len));
+    // The old PIN is given as to C_Login; the new one is checked as it is (never trimmed).
+    SecureBytes old_secret(old_pin, old_len);
+    drop_line_break(old_secret);
+    return t.set_pin(old_secret, SecureBytes(new_pin, new_len));
   });
 }
 

@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "mechanisms.h"
 #include "ossl.h"
+#include "pin_source.h"
 #include "seal.h"
 
 namespace certvault::pkcs11 {
@@ -223,6 +224,8 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
     return CKR_OK;
   }
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
+  // The label and flags come from the manifest: a damaged one is reported, not shown stale.
+  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
   std::string label = space_padded(vault_->label(), sizeof info->label);
   std::memcpy(info->label, label.data(), sizeof info->label);
   std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
@@ -244,6 +247,7 @@ CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
   // services depend on, so certvault leaves that to `certvault` and a deliberate rm.
   if (vault_ || initialized()) return CKR_TOKEN_WRITE_PROTECTED;
   if (so_pin.empty()) return CKR_PIN_LEN_RANGE;
+  if (!check_new_pin(so_pin, "the security officer's PIN")) return CKR_PIN_INVALID;
   InitOptions options;
   if (!label.empty()) options.label = std::string(label);
   auto made = Vault::init_for_security_officer(dir_, so_pin, options);
@@ -264,6 +268,9 @@ CK_RV Token::login(const SecureBytes& pin) {
   if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
   if (so_logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
   if (!vault_->pin_initialized()) return CKR_USER_PIN_NOT_INITIALIZED;
+  // No PIN is no attempt: refused as SoftHSM2 refuses a PIN out of range, nothing counted,
+  // so CKF_USER_PIN_COUNT_LOW and friends stay as they were.
+  if (pin.empty()) return CKR_PIN_INCORRECT;
   if (auto ok = vault_->unlock(pin); !ok) return to_rv(ok.error());
   logged_in_ = true;
   return CKR_OK;
@@ -274,6 +281,7 @@ CK_RV Token::login_so(const SecureBytes& recovery) {
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (so_logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
   if (logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+  if (recovery.empty()) return CKR_PIN_INCORRECT;
   if (auto ok = vault_->unlock_with_recovery(recovery); !ok)
     return ok.error().code == Code::kInvalidInput ? CKR_PIN_INCORRECT : to_rv(ok.error());
   so_logged_in_ = true;
@@ -289,6 +297,7 @@ CK_RV Token::init_pin(const SecureBytes& pin) {
   std::lock_guard lock(mu_);
   if (!so_logged_in_) return CKR_USER_NOT_LOGGED_IN;
   if (pin.empty()) return CKR_PIN_LEN_RANGE;
+  if (!check_new_pin(pin, "the new PIN")) return CKR_PIN_INVALID;  // a trailing line break
   auto ok = vault_->set_pin_after_recovery(pin);
   return ok ? CKR_OK : to_rv(ok.error());
 }
@@ -299,7 +308,10 @@ CK_RV Token::set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin) {
   // The security officer's "PIN" is the recovery secret, which never changes.
   if (so_logged_in_) return CKR_FUNCTION_NOT_SUPPORTED;
   if (new_pin.empty()) return CKR_PIN_LEN_RANGE;
+  // Checked before the old PIN is tried, so a refused new PIN changes nothing.
+  if (!check_new_pin(new_pin, "the new PIN")) return CKR_PIN_INVALID;
   if (!vault_->pin_initialized()) return CKR_USER_PIN_NOT_INITIALIZED;
+  if (old_pin.empty()) return CKR_PIN_INCORRECT;  // no attempt, nothing counted
   // The old PIN is checked as a login is, wrong attempts counted.
   if (auto ok = vault_->unlock(old_pin); !ok) return to_rv(ok.error());
   auto changed = vault_->change_pin(new_pin);
@@ -324,7 +336,11 @@ bool Token::logged_in() const {
 // remain.
 CK_RV Token::sync_locked() {
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
-  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
+  if (auto ok = vault_->refresh(); !ok) {
+    // Damage found after login: the keys decrypted from that vault are not used again.
+    if (ok.error().code == Code::kTampered) keys_.clear();
+    return to_rv(ok.error());
+  }
   const uint64_t counter = vault_->commit_counter();
   if (counter == synced_for_) return CKR_OK;
   std::vector<std::shared_ptr<Object>> next;

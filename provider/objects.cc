@@ -13,7 +13,7 @@ Result<std::unique_ptr<KeyData>> make_key(Vaults& vaults, const Resolved& r, con
                                           const PinCallback& pin, bool with_private) {
   auto key = std::make_unique<KeyData>();
   key->algo = algo_of(r.key_type);
-  key->name = display_uri(r.nickname);
+  key->name = certvault_uri(r.nickname);
   CV_TRY(pub, ossl::public_from_spki(r.spki));
   key->pub = share(pub.release());
   if (with_private && r.remote) {

@@ -145,7 +145,7 @@ int store_load(void* loaderctx, OSSL_CALLBACK* object_cb, void* object_cbarg,
     auto [item, index] = c->items.front();
     c->items.pop_front();
     const Resolved& r = *c->current;
-    const std::string name = display_uri(r.nickname);
+    const std::string name = certvault_uri(r.nickname);
     switch (item) {
       case Item::kCertificate:
         return emit_certificate(r.cert, name + " certificate", object_cb, object_cbarg);

@@ -1,112 +1,31 @@
 #include "vaults.h"
 
-#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
-#include <sys/stat.h>
-#include <termios.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <thread>
 
 #include "errors.h"
 #include "key.h"
+#include "pin_source.h"
 #include "provider.h"
 
 namespace certvault::provider {
 namespace {
-
-constexpr size_t kMaxPin = 4096;
-
-// Drops one trailing "\n" or "\r\n", as `echo PIN > file` leaves it.
-void drop_newline(SecureBytes& pin) {
-  size_t n = pin.size();
-  if (n > 0 && pin.data()[n - 1] == '\n') --n;
-  if (n > 0 && pin.data()[n - 1] == '\r') --n;
-  pin.truncate(n);
-}
 
 // Every failure to get a PIN is one: the key needs the PIN and the vault stays locked.
 std::unexpected<Error> no_pin(std::string message) {
   return fail(Code::kLocked, std::move(message));
 }
 
-// A PIN file is a secret: a regular file (never a FIFO or device that could block the
-// host, never reached through a symbolic link) that only its owner may read or write.
+// pin-source=file:PATH, read by the keystore's one rule for secret files.
 Result<SecureBytes> read_pin_file(const std::string& source, std::string_view where) {
   const std::string path = source.substr(5);  // after "file:"
   const std::string what = "the PIN file " + path + " (pin-source in " + std::string(where) + ")";
-  // A symbolic link is followed (secrets mounted by Kubernetes are links); what is checked
-  // is the file opened: regular, and private to its owner.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return no_pin("cannot open " + what + ": " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return no_pin("cannot read " + what + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode))
-    return no_pin(what + " is not a regular file; write the PIN into a file of mode 0600");
-  if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return no_pin(what + " can be read or written by other users (mode " + mode +
-                  "); run chmod 600 " + path);
-  }
-  if (st.st_size > static_cast<off_t>(kMaxPin) + 2)  // the PIN, and CR LF
-    return no_pin(what + " is larger than " + std::to_string(kMaxPin) +
-                  " bytes; it must hold only the PIN");
-  SecureBytes buffer(kMaxPin + 3);
-  size_t used = 0;
-  while (used < buffer.size()) {
-    ssize_t got = ::read(fd, buffer.data() + used, buffer.size() - used);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return no_pin("cannot read " + what + ": " + std::strerror(errno));
-    if (got == 0) break;
-    used += static_cast<size_t>(got);
-  }
-  buffer.truncate(used);
-  drop_newline(buffer);
-  if (buffer.size() > kMaxPin)
-    return no_pin(what + " is larger than " + std::to_string(kMaxPin) +
-                  " bytes; it must hold only the PIN");
-  if (buffer.empty()) return no_pin(what + " is empty; write the vault's PIN into it");
-  return buffer;
-}
-
-// Asks on the controlling terminal with echo off; empty when there is none.
-std::optional<SecureBytes> prompt_on_tty(const std::string& prompt) {
-  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  termios saved{};
-  const bool is_tty = ::tcgetattr(fd, &saved) == 0;
-  if (!is_tty) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  termios quiet = saved;
-  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  ::tcsetattr(fd, TCSAFLUSH, &quiet);
-  (void)!::write(fd, prompt.data(), prompt.size());
-  SecureBytes buffer(kMaxPin);
-  size_t used = 0;
-  while (used < buffer.size()) {
-    char c = 0;
-    ssize_t got = ::read(fd, &c, 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0 || c == '\n') break;
-    buffer.data()[used++] = static_cast<uint8_t>(c);
-  }
-  ::tcsetattr(fd, TCSAFLUSH, &saved);
-  (void)!::write(fd, "\n", 1);
-  ::close(fd);
-  buffer.truncate(used);
-  drop_newline(buffer);
-  return buffer;
+  auto pin = read_secret_file(path, what);
+  if (!pin) return no_pin(pin.error().message);
+  if (!*pin) return no_pin(what + " is empty; write the vault's PIN into it");
+  return std::move(**pin);
 }
 
 }  // namespace
@@ -233,14 +152,24 @@ Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
   return out;
 }
 
-bool Vaults::unlocked(Slot& s) {
+Result<bool> Vaults::unlocked(Slot& s) {
   std::lock_guard lock(s.mu);
+  // A vault found damaged after unlock has its keys wiped: report the damage, never ask
+  // for a PIN as if it were merely locked.
+  CV_CHECK(s.vault->refresh());
   return s.vault->unlocked();
 }
 
 Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
                                     const PinCallback& pin) {
-  if (uri.pin_value) return SecureBytes(uri.pin_value->data(), uri.pin_value->size());
+  if (uri.pin_value) {
+    SecureBytes given(uri.pin_value->data(), uri.pin_value->size());
+    drop_line_break(given);
+    if (given.empty())
+      return no_pin("pin-value in the URI of " + certvault_uri(r.nickname) +
+                    " holds only a line break; give the PIN");
+    return given;
+  }
   if (uri.pin_source) return read_pin_file(*uri.pin_source, "the URI");
   if (!ctx_->pin_source.empty()) {
     if (!ctx_->pin_source.starts_with("file:") || ctx_->pin_source.size() == 5)
@@ -249,23 +178,25 @@ Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
           "file:PATH");
     return read_pin_file(ctx_->pin_source, "openssl.cnf");
   }
-  const std::string info = display_uri(r.nickname);
+  const std::string info = certvault_uri(r.nickname);
   if (pin.cb) {
-    SecureBytes buffer(kMaxPin);
+    SecureBytes buffer(kMaxSecretBytes + 2);
     size_t len = 0;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_PASSPHRASE_PARAM_INFO,
                                                             const_cast<char*>(info.c_str()), 0),
                            OSSL_PARAM_construct_end()};
     if (pin.cb(reinterpret_cast<char*>(buffer.data()), buffer.size(), &len, params, pin.arg) &&
-        len > 0 && len <= buffer.size()) {
+        len <= buffer.size()) {
       buffer.truncate(len);
-      return buffer;
+      drop_line_break(buffer);
+      if (!buffer.empty()) return buffer;
     }
   }
   // A callback that gave nothing (OSSL_STORE without a UI method) is no match either.
-  if (auto typed = prompt_on_tty("PIN for the vault of " + info + ": ")) {
-    if (!typed->empty()) return std::move(*typed);
-  }
+  // The provider lives in someone else's program: it never touches its signal handlers.
+  auto typed = prompt_secret("PIN for the vault of " + info + ": ", OnSignal::kLeaveAlone);
+  if (!typed) return no_pin(typed.error().message);
+  if (*typed && !(*typed)->empty()) return std::move(**typed);
   return no_pin("the key of " + info + " needs the PIN of the vault in " + r.dir.string() +
                 "; give pin-source=file:PATH in the URI or in the provider's section of "
                 "openssl.cnf, or a passphrase (-passin)");
@@ -279,17 +210,19 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     if (auto it = keys_.find(cache_key); it != keys_.end()) return it->second;
   }
   CV_TRY(s, slot(r.dir));
-  if (!unlocked(*s)) {
+  CV_TRY(is_unlocked, unlocked(*s));
+  if (!is_unlocked) {
     // A passphrase callback that loads a key of the vault it is to give the PIN of would
     // otherwise wait for itself (or ask itself again, without end).
     if (s->asking.load() == std::this_thread::get_id())
-      return no_pin("the key of " + display_uri(r.nickname) +
+      return no_pin("the key of " + certvault_uri(r.nickname) +
                     " was loaded from within the passphrase callback that is to give the PIN "
                     "of its own vault; give the PIN another way (pin-source=file:PATH)");
     // The application's callback or a person at the terminal may take their time, and the
     // callback may itself load from this vault: the vault's lock is not held meanwhile.
     std::lock_guard pin_lock(s->pin_mu);
-    if (!unlocked(*s)) {
+    CV_TRY(now_unlocked, unlocked(*s));
+    if (!now_unlocked) {
       struct Asking {
         Slot& slot;
         explicit Asking(Slot& s) : slot(s) { slot.asking = std::this_thread::get_id(); }

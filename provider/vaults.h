@@ -77,7 +77,8 @@ class Vaults {
     std::optional<Vault> vault;
   };
   Result<std::shared_ptr<Slot>> slot(const std::filesystem::path& dir);
-  bool unlocked(Slot& s);
+  // Whether the slot's vault is unlocked, after a refresh whose failure (damage) it reports.
+  Result<bool> unlocked(Slot& s);
   // Every PIN source fails with Code::kLocked (the provider's "no PIN available").
   Result<SecureBytes> pin_for(const Resolved& r, const VaultUri& uri, const PinCallback& pin);
 

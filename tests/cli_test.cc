@@ -561,6 +561,54 @@ TEST_F(CliTest, PasswdChangesPin) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+TEST_F(CliTest, PinFileReadableByOthersIsRefused) {
+  const auto loose = tmp_ / "loose-pin";
+  write_file(loose, std::string(kPin) + "\n", 0644);
+  const auto before = snapshot(vault_);
+  auto r = cv_pin(loose, {"create", "x", "--end-date", "+30d"});
+  ExpectOneLineFailure(r, {7});
+  EXPECT_EQ(describe_difference(before, snapshot(vault_)), "") << "vault changed";
+  EXPECT_TRUE(contains(r.err, "(mode 0644); run chmod 600 " + loose.string())) << r.err;
+  EXPECT_FALSE(contains(r.err, std::string(kPin))) << "the PIN was printed: " << r.err;
+  EXPECT_EQ(Vault::open(vault_)->pin_failures(), 0);
+}
+
+TEST_F(CliTest, PinFileThroughSymbolicLinkIsRefused) {
+  const auto link = tmp_ / "pin-link";
+  fs::create_symlink(pin_file_, link);
+  const auto before = snapshot(vault_);
+  auto r = cv_pin(link, {"create", "x", "--end-date", "+30d"});
+  ExpectOneLineFailure(r, {7});
+  EXPECT_EQ(describe_difference(before, snapshot(vault_)), "") << "vault changed";
+  EXPECT_TRUE(contains(r.err, "is a symbolic link")) << r.err;
+  EXPECT_TRUE(contains(r.err, "readlink -f " + link.string())) << r.err;
+}
+
+TEST_F(CliTest, EmptyPinFileCostsNoTry) {
+  const auto empty = tmp_ / "empty-pin";
+  write_file(empty, "\n", 0600);
+  const auto before = snapshot(vault_);
+  auto r = cv_pin(empty, {"create", "x", "--end-date", "+30d"});
+  ExpectOneLineFailure(r, {3});
+  EXPECT_EQ(describe_difference(before, snapshot(vault_)), "") << "vault changed";
+  EXPECT_TRUE(contains(r.err, "is empty; nothing was tried")) << r.err;
+  EXPECT_EQ(Vault::open(vault_)->pin_failures(), 0);
+}
+
+TEST_F(CliTest, PinFileWithCrLfUnlocks) {
+  const auto crlf = tmp_ / "crlf-pin";
+  write_file(crlf, std::string(kPin) + "\r\n", 0600);
+  auto r = cv_pin(crlf, {"create", "x", "--end-date", "+30d"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliTest, PasswdRefusesNewPinEndingInLineBreak) {
+  const auto bad = tmp_ / "new-pin";
+  write_file(bad, "changed-pin-77\r\r\n", 0600);  // one CR LF is dropped, a CR stays
+  auto r = ExpectRefusedUnchanged({"passwd", "--new-pin-file", bad.string()}, {3});
+  EXPECT_TRUE(contains(r.err, "ends in a line break")) << r.err;
+}
+
 // ---------------------------------------------------------------------------------------
 // PKCS#12
 

@@ -201,6 +201,78 @@ TEST_F(Module, LogoutEndsTheSigningOperation) {
   EXPECT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_USER_NOT_LOGGED_IN);
 }
 
+// libp11 (and so curl) hands over a whole PIN file, its newline included.
+TEST_F(Module, LoginWithTrailingNewlineSucceeds) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  EXPECT_EQ(login(s, std::string(kPin) + "\n"), CKR_OK);
+  ASSERT_EQ(f_->C_Logout(s), CKR_OK);
+  EXPECT_EQ(login(s, std::string(kPin) + "\r\n"), CKR_OK);
+  ASSERT_EQ(f_->C_Logout(s), CKR_OK);
+  EXPECT_EQ(vault().pin_failures(), 0);
+}
+
+TEST_F(Module, EmptyPinCostsNoTry) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  auto flags = [&] {
+    CK_TOKEN_INFO info{};
+    EXPECT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+    return info.flags;
+  };
+  for (std::string_view empty : {"", "\n", "\r\n"}) {
+    SCOPED_TRACE(testing::PrintToString(std::string(empty)));
+    EXPECT_EQ(login(s, empty), CKR_PIN_INCORRECT);
+  }
+  EXPECT_EQ(vault().pin_failures(), 0);
+  EXPECT_FALSE(flags() & (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED));
+  // A wrong PIN that was given does count, and the flags say so.
+  EXPECT_EQ(login(s, "wrong-pin"), CKR_PIN_INCORRECT);
+  EXPECT_EQ(vault().pin_failures(), 1);
+  EXPECT_TRUE(flags() & CKF_USER_PIN_COUNT_LOW);
+  EXPECT_EQ(login(s), CKR_OK);
+}
+
+TEST_F(Module, SetPinRefusesNewPinEndingInNewline) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s),
+            CKR_OK);
+  std::string old_pin(kPin), new_pin = "changed-pin\n";
+  EXPECT_EQ(f_->C_SetPIN(s, reinterpret_cast<CK_UTF8CHAR_PTR>(old_pin.data()), old_pin.size(),
+                         reinterpret_cast<CK_UTF8CHAR_PTR>(new_pin.data()), new_pin.size()),
+            CKR_PIN_INVALID);
+  EXPECT_EQ(vault().pin_failures(), 0);
+  EXPECT_EQ(login(s), CKR_OK) << "the PIN changed although the new one was refused";
+}
+
+// A manifest changed behind a logged-in module is damage (CKR_DEVICE_ERROR) at every
+// later call, not a session that looks logged out, nor stale objects, nor cached keys.
+TEST_F(Module, ManifestTamperedAfterLoginIsReportedAsDamage) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  std::vector<uint8_t> sig;
+  ASSERT_EQ(sign(s, keys[0], "before", sig), CKR_OK);
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi-prod\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 8] = 'x';  // "api-prox": well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}};
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("find " + std::to_string(i + 1));
+    EXPECT_EQ(f_->C_FindObjectsInit(s, t, 1), CKR_DEVICE_ERROR);
+  }
+  CK_TOKEN_INFO info{};
+  EXPECT_EQ(f_->C_GetTokenInfo(0, &info), CKR_DEVICE_ERROR);
+  EXPECT_EQ(sign(s, keys[0], "after", sig), CKR_DEVICE_ERROR);
+}
+
 TEST_F(Module, ShortSignatureBufferKeepsTheOperation) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s = open_session();

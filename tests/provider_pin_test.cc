@@ -145,18 +145,43 @@ TEST_F(ProviderPin, FifoAsPinFileIsRefusedInsteadOfBlocking) {
       << r.errors;
 }
 
-TEST_F(ProviderPin, PinFileReachedThroughASymbolicLinkIsCheckedAtItsTarget) {
+// One rule for every PIN source: a PIN file is a regular file, never a symbolic link
+// (point pin-source at the link's target instead).
+TEST_F(ProviderPin, PinFileReachedThroughASymbolicLinkIsRefused) {
   issue("api-prod", 100, KeyType::kEcP256);
   const auto link = tmp_ / "pin-link";
   fs::create_symlink(pin_file_, link);
-  // The loose case first: once a key is unlocked, this process asks for no PIN again.
-  fs::permissions(pin_file_, fs::perms(0644));
-  auto loose = load_all(uri("api-prod", with_pin_file(link)), OSSL_STORE_INFO_PKEY);
-  EXPECT_EQ(loose.keys, 0);
-  EXPECT_TRUE(contains(loose.errors, "(mode 0644); run chmod 600")) << loose.errors;
-  fs::permissions(pin_file_, fs::perms(0600));
-  auto good = load_all(uri("api-prod", with_pin_file(link)), OSSL_STORE_INFO_PKEY);
-  EXPECT_EQ(good.keys, 1) << good.errors;
+  auto linked = load_all(uri("api-prod", with_pin_file(link)), OSSL_STORE_INFO_PKEY);
+  EXPECT_EQ(linked.keys, 0);
+  EXPECT_TRUE(contains(linked.errors, "no PIN available")) << linked.errors;
+  EXPECT_TRUE(
+      contains(linked.errors, link.string() + " (pin-source in the URI) is a symbolic link"))
+      << linked.errors;
+  EXPECT_TRUE(contains(linked.errors, "readlink -f " + link.string())) << linked.errors;
+  EXPECT_EQ(vault().pin_failures(), 0);
+  auto direct = load_all(uri("api-prod", with_pin_file(pin_file_)), OSSL_STORE_INFO_PKEY);
+  EXPECT_EQ(direct.keys, 1) << direct.errors;
+}
+
+// A manifest changed after the provider unlocked the vault is damage at every later load,
+// never "no PIN available" or a quietly missing entry.
+TEST_F(ProviderPin, ManifestTamperedAfterUnlockIsReportedAsDamage) {
+  issue("api-prod", 100, KeyType::kEcP256);
+  auto good = load_all(uri("api-prod", with_pin_file(pin_file_)), OSSL_STORE_INFO_PKEY);
+  ASSERT_EQ(good.keys, 1) << good.errors;
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi-prod\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 8] = 'x';  // "api-prox": well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("load " + std::to_string(i + 1));
+    auto r = load_all(uri("api-prod", with_pin_file(pin_file_)), OSSL_STORE_INFO_PKEY);
+    EXPECT_EQ(r.keys, 0);
+    EXPECT_TRUE(contains(r.errors, dir_.string() + " failed authentication")) << r.errors;
+    EXPECT_FALSE(contains(r.errors, "no PIN available")) << r.errors;
+  }
 }
 
 TEST_F(ProviderPin, OversizedOrEmptyPinFileIsRefused) {

@@ -397,6 +397,81 @@ TEST_F(VaultTest, SecondHandleSeesCommitOfFirst) {
   EXPECT_EQ(vault().entries().size(), 2u);
 }
 
+TEST(VaultInit, InitRefusesPinEndingInNewline) {
+  TempDir tmp;
+  for (std::string_view bad : {"test-pin\n", "test-pin\r", "test-pin\r\n"}) {
+    SCOPED_TRACE(testing::PrintToString(std::string(bad)));
+    auto made = Vault::init(tmp / "v", certvault::SecureBytes::from(bad), cheap_init());
+    ASSERT_FALSE(made) << "a PIN ending in a line break was accepted";
+    EXPECT_EQ(made.error().code, certvault::Code::kInvalidInput) << why(made);
+    EXPECT_NE(made.error().message.find("line break"), std::string::npos) << why(made);
+    EXPECT_FALSE(fs::exists(tmp / "v" / "manifest"));
+  }
+}
+
+TEST_F(VaultTest, NewPinEndingInLineBreakIsRefusedByEveryPinChange) {
+  const auto bad = certvault::SecureBytes::from("new-pin\n");
+  auto changed = vault().change_pin(bad);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, certvault::Code::kInvalidInput) << why(changed);
+  auto reset = vault().reset_pin(recovery_, &bad);
+  ASSERT_FALSE(reset);
+  EXPECT_EQ(reset.error().code, certvault::Code::kInvalidInput) << why(reset);
+  ASSERT_TRUE(vault().unlock_with_recovery(recovery_));
+  auto after_recovery = vault().set_pin_after_recovery(bad);
+  ASSERT_FALSE(after_recovery);
+  EXPECT_EQ(after_recovery.error().code, certvault::Code::kInvalidInput) << why(after_recovery);
+  // The PIN is still the old one.
+  auto other = Vault::open(dir_);
+  ASSERT_TRUE(other) << why(other);
+  EXPECT_TRUE(other->unlock(pin()));
+}
+
+TEST_F(VaultTest, EmptyPinCostsNoTry) {
+  auto other = Vault::open(dir_);
+  ASSERT_TRUE(other) << why(other);
+  auto r = other->unlock(certvault::SecureBytes());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, certvault::Code::kInvalidInput) << why(r);
+  EXPECT_EQ(other->pin_failures(), 0);
+  ASSERT_FALSE(other->unlock(certvault::SecureBytes::from("wrong")));
+  EXPECT_EQ(other->pin_failures(), 1);
+}
+
+// After unlock the manifest is authenticated: a change made behind the handle's back is
+// damage on every later call, never a quietly "locked" vault or stale data.
+TEST_F(VaultTest, ManifestTamperedAfterUnlockIsDamageUntilLocked) {
+  issue("api");
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = 'x';  // "apx": still well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("refresh " + std::to_string(i + 1));
+    auto r = vault().refresh();
+    ASSERT_FALSE(r) << "tampered manifest accepted";
+    EXPECT_EQ(r.error().code, certvault::Code::kTampered) << why(r);
+  }
+  auto key = vault().private_key("api");
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().code, certvault::Code::kTampered) << why(key);
+  certvault::IssueRequest req;
+  req.nickname = "web";
+  req.not_after = certvault::now() + 30 * kDay;
+  auto made = vault().create(req);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code, certvault::Code::kTampered) << why(made);
+  EXPECT_FALSE(vault().find("apx")) << "tampered data served after unlock";
+  // Locked, the handle reads public data again, which carries no MAC to check.
+  vault().lock();
+  EXPECT_TRUE(vault().refresh());
+  auto again = vault().unlock(pin());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, certvault::Code::kTampered) << why(again);
+}
+
 TEST_F(VaultTest, ObjectFileWithLooseModeIsRefusedWhenRead) {
   auto before = snapshot(dir_);
   issue("api");

@@ -50,8 +50,8 @@ Result<Vault> open_vault(const Globals& globals) {
 
 Result<Vault> open_unlocked(const Globals& globals) {
   CV_TRY(vault, open_vault(globals));
-  CV_TRY(pin, read_secret(globals.pin_file,
-                          "PIN for vault '" + vault.label() + "': ", {"PIN", "--pin-file"}));
+  CV_TRY(pin, read_pin(globals.pin_file,
+                       "PIN for vault '" + vault.label() + "': ", {"PIN", "--pin-file"}));
   CV_CHECK(vault.unlock(pin));
   return vault;
 }

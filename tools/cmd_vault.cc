@@ -85,7 +85,7 @@ Outcome cmd_unlock_reset(const Globals& globals, const UnlockResetArgs& args) {
   CV_CHECK(
       check_stdin_once("--recovery-file", args.recovery_file, "--new-pin-file", args.new_pin_file));
   CV_TRY(vault, open_vault(globals));
-  CV_TRY(recovery, read_secret(args.recovery_file, "Recovery secret: ", kRecovery));
+  CV_TRY(recovery, read_pin(args.recovery_file, "Recovery secret: ", kRecovery));
   std::optional<SecureBytes> pin;
   if (!args.new_pin_file.empty()) {
     CV_TRY(chosen, read_new_pin(args.new_pin_file, kNewPin));

@@ -13,7 +13,6 @@
 
 namespace certvault::cli {
 
-inline constexpr size_t kMaxSecretFile = 4096;        // PIN, password, recovery secret
 inline constexpr size_t kMaxMaterialFile = 1u << 20;  // certificates, keys, PKCS#12
 
 // Reads all of `path` ("-" = stdin) with read(2) into guarded memory. `what` names the

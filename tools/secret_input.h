@@ -1,5 +1,5 @@
-// PINs, passwords and recovery secrets: from a file (--pin-file and friends, "-" = stdin)
-// or typed at a no-echo prompt on /dev/tty. Never held in a std::string.
+// PINs, passwords and recovery secrets for the CLI: the keystore's PIN sources (a file,
+// "-" for stdin, or a no-echo prompt), worded with the option that supplies each one.
 #pragma once
 
 #include <optional>
@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "error.h"
+#include "pin_source.h"
 #include "secure.h"
 
 namespace certvault::cli {
@@ -17,14 +18,17 @@ struct SecretSource {
   std::string_view option;  // the option that supplies it from a file: "--pin-file"
 };
 
-// True when /dev/tty can be opened for a prompt.
-bool have_terminal();
-
-// `file` when given (one trailing "\n" or "\r\n" dropped), else a no-echo prompt.
+// `file` when given, else a no-echo prompt. May be empty (a PKCS#12 password can be).
 Result<SecureBytes> read_secret(const std::string& file, std::string_view prompt,
                                 const SecretSource& source);
 
-// A PIN being chosen: from `file`, else prompted twice. An empty PIN is refused.
+// The same for a secret that unlocks something: empty is no secret, refused before anything
+// is tried (and so never counted as a wrong PIN).
+Result<SecureBytes> read_pin(const std::string& file, std::string_view prompt,
+                             const SecretSource& source);
+
+// A PIN being chosen: from `file`, else prompted twice. The keystore's rule for new PINs
+// applies (not empty, no trailing line break).
 Result<SecureBytes> read_new_pin(const std::string& file, const SecretSource& source);
 
 // Interactive only: prompted twice; an empty answer keeps the current PIN (nullopt).
