@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (normal and ASan+UBSan) and runs the whole test suite,
-# then runs it again on Debian 13 (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
+# runs the fuzz targets briefly (scripts/fuzz.sh), then runs the suite again on Debian 13
+# (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,6 +14,10 @@ if [ "${CERTVAULT_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
+fi
+# The libFuzzer targets (clang 19), briefly: CERTVAULT_FUZZ_SECONDS each, 60 by default.
+if [ "${CERTVAULT_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh
 fi
 # The same suite on Debian 13: OpenSSL 3.5 (the provider must hold on 3.2 and later too).
 if [ "${CERTVAULT_SKIP_DEBIAN13:-0}" != 1 ]; then
