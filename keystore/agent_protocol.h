@@ -31,7 +31,8 @@ enum class Type : uint8_t {
   kList = 5,       // vault, [offset]: the entries this peer may see, as JSON
   kSign = 6,       // vault, nickname, generation, key id, mechanism, [digest...], data
   kToken = 7,      // vault: label, id, locked, PIN failures (PKCS#11 token info)
-  kSetAccess = 8,  // vault, nickname, json (rules, public): the owner's `certvault access`
+  kSetAccess = 8,  // vault, nickname, json (one change): the owner's `certvault access`
+  kCheckPin = 9,   // vault, pin: a PKCS#11 C_Login that gave a PIN; a wrong one counts
   // replies
   kOk = 0x80,
   kError = 0x81,  // code, message

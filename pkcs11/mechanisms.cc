@@ -10,6 +10,7 @@
 #include <span>
 
 #include "ossl.h"
+#include "token.h"
 
 namespace certvault::pkcs11 {
 namespace {
@@ -209,7 +210,8 @@ PreparedSign prepare_raw_sign(EVP_PKEY* key, KeyType key_type) {
 }
 
 CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_type, KeyRef key,
-                           std::unique_ptr<SignOperation>& out, PreparedSign prepared) {
+                           std::unique_ptr<SignOperation>& out, PreparedSign prepared,
+                           std::shared_ptr<const agent::RemoteKey> remote) {
   if (!m) return CKR_ARGUMENTS_BAD;
   auto allowed = sign_mechanisms(key_type);
   if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end()) {
@@ -226,6 +228,7 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   op->mech_ = m->mechanism;
   op->key_type_ = key_type;
   op->key_ = std::move(key);
+  if (purpose == Purpose::kSign) op->remote_ = std::move(remote);
   if (purpose == Purpose::kSign && (m->mechanism == CKM_ECDSA || m->mechanism == CKM_RSA_PKCS))
     op->prepared_ = std::move(prepared);
   if (is_pss(m->mechanism)) {
@@ -252,7 +255,13 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   } else {
     op->size_ = 2 * ec_half(key_type);
   }
-  if (const char* md = digest_of(m->mechanism)) {
+  if (const char* md = digest_of(m->mechanism); md && op->remote_) {
+    // The agent signs the digest: only the hashing happens here.
+    ossl::Md fetched(EVP_MD_fetch(ossl::libctx(), md, nullptr));
+    op->md_ctx_ = EVP_MD_CTX_new();
+    if (!fetched || !op->md_ctx_ || EVP_DigestInit_ex2(op->md_ctx_, fetched.get(), nullptr) != 1)
+      return CKR_FUNCTION_FAILED;
+  } else if (md) {
     op->md_ctx_ = EVP_MD_CTX_new();
     EVP_PKEY_CTX* pctx = nullptr;
     auto init = purpose == Purpose::kSign ? EVP_DigestSignInit_ex : EVP_DigestVerifyInit_ex;
@@ -279,8 +288,9 @@ SignOperation::~SignOperation() {
 
 CK_RV SignOperation::update(const uint8_t* data, size_t len) {
   if (md_ctx_) {
-    int ok = purpose_ == Purpose::kSign ? EVP_DigestSignUpdate(md_ctx_, data, len)
-                                        : EVP_DigestVerifyUpdate(md_ctx_, data, len);
+    int ok = remote_                      ? EVP_DigestUpdate(md_ctx_, data, len)
+             : purpose_ == Purpose::kSign ? EVP_DigestSignUpdate(md_ctx_, data, len)
+                                          : EVP_DigestVerifyUpdate(md_ctx_, data, len);
     return ok == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
   }
   data_.insert(data_.end(), data, data + len);
@@ -316,10 +326,43 @@ CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
   return CKR_OK;
 }
 
+CK_RV SignOperation::compute_remote(std::vector<uint8_t>& sig) {
+  SignParams p;
+  p.mechanism = is_rsa(key_type_)
+                    ? (is_pss(mech_) ? SignMechanism::kRsaPss : SignMechanism::kRsaPkcs1)
+                : key_type_ == KeyType::kEd25519 ? SignMechanism::kEd25519
+                                                 : SignMechanism::kEcdsa;
+  std::vector<uint8_t> input;
+  if (md_ctx_) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(md_ctx_, digest, &len) != 1) return CKR_FUNCTION_FAILED;
+    input.assign(digest, digest + len);
+    p.digest = agent::canonical_digest(digest_of(mech_));
+  } else {
+    if (mech_ == CKM_RSA_PKCS && data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
+    input = data_;
+  }
+  if (is_pss(mech_)) {
+    p.digest = agent::canonical_digest(EVP_MD_get0_name(pss_md_.get()));
+    p.mgf1_digest = agent::canonical_digest(EVP_MD_get0_name(mgf1_md_.get()));
+    p.salt_length = salt_len_;
+    if (input.size() != static_cast<size_t>(EVP_MD_get_size(pss_md_.get())))
+      return CKR_DATA_LEN_RANGE;
+  }
+  auto got = remote_->sign(p, input);
+  if (!got) return to_rv(got.error());
+  sig = std::move(*got);
+  return CKR_OK;
+}
+
 CK_RV SignOperation::compute() {
   std::vector<uint8_t> sig(std::max<size_t>(size_, 16) + 16);
   size_t len = sig.size();
-  if (md_ctx_) {
+  if (remote_) {
+    if (CK_RV rv = compute_remote(sig); rv != CKR_OK) return rv;
+    len = sig.size();
+  } else if (md_ctx_) {
     if (EVP_DigestSignFinal(md_ctx_, sig.data(), &len) != 1) return CKR_FUNCTION_FAILED;
   } else if (mech_ == CKM_EDDSA) {
     ossl::MdCtx md(EVP_MD_CTX_new());

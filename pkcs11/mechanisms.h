@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "agent_key.h"
 #include "ck.h"
 #include "ossl.h"
 #include "types.h"
@@ -31,8 +32,11 @@ class SignOperation {
   enum class Purpose { kSign, kVerify };
   // PKCS#11 v2.40 5.11/5.12: the init call checks the mechanism and its parameters against
   // the key (a private key to sign, a public key to verify).
+  // With `remote` (a key the agent holds), `key` is its public half: the digest is made
+  // here and the agent signs it.
   static CK_RV start(Purpose purpose, const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
-                     std::unique_ptr<SignOperation>& out, PreparedSign prepared = nullptr);
+                     std::unique_ptr<SignOperation>& out, PreparedSign prepared = nullptr,
+                     std::shared_ptr<const agent::RemoteKey> remote = nullptr);
   ~SignOperation();
   CK_RV update(const uint8_t* data, size_t len);
   // Signing: size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
@@ -58,7 +62,10 @@ class SignOperation {
   ossl::Md mgf1_md_;
   int salt_len_ = 0;
   size_t size_ = 0;
+  std::shared_ptr<const agent::RemoteKey> remote_;
   CK_RV compute();
+  // The signature from the agent, DER for ECDSA as OpenSSL's own.
+  CK_RV compute_remote(std::vector<uint8_t>& sig);
   // A context for the raw mechanisms, set up for `purpose_`.
   CK_RV raw_context(ossl::PkeyCtx& out);
 };

@@ -81,7 +81,7 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
   if (auto client = agent()) {
     CV_TRY(remote, agent::resolve(client, agent_vault_name(uri), nickname, uri.serial));
     if (remote) {
-      CV_DEBUG("resolved %s through the agent at %s", display_uri(nickname).c_str(),
+      CV_DEBUG("resolved %s through the agent at %s", certvault_uri(nickname).c_str(),
                client->socket().c_str());
       Resolved r;
       r.nickname = nickname;

@@ -9,6 +9,7 @@
 #include "access_edit.h"
 #include "ossl.h"
 #include "signing.h"
+#include "uri.h"
 
 namespace certvault::agent {
 
@@ -126,9 +127,17 @@ class ServedVault {
     std::lock_guard lock(mu_);
     CV_TRY(e, entry_for(nickname, peer, true));
     const Generation* g = nullptr;
-    if (auto serial = m.get(Tag::kSerial)) {
+    if (auto number = m.get_u64(Tag::kGeneration)) {
+      g = number <= UINT32_MAX ? e.generation(static_cast<uint32_t>(*number)) : nullptr;
+      if (!g)
+        return fail(Code::kNotFound, "'" + nickname + "' has no generation " +
+                                         std::to_string(*number) + " in vault '" + label_ + "'");
+      CV_CHECK(check_usable(e, *g, now()));
+    } else if (auto serial = m.get(Tag::kSerial)) {
+      // Compared as the in-process provider does: hex, upper case, no leading zeros.
+      const std::string wanted = normalise_serial(*serial);
       for (const auto& x : e.generations)
-        if (x.serial == *serial) g = &x;
+        if (!wanted.empty() && normalise_serial(x.serial) == wanted) g = &x;
       if (!g)
         return fail(Code::kNotFound, "'" + nickname + "' has no generation with serial " +
                                          std::string(*serial) + " in vault '" + label_ + "'");
@@ -234,6 +243,13 @@ class ServedVault {
     return Signer{it->second, g->key_type, std::move(e)};
   }
 
+  // A PIN a program gave anyway (PKCS#11 C_Login): checked on a handle of its own, so a
+  // wrong one counts as a try like any other, and the agent's state does not change.
+  Result<void> check_pin(const SecureBytes& pin) {
+    CV_TRY(check, Vault::open(path_));
+    return check.unlock(pin);
+  }
+
   // The owner's `certvault access`, made here because this agent holds the vault unlocked.
   Result<void> change_access(const std::string& nickname, const cli::AccessEdit& edit) {
     std::lock_guard lock(mu_);
@@ -254,6 +270,7 @@ class ServedVault {
     v["pin_failures"] = vault_.pin_failures();
     v["max_pin_failures"] = Vault::kMaxPinFailures;
     v["owner_uid"] = static_cast<Json::UInt>(owner_);
+    v["counter"] = static_cast<Json::UInt64>(vault_.commit_counter());
     Frame f = ok();
     f.add(Tag::kJson, compact(v));
     return f;
@@ -463,6 +480,16 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
       }
       case Type::kToken:
         return v->token(peer);
+      case Type::kCheckPin: {
+        ev.action = "check-pin";
+        auto pin = m.get(Tag::kPin);
+        if (!pin || pin->empty())
+          return error_frame(to_wire(Code::kInvalidInput), "a PIN check without a PIN");
+        SecureBytes secret(pin->data(), pin->size());
+        auto r = v->check_pin(secret);
+        if (!r) return refuse(r.error());
+        return ok();
+      }
       case Type::kSetAccess: {
         ev.action = "access";
         ev.nickname = m.text(Tag::kNickname);
