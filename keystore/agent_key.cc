@@ -48,11 +48,13 @@ std::string RemoteEntry::locked_message() const {
 
 Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client,
                                            const std::string& vault, const std::string& nickname,
-                                           const std::optional<std::string>& serial) {
+                                           const std::optional<std::string>& serial,
+                                           std::optional<uint32_t> generation) {
   Frame f(Type::kResolve);
   f.add(Tag::kVault, vault);
   f.add(Tag::kNickname, nickname);
   if (serial) f.add(Tag::kSerial, *serial);
+  if (generation) f.add_u64(Tag::kGeneration, *generation);
   ErrorCode code{};
   auto reply = client->call(f, &code);
   if (!reply) {
@@ -62,15 +64,15 @@ Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client
   const Message& m = reply->message;
   RemoteEntry e;
   const Json::Value info = parse_json(m.text(Tag::kJson));
-  auto generation = m.get_u64(Tag::kGeneration);
+  auto number = m.get_u64(Tag::kGeneration);
   CV_TRY(key_type, parse_key_type(m.text(Tag::kKeyType)));
-  if (!generation || !info.isObject())
+  if (!number || !info.isObject())
     return fail(Code::kIo, "the certvault agent's answer lacks the generation");
   e.key = RemoteKey{client,
                     vault,
                     info["label"].asString(),
                     info["nickname"].asString(),
-                    static_cast<uint32_t>(*generation),
+                    static_cast<uint32_t>(*number),
                     m.text(Tag::kKeyId),
                     key_type};
   e.serial = m.text(Tag::kSerial);
@@ -79,6 +81,79 @@ Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client
   for (auto c : m.all(Tag::kChain)) e.chain.push_back(bytes(c));
   e.locked = info["locked"].asBool();
   return std::optional(std::move(e));
+}
+
+Result<std::optional<RemoteVault>> vault_info(const std::shared_ptr<Client>& client,
+                                              const std::string& vault) {
+  Frame f(Type::kToken);
+  f.add(Tag::kVault, vault);
+  ErrorCode code{};
+  auto reply = client->call(f, &code);
+  if (!reply) {
+    if (code == ErrorCode::kNotServed) return std::optional<RemoteVault>();
+    return std::unexpected(reply.error());
+  }
+  const Json::Value v = parse_json(reply->message.text(Tag::kJson));
+  RemoteVault out;
+  out.label = v["label"].asString();
+  out.id = v["id"].asString();
+  out.locked = v["locked"].asBool();
+  out.pin_failures = v["pin_failures"].asInt();
+  out.max_pin_failures = v["max_pin_failures"].asInt();
+  out.counter = v["counter"].asUInt64();
+  return std::optional(std::move(out));
+}
+
+Result<void> check_pin(const std::shared_ptr<Client>& client, const std::string& vault,
+                       const SecureBytes& pin) {
+  Frame f(Type::kCheckPin);
+  f.add(Tag::kVault, vault);
+  f.add(Tag::kPin, pin.view());
+  CV_TRY(reply, client->call(f, nullptr, 120000));
+  return {};
+}
+
+Result<std::optional<std::vector<Entry>>> entries(const std::shared_ptr<Client>& client,
+                                                  const std::string& vault) {
+  std::vector<Entry> out;
+  uint64_t offset = 0;
+  for (int page = 0; page < 1000; ++page) {  // 500 entries a page: far beyond any vault
+    Frame f(Type::kList);
+    f.add(Tag::kVault, vault);
+    f.add_u64(Tag::kOffset, offset);
+    ErrorCode code{};
+    auto reply = client->call(f, &code);
+    if (!reply) {
+      if (code == ErrorCode::kNotServed) return std::optional<std::vector<Entry>>();
+      return std::unexpected(reply.error());
+    }
+    const Json::Value v = parse_json(reply->message.text(Tag::kJson));
+    for (const auto& je : v["entries"]) {
+      Entry e;
+      e.id = je["id"].asString();
+      e.nickname = je["nickname"].asString();
+      for (const auto& jg : je["generations"]) {
+        Generation g;
+        g.number = jg["number"].asUInt();
+        auto status = parse_status(jg["status"].asString());
+        auto key_type = parse_key_type(jg["key_type"].asString());
+        if (!status || !key_type) continue;
+        g.status = *status;
+        g.key_type = *key_type;
+        g.key_id = jg["key_id"].asString();
+        g.serial = jg["serial"].asString();
+        g.not_before = jg["not_before"].asInt64();
+        g.not_after = jg["not_after"].asInt64();
+        g.key_imported = jg["imported"].asBool();
+        g.exported_at = jg["exported"].asBool() ? 1 : 0;
+        e.generations.push_back(std::move(g));
+      }
+      out.push_back(std::move(e));
+    }
+    if (!v.isMember("next")) break;
+    offset = v["next"].asUInt64();
+  }
+  return std::optional(std::move(out));
 }
 
 Result<std::optional<std::vector<std::string>>> nicknames(const std::shared_ptr<Client>& client,

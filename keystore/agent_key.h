@@ -39,10 +39,29 @@ struct RemoteEntry {
   std::string locked_message() const;
 };
 
-// nullopt when the agent serves no such vault (the caller then works in-process).
+// nullopt when the agent serves no such vault (the caller then works in-process). One
+// generation by serial or by number, else the current one.
 Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client,
                                            const std::string& vault, const std::string& nickname,
-                                           const std::optional<std::string>& serial);
+                                           const std::optional<std::string>& serial,
+                                           std::optional<uint32_t> generation = {});
+
+// The vault as the agent serves it: what a PKCS#11 token shows.
+struct RemoteVault {
+  std::string label, id;
+  bool locked = false;
+  int pin_failures = 0, max_pin_failures = 10;
+  uint64_t counter = 0;  // the vault's commit counter: a change means list again
+};
+Result<std::optional<RemoteVault>> vault_info(const std::shared_ptr<Client>& client,
+                                              const std::string& vault);
+// Every entry this program may see, with its usable generations (active, and superseded
+// ones not yet expired); nullopt as above.
+Result<std::optional<std::vector<Entry>>> entries(const std::shared_ptr<Client>& client,
+                                                  const std::string& vault);
+// A PIN a program gave anyway: checked by the agent, a wrong one counted.
+Result<void> check_pin(const std::shared_ptr<Client>& client, const std::string& vault,
+                       const SecureBytes& pin);
 // Nicknames of the entries the agent lets this program see; nullopt as above.
 Result<std::optional<std::vector<std::string>>> nicknames(const std::shared_ptr<Client>& client,
                                                           const std::string& vault);

@@ -25,16 +25,22 @@ std::vector<std::filesystem::path> read_list(const std::filesystem::path& file) 
 
 }  // namespace
 
-std::vector<std::filesystem::path> configured_vaults() {
+std::vector<SlotVault> configured_vaults() {
   std::vector<std::filesystem::path> candidates;
   if (const char* c = ::secure_getenv("CERTVAULT_PKCS11_CONF"); c && *c) candidates.emplace_back(c);
   candidates.emplace_back("/etc/certvault/pkcs11.conf");
   if (const char* h = ::secure_getenv("HOME"); h && *h)
     candidates.push_back(std::filesystem::path(h) / ".config" / "certvault" / "pkcs11.conf");
   std::error_code ec;
-  for (const auto& file : candidates)
-    if (std::filesystem::is_regular_file(file, ec)) return read_list(file);
-  return {default_vault_dir()};
+  for (const auto& file : candidates) {
+    if (!std::filesystem::is_regular_file(file, ec)) continue;
+    std::vector<SlotVault> out;
+    for (auto& dir : read_list(file)) out.push_back({dir, dir.string()});
+    return out;
+  }
+  const char* named = ::secure_getenv("CERTVAULT_VAULT");
+  const auto dir = default_vault_dir();
+  return {{dir, named && *named ? dir.string() : std::string()}};
 }
 
 }  // namespace certvault::pkcs11

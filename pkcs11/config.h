@@ -4,10 +4,17 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace certvault::pkcs11 {
 
-std::vector<std::filesystem::path> configured_vaults();
+struct SlotVault {
+  std::filesystem::path dir;
+  // How to name it to the agent: the directory, or "" (the agent's default vault) when
+  // nothing named one and the module fell back to the default vault.
+  std::string agent_name;
+};
+std::vector<SlotVault> configured_vaults();
 
 }  // namespace certvault::pkcs11

@@ -148,8 +148,11 @@ CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purp
     return CKR_KEY_FUNCTION_NOT_PERMITTED;
   KeyRef k;
   PreparedSign prepared;
-  if (CK_RV rv = sign ? t.key(*o, k, &prepared) : t.public_key(*o, k); rv != CKR_OK) return rv;
-  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out, std::move(prepared));
+  std::shared_ptr<const agent::RemoteKey> remote;
+  if (CK_RV rv = sign ? t.key(*o, k, &prepared, &remote) : t.public_key(*o, k); rv != CKR_OK)
+    return rv;
+  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out, std::move(prepared),
+                              std::move(remote));
 }
 
 CK_RV not_supported() {
@@ -182,7 +185,8 @@ CV_EXPORT CK_RV C_Initialize(CK_VOID_PTR init_args) {
     auto m = std::make_unique<Module>();
     g_pid.store(::getpid(), std::memory_order_relaxed);
     m->pid = g_pid.load(std::memory_order_relaxed);
-    for (const auto& dir : configured_vaults()) m->tokens.push_back(std::make_unique<Token>(dir));
+    for (const auto& v : configured_vaults())
+      m->tokens.push_back(std::make_unique<Token>(v.dir, v.agent_name));
     g_module.store(m.release(), std::memory_order_release);
     return CKR_OK;
   });
@@ -313,9 +317,11 @@ CV_EXPORT CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR 
   return with_session(h, [&](Module& m, Session& s, Token& t) -> CK_RV {
     if (user != CKU_USER && user != CKU_SO)
       return user == CKU_CONTEXT_SPECIFIC ? CKR_OPERATION_NOT_INITIALIZED : CKR_USER_TYPE_INVALID;
-    if (!pin) return CKR_ARGUMENTS_BAD;  // no protected authentication path
+    // Through the agent the token has a protected authentication path (v2.40 5.6): the PIN
+    // may be NULL, as the operator has unlocked the vault there.
+    if (!pin && (pin_len != 0 || user != CKU_USER || !t.uses_agent())) return CKR_ARGUMENTS_BAD;
     // libp11 (and so curl) passes a whole PIN file, newline included; no PIN ends in one.
-    SecureBytes secret(pin, pin_len);
+    SecureBytes secret = pin ? SecureBytes(pin, pin_len) : SecureBytes();
     drop_line_break(secret);
     if (user == CKU_USER) return t.login(secret);
     // v2.40 5.6, C_Login: the security officer needs every session of the slot read/write.
@@ -493,7 +499,8 @@ CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.sign) return CKR_OPERATION_ACTIVE;
-    if (!t.logged_in()) return CKR_USER_NOT_LOGGED_IN;
+    // Through the agent no login is needed: the agent decides who signs.
+    if (!t.logged_in() && !t.uses_agent()) return CKR_USER_NOT_LOGGED_IN;
     s.sign_fed = false;
     return start_key_operation(t, key, SignOperation::Purpose::kSign, mech, s.sign);
   });

@@ -193,7 +193,31 @@ CK_RV Token::open_locked() {
   return CKR_OK;
 }
 
-bool Token::initialized() const {
+bool Token::agent_locked() {
+  if (agent_decided_) return agent_ != nullptr;
+  agent_decided_ = true;
+  if (vault_) return false;  // opened in-process already (C_InitToken)
+  auto socket = agent::find_socket();
+  if (!socket) return false;
+  auto client = std::make_shared<agent::Client>(*socket);
+  // Not served there, or not reachable: in-process, as without an agent.
+  auto served = agent::vault_info(client, agent_name_);
+  if (!served || !*served) return false;
+  agent_ = std::move(client);
+  return true;
+}
+
+bool Token::uses_agent() {
+  std::lock_guard lock(mu_);
+  return agent_locked();
+}
+
+bool Token::initialized() {
+  std::lock_guard lock(mu_);
+  return agent_locked() || has_vault_files();
+}
+
+bool Token::has_vault_files() const {
   std::error_code ec;
   return std::filesystem::exists(dir_ / "manifest", ec);
 }
@@ -217,8 +241,31 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
   info->hardwareVersion = {0, 1};
   info->firmwareVersion = {0, 1};
   std::memset(info->utcTime, ' ', sizeof info->utcTime);
+  if (agent_locked()) {
+    auto v = agent::vault_info(agent_, agent_name_);
+    if (!v) return to_rv(v.error());
+    if (!*v) return CKR_DEVICE_REMOVED;
+    std::memcpy(info->label, space_padded((*v)->label, sizeof info->label).data(),
+                sizeof info->label);
+    std::memcpy(info->serialNumber, space_padded((*v)->id, 16).data(), 16);
+    // The operator unlocked the vault in the agent, which decides who signs: programs need
+    // no login (private keys are not private objects here, as the key is not here), a
+    // C_Login they make anyway needs no PIN (a protected authentication path, v2.40 6.7.2),
+    // and they change nothing.
+    info->flags &= ~static_cast<CK_FLAGS>(CKF_LOGIN_REQUIRED);
+    info->flags |= CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED |
+                   CKF_PROTECTED_AUTHENTICATION_PATH;
+    const int failures = (*v)->pin_failures;
+    if (failures >= (*v)->max_pin_failures) {
+      info->flags |= CKF_USER_PIN_LOCKED;
+    } else if (failures > 0) {
+      info->flags |= CKF_USER_PIN_COUNT_LOW;
+      if ((*v)->max_pin_failures - failures == 1) info->flags |= CKF_USER_PIN_FINAL_TRY;
+    }
+    return CKR_OK;
+  }
   // A directory without a vault is a token waiting for C_InitToken.
-  if (!vault_ && !initialized()) {
+  if (!vault_ && !has_vault_files()) {
     std::memset(info->label, ' ', sizeof info->label);
     std::memset(info->serialNumber, ' ', sizeof info->serialNumber);
     return CKR_OK;
@@ -245,7 +292,7 @@ CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
   std::lock_guard lock(mu_);
   // v2.40 5.6 lets C_InitToken wipe an initialised token; a vault holds identities that
   // services depend on, so certvault leaves that to `certvault` and a deliberate rm.
-  if (vault_ || initialized()) return CKR_TOKEN_WRITE_PROTECTED;
+  if (agent_locked() || vault_ || has_vault_files()) return CKR_TOKEN_WRITE_PROTECTED;
   if (so_pin.empty()) return CKR_PIN_LEN_RANGE;
   if (!check_new_pin(so_pin, "the security officer's PIN")) return CKR_PIN_INVALID;
   InitOptions options;
@@ -264,6 +311,14 @@ CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
 
 CK_RV Token::login(const SecureBytes& pin) {
   std::lock_guard lock(mu_);
+  if (agent_locked()) {
+    if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
+    // A PIN given anyway is checked by the agent and counts as a try like any other.
+    if (!pin.empty())
+      if (auto ok = agent::check_pin(agent_, agent_name_, pin); !ok) return to_rv(ok.error());
+    logged_in_ = true;
+    return CKR_OK;
+  }
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
   if (so_logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
@@ -278,6 +333,7 @@ CK_RV Token::login(const SecureBytes& pin) {
 
 CK_RV Token::login_so(const SecureBytes& recovery) {
   std::lock_guard lock(mu_);
+  if (agent_locked()) return CKR_TOKEN_WRITE_PROTECTED;  // the owner uses the CLI
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (so_logged_in_) return CKR_USER_ALREADY_LOGGED_IN;
   if (logged_in_) return CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
@@ -304,6 +360,7 @@ CK_RV Token::init_pin(const SecureBytes& pin) {
 
 CK_RV Token::set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin) {
   std::lock_guard lock(mu_);
+  if (agent_locked()) return CKR_TOKEN_WRITE_PROTECTED;
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   // The security officer's "PIN" is the recovery secret, which never changes.
   if (so_logged_in_) return CKR_FUNCTION_NOT_SUPPORTED;
@@ -324,6 +381,7 @@ void Token::logout() {
   logged_in_ = false;
   so_logged_in_ = false;
   keys_.clear();  // each key is freed (and its private parts cleared) by its last user
+  remote_keys_.clear();
   if (vault_) vault_->lock();
 }
 
@@ -334,7 +392,21 @@ bool Token::logged_in() const {
 
 // Rebuilds the object table when the vault changed; handles stay stable for objects that
 // remain.
+CK_RV Token::sync_agent_locked() {
+  auto v = agent::vault_info(agent_, agent_name_);
+  if (!v) return to_rv(v.error());
+  if (!*v) return CKR_DEVICE_REMOVED;
+  if (synced_for_ != 0 && (*v)->counter == synced_for_) return CKR_OK;
+  auto listed = agent::entries(agent_, agent_name_);
+  if (!listed) return to_rv(listed.error());
+  if (!*listed) return CKR_DEVICE_REMOVED;
+  rebuild_locked(**listed, std::nullopt, (*v)->label);
+  synced_for_ = std::max<uint64_t>((*v)->counter, 1);
+  return CKR_OK;
+}
+
 CK_RV Token::sync_locked() {
+  if (agent_locked()) return sync_agent_locked();
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   if (auto ok = vault_->refresh(); !ok) {
     // Damage found after login: the keys decrypted from that vault are not used again.
@@ -343,6 +415,13 @@ CK_RV Token::sync_locked() {
   }
   const uint64_t counter = vault_->commit_counter();
   if (counter == synced_for_) return CKR_OK;
+  rebuild_locked(vault_->entries(), vault_->active_ca(), vault_->label());
+  synced_for_ = counter;
+  return CKR_OK;
+}
+
+void Token::rebuild_locked(const std::vector<Entry>& entries, const std::optional<CaInfo>& ca,
+                           const std::string& label) {
   std::vector<std::shared_ptr<Object>> next;
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle;
   auto add = [&](const std::string& key, Object o) {
@@ -361,7 +440,7 @@ CK_RV Token::sync_locked() {
     }
     by_handle[next.back()->handle] = next.back();
   };
-  for (const Entry& e : vault_->entries()) {
+  for (const Entry& e : entries) {
     const Generation* g = e.current();
     // Disabled and superseded generations are not visible. A new entry whose key waits
     // for its certificate (C_GenerateKeyPair) shows its key pair; a waiting key of an
@@ -387,10 +466,10 @@ CK_RV Token::sync_locked() {
       add(base + std::to_string(static_cast<int>(k)), o);
     }
   }
-  if (auto ca = vault_->active_ca()) {
+  if (ca) {
     Object o;
     o.kind = Kind::kCaCertificate;
-    o.nickname = vault_->label() + " CA";
+    o.nickname = label + " CA";
     o.key_id = ca->key_id;
     o.key_type = ca->key_type;
     o.not_before = ca->not_before;
@@ -405,8 +484,6 @@ CK_RV Token::sync_locked() {
     by_label_[o->nickname].push_back(o);
     by_id_[o->key_id].push_back(o);
   }
-  synced_for_ = counter;
-  return CKR_OK;
 }
 
 CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
@@ -431,16 +508,33 @@ CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
   }
   out.clear();
   for (const auto& o : *from)
-    if (logged_in_ || !o->is_private()) out.push_back(o);
+    if (logged_in_ || agent_ || !o->is_private()) out.push_back(o);
   return CKR_OK;
 }
 
 CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
   std::lock_guard lock(mu_);
   auto it = by_handle_.find(handle);
-  if (it == by_handle_.end() || (it->second->is_private() && !logged_in_))
+  if (it == by_handle_.end() || (it->second->is_private() && !logged_in_ && !agent_))
     return CKR_OBJECT_HANDLE_INVALID;
   out = it->second;
+  return CKR_OK;
+}
+
+CK_RV Token::public_der_locked(const Object& o, Bytes& cert, Bytes& spki) {
+  if (agent_) {
+    auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
+    if (!r) return to_rv(r.error());
+    if (!*r) return CKR_DEVICE_REMOVED;
+    cert = std::move((*r)->cert);
+    spki = std::move((*r)->spki);
+    return CKR_OK;
+  }
+  auto s = vault_->public_key_der(o.nickname, o.generation);
+  if (!s) return to_rv(s.error());
+  spki = std::move(*s);
+  auto c = vault_->certificate_der(o.nickname, o.generation);
+  cert = c ? std::move(*c) : Bytes();  // a key waiting for its certificate has none
   return CKR_OK;
 }
 
@@ -449,7 +543,7 @@ CK_RV Token::load_attributes_locked(Object& o) {
   Attrs a;
   a[CKA_CLASS] = ulong(ck_class(o.kind));
   a[CKA_TOKEN] = flag(true);
-  a[CKA_PRIVATE] = flag(o.is_private());
+  a[CKA_PRIVATE] = flag(o.is_private() && !agent_);
   // An entry's objects can be renamed (CKA_LABEL); destroying its private key deletes the
   // entry. The vault CA is managed with `certvault ca` only.
   a[CKA_MODIFIABLE] = flag(o.kind != Kind::kCaCertificate);
@@ -458,9 +552,13 @@ CK_RV Token::load_attributes_locked(Object& o) {
   a[CKA_LABEL] = text(o.nickname);
   a[CKA_ID] = seal::from_hex(o.key_id).value_or(Bytes());
   if (o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate) {
-    auto cert_der = o.kind == Kind::kCaCertificate
-                        ? vault_->ca_certificate_der()
-                        : vault_->certificate_der(o.nickname, o.generation);
+    Result<Bytes> cert_der = Bytes();
+    if (o.kind == Kind::kCaCertificate) {
+      cert_der = vault_->ca_certificate_der();
+    } else {
+      Bytes spki;
+      if (CK_RV rv = public_der_locked(o, *cert_der, spki); rv != CKR_OK) return rv;
+    }
     if (!cert_der) return to_rv(cert_der.error());
     auto cert = ossl::cert_from_der(*cert_der);
     if (!cert) return CKR_DEVICE_ERROR;
@@ -481,11 +579,11 @@ CK_RV Token::load_attributes_locked(Object& o) {
     a[CKA_JAVA_MIDP_SECURITY_DOMAIN] = ulong(0);
     a[CKA_PUBLIC_KEY_INFO] = ossl::spki_der(X509_get0_pubkey(x));
   } else {
-    auto spki = vault_->public_key_der(o.nickname, o.generation);
-    if (!spki) return to_rv(spki.error());
-    key_attributes(a, o, *spki);
-    if (auto cert_der = vault_->certificate_der(o.nickname, o.generation)) {
-      if (auto cert = ossl::cert_from_der(*cert_der))
+    Bytes cert_der, spki;
+    if (CK_RV rv = public_der_locked(o, cert_der, spki); rv != CKR_OK) return rv;
+    key_attributes(a, o, spki);
+    if (!cert_der.empty()) {
+      if (auto cert = ossl::cert_from_der(cert_der))
         a[CKA_SUBJECT] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert->get()));
     }
     if (o.kind == Kind::kPublicKey) {
@@ -583,8 +681,13 @@ bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
 
 CK_RV Token::public_key(const Object& o, KeyRef& out) {
   std::lock_guard lock(mu_);
-  auto spki = o.kind == Kind::kCaCertificate ? vault_->ca_certificate_der()
-                                             : vault_->public_key_der(o.nickname, o.generation);
+  Result<Bytes> spki = Bytes();
+  if (o.kind == Kind::kCaCertificate) {
+    spki = vault_->ca_certificate_der();
+  } else {
+    Bytes cert;
+    if (CK_RV rv = public_der_locked(o, cert, *spki); rv != CKR_OK) return rv;
+  }
   if (!spki) return to_rv(spki.error());
   if (o.kind == Kind::kCaCertificate) {
     auto cert = ossl::cert_from_der(*spki);
@@ -600,9 +703,30 @@ CK_RV Token::public_key(const Object& o, KeyRef& out) {
   return CKR_OK;
 }
 
-CK_RV Token::key(const Object& o, KeyRef& out, PreparedSign* prepared) {
+CK_RV Token::key(const Object& o, KeyRef& out, PreparedSign* prepared,
+                 std::shared_ptr<const agent::RemoteKey>* remote) {
   std::lock_guard lock(mu_);
-  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  if (!logged_in_ && !agent_) return CKR_USER_NOT_LOGGED_IN;
+  if (agent_) {
+    // The agent holds the key; the module keeps the public half, to size and check.
+    auto it = remote_keys_.find(o.key_id);
+    if (it == remote_keys_.end()) {
+      auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
+      if (!r) return to_rv(r.error());
+      if (!*r) return CKR_DEVICE_REMOVED;
+      if ((*r)->locked) return CKR_USER_NOT_LOGGED_IN;  // vault 'x' is locked in the agent
+      auto pub = ossl::public_from_spki((*r)->spki);
+      if (!pub) return CKR_DEVICE_ERROR;
+      keys_[o.key_id] = UnlockedKey{KeyRef(pub->release(), EVP_PKEY_free), nullptr};
+      it = remote_keys_
+               .emplace(o.key_id, std::make_shared<const agent::RemoteKey>(std::move((*r)->key)))
+               .first;
+    }
+    out = keys_[o.key_id].key;
+    if (remote) *remote = it->second;
+    if (prepared) *prepared = nullptr;
+    return CKR_OK;
+  }
   auto it = keys_.find(o.key_id);
   if (it == keys_.end()) {
     auto k = vault_->private_key(o.nickname, o.generation);
@@ -628,6 +752,7 @@ CK_RV Token::handle_locked(const std::string& entry_id, uint32_t generation, Kin
 
 // A change to a token object needs the user's login: the vault key signs every commit.
 CK_RV Token::writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
+  if (agent_) return CKR_TOKEN_WRITE_PROTECTED;  // the owner changes the vault with the CLI
   if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
   auto it = by_handle_.find(handle);
   if (it == by_handle_.end()) return CKR_OBJECT_HANDLE_INVALID;
@@ -638,6 +763,7 @@ CK_RV Token::writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Obj
 CK_RV Token::generate_key_pair(const KeyPairRequest& request, CK_OBJECT_HANDLE& pub,
                                CK_OBJECT_HANDLE& priv) {
   std::lock_guard lock(mu_);
+  if (agent_locked()) return CKR_TOKEN_WRITE_PROTECTED;
   if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
   if (!check_nickname(request.label)) return CKR_ATTRIBUTE_VALUE_INVALID;
   auto made = vault_->generate_key(request.label, request.key_type);
@@ -652,6 +778,7 @@ CK_RV Token::generate_key_pair(const KeyPairRequest& request, CK_OBJECT_HANDLE& 
 
 CK_RV Token::add_certificate(const CertificateRequest& request, CK_OBJECT_HANDLE& out) {
   std::lock_guard lock(mu_);
+  if (agent_locked()) return CKR_TOKEN_WRITE_PROTECTED;
   if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;
   auto cert = ossl::cert_from_der(request.der);
   if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;

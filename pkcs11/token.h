@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent_key.h"
 #include "ck.h"
 #include "mechanisms.h"
 #include "templates.h"
@@ -42,11 +43,12 @@ struct Object {
 
 class Token {
  public:
-  explicit Token(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  Token(std::filesystem::path dir, std::string agent_name)
+      : dir_(std::move(dir)), agent_name_(std::move(agent_name)) {}
 
   const std::filesystem::path& dir() const { return dir_; }
   // Everything below takes the token's lock itself.
-  bool initialized() const;  // the directory holds a vault
+  bool initialized();  // the directory holds a vault, or the agent serves it
   CK_RV token_info(CK_TOKEN_INFO* info);
   // C_InitToken: an empty vault in the directory, the security officer's PIN as its
   // recovery secret. A vault that exists is never wiped this way.
@@ -69,8 +71,12 @@ class Token {
   CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
   bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
   // The private key of a private-key object, decrypted once per login, with its prepared
-  // raw signing context when `prepared` is given.
-  CK_RV key(const Object& object, KeyRef& out, PreparedSign* prepared = nullptr);
+  // raw signing context when `prepared` is given. Through the agent, `out` is the public
+  // key and `remote` the handle the agent signs with.
+  CK_RV key(const Object& object, KeyRef& out, PreparedSign* prepared = nullptr,
+            std::shared_ptr<const agent::RemoteKey>* remote = nullptr);
+  // The agent serves this token's vault: no PIN needed, write-protected for programs.
+  bool uses_agent();
   // The public key of any key or certificate object.
   CK_RV public_key(const Object& object, KeyRef& out);
 
@@ -85,13 +91,34 @@ class Token {
 
  private:
   CK_RV open_locked();
+  bool has_vault_files() const;
   CK_RV sync_locked();
   CK_RV load_attributes_locked(Object& object);
   CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
                       CK_OBJECT_HANDLE& out);
   CK_RV writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
+  // The agent's view of the vault (label, id, locked, PIN failures, commit counter), asked
+  // afresh; on first use it also decides whether an agent serves this vault at all.
+  struct AgentView {
+    std::string label, id;
+    bool locked = false;
+    int pin_failures = 0, max_pin_failures = 10;
+    uint64_t counter = 0;
+  };
+  CK_RV agent_view_locked(AgentView& out);
+  bool agent_locked();  // decides once, then answers
+  CK_RV sync_agent_locked();
+  // The object table for these entries (and the vault CA), handles kept for what remains.
+  void rebuild_locked(const std::vector<Entry>& entries, const std::optional<CaInfo>& ca,
+                      const std::string& label);
+  // Public DER of an object: certificate (empty for a key waiting for one) and SPKI.
+  CK_RV public_der_locked(const Object& o, std::vector<uint8_t>& cert, std::vector<uint8_t>& spki);
 
   std::filesystem::path dir_;
+  std::string agent_name_;
+  bool agent_decided_ = false;
+  std::shared_ptr<agent::Client> agent_;  // set when the agent serves this vault
+  std::unordered_map<std::string, std::shared_ptr<const agent::RemoteKey>> remote_keys_;
   mutable std::mutex mu_;
   std::optional<Vault> vault_;
   bool logged_in_ = false;

@@ -111,8 +111,12 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
   agent::ServeOptions serve;
   for (const auto& v : args.vaults) serve.vaults.emplace_back(v);
   if (!globals.vault.empty()) serve.vaults.insert(serve.vaults.begin(), globals.vault);
-  if (serve.vaults.empty())
-    serve.vaults.push_back(args.system ? fs::path(kSystemVault) : default_vault_dir());
+  if (serve.vaults.empty()) {
+    // $CERTVAULT_VAULT, when set, names the vault for the system instance too.
+    const char* env = ::secure_getenv("CERTVAULT_VAULT");
+    serve.vaults.push_back(args.system && !(env && *env) ? fs::path(kSystemVault)
+                                                         : default_vault_dir());
+  }
   if (!args.default_vault.empty()) serve.default_vault = args.default_vault;
   if (args.ttl) {
     CV_TRY(ttl, parse_duration(*args.ttl));
