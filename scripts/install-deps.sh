@@ -15,6 +15,7 @@ packages=(
   curl libengine-pkcs11-openssl # curl presents a pkcs11: URI through libp11's OpenSSL engine
   p11-kit-modules               # p11-kit-proxy.so, the module libp11 loads by default
   softhsm2                      # the reference token for differential tests and benchmarks
+  gdb                           # gcore: the agent memory test searches a core of the agent
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )
