@@ -14,8 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kModule = CERTVAULT_PKCS11_MODULE;
-
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -47,9 +45,9 @@ class AgentPkcs11 : public AgentTest {
     const fs::path sig = out_ / "sig";
     fs::remove(sig);
     std::vector<std::string> argv = {
-        "pkcs11-tool", "--module",     kModule,        "--login", "--sign",
-        "-m",          "ECDSA-SHA256", "--id",         key_id_,   "--signature-format",
-        "openssl",     "-i",           data_.string(), "-o",      sig.string()};
+        "pkcs11-tool", "--module",     module_.string(), "--login", "--sign",
+        "-m",          "ECDSA-SHA256", "--id",           key_id_,   "--signature-format",
+        "openssl",     "-i",           data_.string(),   "-o",      sig.string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto r = client(argv);
     if (r.exit_code == 0) {
@@ -77,21 +75,21 @@ class AgentPkcs11 : public AgentTest {
 
 TEST_F(AgentPkcs11, TokenSaysProtectedPathAndWriteProtected) {
   unlock();
-  auto r = client({"pkcs11-tool", "--module", kModule, "-T"});
+  auto r = client({"pkcs11-tool", "--module", module_.string(), "-T"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "token label        : ops")) << r.out;
   EXPECT_TRUE(contains(r.out, "PIN pad present")) << r.out;  // CKF_PROTECTED_AUTHENTICATION_PATH
   EXPECT_TRUE(contains(r.out, "readonly")) << r.out;         // CKF_WRITE_PROTECTED
   // The owner changes the vault with the CLI, not through a program's module.
-  auto made = client({"pkcs11-tool", "--module", kModule, "--login", "--keypairgen", "--key-type",
-                      "EC:prime256v1", "--label", "sneaky"});
+  auto made = client({"pkcs11-tool", "--module", module_.string(), "--login", "--keypairgen",
+                      "--key-type", "EC:prime256v1", "--label", "sneaky"});
   EXPECT_NE(made.exit_code, 0) << made.out;
   EXPECT_FALSE(vault().find("sneaky"));
 }
 
 TEST_F(AgentPkcs11, ListsAndSignsWithNoPinAsAnotherUser) {
   unlock();
-  auto listed = client({"pkcs11-tool", "--module", kModule, "--login", "-O"});
+  auto listed = client({"pkcs11-tool", "--module", module_.string(), "--login", "-O"});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_TRUE(contains(listed.out, "Private Key Object; EC")) << listed.out;
   EXPECT_TRUE(contains(listed.out, "label:      api")) << listed.out;
@@ -121,17 +119,18 @@ TEST_F(AgentPkcs11, APinGivenAnywayIsCheckedAndAWrongOneCounts) {
 
 TEST_F(AgentPkcs11, OpenSshListsTheKeyWithSshKeygenAndSshAdd) {
   unlock();
-  auto listed = client({"ssh-keygen", "-D", kModule});
+  auto listed = client({"ssh-keygen", "-D", module_.string()});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_TRUE(contains(listed.out, "ecdsa-sha2-nistp256 ")) << listed.out;
   // ssh-agent loads the module (-P: it loads only modules on its allow list, by default
   // none outside /usr/lib); ssh-add -s asks for a PIN on stdin, left empty.
   const fs::path sock = out_ / "ssh-agent.sock";
   ChildGuard ssh_agent(
-      spawn_quiet(as_client({"ssh-agent", "-D", "-P", kModule, "-a", sock.string()})));
+      spawn_quiet(as_client({"ssh-agent", "-D", "-P", module_.string(), "-a", sock.string()})));
   for (int i = 0; i < 200 && !fs::exists(sock); ++i) std::this_thread::sleep_for(25ms);
   ASSERT_TRUE(fs::exists(sock));
-  auto added = client({"env", "SSH_AUTH_SOCK=" + sock.string(), "ssh-add", "-s", kModule}, "\n");
+  auto added =
+      client({"env", "SSH_AUTH_SOCK=" + sock.string(), "ssh-add", "-s", module_.string()}, "\n");
   EXPECT_EQ(added.exit_code, 0) << added.out << added.err;
   auto keys = client({"env", "SSH_AUTH_SOCK=" + sock.string(), "ssh-add", "-L"});
   EXPECT_EQ(keys.exit_code, 0) << keys.err;
@@ -190,7 +189,7 @@ class AgentPkcs11Tls : public AgentPkcs11 {
 TEST_F(AgentPkcs11Tls, GnutlsCliPresentsTheCertificateByPkcs11Uri) {
   auto s = TlsServer::start(tmp_.path(), server_cert_, server_key_, vault_ca_);
   ASSERT_TRUE(s);
-  auto c = client({"gnutls-cli", "--provider", kModule, "--x509certfile",
+  auto c = client({"gnutls-cli", "--provider", module_.string(), "--x509certfile",
                    "pkcs11:token=ops;object=api;type=cert", "--x509keyfile",
                    "pkcs11:token=ops;object=api;type=private", "--x509cafile",
                    server_cert_.string(), "-p", std::to_string(s->port()), "127.0.0.1"},
@@ -208,7 +207,7 @@ TEST_F(AgentPkcs11Tls, CurlThroughLibp11PresentsTheCertificateByPkcs11Uri) {
   write_file(conf,
              "openssl_conf = openssl_init\n[openssl_init]\nengines = engines\n[engines]\n"
              "pkcs11 = pkcs11_engine\n[pkcs11_engine]\ndynamic_path = " +
-                 engine.string() + "\nMODULE_PATH = " + std::string(kModule) + "\n",
+                 engine.string() + "\nMODULE_PATH = " + module_.string() + "\n",
              0644);
   auto s = TlsServer::start(tmp_.path(), server_cert_, server_key_, vault_ca_);
   ASSERT_TRUE(s);

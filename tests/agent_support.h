@@ -12,9 +12,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include <cstring>
-
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,6 +60,20 @@ class AgentTest : public VaultTest {
     write_file(vault_ca_, der_to_pem(*ca), 0644);
     ::chmod(run_dir_.path().c_str(), 0755);  // clients reach the socket; the vault stays 0700
     socket_ = run_dir_ / "agent.sock";
+    // The client user may not reach the build tree (a checkout under /root is 0700): it
+    // loads copies of the provider and the module from the run directory.
+    const fs::path provider = fs::path(kProviderDir) / "certvault.so";
+    if (fs::exists(provider)) {
+      fs::create_directory(run_dir_ / "ossl-modules");
+      fs::copy_file(provider, run_dir_ / "ossl-modules" / "certvault.so");
+      ::chmod((run_dir_ / "ossl-modules").c_str(), 0755);
+      ::chmod((run_dir_ / "ossl-modules" / "certvault.so").c_str(), 0755);
+    }
+#ifdef CERTVAULT_PKCS11_MODULE
+    module_ = run_dir_ / "libcertvault-pkcs11.so";
+    fs::copy_file(CERTVAULT_PKCS11_MODULE, module_);
+    ::chmod(module_.c_str(), 0755);
+#endif
     // Where programs run as the client user write their output.
     out_ = run_dir_ / "out";
     fs::create_directory(out_);
@@ -68,7 +81,9 @@ class AgentTest : public VaultTest {
     audit_ = tmp_ / "audit.log";
   }
 
-  void TearDown() override { agent_.kill(); }
+  void TearDown() override {
+    agent_.kill();
+  }
 
   // Starts the agent serving this test's vault; waits (bounded) for its socket.
   void start_agent(const std::vector<std::string>& extra = {}) {
@@ -138,8 +153,9 @@ class AgentTest : public VaultTest {
   // `openssl COMMAND` with certvault and default, as the client user.
   RunResult client_openssl(const std::string& command, const std::vector<std::string>& args,
                            std::string_view input = {}) {
-    std::vector<std::string> argv = {"openssl", command};
-    for (const auto& a : provider_args()) argv.push_back(a);
+    std::vector<std::string> argv = {
+        "openssl",   command,     "-provider-path", (run_dir_ / "ossl-modules").string(),
+        "-provider", "certvault", "-provider",      "default"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(as_client(argv), input, std::chrono::seconds(60));
   }
@@ -150,6 +166,7 @@ class AgentTest : public VaultTest {
 
   TempDir run_dir_;
   fs::path socket_, audit_, pin_file_, vault_ca_, out_;
+  fs::path module_;  // the PKCS#11 module, as the client user loads it
   uid_t client_uid_ = 0;
   gid_t client_gid_ = 0;
   ChildGuard agent_;
