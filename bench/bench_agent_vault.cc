@@ -13,6 +13,10 @@
 // shared machine Argon2id's wall time moves by tens of milliseconds from one unlock to
 // the next, so the same difference is also taken in the agent's CPU time (the sum over
 // its threads of /proc/PID/task/*/schedstat), which waiting for a vCPU does not inflate.
+// Neither removes Argon2id's own spread, so a second agent then serves a third vault, of
+// the same 10,000 entries but at the cheapest Argon2id cost (1 pass, 8 KiB: microseconds),
+// as bench_vault's BM_UnlockBeyondArgon2id does: its unlock round trip plus its first
+// signature is what the agent adds to Argon2id, without Argon2id's noise.
 //
 // Usage: bench_agent_vault [--entries N] [--rounds N]
 #include <fcntl.h>
@@ -72,9 +76,10 @@ double median(std::vector<double> v) {
 }
 
 // A vault of `n` entries at `init`'s default Argon2id cost; its canonical path.
-fs::path make_vault(const fs::path& dir, const std::string& label, int n) {
+fs::path make_vault(const fs::path& dir, const std::string& label, int n, cv::KdfParams kdf = {}) {
   cv::InitOptions opts;
-  opts.label = label;  // opts.kdf stays at the interactive default
+  opts.label = label;
+  opts.kdf = kdf;
   auto init = cv::Vault::init(dir, pin(), opts);
   if (!init) die(init.error().message);
   cv::bench::fill_with_entries(init->first, n);
@@ -112,11 +117,16 @@ bool answers(const fs::path& socket) {
 }
 
 // `certvault agent` serving both vaults; its pid once its socket answers.
+// `small` may be empty: the agent then serves `big` alone.
 pid_t start_agent(const fs::path& tmp, const fs::path& big, const fs::path& small,
                   const fs::path& socket) {
   std::vector<std::string> args = {
-      CERTVAULT_CLI,  "agent",    "--vault",       big.string(),  "--serve",
-      small.string(), "--socket", socket.string(), "--audit-log", (tmp / "audit.log").string()};
+      CERTVAULT_CLI, "agent",         "--vault",     big.string(),
+      "--socket",    socket.string(), "--audit-log", (tmp / "audit.log").string()};
+  if (!small.empty()) {
+    args.push_back("--serve");
+    args.push_back(small.string());
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -191,6 +201,7 @@ int main(int argc, char** argv) {
   auto made = Clock::now();
   const fs::path big = make_vault(tmp / "big", "big", entries);
   const fs::path small = make_vault(tmp / "small", "small", 1);
+  const fs::path fast = make_vault(tmp / "fast", "fast", entries, cv::KdfParams{1, 8 * 1024});
   std::printf("made in %.1f s\n", ms_since(made) / 1000);
 
   const fs::path socket = tmp / "agent.sock";
@@ -230,6 +241,28 @@ int main(int argc, char** argv) {
   }
   const long hwm = status_kib(pid, "VmHWM");
   stop_agent(pid);
+
+  // The cheapest Argon2id: the round trips are what the agent adds to it.
+  std::vector<double> fast_unlock, fast_sign, fast_total, fast_cpu;
+  {
+    const fs::path fast_socket = tmp / "fast.sock";
+    const pid_t fast_pid = start_agent(tmp, fast, {}, fast_socket);
+    Session f{std::make_shared<agent::Client>(fast_socket)};
+    const agent::RemoteKey key = f.key(fast, "entry-" + std::to_string(entries / 2));
+    for (int r = 0; r < rounds; ++r) {
+      const double cpu = cpu_ms(fast_pid);
+      auto t = Clock::now();
+      f.unlock(fast);
+      fast_unlock.push_back(ms_since(t));
+      t = Clock::now();
+      Session::sign(key);
+      fast_sign.push_back(ms_since(t));
+      fast_total.push_back(fast_unlock.back() + fast_sign.back());
+      fast_cpu.push_back(cpu_ms(fast_pid) - cpu);
+      f.lock(fast);
+    }
+    stop_agent(fast_pid);
+  }
   std::error_code ec;
   fs::remove_all(tmp, ec);
 
@@ -248,6 +281,10 @@ int main(int argc, char** argv) {
   row("agent CPU: unlock, 10,000-entry vault", cpu_unlock_big, "ms");
   row("agent CPU: first signature, 10,000-entry vault", cpu_sign_big, "ms");
   row("agent CPU: 10,000 unlock + first signature - 1-entry unlock", cpu_beyond, "ms");
+  row("cheapest Argon2id, 10,000 entries: unlock round trip", fast_unlock, "ms");
+  row("cheapest Argon2id, 10,000 entries: first signature", fast_sign, "ms");
+  row("cheapest Argon2id, 10,000 entries: unlock + first sig.", fast_total, "ms");
+  row("cheapest Argon2id, 10,000 entries: agent CPU for both", fast_cpu, "ms");
   std::printf("%-55s %9.1f MiB\n", "agent VmRSS, both vaults locked",
               static_cast<double>(rss_locked) / 1024);
   row(
@@ -274,8 +311,10 @@ int main(int argc, char** argv) {
   const double beyond_median = median(beyond);
   std::printf("\nbudget: VmRSS after unlock <= 64 MiB: %.1f MiB (largest of the rounds): %s\n",
               rss_max, rss_max <= 64 ? "holds" : "MISSED");
+  std::printf("budget: first signature <= 5 ms beyond Argon2id, cheapest Argon2id: %.2f ms: %s\n",
+              median(fast_total), median(fast_total) <= 5 ? "holds" : "MISSED");
   std::printf(
-      "budget: first signature <= 5 ms beyond Argon2id: %.2f ms wall: %s; %.2f ms of the "
+      "  the same at the default cost, less the 1-entry unlock: %.2f ms wall: %s; %.2f ms of the "
       "agent's CPU: %s\n",
       beyond_median, beyond_median <= 5 ? "holds" : "MISSED", median(cpu_beyond),
       median(cpu_beyond) <= 5 ? "holds" : "MISSED");
