@@ -6,6 +6,14 @@
 // Budget: the provider at least 0.9x the default provider in both. Each comparison runs
 // twice: as two benchmarks, and side by side in alternating batches in one benchmark
 // (bench_support.h), so that the host's drifting speed weighs on both sides alike.
+//
+// The agent (issue: unlock once; scripts/bench-agent.sh sets it up): with
+// CERTVAULT_AGENT_SOCK naming a running, unlocked agent, CERTVAULT_BENCH_AGENT_URI a
+// certvault: URI of an EC P-256 key it holds and CERTVAULT_BENCH_AGENT_CA the PEM of that
+// vault's CA, the *Agent* benchmarks sign and shake hands with that key through the
+// provider, which asks the agent; budget: TLS 1.3 handshakes at least 0.9x a PEM key.
+// Without those variables they report an error and the rest runs as before (the vault
+// made here is not served by the agent, so its keys stay in-process either way).
 #include <benchmark/benchmark.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -18,6 +26,7 @@
 #include <stdlib.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -53,6 +62,8 @@ struct Fixture {
   std::map<std::string, X509*> cert;
   std::map<std::string, fs::path> pem_file;
   X509* ca = nullptr;
+  X509* agent_ca = nullptr;  // the agent's vault's CA, when the agent benchmarks run
+  std::string agent_uri;
 
   Fixture() {
     char templ[] = "/tmp/certvault-bench-provider-XXXXXX";
@@ -85,6 +96,17 @@ struct Fixture {
     auto ca_der = v.ca_certificate_der();
     const unsigned char* p = ca_der->data();
     ca = d2i_X509(nullptr, &p, static_cast<long>(ca_der->size()));
+    const char* uri = std::getenv("CERTVAULT_BENCH_AGENT_URI");
+    const char* ca_file = std::getenv("CERTVAULT_BENCH_AGENT_CA");
+    if (uri && *uri && ca_file && *ca_file && std::getenv("CERTVAULT_AGENT_SOCK")) {
+      agent_uri = uri;
+      load("agent", agent_uri);
+      FILE* f = std::fopen(ca_file, "r");
+      if (!f) die(std::string("read ") + ca_file);
+      agent_ca = PEM_read_X509(f, nullptr, nullptr, nullptr);
+      std::fclose(f);
+      if (!agent_ca) die(std::string("read ") + ca_file);
+    }
   }
 
   ~Fixture() {
@@ -92,13 +114,18 @@ struct Fixture {
     for (auto& [_, k] : by_pem) EVP_PKEY_free(k);
     for (auto& [_, c] : cert) X509_free(c);
     X509_free(ca);
+    X509_free(agent_ca);
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
 
   void load_by_uri(const std::string& nick) {
-    const std::string uri = "certvault:" + nick + "?vault=" + (dir / "vault").string() +
-                            "&pin-source=file:" + (dir / "pin").string();
+    load(nick, "certvault:" + nick + "?vault=" + (dir / "vault").string() +
+                   "&pin-source=file:" + (dir / "pin").string());
+  }
+
+  // The key and certificate at `uri`, kept as by_uri[nick] and cert[nick].
+  void load(const std::string& nick, const std::string& uri) {
     OSSL_STORE_CTX* s = OSSL_STORE_open_ex(uri.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr,
                                            nullptr, nullptr);
     if (!s) die("open " + uri);
@@ -180,6 +207,38 @@ BENCHMARK_CAPTURE(BM_SignDefault, Rsa2048, "rsa")->Unit(benchmark::kMicrosecond)
 BENCHMARK_CAPTURE(BM_SignBeside, EcdsaP256, "ec")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_SignBeside, Rsa2048, "rsa")->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// The agent's key, or nullptr after reporting why the agent benchmarks cannot run.
+EVP_PKEY* agent_key(benchmark::State& state) {
+  Fixture& f = fixture();
+  if (f.agent_uri.empty())
+    state.SkipWithError(
+        "no agent: set CERTVAULT_AGENT_SOCK, CERTVAULT_BENCH_AGENT_URI and "
+        "CERTVAULT_BENCH_AGENT_CA (scripts/bench-agent.sh does)");
+  return f.agent_uri.empty() ? nullptr : f.by_uri.at("agent");
+}
+
+// ECDSA P-256 signatures through the provider with the key in the agent (informational).
+void BM_SignAgent(benchmark::State& state) {
+  if (EVP_PKEY* key = agent_key(state)) sign(state, key);
+}
+BENCHMARK(BM_SignAgent)->UseRealTime()->Unit(benchmark::kMicrosecond);
+// The agent's key beside the in-process vault key (certvault.so unlocks the vault itself)
+// and beside the PEM key, in alternating batches.
+void BM_SignAgentBeside(benchmark::State& state, bool beside_pem) {
+  EVP_PKEY* key = agent_key(state);
+  if (!key) return;
+  Fixture& f = fixture();
+  auto ours = [key] { return sign_once(key); };
+  auto reference = [key = beside_pem ? f.by_pem.at("ec") : f.by_uri.at("ec")] {
+    return sign_once(key);
+  };
+  cv::bench::run_side_by_side(state, 64, ours, reference);
+}
+BENCHMARK_CAPTURE(BM_SignAgentBeside, InProcess, false)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_SignAgentBeside, Pem, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // --- TLS 1.3 full handshakes ----------------------------------------------------------
 
 struct Tls {
@@ -195,7 +254,10 @@ struct Tls {
   }
 };
 
-void make_contexts(Tls& t, bool key_from_provider) {
+// Where the client's EC P-256 key comes from.
+enum class ClientKey { kProvider, kPem, kAgent };
+
+void make_contexts(Tls& t, ClientKey client_key) {
   Fixture& f = fixture();
   t.server_key = EVP_EC_gen("P-256");
   t.server_cert = X509_new();
@@ -214,6 +276,7 @@ void make_contexts(Tls& t, bool key_from_provider) {
   SSL_CTX_use_certificate(t.server, t.server_cert);
   SSL_CTX_use_PrivateKey(t.server, t.server_key);
   X509_STORE_add_cert(SSL_CTX_get_cert_store(t.server), f.ca);
+  if (f.agent_ca) X509_STORE_add_cert(SSL_CTX_get_cert_store(t.server), f.agent_ca);
   SSL_CTX_set_verify(t.server, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   t.client = SSL_CTX_new(TLS_client_method());
   X509_STORE_add_cert(SSL_CTX_get_cert_store(t.client), t.server_cert);
@@ -223,10 +286,12 @@ void make_contexts(Tls& t, bool key_from_provider) {
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
   }
-  SSL_CTX_use_certificate(t.client, f.cert.at("ec"));
-  int ok = key_from_provider ? SSL_CTX_use_PrivateKey(t.client, f.by_uri.at("ec"))
-                             : SSL_CTX_use_PrivateKey_file(t.client, f.pem_file.at("ec").c_str(),
-                                                           SSL_FILETYPE_PEM);
+  const char* nick = client_key == ClientKey::kAgent ? "agent" : "ec";
+  SSL_CTX_use_certificate(t.client, f.cert.at(nick));
+  int ok =
+      client_key == ClientKey::kPem
+          ? SSL_CTX_use_PrivateKey_file(t.client, f.pem_file.at("ec").c_str(), SSL_FILETYPE_PEM)
+          : SSL_CTX_use_PrivateKey(t.client, f.by_uri.at(nick));
   if (ok != 1) die("client key");
 }
 
@@ -258,9 +323,10 @@ bool handshake(Tls& t) {
   return ok;
 }
 
-void BM_Tls13Handshake(benchmark::State& state, bool key_from_provider) {
+void BM_Tls13Handshake(benchmark::State& state, ClientKey client_key) {
+  if (client_key == ClientKey::kAgent && !agent_key(state)) return;
   Tls t;
-  make_contexts(t, key_from_provider);
+  make_contexts(t, client_key);
   for (auto _ : state) {
     if (!handshake(t)) {
       state.SkipWithError("handshake failed");
@@ -269,20 +335,39 @@ void BM_Tls13Handshake(benchmark::State& state, bool key_from_provider) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK_CAPTURE(BM_Tls13Handshake, ClientKeyFromProvider, true)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Tls13Handshake, ClientKeyFromPem, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Tls13Handshake, ClientKeyFromProvider, ClientKey::kProvider)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Tls13Handshake, ClientKeyFromPem, ClientKey::kPem)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Tls13Handshake, ClientKeyFromAgent, ClientKey::kAgent)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Handshakes with the client key from the provider beside the PEM file, in alternating
 // batches of about 8 ms.
 void BM_Tls13HandshakeBeside(benchmark::State& state) {
   Tls from_provider, from_pem;
-  make_contexts(from_provider, true);
-  make_contexts(from_pem, false);
+  make_contexts(from_provider, ClientKey::kProvider);
+  make_contexts(from_pem, ClientKey::kPem);
   auto ours = [&] { return handshake(from_provider); };
   auto reference = [&] { return handshake(from_pem); };
   cv::bench::run_side_by_side(state, 4, ours, reference);
 }
 BENCHMARK(BM_Tls13HandshakeBeside)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The agent's budget: handshakes with the client key in the agent beside the PEM file, in
+// alternating batches. The client signs its CertificateVerify through the agent (one round
+// trip on the agent's socket per handshake).
+void BM_Tls13HandshakeAgentBeside(benchmark::State& state) {
+  if (!agent_key(state)) return;
+  Tls from_agent, from_pem;
+  make_contexts(from_agent, ClientKey::kAgent);
+  make_contexts(from_pem, ClientKey::kPem);
+  auto ours = [&] { return handshake(from_agent); };
+  auto reference = [&] { return handshake(from_pem); };
+  cv::bench::run_side_by_side(state, 4, ours, reference);
+}
+BENCHMARK(BM_Tls13HandshakeAgentBeside)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

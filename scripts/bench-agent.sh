@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The agent's budgets in one go (docs/PERFORMANCE.md, "The agent (issue: unlock once)"):
+#  1. a Release build of the CLI, certvault.so and the benchmarks in BUILD_DIR (default:
+#     build);
+#  2. a vault made with the CLI at `init`'s default Argon2id cost, holding one EC P-256
+#     key (bench-ec), a PEM key of the same type, and an agent on a temporary socket,
+#     unlocked with `certvault unlock`;
+#  3. bench_process: one `openssl pkeyutl -sign` process with the agent's key beside the
+#     PEM key under the same openssl.cnf (certvault.so loaded), beside the PEM key without
+#     certvault.so, and beside the old in-process way (pin-source=file:, Argon2id);
+#  4. bench_provider, the agent rows: TLS 1.3 full handshakes with the client key in the
+#     agent beside a PEM key, and signatures per second through the agent (informational);
+#  5. the agent stopped; bench_agent_vault, which starts an agent of its own on a
+#     10,000-entry vault (made in 20-40 s) and a 1-entry one: resident memory after
+#     unlock, and the first signature after unlock beyond Argon2id.
+# Environment: ROUNDS (bench_process rounds, default 15), REPS (bench_provider
+# repetitions, default 5), ENTRIES (default 10000). Takes about three minutes on 2 vCPUs.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+rounds=${ROUNDS:-15}
+reps=${REPS:-5}
+entries=${ENTRIES:-10000}
+
+load() { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
+
+echo "== machine"
+echo "nproc: $(nproc)"
+grep -m1 'model name' /proc/cpuinfo || true
+free -h | awk '/^Mem:/ {print "RAM: " $2}'
+g++ --version | head -1
+openssl version
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+load
+
+echo "== build (Release) in $build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j2 --target certvault certvault-provider bench_process bench_provider \
+  bench_agent_vault
+
+cli=$build/tools/certvault
+tmp=$(mktemp -d /tmp/certvault-bench-agent-XXXXXX)
+agent_pid=
+cleanup() {
+  if [ -n "$agent_pid" ]; then kill "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== a vault (default Argon2id cost), its key bench-ec, a PEM key, openssl.cnf"
+vault=$tmp/vault
+printf 'bench-pin-1234\n' >"$tmp/pin"
+chmod 600 "$tmp/pin"
+cv() { "$cli" --vault "$vault" --pin-file "$tmp/pin" "$@"; }
+cv init --label bench >/dev/null
+cv ca create --end-date +3650d >/dev/null
+cv create bench-ec --end-date +365d --key-type ec-p256 >/dev/null
+cv ca show --json | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["pem"])' \
+  >"$tmp/ca.pem"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key.pem" 2>/dev/null
+# certvault.so loaded (default first, as the sample openssl.cnf), and the same without it.
+for which in provider plain; do
+  {
+    echo "openssl_conf = openssl_init"
+    echo "[openssl_init]"
+    echo "providers = provider_sect"
+    echo "[provider_sect]"
+    echo "default = default_sect"
+    [ "$which" = provider ] && echo "certvault = certvault_sect"
+    echo "[default_sect]"
+    echo "activate = 1"
+    if [ "$which" = provider ]; then
+      echo "[certvault_sect]"
+      echo "module = $build/provider/certvault.so"
+      echo "activate = 1"
+    fi
+  } >"$tmp/$which.cnf"
+done
+
+echo "== agent on $tmp/agent.sock"
+"$cli" agent --vault "$vault" --socket "$tmp/agent.sock" --audit-log "$tmp/audit.log" \
+  2>"$tmp/agent.err" &
+agent_pid=$!
+export CERTVAULT_AGENT_SOCK=$tmp/agent.sock
+for _ in $(seq 100); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
+cv unlock
+
+echo "== bench_process --rounds $rounds"
+load
+"$build/bench/bench_process" --conf "$tmp/provider.cnf" --plain-conf "$tmp/plain.cnf" \
+  --socket "$tmp/agent.sock" --vault "$vault" --pin-file "$tmp/pin" --nickname bench-ec \
+  --pem "$tmp/key.pem" --rounds "$rounds"
+
+echo "== bench_provider, the agent rows"
+load
+CERTVAULT_BENCH_AGENT_URI="certvault:bench-ec?vault=$vault" CERTVAULT_BENCH_AGENT_CA=$tmp/ca.pem \
+  "$build/bench/bench_provider" --benchmark_filter='Agent|Tls13HandshakeBeside' \
+  --benchmark_repetitions="$reps" --benchmark_display_aggregates_only=true
+
+kill "$agent_pid"
+wait "$agent_pid" 2>/dev/null || true
+agent_pid=
+unset CERTVAULT_AGENT_SOCK
+
+echo "== bench_agent_vault --entries $entries"
+load
+"$build/bench/bench_agent_vault" --entries "$entries" --rounds 20
+load
