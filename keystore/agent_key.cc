@@ -3,6 +3,9 @@
 #include <json/json.h>
 #include <openssl/evp.h>
 
+#include <map>
+#include <mutex>
+
 #include "ossl.h"
 
 namespace certvault::agent {
@@ -187,12 +190,23 @@ std::string canonical_digest(std::string_view name) {
       {"MD5-SHA1", "md5-sha1"},
   };
   if (name.empty()) return {};
+  // Asked once per signature: the answer for each spelling is kept (fetching costs more
+  // than the digest it names).
+  static std::mutex mu;
+  static auto* known = new std::map<std::string, std::string, std::less<>>;
+  {
+    std::lock_guard lock(mu);
+    if (auto it = known->find(name); it != known->end()) return it->second;
+  }
   const std::string n(name);
-  ossl::Md md(EVP_MD_fetch(ossl::libctx(), n.c_str(), nullptr));
-  if (!md) return {};
-  for (const auto& [openssl, ours] : kNames)
-    if (EVP_MD_is_a(md.get(), openssl)) return ours;
-  return {};
+  std::string out;
+  if (ossl::Md md(EVP_MD_fetch(ossl::libctx(), n.c_str(), nullptr)); md) {
+    for (const auto& [openssl, ours] : kNames)
+      if (EVP_MD_is_a(md.get(), openssl)) out = ours;
+  }
+  std::lock_guard lock(mu);
+  if (known->size() < 64) known->emplace(n, out);
+  return out;
 }
 
 }  // namespace certvault::agent

@@ -79,51 +79,110 @@ Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size)
   return {};
 }
 
-Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
-                                  std::span<const uint8_t> data) {
-  CV_CHECK(check_sign_params(t, p, data.size()));
-  std::vector<uint8_t> sig(static_cast<size_t>(EVP_PKEY_get_size(key)));
-  size_t len = sig.size();
-  if (p.mechanism == SignMechanism::kEd25519) {
-    ossl::MdCtx md(EVP_MD_CTX_new());
-    if (!md ||
-        EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ossl::libctx(), nullptr, key, nullptr) !=
-            1 ||
-        EVP_DigestSign(md.get(), sig.data(), &len, data.data(), data.size()) != 1)
-      return ossl::crypto_fail("Ed25519 signature");
-    sig.resize(len);
-    return sig;
+namespace {
+
+// A digest by name, fetched once per process: fetching costs more than hashing a digest.
+const EVP_MD* fetched_md(const std::string& name) {
+  static std::mutex mu;
+  static std::map<std::string, ossl::Md>* cache = new std::map<std::string, ossl::Md>;
+  std::lock_guard lock(mu);
+  auto it = cache->find(name);
+  if (it == cache->end()) {
+    ossl::Md md(EVP_MD_fetch(ossl::libctx(), name.c_str(), nullptr));
+    if (!md) return nullptr;
+    it = cache->emplace(name, std::move(md)).first;
   }
+  return it->second.get();
+}
+
+// A signing context on `key` set up for `p` (not Ed25519, which signs whole messages).
+Result<ossl::PkeyCtx> prepare(EVP_PKEY* key, const SignParams& p) {
   ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), key, nullptr));
   if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return ossl::crypto_fail("signature");
-  ossl::Md md, mgf1;
-  if (!p.digest.empty()) {
-    md.reset(EVP_MD_fetch(ossl::libctx(), p.digest.c_str(), nullptr));
-    if (!md) return ossl::crypto_fail("digest " + p.digest);
-    if (static_cast<size_t>(EVP_MD_get_size(md.get())) != data.size())
-      return fail(Code::kInvalidInput, "the data to sign is not a " + p.digest + " digest");
-  }
+  const EVP_MD* md = p.digest.empty() ? nullptr : fetched_md(p.digest);
+  if (!p.digest.empty() && !md) return ossl::crypto_fail("digest " + p.digest);
   bool ok = true;
   if (p.mechanism == SignMechanism::kRsaPkcs1) {
     ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) > 0 &&
-         (!md || EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) > 0);
+         (!md || EVP_PKEY_CTX_set_signature_md(ctx.get(), md) > 0);
   } else if (p.mechanism == SignMechanism::kRsaPss) {
-    const std::string& m1 = p.mgf1_digest.empty() ? p.digest : p.mgf1_digest;
-    mgf1.reset(EVP_MD_fetch(ossl::libctx(), m1.c_str(), nullptr));
+    const EVP_MD* mgf1 = fetched_md(p.mgf1_digest.empty() ? p.digest : p.mgf1_digest);
     ok = mgf1 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) > 0 &&
-         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), mgf1.get()) > 0 &&
+         EVP_PKEY_CTX_set_signature_md(ctx.get(), md) > 0 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), mgf1) > 0 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), p.salt_length < 0
                                                          ? RSA_PSS_SALTLEN_DIGEST
                                                          : static_cast<int>(p.salt_length)) > 0;
   } else if (md) {
-    ok = EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) > 0;
+    ok = EVP_PKEY_CTX_set_signature_md(ctx.get(), md) > 0;
   }
   if (!ok) return ossl::crypto_fail("signature parameters");
-  if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, data.data(), data.size()) != 1)
+  return ctx;
+}
+
+Result<std::vector<uint8_t>> sign_with(EVP_PKEY_CTX* ctx, EVP_PKEY* key, const SignParams& p,
+                                       std::span<const uint8_t> data) {
+  if (!p.digest.empty()) {
+    const EVP_MD* md = fetched_md(p.digest);
+    if (!md || static_cast<size_t>(EVP_MD_get_size(md)) != data.size())
+      return fail(Code::kInvalidInput, "the data to sign is not a " + p.digest + " digest");
+  }
+  std::vector<uint8_t> sig(static_cast<size_t>(EVP_PKEY_get_size(key)));
+  size_t len = sig.size();
+  if (EVP_PKEY_sign(ctx, sig.data(), &len, data.data(), data.size()) != 1)
     return ossl::crypto_fail("signature");
   sig.resize(len);
   return sig;
+}
+
+Result<std::vector<uint8_t>> sign_ed25519(EVP_PKEY* key, std::span<const uint8_t> data) {
+  std::vector<uint8_t> sig(static_cast<size_t>(EVP_PKEY_get_size(key)));
+  size_t len = sig.size();
+  ossl::MdCtx md(EVP_MD_CTX_new());
+  if (!md ||
+      EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ossl::libctx(), nullptr, key, nullptr) !=
+          1 ||
+      EVP_DigestSign(md.get(), sig.data(), &len, data.data(), data.size()) != 1)
+    return ossl::crypto_fail("Ed25519 signature");
+  sig.resize(len);
+  return sig;
+}
+
+}  // namespace
+
+SigningKey::SigningKey(std::shared_ptr<EVP_PKEY> key, KeyType type)
+    : key_(std::move(key)), type_(type) {}
+
+SigningKey::~SigningKey() {
+  for (auto& [k, ctx] : prepared_) EVP_PKEY_CTX_free(ctx);
+}
+
+Result<std::vector<uint8_t>> SigningKey::sign(const SignParams& p,
+                                              std::span<const uint8_t> data) const {
+  CV_CHECK(check_sign_params(type_, p, data.size()));
+  if (p.mechanism == SignMechanism::kEd25519) return sign_ed25519(key_.get(), data);
+  const std::string id = std::string(to_string(p.mechanism)) + "/" + p.digest + "/" +
+                         p.mgf1_digest + "/" + std::to_string(p.salt_length);
+  ossl::PkeyCtx ctx;
+  {
+    std::lock_guard lock(mu_);
+    auto it = prepared_.find(id);
+    if (it == prepared_.end()) {
+      CV_TRY(made, prepare(key_.get(), p));
+      it = prepared_.emplace(id, made.release()).first;
+    }
+    ctx.reset(EVP_PKEY_CTX_dup(it->second));
+  }
+  if (!ctx) return ossl::crypto_fail("signature");
+  return sign_with(ctx.get(), key_.get(), p, data);
+}
+
+Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
+                                  std::span<const uint8_t> data) {
+  CV_CHECK(check_sign_params(t, p, data.size()));
+  if (p.mechanism == SignMechanism::kEd25519) return sign_ed25519(key, data);
+  CV_TRY(ctx, prepare(key, p));
+  return sign_with(ctx.get(), key, p, data);
 }
 
 Result<void> check_usable(const Entry& e, const Generation& g, Time t) {

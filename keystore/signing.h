@@ -5,6 +5,9 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,6 +41,26 @@ Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size)
 // Signs `data` with `key`. ECDSA signatures are DER (RFC 3279 Ecdsa-Sig-Value).
 Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
                                   std::span<const uint8_t> data);
+
+// A private key that signs many times: a context is set up once per set of parameters and
+// copied for each signature (OpenSSL 3.0 looks the algorithm and the digest up again for
+// every new context, which costs more than an ECDSA signature). Thread-safe; the lock is
+// held only to find or add a context, never while signing.
+class SigningKey {
+ public:
+  SigningKey(std::shared_ptr<EVP_PKEY> key, KeyType type);
+  ~SigningKey();
+  SigningKey(const SigningKey&) = delete;
+  SigningKey& operator=(const SigningKey&) = delete;
+  KeyType type() const { return type_; }
+  Result<std::vector<uint8_t>> sign(const SignParams& p, std::span<const uint8_t> data) const;
+
+ private:
+  std::shared_ptr<EVP_PKEY> key_;
+  KeyType type_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, EVP_PKEY_CTX*> prepared_;  // by mechanism/digest/mgf1/salt
+};
 
 // Whether a generation may still sign, DESIGN.md's status rules for programs that hold it:
 // active; or superseded and not past its own notAfter (a program that loaded the key

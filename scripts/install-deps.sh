@@ -16,6 +16,8 @@ packages=(
   p11-kit-modules               # p11-kit-proxy.so, the module libp11 loads by default
   softhsm2                      # the reference token for differential tests and benchmarks
   gdb                           # gcore: the agent memory test searches a core of the agent
+  openssh-client                # ssh-keygen -D, ssh-agent and ssh-add -s use the module in tests
+  systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

@@ -52,7 +52,20 @@ Result<AccessEdit> AccessEdit::from_json(std::string_view text) {
   return e;
 }
 
+Result<void> check_edit_for_owner(const AccessEdit& edit, uid_t owner) {
+  const bool adds = edit.op == AccessEdit::Op::kAllow || edit.op == AccessEdit::Op::kDeny;
+  if (adds && edit.kind == PeerKind::kExe && owner != 0)
+    return fail(Code::kRefused,
+                "--exe rules are honoured only by an agent running as root, and this vault "
+                "belongs to uid " +
+                    std::to_string(owner) +
+                    " (its agent runs as that user and cannot read another user's "
+                    "/proc/PID/exe); use --uid, --gid or --unit");
+  return {};
+}
+
 Result<Entry> apply_access_edit(Vault& vault, const std::string& nickname, const AccessEdit& edit) {
+  CV_CHECK(check_edit_for_owner(edit, vault.owner_uid()));
   CV_CHECK(vault.refresh());
   auto entry = vault.find(nickname);
   if (!entry)

@@ -23,6 +23,10 @@ struct AccessEdit {
   static Result<AccessEdit> from_json(std::string_view text);
 };
 
+// An exe rule only where it can be honoured: only root reads /proc/PID/exe of another
+// user's process, and the agent runs as the vault's owner.
+Result<void> check_edit_for_owner(const AccessEdit& edit, uid_t owner);
+
 // Applies the edit to `nickname` in an unlocked vault (one commit); the entry as it is after.
 Result<Entry> apply_access_edit(Vault& vault, const std::string& nickname, const AccessEdit& edit);
 

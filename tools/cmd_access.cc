@@ -61,18 +61,10 @@ Result<AccessEdit> edit_of(const AccessArgs& a, uid_t owner) {
     e.kind = PeerKind::kUnit;
     e.value = a.unit;
   } else if (!a.exe.empty()) {
-    // Only root may read /proc/PID/exe of another user's process; the agent runs as the
-    // vault's owner, so an exe rule could never be checked by any other agent.
-    if (owner != 0 && e.op != AccessEdit::Op::kForget)
-      return fail(Code::kRefused,
-                  "--exe rules are honoured only by an agent running as root, and this vault "
-                  "belongs to uid " +
-                      std::to_string(owner) +
-                      " (its agent runs as that user and cannot read another user's "
-                      "/proc/PID/exe); use --uid, --gid or --unit");
     e.kind = PeerKind::kExe;
     e.value = a.exe;
   }
+  CV_CHECK(check_edit_for_owner(e, owner));
   if (needs_peer) CV_CHECK(check_access_rule({e.op != AccessEdit::Op::kDeny, e.kind, e.value}));
   return e;
 }
@@ -109,7 +101,10 @@ Result<std::optional<Entry>> through_agent(const Globals& globals, const std::st
   if (!socket) return std::optional<Entry>();
   agent::Client client(*socket);
   agent::Frame f(agent::Type::kSetAccess);
-  f.add(agent::Tag::kVault, vault.dir().string());
+  std::error_code ec;
+  const auto dir =
+      std::filesystem::weakly_canonical(std::filesystem::absolute(vault.dir(), ec), ec);
+  f.add(agent::Tag::kVault, (ec ? vault.dir() : dir).string());
   f.add(agent::Tag::kNickname, nickname);
   f.add(agent::Tag::kJson, edit.to_json());
   agent::ErrorCode code{};

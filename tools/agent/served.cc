@@ -213,8 +213,7 @@ class ServedVault {
 
   // Resolves, checks and returns the key to sign with; the caller signs without the lock.
   struct Signer {
-    std::shared_ptr<EVP_PKEY> key;
-    KeyType key_type;
+    std::shared_ptr<const SigningKey> key;
     Entry entry;
   };
   Result<Signer> signer(const Message& m, const PeerInfo& peer, AuditEvent& ev) {
@@ -238,14 +237,30 @@ class ServedVault {
     auto it = keys_.find(cache_key);
     if (it == keys_.end()) {
       CV_TRY(key, vault_.private_key(nickname, g->number));
-      it = keys_.emplace(cache_key, std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free)).first;
+      it = keys_
+               .emplace(cache_key,
+                        std::make_shared<const SigningKey>(
+                            std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free), g->key_type))
+               .first;
     }
-    return Signer{it->second, g->key_type, std::move(e)};
+    return Signer{it->second, std::move(e)};
   }
 
   // A PIN a program gave anyway (PKCS#11 C_Login): checked on a handle of its own, so a
   // wrong one counts as a try like any other, and the agent's state does not change.
-  Result<void> check_pin(const SecureBytes& pin) {
+  Result<void> check_pin(const SecureBytes& pin, const PeerInfo& peer) {
+    {
+      // A peer with no key here may not spend the vault's PIN tries (ten lock it).
+      std::lock_guard lock(mu_);
+      CV_CHECK(vault_.refresh());
+      bool admitted = is_owner(owner_, peer);
+      for (const auto& e : vault_.entries())
+        admitted = admitted || decide_access(e, owner_, peer.id).allowed;
+      if (!admitted)
+        return fail(Code::kRefused, "the certvault agent refuses uid " +
+                                        std::to_string(peer.id.uid) + " a PIN check of vault '" +
+                                        label_ + "': no entry's rule admits it");
+    }
     CV_TRY(check, Vault::open(path_));
     return check.unlock(pin);
   }
@@ -323,7 +338,7 @@ class ServedVault {
   Time unlocked_at_ = 0;
   std::optional<Clock::time_point> deadline_;
   std::optional<std::chrono::seconds> ttl_;
-  std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // "entry id/generation"
+  std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
 };
 
 Agent::Agent(Audit& audit) : audit_(audit) {}
@@ -486,7 +501,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         if (!pin || pin->empty())
           return error_frame(to_wire(Code::kInvalidInput), "a PIN check without a PIN");
         SecureBytes secret(pin->data(), pin->size());
-        auto r = v->check_pin(secret);
+        auto r = v->check_pin(secret, peer);
         if (!r) return refuse(r.error());
         return ok();
       }
@@ -513,7 +528,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         auto s = v->signer(m, peer, ev);
         if (!s) return refuse(s.error());
         const auto data = m.get(Tag::kData).value_or(std::string_view());
-        auto sig = sign(s->key.get(), s->key_type, *params, bytes_of(data));
+        auto sig = s->key->sign(*params, bytes_of(data));
         if (!sig) return refuse(sig.error());
         ++v->signatures;
         audit_.record(ev, peer);

@@ -125,13 +125,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server {
  public:
-  Server(asio::io_context& io, Agent& agent, Audit& audit, int fd)
-      : io_(io),
-        acceptor_(io),
+  Server(std::vector<std::unique_ptr<asio::io_context>>& loops, Agent& agent, Audit& audit, int fd)
+      : loops_(loops),
+        io_(*loops.front()),
+        acceptor_(io_),
         agent_(agent),
         audit_(audit),
-        ticker_(io),
-        signals_(io, SIGTERM, SIGINT) {
+        ticker_(io_),
+        signals_(io_, SIGTERM, SIGINT) {
     acceptor_.assign(stream_protocol(), fd);
   }
 
@@ -143,28 +144,28 @@ class Server {
       sd_notify(0, "STOPPING=1");
       agent_.lock_all(signo == SIGTERM ? "SIGTERM" : "SIGINT");
       audit_.summarise();
-      io_.stop();
+      for (auto& loop : loops_) loop->stop();
     });
   }
 
  private:
   void accept() {
-    acceptor_.async_accept(
-        asio::make_strand(io_), [this](std::error_code ec, stream_protocol::socket socket) {
-          if (!ec) {
-            if (agent_.connections.load() >= kMaxConnections) {
-              socket.close(ec);
-            } else if (auto peer = identify_peer(socket.native_handle())) {
-              std::make_shared<Session>(std::move(socket), agent_, std::move(*peer))->start();
-            }
-          } else if (ec == asio::error::operation_aborted) {
-            return;
-          } else if (ec == asio::error::no_descriptors) {
-            // Out of file descriptors: keep serving the connections there are.
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          }
-          accept();
-        });
+    asio::io_context& loop = *loops_[next_++ % loops_.size()];
+    acceptor_.async_accept(loop, [this](std::error_code ec, stream_protocol::socket socket) {
+      if (!ec) {
+        if (agent_.connections.load() >= kMaxConnections) {
+          socket.close(ec);
+        } else if (auto peer = identify_peer(socket.native_handle())) {
+          std::make_shared<Session>(std::move(socket), agent_, std::move(*peer))->start();
+        }
+      } else if (ec == asio::error::operation_aborted) {
+        return;
+      } else if (ec == asio::error::no_descriptors) {
+        // Out of file descriptors: keep serving the connections there are.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      accept();
+    });
   }
 
   // TTLs are checked every second (and before every request); the journal summary every
@@ -179,7 +180,9 @@ class Server {
     });
   }
 
-  asio::io_context& io_;
+  std::vector<std::unique_ptr<asio::io_context>>& loops_;
+  asio::io_context& io_;  // the first loop: accepting, signals, the ticker
+  size_t next_ = 0;
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
@@ -253,15 +256,23 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
-  asio::io_context io;
-  Server server(io, agent, audit, listen_fd);
+  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 16u);
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> busy;
+  for (unsigned i = 0; i < threads; ++i) {
+    loops.push_back(std::make_unique<asio::io_context>(1));
+    busy.push_back(asio::make_work_guard(*loops.back()));
+  }
+  Server server(loops, agent, audit, listen_fd);
   server.start();
   sd_notify(0, "READY=1\nSTATUS=serving");
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 16u);
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
-  io.run();
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&loops, i] { loops[i]->run(); });
+  loops.front()->run();
   for (auto& t : pool) t.join();
+  // Sessions still open end with their loops, before the agent they refer to.
+  busy.clear();
+  loops.clear();
   return {};
 }
 
