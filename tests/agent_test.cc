@@ -120,6 +120,77 @@ TEST_F(AgentSigning, UidNotInThePolicyIsRefusedNamingTheEntryAndTheRule) {
   EXPECT_TRUE(refused_in_audit) << audit_log();
 }
 
+// A systemd unit is what the peer's cgroup says (sd_pid_get_unit). CI machines do not
+// boot systemd, so the test puts the client into a cgroup named like a service itself, in
+// every hierarchy systemd reads (the unified one, and the named v1 one of a hybrid setup).
+class UnitCgroup {
+ public:
+  explicit UnitCgroup(const std::string& unit) {
+    for (const char* root :
+         {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}) {
+      const fs::path dir = fs::path(root) / "system.slice" / unit;
+      std::error_code ec;
+      if (!fs::exists(fs::path(root) / "cgroup.procs", ec)) continue;
+      if (fs::create_directories(dir, ec) || fs::exists(dir / "cgroup.procs", ec))
+        dirs_.push_back(dir);
+    }
+  }
+  ~UnitCgroup() {
+    for (const auto& d : dirs_) ::rmdir(d.c_str());
+  }
+  bool usable() const { return !dirs_.empty(); }
+  // `argv`, started inside the cgroup.
+  std::vector<std::string> wrap(const std::vector<std::string>& argv) const {
+    std::string join;
+    for (const auto& d : dirs_) join += "echo $$ > '" + (d / "cgroup.procs").string() + "'; ";
+    std::vector<std::string> out = {"sh", "-c", join + "exec \"$@\"", "sh"};
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  }
+
+ private:
+  std::vector<fs::path> dirs_;
+};
+
+TEST_F(AgentSigning, UnitRuleAdmitsTheServiceAndAnExeRuleRefusesTheProgram) {
+  const std::string unit = "cvtest-" + std::to_string(::getpid()) + ".service";
+  UnitCgroup cgroup(unit);
+  if (!cgroup.usable()) GTEST_SKIP() << "no writable cgroup hierarchy to place a client in";
+  start_agent();
+  unlock();
+  ASSERT_EQ(cv({"access", "api", "allow", "--unit", unit}).exit_code, 0);
+  const fs::path sig = out_ / "sig";
+  const std::vector<std::string> openssl = {"openssl",
+                                            "pkeyutl",
+                                            "-sign",
+                                            "-provider-path",
+                                            (run_dir_ / "ossl-modules").string(),
+                                            "-provider",
+                                            "certvault",
+                                            "-provider",
+                                            "default",
+                                            "-inkey",
+                                            "certvault:api",
+                                            "-rawin",
+                                            "-digest",
+                                            "sha256",
+                                            "-in",
+                                            data_.string(),
+                                            "-out",
+                                            sig.string()};
+  auto outside = run(as_client(openssl), {}, 60s);
+  EXPECT_NE(outside.exit_code, 0);
+  EXPECT_TRUE(contains(outside.err, "no rule allows uid")) << outside.err;
+  auto inside = run(cgroup.wrap(as_client(openssl)), {}, 60s);
+  ASSERT_EQ(inside.exit_code, 0) << inside.err;
+  EXPECT_TRUE(contains(audit_log(), "\"unit\":\"" + unit + "\"")) << audit_log();
+  // The agent runs as root, so it reads the program of another user's process.
+  ASSERT_EQ(cv({"access", "api", "deny", "--exe", "/usr/bin/openssl"}).exit_code, 0);
+  auto denied = run(cgroup.wrap(as_client(openssl)), {}, 60s);
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_TRUE(contains(denied.err, "deny exe /usr/bin/openssl")) << denied.err;
+}
+
 TEST_F(AgentSigning, GroupRuleAdmitsItsMembers) {
   start_agent();
   ASSERT_EQ(cv({"access", "api", "allow", "--gid", kAgentGroup}).exit_code, 0);
