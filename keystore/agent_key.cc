@@ -71,13 +71,13 @@ Result<std::optional<RemoteEntry>> resolve(const std::shared_ptr<Client>& client
   CV_TRY(key_type, parse_key_type(m.text(Tag::kKeyType)));
   if (!number || !info.isObject())
     return fail(Code::kIo, "the certvault agent's answer lacks the generation");
-  e.key = RemoteKey{client,
-                    vault,
-                    info["label"].asString(),
-                    info["nickname"].asString(),
-                    static_cast<uint32_t>(*number),
-                    m.text(Tag::kKeyId),
-                    key_type};
+  e.key.client = client;
+  e.key.vault = vault;
+  e.key.label = info["label"].asString();
+  e.key.nickname = info["nickname"].asString();
+  e.key.generation = static_cast<uint32_t>(*number);
+  e.key.key_id = m.text(Tag::kKeyId);
+  e.key.key_type = key_type;
   e.serial = m.text(Tag::kSerial);
   e.cert = bytes(m.get(Tag::kCertificate).value_or(""));
   e.spki = bytes(m.get(Tag::kSpki).value_or(""));

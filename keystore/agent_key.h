@@ -16,7 +16,7 @@
 
 namespace certvault::agent {
 
-struct RemoteKey {
+struct RemoteKey final : KeyHandle {
   std::shared_ptr<Client> client;
   std::string vault;  // as the agent was asked for it ("" = its default)
   std::string label;  // the vault's label, for messages
@@ -25,7 +25,9 @@ struct RemoteKey {
   std::string key_id;
   KeyType key_type = KeyType::kEcP256;
 
-  Result<std::vector<uint8_t>> sign(const SignParams& params, std::span<const uint8_t> data) const;
+  KeyType type() const override { return key_type; }
+  Result<std::vector<uint8_t>> sign(const SignParams& params,
+                                    std::span<const uint8_t> data) const override;
 };
 
 // One usable generation as the agent resolved it: public data, and whether the vault is

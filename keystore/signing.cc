@@ -79,10 +79,9 @@ Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size)
   return {};
 }
 
-namespace {
+namespace {}  // namespace
 
-// A digest by name, fetched once per process: fetching costs more than hashing a digest.
-const EVP_MD* fetched_md(const std::string& name) {
+const EVP_MD* signing_digest(const std::string& name) {
   static std::mutex mu;
   static std::map<std::string, ossl::Md>* cache = new std::map<std::string, ossl::Md>;
   std::lock_guard lock(mu);
@@ -93,6 +92,12 @@ const EVP_MD* fetched_md(const std::string& name) {
     it = cache->emplace(name, std::move(md)).first;
   }
   return it->second.get();
+}
+
+namespace {
+
+const EVP_MD* fetched_md(const std::string& name) {
+  return signing_digest(name);
 }
 
 // A signing context on `key` set up for `p` (not Ed25519, which signs whole messages).

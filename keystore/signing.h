@@ -42,18 +42,35 @@ Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size)
 Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
                                   std::span<const uint8_t> data);
 
+// A key that signs, whichever holds it: this process (SigningKey, from an unlocked vault)
+// or the agent (agent::RemoteKey). The provider and the PKCS#11 module hold one of these in
+// place of a private key, and sign through it the same way.
+class KeyHandle {
+ public:
+  virtual ~KeyHandle() = default;
+  virtual KeyType type() const = 0;
+  // `data` is a digest (made with p.digest when named), or the message for Ed25519.
+  virtual Result<std::vector<uint8_t>> sign(const SignParams& p,
+                                            std::span<const uint8_t> data) const = 0;
+};
+
+// A digest by name ("sha256", "SHA2-256"), fetched once per process and kept: fetching
+// costs more than hashing what is signed. Null when unknown.
+const EVP_MD* signing_digest(const std::string& name);
+
 // A private key that signs many times: a context is set up once per set of parameters and
 // copied for each signature (OpenSSL 3.0 looks the algorithm and the digest up again for
 // every new context, which costs more than an ECDSA signature). Thread-safe; the lock is
 // held only to find or add a context, never while signing.
-class SigningKey {
+class SigningKey final : public KeyHandle {
  public:
   SigningKey(std::shared_ptr<EVP_PKEY> key, KeyType type);
-  ~SigningKey();
+  ~SigningKey() override;
   SigningKey(const SigningKey&) = delete;
   SigningKey& operator=(const SigningKey&) = delete;
-  KeyType type() const { return type_; }
-  Result<std::vector<uint8_t>> sign(const SignParams& p, std::span<const uint8_t> data) const;
+  KeyType type() const override { return type_; }
+  Result<std::vector<uint8_t>> sign(const SignParams& p,
+                                    std::span<const uint8_t> data) const override;
 
  private:
   std::shared_ptr<EVP_PKEY> key_;

@@ -668,6 +668,14 @@ Result<std::vector<uint8_t>> Vault::ca_certificate_der() const {
   return o.certificate;
 }
 
+Result<std::shared_ptr<const SigningKey>> Vault::signing_key(
+    std::string_view nickname, std::optional<uint32_t> generation) const {
+  CV_TRY(key, private_key(nickname, generation));
+  CV_TRY(type, keys::type_of(key.get()));
+  return std::make_shared<const SigningKey>(std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free),
+                                            type);
+}
+
 Result<PrivateKey> Vault::private_key(std::string_view nickname,
                                       std::optional<uint32_t> generation) const {
   CV_CHECK(impl_->require_unlocked("use a private key"));

@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "secure.h"
+#include "signing.h"
 #include "types.h"
 
 namespace certvault {
@@ -142,6 +143,9 @@ class Vault {
   // --- secrets (needs unlock) ------------------------------------------------------
   Result<PrivateKey> private_key(std::string_view nickname,
                                  std::optional<uint32_t> generation = {}) const;
+  // The same key as a handle that signs: what front ends hold instead of the key itself.
+  Result<std::shared_ptr<const SigningKey>> signing_key(
+      std::string_view nickname, std::optional<uint32_t> generation = {}) const;
 
   // --- changes (needs unlock; each is one atomic commit) ---------------------------
   Result<CaInfo> create_ca(const CaRequest& request);

@@ -197,22 +197,10 @@ CK_RV mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO* info) {
   }
 }
 
-PreparedSign prepare_raw_sign(EVP_PKEY* key, KeyType key_type) {
-  if (key_type == KeyType::kEd25519) return nullptr;  // EdDSA signs whole messages
-  ERR_set_mark();
-  ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), key, nullptr));
-  const bool ok =
-      ctx && EVP_PKEY_sign_init(ctx.get()) == 1 &&
-      (!is_rsa(key_type) || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) > 0);
-  ERR_pop_to_mark();
-  if (!ok) return nullptr;  // each signature then makes its own context
-  return PreparedSign(ctx.release(), EVP_PKEY_CTX_free);
-}
-
 CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_type, KeyRef key,
-                           std::unique_ptr<SignOperation>& out, PreparedSign prepared,
-                           std::shared_ptr<const agent::RemoteKey> remote) {
+                           std::unique_ptr<SignOperation>& out, Signer signer) {
   if (!m) return CKR_ARGUMENTS_BAD;
+  if (purpose == Purpose::kSign && !signer) return CKR_KEY_FUNCTION_NOT_PERMITTED;
   auto allowed = sign_mechanisms(key_type);
   if (std::find(allowed.begin(), allowed.end(), m->mechanism) == allowed.end()) {
     // A signing mechanism of another key type, or not a signing mechanism at all.
@@ -228,9 +216,7 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   op->mech_ = m->mechanism;
   op->key_type_ = key_type;
   op->key_ = std::move(key);
-  if (purpose == Purpose::kSign) op->remote_ = std::move(remote);
-  if (purpose == Purpose::kSign && (m->mechanism == CKM_ECDSA || m->mechanism == CKM_RSA_PKCS))
-    op->prepared_ = std::move(prepared);
+  if (purpose == Purpose::kSign) op->signer_ = std::move(signer);
   if (is_pss(m->mechanism)) {
     // PKCS#11 v2.40 mechanisms 2.1.14: CK_RSA_PKCS_PSS_PARAMS is required.
     if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
@@ -255,11 +241,11 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   } else {
     op->size_ = 2 * ec_half(key_type);
   }
-  if (const char* md = digest_of(m->mechanism); md && op->remote_) {
-    // The agent signs the digest: only the hashing happens here.
-    ossl::Md fetched(EVP_MD_fetch(ossl::libctx(), md, nullptr));
+  if (const char* md = digest_of(m->mechanism); md && op->signer_) {
+    // The signer signs the digest (in this process or in the agent): only hashing here.
+    const EVP_MD* fetched = signing_digest(md);
     op->md_ctx_ = EVP_MD_CTX_new();
-    if (!fetched || !op->md_ctx_ || EVP_DigestInit_ex2(op->md_ctx_, fetched.get(), nullptr) != 1)
+    if (!fetched || !op->md_ctx_ || EVP_DigestInit_ex2(op->md_ctx_, fetched, nullptr) != 1)
       return CKR_FUNCTION_FAILED;
   } else if (md) {
     op->md_ctx_ = EVP_MD_CTX_new();
@@ -288,7 +274,7 @@ SignOperation::~SignOperation() {
 
 CK_RV SignOperation::update(const uint8_t* data, size_t len) {
   if (md_ctx_) {
-    int ok = remote_                      ? EVP_DigestUpdate(md_ctx_, data, len)
+    int ok = signer_                      ? EVP_DigestUpdate(md_ctx_, data, len)
              : purpose_ == Purpose::kSign ? EVP_DigestSignUpdate(md_ctx_, data, len)
                                           : EVP_DigestVerifyUpdate(md_ctx_, data, len);
     return ok == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
@@ -298,12 +284,6 @@ CK_RV SignOperation::update(const uint8_t* data, size_t len) {
 }
 
 CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
-  if (prepared_) {
-    pctx.reset(EVP_PKEY_CTX_dup(const_cast<EVP_PKEY_CTX*>(prepared_.get())));
-    if (!pctx) return CKR_FUNCTION_FAILED;
-    if (mech_ == CKM_RSA_PKCS && data_.size() + 11 > size_) return CKR_DATA_LEN_RANGE;
-    return CKR_OK;
-  }
   OSSL_LIB_CTX* ctx = ossl::libctx();
   pctx.reset(EVP_PKEY_CTX_new_from_pkey(ctx, key_.get(), nullptr));
   int init = !pctx                        ? 0
@@ -326,7 +306,7 @@ CK_RV SignOperation::raw_context(ossl::PkeyCtx& pctx) {
   return CKR_OK;
 }
 
-CK_RV SignOperation::compute_remote(std::vector<uint8_t>& sig) {
+CK_RV SignOperation::signature(std::vector<uint8_t>& sig) {
   SignParams p;
   p.mechanism = is_rsa(key_type_)
                     ? (is_pss(mech_) ? SignMechanism::kRsaPss : SignMechanism::kRsaPkcs1)
@@ -350,36 +330,19 @@ CK_RV SignOperation::compute_remote(std::vector<uint8_t>& sig) {
     if (input.size() != static_cast<size_t>(EVP_MD_get_size(pss_md_.get())))
       return CKR_DATA_LEN_RANGE;
   }
-  auto got = remote_->sign(p, input);
-  if (!got) return to_rv(got.error());
+  auto got = signer_->sign(p, input);
+  // The parameters are the module's own; what the signer can refuse is the input's size.
+  if (!got)
+    return got.error().code == Code::kInvalidInput ? CKR_DATA_LEN_RANGE : to_rv(got.error());
   sig = std::move(*got);
   return CKR_OK;
 }
 
 CK_RV SignOperation::compute() {
-  std::vector<uint8_t> sig(std::max<size_t>(size_, 16) + 16);
-  size_t len = sig.size();
-  if (remote_) {
-    if (CK_RV rv = compute_remote(sig); rv != CKR_OK) return rv;
-    len = sig.size();
-  } else if (md_ctx_) {
-    if (EVP_DigestSignFinal(md_ctx_, sig.data(), &len) != 1) return CKR_FUNCTION_FAILED;
-  } else if (mech_ == CKM_EDDSA) {
-    ossl::MdCtx md(EVP_MD_CTX_new());
-    if (!md ||
-        EVP_DigestSignInit_ex(md.get(), nullptr, nullptr, ossl::libctx(), nullptr, key_.get(),
-                              nullptr) != 1 ||
-        EVP_DigestSign(md.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
-      return CKR_FUNCTION_FAILED;
-  } else {
-    ossl::PkeyCtx pctx;
-    if (CK_RV rv = raw_context(pctx); rv != CKR_OK) return rv;
-    if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, data_.data(), data_.size()) != 1)
-      return CKR_FUNCTION_FAILED;
-  }
-  sig.resize(len);
+  std::vector<uint8_t> sig;
+  if (CK_RV rv = signature(sig); rv != CKR_OK) return rv;
   if (!is_rsa(key_type_) && key_type_ != KeyType::kEd25519) {
-    sig = ecdsa_raw({sig.data(), len}, ec_half(key_type_));
+    sig = ecdsa_raw(sig, ec_half(key_type_));
     if (sig.empty()) return CKR_FUNCTION_FAILED;
   }
   result_ = std::move(sig);

@@ -13,13 +13,10 @@
 
 namespace certvault::pkcs11 {
 
-using KeyRef = std::shared_ptr<EVP_PKEY>;
-// A signing context made once per key and login, copied for each raw signature (CKM_ECDSA,
-// CKM_RSA_PKCS): OpenSSL 3.0 looks the algorithm up again for every new context, which
-// costs more than an ECDSA signature can bear. Never changed once made, so threads copy
-// it without a lock.
-using PreparedSign = std::shared_ptr<const EVP_PKEY_CTX>;
-PreparedSign prepare_raw_sign(EVP_PKEY* key, KeyType key_type);
+using KeyRef = std::shared_ptr<EVP_PKEY>;  // a public key: sizes and verification
+// What signs: the keystore's handle on a key decrypted in this process, or on one the agent
+// holds. The module never holds a private key itself.
+using Signer = std::shared_ptr<const KeyHandle>;
 
 std::vector<CK_MECHANISM_TYPE> all_mechanisms();
 std::vector<CK_MECHANISM_TYPE> sign_mechanisms(KeyType key_type);
@@ -31,12 +28,10 @@ class SignOperation {
  public:
   enum class Purpose { kSign, kVerify };
   // PKCS#11 v2.40 5.11/5.12: the init call checks the mechanism and its parameters against
-  // the key (a private key to sign, a public key to verify).
-  // With `remote` (a key the agent holds), `key` is its public half: the digest is made
-  // here and the agent signs it.
+  // the key (a private key to sign, a public key to verify). `key` is the public key;
+  // signing needs `signer`, and the digest of a hash-and-sign mechanism is made here.
   static CK_RV start(Purpose purpose, const CK_MECHANISM* mechanism, KeyType key_type, KeyRef key,
-                     std::unique_ptr<SignOperation>& out, PreparedSign prepared = nullptr,
-                     std::shared_ptr<const agent::RemoteKey> remote = nullptr);
+                     std::unique_ptr<SignOperation>& out, Signer signer = nullptr);
   ~SignOperation();
   CK_RV update(const uint8_t* data, size_t len);
   // Signing: size query when `out` is null; CKR_BUFFER_TOO_SMALL keeps the operation going.
@@ -51,7 +46,7 @@ class SignOperation {
   CK_MECHANISM_TYPE mech_ = 0;
   KeyType key_type_ = KeyType::kEcP256;
   KeyRef key_;
-  PreparedSign prepared_;
+  Signer signer_;
   EVP_MD_CTX* md_ctx_ = nullptr;  // hash-then-sign mechanisms
   std::vector<uint8_t> data_;     // raw mechanisms and EdDSA: the whole input
   std::vector<uint8_t> result_;   // computed once; handed out when the buffer fits
@@ -62,11 +57,10 @@ class SignOperation {
   ossl::Md mgf1_md_;
   int salt_len_ = 0;
   size_t size_ = 0;
-  std::shared_ptr<const agent::RemoteKey> remote_;
   CK_RV compute();
-  // The signature from the agent, DER for ECDSA as OpenSSL's own.
-  CK_RV compute_remote(std::vector<uint8_t>& sig);
-  // A context for the raw mechanisms, set up for `purpose_`.
+  // The signature from the signer, DER for ECDSA as OpenSSL's own.
+  CK_RV signature(std::vector<uint8_t>& sig);
+  // A verification context for the raw mechanisms.
   CK_RV raw_context(ossl::PkeyCtx& out);
 };
 

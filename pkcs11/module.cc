@@ -147,12 +147,9 @@ CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purp
   if (o->kind != (sign ? Kind::kPrivateKey : Kind::kPublicKey))
     return CKR_KEY_FUNCTION_NOT_PERMITTED;
   KeyRef k;
-  PreparedSign prepared;
-  std::shared_ptr<const agent::RemoteKey> remote;
-  if (CK_RV rv = sign ? t.key(*o, k, &prepared, &remote) : t.public_key(*o, k); rv != CKR_OK)
-    return rv;
-  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out, std::move(prepared),
-                              std::move(remote));
+  Signer signer;
+  if (CK_RV rv = sign ? t.key(*o, k, signer) : t.public_key(*o, k); rv != CKR_OK) return rv;
+  return SignOperation::start(purpose, mech, o->key_type, std::move(k), out, std::move(signer));
 }
 
 CK_RV not_supported() {

@@ -381,7 +381,6 @@ void Token::logout() {
   logged_in_ = false;
   so_logged_in_ = false;
   keys_.clear();  // each key is freed (and its private parts cleared) by its last user
-  remote_keys_.clear();
   if (vault_) vault_->lock();
 }
 
@@ -703,40 +702,36 @@ CK_RV Token::public_key(const Object& o, KeyRef& out) {
   return CKR_OK;
 }
 
-CK_RV Token::key(const Object& o, KeyRef& out, PreparedSign* prepared,
-                 std::shared_ptr<const agent::RemoteKey>* remote) {
+CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
   std::lock_guard lock(mu_);
   if (!logged_in_ && !agent_) return CKR_USER_NOT_LOGGED_IN;
-  if (agent_) {
-    // The agent holds the key; the module keeps the public half, to size and check.
-    auto it = remote_keys_.find(o.key_id);
-    if (it == remote_keys_.end()) {
+  auto it = keys_.find(o.key_id);
+  if (it == keys_.end()) {
+    UnlockedKey unlocked;
+    Bytes spki;
+    if (agent_) {
+      // The agent holds the key; the module keeps its public half, to size and check.
       auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
       if (!r) return to_rv(r.error());
       if (!*r) return CKR_DEVICE_REMOVED;
       if ((*r)->locked) return CKR_USER_NOT_LOGGED_IN;  // vault 'x' is locked in the agent
-      auto pub = ossl::public_from_spki((*r)->spki);
-      if (!pub) return CKR_DEVICE_ERROR;
-      keys_[o.key_id] = UnlockedKey{KeyRef(pub->release(), EVP_PKEY_free), nullptr};
-      it = remote_keys_
-               .emplace(o.key_id, std::make_shared<const agent::RemoteKey>(std::move((*r)->key)))
-               .first;
+      spki = std::move((*r)->spki);
+      unlocked.signer = std::make_shared<const agent::RemoteKey>(std::move((*r)->key));
+    } else {
+      auto k = vault_->signing_key(o.nickname, o.generation);
+      if (!k) return to_rv(k.error());
+      auto s = vault_->public_key_der(o.nickname, o.generation);
+      if (!s) return to_rv(s.error());
+      spki = std::move(*s);
+      unlocked.signer = std::move(*k);
     }
-    out = keys_[o.key_id].key;
-    if (remote) *remote = it->second;
-    if (prepared) *prepared = nullptr;
-    return CKR_OK;
-  }
-  auto it = keys_.find(o.key_id);
-  if (it == keys_.end()) {
-    auto k = vault_->private_key(o.nickname, o.generation);
-    if (!k) return to_rv(k.error());
-    UnlockedKey unlocked{KeyRef(k->release(), EVP_PKEY_free), nullptr};
-    unlocked.raw_sign = prepare_raw_sign(unlocked.key.get(), o.key_type);
+    auto pub = ossl::public_from_spki(spki);
+    if (!pub) return CKR_DEVICE_ERROR;
+    unlocked.pub = KeyRef(pub->release(), EVP_PKEY_free);
     it = keys_.emplace(o.key_id, std::move(unlocked)).first;
   }
-  out = it->second.key;
-  if (prepared) *prepared = it->second.raw_sign;
+  out = it->second.pub;
+  signer = it->second.signer;
   return CKR_OK;
 }
 

@@ -70,11 +70,9 @@ class Token {
   // Fills `attrs` from `object` following PKCS#11 v2.40 section 5.7 (C_GetAttributeValue).
   CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
   bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
-  // The private key of a private-key object, decrypted once per login, with its prepared
-  // raw signing context when `prepared` is given. Through the agent, `out` is the public
-  // key and `remote` the handle the agent signs with.
-  CK_RV key(const Object& object, KeyRef& out, PreparedSign* prepared = nullptr,
-            std::shared_ptr<const agent::RemoteKey>* remote = nullptr);
+  // What signs with a private-key object's key: the keystore's handle on the key decrypted
+  // once per login, or on the key the agent holds; and its public key in `out`.
+  CK_RV key(const Object& object, KeyRef& out, Signer& signer);
   // The agent serves this token's vault: no PIN needed, write-protected for programs.
   bool uses_agent();
   // The public key of any key or certificate object.
@@ -118,7 +116,6 @@ class Token {
   std::string agent_name_;
   bool agent_decided_ = false;
   std::shared_ptr<agent::Client> agent_;  // set when the agent serves this vault
-  std::unordered_map<std::string, std::shared_ptr<const agent::RemoteKey>> remote_keys_;
   mutable std::mutex mu_;
   std::optional<Vault> vault_;
   bool logged_in_ = false;
@@ -130,8 +127,8 @@ class Token {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Object>>> by_label_, by_id_;
   CK_OBJECT_HANDLE next_handle_ = 1;
   struct UnlockedKey {
-    KeyRef key;
-    PreparedSign raw_sign;
+    KeyRef pub;
+    Signer signer;
   };
   std::unordered_map<std::string, UnlockedKey> keys_;  // key id -> key, while logged in
 };

@@ -58,9 +58,15 @@ struct Load {
   uint64_t offset, vaddr, size;
 };
 
+// A deleter type, not decltype(&fclose): glibc 2.41 declares fclose with attributes that
+// g++ 14 warns about dropping in a template argument.
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+
 std::vector<Load> load_segments(const fs::path& core) {
   std::vector<Load> out;
-  std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(core.c_str(), "rb"), std::fclose);
+  std::unique_ptr<FILE, FileCloser> f(std::fopen(core.c_str(), "rb"));
   Elf64_Ehdr eh{};
   if (!f || std::fread(&eh, sizeof eh, 1, f.get()) != 1 ||
       std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
@@ -98,7 +104,7 @@ std::vector<Hit> search_core(const fs::path& core, const std::string& maps,
   for (const auto& [label, n] : needles) longest = std::max(longest, n.size());
   if (longest == 0) return hits;
   const auto loads = load_segments(core);
-  std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(core.c_str(), "rb"), std::fclose);
+  std::unique_ptr<FILE, FileCloser> f(std::fopen(core.c_str(), "rb"));
   if (!f) return hits;
   constexpr size_t kPiece = 4 << 20;
   std::vector<char> buf(kPiece + longest);

@@ -236,12 +236,8 @@ class ServedVault {
     const std::string cache_key = e.id + "/" + std::to_string(g->number);
     auto it = keys_.find(cache_key);
     if (it == keys_.end()) {
-      CV_TRY(key, vault_.private_key(nickname, g->number));
-      it = keys_
-               .emplace(cache_key,
-                        std::make_shared<const SigningKey>(
-                            std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free), g->key_type))
-               .first;
+      CV_TRY(key, vault_.signing_key(nickname, g->number));
+      it = keys_.emplace(cache_key, std::move(key)).first;
     }
     return Signer{it->second, std::move(e)};
   }
