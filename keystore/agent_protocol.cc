@@ -14,7 +14,7 @@ uint32_t get_u32(const uint8_t* p) {
 }
 
 bool known_type(uint8_t t) {
-  return (t >= 1 && t <= 9) || t == 0x80 || t == 0x81;
+  return (t >= 1 && t <= 10) || t == 0x80 || t == 0x81;
 }
 
 std::unexpected<Error> malformed(std::string what) {

@@ -33,6 +33,10 @@ enum class Type : uint8_t {
   kToken = 7,      // vault: label, id, locked, PIN failures (PKCS#11 token info)
   kSetAccess = 8,  // vault, nickname, json (one change): the owner's `certvault access`
   kCheckPin = 9,   // vault, pin: a PKCS#11 C_Login that gave a PIN; a wrong one counts
+  // vault, json {"op", ...arguments}, [data], [password]: one of the owner's CLI commands,
+  // carried out while the agent holds the vault unlocked; the reply: json {"op",
+  // "nickname"}, [data] (a PKCS#12 file, a CSR), [password] (the export's, shown once).
+  kOwner = 10,
   // replies
   kOk = 0x80,
   kError = 0x81,  // code, message
@@ -59,7 +63,8 @@ enum class Tag : uint8_t {
   kSpki = 18,
   kKeyType = 19,
   kJson = 20,
-  kOffset = 21,  // u64
+  kOffset = 21,    // u64
+  kPassword = 22,  // a PKCS#12 file's password (import: given; export: generated)
 };
 
 // Error codes on the wire: the keystore's, and one of the protocol's own.

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "certificate.h"
 #include "keys.h"
 #include "pkcs12.h"
@@ -74,8 +76,14 @@ Result<Entry> Vault::import_pem(std::string_view nickname, std::string_view pem)
   return import_identity(*impl_, nickname, key.get(), cert.get(), chain.get());
 }
 
-Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
-  Impl& v = *impl_;
+namespace {
+
+// The one export: checks the policy, builds the PKCS#12 and records the export. `stage`
+// gets the bytes before the commit that records them, so a caller that must put them
+// somewhere first (a file) never leaves an export recorded without its output.
+Result<std::pair<ossl::Bytes, SecureBytes>> export_recorded(
+    Vault::Impl& v, const ExportRequest& req,
+    const std::function<Result<void>(const ossl::Bytes&)>& stage) {
   CV_CHECK(v.require_unlocked("export a certificate"));
   CV_CHECK(v.refresh());
   const std::string nick(req.nickname);
@@ -97,10 +105,6 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
     return {};
   };
   CV_CHECK(allowed(found.second->info));
-  std::error_code ec;
-  if (std::filesystem::exists(req.out, ec) || std::filesystem::is_symlink(req.out, ec))
-    return fail(Code::kExists,
-                req.out.string() + " already exists; choose a new file name for the export");
   CV_TRY(o, v.object(*found.first, *found.second));
   CV_TRY(cert, ossl::cert_from_der(o.certificate));
   CV_TRY(key, v.open_key(o));
@@ -112,14 +116,8 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
     }
   SecureBytes password = pkcs12::new_password();
   CV_TRY(p12, pkcs12::build(key.get(), cert.get(), chain.get(), password, req.encryption, nick));
-
-  // Write beside the target, record the export, then move the file into place: the export
-  // is never recorded without a file, nor a file left without the record.
-  auto tmp = req.out;
-  tmp += ".certvault-partial";
-  ::unlink(tmp.c_str());
-  CV_CHECK(raw::write_new(tmp, p12));
-  auto committed = v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+  CV_CHECK(stage(p12));
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     auto* e = find_entry(m, req.nickname);
     manifest::GenRecord* g = nullptr;
     if (e)
@@ -130,10 +128,28 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
     CV_CHECK(allowed(g->info));
     g->info.exported_at = now();
     return {};
-  });
-  if (!committed) {
+  }));
+  return std::pair{std::move(p12), std::move(password)};
+}
+
+}  // namespace
+
+Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
+  // Written beside the target before the export is recorded, moved into place after: the
+  // export is never recorded without a file, nor a file left without the record.
+  auto tmp = req.out;
+  tmp += ".certvault-partial";
+  auto made = export_recorded(*impl_, req, [&](const ossl::Bytes& p12) -> Result<void> {
+    std::error_code ec;
+    if (std::filesystem::exists(req.out, ec) || std::filesystem::is_symlink(req.out, ec))
+      return fail(Code::kExists,
+                  req.out.string() + " already exists; choose a new file name for the export");
     ::unlink(tmp.c_str());
-    return std::unexpected(committed.error());
+    return raw::write_new(tmp, p12);
+  });
+  if (!made) {
+    ::unlink(tmp.c_str());
+    return std::unexpected(made.error());
   }
   if (::link(tmp.c_str(), req.out.c_str()) != 0) {
     int err = errno;
@@ -143,7 +159,12 @@ Result<SecureBytes> Vault::export_pkcs12(const ExportRequest& req) {
   }
   ::unlink(tmp.c_str());
   if (req.out.has_parent_path()) (void)raw::fsync_dir(req.out.parent_path());
-  return password;
+  return std::move(made->second);
+}
+
+Result<std::pair<std::vector<uint8_t>, SecureBytes>> Vault::export_pkcs12_bytes(
+    const ExportRequest& req) {
+  return export_recorded(*impl_, req, [](const ossl::Bytes&) -> Result<void> { return {}; });
 }
 
 }  // namespace certvault

@@ -61,7 +61,7 @@ struct CsrRequest {
 
 struct ExportRequest {
   std::string nickname;
-  std::filesystem::path out;  // written 0600; never overwritten
+  std::filesystem::path out;  // written 0600; never overwritten (export_pkcs12 only)
   P12Encryption encryption = P12Encryption::kAes256;
   bool chain = false;
 };
@@ -164,6 +164,10 @@ class Vault {
   Result<Entry> import_pem(std::string_view nickname, std::string_view pem);
   // Writes the PKCS#12 and returns its generated password, to be shown once.
   Result<SecureBytes> export_pkcs12(const ExportRequest& request);
+  // The same export (policy, record) without a file: the PKCS#12 bytes and their password,
+  // for the agent, whose caller writes the file in its own context. `out` is not used.
+  Result<std::pair<std::vector<uint8_t>, SecureBytes>> export_pkcs12_bytes(
+      const ExportRequest& request);
   Result<Entry> rotate(std::string_view nickname, std::optional<Time> not_after);
   Result<Entry> disable(std::string_view nickname);
   Result<Entry> enable(std::string_view nickname);

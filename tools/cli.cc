@@ -48,11 +48,15 @@ Result<Vault> open_vault(const Globals& globals) {
   return Vault::open(vault_dir(globals));
 }
 
-Result<Vault> open_unlocked(const Globals& globals) {
-  CV_TRY(vault, open_vault(globals));
+Result<void> unlock_here(const Globals& globals, Vault& vault) {
   CV_TRY(pin, read_pin(globals.pin_file,
                        "PIN for vault '" + vault.label() + "': ", {"PIN", "--pin-file"}));
-  CV_CHECK(vault.unlock(pin));
+  return vault.unlock(pin);
+}
+
+Result<Vault> open_unlocked(const Globals& globals) {
+  CV_TRY(vault, open_vault(globals));
+  CV_CHECK(unlock_here(globals, vault));
   return vault;
 }
 

@@ -39,7 +39,10 @@ std::string_view exit_code_table();
 std::filesystem::path vault_dir(const Globals& globals);
 // Public data only; never asks for the PIN.
 Result<Vault> open_vault(const Globals& globals);
-// Opens, reads the PIN (--pin-file or the terminal) and unlocks.
+// Reads the PIN (--pin-file or the terminal) and unlocks `vault`.
+Result<void> unlock_here(const Globals& globals, Vault& vault);
+// Opens, reads the PIN and unlocks. Commands the agent can carry out open with open_vault
+// and go through owner.h instead.
 Result<Vault> open_unlocked(const Globals& globals);
 
 // Convenience for the CLI's own input checks.

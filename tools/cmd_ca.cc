@@ -4,6 +4,8 @@
 #include "commands.h"
 #include "files.h"
 #include "output.h"
+#include "owner.h"
+#include "owner_request.h"
 #include "report.h"
 
 namespace certvault::cli {
@@ -29,8 +31,18 @@ Outcome cmd_ca_create(const Globals& globals, const CaCreateArgs& args) {
   request.key_type = key_type;
   request.subject = args.subject;
   request.replace = args.replace;
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(ca, vault.create_ca(request));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(reply, ask_agent(globals, vault, {"ca-create", owner::to_json(request)}));
+  CaInfo ca;
+  if (reply) {
+    CV_CHECK(vault.refresh());
+    CV_TRY(active, active_ca(vault));
+    ca = std::move(active);
+  } else {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_TRY(made, vault.create_ca(request));
+    ca = std::move(made);
+  }
   report_ca(globals, ca, "Created the CA of vault '" + vault.label() + "'.");
   return kExitOk;
 }

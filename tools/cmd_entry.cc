@@ -2,7 +2,10 @@
 #include <iostream>
 
 #include "commands.h"
+#include "files.h"
 #include "output.h"
+#include "owner.h"
+#include "owner_request.h"
 #include "report.h"
 
 namespace certvault::cli {
@@ -26,10 +29,12 @@ void print_export(const Globals& globals, const ExportArgs& args, const SecureBy
 
 using Change = Result<Entry> (Vault::*)(std::string_view);
 
-Outcome change_entry(const Globals& globals, const std::string& nickname, Change change,
-                     std::string_view verb) {
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(entry, (vault.*change)(nickname));
+Outcome change_entry(const Globals& globals, const std::string& nickname, std::string_view op,
+                     Change change, std::string_view verb) {
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, change_entry_via_agent_or_here(globals, vault,
+                                               {std::string(op), owner::nickname_json(nickname)},
+                                               [&](Vault& v) { return (v.*change)(nickname); }));
   report_entry(globals, vault, entry, std::string(verb) + " '" + entry.nickname + "'.");
   return kExitOk;
 }
@@ -43,23 +48,42 @@ Outcome cmd_export(const Globals& globals, const ExportArgs& args) {
   CV_TRY(encryption, parse_p12_encryption(args.encryption));
   request.encryption = encryption;
   request.chain = args.chain;
-  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(vault, open_vault(globals));
+  if (may_ask_agent(globals) && args.out != "-") {
+    // The file is the caller's: created here (0600, never over an existing one) before the
+    // agent records the export, removed again unless the agent's bytes reach it.
+    CV_TRY(out_file, ReservedFile::create(args.out, "export file", 0600));
+    CV_TRY(reply, ask_agent(globals, vault, {"export", owner::to_json(request)}));
+    if (reply) {
+      const auto password = reply->message.get(agent::Tag::kPassword);
+      if (!password)
+        return fail(Code::kIo, "the agent exported '" + args.nickname + "' without a password");
+      CV_CHECK(out_file.write(reply->message.get(agent::Tag::kData).value_or("")));
+      print_export(globals, args, SecureBytes(password->data(), password->size()));
+      return kExitOk;
+    }
+  }
+  CV_CHECK(unlock_here(globals, vault));
   CV_TRY(password, vault.export_pkcs12(request));
   print_export(globals, args, password);
   return kExitOk;
 }
 
 Outcome cmd_disable(const Globals& globals, const std::string& nickname) {
-  return change_entry(globals, nickname, &Vault::disable, "Disabled");
+  return change_entry(globals, nickname, "disable", &Vault::disable, "Disabled");
 }
 
 Outcome cmd_enable(const Globals& globals, const std::string& nickname) {
-  return change_entry(globals, nickname, &Vault::enable, "Enabled");
+  return change_entry(globals, nickname, "enable", &Vault::enable, "Enabled");
 }
 
 Outcome cmd_delete(const Globals& globals, const std::string& nickname) {
-  CV_TRY(vault, open_unlocked(globals));
-  CV_CHECK(vault.remove(nickname));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(reply, ask_agent(globals, vault, {"delete", owner::nickname_json(nickname)}));
+  if (!reply) {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_CHECK(vault.remove(nickname));
+  }
   report_done(globals, nickname, "deleted",
               "Deleted '" + nickname + "' and all its keys from vault '" + vault.label() + "'.");
   return kExitOk;

@@ -4,6 +4,8 @@
 #include "commands.h"
 #include "files.h"
 #include "output.h"
+#include "owner.h"
+#include "owner_request.h"
 #include "report.h"
 #include "secret_input.h"
 
@@ -35,8 +37,9 @@ Outcome cmd_create(const Globals& globals, const CreateArgs& args) {
   request.subject = args.subject;
   request.self_signed = args.self_signed;
   CV_CHECK(check_nickname(request.nickname));
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(entry, vault.create(request));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, change_entry_via_agent_or_here(globals, vault, {"create", owner::to_json(request)},
+                                               [&](Vault& v) { return v.create(request); }));
   report_entry(globals, vault, entry, generation_headline("Created", entry));
   return kExitOk;
 }
@@ -50,9 +53,17 @@ Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
   request.key_type = key_type;
   request.hash = hash;
   CV_CHECK(check_nickname(request.nickname));
-  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(vault, open_vault(globals));
   CV_TRY(out_file, ReservedFile::create(args.out, "request file"));
-  CV_TRY(pem, vault.make_csr(request));
+  CV_TRY(reply, ask_agent(globals, vault, {"csr", owner::to_json(request)}));
+  std::string pem;
+  if (reply) {
+    pem = reply->message.text(agent::Tag::kData);
+  } else {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_TRY(made, vault.make_csr(request));
+    pem = std::move(made);
+  }
   bool to_stdout = args.out == "-";
   if (!(globals.json && to_stdout)) CV_CHECK(out_file.write(pem));  // JSON carries it then
   if (globals.json) {
@@ -73,8 +84,12 @@ Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
 
 Outcome cmd_attach(const Globals& globals, const AttachArgs& args) {
   CV_TRY(cert_pem, read_text_file(args.cert_file, "certificate file"));
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(entry, vault.attach(args.nickname, cert_pem));
+  CV_TRY(vault, open_vault(globals));
+  OwnerRequest request{"attach", owner::nickname_json(args.nickname)};
+  request.data = {reinterpret_cast<const uint8_t*>(cert_pem.data()), cert_pem.size()};
+  CV_TRY(entry, change_entry_via_agent_or_here(globals, vault, request, [&](Vault& v) {
+           return v.attach(args.nickname, cert_pem);
+         }));
   report_entry(globals, vault, entry, generation_headline("Attached the certificate to", entry));
   return kExitOk;
 }
@@ -84,24 +99,32 @@ Outcome cmd_import(const Globals& globals, const ImportArgs& args) {
   CV_CHECK(check_nickname(args.nickname));
   CV_TRY(content, read_file_secure(args.file, "import file", kMaxMaterialFile));
   bool pem = looks_like_pem(content.view());
-  CV_TRY(vault, open_unlocked(globals));
-  Result<Entry> imported;
-  if (pem) {
-    imported = vault.import_pem(args.nickname, content.view());
-  } else {
-    CV_TRY(password, read_secret(args.password_file, "Password of " + args.file + ": ",
-                                 {"PKCS#12 password", "--password-file"}));
-    imported = vault.import_pkcs12(args.nickname, content.span(), password);
+  CV_TRY(vault, open_vault(globals));
+  // The PKCS#12 password before the PIN: the agent needs it, and may spare the PIN.
+  SecureBytes password;
+  if (!pem) {
+    CV_TRY(given, read_secret(args.password_file, "Password of " + args.file + ": ",
+                              {"PKCS#12 password", "--password-file"}));
+    password = std::move(given);
   }
-  if (!imported) return std::unexpected(imported.error());
-  report_entry(globals, vault, *imported, generation_headline("Imported", *imported));
+  OwnerRequest request{"import", owner::nickname_json(args.nickname)};
+  request.args["pkcs12"] = !pem;
+  request.data = content.span();
+  if (!pem) request.password = &password;
+  CV_TRY(imported, change_entry_via_agent_or_here(globals, vault, request, [&](Vault& v) {
+           return pem ? v.import_pem(args.nickname, content.view())
+                      : v.import_pkcs12(args.nickname, content.span(), password);
+         }));
+  report_entry(globals, vault, imported, generation_headline("Imported", imported));
   return kExitOk;
 }
 
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args) {
   CV_TRY(not_after, parse_optional_date(args.end_date));
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(entry, vault.rotate(args.nickname, not_after));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, change_entry_via_agent_or_here(
+                    globals, vault, {"rotate", owner::rotate_json(args.nickname, not_after)},
+                    [&](Vault& v) { return v.rotate(args.nickname, not_after); }));
   report_entry(globals, vault, entry,
                generation_headline("Rotated", entry) +
                    " Programs using its URI get the new "

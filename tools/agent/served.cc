@@ -8,6 +8,7 @@
 #include "access.h"
 #include "access_edit.h"
 #include "ossl.h"
+#include "owner_ops.h"
 #include "signing.h"
 #include "uri.h"
 
@@ -270,6 +271,17 @@ class ServedVault {
     return {};
   }
 
+  // One of the owner's CLI commands, made here because this agent holds the vault unlocked.
+  Result<Frame> owner_op(const Message& m, AuditEvent& ev) {
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
+    CV_CHECK(vault_.refresh());
+    auto r = carry_out_owner_op(vault_, m, ev);
+    // A deleted entry's or a replaced generation's key leaves memory; the rest reload.
+    keys_.clear();
+    return r;
+  }
+
   Frame token(const PeerInfo&) {
     std::lock_guard lock(mu_);
     (void)vault_.refresh();
@@ -514,6 +526,16 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         ev.reason = edit->to_json();
         audit_.record(ev, peer);
         return ok();
+      }
+      case Type::kOwner: {
+        ev.action = "owner";
+        if (!is_owner(v->owner(), peer))
+          return refuse({Code::kRefused, "only the owner of vault '" + v->label() +
+                                             "' or root may have the agent change it"});
+        auto r = v->owner_op(m, ev);
+        if (!r) return refuse(r.error());
+        audit_.record(ev, peer);
+        return std::move(*r);
       }
       case Type::kSign: {
         ev.action = "sign";

@@ -1,0 +1,103 @@
+#include "owner_ops.h"
+
+#include "owner_request.h"
+
+namespace certvault::agent {
+namespace {
+
+namespace owner = cli::owner;
+
+std::span<const uint8_t> bytes_of(std::string_view v) {
+  return {reinterpret_cast<const uint8_t*>(v.data()), v.size()};
+}
+
+Frame done(const std::string& op, const std::string& nickname) {
+  Json::Value v(Json::objectValue);
+  v["op"] = op;
+  if (!nickname.empty()) v["nickname"] = nickname;
+  Frame f(Type::kOk);
+  f.add(Tag::kJson, owner::compact(v));
+  return f;
+}
+
+}  // namespace
+
+Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev) {
+  CV_TRY(args, owner::parse(m.text(Tag::kJson)));
+  const std::string op = args["op"].isString() ? args["op"].asString() : "";
+  ev.action = "owner:" + op;
+  if (!owner::known_op(op))
+    return fail(Code::kInvalidInput, "'" + op + "' is not an operation the agent carries out");
+  if (args["nickname"].isString()) ev.nickname = args["nickname"].asString();
+  const std::string_view data = m.get(Tag::kData).value_or(std::string_view());
+
+  if (op == "create") {
+    CV_TRY(request, owner::issue_request(args));
+    CV_TRY(entry, vault.create(request));
+    return done(op, entry.nickname);
+  }
+  if (op == "rotate") {
+    CV_TRY(nickname, owner::nickname(args));
+    CV_TRY(not_after, owner::optional_time(args, "not_after"));
+    CV_TRY(entry, vault.rotate(nickname, not_after));
+    return done(op, entry.nickname);
+  }
+  if (op == "disable" || op == "enable") {
+    CV_TRY(nickname, owner::nickname(args));
+    CV_TRY(entry, op == "disable" ? vault.disable(nickname) : vault.enable(nickname));
+    return done(op, entry.nickname);
+  }
+  if (op == "delete") {
+    CV_TRY(nickname, owner::nickname(args));
+    CV_CHECK(vault.remove(nickname));
+    return done(op, nickname);
+  }
+  if (op == "export") {
+    CV_TRY(request, owner::export_request(args));
+    CV_TRY(made, vault.export_pkcs12_bytes(request));
+    Frame f = done(op, request.nickname);
+    f.add(Tag::kData, made.first);
+    f.add(Tag::kPassword, made.second.span());
+    return f;
+  }
+  if (op == "import") {
+    CV_TRY(nickname, owner::nickname(args));
+    // PKCS#12 with its password (which may be empty), or PEM: as the CLI decided.
+    const auto password = m.get(Tag::kPassword).value_or(std::string_view());
+    Result<Entry> imported =
+        args["pkcs12"].asBool() ? vault.import_pkcs12(nickname, bytes_of(data),
+                                                      SecureBytes(password.data(), password.size()))
+                                : vault.import_pem(nickname, data);
+    if (!imported) return std::unexpected(imported.error());
+    return done(op, imported->nickname);
+  }
+  if (op == "attach") {
+    CV_TRY(nickname, owner::nickname(args));
+    CV_TRY(entry, vault.attach(nickname, data));
+    return done(op, entry.nickname);
+  }
+  if (op == "csr") {
+    CV_TRY(request, owner::csr_request(args));
+    CV_TRY(pem, vault.make_csr(request));
+    Frame f = done(op, request.nickname);
+    f.add(Tag::kData, pem);
+    return f;
+  }
+  if (op == "ca-create") {
+    CV_TRY(request, owner::ca_request(args));
+    CV_TRY(ca, vault.create_ca(request));
+    (void)ca;
+    return done(op, "");
+  }
+  if (op == "policy-set") {
+    CV_TRY(change, owner::policy_change(args));
+    CV_TRY(policy, vault.update_policy([&](Policy& p) { change.apply(p); }));
+    (void)policy;
+    return done(op, "");
+  }
+  // policy-clear
+  CV_CHECK(vault.set_policy(Policy{}));
+  return done(op, "");
+}
+
+}  // namespace certvault::agent

@@ -1,0 +1,17 @@
+// The vault owner's CLI commands that the agent carries out (Type::kOwner) on a vault it
+// holds unlocked: the keystore calls the CLI would make, with the contents of the files a
+// command reads or writes passed in and out as data. The CLI opens those files in its
+// caller's context; the agent never opens a path a request names.
+#pragma once
+
+#include "agent_protocol.h"
+#include "audit.h"
+#include "vault.h"
+
+namespace certvault::agent {
+
+// Decodes the request, makes the keystore call on `vault` (unlocked; the caller holds its
+// lock) and builds the reply. Names the operation and the entry in `ev` for the audit log.
+Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev);
+
+}  // namespace certvault::agent

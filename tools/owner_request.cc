@@ -1,0 +1,224 @@
+#include "owner_request.h"
+
+#include <array>
+#include <memory>
+
+namespace certvault::cli::owner {
+namespace {
+
+constexpr std::array<std::string_view, 12> kOps{
+    "create", "rotate", "disable", "enable",    "delete",     "export",
+    "import", "attach", "csr",     "ca-create", "policy-set", "policy-clear"};
+
+std::unexpected<Error> bad(const std::string& what) {
+  return fail(Code::kInvalidInput, "an owner request with " + what);
+}
+
+Result<std::string> text(const Json::Value& v, const char* key) {
+  const Json::Value& x = v[key];
+  if (!x.isString()) return bad("no text '" + std::string(key) + "'");
+  return x.asString();
+}
+
+Result<std::optional<std::string>> optional_text(const Json::Value& v, const char* key) {
+  const Json::Value& x = v[key];
+  if (x.isNull()) return std::optional<std::string>();
+  if (!x.isString()) return bad("a '" + std::string(key) + "' that is not text");
+  return std::optional(x.asString());
+}
+
+bool flag(const Json::Value& v, const char* key) {
+  return v[key].isBool() && v[key].asBool();
+}
+
+template <typename T, typename Parse>
+Result<std::optional<T>> optional_enum(const Json::Value& v, const char* key, Parse parse) {
+  CV_TRY(t, optional_text(v, key));
+  if (!t) return std::optional<T>();
+  CV_TRY(value, parse(*t));
+  return std::optional<T>(value);
+}
+
+template <typename T>
+void put(Json::Value& v, const char* key, const std::optional<T>& x) {
+  if (x) v[key] = std::string(to_string(*x));
+}
+
+void put_time(Json::Value& v, const char* key, const std::optional<Time>& t) {
+  if (t) v[key] = Json::Int64(*t);
+}
+
+std::string_view p12_encryption_name(P12Encryption e) {
+  return e == P12Encryption::kTripleDes ? "3des" : "aes-256";
+}
+
+}  // namespace
+
+bool known_op(std::string_view op) {
+  for (auto known : kOps)
+    if (op == known) return true;
+  return false;
+}
+
+void PolicyChange::apply(Policy& p) const {
+  if (max_end_date) p.max_end_date = *max_end_date;
+  if (default_key_type) p.default_key_type = *default_key_type;
+  if (default_hash) p.default_hash = *default_hash;
+  if (export_rule) p.export_rule = *export_rule;
+}
+
+Json::Value to_json(const IssueRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["nickname"] = r.nickname;
+  v["not_after"] = Json::Int64(r.not_after);
+  put(v, "key_type", r.key_type);
+  put(v, "hash", r.hash);
+  v["subject"] = r.subject;
+  v["self_signed"] = r.self_signed;
+  return v;
+}
+
+Json::Value to_json(const CsrRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["nickname"] = r.nickname;
+  v["subject"] = r.subject;
+  put(v, "key_type", r.key_type);
+  put(v, "hash", r.hash);
+  return v;
+}
+
+Json::Value to_json(const CaRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["not_after"] = Json::Int64(r.not_after);
+  v["subject"] = r.subject;
+  put(v, "key_type", r.key_type);
+  v["replace"] = r.replace;
+  return v;
+}
+
+Json::Value to_json(const PolicyChange& c) {
+  Json::Value v(Json::objectValue);
+  put_time(v, "max_end_date", c.max_end_date);
+  put(v, "default_key_type", c.default_key_type);
+  put(v, "default_hash", c.default_hash);
+  put(v, "export", c.export_rule);
+  return v;
+}
+
+Json::Value to_json(const ExportRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["nickname"] = r.nickname;
+  v["encryption"] = std::string(p12_encryption_name(r.encryption));
+  v["chain"] = r.chain;
+  return v;
+}
+
+Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_after) {
+  Json::Value v = nickname_json(nickname);
+  put_time(v, "not_after", not_after);
+  return v;
+}
+
+Json::Value nickname_json(const std::string& nickname) {
+  Json::Value v(Json::objectValue);
+  v["nickname"] = nickname;
+  return v;
+}
+
+Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key) {
+  const Json::Value& x = v[key];
+  if (x.isNull()) return std::optional<Time>();
+  if (!x.isInt64()) return bad("a '" + std::string(key) + "' that is not a time");
+  return std::optional<Time>(x.asInt64());
+}
+
+Result<std::string> nickname(const Json::Value& v) {
+  CV_TRY(n, text(v, "nickname"));
+  CV_CHECK(check_nickname(n));
+  return n;
+}
+
+Result<IssueRequest> issue_request(const Json::Value& v) {
+  IssueRequest r;
+  CV_TRY(n, nickname(v));
+  CV_TRY(not_after, optional_time(v, "not_after"));
+  if (!not_after) return bad("no end date");
+  CV_TRY(key_type, optional_enum<KeyType>(v, "key_type", parse_key_type));
+  CV_TRY(hash, optional_enum<Hash>(v, "hash", parse_hash));
+  CV_TRY(subject, optional_text(v, "subject"));
+  r.nickname = n;
+  r.not_after = *not_after;
+  r.key_type = key_type;
+  r.hash = hash;
+  r.subject = subject.value_or("");
+  r.self_signed = flag(v, "self_signed");
+  return r;
+}
+
+Result<CsrRequest> csr_request(const Json::Value& v) {
+  CsrRequest r;
+  CV_TRY(n, nickname(v));
+  CV_TRY(key_type, optional_enum<KeyType>(v, "key_type", parse_key_type));
+  CV_TRY(hash, optional_enum<Hash>(v, "hash", parse_hash));
+  CV_TRY(subject, optional_text(v, "subject"));
+  r.nickname = n;
+  r.key_type = key_type;
+  r.hash = hash;
+  r.subject = subject.value_or("");
+  return r;
+}
+
+Result<CaRequest> ca_request(const Json::Value& v) {
+  CaRequest r;
+  CV_TRY(not_after, optional_time(v, "not_after"));
+  if (!not_after) return bad("no end date");
+  CV_TRY(key_type, optional_enum<KeyType>(v, "key_type", parse_key_type));
+  CV_TRY(subject, optional_text(v, "subject"));
+  r.not_after = *not_after;
+  r.key_type = key_type;
+  r.subject = subject.value_or("");
+  r.replace = flag(v, "replace");
+  return r;
+}
+
+Result<PolicyChange> policy_change(const Json::Value& v) {
+  PolicyChange c;
+  CV_TRY(max_end_date, optional_time(v, "max_end_date"));
+  CV_TRY(key_type, optional_enum<KeyType>(v, "default_key_type", parse_key_type));
+  CV_TRY(hash, optional_enum<Hash>(v, "default_hash", parse_hash));
+  CV_TRY(rule, optional_enum<ExportRule>(v, "export", parse_export_rule));
+  c.max_end_date = max_end_date;
+  c.default_key_type = key_type;
+  c.default_hash = hash;
+  c.export_rule = rule;
+  return c;
+}
+
+Result<ExportRequest> export_request(const Json::Value& v) {
+  ExportRequest r;
+  CV_TRY(n, nickname(v));
+  CV_TRY(encryption, text(v, "encryption"));
+  CV_TRY(e, parse_p12_encryption(encryption));
+  r.nickname = n;
+  r.encryption = e;
+  r.chain = flag(v, "chain");
+  return r;
+}
+
+std::string compact(const Json::Value& v) {
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  w["emitUTF8"] = true;
+  return Json::writeString(w, v);
+}
+
+Result<Json::Value> parse(std::string_view text) {
+  Json::Value v;
+  Json::CharReaderBuilder b;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  if (!r->parse(text.data(), text.data() + text.size(), &v, nullptr) || !v.isObject())
+    return bad("a document that is not a JSON object");
+  return v;
+}
+
+}  // namespace certvault::cli::owner

@@ -1,0 +1,52 @@
+// The vault owner's commands that the agent carries out for the CLI (agent::Type::kOwner):
+// their names and arguments as one JSON object, written by the CLI and read by the agent,
+// so that both sides agree on one encoding. A file's contents and a password travel beside
+// it in binary fields; the keystore request each names is the one the CLI would make.
+#pragma once
+
+#include <json/json.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "error.h"
+#include "types.h"
+#include "vault.h"
+
+namespace certvault::cli::owner {
+
+// The operations: create, rotate, disable, enable, delete, export, import, attach, csr,
+// ca-create, policy-set, policy-clear. (passwd is not one: a new PIN needs the old one.)
+bool known_op(std::string_view op);
+
+// Which policy fields `policy set` changes; the rest stay as they are at commit time.
+struct PolicyChange {
+  std::optional<Time> max_end_date;
+  std::optional<KeyType> default_key_type;
+  std::optional<Hash> default_hash;
+  std::optional<ExportRule> export_rule;
+  void apply(Policy& policy) const;
+};
+
+Json::Value to_json(const IssueRequest& r);
+Json::Value to_json(const CsrRequest& r);
+Json::Value to_json(const CaRequest& r);
+Json::Value to_json(const PolicyChange& c);
+Json::Value to_json(const ExportRequest& r);  // nickname, encryption, chain; not `out`
+Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_after);
+// disable, enable, delete, attach, import: the entry's nickname alone.
+Json::Value nickname_json(const std::string& nickname);
+
+Result<IssueRequest> issue_request(const Json::Value& v);
+Result<CsrRequest> csr_request(const Json::Value& v);
+Result<CaRequest> ca_request(const Json::Value& v);
+Result<PolicyChange> policy_change(const Json::Value& v);
+Result<ExportRequest> export_request(const Json::Value& v);
+Result<std::string> nickname(const Json::Value& v);
+Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key);
+
+std::string compact(const Json::Value& v);
+Result<Json::Value> parse(std::string_view text);
+
+}  // namespace certvault::cli::owner
