@@ -141,7 +141,9 @@ Outcome cmd_access(const Globals& globals, const AccessArgs& args) {
                                      vault.label() + "'; `certvault list` shows the nicknames");
   CV_TRY(via_agent, through_agent(globals, args.nickname, edit, vault));
   if (via_agent) {
-    if (!globals.json) std::cout << "(changed through the agent, which holds the vault unlocked)\n";
+    if (!globals.json)
+      std::cerr
+          << "certvault: changed by the agent, which holds the vault unlocked (no PIN asked)\n";
     print_access(globals, *via_agent);
     return kExitOk;
   }
