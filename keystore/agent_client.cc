@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +63,23 @@ ReadResult read_all(int fd, uint8_t* out, size_t size, int timeout_ms, bool firs
     got += static_cast<size_t>(n);
   }
   return ReadResult::kOk;
+}
+
+// One wait, then whatever has arrived (at least one byte, at most `size`).
+ReadResult read_some(int fd, uint8_t* out, size_t size, int timeout_ms, size_t& got) {
+  got = 0;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return ReadResult::kFailed;
+    ssize_t n = ::recv(fd, out, size, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n == 0) return ReadResult::kClosedBeforeAnyByte;
+    if (n < 0) return ReadResult::kFailed;
+    got = static_cast<size_t>(n);
+    return ReadResult::kOk;
+  }
 }
 
 }  // namespace
@@ -169,24 +187,37 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
       if (reused) continue;  // a stale pooled connection: the agent restarted
       return agent_gone(socket_, "did not take the request");
     }
-    uint8_t header[kHeaderSize];
-    auto r = read_all(fd, header, sizeof header, timeout_ms, true);
+    // Most answers (a signature) come in one piece: the first read takes up to a page, the
+    // header and the body with it, so one wait and one read per request.
+    uint8_t first[4096];
+    size_t got = 0;
+    auto r = read_some(fd, first, sizeof first, timeout_ms, got);
     if (r == ReadResult::kClosedBeforeAnyByte && reused) {
       ::close(fd);
       continue;
     }
+    if (r == ReadResult::kOk && got < kHeaderSize)
+      r = read_all(fd, first + got, kHeaderSize - got, timeout_ms, false);
     if (r != ReadResult::kOk) {
+      sodium_memzero(first, sizeof first);
       ::close(fd);
       return agent_gone(socket_, "did not answer");
     }
-    auto length = body_length(std::span<const uint8_t, kHeaderSize>(header, kHeaderSize));
-    if (!length) {
+    got = std::max(got, kHeaderSize);
+    auto length = body_length(std::span<const uint8_t, kHeaderSize>(first, kHeaderSize));
+    if (!length || got - kHeaderSize > *length) {
+      sodium_memzero(first, sizeof first);
       ::close(fd);
       return agent_gone(socket_, "sent a malformed answer");
     }
     Reply reply;
     reply.body.resize(*length);
-    if (read_all(fd, reply.body.data(), reply.body.size(), timeout_ms, false) != ReadResult::kOk) {
+    std::memcpy(reply.body.data(), first + kHeaderSize, got - kHeaderSize);
+    sodium_memzero(first, got);
+    const size_t have = got - kHeaderSize;
+    if (have < reply.body.size() &&
+        read_all(fd, reply.body.data() + have, reply.body.size() - have, timeout_ms, false) !=
+            ReadResult::kOk) {
       ::close(fd);
       return agent_gone(socket_, "broke off its answer");
     }
