@@ -10,11 +10,16 @@
 #     certvault.so, and beside the old in-process way (pin-source=file:, Argon2id);
 #  4. bench_provider, the agent rows: TLS 1.3 full handshakes with the client key in the
 #     agent beside a PEM key, and signatures per second through the agent (informational);
-#  5. the agent stopped; bench_agent_vault, which starts an agent of its own on a
-#     10,000-entry vault (made in 20-40 s) and a 1-entry one: resident memory after
-#     unlock, and the first signature after unlock beyond Argon2id.
-# Environment: ROUNDS (bench_process rounds, default 15), REPS (bench_provider
-# repetitions, default 5), ENTRIES (default 10000). Takes about three minutes on 2 vCPUs.
+#  5. the agent stopped; bench_pkcs11_agent, which starts an agent of its own on a vault
+#     with an EC P-256 and an RSA-2048 key: C_Sign through the agent beside the module
+#     in-process on the same keys (two copies of the module in one process), and two
+#     client threads through the agent beside one, rotated with raw OpenSSL's own;
+#  6. bench_agent_vault, which starts an agent of its own on a 10,000-entry vault (made in
+#     20-40 s) and a 1-entry one: resident memory after unlock, and the first signature
+#     after unlock beyond Argon2id.
+# Environment: ROUNDS (bench_process rounds, default 15), REPS (bench_provider and
+# bench_pkcs11_agent repetitions, default 5), ENTRIES (default 10000). Takes about four
+# minutes on 2 vCPUs.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +42,7 @@ load
 echo "== build (Release) in $build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target certvault certvault-provider bench_process bench_provider \
-  bench_agent_vault
+  bench_agent_vault bench_pkcs11_agent
 
 cli=$build/tools/certvault
 tmp=$(mktemp -d /tmp/certvault-bench-agent-XXXXXX)
@@ -102,6 +107,11 @@ kill "$agent_pid"
 wait "$agent_pid" 2>/dev/null || true
 agent_pid=
 unset CERTVAULT_AGENT_SOCK
+
+echo "== bench_pkcs11_agent"
+load
+"$build/bench/bench_pkcs11_agent" --benchmark_repetitions="$reps" \
+  --benchmark_display_aggregates_only=true
 
 echo "== bench_agent_vault --entries $entries"
 load
