@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include "vault.h"
 
 namespace certvault::agent {
 namespace {
@@ -90,6 +93,20 @@ fs::path user_socket() {
   return fs::path("/run/user") / std::to_string(::geteuid()) / "certvault" / "agent.sock";
 }
 
+std::string vault_path_for_agent(const fs::path& dir) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  return ec ? dir.string() : p.string();
+}
+
+std::string default_vault_for_agent() {
+  if (const char* named = ::secure_getenv("CERTVAULT_VAULT"); named && *named)
+    return vault_path_for_agent(named);
+  const fs::path dir = default_vault_dir();
+  std::error_code ec;
+  return fs::exists(dir / "manifest", ec) ? vault_path_for_agent(dir) : std::string();
+}
+
 fs::path system_socket() {
   return "/run/certvault/agent.sock";
 }
@@ -148,16 +165,21 @@ Result<int> Client::connect_new() {
   return fd;
 }
 
+void Client::adopt_after_fork() {
+  // Only this thread exists in the child: the lock is made anew in place, whatever state a
+  // thread of the parent left it in (as pthread_atfork child handlers do).
+  new (mu_.get()) std::mutex();
+  // The pooled sockets are the parent's conversation: dropping the child's copies leaves
+  // the parent's connections open.
+  for (int fd : idle_) ::close(fd);
+  idle_.clear();
+  pid_ = ::getpid();
+}
+
 Result<std::pair<int, bool>> Client::take() {
+  if (pid_.load() != ::getpid()) adopt_after_fork();
   {
-    std::lock_guard lock(mu_);
-    if (pid_ != ::getpid()) {
-      // A forked child: the pooled sockets are the parent's conversation. Dropping our
-      // copies leaves the parent's connections open.
-      for (int fd : idle_) ::close(fd);
-      idle_.clear();
-      pid_ = ::getpid();
-    }
+    std::lock_guard lock(*mu_);
     if (!idle_.empty()) {
       int fd = idle_.back();
       idle_.pop_back();
@@ -169,7 +191,7 @@ Result<std::pair<int, bool>> Client::take() {
 }
 
 void Client::give(int fd) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(*mu_);
   if (pid_ == ::getpid() && idle_.size() < 16)
     idle_.push_back(fd);
   else
@@ -215,9 +237,8 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
     std::memcpy(reply.body.data(), first + kHeaderSize, got - kHeaderSize);
     sodium_memzero(first, got);
     const size_t have = got - kHeaderSize;
-    if (have < reply.body.size() &&
-        read_all(fd, reply.body.data() + have, reply.body.size() - have, timeout_ms, false) !=
-            ReadResult::kOk) {
+    if (have < reply.body.size() && read_all(fd, reply.body.data() + have, reply.body.size() - have,
+                                             timeout_ms, false) != ReadResult::kOk) {
       ::close(fd);
       return agent_gone(socket_, "broke off its answer");
     }

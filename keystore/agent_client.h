@@ -5,8 +5,11 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,6 +30,14 @@ std::filesystem::path system_socket();
 // user; nullopt when there is none, and the caller works in-process.
 std::optional<std::filesystem::path> find_socket(const std::string& configured = {});
 
+// How a program names a vault directory to the agent: absolute and canonical, as the agent
+// knows the vaults it serves (a relative --vault would match nothing, or a label).
+std::string vault_path_for_agent(const std::filesystem::path& dir);
+// The name for a program's default vault ($XDG_DATA_HOME/certvault/default...): its path
+// when this user has such a vault, so that a system agent's vault is never taken for it;
+// else "", the agent's own default vault (a service with no vault of its own).
+std::string default_vault_for_agent();
+
 // A reply: its bytes, and the message decoded from them (views into `body`).
 struct Reply {
   std::vector<uint8_t> body;
@@ -39,7 +50,7 @@ struct Reply {
 
 class Client {
  public:
-  explicit Client(std::filesystem::path socket) : socket_(std::move(socket)) {}
+  explicit Client(std::filesystem::path socket) : socket_(std::move(socket)), pid_(::getpid()) {}
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -57,9 +68,13 @@ class Client {
   void give(int fd);  // back into the pool after a complete exchange
   Result<int> connect_new();
 
+  // A forked child starts over: a fresh lock (the parent's may have been held by a thread
+  // the child does not have) and none of the parent's connections.
+  void adopt_after_fork();
+
   std::filesystem::path socket_;
-  std::mutex mu_;
-  pid_t pid_ = 0;  // the process the pooled connections belong to
+  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+  std::atomic<pid_t> pid_;  // the process the pooled connections belong to
   std::vector<int> idle_;
 };
 

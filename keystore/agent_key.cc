@@ -24,6 +24,30 @@ std::vector<uint8_t> bytes(std::string_view v) {
   return {v.begin(), v.end()};
 }
 
+// One entry of a kList page.
+Entry entry_of(const Json::Value& je) {
+  Entry e;
+  e.id = je["id"].asString();
+  e.nickname = je["nickname"].asString();
+  for (const auto& jg : je["generations"]) {
+    Generation g;
+    g.number = jg["number"].asUInt();
+    auto status = parse_status(jg["status"].asString());
+    auto key_type = parse_key_type(jg["key_type"].asString());
+    if (!status || !key_type) continue;
+    g.status = *status;
+    g.key_type = *key_type;
+    g.key_id = jg["key_id"].asString();
+    g.serial = jg["serial"].asString();
+    g.not_before = jg["not_before"].asInt64();
+    g.not_after = jg["not_after"].asInt64();
+    g.key_imported = jg["imported"].asBool();
+    g.exported_at = jg["exported"].asBool() ? 1 : 0;
+    e.generations.push_back(std::move(g));
+  }
+  return e;
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> RemoteKey::sign(const SignParams& p,
@@ -118,67 +142,41 @@ Result<void> check_pin(const std::shared_ptr<Client>& client, const std::string&
 
 Result<std::optional<std::vector<Entry>>> entries(const std::shared_ptr<Client>& client,
                                                   const std::string& vault) {
-  std::vector<Entry> out;
-  uint64_t offset = 0;
-  for (int page = 0; page < 1000; ++page) {  // 500 entries a page: far beyond any vault
-    Frame f(Type::kList);
-    f.add(Tag::kVault, vault);
-    f.add_u64(Tag::kOffset, offset);
-    ErrorCode code{};
-    auto reply = client->call(f, &code);
-    if (!reply) {
-      if (code == ErrorCode::kNotServed) return std::optional<std::vector<Entry>>();
-      return std::unexpected(reply.error());
-    }
-    const Json::Value v = parse_json(reply->message.text(Tag::kJson));
-    for (const auto& je : v["entries"]) {
-      Entry e;
-      e.id = je["id"].asString();
-      e.nickname = je["nickname"].asString();
-      for (const auto& jg : je["generations"]) {
-        Generation g;
-        g.number = jg["number"].asUInt();
-        auto status = parse_status(jg["status"].asString());
-        auto key_type = parse_key_type(jg["key_type"].asString());
-        if (!status || !key_type) continue;
-        g.status = *status;
-        g.key_type = *key_type;
-        g.key_id = jg["key_id"].asString();
-        g.serial = jg["serial"].asString();
-        g.not_before = jg["not_before"].asInt64();
-        g.not_after = jg["not_after"].asInt64();
-        g.key_imported = jg["imported"].asBool();
-        g.exported_at = jg["exported"].asBool() ? 1 : 0;
-        e.generations.push_back(std::move(g));
+  // Pages follow one another; a commit between two of them would shift the offsets, so the
+  // listing starts again when the vault's commit counter moved (a few times at most).
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::vector<Entry> out;
+    uint64_t offset = 0;
+    std::optional<uint64_t> counter;
+    bool moved = false;
+    for (int page = 0; page < 1000 && !moved; ++page) {  // 500 entries a page
+      Frame f(Type::kList);
+      f.add(Tag::kVault, vault);
+      f.add_u64(Tag::kOffset, offset);
+      ErrorCode code{};
+      auto reply = client->call(f, &code);
+      if (!reply) {
+        if (code == ErrorCode::kNotServed) return std::optional<std::vector<Entry>>();
+        return std::unexpected(reply.error());
       }
-      out.push_back(std::move(e));
+      const Json::Value v = parse_json(reply->message.text(Tag::kJson));
+      if (counter && *counter != v["counter"].asUInt64()) moved = true;
+      counter = v["counter"].asUInt64();
+      for (const auto& je : v["entries"]) out.push_back(entry_of(je));
+      if (!v.isMember("next")) return std::optional(std::move(out));
+      offset = v["next"].asUInt64();
     }
-    if (!v.isMember("next")) break;
-    offset = v["next"].asUInt64();
   }
-  return std::optional(std::move(out));
+  return fail(Code::kIo, "the vault kept changing while the agent listed it; try again");
 }
 
 Result<std::optional<std::vector<std::string>>> nicknames(const std::shared_ptr<Client>& client,
                                                           const std::string& vault) {
+  CV_TRY(listed, entries(client, vault));
+  if (!listed) return std::optional<std::vector<std::string>>();
   std::vector<std::string> out;
-  uint64_t offset = 0;
-  for (int page = 0; page < 1000; ++page) {  // 500 entries a page: far beyond any vault
-    Frame f(Type::kList);
-    f.add(Tag::kVault, vault);
-    f.add_u64(Tag::kOffset, offset);
-    ErrorCode code{};
-    auto reply = client->call(f, &code);
-    if (!reply) {
-      if (code == ErrorCode::kNotServed) return std::optional<std::vector<std::string>>();
-      return std::unexpected(reply.error());
-    }
-    const Json::Value v = parse_json(reply->message.text(Tag::kJson));
-    for (const auto& e : v["entries"])
-      if (!e["generations"].empty()) out.push_back(e["nickname"].asString());
-    if (!v.isMember("next")) break;
-    offset = v["next"].asUInt64();
-  }
+  for (const auto& e : *listed)
+    if (!e.generations.empty()) out.push_back(e.nickname);
   return std::optional(std::move(out));
 }
 

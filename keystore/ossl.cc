@@ -5,6 +5,7 @@
 #include <openssl/provider.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 
 namespace certvault::ossl {
@@ -30,7 +31,31 @@ OSSL_LIB_CTX* libctx() {
   return c;
 }
 
+namespace {
+// Digests fetched from the context, kept while it lives (fetching costs more than hashing
+// what is signed). Guarded by g_digests_mu; emptied before the context is freed.
+std::mutex g_digests_mu;
+std::map<std::string, Md, std::less<>> g_digests;
+}  // namespace
+
+const EVP_MD* digest(std::string_view name) {
+  OSSL_LIB_CTX* c = libctx();
+  if (!c) return nullptr;
+  std::lock_guard lock(g_digests_mu);
+  auto it = g_digests.find(name);
+  if (it == g_digests.end()) {
+    Md md(EVP_MD_fetch(c, std::string(name).c_str(), nullptr));
+    if (!md) return nullptr;
+    it = g_digests.emplace(std::string(name), std::move(md)).first;
+  }
+  return it->second.get();
+}
+
 void release_libctx() {
+  {
+    std::lock_guard lock(g_digests_mu);
+    g_digests.clear();
+  }
   std::lock_guard lock(g_ctx_mu);
   OSSL_LIB_CTX* c = g_ctx.exchange(nullptr);
   if (!c) return;

@@ -47,6 +47,9 @@ using Bytes = std::vector<uint8_t>;
 // A private library context with the default provider, so the keystore behaves the same
 // inside programs that load other providers (certvault's own included).
 OSSL_LIB_CTX* libctx();
+// A digest of that context by name ("sha256", "SHA2-256"), fetched once and kept until
+// release_libctx(); null when unknown.
+const EVP_MD* digest(std::string_view name);
 // Frees that context; the next libctx() makes a new one. Nothing may use it meanwhile: a
 // module calls this when it is finalised.
 void release_libctx();

@@ -79,39 +79,24 @@ Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size)
   return {};
 }
 
-namespace {}  // namespace
-
 const EVP_MD* signing_digest(const std::string& name) {
-  static std::mutex mu;
-  static std::map<std::string, ossl::Md>* cache = new std::map<std::string, ossl::Md>;
-  std::lock_guard lock(mu);
-  auto it = cache->find(name);
-  if (it == cache->end()) {
-    ossl::Md md(EVP_MD_fetch(ossl::libctx(), name.c_str(), nullptr));
-    if (!md) return nullptr;
-    it = cache->emplace(name, std::move(md)).first;
-  }
-  return it->second.get();
+  return ossl::digest(name);
 }
 
 namespace {
-
-const EVP_MD* fetched_md(const std::string& name) {
-  return signing_digest(name);
-}
 
 // A signing context on `key` set up for `p` (not Ed25519, which signs whole messages).
 Result<ossl::PkeyCtx> prepare(EVP_PKEY* key, const SignParams& p) {
   ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), key, nullptr));
   if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return ossl::crypto_fail("signature");
-  const EVP_MD* md = p.digest.empty() ? nullptr : fetched_md(p.digest);
+  const EVP_MD* md = p.digest.empty() ? nullptr : signing_digest(p.digest);
   if (!p.digest.empty() && !md) return ossl::crypto_fail("digest " + p.digest);
   bool ok = true;
   if (p.mechanism == SignMechanism::kRsaPkcs1) {
     ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) > 0 &&
          (!md || EVP_PKEY_CTX_set_signature_md(ctx.get(), md) > 0);
   } else if (p.mechanism == SignMechanism::kRsaPss) {
-    const EVP_MD* mgf1 = fetched_md(p.mgf1_digest.empty() ? p.digest : p.mgf1_digest);
+    const EVP_MD* mgf1 = signing_digest(p.mgf1_digest.empty() ? p.digest : p.mgf1_digest);
     ok = mgf1 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) > 0 &&
          EVP_PKEY_CTX_set_signature_md(ctx.get(), md) > 0 &&
          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), mgf1) > 0 &&
@@ -128,7 +113,7 @@ Result<ossl::PkeyCtx> prepare(EVP_PKEY* key, const SignParams& p) {
 Result<std::vector<uint8_t>> sign_with(EVP_PKEY_CTX* ctx, EVP_PKEY* key, const SignParams& p,
                                        std::span<const uint8_t> data) {
   if (!p.digest.empty()) {
-    const EVP_MD* md = fetched_md(p.digest);
+    const EVP_MD* md = signing_digest(p.digest);
     if (!md || static_cast<size_t>(EVP_MD_get_size(md)) != data.size())
       return fail(Code::kInvalidInput, "the data to sign is not a " + p.digest + " digest");
   }
@@ -180,14 +165,6 @@ Result<std::vector<uint8_t>> SigningKey::sign(const SignParams& p,
   }
   if (!ctx) return ossl::crypto_fail("signature");
   return sign_with(ctx.get(), key_.get(), p, data);
-}
-
-Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
-                                  std::span<const uint8_t> data) {
-  CV_CHECK(check_sign_params(t, p, data.size()));
-  if (p.mechanism == SignMechanism::kEd25519) return sign_ed25519(key, data);
-  CV_TRY(ctx, prepare(key, p));
-  return sign_with(ctx.get(), key, p, data);
 }
 
 Result<void> check_usable(const Entry& e, const Generation& g, Time t) {

@@ -38,9 +38,6 @@ inline constexpr size_t kMaxSignInput = 64 * 1024;
 
 // Whether a key of type `t` signs with `p`: a mechanism of its algorithm and known digests.
 Result<void> check_sign_params(KeyType t, const SignParams& p, size_t data_size);
-// Signs `data` with `key`. ECDSA signatures are DER (RFC 3279 Ecdsa-Sig-Value).
-Result<std::vector<uint8_t>> sign(EVP_PKEY* key, KeyType t, const SignParams& p,
-                                  std::span<const uint8_t> data);
 
 // A key that signs, whichever holds it: this process (SigningKey, from an unlocked vault)
 // or the agent (agent::RemoteKey). The provider and the PKCS#11 module hold one of these in

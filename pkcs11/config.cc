@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "agent_client.h"
 #include "vault.h"
 
 namespace certvault::pkcs11 {
@@ -38,9 +39,7 @@ std::vector<SlotVault> configured_vaults() {
     for (auto& dir : read_list(file)) out.push_back({dir, dir.string()});
     return out;
   }
-  const char* named = ::secure_getenv("CERTVAULT_VAULT");
-  const auto dir = default_vault_dir();
-  return {{dir, named && *named ? dir.string() : std::string()}};
+  return {{default_vault_dir(), agent::default_vault_for_agent()}};
 }
 
 }  // namespace certvault::pkcs11

@@ -331,9 +331,24 @@ CK_RV SignOperation::signature(std::vector<uint8_t>& sig) {
       return CKR_DATA_LEN_RANGE;
   }
   auto got = signer_->sign(p, input);
-  // The parameters are the module's own; what the signer can refuse is the input's size.
-  if (!got)
-    return got.error().code == Code::kInvalidInput ? CKR_DATA_LEN_RANGE : to_rv(got.error());
+  if (!got) {
+    // In the codes C_Sign may return (v2.40 5.11): the parameters are the module's own, so
+    // what the signer refuses as input is the data's size; a key gone since C_SignInit
+    // (deleted or disabled, the agent says) and a refusal by its policy are rejections.
+    switch (got.error().code) {
+      case Code::kInvalidInput:
+        return CKR_DATA_LEN_RANGE;
+      case Code::kNotFound:
+      case Code::kRefused:
+        return CKR_FUNCTION_REJECTED;
+      case Code::kLocked:
+        return CKR_USER_NOT_LOGGED_IN;
+      case Code::kCrypto:
+        return CKR_FUNCTION_FAILED;
+      default:
+        return CKR_DEVICE_ERROR;
+    }
+  }
   sig = std::move(*got);
   return CKR_OK;
 }

@@ -73,8 +73,7 @@ std::shared_ptr<agent::Client> Vaults::agent() {
 std::string Vaults::agent_vault_name(const VaultUri& uri) const {
   if (uri.vault) return *uri.vault;
   if (!ctx_->vault.empty()) return ctx_->vault.string();
-  if (const char* env = ::secure_getenv("CERTVAULT_VAULT"); env && *env) return env;
-  return {};
+  return agent::default_vault_for_agent();
 }
 
 Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nickname) {

@@ -19,18 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-Json::Value parse_json(const std::string& text) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(text.data(), text.data() + text.size(), &v, nullptr);
-  return v;
-}
-
 // A PIN no other byte string in the process is likely to equal: 24 random letters and
 // digits (~143 bits), so a match in a core is this PIN and nothing else.
 std::string distinctive_pin() {

@@ -13,18 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-Json::Value parse_json(const std::string& text) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(text.data(), text.data() + text.size(), &v, nullptr);
-  return v;
-}
-
 class AgentOwner : public AgentTest {
  protected:
   // The owner's command with no --pin-file and an empty stdin.

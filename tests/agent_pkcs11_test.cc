@@ -16,10 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 class AgentPkcs11 : public AgentTest {
  protected:
   void SetUp() override {

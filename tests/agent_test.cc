@@ -16,18 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-Json::Value parse_json(const std::string& text) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(text.data(), text.data() + text.size(), &v, nullptr);
-  return v;
-}
-
 std::vector<Json::Value> audit_lines(const std::string& text) {
   std::vector<Json::Value> out;
   size_t at = 0;
@@ -214,9 +202,12 @@ TEST_F(AgentSigning, AfterLockNothingSigns) {
 TEST_F(AgentSigning, AfterTheTtlNothingSigns) {
   start_agent();
   allow_client();
-  unlock({"--ttl", "2s"});
+  unlock();
   ASSERT_EQ(sign_as_client().exit_code, 0);
-  std::this_thread::sleep_for(3s);
+  // A new TTL, given again with the PIN, counts from now: a short one, after the first
+  // signature, so that a slow (sanitizer) build cannot outlast it before the signature.
+  unlock({"--ttl", "1s"});
+  std::this_thread::sleep_for(2500ms);
   auto r = sign_as_client();
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(contains(r.err, "is locked")) << r.err;
@@ -483,6 +474,7 @@ TEST_F(AgentSigning, SocketActivationAndACredentialUnlockAtStart) {
                     "--audit-log", audit_.string()},
                    tmp_ / "agent.out", tmp_ / "agent.err"));
   for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(25ms);
+  ASSERT_TRUE(fs::exists(socket_)) << read_file(tmp_ / "agent.err");
   ::chmod(socket_.c_str(), 0666);  // systemd's SocketMode=; the policy still decides
   auto r = sign_as_client();
   EXPECT_EQ(r.exit_code, 0) << r.err << read_file(tmp_ / "agent.err");

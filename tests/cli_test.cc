@@ -21,10 +21,6 @@ namespace {
 
 using certvault::Vault;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // The line after an extension header in `openssl x509 -text`, and whether it is critical.
 struct ExtText {
   bool present = false;
@@ -41,15 +37,6 @@ ExtText extension(const std::string& text, const std::string& header) {
   auto next = text.find('\n', eol + 1);
   ext.value = text.substr(eol + 1, next - eol - 1);
   return ext;
-}
-
-Json::Value parse_json(const std::string& text) {
-  Json::CharReaderBuilder builder;
-  Json::Value root;
-  std::string errs;
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  reader->parse(text.data(), text.data() + text.size(), &root, &errs);
-  return root;
 }
 
 // The generation the nickname resolves to, read as a program using the vault would.

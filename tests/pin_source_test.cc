@@ -19,10 +19,6 @@ using certvault::Code;
 using certvault::read_secret_file;
 using certvault::SecureBytes;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // The secret read from a file holding `content` (mode 0600), or "<none>" for no PIN.
 std::string read_back(const TempDir& tmp, std::string_view content) {
   const auto file = tmp / "pin";

@@ -37,10 +37,6 @@ namespace {
 
 using certvault::KeyType;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // What one STORE pass over a URI yielded.
 struct Loaded {
   std::vector<std::string> subjects;  // of each certificate, in order

@@ -90,10 +90,6 @@ std::string uri(const std::string& nickname) {
   return out;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // --- STORE ----------------------------------------------------------------------------
 
 TEST_F(ProviderTest, StoreutlListsCertificateChainAndKey) {

@@ -514,4 +514,16 @@ std::string openssl_text(const fs::path& cert_pem) {
   return r.out;
 }
 
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+Json::Value parse_json(const std::string& text) {
+  Json::Value v;
+  Json::CharReaderBuilder b;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  r->parse(text.data(), text.data() + text.size(), &v, nullptr);
+  return v;
+}
+
 }  // namespace cvtest

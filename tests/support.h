@@ -3,6 +3,7 @@
 // look at what the vault produced.
 #pragma once
 
+#include <json/json.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <sys/types.h>
@@ -129,6 +130,10 @@ fs::path write_other_ca(const fs::path& dir);
 // the traditional DER, the raw private scalar/seed/exponent, and their hex and base64
 // spellings. Each with a label for messages.
 std::vector<std::pair<std::string, std::string>> secret_encodings(EVP_PKEY* key);
+
+bool contains(const std::string& haystack, const std::string& needle);
+// A JSON document as the CLI or the agent prints it; null when it does not parse.
+Json::Value parse_json(const std::string& text);
 
 std::string to_hex(std::string_view bytes, bool upper = false);
 std::string to_base64(std::string_view bytes);

@@ -10,6 +10,7 @@
 #include "agent_client.h"
 #include "commands.h"
 #include "output.h"
+#include "owner.h"
 
 namespace certvault::cli {
 namespace {
@@ -98,13 +99,10 @@ void print_access(const Globals& globals, const Entry& e) {
 Result<std::optional<Entry>> through_agent(const Globals& globals, const std::string& nickname,
                                            const AccessEdit& edit, const Vault& vault) {
   auto socket = agent::find_socket();
-  if (!socket) return std::optional<Entry>();
+  if (!socket || !may_ask_agent(globals)) return std::optional<Entry>();
   agent::Client client(*socket);
   agent::Frame f(agent::Type::kSetAccess);
-  std::error_code ec;
-  const auto dir =
-      std::filesystem::weakly_canonical(std::filesystem::absolute(vault.dir(), ec), ec);
-  f.add(agent::Tag::kVault, (ec ? vault.dir() : dir).string());
+  f.add(agent::Tag::kVault, agent::vault_path_for_agent(vault.dir()));
   f.add(agent::Tag::kNickname, nickname);
   f.add(agent::Tag::kJson, edit.to_json());
   agent::ErrorCode code{};
@@ -115,7 +113,6 @@ Result<std::optional<Entry>> through_agent(const Globals& globals, const std::st
       return std::optional<Entry>();
     return std::unexpected(reply.error());
   }
-  (void)globals;
   CV_CHECK(vault.refresh());
   auto e = vault.find(nickname);
   if (!e) return fail(Code::kNotFound, "'" + nickname + "' disappeared");

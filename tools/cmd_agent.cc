@@ -47,10 +47,7 @@ std::string vault_name(const Globals& globals) {
   std::string dir = globals.vault;
   if (dir.empty())
     if (const char* env = ::secure_getenv("CERTVAULT_VAULT"); env && *env) dir = env;
-  if (dir.empty()) return {};
-  std::error_code ec;
-  fs::path canonical = fs::weakly_canonical(fs::absolute(dir, ec), ec);
-  return ec ? dir : canonical.string();
+  return dir.empty() ? std::string() : agent::vault_path_for_agent(dir);
 }
 
 Json::Value parse_json(std::string_view text) {

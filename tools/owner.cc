@@ -19,7 +19,7 @@ Result<std::optional<agent::Reply>> ask_agent(const Globals& globals, const Vaul
   Json::Value doc = request.args;
   doc["op"] = request.op;
   agent::Frame f(agent::Type::kOwner);
-  f.add(agent::Tag::kVault, vault.dir().string());
+  f.add(agent::Tag::kVault, agent::vault_path_for_agent(vault.dir()));
   f.add(agent::Tag::kJson, owner::compact(doc));
   if (!request.data.empty()) f.add(agent::Tag::kData, request.data);
   if (request.password) f.add(agent::Tag::kPassword, request.password->span());

@@ -85,7 +85,7 @@ class ServedVault {
     if (!vault_.unlocked()) CV_CHECK(vault_.unlock(pin));
     unlocked_at_ = now();
     deadline_ = ttl && ttl->count() > 0 ? std::optional(Clock::now() + *ttl) : std::nullopt;
-    ttl_ = ttl;
+    has_deadline_ = deadline_.has_value();
     return {};
   }
 
@@ -95,15 +95,11 @@ class ServedVault {
   }
 
   bool expire_if_due() {
+    if (!has_deadline_.load()) return false;  // checked before every request: no lock then
     std::lock_guard lock(mu_);
     if (!vault_.unlocked() || !deadline_ || Clock::now() < *deadline_) return false;
     lock_locked();
     return true;
-  }
-
-  std::optional<Clock::time_point> deadline() const {
-    std::lock_guard lock(mu_);
-    return vault_.unlocked() ? deadline_ : std::nullopt;
   }
 
   // An entry as this peer may see it: refreshed, found, and allowed.
@@ -215,7 +211,6 @@ class ServedVault {
   // Resolves, checks and returns the key to sign with; the caller signs without the lock.
   struct Signer {
     std::shared_ptr<const SigningKey> key;
-    Entry entry;
   };
   Result<Signer> signer(const Message& m, const PeerInfo& peer, AuditEvent& ev) {
     const std::string nickname = m.text(Tag::kNickname);
@@ -234,13 +229,19 @@ class ServedVault {
       return fail(Code::kNotFound, "'" + nickname + "' in vault '" + label_ +
                                        "' has no such key any more; reload the program");
     CV_CHECK(check_usable(e, *g, now()));
+    // After a commit (here or by another process), keys of entries deleted, disabled or
+    // replaced must not stay decrypted: the cache starts again.
+    if (keys_for_ != vault_.commit_counter()) {
+      keys_.clear();
+      keys_for_ = vault_.commit_counter();
+    }
     const std::string cache_key = e.id + "/" + std::to_string(g->number);
     auto it = keys_.find(cache_key);
     if (it == keys_.end()) {
       CV_TRY(key, vault_.signing_key(nickname, g->number));
       it = keys_.emplace(cache_key, std::move(key)).first;
     }
-    return Signer{it->second, std::move(e)};
+    return Signer{it->second};
   }
 
   // A PIN a program gave anyway (PKCS#11 C_Login): checked on a handle of its own, so a
@@ -336,6 +337,7 @@ class ServedVault {
     keys_.clear();  // EVP_PKEY_free wipes the private halves
     vault_.lock();
     deadline_.reset();
+    has_deadline_ = false;
   }
 
   mutable std::mutex mu_;
@@ -345,7 +347,8 @@ class ServedVault {
   uid_t owner_ = 0;
   Time unlocked_at_ = 0;
   std::optional<Clock::time_point> deadline_;
-  std::optional<std::chrono::seconds> ttl_;
+  std::atomic<bool> has_deadline_{false};
+  uint64_t keys_for_ = 0;  // the commit counter the decrypted keys were checked against
   std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
 };
 
@@ -403,13 +406,6 @@ void Agent::lock_all(const std::string& why) {
   Audit::journal(LOG_NOTICE, "every vault locked: " + why, "");
 }
 
-std::optional<Clock::time_point> Agent::next_deadline() const {
-  std::optional<Clock::time_point> next;
-  for (const auto& v : vaults_)
-    if (auto d = v->deadline(); d && (!next || *d < *next)) next = d;
-  return next;
-}
-
 Frame Agent::status(const PeerInfo&) {
   Json::Value v;
   v["pid"] = static_cast<Json::Int>(::getpid());
@@ -445,7 +441,10 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
     }
     const std::string name = m.text(Tag::kVault);
     ServedVault* v = find(name);
-    if (!v)
+    // A change by the owner names the vault by its path: a label or id could be another
+    // vault's that happens to match.
+    const bool changes = m.type == Type::kOwner || m.type == Type::kSetAccess;
+    if (!v || (changes && name != v->path().string()))
       return error_frame(ErrorCode::kNotServed,
                          "the certvault agent does not serve vault '" + name + "'");
     if (conn.touched.insert(v).second) ++v->clients;
@@ -468,7 +467,9 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
           return error_frame(to_wire(Code::kInvalidInput), "an unlock request without a PIN");
         SecureBytes secret(pin->data(), pin->size());
         std::optional<std::chrono::seconds> ttl = default_ttl_;
-        if (auto t = m.get_u64(Tag::kTtl)) ttl = std::chrono::seconds(*t);
+        // 0 is "no limit"; anything is kept within the CLI's own bound of ten years.
+        if (auto t = m.get_u64(Tag::kTtl))
+          ttl = std::chrono::seconds(std::min<uint64_t>(*t, 3650ull * 86400));
         auto r = v->unlock(secret, ttl);
         if (!r) return refuse(r.error());
         audit_.record(ev, peer);

@@ -54,8 +54,6 @@ class Agent {
   // Locks every vault whose TTL has run out; called by a timer and before each request.
   void expire();
   void lock_all(const std::string& why);
-  // The next TTL deadline, for the timer.
-  std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
 
   // Connected clients, for status.
   std::atomic<uint64_t> connections{0};

@@ -57,6 +57,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void start() { read_header(); }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
 
  private:
   void read_header() {
@@ -156,7 +157,9 @@ class Server {
         if (agent_.connections.load() >= kMaxConnections) {
           socket.close(ec);
         } else if (auto peer = identify_peer(socket.native_handle())) {
-          std::make_shared<Session>(std::move(socket), agent_, std::move(*peer))->start();
+          // Started on the loop that owns the socket: all its work happens on that thread.
+          auto session = std::make_shared<Session>(std::move(socket), agent_, std::move(*peer));
+          asio::post(session->executor(), [session] { session->start(); });
         }
       } else if (ec == asio::error::operation_aborted) {
         return;
