@@ -190,11 +190,12 @@ std::string canonical_digest(std::string_view name) {
   if (name.empty()) return {};
   // Asked once per signature: the answer for each spelling is kept (fetching costs more
   // than the digest it names).
+  // A plain static: a module's statics are destroyed when it is unloaded, leaking nothing.
   static std::mutex mu;
-  static auto* known = new std::map<std::string, std::string, std::less<>>;
+  static std::map<std::string, std::string, std::less<>> known;
   {
     std::lock_guard lock(mu);
-    if (auto it = known->find(name); it != known->end()) return it->second;
+    if (auto it = known.find(name); it != known.end()) return it->second;
   }
   const std::string n(name);
   std::string out;
@@ -203,7 +204,7 @@ std::string canonical_digest(std::string_view name) {
       if (EVP_MD_is_a(md.get(), openssl)) out = ours;
   }
   std::lock_guard lock(mu);
-  if (known->size() < 64) known->emplace(n, out);
+  if (known.size() < 64) known.emplace(n, out);
   return out;
 }
 
