@@ -124,6 +124,11 @@ TEST_F(AgentPkcs11, OpenSshListsTheKeyWithSshKeygenAndSshAdd) {
   auto listed = client({"ssh-keygen", "-D", module_.string()});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_TRUE(contains(listed.out, "ecdsa-sha2-nistp256 ")) << listed.out;
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+  // ssh-agent loads modules in ssh-pkcs11-helper, started with an environment of its own:
+  // without the preloaded sanitizer runtime the instrumented module cannot be loaded there.
+  GTEST_SKIP() << "ssh-pkcs11-helper cannot load a sanitizer-instrumented module";
+#endif
   // ssh-agent loads the module (-P: it loads only modules on its allow list, by default
   // none outside /usr/lib); ssh-add -s asks for a PIN on stdin, left empty.
   const fs::path sock = out_ / "ssh-agent.sock";
