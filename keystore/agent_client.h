@@ -74,7 +74,8 @@ class Client {
 
   std::filesystem::path socket_;
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
-  std::atomic<pid_t> pid_;  // the process the pooled connections belong to
+  std::atomic<pid_t> pid_;         // the process the pooled connections belong to
+  std::atomic<int> in_flight_{0};  // requests waiting for their answers now
   std::vector<int> idle_;
 };
 
