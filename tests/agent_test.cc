@@ -298,10 +298,7 @@ class AgentTls : public AgentSigning {
     if (IsSkipped() || HasFatalFailure()) return;
     server_cert_ = tmp_ / "server.pem";
     server_key_ = tmp_ / "server.key";
-    auto made =
-        run({"env", "OPENSSL_CONF=/dev/null", "openssl", "req", "-x509", "-newkey", "ec",
-             "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", server_key_.string(),
-             "-out", server_cert_.string(), "-subj", "/CN=localhost", "-days", "2"});
+    auto made = make_server_cert(server_cert_, server_key_);
     ASSERT_EQ(made.exit_code, 0) << made.err;
     write_file(run_dir_ / "server.pem", read_file(server_cert_), 0644);
   }

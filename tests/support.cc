@@ -526,4 +526,27 @@ Json::Value parse_json(const std::string& text) {
   return v;
 }
 
+RunResult make_server_cert(const fs::path& cert, const fs::path& key) {
+  return run({"env",
+              "OPENSSL_CONF=/dev/null",
+              "openssl",
+              "req",
+              "-x509",
+              "-newkey",
+              "ec",
+              "-pkeyopt",
+              "ec_paramgen_curve:P-256",
+              "-nodes",
+              "-keyout",
+              key.string(),
+              "-out",
+              cert.string(),
+              "-subj",
+              "/CN=localhost",
+              "-addext",
+              "subjectAltName=IP:127.0.0.1,DNS:localhost",
+              "-days",
+              "2"});
+}
+
 }  // namespace cvtest

@@ -65,6 +65,11 @@ pid_t spawn_quiet(const std::vector<std::string>& argv);
 // files (created or truncated); returns its pid. For servers whose log a test reads.
 pid_t spawn_logged(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err);
 
+// A loopback TLS server's own certificate and key (EC P-256, self-signed, CN=localhost,
+// subjectAltName IP:127.0.0.1 and DNS:localhost, two days), made by `openssl req`; the
+// run, for the test to check.
+RunResult make_server_cert(const fs::path& cert, const fs::path& key);
+
 // Path of the certvault CLI under test.
 std::string cli();
 
