@@ -63,6 +63,7 @@
 #include <vector>
 
 #include "agent_client.h"
+#include "bench_report.h"
 #include "bench_support.h"
 #include "ck.h"
 #include "ossl.h"
@@ -85,7 +86,10 @@ namespace {
 
 constexpr std::string_view kPin = "bench-pin-1234";
 
+using cv::bench::budget_line;
 using cv::bench::die;
+using cv::bench::fmt;
+using cv::bench::Reporter;
 
 pid_t g_agent_pid = 0;  // the agent started here, stopped at exit
 
@@ -442,69 +446,6 @@ void BM_AgentTwoThreadsBesideOne(benchmark::State& state, const Module* m, CK_OB
 }
 
 // --- the budget summary ------------------------------------------------------------------
-
-// Whether a run produced no figure: Google Benchmark 1.7 (Debian 12) flags an error with
-// Run::error_occurred, 1.8 and later (Debian 13) a skip or an error with Run::skipped.
-template <class R>
-bool run_failed(const R& r) {
-  if constexpr (requires { r.skipped; })
-    return static_cast<unsigned>(r.skipped) != 0;
-  else
-    return r.error_occurred;
-}
-
-// The console table, and each run's figures kept for the budget lines printed at the end.
-class Reporter : public benchmark::ConsoleReporter {
- public:
-  using ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (run_failed(r)) continue;
-      std::map<std::string, double> figures;
-      auto ips = r.counters.find("items_per_second");
-      figures[""] = ips != r.counters.end() ? ips->second.value : 0;
-      for (const auto& [name, counter] : r.counters) figures[name] = counter.value;
-      for (const auto& [name, v] : figures) {
-        const Figure key{r.run_name.function_name, r.threads, name};
-        if (r.run_type == Run::RT_Iteration)
-          samples_[key].push_back(v);
-        else if (r.aggregate_name == "median")
-          medians_[key] = v;
-      }
-    }
-  }
-
-  // The median of the repetitions, or 0 when the benchmark did not run.
-  double value(const std::string& name, int64_t threads, const std::string& counter = "") const {
-    const Figure key{name, threads, counter};
-    if (auto m = medians_.find(key); m != medians_.end()) return m->second;
-    auto s = samples_.find(key);
-    if (s == samples_.end() || s->second.empty()) return 0;
-    std::vector<double> v = s->second;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  }
-
- private:
-  using Figure = std::tuple<std::string, int64_t, std::string>;  // benchmark, threads, counter
-  std::map<Figure, std::vector<double>> samples_;
-  std::map<Figure, double> medians_;
-};
-
-void budget_line(const std::string& what, const std::string& measured, bool measured_ok,
-                 const std::string& limit, bool holds) {
-  if (!measured_ok) return;
-  const char* verdict = limit == "-" ? "" : holds ? "holds" : "MISSED";
-  std::printf("  %-64s %-30s %-10s %s\n", what.c_str(), measured.c_str(), limit.c_str(), verdict);
-}
-
-std::string fmt(const char* f, double a, double b = 0, double c = 0) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, f, a, b, c);
-  return buf;
-}
 
 void print_budgets(const Reporter& r, const std::vector<Key>& keys) {
   std::printf("\nBudgets (the agent, C_Sign); signatures per second, medians of the repetitions\n");

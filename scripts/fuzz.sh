@@ -5,17 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libstdc++ 12's <expected> needs clang 19; Debian 12's default clang (14) cannot compile it.
-packages=(clang-19 libclang-rt-19-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-deps.sh clang-19 libclang-rt-19-dev
 jobs=$(nproc)
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-19 -DCERTVAULT_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$jobs"

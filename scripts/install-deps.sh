@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages certvault needs to build, test and benchmark.
+# Installs the Debian 12 packages certvault needs to build, test and benchmark; with
+# arguments, those packages instead (scripts/fuzz.sh asks for its compiler this way).
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
@@ -21,6 +22,7 @@ packages=(
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )
+(($#)) && packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
