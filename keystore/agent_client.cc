@@ -52,8 +52,10 @@ bool send_all(int fd, std::span<const uint8_t> bytes, int timeout_ms) {
   return true;
 }
 
-// How long an answer is asked for before the client sleeps on it (see read_some).
-constexpr int kSpinUs = 60;
+// How long an answer is looked for before the client sleeps on it (see read_some): about
+// as long as answers have been taking, within these bounds.
+constexpr int64_t kMinSpinUs = 60;
+constexpr int64_t kMaxSpinUs = 2000;
 
 enum class ReadResult { kOk, kClosedBeforeAnyByte, kFailed };
 
@@ -74,14 +76,15 @@ ReadResult read_all(int fd, uint8_t* out, size_t size, int timeout_ms, bool firs
 }
 
 // One wait, then whatever has arrived (at least one byte, at most `size`).
-ReadResult read_some(int fd, uint8_t* out, size_t size, int timeout_ms, bool spin, size_t& got) {
+ReadResult read_some(int fd, uint8_t* out, size_t size, int timeout_ms, int64_t spin_us,
+                     size_t& got) {
   got = 0;
-  // A signature comes back within tens of microseconds: asking again for that long costs
-  // less than sleeping and being woken (on a virtual machine a wake-up costs more than the
-  // ECDSA signature itself). Only for a lone request: threads that sign side by side would
-  // take the agent's cores from it. Then the wait blocks as usual.
-  const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinUs);
-  while (spin && std::chrono::steady_clock::now() < spin_until) {
+  // A signature comes back within tens of microseconds (ECDSA) to a few hundred (RSA):
+  // asking again for that long costs less than sleeping and being woken (on a virtual
+  // machine a wake-up costs more than the ECDSA signature itself). Then the wait blocks as
+  // usual.
+  const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us);
+  while (spin_us > 0 && std::chrono::steady_clock::now() < spin_until) {
     ssize_t n = ::recv(fd, out, size, MSG_DONTWAIT);
     if (n > 0) {
       got = static_cast<size_t>(n);
@@ -196,6 +199,19 @@ void Client::adopt_after_fork() {
   pid_ = ::getpid();
 }
 
+int64_t Client::spin_us() const {
+  return std::clamp<int64_t>(answer_us_.load(std::memory_order_relaxed) * 5 / 4, kMinSpinUs,
+                             kMaxSpinUs);
+}
+
+void Client::took(std::chrono::steady_clock::duration d) {
+  // An average over the last few answers; an unlock's Argon2id counts as a long one only.
+  const int64_t us = std::min<int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(d).count(), 2 * kMaxSpinUs);
+  const int64_t old = answer_us_.load(std::memory_order_relaxed);
+  answer_us_.store(old == 0 ? us : (3 * old + us) / 4, std::memory_order_relaxed);
+}
+
 Result<std::pair<int, bool>> Client::take() {
   if (pid_.load() != ::getpid()) adopt_after_fork();
   {
@@ -238,7 +254,12 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
     // header and the body with it, so one wait and one read per request.
     uint8_t first[4096];
     size_t got = 0;
-    auto r = read_some(fd, first, sizeof first, timeout_ms, in_flight_.load() == 1, got);
+    // Only a lone request looks for its answer: threads that sign side by side would take
+    // the agent's cores from it.
+    const bool lone = in_flight_.load() == 1;
+    const auto sent_at = std::chrono::steady_clock::now();
+    auto r = read_some(fd, first, sizeof first, timeout_ms, lone ? spin_us() : 0, got);
+    if (lone && r == ReadResult::kOk) took(std::chrono::steady_clock::now() - sent_at);
     if (r == ReadResult::kClosedBeforeAnyByte && reused) {
       ::close(fd);
       continue;

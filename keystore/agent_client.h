@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,10 @@ class Client {
   Result<std::pair<int, bool>> take();
   void give(int fd);  // back into the pool after a complete exchange
   Result<int> connect_new();
+  // How long a lone request looks for its answer before it sleeps, from how long answers
+  // have been taking.
+  int64_t spin_us() const;
+  void took(std::chrono::steady_clock::duration d);
 
   // A forked child starts over: a fresh lock (the parent's may have been held by a thread
   // the child does not have) and none of the parent's connections.
@@ -74,8 +79,9 @@ class Client {
 
   std::filesystem::path socket_;
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
-  std::atomic<pid_t> pid_;         // the process the pooled connections belong to
-  std::atomic<int> in_flight_{0};  // requests waiting for their answers now
+  std::atomic<pid_t> pid_;             // the process the pooled connections belong to
+  std::atomic<int> in_flight_{0};      // requests waiting for their answers now
+  std::atomic<int64_t> answer_us_{0};  // how long answers have been taking, on average
   std::vector<int> idle_;
 };
 

@@ -23,7 +23,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build}
+build=$(realpath -m "${BUILD_DIR:-$root/build}")  # openssl.cnf names the module by it
 rounds=${ROUNDS:-15}
 reps=${REPS:-5}
 entries=${ENTRIES:-10000}

@@ -212,7 +212,8 @@ class ServedVault {
   struct Signer {
     std::shared_ptr<const SigningKey> key;
   };
-  Result<Signer> signer(const Message& m, const PeerInfo& peer, AuditEvent& ev) {
+  Result<Signer> signer(const Message& m, const PeerInfo& peer, AuditEvent& ev,
+                        std::optional<LastSigner>& last) {
     const std::string nickname = m.text(Tag::kNickname);
     const auto number = m.get_u64(Tag::kGeneration);
     const std::string key_id = m.text(Tag::kKeyId);
@@ -223,6 +224,16 @@ class ServedVault {
     ev.generation = static_cast<uint32_t>(*number);
     std::lock_guard lock(mu_);
     if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
+    CV_CHECK(vault_.refresh());
+    if (last && last->vault == this && last->counter == vault_.commit_counter() &&
+        last->generation == *number && last->nickname == nickname && last->key_id == key_id) {
+      auto key = last->key.lock();
+      if (const Generation* g = last->entry.generation(last->generation); key && g) {
+        CV_CHECK(check_usable(last->entry, *g, now()));
+        return Signer{std::move(key)};
+      }
+    }
+    last.reset();
     CV_TRY(e, entry_for(nickname, peer, false));
     const Generation* g = e.generation(static_cast<uint32_t>(*number));
     if (!g || g->key_id != key_id)
@@ -241,6 +252,7 @@ class ServedVault {
       CV_TRY(key, vault_.signing_key(nickname, g->number));
       it = keys_.emplace(cache_key, std::move(key)).first;
     }
+    last = LastSigner{this, nickname, key_id, g->number, keys_for_, std::move(e), it->second};
     return Signer{it->second};
   }
 
@@ -544,7 +556,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         if (!params) return refuse(params.error());
         ev.mechanism = std::string(to_string(params->mechanism)) +
                        (params->digest.empty() ? "" : "/" + params->digest);
-        auto s = v->signer(m, peer, ev);
+        auto s = v->signer(m, peer, ev, conn.last);
         if (!s) return refuse(s.error());
         const auto data = m.get(Tag::kData).value_or(std::string_view());
         auto sig = s->key->sign(*params, bytes_of(data));

@@ -31,9 +31,21 @@ struct ServeOptions {
 
 class ServedVault;
 
+// The key a connection last signed with, as the policy admitted it for that peer: its
+// next signature with the same key skips the lookup while the vault has not changed.
+struct LastSigner {
+  const ServedVault* vault = nullptr;
+  std::string nickname, key_id;
+  uint32_t generation = 0;
+  uint64_t counter = 0;                 // the vault's commit counter when it was admitted
+  Entry entry;                          // for the date and status rules, which depend on the time
+  std::weak_ptr<const SigningKey> key;  // the vault's cache owns it; lock() wipes it
+};
+
 // What the agent keeps per connection: the vaults it has used, for `status`.
 struct ConnState {
   std::set<ServedVault*> touched;
+  std::optional<LastSigner> last;
 };
 
 // The signing parameters of a kSign request.

@@ -44,92 +44,213 @@ Result<void> check_parent(const fs::path& dir) {
   return {};
 }
 
+// One connection. Requests are read and answered on the loop's thread with plain
+// non-blocking calls: a request that is already there (the common case for a program that
+// signs in a loop) costs one recv and one send, with no trip through the reactor; Asio
+// waits only when there is nothing to read, or a long answer does not fit the socket.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer)
+  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer, std::atomic<size_t>& on_loop)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         agent_(agent),
-        peer_(std::move(peer)) {
+        peer_(std::move(peer)),
+        on_loop_(on_loop),
+        in_(kInitialBuffer) {
     ++agent_.connections;
+    ++on_loop_;
   }
   ~Session() {
+    wipe_all();
     agent_.disconnected(conn_);
     --agent_.connections;
+    --on_loop_;
   }
 
-  void start() { read_header(); }
+  void start() { pump(false); }
   asio::any_io_executor executor() { return socket_.get_executor(); }
 
  private:
-  void read_header() {
-    asio::async_read(socket_, asio::buffer(header_),
-                     [self = shared_from_this()](std::error_code ec, size_t) {
-                       if (!ec) self->read_body();
-                     });
-  }
+  static constexpr size_t kInitialBuffer = 4096;
+  static constexpr int kRequestsPerTurn = 32;  // then the loop's other connections go first
 
-  void read_body() {
-    auto length = body_length(std::span<const uint8_t, kHeaderSize>(header_));
-    if (!length) return close();  // oversized or malformed: this connection only
-    body_.resize(*length);
-    timer_.expires_after(kBodyDeadline);
-    timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-      if (!ec) self->close();  // half a message, then silence
-    });
-    asio::async_read(socket_, asio::buffer(body_),
-                     [self = shared_from_this()](std::error_code ec, size_t) {
-                       self->timer_.cancel();
-                       if (!ec) self->answer();
-                     });
-  }
+  enum class Read { kGot, kNothing, kClosed };
 
-  void answer() {
-    auto message = decode(body_);
-    if (!message) {
-      // Said once (a client of another version learns why), then this connection ends.
-      wipe();
-      reply_.emplace(error_frame(message.error()));
-      asio::async_write(socket_, asio::buffer(reply_->bytes().data(), reply_->bytes().size()),
-                        [self = shared_from_this()](std::error_code, size_t) { self->close(); });
-      return;
+  // Answers every complete request there is, reading as long as bytes come, then waits.
+  // `answered`: a reply just went out, so the next request is probably on its way.
+  void pump(bool answered) {
+    for (int turn = 0; turn < kRequestsPerTurn;) {
+      if (closed_) return;
+      if (auto size = complete_frame()) {
+        if (!*size) return close();  // oversized or malformed: this connection only
+        ++turn;
+        if (!answer(*size)) return;  // the rest of the answer is being written
+        answered = true;
+        continue;
+      }
+      switch (read_more()) {
+        case Read::kGot:
+          continue;
+        case Read::kClosed:
+          return close();
+        case Read::kNothing:
+          if (answered && await_next()) {
+            answered = false;
+            continue;
+          }
+          if (closed_) return;
+          return wait();
+      }
     }
-    reply_.emplace(agent_.handle(*message, peer_, conn_));
-    wipe();  // an unlock request held a PIN
-    if (!reply_->fits())
-      reply_.emplace(error_frame(ErrorCode::kIo, "the answer would exceed the protocol's limit"));
-    asio::async_write(socket_, asio::buffer(reply_->bytes().data(), reply_->bytes().size()),
-                      [self = shared_from_this()](std::error_code ec, size_t) {
-                        self->reply_.reset();
-                        if (ec) return;
-                        self->await_next();
-                        self->read_header();
-                      });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->pump(true); });
+  }
+
+  // The size of the first request in the buffer when all of it is there: nullopt while
+  // it is incomplete, 0 when its header is out of bounds.
+  std::optional<size_t> complete_frame() {
+    if (have_ < kHeaderSize) return std::nullopt;
+    auto length = body_length(std::span<const uint8_t, kHeaderSize>(in_.data(), kHeaderSize));
+    if (!length) return size_t{0};
+    const size_t size = kHeaderSize + *length;
+    if (in_.size() < size) grow(size);
+    if (have_ < size) return std::nullopt;
+    return size;
+  }
+
+  Read read_more() {
+    if (have_ == in_.size()) grow(in_.size() * 2);
+    for (;;) {
+      const ssize_t n =
+          ::recv(socket_.native_handle(), in_.data() + have_, in_.size() - have_, MSG_DONTWAIT);
+      if (n > 0) {
+        have_ += static_cast<size_t>(n);
+        return Read::kGot;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Read::kNothing;
+      return Read::kClosed;
+    }
   }
 
   // A program that signs in a loop sends its next request within microseconds: looking
   // for it that long costs less than sleeping in epoll and being woken (which on a virtual
   // machine costs more than an ECDSA signature). Bounded, so other connections of this
   // loop wait at most that long.
-  void await_next() {
-    const int fd = socket_.native_handle();
+  bool await_next() {
     const auto until = std::chrono::steady_clock::now() + kSpinAfterReply;
-    char byte = 0;
     while (std::chrono::steady_clock::now() < until) {
-      const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n != -1 || (errno != EAGAIN && errno != EINTR)) return;
       ::sched_yield();  // another connection's work, or a client, goes first
+      switch (read_more()) {
+        case Read::kGot:
+          return true;
+        case Read::kClosed:
+          close();
+          return false;
+        case Read::kNothing:
+          break;
+      }
+    }
+    return false;
+  }
+
+  void wait() {
+    // A started request must be complete within the deadline: half a message, then
+    // silence, ends the connection. An idle connection between requests may stay.
+    if (have_ > 0 && !deadline_armed_) {
+      deadline_armed_ = true;
+      timer_.expires_after(kBodyDeadline);
+      timer_.async_wait([self = shared_from_this(), armed = ++deadlines_](std::error_code ec) {
+        if (!ec && self->deadline_armed_ && armed == self->deadlines_) self->close();
+      });
+    }
+    socket_.async_wait(stream_protocol::socket::wait_read,
+                       [self = shared_from_this()](std::error_code ec) {
+                         if (!ec) self->pump(false);
+                       });
+  }
+
+  // Answers the request at the front of the buffer; false when the connection is closing
+  // or the answer is still being written.
+  bool answer(size_t size) {
+    if (deadline_armed_) {
+      deadline_armed_ = false;
+      timer_.cancel();
+    }
+    const std::span<const uint8_t> body(in_.data() + kHeaderSize, size - kHeaderSize);
+    auto message = decode(body);
+    if (!message) {
+      // Said once (a client of another version learns why), then this connection ends.
+      consume(size);
+      reply_.emplace(error_frame(message.error()));
+      closing_ = true;
+      return send_reply();
+    }
+    reply_.emplace(agent_.handle(*message, peer_, conn_));
+    consume(size);  // an unlock request held a PIN
+    if (!reply_->fits())
+      reply_.emplace(error_frame(ErrorCode::kIo, "the answer would exceed the protocol's limit"));
+    return send_reply();
+  }
+
+  // Sends what the socket takes now and hands the rest to Asio.
+  bool send_reply() {
+    auto bytes = reply_->bytes();
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(socket_.native_handle(), bytes.data() + sent, bytes.size() - sent,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        asio::async_write(socket_, asio::buffer(bytes.data() + sent, bytes.size() - sent),
+                          [self = shared_from_this()](std::error_code ec, size_t) {
+                            self->reply_.reset();
+                            if (ec || self->closing_) return self->close();
+                            self->pump(true);
+                          });
+        return false;
+      } else {
+        close();
+        return false;
+      }
+    }
+    reply_.reset();
+    if (closing_) close();
+    return !closing_;
+  }
+
+  // Drops the request at the front of the buffer, wiping it.
+  void consume(size_t size) {
+    sodium_memzero(in_.data(), size);
+    if (have_ > size) {
+      std::memmove(in_.data(), in_.data() + size, have_ - size);
+      sodium_memzero(in_.data() + (have_ - size), size);
+    }
+    have_ -= size;
+    if (have_ == 0 && in_.size() > kInitialBuffer) {
+      in_.resize(kInitialBuffer);  // what was there is wiped already
+      in_.shrink_to_fit();
     }
   }
 
-  void wipe() {
-    if (!body_.empty()) sodium_memzero(body_.data(), body_.size());
-    body_.clear();
-    body_.shrink_to_fit();
+  // A larger buffer; the old one is wiped before it is freed (it may hold a PIN).
+  void grow(size_t size) {
+    std::vector<uint8_t> bigger(size);
+    std::memcpy(bigger.data(), in_.data(), have_);
+    wipe_all();
+    in_.swap(bigger);
+  }
+
+  void wipe_all() {
+    if (!in_.empty()) sodium_memzero(in_.data(), in_.size());
   }
 
   void close() {
+    closed_ = true;
     std::error_code ignored;
+    timer_.cancel();
     socket_.close(ignored);
   }
 
@@ -137,9 +258,14 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   Agent& agent_;
   PeerInfo peer_;
+  std::atomic<size_t>& on_loop_;  // the sessions of this session's loop
   ConnState conn_;
-  std::array<uint8_t, kHeaderSize> header_{};
-  std::vector<uint8_t> body_;
+  std::vector<uint8_t> in_;  // what has been read and not yet answered
+  size_t have_ = 0;
+  bool deadline_armed_ = false;
+  uint64_t deadlines_ = 0;  // which deadline is the armed one
+  bool closing_ = false;    // the answer being sent is the last
+  bool closed_ = false;
   std::optional<Frame> reply_;
 };
 
@@ -147,6 +273,7 @@ class Server {
  public:
   Server(std::vector<std::unique_ptr<asio::io_context>>& loops, Agent& agent, Audit& audit, int fd)
       : loops_(loops),
+        sessions_(loops.size()),
         io_(*loops.front()),
         acceptor_(io_),
         agent_(agent),
@@ -169,25 +296,37 @@ class Server {
   }
 
  private:
+  // The loop with the fewest connections takes the next one: two connections open at the
+  // same time (a program's two signing threads) are served on two threads.
+  size_t quietest_loop() const {
+    size_t best = 0;
+    for (size_t i = 1; i < sessions_.size(); ++i)
+      if (sessions_[i].load() < sessions_[best].load()) best = i;
+    return best;
+  }
+
   void accept() {
-    asio::io_context& loop = *loops_[next_++ % loops_.size()];
-    acceptor_.async_accept(loop, [this](std::error_code ec, stream_protocol::socket socket) {
-      if (!ec) {
-        if (agent_.connections.load() >= kMaxConnections) {
-          socket.close(ec);
-        } else if (auto peer = identify_peer(socket.native_handle())) {
-          // Started on the loop that owns the socket: all its work happens on that thread.
-          auto session = std::make_shared<Session>(std::move(socket), agent_, std::move(*peer));
-          asio::post(session->executor(), [session] { session->start(); });
-        }
-      } else if (ec == asio::error::operation_aborted) {
-        return;
-      } else if (ec == asio::error::no_descriptors) {
-        // Out of file descriptors: keep serving the connections there are.
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      accept();
-    });
+    const size_t index = quietest_loop();
+    acceptor_.async_accept(*loops_[index],
+                           [this, index](std::error_code ec, stream_protocol::socket socket) {
+                             if (!ec) {
+                               if (agent_.connections.load() >= kMaxConnections) {
+                                 socket.close(ec);
+                               } else if (auto peer = identify_peer(socket.native_handle())) {
+                                 // Started on the loop that owns the socket: all its work happens
+                                 // on that thread.
+                                 auto session = std::make_shared<Session>(
+                                     std::move(socket), agent_, std::move(*peer), sessions_[index]);
+                                 asio::post(session->executor(), [session] { session->start(); });
+                               }
+                             } else if (ec == asio::error::operation_aborted) {
+                               return;
+                             } else if (ec == asio::error::no_descriptors) {
+                               // Out of file descriptors: keep serving the connections there are.
+                               std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                             }
+                             accept();
+                           });
   }
 
   // TTLs are checked every second (and before every request); the journal summary every
@@ -203,8 +342,8 @@ class Server {
   }
 
   std::vector<std::unique_ptr<asio::io_context>>& loops_;
-  asio::io_context& io_;  // the first loop: accepting, signals, the ticker
-  size_t next_ = 0;
+  std::vector<std::atomic<size_t>> sessions_;  // per loop
+  asio::io_context& io_;                       // the first loop: accepting, signals, the ticker
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
