@@ -196,10 +196,14 @@ void Client::adopt_after_fork() {
   pid_ = ::getpid();
 }
 
-Result<std::pair<int, bool>> Client::take() {
+Result<std::pair<int, bool>> Client::take(bool fresh) {
   if (pid_.load() != ::getpid()) adopt_after_fork();
   {
     std::lock_guard lock(*mu_);
+    if (fresh) {
+      for (int fd : idle_) ::close(fd);
+      idle_.clear();
+    }
     if (!idle_.empty()) {
       int fd = idle_.back();
       idle_.pop_back();
@@ -227,7 +231,7 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
   if (!request.fits()) return fail(Code::kInvalidInput, "request too large for the agent");
   auto bytes = request.bytes();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    CV_TRY(taken, take());
+    CV_TRY(taken, take(attempt > 0));
     const auto [fd, reused] = taken;
     if (!send_all(fd, bytes, timeout_ms)) {
       ::close(fd);

@@ -87,6 +87,46 @@ TEST_F(AgentClient, SameClientSignsAgainAfterTheAgentIsKilledAndRestarted) {
   EXPECT_EQ(by_pid.count(::getpid()) ? by_pid.at(::getpid()) : 0, 1 + 3);
 }
 
+// The sockets this process has open.
+int open_sockets() {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    n += fs::read_symlink(fd.path(), link_ec).string().starts_with("socket:");
+  }
+  return n;
+}
+
+// Can fail: a client that replaced only the first dead pooled connection would spend its
+// request after the restart on the next dead one, and fail it ("closed the connection"),
+// although the agent is back: a threaded program idle during the restart has several.
+TEST_F(AgentClient, ClientWithSeveralPooledConnectionsSignsAtOnceAfterARestart) {
+  // Requests in flight at once each take a connection of their own; with the agent
+  // stopped none is answered (and given back to the pool) before the others connect.
+  const int before = open_sockets();
+  ASSERT_EQ(::kill(agent_.pid(), SIGSTOP), 0);
+  std::vector<std::string> results(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      results[t] = sign_and_verify(entry_.key, pub_.get(), 1, "thread " + std::to_string(t));
+    });
+  for (int i = 0; i < 500 && open_sockets() < before + 2; ++i) std::this_thread::sleep_for(20ms);
+  const int opened = open_sockets() - before;
+  ::kill(agent_.pid(), SIGCONT);
+  for (auto& t : threads) t.join();
+  ASSERT_GE(opened, 2) << "the threads did not open connections of their own";
+  for (const auto& r : results) ASSERT_EQ(r, "");
+
+  agent_.kill();
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(sign_and_verify(entry_.key, pub_.get(), 1, "after restart"), "");
+}
+
 // Reads from `fd` until `stop` arrives (included) or `limit` passes; what came, and whether
 // `stop` did.
 std::pair<std::string, bool> read_until(int fd, char stop, std::chrono::seconds limit) {
