@@ -456,6 +456,59 @@ TEST_F(AgentTest, SecondAgentOnTheSameSocketIsRefused) {
   EXPECT_TRUE(contains(r.err, "already listens")) << r.err;
 }
 
+// Can fail: a client that does not check whom it talks to sends `certvault unlock`'s PIN
+// to an agent another user runs (which then audits the refused unlock of the third uid),
+// and reports that agent's refusal instead of its own.
+TEST_F(AgentTest, ClientRefusesAnAgentRunByAnotherUserAndSendsItNothing) {
+  const passwd* third = ::getpwnam("nobody");
+  if (!third) GTEST_SKIP() << "no user 'nobody' to run the client as";
+  // The agent runs as the client user, on its own copy of the vault, in a directory it
+  // owns; the socket is opened to everyone, so that only the client's check stands between.
+  const fs::path home = run_dir_ / "other";
+  fs::create_directory(home);
+  ASSERT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
+  fs::copy_file(cli(), home / "certvault");
+  const std::string owner = std::to_string(client_uid_) + ":" + std::to_string(client_gid_);
+  ASSERT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
+  const fs::path pin = run_dir_ / "third-pin";  // the third user's own PIN file
+  write_file(pin, "the third user's own PIN", 0600);
+  ASSERT_EQ(::chown(pin.c_str(), third->pw_uid, third->pw_gid), 0);
+  ::chmod(home.c_str(), 0755);
+  ::chmod((home / "certvault").c_str(), 0755);
+  socket_ = home / "agent.sock";
+  const fs::path other_audit = home / "audit.log";
+  agent_ = ChildGuard(
+      spawn_logged({"setpriv", "--reuid=" + std::to_string(client_uid_),
+                    "--regid=" + std::to_string(client_gid_), "--init-groups",
+                    (home / "certvault").string(), "agent", "--vault", (home / "vault").string(),
+                    "--socket", socket_.string(), "--audit-log", other_audit.string()},
+                   tmp_ / "agent.out", tmp_ / "agent.err"));
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    up = answers();
+    if (!up) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
+  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+
+  auto r =
+      run({"setpriv", "--reuid=" + std::to_string(third->pw_uid),
+           "--regid=" + std::to_string(third->pw_gid), "--clear-groups", "env", "-i",
+           "PATH=/usr/bin:/bin", "HOME=/nonexistent", "CERTVAULT_AGENT_SOCK=" + socket_.string(),
+           (home / "certvault").string(), "unlock", "--pin-file", pin.string()},
+          {}, 30s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+  EXPECT_TRUE(contains(r.err, "the certvault agent socket " + socket_.string() +
+                                  " is served by uid " + std::to_string(client_uid_)))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "nothing was sent to it")) << r.err;
+  // The agent heard nothing from the third user: no refused unlock in its audit log.
+  const std::string heard = fs::exists(other_audit) ? read_file(other_audit) : std::string();
+  EXPECT_FALSE(contains(heard, "\"uid\":" + std::to_string(third->pw_uid))) << heard;
+}
+
 // --- systemd's interfaces -----------------------------------------------------------------
 
 TEST_F(AgentSigning, SocketActivationAndACredentialUnlockAtStart) {
