@@ -2,13 +2,17 @@
 // user, with no PIN, no vault access and no key in its memory, signs and does mutual TLS
 // by URI; the per-entry policy, lock, TTL, faults, systemd's interfaces and the audit log.
 // Loopback only; each test has its own vault, agent, socket and port.
+#include <fcntl.h>
+#include <grp.h>
 #include <json/json.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cstring>
 
+#include "agent_client_support.h"
 #include "agent_support.h"
 
 namespace cvtest {
@@ -420,6 +424,73 @@ TEST_F(AgentSigning, GarbageHalfMessagesAndAThousandIdleConnectionsStopNobody) {
   const ssize_t got = ::read(garbage, &byte, 1);
   EXPECT_TRUE(got == 0 || (got < 0 && errno == ECONNRESET)) << got << " " << std::strerror(errno);
   for (int fd : held) ::close(fd);
+}
+
+// Can fail: without a cap per uid, the one user's connections take all 8192 the agent
+// accepts, and it closes the signing program's connection at once ("did not answer").
+TEST_F(AgentSigning, OneUserOpeningMoreConnectionsThanItsShareStopsNoOtherUserFromSigning) {
+  const passwd* hog_user = ::getpwnam("nobody");
+  const group* agent_group = ::getgrnam(kAgentGroup);
+  if (!hog_user || !agent_group) GTEST_SKIP() << "no user 'nobody' to open the connections";
+  const uid_t hog_uid = hog_user->pw_uid;
+  const gid_t hog_gid = hog_user->pw_gid, socket_gid = agent_group->gr_gid;
+  constexpr int kConnections = 8192 + 100;  // more than the agent takes in all
+  start_agent();
+  allow_client();
+  unlock();
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+  // Another user (in the socket's group) opens connections and holds them until released.
+  const pid_t hog = fork_child(120s, [&]() -> std::string {
+    ::close(ready[0]);
+    ::close(release[1]);
+    const rlimit files{kConnections + 100, kConnections + 100};
+    const gid_t groups[] = {socket_gid};
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0 || ::setgroups(1, groups) != 0 ||
+        ::setresgid(hog_gid, hog_gid, hog_gid) != 0 || ::setresuid(hog_uid, hog_uid, hog_uid) != 0)
+      return "cannot become nobody with room for the connections";
+    std::vector<int> held;
+    for (int i = 0; i < kConnections; ++i) {
+      const int fd = connect_raw(socket_);
+      if (fd < 0) break;
+      held.push_back(fd);
+    }
+    const std::string opened = std::to_string(held.size()) + "\n";
+    if (::write(ready[1], opened.data(), opened.size()) != static_cast<ssize_t>(opened.size()))
+      return "cannot report";
+    char byte = 0;
+    while (::read(release[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    for (int fd : held) ::close(fd);
+    return "";
+  });
+  ASSERT_GT(hog, 0) << "fork failed";
+  ::close(ready[1]);
+  ::close(release[0]);
+  struct Release {
+    pid_t pid;
+    int ready, release;
+    ~Release() {
+      ::close(release);  // the other user lets go of its connections and ends
+      ::close(ready);
+      wait_children({pid}, 60s);
+    }
+  } guard{hog, ready[0], release[1]};
+
+  std::string opened;
+  pollfd p{ready[0], POLLIN, 0};
+  char byte = 0;
+  while (opened.find('\n') == std::string::npos && ::poll(&p, 1, 90'000) == 1 &&
+         ::read(ready[0], &byte, 1) == 1)
+    opened += byte;
+  ASSERT_EQ(opened, std::to_string(kConnections) + "\n") << "the other user's connections";
+  // The agent kept 1024 of them; the client user, behind them in the queue, still signs.
+  auto r = sign_as_client();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_LE(parse_json(status.out)["connections"].asUInt(), 1024u + 1) << status.out;
 }
 
 TEST_F(AgentSigning, KilledAgentGivesAnErrorAndAClientWorksAgainAfterARestart) {

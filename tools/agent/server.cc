@@ -15,6 +15,8 @@
 #include <cstring>
 #include <thread>
 
+#include "uid_limit.h"
+
 namespace certvault::agent {
 namespace {
 
@@ -46,11 +48,12 @@ Result<void> check_parent(const fs::path& dir) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer)
+  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer, UidLimit::Slot slot)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         agent_(agent),
-        peer_(std::move(peer)) {
+        peer_(std::move(peer)),
+        slot_(std::move(slot)) {
     ++agent_.connections;
   }
   ~Session() {
@@ -137,6 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   Agent& agent_;
   PeerInfo peer_;
+  UidLimit::Slot slot_;  // this connection's place among its uid's
   ConnState conn_;
   std::array<uint8_t, kHeaderSize> header_{};
   std::vector<uint8_t> body_;
@@ -176,9 +180,14 @@ class Server {
         if (agent_.connections.load() >= kMaxConnections) {
           socket.close(ec);
         } else if (auto peer = identify_peer(socket.native_handle())) {
-          // Started on the loop that owns the socket: all its work happens on that thread.
-          auto session = std::make_shared<Session>(std::move(socket), agent_, std::move(*peer));
-          asio::post(session->executor(), [session] { session->start(); });
+          if (auto slot = per_uid_.take(peer->id.uid, peer->pid)) {
+            // Started on the loop that owns the socket: all its work happens on that thread.
+            auto session = std::make_shared<Session>(std::move(socket), agent_, std::move(*peer),
+                                                     std::move(*slot));
+            asio::post(session->executor(), [session] { session->start(); });
+          } else {
+            socket.close(ec);  // that user holds its share: others' connections go on
+          }
         }
       } else if (ec == asio::error::operation_aborted) {
         return;
@@ -208,6 +217,7 @@ class Server {
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
+  UidLimit per_uid_{::geteuid()};
   asio::steady_timer ticker_;
   asio::signal_set signals_;
   uint64_t ticks_ = 0;
