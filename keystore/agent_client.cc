@@ -1,6 +1,7 @@
 #include "agent_client.h"
 
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sodium.h>
 #include <sys/socket.h>
@@ -171,6 +172,38 @@ Client::~Client() {
     for (int fd : idle_) ::close(fd);
 }
 
+namespace {
+
+// The uid of the system instance's user (`certvault`), if this machine has one.
+std::optional<uid_t> system_agent_uid() {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r("certvault", &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return std::nullopt;
+  return pw.pw_uid;
+}
+
+// Whoever serves the socket gets what the program sends (a PIN given to C_Login, digests),
+// so before sending anything: the agent must run as root, as this program's user, or as
+// the system instance's user.
+Result<void> check_agent_uid(int fd, const fs::path& socket) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0)
+    return fail(Code::kIo, "cannot tell which user serves the certvault agent socket " +
+                               socket.string() + ": " + std::strerror(errno));
+  const uid_t self = ::geteuid();
+  if (peer.uid == 0 || peer.uid == self || peer.uid == system_agent_uid()) return {};
+  return fail(Code::kBadPermissions,
+              "the certvault agent socket " + socket.string() + " is served by uid " +
+                  std::to_string(peer.uid) + ", not by root, your uid " + std::to_string(self) +
+                  " or the certvault user; nothing was sent to it; name your own agent's "
+                  "socket in $CERTVAULT_AGENT_SOCK (or agent-socket)");
+}
+
+}  // namespace
+
 Result<int> Client::connect_new() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -184,6 +217,10 @@ Result<int> Client::connect_new() {
     const int err = errno;
     ::close(fd);
     return agent_gone(socket_, std::string("does not answer (") + std::strerror(err) + ")");
+  }
+  if (auto trusted = check_agent_uid(fd, socket_); !trusted) {
+    ::close(fd);
+    return std::unexpected(trusted.error());
   }
   return fd;
 }
@@ -212,10 +249,14 @@ void Client::took(std::chrono::steady_clock::duration d) {
   answer_us_.store(old == 0 ? us : (3 * old + us) / 4, std::memory_order_relaxed);
 }
 
-Result<std::pair<int, bool>> Client::take() {
+Result<std::pair<int, bool>> Client::take(bool fresh) {
   if (pid_.load() != ::getpid()) adopt_after_fork();
   {
     std::lock_guard lock(*mu_);
+    if (fresh) {
+      for (int fd : idle_) ::close(fd);
+      idle_.clear();
+    }
     if (!idle_.empty()) {
       int fd = idle_.back();
       idle_.pop_back();
@@ -243,7 +284,7 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
   if (!request.fits()) return fail(Code::kInvalidInput, "request too large for the agent");
   auto bytes = request.bytes();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    CV_TRY(taken, take());
+    CV_TRY(taken, take(attempt > 0));
     const auto [fd, reused] = taken;
     if (!send_all(fd, bytes, timeout_ms)) {
       ::close(fd);

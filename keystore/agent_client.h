@@ -64,8 +64,10 @@ class Client {
   Result<Reply> call(Frame& request, ErrorCode* wire_code = nullptr, int timeout_ms = 30000);
 
  private:
-  // An idle connection of this process (pooled = true), or a new one.
-  Result<std::pair<int, bool>> take();
+  // An idle connection of this process (pooled = true), or a new one. `fresh`: a new one,
+  // and the idle ones closed (a pooled connection was found dead: the agent restarted, and
+  // the others went with it).
+  Result<std::pair<int, bool>> take(bool fresh = false);
   void give(int fd);  // back into the pool after a complete exchange
   Result<int> connect_new();
   // How long a lone request looks for its answer before it sleeps, from how long answers

@@ -129,6 +129,46 @@ TEST_F(AgentOwner, ExportWritesTheFile0600ItsPasswordOpensItAndASecondExportIsRe
   EXPECT_EQ(read_file(taken), "mine");
 }
 
+// Can fail: a CLI that asked the agent for the export before it knew it could write the
+// file would lose it: the agent records the one export when it returns the bytes, and the
+// export that follows is refused ("was already exported").
+TEST_F(AgentOwner, ExportThatCannotWriteItsFileLeavesTheExportUnspent) {
+  issue("api", 100);
+  start_agent();
+  unlock();
+  const fs::path taken = run_dir_ / "taken.p12";
+  write_file(taken, "mine", 0644);
+  auto over = owner({"export", "api", "-o", taken.string()});
+  EXPECT_EQ(over.exit_code, 5) << over.err;
+  EXPECT_EQ(over.err_lines().size(), 1u) << over.err;
+  EXPECT_EQ(read_file(taken), "mine");
+
+  const fs::path nowhere = run_dir_ / "no-such-directory" / "api.p12";
+  auto lost = owner({"export", "api", "-o", nowhere.string()});
+  EXPECT_NE(lost.exit_code, 0);
+  EXPECT_EQ(lost.err_lines().size(), 1u) << lost.err;
+  EXPECT_TRUE(contains(lost.err, nowhere.string())) << lost.err;
+
+  // A disk too full for the PKCS#12 (a file size limit, as a quota would give).
+  const fs::path full = run_dir_ / "full.p12";
+  auto no_room = run({"sh", "-c", "trap '' XFSZ; exec prlimit --fsize=512 \"$@\"", "sh", "env",
+                      "CERTVAULT_AGENT_SOCK=" + socket_.string(), cli(), "--vault", dir_.string(),
+                      "export", "api", "-o", full.string()});
+  EXPECT_NE(no_room.exit_code, 0);
+  EXPECT_EQ(no_room.err_lines().size(), 1u) << no_room.err;
+  EXPECT_TRUE(contains(no_room.err, "free some space")) << no_room.err;
+  EXPECT_FALSE(fs::exists(full));
+
+  // None of them spent the export.
+  ASSERT_TRUE(entry("api"));
+  EXPECT_EQ(entry("api")->current()->exported_at, 0);
+  const fs::path p12 = run_dir_ / "api.p12";
+  auto exported = owner({"export", "api", "-o", p12.string()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_TRUE(contains(exported.err, done_by_agent())) << exported.err;
+  EXPECT_GT(fs::file_size(p12), 0u);
+}
+
 TEST_F(AgentOwner, ImportReadsTheFileAndPasswordHereAndNeedsNoPin) {
   issue("api", 100);
   const fs::path p12 = run_dir_ / "api.p12";

@@ -2,13 +2,17 @@
 // user, with no PIN, no vault access and no key in its memory, signs and does mutual TLS
 // by URI; the per-entry policy, lock, TTL, faults, systemd's interfaces and the audit log.
 // Loopback only; each test has its own vault, agent, socket and port.
+#include <fcntl.h>
+#include <grp.h>
 #include <json/json.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cstring>
 
+#include "agent_client_support.h"
 #include "agent_support.h"
 
 namespace cvtest {
@@ -422,6 +426,73 @@ TEST_F(AgentSigning, GarbageHalfMessagesAndAThousandIdleConnectionsStopNobody) {
   for (int fd : held) ::close(fd);
 }
 
+// Can fail: without a cap per uid, the one user's connections take all 8192 the agent
+// accepts, and it closes the signing program's connection at once ("did not answer").
+TEST_F(AgentSigning, OneUserOpeningMoreConnectionsThanItsShareStopsNoOtherUserFromSigning) {
+  const passwd* hog_user = ::getpwnam("nobody");
+  const group* agent_group = ::getgrnam(kAgentGroup);
+  if (!hog_user || !agent_group) GTEST_SKIP() << "no user 'nobody' to open the connections";
+  const uid_t hog_uid = hog_user->pw_uid;
+  const gid_t hog_gid = hog_user->pw_gid, socket_gid = agent_group->gr_gid;
+  constexpr int kConnections = 8192 + 100;  // more than the agent takes in all
+  start_agent();
+  allow_client();
+  unlock();
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+  // Another user (in the socket's group) opens connections and holds them until released.
+  const pid_t hog = fork_child(120s, [&]() -> std::string {
+    ::close(ready[0]);
+    ::close(release[1]);
+    const rlimit files{kConnections + 100, kConnections + 100};
+    const gid_t groups[] = {socket_gid};
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0 || ::setgroups(1, groups) != 0 ||
+        ::setresgid(hog_gid, hog_gid, hog_gid) != 0 || ::setresuid(hog_uid, hog_uid, hog_uid) != 0)
+      return "cannot become nobody with room for the connections";
+    std::vector<int> held;
+    for (int i = 0; i < kConnections; ++i) {
+      const int fd = connect_raw(socket_);
+      if (fd < 0) break;
+      held.push_back(fd);
+    }
+    const std::string opened = std::to_string(held.size()) + "\n";
+    if (::write(ready[1], opened.data(), opened.size()) != static_cast<ssize_t>(opened.size()))
+      return "cannot report";
+    char byte = 0;
+    while (::read(release[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    for (int fd : held) ::close(fd);
+    return "";
+  });
+  ASSERT_GT(hog, 0) << "fork failed";
+  ::close(ready[1]);
+  ::close(release[0]);
+  struct Release {
+    pid_t pid;
+    int ready, release;
+    ~Release() {
+      ::close(release);  // the other user lets go of its connections and ends
+      ::close(ready);
+      wait_children({pid}, 60s);
+    }
+  } guard{hog, ready[0], release[1]};
+
+  std::string opened;
+  pollfd p{ready[0], POLLIN, 0};
+  char byte = 0;
+  while (opened.find('\n') == std::string::npos && ::poll(&p, 1, 90'000) == 1 &&
+         ::read(ready[0], &byte, 1) == 1)
+    opened += byte;
+  ASSERT_EQ(opened, std::to_string(kConnections) + "\n") << "the other user's connections";
+  // The agent kept 1024 of them; the client user, behind them in the queue, still signs.
+  auto r = sign_as_client();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_LE(parse_json(status.out)["connections"].asUInt(), 1024u + 1) << status.out;
+}
+
 TEST_F(AgentSigning, KilledAgentGivesAnErrorAndAClientWorksAgainAfterARestart) {
   start_agent();
   allow_client();
@@ -454,6 +525,59 @@ TEST_F(AgentTest, SecondAgentOnTheSameSocketIsRefused) {
                {}, 30s);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(contains(r.err, "already listens")) << r.err;
+}
+
+// Can fail: a client that does not check whom it talks to sends `certvault unlock`'s PIN
+// to an agent another user runs (which then audits the refused unlock of the third uid),
+// and reports that agent's refusal instead of its own.
+TEST_F(AgentTest, ClientRefusesAnAgentRunByAnotherUserAndSendsItNothing) {
+  const passwd* third = ::getpwnam("nobody");
+  if (!third) GTEST_SKIP() << "no user 'nobody' to run the client as";
+  // The agent runs as the client user, on its own copy of the vault, in a directory it
+  // owns; the socket is opened to everyone, so that only the client's check stands between.
+  const fs::path home = run_dir_ / "other";
+  fs::create_directory(home);
+  ASSERT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
+  fs::copy_file(cli(), home / "certvault");
+  const std::string owner = std::to_string(client_uid_) + ":" + std::to_string(client_gid_);
+  ASSERT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
+  const fs::path pin = run_dir_ / "third-pin";  // the third user's own PIN file
+  write_file(pin, "the third user's own PIN", 0600);
+  ASSERT_EQ(::chown(pin.c_str(), third->pw_uid, third->pw_gid), 0);
+  ::chmod(home.c_str(), 0755);
+  ::chmod((home / "certvault").c_str(), 0755);
+  socket_ = home / "agent.sock";
+  const fs::path other_audit = home / "audit.log";
+  agent_ = ChildGuard(
+      spawn_logged({"setpriv", "--reuid=" + std::to_string(client_uid_),
+                    "--regid=" + std::to_string(client_gid_), "--init-groups",
+                    (home / "certvault").string(), "agent", "--vault", (home / "vault").string(),
+                    "--socket", socket_.string(), "--audit-log", other_audit.string()},
+                   tmp_ / "agent.out", tmp_ / "agent.err"));
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    up = answers();
+    if (!up) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
+  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+
+  auto r =
+      run({"setpriv", "--reuid=" + std::to_string(third->pw_uid),
+           "--regid=" + std::to_string(third->pw_gid), "--clear-groups", "env", "-i",
+           "PATH=/usr/bin:/bin", "HOME=/nonexistent", "CERTVAULT_AGENT_SOCK=" + socket_.string(),
+           (home / "certvault").string(), "unlock", "--pin-file", pin.string()},
+          {}, 30s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+  EXPECT_TRUE(contains(r.err, "the certvault agent socket " + socket_.string() +
+                                  " is served by uid " + std::to_string(client_uid_)))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "nothing was sent to it")) << r.err;
+  // The agent heard nothing from the third user: no refused unlock in its audit log.
+  const std::string heard = fs::exists(other_audit) ? read_file(other_audit) : std::string();
+  EXPECT_FALSE(contains(heard, "\"uid\":" + std::to_string(third->pw_uid))) << heard;
 }
 
 // --- systemd's interfaces -----------------------------------------------------------------

@@ -73,6 +73,8 @@ class ChildGuard {
     return true;
   }
 
+  pid_t pid() const { return pid_; }
+
   void kill() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);

@@ -50,15 +50,20 @@ Outcome cmd_export(const Globals& globals, const ExportArgs& args) {
   request.chain = args.chain;
   CV_TRY(vault, open_vault(globals));
   if (may_ask_agent(globals) && args.out != "-") {
-    // The file is the caller's: created here (0600, never over an existing one) before the
-    // agent records the export, removed again unless the agent's bytes reach it.
+    // The file is the caller's: created here (0600, never over an existing one) with room
+    // for any answer the agent can give, before the agent records the export; removed again
+    // unless the agent's bytes reach it. So a path that cannot be written, an existing file
+    // or a full disk leave the export unspent, as they do in-process.
     CV_TRY(out_file, ReservedFile::create(args.out, "export file", 0600));
+    CV_CHECK(out_file.reserve(agent::kMaxBody));
     CV_TRY(reply, ask_agent(globals, vault, {"export", owner::to_json(request)}));
     if (reply) {
       const auto password = reply->message.get(agent::Tag::kPassword);
       if (!password)
         return fail(Code::kIo, "the agent exported '" + args.nickname + "' without a password");
-      CV_CHECK(out_file.write(reply->message.get(agent::Tag::kData).value_or("")));
+      if (auto wrote = out_file.write(reply->message.get(agent::Tag::kData).value_or("")); !wrote)
+        return fail(wrote.error().code,
+                    wrote.error().message + "; the export was recorded, so rotate to export again");
       print_export(globals, args, SecureBytes(password->data(), password->size()));
       return kExitOk;
     }

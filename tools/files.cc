@@ -109,7 +109,8 @@ ReservedFile::ReservedFile(ReservedFile&& other) noexcept
     : path_(std::move(other.path_)),
       what_(std::move(other.what_)),
       fd_(std::exchange(other.fd_, -1)),
-      written_(other.written_) {}
+      written_(other.written_),
+      reserved_(other.reserved_) {}
 
 ReservedFile::~ReservedFile() {
   if (fd_ < 0 || path_ == "-") return;
@@ -117,8 +118,21 @@ ReservedFile::~ReservedFile() {
   if (!written_) ::unlink(path_.c_str());
 }
 
+Result<void> ReservedFile::reserve(size_t bytes) {
+  if (path_ == "-") return {};
+  const int err = ::posix_fallocate(fd_, 0, static_cast<off_t>(bytes));
+  if (err == EOPNOTSUPP || err == EINVAL) return {};
+  if (err != 0)
+    return fail(Code::kIo, "cannot set space aside for " + describe(what_, path_) + ": " +
+                               std::strerror(err) + "; free some space or choose another path");
+  reserved_ = true;
+  return {};
+}
+
 Result<void> ReservedFile::write(std::string_view data) {
   if (path_ == "-") std::fflush(stdout);
+  if (reserved_ && ::ftruncate(fd_, static_cast<off_t>(data.size())) != 0)
+    return os_error("write", what_, path_, errno);
   while (!data.empty()) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;

@@ -36,6 +36,9 @@ class ReservedFile {
   ReservedFile(ReservedFile&& other) noexcept;
   ReservedFile& operator=(ReservedFile&&) = delete;
   ~ReservedFile();
+  // Sets aside `bytes` of disk for the file, so that a full disk or quota fails here, before
+  // the change, rather than at write(); a file system that cannot set space aside is let be.
+  Result<void> reserve(size_t bytes);
   Result<void> write(std::string_view data);
 
  private:
@@ -44,6 +47,7 @@ class ReservedFile {
   std::string path_, what_;
   int fd_ = -1;
   bool written_ = false;
+  bool reserved_ = false;  // longer than its content until write() trims it
 };
 
 }  // namespace certvault::cli

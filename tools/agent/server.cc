@@ -15,6 +15,8 @@
 #include <cstring>
 #include <thread>
 
+#include "uid_limit.h"
+
 namespace certvault::agent {
 namespace {
 
@@ -50,11 +52,13 @@ Result<void> check_parent(const fs::path& dir) {
 // waits only when there is nothing to read, or a long answer does not fit the socket.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer, std::atomic<size_t>& on_loop)
+  Session(stream_protocol::socket socket, Agent& agent, PeerInfo peer, UidLimit::Slot slot,
+          std::atomic<size_t>& on_loop)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         agent_(agent),
         peer_(std::move(peer)),
+        slot_(std::move(slot)),
         on_loop_(on_loop),
         in_(kInitialBuffer) {
     ++agent_.connections;
@@ -258,6 +262,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   Agent& agent_;
   PeerInfo peer_;
+  UidLimit::Slot slot_;           // this connection's place among its uid's
   std::atomic<size_t>& on_loop_;  // the sessions of this session's loop
   ConnState conn_;
   std::vector<uint8_t> in_;  // what has been read and not yet answered
@@ -307,26 +312,29 @@ class Server {
 
   void accept() {
     const size_t index = quietest_loop();
-    acceptor_.async_accept(*loops_[index],
-                           [this, index](std::error_code ec, stream_protocol::socket socket) {
-                             if (!ec) {
-                               if (agent_.connections.load() >= kMaxConnections) {
-                                 socket.close(ec);
-                               } else if (auto peer = identify_peer(socket.native_handle())) {
-                                 // Started on the loop that owns the socket: all its work happens
-                                 // on that thread.
-                                 auto session = std::make_shared<Session>(
-                                     std::move(socket), agent_, std::move(*peer), sessions_[index]);
-                                 asio::post(session->executor(), [session] { session->start(); });
-                               }
-                             } else if (ec == asio::error::operation_aborted) {
-                               return;
-                             } else if (ec == asio::error::no_descriptors) {
-                               // Out of file descriptors: keep serving the connections there are.
-                               std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                             }
-                             accept();
-                           });
+    acceptor_.async_accept(*loops_[index], [this, index](std::error_code ec,
+                                                         stream_protocol::socket socket) {
+      if (!ec) {
+        if (agent_.connections.load() >= kMaxConnections) {
+          socket.close(ec);
+        } else if (auto peer = identify_peer(socket.native_handle())) {
+          if (auto slot = per_uid_.take(peer->id.uid, peer->pid)) {
+            // Started on the loop that owns the socket: all its work happens on that thread.
+            auto session = std::make_shared<Session>(std::move(socket), agent_, std::move(*peer),
+                                                     std::move(*slot), sessions_[index]);
+            asio::post(session->executor(), [session] { session->start(); });
+          } else {
+            socket.close(ec);  // that user holds its share: others' connections go on
+          }
+        }
+      } else if (ec == asio::error::operation_aborted) {
+        return;
+      } else if (ec == asio::error::no_descriptors) {
+        // Out of file descriptors: keep serving the connections there are.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      accept();
+    });
   }
 
   // TTLs are checked every second (and before every request); the journal summary every
@@ -347,6 +355,7 @@ class Server {
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
+  UidLimit per_uid_{::geteuid()};
   asio::steady_timer ticker_;
   asio::signal_set signals_;
   uint64_t ticks_ = 0;
