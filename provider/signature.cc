@@ -150,8 +150,9 @@ Result<SignParams> sign_params(const SigCtx* c) {
   if (*digest) {
     p.digest = agent::canonical_digest(digest);
     if (p.digest.empty())
-      return fail(Code::kInvalidInput, std::string("a vault key does not sign with digest ") +
-                                           digest + "; use SHA-1, SHA-2 or SHA-3");
+      return fail(Code::kInvalidInput,
+                  std::string("a vault key does not sign with digest ") + digest +
+                      "; use SHA-1, SHA-224/256/384/512 or SHA3-224/256/384/512");
   }
   if (c->algo == Algo::kRsa && pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_PSS_PADDING)
     return fail(Code::kInvalidInput, "a vault key signs with RSA padding pkcs1 or pss only");

@@ -340,6 +340,27 @@ TEST_F(ProviderInProcess, EachMechanismAndParameterSignsAndReadsBackItsAlgorithm
   }
 }
 
+// The keystore signs with the digests the agent takes, in this process too: another one is
+// refused with the reason on the error queue, not signed some other way.
+TEST_F(ProviderInProcess, DigestTheKeystoreDoesNotSignWithIsRefusedWithTheReason) {
+  issue("ec", 100, KeyType::kEcP256);
+  X509Ptr cert;
+  PkeyPtr key;
+  load(uri("ec"), cert, key);
+  ASSERT_TRUE(cert && key) << errors();
+  EVP_MD_CTX* s = EVP_MD_CTX_new();
+  unsigned char sig[128];
+  size_t len = sizeof sig;
+  const unsigned char data[] = "data";
+  ASSERT_EQ(EVP_DigestSignInit_ex(s, nullptr, "SHA512-256", nullptr, nullptr, key.get(), nullptr),
+            1)
+      << errors();
+  EXPECT_NE(EVP_DigestSign(s, sig, &len, data, sizeof data), 1);
+  EVP_MD_CTX_free(s);
+  const std::string queued = errors();
+  EXPECT_TRUE(contains(queued, "does not sign with digest SHA2-512/256")) << queued;
+}
+
 TEST_F(ProviderInProcess, PublicKeyNeedsNoPinAndMatchesTheCertificate) {
   issue("api-prod", 100, KeyType::kEcP256);
   UI_METHOD* ui = UI_UTIL_wrap_read_pem_callback(pin_callback, 0);
