@@ -33,20 +33,23 @@ OSSL_LIB_CTX* libctx() {
 
 namespace {
 // Digests fetched from the context, kept while it lives (fetching costs more than hashing
-// what is signed). Guarded by g_digests_mu; emptied before the context is freed.
+// what is signed). Guarded by g_digests_mu; freed before the context is. Made on the heap,
+// not a static with a destructor: the provider releases the context from OpenSSL's own
+// cleanup at exit, which runs after the statics of a module loaded later are destroyed.
 std::mutex g_digests_mu;
-std::map<std::string, Md, std::less<>> g_digests;
+std::map<std::string, Md, std::less<>>* g_digests = nullptr;
 }  // namespace
 
 const EVP_MD* digest(std::string_view name) {
   OSSL_LIB_CTX* c = libctx();
   if (!c) return nullptr;
   std::lock_guard lock(g_digests_mu);
-  auto it = g_digests.find(name);
-  if (it == g_digests.end()) {
+  if (!g_digests) g_digests = new std::map<std::string, Md, std::less<>>;
+  auto it = g_digests->find(name);
+  if (it == g_digests->end()) {
     Md md(EVP_MD_fetch(c, std::string(name).c_str(), nullptr));
     if (!md) return nullptr;
-    it = g_digests.emplace(std::string(name), std::move(md)).first;
+    it = g_digests->emplace(std::string(name), std::move(md)).first;
   }
   return it->second.get();
 }
@@ -54,7 +57,8 @@ const EVP_MD* digest(std::string_view name) {
 void release_libctx() {
   {
     std::lock_guard lock(g_digests_mu);
-    g_digests.clear();
+    delete g_digests;
+    g_digests = nullptr;
   }
   std::lock_guard lock(g_ctx_mu);
   OSSL_LIB_CTX* c = g_ctx.exchange(nullptr);

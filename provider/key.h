@@ -1,6 +1,6 @@
-// The key object behind an EVP_PKEY of this provider: a reference to a vault key (the
-// private EVP_PKEY in the keystore's library context, which never leaves it) and an
-// ordinary public key beside it that answers every public question.
+// The key object behind an EVP_PKEY of this provider: for a vault key, the keystore's handle
+// that signs with it (in this process or in the agent; the private key never comes here)
+// and an ordinary public key beside it that answers every public question.
 #pragma once
 
 #include <openssl/evp.h>
@@ -11,7 +11,8 @@
 #include <mutex>
 #include <string>
 
-#include "agent_key.h"
+#include "ossl.h"
+#include "signing.h"
 #include "types.h"
 
 namespace certvault::provider {
@@ -48,26 +49,36 @@ inline SharedPkey share(EVP_PKEY* p) {
   return SharedPkey(p, EVP_PKEY_free);
 }
 
-// Digest-sign contexts on a vault key, initialised once per digest and copied for each
-// operation: a copy costs a fraction of a fresh init (no fetches, no key checks).
+// How a vault key's digest-sign starts, one per digest, made on first use and copied for
+// each signature: a copy costs a fraction of a fresh start (no fetches, no key checks).
 struct SignPrototypes {
+  struct Start {
+    ossl::MdCtx shape;  // a digest-verify context on the public key: the parameters
+    ossl::MdCtx hash;   // the digest, started; null for Ed25519, which signs the message
+  };
   std::mutex mu;  // held only while copying, never while signing
-  std::map<std::string, std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>> by_digest;
+  std::map<std::string, Start> by_digest;
 };
 
 struct KeyData {
   Algo algo = Algo::kEc;
-  SharedPkey pub;   // public part, keystore library context; null while empty
-  SharedPkey priv;  // the vault key; null for a public key and for an agent's key
-  // A vault key the agent holds: signatures are asked of it, the key never comes here.
-  std::shared_ptr<const agent::RemoteKey> remote;
+  // A vault key's public half, in the keystore's library context; for an ordinary key the
+  // key itself, its private half included when `ordinary_private`. Null while empty.
+  SharedPkey pub;
+  // A vault key: what signs with it, keystore's SigningKey in this process or the agent's
+  // RemoteKey. Null for a public key and for an ordinary key.
+  std::shared_ptr<const KeyHandle> signer;
+  std::shared_ptr<SignPrototypes> prototypes;  // with `signer`; shared by every copy
   std::string name;                            // "certvault:NICKNAME", for the debug log
-  bool vault = false;                          // a vault key: its private half is never exported
-  std::shared_ptr<SignPrototypes> prototypes;  // vault keys only; shared by every copy
+  // An ordinary key (imported or generated through this KEYMGMT) whose `pub` holds its
+  // private half too.
+  bool ordinary_private = false;
   // An ordinary key whose `pub` holds domain parameters but no public key (an EC key made
   // by EVP_PKEY_copy_parameters() or by parameter generation).
   bool params_only = false;
-  bool has_private() const { return priv || remote; }
+  // A vault key, whose private half is never exported.
+  bool vault() const { return signer != nullptr; }
+  bool has_private() const { return signer || ordinary_private; }
 };
 
 // What a STORE or DECODER passes as OSSL_OBJECT_PARAM_REFERENCE: a pointer to this,

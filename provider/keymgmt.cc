@@ -1,6 +1,7 @@
 // KEYMGMT for RSA, EC (P-256, P-384) and Ed25519 (provider-keymgmt(7)). A vault key is
-// held by reference: the private EVP_PKEY stays in the keystore's library context and is
-// never exported; every public question is answered by the public key kept beside it.
+// held as the keystore's handle that signs with it: its private half stays in the keystore
+// (or the agent) and is never exported; every public question is answered by the public
+// key kept beside it.
 // Keys that are not vault keys (imported or generated here because a caller fetched this
 // provider's KEYMGMT for an ordinary key) are kept whole in the same context, so that
 // such a caller loses nothing: every copy is a copy (never a second handle on the same
@@ -114,18 +115,18 @@ void* km_load(const void* reference, size_t size) {
 
 // A copy with the parts `selection` names, and no more. EVP_PKEY_copy_parameters() asks for
 // the parameters only, and libssl then sets the peer's point on that copy (TLS 1.2 ECDHE),
-// so an ordinary key is copied, never shared. A vault key shares its (immutable) private
-// half only with a copy that asked for it; any other copy is an ordinary key.
+// so an ordinary key is copied, never shared. A vault key shares its signer only with a
+// copy that asked for the private half; any other copy is an ordinary key.
 void* km_dup(const void* keydata, int selection) {
   return guarded<void*>(nullptr, nullptr, [&]() -> void* {
     const auto* from = static_cast<const KeyData*>(keydata);
     if (!from) return nullptr;
-    if (from->vault && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) return new KeyData(*from);
+    if (from->vault() && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)) return new KeyData(*from);
     auto to = std::make_unique<KeyData>();
     to->algo = from->algo;
     to->name = from->name;
     const bool with_private =
-        (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && from->priv && !from->vault;
+        (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && from->ordinary_private;
     int sel = 0;
     if (with_private)
       sel = EVP_PKEY_KEYPAIR;
@@ -135,9 +136,9 @@ void* km_dup(const void* keydata, int selection) {
       sel = EVP_PKEY_KEY_PARAMETERS;
     // Nothing selected that the key holds (RSA and Ed25519 have no parameters): empty.
     if (!sel || !from->pub) return to.release();
-    to->pub = copy_parts(from->algo, with_private ? from->priv.get() : from->pub.get(), sel);
+    to->pub = copy_parts(from->algo, from->pub.get(), sel);
     if (!to->pub) return nullptr;
-    if (with_private) to->priv = to->pub;
+    to->ordinary_private = with_private;
     to->params_only = sel == EVP_PKEY_KEY_PARAMETERS;
     return to.release();
   });
@@ -162,10 +163,9 @@ int km_validate(const void* keydata, int selection, int checktype) {
     const bool quick = checktype == OSSL_KEYMGMT_VALIDATE_QUICK_CHECK;
     const bool params = (selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) && k->algo == Algo::kEc;
     int keys = selection & OSSL_KEYMGMT_SELECT_KEYPAIR;
-    if (k->vault && keys) keys = OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
+    if (k->vault() && keys) keys = OSSL_KEYMGMT_SELECT_PUBLIC_KEY;
     if (!params && !keys) return 1;  // RSA and Ed25519 have no parameters to check
-    EVP_PKEY* held = (keys & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) ? k->priv.get() : k->pub.get();
-    ossl::PkeyCtx c(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), held, nullptr));
+    ossl::PkeyCtx c(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), k->pub.get(), nullptr));
     if (!c) return 0;
     EVP_PKEY_CTX* ctx = c.get();
     if (params && (quick ? EVP_PKEY_param_check_quick(ctx) : EVP_PKEY_param_check(ctx)) != 1)
@@ -234,7 +234,7 @@ const OSSL_PARAM* km_gettable_params(void*) {
 // This key's EVP_PKEY is its own (see km_dup), so no other copy sees the change.
 int km_set_params(void* keydata, const OSSL_PARAM params[]) {
   auto* k = static_cast<KeyData*>(keydata);
-  if (!k || !k->pub || k->vault) return 0;
+  if (!k || !k->pub || k->vault()) return 0;
   if (EVP_PKEY_set_params(k->pub.get(), const_cast<OSSL_PARAM*>(params)) <= 0) return 0;
   k->params_only = !holds_public(k->algo, k->pub.get());
   return 1;
@@ -287,7 +287,7 @@ template <Algo A>
 int km_import(void* keydata, int selection, const OSSL_PARAM params[]) {
   return guarded(nullptr, 0, [&] {
     auto* k = static_cast<KeyData*>(keydata);
-    if (!k || k->vault) return 0;
+    if (!k || k->vault()) return 0;
     const bool with_private =
         (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && has_private_param(A, params);
     const int sel = with_private ? EVP_PKEY_KEYPAIR
@@ -298,7 +298,7 @@ int km_import(void* keydata, int selection, const OSSL_PARAM params[]) {
         EVP_PKEY_fromdata(c.get(), &p, sel, const_cast<OSSL_PARAM*>(params)) <= 0)
       return 0;
     k->pub = share(p);
-    k->priv = with_private ? k->pub : nullptr;
+    k->ordinary_private = with_private;
     k->params_only = !holds_public(A, p);
     return 1;
   });
@@ -310,16 +310,15 @@ int km_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) {
     if (!k || !k->pub) return 0;
     // A vault key's private half never leaves the keystore; callers that asked for the
     // whole key (to use it in another provider) are told no and use this provider.
-    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && k->vault) {
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && k->vault()) {
       CV_DEBUG("keymgmt: refused to export the private half of %s", k->name.c_str());
       return 0;
     }
-    const int sel = (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && k->priv
+    const int sel = (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && k->ordinary_private
                         ? EVP_PKEY_KEYPAIR
                         : evp_selection(selection & ~OSSL_KEYMGMT_SELECT_PRIVATE_KEY);
-    EVP_PKEY* from = sel == EVP_PKEY_KEYPAIR ? k->priv.get() : k->pub.get();
     OSSL_PARAM* raw = nullptr;
-    if (EVP_PKEY_todata(from, sel, &raw) <= 0) return 0;
+    if (EVP_PKEY_todata(k->pub.get(), sel, &raw) <= 0) return 0;
     ExportedParams out(raw, clear_free);
     return cb(out.get(), cbarg);
   });
@@ -393,7 +392,7 @@ void* km_gen(void* genctx, OSSL_CALLBACK*, void*) {
     auto k = std::make_unique<KeyData>();
     k->algo = g->algo;
     k->pub = share(p);
-    if (g->selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) k->priv = k->pub;
+    k->ordinary_private = g->selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY;
     k->params_only = !holds_public(g->algo, p);
     return k.release();
   });

@@ -16,18 +16,17 @@ Result<std::unique_ptr<KeyData>> make_key(Vaults& vaults, const Resolved& r, con
   key->name = certvault_uri(r.nickname);
   CV_TRY(pub, ossl::public_from_spki(r.spki));
   key->pub = share(pub.release());
-  if (with_private && r.remote) {
+  if (!with_private) return key;
+  if (r.remote) {
     // The agent holds the key: no PIN here, and a locked vault says so at once.
     // Refused, not "no PIN": the program has nothing to give; the operator unlocks.
     if (r.locked) return fail(Code::kRefused, *r.locked);
-    key->remote = r.remote;
-    key->vault = true;
-  } else if (with_private) {
-    CV_TRY(priv, vaults.private_key(r, uri, pin));
-    key->priv = std::move(priv);
-    key->vault = true;
-    key->prototypes = std::make_shared<SignPrototypes>();
+    key->signer = r.remote;
+  } else {
+    CV_TRY(signer, vaults.signing_key(r, uri, pin));
+    key->signer = std::move(signer);
   }
+  key->prototypes = std::make_shared<SignPrototypes>();
   return key;
 }
 

@@ -1,8 +1,12 @@
 // SIGNATURE for RSA (PKCS#1 v1.5 and PSS), ECDSA and Ed25519 (provider-signature(7)).
-// Each context drives an ordinary EVP context in the keystore's library context, on the
-// vault key itself, so the default provider there does the arithmetic and the caller's
-// parameters (digest, padding, salt length, MGF1 digest) reach it unchanged. Nothing
-// here recurses into the caller's library context, and no lock is held while signing.
+// A vault key signs one way, wherever it is held: through the keystore's KeyHandle
+// (SigningKey in this process, RemoteKey in the agent). A verification context on its
+// public key keeps the caller's parameters (digest, padding, salt length, MGF1 digest)
+// and answers for them (algorithm-id), the message is hashed here, and the handle signs
+// the digest (Ed25519: the message), as the PKCS#11 module does. Verification, and
+// signing with an ordinary key a caller made through this provider's KEYMGMT, run an
+// ordinary EVP context on the key. Everything runs in the keystore's library context, so
+// nothing here recurses into the caller's, and no lock is held while signing.
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -15,6 +19,7 @@
 #include <span>
 #include <string>
 
+#include "agent_key.h"
 #include "errors.h"
 #include "key.h"
 #include "ossl.h"
@@ -26,17 +31,24 @@ namespace {
 struct SigCtx {
   const ProvCtx* prov = nullptr;
   Algo algo = Algo::kEc;
-  SharedPkey key;      // the key the operation runs on (private to sign)
+  SharedPkey key;      // what the EVP contexts run on: a vault key's public half, else the key
   std::string name;    // for messages
   ossl::PkeyCtx pctx;  // sign / verify
   ossl::MdCtx md;      // digest-sign / digest-verify
-  // Signing with a key the agent holds: `pctx` is a verification context on the public key
-  // that keeps the caller's parameters, `hash` digests the message here, and the agent
-  // signs the digest.
-  std::shared_ptr<const agent::RemoteKey> remote;
+  // Signing with a vault key: `pctx` or `md` is a verification context that keeps the
+  // caller's parameters, `hash` digests the message here, and `signer` signs the digest.
+  std::shared_ptr<const KeyHandle> signer;
+  std::shared_ptr<SignPrototypes> prototypes;
   ossl::MdCtx hash;
   EVP_PKEY_CTX* inner() const { return md ? EVP_MD_CTX_get_pkey_ctx(md.get()) : pctx.get(); }
 };
+
+// A copy of `from` into `to` (nothing from nothing); false when it cannot be made.
+bool copy_md(ossl::MdCtx& to, const ossl::MdCtx& from) {
+  if (!from) return true;
+  to.reset(EVP_MD_CTX_new());
+  return to && EVP_MD_CTX_copy_ex(to.get(), from.get());
+}
 
 template <Algo A>
 void* sig_new(void* provctx, const char*) {
@@ -60,24 +72,19 @@ void* sig_dup(void* ctx) {
     to->algo = from->algo;
     to->key = from->key;
     to->name = from->name;
-    to->remote = from->remote;
-    if (from->hash) {
-      to->hash.reset(EVP_MD_CTX_new());
-      if (!to->hash || !EVP_MD_CTX_copy_ex(to->hash.get(), from->hash.get())) return nullptr;
-    }
+    to->signer = from->signer;
+    to->prototypes = from->prototypes;
     if (from->pctx) {
       to->pctx.reset(EVP_PKEY_CTX_dup(from->pctx.get()));
       if (!to->pctx) return nullptr;
     }
-    if (from->md) {
-      to->md.reset(EVP_MD_CTX_new());
-      if (!to->md || !EVP_MD_CTX_copy_ex(to->md.get(), from->md.get())) return nullptr;
-    }
+    if (!copy_md(to->md, from->md) || !copy_md(to->hash, from->hash)) return nullptr;
     return to.release();
   });
 }
 
-// Chooses the key for an operation: its private half to sign, its public half to verify.
+// Chooses the key for an operation: to sign, a vault key's signer (its public half for the
+// parameters) or an ordinary key with its private half; to verify, the public key.
 bool take_key(SigCtx* c, void* provkey, bool sign) {
   auto* k = static_cast<KeyData*>(provkey);
   if (!k || k->algo != c->algo) {
@@ -85,8 +92,9 @@ bool take_key(SigCtx* c, void* provkey, bool sign) {
     return false;
   }
   c->name = k->name;
-  c->remote = sign ? k->remote : nullptr;
-  c->key = sign && !k->remote ? k->priv : k->pub;
+  c->signer = sign ? k->signer : nullptr;
+  c->prototypes = sign ? k->prototypes : nullptr;
+  c->key = sign && !k->has_private() ? nullptr : k->pub;
   c->hash.reset();
   if (!c->key) {
     CV_RAISE(c->prov, kKeyOperation,
@@ -120,13 +128,14 @@ int give_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t s
   return 1;
 }
 
-// The agent's signing parameters for what the caller set on the context.
-Result<SignParams> remote_params(const SigCtx* c) {
+// The keystore's signing parameters for what the caller set on the context.
+Result<SignParams> sign_params(const SigCtx* c) {
   SignParams p;
   p.mechanism = c->algo == Algo::kEc        ? SignMechanism::kEcdsa
                 : c->algo == Algo::kEd25519 ? SignMechanism::kEd25519
                                             : SignMechanism::kRsaPkcs1;
-  if (c->algo == Algo::kEd25519 || !c->pctx) return p;
+  EVP_PKEY_CTX* inner = c->inner();
+  if (c->algo == Algo::kEd25519 || !inner) return p;
   char digest[64] = "", mgf1[64] = "";
   int pad = 0, salt = 0;
   OSSL_PARAM ask[] = {
@@ -136,51 +145,56 @@ Result<SignParams> remote_params(const SigCtx* c) {
   if (c->algo == Algo::kRsa) {
     ask[1] = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PAD_MODE, &pad);
   }
-  if (EVP_PKEY_CTX_get_params(c->pctx.get(), ask) <= 0)
+  if (EVP_PKEY_CTX_get_params(inner, ask) <= 0)
     return fail(Code::kCrypto, "cannot read the signature parameters");
   if (*digest) {
     p.digest = agent::canonical_digest(digest);
     if (p.digest.empty())
       return fail(Code::kInvalidInput,
-                  std::string("the agent does not sign with digest ") + digest);
+                  std::string("a vault key does not sign with digest ") + digest +
+                      "; use SHA-1, SHA-224/256/384/512 or SHA3-224/256/384/512");
   }
+  if (c->algo == Algo::kRsa && pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_PSS_PADDING)
+    return fail(Code::kInvalidInput, "a vault key signs with RSA padding pkcs1 or pss only");
   if (c->algo == Algo::kRsa && pad == RSA_PKCS1_PSS_PADDING) {
     p.mechanism = SignMechanism::kRsaPss;
     OSSL_PARAM pss[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, mgf1, sizeof mgf1),
         OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &salt),
         OSSL_PARAM_construct_end()};
-    if (EVP_PKEY_CTX_get_params(c->pctx.get(), pss) <= 0)
+    if (EVP_PKEY_CTX_get_params(inner, pss) <= 0)
       return fail(Code::kCrypto, "cannot read the RSA-PSS parameters");
     p.mgf1_digest = agent::canonical_digest(mgf1);
     if (salt >= 0) {
       p.salt_length = salt;
     } else if (salt != RSA_PSS_SALTLEN_DIGEST && !p.digest.empty()) {
       // "max" and "auto" sign with the longest salt that fits (RFC 8017 9.1.1).
-      ossl::Md md(EVP_MD_fetch(ossl::libctx(), p.digest.c_str(), nullptr));
+      const EVP_MD* md = signing_digest(p.digest);
       const int em_len = (EVP_PKEY_get_bits(c->key.get()) - 1 + 7) / 8;
-      p.salt_length = md ? em_len - EVP_MD_get_size(md.get()) - 2 : -1;
+      p.salt_length = md ? em_len - EVP_MD_get_size(md) - 2 : -1;
     }
   }
   return p;
 }
 
-// A signature from the agent, handed over as give_signature() does.
-int remote_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize,
-                     std::span<const uint8_t> data) {
+// A vault key's signature of `data` (a digest, or the message for Ed25519), handed over as
+// give_signature() does.
+int vault_signature(const SigCtx* c, unsigned char* sig, size_t* siglen, size_t sigsize,
+                    std::span<const uint8_t> data) {
   const size_t max = static_cast<size_t>(EVP_PKEY_get_size(c->key.get()));
   if (!sig) {
     *siglen = max;
     return 1;
   }
-  auto params = remote_params(c);
+  auto params = sign_params(c);
   if (!params) {
     CV_RAISE(c->prov, params.error());
     return 0;
   }
-  auto got = c->remote->sign(*params, data);
+  auto got = c->signer->sign(*params, data);
   if (!got) {
-    CV_RAISE(c->prov, kKeyOperation, got.error().message);
+    CV_RAISE(c->prov, kKeyOperation,
+             "signing" + (c->name.empty() ? "" : " with " + c->name) + ": " + got.error().message);
     return 0;
   }
   if (got->size() > sigsize) {
@@ -196,15 +210,12 @@ int sig_sign_init(void* ctx, void* provkey, const OSSL_PARAM params[]) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!take_key(c, provkey, true)) return 0;
-    if (c->remote) {
-      c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
-      if (!c->pctx || EVP_PKEY_verify_init_ex(c->pctx.get(), params) <= 0)
-        return key_failure(c, "starting a signature");
-      return 1;
-    }
     c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
-    if (!c->pctx || EVP_PKEY_sign_init_ex(c->pctx.get(), params) <= 0)
-      return key_failure(c, "starting a signature");
+    // A vault key's context only keeps the parameters; its signer signs.
+    const int ok = !c->pctx    ? 0
+                   : c->signer ? EVP_PKEY_verify_init_ex(c->pctx.get(), params)
+                               : EVP_PKEY_sign_init_ex(c->pctx.get(), params);
+    if (ok <= 0) return key_failure(c, "starting a signature");
     return 1;
   });
 }
@@ -225,7 +236,7 @@ int sig_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
     if (!c->pctx) return 0;
-    if (c->remote) return remote_signature(c, sig, siglen, sigsize, {tbs, tbslen});
+    if (c->signer) return vault_signature(c, sig, siglen, sigsize, {tbs, tbslen});
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
       return EVP_PKEY_sign(c->pctx.get(), out, len, tbs, tbslen);
     });
@@ -244,54 +255,54 @@ int sig_verify(void* ctx, const unsigned char* sig, size_t siglen, const unsigne
   });
 }
 
-// A digest-sign context for a vault key, copied from its prototype for `mdname` (made on
-// first use); null when there is none to copy.
-ossl::MdCtx from_prototype(const KeyData* k, const char* mdname) {
-  if (!k->prototypes || !k->priv) return nullptr;
+// How a vault key's digest-sign starts: a digest-verify context on its public key with the
+// caller's digest and parameters, and that digest started (none for Ed25519).
+bool make_start(const SigCtx* c, const char* mdname, const OSSL_PARAM params[],
+                SignPrototypes::Start& out) {
+  out.shape.reset(EVP_MD_CTX_new());
+  if (!out.shape || EVP_DigestVerifyInit_ex(out.shape.get(), nullptr, mdname, ossl::libctx(),
+                                            nullptr, c->key.get(), params) <= 0)
+    return false;
+  if (c->algo == Algo::kEd25519) return true;
+  const EVP_MD* md = EVP_MD_CTX_get0_md(out.shape.get());
+  out.hash.reset(EVP_MD_CTX_new());
+  return md && out.hash && EVP_DigestInit_ex2(out.hash.get(), md, nullptr) > 0;
+}
+
+// A vault key's digest-sign started from its prototype for `mdname` (made on first use);
+// false when there is none to copy.
+bool from_prototype(SigCtx* c, const char* mdname) {
+  // Ed25519 signs the message itself (one-shot); its context is not copied.
+  if (!c->prototypes || c->algo == Algo::kEd25519) return false;
   const std::string digest = mdname ? mdname : "";
-  std::lock_guard lock(k->prototypes->mu);
-  auto it = k->prototypes->by_digest.find(digest);
-  if (it == k->prototypes->by_digest.end()) {
-    ossl::MdCtx proto(EVP_MD_CTX_new());
+  std::lock_guard lock(c->prototypes->mu);
+  auto& by_digest = c->prototypes->by_digest;
+  auto it = by_digest.find(digest);
+  if (it == by_digest.end()) {
+    SignPrototypes::Start made;
     ERR_set_mark();
-    const bool made = proto && EVP_DigestSignInit_ex(proto.get(), nullptr, mdname, ossl::libctx(),
-                                                     nullptr, k->priv.get(), nullptr) > 0;
+    const bool ok = make_start(c, mdname, nullptr, made);
     ERR_pop_to_mark();
-    if (!made) return nullptr;
-    it = k->prototypes->by_digest
-             .emplace(digest, std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>(proto.release(),
-                                                                                 EVP_MD_CTX_free))
-             .first;
+    if (!ok) return false;
+    it = by_digest.emplace(digest, std::move(made)).first;
   }
-  ossl::MdCtx copy(EVP_MD_CTX_new());
-  if (!copy || !EVP_MD_CTX_copy_ex(copy.get(), it->second.get())) return nullptr;
-  return copy;
+  if (copy_md(c->md, it->second.shape) && copy_md(c->hash, it->second.hash)) return true;
+  c->md.reset();
+  c->hash.reset();
+  return false;
 }
 
 int digest_init(SigCtx* c, const char* mdname, void* provkey, const OSSL_PARAM params[],
                 bool sign) {
   if (!take_key(c, provkey, sign)) return 0;
   if (mdname && !*mdname) mdname = nullptr;
-  if (c->remote) {
-    // Ed25519 signs the message itself; the others a digest made here.
-    if (c->algo == Algo::kEd25519) return 1;
-    ossl::Md md(EVP_MD_fetch(ossl::libctx(), mdname ? mdname : "SHA256", nullptr));
-    c->pctx.reset(EVP_PKEY_CTX_new_from_pkey(ossl::libctx(), c->key.get(), nullptr));
-    c->hash.reset(EVP_MD_CTX_new());
-    if (!md || !c->pctx || !c->hash || EVP_PKEY_verify_init_ex(c->pctx.get(), nullptr) <= 0 ||
-        EVP_PKEY_CTX_set_signature_md(c->pctx.get(), md.get()) <= 0 ||
-        (params && params[0].key && EVP_PKEY_CTX_set_params(c->pctx.get(), params) <= 0) ||
-        EVP_DigestInit_ex2(c->hash.get(), md.get(), nullptr) <= 0) {
-      c->hash.reset();
-      return key_failure(c, "starting a signature");
-    }
+  if (c->signer) {
+    if ((!params || !params[0].key) && from_prototype(c, mdname)) return 1;
+    SignPrototypes::Start start;
+    if (!make_start(c, mdname, params, start)) return key_failure(c, "starting a signature");
+    c->md = std::move(start.shape);
+    c->hash = std::move(start.hash);
     return 1;
-  }
-  const bool plain = !params || !params[0].key;
-  // Ed25519 signs the message itself (one-shot); its context is not copied.
-  if (sign && plain && c->algo != Algo::kEd25519) {
-    c->md = from_prototype(static_cast<const KeyData*>(provkey), mdname);
-    if (c->md) return 1;
   }
   c->md.reset(EVP_MD_CTX_new());
   int ok = c->md ? (sign ? EVP_DigestSignInit_ex(c->md.get(), nullptr, mdname, ossl::libctx(),
@@ -319,7 +330,7 @@ int sig_digest_verify_init(void* ctx, const char* mdname, void* provkey,
 
 int sig_digest_sign_update(void* ctx, const unsigned char* data, size_t len) {
   auto* c = static_cast<SigCtx*>(ctx);
-  if (c->remote) return c->hash && EVP_DigestUpdate(c->hash.get(), data, len) > 0;
+  if (c->signer) return c->hash && EVP_DigestUpdate(c->hash.get(), data, len) > 0;
   return c->md && EVP_DigestSignUpdate(c->md.get(), data, len) > 0;
 }
 
@@ -331,13 +342,13 @@ int sig_digest_verify_update(void* ctx, const unsigned char* data, size_t len) {
 int sig_digest_sign_final(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
-    if (c->remote) {
+    if (c->signer) {
       if (!c->hash) return 0;
-      if (!sig) return remote_signature(c, sig, siglen, sigsize, {});
+      if (!sig) return vault_signature(c, sig, siglen, sigsize, {});
       unsigned char digest[EVP_MAX_MD_SIZE];
       unsigned int len = 0;
       if (EVP_DigestFinal_ex(c->hash.get(), digest, &len) <= 0) return 0;
-      return remote_signature(c, sig, siglen, sigsize, {digest, len});
+      return vault_signature(c, sig, siglen, sigsize, {digest, len});
     }
     if (!c->md) return 0;
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {
@@ -359,16 +370,16 @@ int sig_digest_sign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsiz
                     const unsigned char* tbs, size_t tbslen) {
   return guarded(nullptr, 0, [&] {
     auto* c = static_cast<SigCtx*>(ctx);
-    if (c->remote) {
+    if (c->signer) {
       if (c->algo == Algo::kEd25519 || !sig)
-        return remote_signature(c, sig, siglen, sigsize, {tbs, tbslen});
+        return vault_signature(c, sig, siglen, sigsize, {tbs, tbslen});
       if (!c->hash) return 0;
       unsigned char digest[EVP_MAX_MD_SIZE];
       unsigned int len = 0;
       if (EVP_DigestUpdate(c->hash.get(), tbs, tbslen) <= 0 ||
           EVP_DigestFinal_ex(c->hash.get(), digest, &len) <= 0)
         return 0;
-      return remote_signature(c, sig, siglen, sigsize, {digest, len});
+      return vault_signature(c, sig, siglen, sigsize, {digest, len});
     }
     if (!c->md) return 0;
     return give_signature(c, sig, siglen, sigsize, [&](unsigned char* out, size_t* len) {

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "errors.h"
-#include "key.h"
 #include "pin_source.h"
 #include "provider.h"
 
@@ -201,8 +200,8 @@ Result<SecureBytes> Vaults::pin_for(const Resolved& r, const VaultUri& uri,
                 "openssl.cnf, or a passphrase (-passin)");
 }
 
-Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const VaultUri& uri,
-                                                      const PinCallback& pin) {
+Result<std::shared_ptr<const KeyHandle>> Vaults::signing_key(const Resolved& r, const VaultUri& uri,
+                                                             const PinCallback& pin) {
   const std::string cache_key = r.vault_id + "/" + r.key_id;
   {
     std::lock_guard lock(mu_);
@@ -236,11 +235,11 @@ Result<std::shared_ptr<EVP_PKEY>> Vaults::private_key(const Resolved& r, const V
     }
   }
   std::lock_guard lock(s->mu);
-  CV_TRY(key, s->vault->private_key(r.nickname, r.generation));
-  auto shared = share(key.release());
+  CV_TRY(key, s->vault->signing_key(r.nickname, r.generation));
+  std::shared_ptr<const KeyHandle> signer = std::move(key);
   std::lock_guard cache_lock(mu_);
-  keys_[cache_key] = shared;
-  return shared;
+  keys_[cache_key] = signer;
+  return signer;
 }
 
 }  // namespace certvault::provider

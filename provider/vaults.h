@@ -1,7 +1,6 @@
-// The vaults this provider activation has opened, and the private keys it has unlocked.
-// A vault handle is not thread-safe, so each is used under its own mutex; the maps have
-// theirs. No lock is held while a key signs: keys are shared, immutable EVP_PKEYs in the
-// keystore's private library context.
+// The vaults this provider activation has opened, and the keystore's signing handles on
+// the keys it has unlocked. A vault handle is not thread-safe, so each is used under its
+// own mutex; the maps have theirs. No lock of these is held while a key signs.
 #pragma once
 
 #include <openssl/core.h>
@@ -62,9 +61,10 @@ class Vaults {
   Result<Resolved> resolve(const VaultUri& uri, const std::string& nickname);
   // Nicknames of every entry with a usable generation, for a URI that names none.
   Result<std::vector<std::string>> nicknames(const VaultUri& uri);
-  // The private key of a resolved generation, unlocked once per process and vault.
-  Result<std::shared_ptr<EVP_PKEY>> private_key(const Resolved& r, const VaultUri& uri,
-                                                const PinCallback& pin);
+  // What signs with the key of a resolved generation: the keystore's SigningKey, the vault
+  // unlocked and the key decrypted once per process.
+  Result<std::shared_ptr<const KeyHandle>> signing_key(const Resolved& r, const VaultUri& uri,
+                                                       const PinCallback& pin);
 
  private:
   // One per vault directory (by canonical path, so that symbolic links share it).
@@ -91,8 +91,8 @@ class Vaults {
   const ProvCtx* ctx_;
   std::mutex mu_;
   std::shared_ptr<agent::Client> agent_;
-  std::map<std::string, std::shared_ptr<Slot>> slots_;     // by canonical directory
-  std::map<std::string, std::shared_ptr<EVP_PKEY>> keys_;  // by "vault id/key id"
+  std::map<std::string, std::shared_ptr<Slot>> slots_;            // by canonical directory
+  std::map<std::string, std::shared_ptr<const KeyHandle>> keys_;  // by "vault id/key id"
 };
 
 }  // namespace certvault::provider

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
@@ -17,6 +18,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -233,6 +235,130 @@ TEST_F(ProviderInProcess, SignsFromManyThreadsWithOneKey) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(good.load(), 100) << errors();
+}
+
+// Every way OpenSSL signs, with the parameters callers set: raw EVP_PKEY_sign (a digest,
+// or for ECDSA any short input), streaming and one-shot digest-sign; each signature
+// verifies with the certificate's key, and the algorithm identifier read back (X509_sign,
+// CMS and libssl write it) is the one the default provider gives for the same parameters.
+TEST_F(ProviderInProcess, EachMechanismAndParameterSignsAndReadsBackItsAlgorithm) {
+  issue("ec", 100, KeyType::kEcP256);
+  issue("rsa", 100, KeyType::kRsa2048);
+  issue("ed", 100, KeyType::kEd25519);
+  struct Case {
+    const char* nick;
+    const char* md;    // nullptr: none set
+    int padding;       // RSA only; 0: the default
+    const char* mgf1;  // RSA-PSS
+    int salt;          // RSA-PSS
+    enum { kRaw, kStream, kOneShot } how;
+    size_t raw_size = 0;  // kRaw: the input's size
+  };
+  const std::vector<Case> cases = {
+      {"ec", "SHA256", 0, nullptr, 0, Case::kRaw, 32},
+      {"ec", nullptr, 0, nullptr, 0, Case::kRaw, 20},
+      {"ec", "SHA384", 0, nullptr, 0, Case::kStream},
+      {"rsa", "SHA256", RSA_PKCS1_PADDING, nullptr, 0, Case::kRaw, 32},
+      {"rsa", nullptr, RSA_PKCS1_PADDING, nullptr, 0, Case::kRaw, 36},  // TLS 1.1's MD5+SHA-1
+      {"rsa", "SHA384", RSA_PKCS1_PSS_PADDING, "SHA1", RSA_PSS_SALTLEN_MAX, Case::kRaw, 48},
+      {"rsa", "SHA256", RSA_PKCS1_PADDING, nullptr, 0, Case::kStream},
+      {"rsa", "SHA256", RSA_PKCS1_PSS_PADDING, "SHA512", 20, Case::kStream},
+      {"rsa", "SHA512", RSA_PKCS1_PSS_PADDING, nullptr, RSA_PSS_SALTLEN_DIGEST, Case::kOneShot},
+      {"ed", nullptr, 0, nullptr, 0, Case::kOneShot},
+  };
+  std::map<std::string, std::pair<X509Ptr, PkeyPtr>> loaded;
+  for (const char* nick : {"ec", "rsa", "ed"}) {
+    auto& [cert, key] = loaded[nick];
+    load(uri(nick), cert, key);
+    ASSERT_TRUE(cert && key) << errors();
+  }
+  // Sets the case's parameters on a signing or verifying context.
+  auto shape = [](EVP_PKEY_CTX* p, const Case& c, bool digest_set) {
+    bool ok = true;
+    if (c.md && !digest_set) ok = EVP_PKEY_CTX_set_signature_md(p, EVP_get_digestbyname(c.md)) > 0;
+    if (c.padding) ok = ok && EVP_PKEY_CTX_set_rsa_padding(p, c.padding) > 0;
+    if (c.padding == RSA_PKCS1_PSS_PADDING) {
+      if (c.mgf1) ok = ok && EVP_PKEY_CTX_set_rsa_mgf1_md(p, EVP_get_digestbyname(c.mgf1)) > 0;
+      ok = ok && EVP_PKEY_CTX_set_rsa_pss_saltlen(p, c.salt) > 0;
+    }
+    return ok;
+  };
+  auto algorithm = [](EVP_PKEY_CTX* p) {
+    unsigned char aid[128];
+    OSSL_PARAM ask[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof aid),
+        OSSL_PARAM_construct_end()};
+    if (EVP_PKEY_CTX_get_params(p, ask) <= 0 || !OSSL_PARAM_modified(ask)) return std::string();
+    return std::string(reinterpret_cast<char*>(aid), ask[0].return_size);
+  };
+  const std::string message(1000, 'm');
+  const auto* msg = reinterpret_cast<const unsigned char*>(message.data());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.nick) + " " + (c.md ? c.md : "-") + " pad " +
+                 std::to_string(c.padding) + " how " + std::to_string(c.how));
+    EVP_PKEY* key = loaded[c.nick].second.get();
+    EVP_PKEY* pub = X509_get0_pubkey(loaded[c.nick].first.get());
+    std::vector<unsigned char> sig(512);
+    size_t len = sig.size();
+    if (c.how == Case::kRaw) {
+      const std::vector<unsigned char> tbs(c.raw_size, 0x5a);
+      EVP_PKEY_CTX* s = EVP_PKEY_CTX_new(key, nullptr);
+      ASSERT_TRUE(s && EVP_PKEY_sign_init(s) == 1 && shape(s, c, false)) << errors();
+      ASSERT_EQ(EVP_PKEY_sign(s, sig.data(), &len, tbs.data(), tbs.size()), 1) << errors();
+      const std::string ours = algorithm(s);
+      EVP_PKEY_CTX_free(s);
+      EVP_PKEY_CTX* v = EVP_PKEY_CTX_new(pub, nullptr);
+      ASSERT_TRUE(v && EVP_PKEY_verify_init(v) == 1 && shape(v, c, false)) << errors();
+      EXPECT_EQ(EVP_PKEY_verify(v, sig.data(), len, tbs.data(), tbs.size()), 1) << errors();
+      if (c.md) {
+        EXPECT_EQ(ours, algorithm(v));
+      }
+      EVP_PKEY_CTX_free(v);
+      continue;
+    }
+    EVP_MD_CTX* s = EVP_MD_CTX_new();
+    EVP_PKEY_CTX* sp = nullptr;
+    ASSERT_EQ(EVP_DigestSignInit_ex(s, &sp, c.md, nullptr, nullptr, key, nullptr), 1) << errors();
+    ASSERT_TRUE(shape(sp, c, true)) << errors();
+    if (c.how == Case::kStream) {
+      ASSERT_EQ(EVP_DigestSignUpdate(s, msg, 400), 1) << errors();
+      ASSERT_EQ(EVP_DigestSignUpdate(s, msg + 400, message.size() - 400), 1) << errors();
+      ASSERT_EQ(EVP_DigestSignFinal(s, sig.data(), &len), 1) << errors();
+    } else {
+      ASSERT_EQ(EVP_DigestSign(s, sig.data(), &len, msg, message.size()), 1) << errors();
+    }
+    const std::string ours = algorithm(sp);
+    EVP_MD_CTX_free(s);
+    EVP_MD_CTX* v = EVP_MD_CTX_new();
+    EVP_PKEY_CTX* vp = nullptr;
+    ASSERT_EQ(EVP_DigestVerifyInit_ex(v, &vp, c.md, nullptr, nullptr, pub, nullptr), 1) << errors();
+    ASSERT_TRUE(shape(vp, c, true)) << errors();
+    EXPECT_EQ(EVP_DigestVerify(v, sig.data(), len, msg, message.size()), 1) << errors();
+    EXPECT_FALSE(ours.empty());
+    EXPECT_EQ(ours, algorithm(vp));
+    EVP_MD_CTX_free(v);
+  }
+}
+
+// The keystore signs with the digests the agent takes, in this process too: another one is
+// refused with the reason on the error queue, not signed some other way.
+TEST_F(ProviderInProcess, DigestTheKeystoreDoesNotSignWithIsRefusedWithTheReason) {
+  issue("ec", 100, KeyType::kEcP256);
+  X509Ptr cert;
+  PkeyPtr key;
+  load(uri("ec"), cert, key);
+  ASSERT_TRUE(cert && key) << errors();
+  EVP_MD_CTX* s = EVP_MD_CTX_new();
+  unsigned char sig[128];
+  size_t len = sizeof sig;
+  const unsigned char data[] = "data";
+  ASSERT_EQ(EVP_DigestSignInit_ex(s, nullptr, "SHA512-256", nullptr, nullptr, key.get(), nullptr),
+            1)
+      << errors();
+  EXPECT_NE(EVP_DigestSign(s, sig, &len, data, sizeof data), 1);
+  EVP_MD_CTX_free(s);
+  const std::string queued = errors();
+  EXPECT_TRUE(contains(queued, "does not sign with digest SHA2-512/256")) << queued;
 }
 
 TEST_F(ProviderInProcess, PublicKeyNeedsNoPinAndMatchesTheCertificate) {
