@@ -53,10 +53,17 @@ bool send_all(int fd, std::span<const uint8_t> bytes, int timeout_ms) {
   return true;
 }
 
-// How long an answer is looked for before the client sleeps on it (see read_some): about
-// as long as answers have been taking, within these bounds.
+// How long a signature's answer is looked for before the client sleeps on it (see
+// read_some): a little longer than signatures have been taking, when that is at most
+// kMaxSpinUs; the shortest look otherwise (a slow key, or an agent slowed by load: looking
+// longer would take the cores it needs).
 constexpr int64_t kMinSpinUs = 60;
-constexpr int64_t kMaxSpinUs = 2000;
+constexpr int64_t kMaxSpinUs = 1000;
+
+// A frame's type: the byte after its length and version (docs/agent-protocol.md).
+Type request_type(std::span<const uint8_t> frame) {
+  return frame.size() > kHeaderSize + 1 ? static_cast<Type>(frame[kHeaderSize + 1]) : Type::kError;
+}
 
 enum class ReadResult { kOk, kClosedBeforeAnyByte, kFailed };
 
@@ -233,18 +240,19 @@ void Client::adopt_after_fork() {
   // the parent's connections open.
   for (int fd : idle_) ::close(fd);
   idle_.clear();
+  in_flight_ = 1;  // the caller's request; the parent's other threads are not here
   pid_ = ::getpid();
 }
 
 int64_t Client::spin_us() const {
-  return std::clamp<int64_t>(answer_us_.load(std::memory_order_relaxed) * 5 / 4, kMinSpinUs,
-                             kMaxSpinUs);
+  const int64_t wanted = answer_us_.load(std::memory_order_relaxed) * 5 / 4;
+  return wanted > kMaxSpinUs ? kMinSpinUs : std::max(wanted, kMinSpinUs);
 }
 
 void Client::took(std::chrono::steady_clock::duration d) {
-  // An average over the last few answers; an unlock's Argon2id counts as a long one only.
+  // An average over the last few signatures.
   const int64_t us = std::min<int64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(d).count(), 2 * kMaxSpinUs);
+      std::chrono::duration_cast<std::chrono::microseconds>(d).count(), 4 * kMaxSpinUs);
   const int64_t old = answer_us_.load(std::memory_order_relaxed);
   answer_us_.store(old == 0 ? us : (3 * old + us) / 4, std::memory_order_relaxed);
 }
@@ -298,9 +306,14 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
     // Only a lone request looks for its answer: threads that sign side by side would take
     // the agent's cores from it.
     const bool lone = in_flight_.load() == 1;
+    const bool sign = request_type(bytes) == Type::kSign;
     const auto sent_at = std::chrono::steady_clock::now();
-    auto r = read_some(fd, first, sizeof first, timeout_ms, lone ? spin_us() : 0, got);
-    if (lone && r == ReadResult::kOk) took(std::chrono::steady_clock::now() - sent_at);
+    auto r = read_some(fd, first, sizeof first, timeout_ms,
+                       !lone  ? 0
+                       : sign ? spin_us()
+                              : kMinSpinUs,
+                       got);
+    if (lone && sign && r == ReadResult::kOk) took(std::chrono::steady_clock::now() - sent_at);
     if (r == ReadResult::kClosedBeforeAnyByte && reused) {
       ::close(fd);
       continue;

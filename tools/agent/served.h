@@ -39,7 +39,9 @@ struct LastSigner {
   uint32_t generation = 0;
   uint64_t counter = 0;                 // the vault's commit counter when it was admitted
   Entry entry;                          // for the date and status rules, which depend on the time
-  std::weak_ptr<const SigningKey> key;  // the vault's cache owns it; lock() wipes it
+  // The vault's cache owns it: lock, the TTL, a commit and the owner's operations drop it
+  // (wiped when the last signature with it ends).
+  std::weak_ptr<const SigningKey> key;
 };
 
 // What the agent keeps per connection: the vaults it has used, for `status`.

@@ -12,6 +12,7 @@
 
 #include <asio.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <thread>
 
@@ -59,8 +60,7 @@ class Session : public std::enable_shared_from_this<Session> {
         agent_(agent),
         peer_(std::move(peer)),
         slot_(std::move(slot)),
-        on_loop_(on_loop),
-        in_(kInitialBuffer) {
+        on_loop_(on_loop) {
     ++agent_.connections;
     ++on_loop_;
   }
@@ -75,8 +75,9 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::any_io_executor executor() { return socket_.get_executor(); }
 
  private:
-  static constexpr size_t kInitialBuffer = 4096;
-  static constexpr int kRequestsPerTurn = 32;  // then the loop's other connections go first
+  // Enough for a signature request; an idle connection that never sent one holds none.
+  static constexpr size_t kInitialBuffer = 512;
+  static constexpr int kRequestsPerTurn = 4;  // then the loop's other connections go first
 
   enum class Read { kGot, kNothing, kClosed };
 
@@ -122,7 +123,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Read read_more() {
-    if (have_ == in_.size()) grow(in_.size() * 2);
+    // complete_frame() has made room for the whole of a started frame: the buffer is full
+    // only before the first read, or when it holds complete frames still to answer.
+    if (in_.empty()) grow(kInitialBuffer);
+    if (have_ == in_.size()) return Read::kClosed;  // cannot be: see above
     for (;;) {
       const ssize_t n =
           ::recv(socket_.native_handle(), in_.data() + have_, in_.size() - have_, MSG_DONTWAIT);
@@ -138,8 +142,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A program that signs in a loop sends its next request within microseconds: looking
   // for it that long costs less than sleeping in epoll and being woken (which on a virtual
-  // machine costs more than an ECDSA signature). Bounded, so other connections of this
-  // loop wait at most that long.
+  // machine costs more than an ECDSA signature). Bounded: other connections of this loop
+  // wait at most kRequestsPerTurn answers and looks.
   bool await_next() {
     const auto until = std::chrono::steady_clock::now() + kSpinAfterReply;
     while (std::chrono::steady_clock::now() < until) {
@@ -242,7 +246,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A larger buffer; the old one is wiped before it is freed (it may hold a PIN).
   void grow(size_t size) {
     std::vector<uint8_t> bigger(size);
-    std::memcpy(bigger.data(), in_.data(), have_);
+    if (have_ > 0) std::memcpy(bigger.data(), in_.data(), have_);
     wipe_all();
     in_.swap(bigger);
   }
@@ -276,9 +280,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server {
  public:
-  Server(std::vector<std::unique_ptr<asio::io_context>>& loops, Agent& agent, Audit& audit, int fd)
+  Server(std::vector<std::unique_ptr<asio::io_context>>& loops,
+         std::vector<std::atomic<size_t>>& sessions, Agent& agent, Audit& audit, int fd)
       : loops_(loops),
-        sessions_(loops.size()),
+        sessions_(sessions),
         io_(*loops.front()),
         acceptor_(io_),
         agent_(agent),
@@ -302,11 +307,13 @@ class Server {
 
  private:
   // The loop with the fewest connections takes the next one: two connections open at the
-  // same time (a program's two signing threads) are served on two threads.
+  // same time (a program's two signing threads) are served on two threads. The first loop,
+  // which also accepts and handles signals, counts one more.
   size_t quietest_loop() const {
     size_t best = 0;
+    size_t fewest = sessions_[0].load() + 1;
     for (size_t i = 1; i < sessions_.size(); ++i)
-      if (sessions_[i].load() < sessions_[best].load()) best = i;
+      if (const size_t n = sessions_[i].load(); n < fewest) best = i, fewest = n;
     return best;
   }
 
@@ -350,8 +357,8 @@ class Server {
   }
 
   std::vector<std::unique_ptr<asio::io_context>>& loops_;
-  std::vector<std::atomic<size_t>> sessions_;  // per loop
-  asio::io_context& io_;                       // the first loop: accepting, signals, the ticker
+  std::vector<std::atomic<size_t>>& sessions_;  // connections per loop
+  asio::io_context& io_;                        // the first loop: accepting, signals, the ticker
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
@@ -426,20 +433,31 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 2u, 16u);
+  // A peer that goes away mid-answer is that connection's end, not the agent's (every send
+  // says MSG_NOSIGNAL as well).
+  ::signal(SIGPIPE, SIG_IGN);
+  // One loop per core the agent may run on (at least two, at most sixteen).
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const int usable = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 2;
+  const unsigned threads = std::clamp(static_cast<unsigned>(usable), 2u, 16u);
+  std::vector<std::atomic<size_t>> sessions(threads);  // outlives the sessions, in the loops
   std::vector<std::unique_ptr<asio::io_context>> loops;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> busy;
   for (unsigned i = 0; i < threads; ++i) {
     loops.push_back(std::make_unique<asio::io_context>(1));
     busy.push_back(asio::make_work_guard(*loops.back()));
   }
-  Server server(loops, agent, audit, listen_fd);
-  server.start();
-  sd_notify(0, "READY=1\nSTATUS=serving");
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&loops, i] { loops[i]->run(); });
-  loops.front()->run();
-  for (auto& t : pool) t.join();
+  {
+    // The acceptor, the ticker and the signal set go before the loop they belong to.
+    Server server(loops, sessions, agent, audit, listen_fd);
+    server.start();
+    sd_notify(0, "READY=1\nSTATUS=serving");
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&loops, i] { loops[i]->run(); });
+    loops.front()->run();
+    for (auto& t : pool) t.join();
+  }
   // Sessions still open end with their loops, before the agent they refer to.
   busy.clear();
   loops.clear();
