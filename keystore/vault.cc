@@ -439,6 +439,20 @@ uint64_t Vault::commit_counter() const {
   return impl_->m.header.counter;
 }
 
+namespace {
+Vault::Stamp public_stamp(const raw::Stamp& s) {
+  return {static_cast<uint64_t>(s.inode), s.mtime_ns, s.size};
+}
+}  // namespace
+
+Vault::Stamp Vault::manifest_stamp() const {
+  return public_stamp(impl_->stamp);
+}
+
+Vault::Stamp Vault::manifest_stamp_now(const std::filesystem::path& dir) {
+  return public_stamp(raw::stamp(dir / "manifest"));
+}
+
 std::string Vault::id() const {
   return impl_->m.header.vault_id;
 }

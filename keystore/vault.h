@@ -96,6 +96,17 @@ class Vault {
   // Grows by one with every commit, by any process; this is its value as of the last
   // refresh (which refresh() and every reading call make). A cheap way to notice change.
   uint64_t commit_counter() const;
+  // The manifest file as this handle last read it (inode, modification time, size), and
+  // as it is on disk now (one stat, no handle needed): equal stamps mean no commit since,
+  // which a caller can so learn without taking the lock that guards its handle.
+  struct Stamp {
+    uint64_t inode = 0;
+    int64_t mtime_ns = 0;
+    int64_t size = -1;
+    bool operator==(const Stamp&) const = default;
+  };
+  Stamp manifest_stamp() const;
+  static Stamp manifest_stamp_now(const std::filesystem::path& dir);
   KdfParams kdf() const;
   // The user who owns the vault directory (as it was at open); the agent always admits it.
   uid_t owner_uid() const;

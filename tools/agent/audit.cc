@@ -84,17 +84,24 @@ Result<void> Audit::open() {
   return {};
 }
 
+void Audit::rotate_if_due(size_t adding) {
+  if (!max_bytes_) return;
+  const uint64_t size = size_.load();
+  if (size == 0 || size + adding <= max_bytes_) return;
+  std::unique_lock lock(file_mu_);
+  if (fd_ < 0 || size_.load() + adding <= max_bytes_) return;  // another thread rotated
+  std::filesystem::path old = file_;
+  old += ".1";
+  ::rename(file_.c_str(), old.c_str());
+  ::close(fd_);
+  fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  size_ = 0;
+}
+
 void Audit::write_line(const std::string& line) {
+  rotate_if_due(line.size());
+  std::shared_lock lock(file_mu_);
   if (fd_ < 0) return;
-  if (max_bytes_ && size_ + line.size() > max_bytes_ && size_ > 0) {
-    std::filesystem::path old = file_;
-    old += ".1";
-    ::rename(file_.c_str(), old.c_str());
-    ::close(fd_);
-    fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    size_ = 0;
-    if (fd_ < 0) return;
-  }
   // One write() per line, so a reader never sees half of one.
   if (::write(fd_, line.data(), line.size()) == static_cast<ssize_t>(line.size()))
     size_ += line.size();
@@ -139,10 +146,11 @@ void Audit::record(const AuditEvent& e, const PeerInfo& peer) {
     json_string(line, peer.id.unit);
   }
   line += "}}\n";
-  {
-    std::lock_guard lock(mu_);
-    write_line(line);
-    if (e.ok && e.action == "sign") ++counts_[e.vault + "/" + e.nickname];
+  write_line(line);
+  if (e.ok && e.action == "sign") {
+    const std::string key = e.vault + "/" + e.nickname;
+    std::lock_guard lock(counts_mu_);
+    ++counts_[key];
   }
   if (!e.ok) {
     sd_journal_send("MESSAGE=certvault agent refused %s of '%s' in vault '%s' to uid %u pid %d: %s",
@@ -159,7 +167,7 @@ void Audit::record(const AuditEvent& e, const PeerInfo& peer) {
 void Audit::summarise() {
   std::map<std::string, uint64_t> counts;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(counts_mu_);
     counts.swap(counts_);
   }
   for (const auto& [key, n] : counts) {

@@ -5,10 +5,12 @@
 // data is ever recorded.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "peer.h"
@@ -45,11 +47,15 @@ class Audit {
 
  private:
   void write_line(const std::string& line);
+  void rotate_if_due(size_t adding);
   std::filesystem::path file_;
   uint64_t max_bytes_;
-  std::mutex mu_;
+  // Lines are written side by side (one write() each to an O_APPEND file, so lines never
+  // mix); rotation, which replaces the descriptor, waits for them and stops them.
+  std::shared_mutex file_mu_;
   int fd_ = -1;
-  uint64_t size_ = 0;
+  std::atomic<uint64_t> size_{0};
+  std::mutex counts_mu_;
   std::map<std::string, uint64_t> counts_;  // "vault/nickname" -> signatures since summary
 };
 

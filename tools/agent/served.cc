@@ -85,7 +85,7 @@ class ServedVault {
     if (!vault_.unlocked()) CV_CHECK(vault_.unlock(pin));
     unlocked_at_ = now();
     deadline_ = ttl && ttl->count() > 0 ? std::optional(Clock::now() + *ttl) : std::nullopt;
-    has_deadline_ = deadline_.has_value();
+    due_at_ = deadline_ ? deadline_->time_since_epoch().count() : 0;
     return {};
   }
 
@@ -95,7 +95,9 @@ class ServedVault {
   }
 
   bool expire_if_due() {
-    if (!has_deadline_.load()) return false;  // checked before every request: no lock then
+    // Checked before every request: no lock until it is due.
+    const auto due = due_at_.load(std::memory_order_relaxed);
+    if (due == 0 || Clock::now().time_since_epoch().count() < due) return false;
     std::lock_guard lock(mu_);
     if (!vault_.unlocked() || !deadline_ || Clock::now() < *deadline_) return false;
     lock_locked();
@@ -222,11 +224,11 @@ class ServedVault {
     if (!number || *number == 0 || *number > UINT32_MAX)
       return fail(Code::kInvalidInput, "a signature request without a generation");
     ev.generation = static_cast<uint32_t>(*number);
-    std::lock_guard lock(mu_);
-    if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
-    CV_CHECK(vault_.refresh());
-    if (last && last->vault == this && last->counter == vault_.commit_counter() &&
-        last->generation == *number && last->nickname == nickname && last->key_id == key_id) {
+    // The key this connection signed with last, while the manifest is still the one it was
+    // admitted from (one stat): no lock, so that connections sign side by side. Locking
+    // the vault (by command or TTL) drops the key from the cache, which ends this.
+    if (last && last->vault == this && last->generation == *number && last->nickname == nickname &&
+        last->key_id == key_id && Vault::manifest_stamp_now(path_) == last->stamp) {
       auto key = last->key.lock();
       if (const Generation* g = last->entry.generation(last->generation); key && g) {
         CV_CHECK(check_usable(last->entry, *g, now()));
@@ -234,6 +236,8 @@ class ServedVault {
       }
     }
     last.reset();
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
     CV_TRY(e, entry_for(nickname, peer, false));
     const Generation* g = e.generation(static_cast<uint32_t>(*number));
     if (!g || g->key_id != key_id)
@@ -252,7 +256,8 @@ class ServedVault {
       CV_TRY(key, vault_.signing_key(nickname, g->number));
       it = keys_.emplace(cache_key, std::move(key)).first;
     }
-    last = LastSigner{this, nickname, key_id, g->number, keys_for_, std::move(e), it->second};
+    last = LastSigner{this,         nickname,  key_id, g->number, vault_.manifest_stamp(),
+                      std::move(e), it->second};
     return Signer{it->second};
   }
 
@@ -349,7 +354,7 @@ class ServedVault {
     keys_.clear();  // EVP_PKEY_free wipes the private halves
     vault_.lock();
     deadline_.reset();
-    has_deadline_ = false;
+    due_at_ = 0;
   }
 
   mutable std::mutex mu_;
@@ -359,8 +364,8 @@ class ServedVault {
   uid_t owner_ = 0;
   Time unlocked_at_ = 0;
   std::optional<Clock::time_point> deadline_;
-  std::atomic<bool> has_deadline_{false};
-  uint64_t keys_for_ = 0;  // the commit counter the decrypted keys were checked against
+  std::atomic<Clock::rep> due_at_{0};  // deadline_ as a count of Clock ticks; 0: none
+  uint64_t keys_for_ = 0;              // the commit counter the decrypted keys were checked against
   std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
 };
 

@@ -32,13 +32,14 @@ struct ServeOptions {
 class ServedVault;
 
 // The key a connection last signed with, as the policy admitted it for that peer: its
-// next signature with the same key skips the lookup while the vault has not changed.
+// next signature with the same key skips the lookup, and the vault's lock, while the
+// manifest has not changed (every policy input is in the manifest).
 struct LastSigner {
   const ServedVault* vault = nullptr;
   std::string nickname, key_id;
   uint32_t generation = 0;
-  uint64_t counter = 0;                 // the vault's commit counter when it was admitted
-  Entry entry;                          // for the date and status rules, which depend on the time
+  Vault::Stamp stamp;  // the manifest it was admitted from
+  Entry entry;         // for the date and status rules, which depend on the time
   // The vault's cache owns it: lock, the TTL, a commit and the owner's operations drop it
   // (wiped when the last signature with it ends).
   std::weak_ptr<const SigningKey> key;

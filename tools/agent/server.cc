@@ -144,8 +144,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // for it that long costs less than sleeping in epoll and being woken (which on a virtual
   // machine costs more than an ECDSA signature). Bounded: other connections of this loop
   // wait at most kRequestsPerTurn answers and looks.
+  // The look adapts as halt-polling does: halved each time the next request did not come
+  // within it (a program that signs now and then: a TLS client, once per handshake), back
+  // to the whole of kSpinAfterReply when one comes that soon after the agent stopped
+  // looking.
   bool await_next() {
-    const auto until = std::chrono::steady_clock::now() + kSpinAfterReply;
+    const auto start = std::chrono::steady_clock::now();
+    const auto until = start + spin_;
     while (std::chrono::steady_clock::now() < until) {
       ::sched_yield();  // another connection's work, or a client, goes first
       switch (read_more()) {
@@ -158,6 +163,9 @@ class Session : public std::enable_shared_from_this<Session> {
           break;
       }
     }
+    spin_ /= 2;
+    if (spin_ < kSpinAfterReply / 8) spin_ = {};
+    idle_since_ = start;
     return false;
   }
 
@@ -171,10 +179,13 @@ class Session : public std::enable_shared_from_this<Session> {
         if (!ec && self->deadline_armed_ && armed == self->deadlines_) self->close();
       });
     }
-    socket_.async_wait(stream_protocol::socket::wait_read,
-                       [self = shared_from_this()](std::error_code ec) {
-                         if (!ec) self->pump(false);
-                       });
+    socket_.async_wait(
+        stream_protocol::socket::wait_read, [self = shared_from_this()](std::error_code ec) {
+          if (ec) return;
+          if (std::chrono::steady_clock::now() - self->idle_since_ <= kSpinAfterReply)
+            self->spin_ = kSpinAfterReply;
+          self->pump(false);
+        });
   }
 
   // Answers the request at the front of the buffer; false when the connection is closing
@@ -275,6 +286,8 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t deadlines_ = 0;  // which deadline is the armed one
   bool closing_ = false;    // the answer being sent is the last
   bool closed_ = false;
+  std::chrono::microseconds spin_ = kSpinAfterReply;    // how long await_next() looks
+  std::chrono::steady_clock::time_point idle_since_{};  // the last answer's look began
   std::optional<Frame> reply_;
 };
 
