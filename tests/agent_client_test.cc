@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <poll.h>
 
+#include <algorithm>
+
 #include "agent_client_support.h"
 #include "agent_support.h"
 
@@ -222,6 +224,242 @@ TEST_F(AgentClient, SignatureStreamGetsAnErrorWhenTheAgentIsKilledAndResumesAfte
       << describe_status(status);
   // The new agent made (and audited) the signatures after the restart.
   EXPECT_GE(ok_signatures_by_pid(audit_log(), "api")[child], before_kill + 3);
+}
+
+// --- one long-lived connection across the owner's changes -----------------------------------
+
+// This process's sockets ("socket:[inode]"), but those in `except`: which connections
+// it has.
+std::vector<std::string> sockets(const std::vector<std::string>& except = {}) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    const std::string link = fs::read_symlink(fd.path(), link_ec).string();
+    if (link.starts_with("socket:") &&
+        std::find(except.begin(), except.end(), link) == except.end())
+      found.push_back(link);
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+// A program run as the client user that keeps one agent::Client, and so one pooled
+// connection, for its whole life, and signs when told: the parent writes a command byte,
+// the child answers with one line, "ok" or the error's message, then a tab and the
+// sockets it opened (one: the same connection throughout).
+//   's'  sign with the generation resolved at the start, verified with its public key;
+//   'c'  resolve the entry's current generation again and sign with that ("ok N").
+class LongLivedSigner {
+ public:
+  LongLivedSigner(const fs::path& socket, const std::string& nickname, uid_t uid, gid_t gid) {
+    int commands[2], answers[2];
+    if (::pipe2(commands, O_CLOEXEC) != 0 || ::pipe2(answers, O_CLOEXEC) != 0) return;
+    pid_ = fork_child(120s, [&]() -> std::string {
+      ::close(commands[1]);
+      ::close(answers[0]);
+      if (!become(kClientUser, uid, gid)) return "cannot become the client user";
+      // The parent's pooled connection, inherited by fork(), is not this program's.
+      const std::vector<std::string> inherited = sockets();
+      auto client = std::make_shared<certvault::agent::Client>(socket);
+      auto first = certvault::agent::resolve(client, "", nickname, std::nullopt);
+      if (!first || !*first) return "resolve failed";
+      PkeyPtr first_pub = public_key_of((*first)->spki);
+      char command = 0;
+      for (int i = 0; ::read(commands[0], &command, 1) == 1; ++i) {
+        std::string result;
+        if (command == 's') {
+          result = sign_and_verify((*first)->key, first_pub.get(), 1, "sign " + std::to_string(i));
+          if (result.empty()) result = "ok";
+        } else {
+          auto current = certvault::agent::resolve(client, "", nickname, std::nullopt);
+          if (!current || !*current) return "resolve of the current generation failed";
+          PkeyPtr pub = public_key_of((*current)->spki);
+          result = sign_and_verify((*current)->key, pub.get(), 1, "current " + std::to_string(i));
+          if (result.empty()) result = "ok " + std::to_string((*current)->key.generation);
+        }
+        std::string line = result + "\t";
+        for (const auto& s : sockets(inherited)) line += s + " ";
+        line += "\n";
+        if (::write(answers[1], line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+          return "cannot answer";
+      }
+      return "";
+    });
+    ::close(commands[0]);
+    ::close(answers[1]);
+    commands_ = commands[1];
+    answers_ = answers[0];
+  }
+  ~LongLivedSigner() {
+    if (commands_ >= 0) ::close(commands_);  // the child's end of file: it ends
+    if (answers_ >= 0) ::close(answers_);
+    if (pid_ > 0) wait_children({pid_}, 30s);
+  }
+  LongLivedSigner(const LongLivedSigner&) = delete;
+  LongLivedSigner& operator=(const LongLivedSigner&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  // "ok" (for 'c': "ok N"), or the error's message; "no answer: ..." when the child gave
+  // none within 60 s. Records the connection the answer came over.
+  std::string sign() { return ask('s'); }
+  std::string sign_current() { return ask('c'); }
+  // The child's sockets after its last answer, and after its first.
+  const std::string& connection() const { return last_; }
+  const std::string& first_connection() const { return first_; }
+
+ private:
+  std::string ask(char command) {
+    if (::write(commands_, &command, 1) != 1) return "no answer: the child is gone";
+    auto [line, whole] = read_until(answers_, '\n', 60s);
+    if (!whole) return "no answer: " + line;
+    line.pop_back();
+    const size_t tab = line.find('\t');
+    last_ = line.substr(tab + 1);
+    if (first_.empty()) first_ = last_;
+    return line.substr(0, tab);
+  }
+
+  pid_t pid_ = -1;
+  int commands_ = -1, answers_ = -1;
+  std::string first_, last_;
+};
+
+// The client user, allowed `nickname` by the owner, signing twice on one connection: what
+// every test below starts from (the second signature is the agent's shortcut for a
+// connection that signs again with the same key).
+class AgentOneConnection : public AgentClient {
+ protected:
+  void allow(const std::string& nickname) {
+    auto r = cv({"access", nickname, "allow", "--uid", std::to_string(client_uid_)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  std::unique_ptr<LongLivedSigner> signing_twice(const std::string& nickname) {
+    auto s = std::make_unique<LongLivedSigner>(socket_, nickname, client_uid_, client_gid_);
+    EXPECT_TRUE(s->started());
+    EXPECT_EQ(s->sign(), "ok");
+    EXPECT_EQ(s->sign(), "ok");
+    // One socket ("socket:[N] "): the client's one pooled connection.
+    EXPECT_TRUE(s->first_connection().starts_with("socket:[") &&
+                s->first_connection().find(' ') + 1 == s->first_connection().size())
+        << "not one connection: '" << s->first_connection() << "'";
+    EXPECT_EQ(s->connection(), s->first_connection());
+    return s;
+  }
+
+  // The owner's command in another process: with the PIN file, the CLI makes the change
+  // itself, as a program other than the agent would (the agent sees only the vault change).
+  void owner(const std::vector<std::string>& args) {
+    auto r = cv(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+};
+
+// Can fail: a connection's repeated signature that skipped the policy while the vault's
+// commit counter had changed would sign after the deny rule (checked by dropping the
+// counter from the comparison: this test then failed at the third signature).
+TEST_F(AgentOneConnection, SameConnectionIsRefusedOnceTheOwnerDeniesItsUid) {
+  allow("api");
+  auto s = signing_twice("api");
+  ASSERT_FALSE(HasFailure());
+  const std::string uid = std::to_string(client_uid_);
+  owner({"access", "api", "deny", "--uid", uid});
+  const std::string refused = s->sign();
+  EXPECT_TRUE(contains(refused, "the certvault agent refuses uid " + uid + " the key 'api'"))
+      << refused;
+  EXPECT_TRUE(contains(refused, "deny uid " + uid)) << refused;
+  EXPECT_EQ(s->connection(), s->first_connection());
+  // Allowed again, by the agent this time (no PIN): signs on the same connection; then a
+  // deny made by the agent itself is seen just as well.
+  ASSERT_EQ(cv({"access", "api", "allow", "--uid", uid}, false).exit_code, 0);
+  EXPECT_EQ(s->sign(), "ok");
+  EXPECT_EQ(s->sign(), "ok");
+  ASSERT_EQ(cv({"access", "api", "deny", "--uid", uid}, false).exit_code, 0);
+  EXPECT_TRUE(contains(s->sign(), "deny uid " + uid));
+  EXPECT_EQ(s->connection(), s->first_connection());
+}
+
+// Can fail: as above, the shortcut would sign with a disabled entry's key, which the
+// agent still holds decrypted (the CLI disabled it, not the agent); checked the same way.
+TEST_F(AgentOneConnection, SameConnectionIsRefusedOnceTheEntryIsDisabledAndSignsOnceEnabled) {
+  allow("api");
+  auto s = signing_twice("api");
+  ASSERT_FALSE(HasFailure());
+  owner({"disable", "api"});
+  const std::string refused = s->sign();
+  EXPECT_TRUE(contains(refused, "'api' is disabled")) << refused;
+  owner({"enable", "api"});
+  EXPECT_EQ(s->sign(), "ok");
+  EXPECT_EQ(s->connection(), s->first_connection());
+}
+
+// docs/agent.md, "Rotation, disable, delete": a program that loaded the previous
+// generation keeps signing with it until that generation's own notAfter; after it, "...
+// was replaced and has expired; reload the program to use the current one".
+// Can fail: the shortcut keeps the entry as it was admitted, where generation 1 was the
+// active one (which signs past its notAfter): ignoring the rotation, it would go on
+// signing with it (checked as above: this test then failed after the notAfter).
+TEST_F(AgentOneConnection, SameConnectionSignsWithTheReplacedGenerationUntilItsNotAfter) {
+  certvault::IssueRequest req;
+  req.nickname = "brief";
+  req.not_after = certvault::now() + 12;  // seconds: the test waits for it
+  auto made = vault().create(req);
+  ASSERT_TRUE(made) << why(made);
+  const certvault::Time not_after = req.not_after;
+  allow("brief");
+  auto s = signing_twice("brief");
+  ASSERT_FALSE(HasFailure());
+  owner({"rotate", "brief", "--end-date", "+30d"});
+  // Unless this machine took the whole validity to get here, generation 1 still signs.
+  if (certvault::now() < not_after) {
+    EXPECT_EQ(s->sign(), "ok");
+  }
+  // Past its notAfter (bounded: the validity was 12 s), generation 1 is refused.
+  while (certvault::now() <= not_after + 1) std::this_thread::sleep_for(200ms);
+  const std::string refused = s->sign();
+  EXPECT_TRUE(contains(refused,
+                       "generation 1 of 'brief' was replaced and has expired; reload the program "
+                       "to use the current one"))
+      << refused;
+  // The current generation, resolved again on the same connection, signs.
+  EXPECT_EQ(s->sign_current(), "ok 2");
+  EXPECT_EQ(s->connection(), s->first_connection());
+}
+
+// docs/agent.md, "A locked vault": after `certvault lock` a signature fails with "vault
+// 'ops' is locked; run certvault unlock"; after `certvault unlock` the same program signs
+// again without restarting.
+// Can fail: a shortcut taken before the lock check, holding the key it signed with,
+// would sign while the vault is locked (checked by moving the check after it and making
+// LastSigner::key a shared_ptr: this test and the next then failed); one that held a
+// wiped key would fail after the unlock.
+TEST_F(AgentOneConnection, SameConnectionIsRefusedOnceTheVaultIsLockedAndSignsAfterUnlock) {
+  allow("api");
+  auto s = signing_twice("api");
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(cv({"lock"}, false).exit_code, 0);
+  const std::string refused = s->sign();
+  EXPECT_TRUE(contains(refused, "vault 'ops' is locked; run certvault unlock")) << refused;
+  unlock();
+  EXPECT_EQ(s->sign(), "ok");
+  EXPECT_EQ(s->connection(), s->first_connection());
+}
+
+// Can fail: as for the lock, a shortcut that outlived the TTL would sign after it.
+TEST_F(AgentOneConnection, SameConnectionIsRefusedOnceTheTtlRunsOut) {
+  allow("api");
+  auto s = signing_twice("api");
+  ASSERT_FALSE(HasFailure());
+  // A new TTL counts from this unlock; the two signatures were made before it.
+  unlock({"--ttl", "2s"});
+  std::this_thread::sleep_for(3s);
+  const std::string refused = s->sign();
+  EXPECT_TRUE(contains(refused, "vault 'ops' is locked; run certvault unlock")) << refused;
+  EXPECT_EQ(s->connection(), s->first_connection());
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
 }
 
 }  // namespace

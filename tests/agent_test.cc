@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <array>
 #include <cstring>
+#include <expected>
+#include <span>
 
 #include "agent_client_support.h"
 #include "agent_support.h"
@@ -578,6 +581,323 @@ TEST_F(AgentTest, ClientRefusesAnAgentRunByAnotherUserAndSendsItNothing) {
   // The agent heard nothing from the third user: no refused unlock in its audit log.
   const std::string heard = fs::exists(other_audit) ? read_file(other_audit) : std::string();
   EXPECT_FALSE(contains(heard, "\"uid\":" + std::to_string(third->pw_uid))) << heard;
+}
+
+// --- framing, over a raw socket -------------------------------------------------------------
+
+using certvault::agent::Frame;
+using certvault::agent::Reply;
+using certvault::agent::Tag;
+using certvault::agent::Type;
+
+// A program's connection as a raw socket has it: frames built with the protocol's own
+// Frame, replies read with its header rule and decoder. Every wait is bounded.
+class RawConnection {
+ public:
+  explicit RawConnection(const fs::path& socket) : fd_(connect_raw(socket)) {}
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+
+  // All of `bytes`, as the socket takes them (the agent reads meanwhile); false when it
+  // takes no more within `limit`.
+  bool send(std::span<const uint8_t> bytes, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      if (!wait_for(POLLOUT, deadline)) return false;
+      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // All of `bytes` in one send(): false when the socket took fewer.
+  bool send_in_one_write(std::span<const uint8_t> bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+
+  // The next reply, decoded; else what came instead.
+  std::expected<Reply, std::string> reply(std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    std::array<uint8_t, certvault::agent::kHeaderSize> header{};
+    if (auto r = read_exact(header.data(), header.size(), deadline); !r.empty())
+      return std::unexpected("no reply header: " + r);
+    auto length = certvault::agent::body_length(header);
+    if (!length) return std::unexpected("a reply header out of bounds: " + length.error().message);
+    Reply reply;
+    reply.body.resize(*length);
+    if (auto r = read_exact(reply.body.data(), reply.body.size(), deadline); !r.empty())
+      return std::unexpected("no reply body: " + r);
+    auto message = certvault::agent::decode(reply.body);
+    if (!message)
+      return std::unexpected("a reply that does not decode: " + message.error().message);
+    reply.message = std::move(*message);
+    return reply;
+  }
+
+  // True when the agent closes the connection within `limit` without sending a byte
+  // (end of file, or a reset when it closed with our bytes unread).
+  bool closed_by_agent_within(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    if (!wait_for(POLLIN, deadline)) return false;
+    return is_closed_now();
+  }
+
+  // Whether the agent has closed it already (not waiting); false while it is open.
+  bool is_closed_now() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1) return false;
+    char byte = 0;
+    const ssize_t got = ::recv(fd_, &byte, 1, MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno == ECONNRESET);
+  }
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  bool wait_for(short events, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, events, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r < 0 && errno == EINTR) continue;
+      return r == 1;
+    }
+  }
+
+  // "" once `n` bytes are in, else why not.
+  std::string read_exact(uint8_t* out, size_t n, std::chrono::steady_clock::time_point deadline) {
+    size_t got = 0;
+    while (got < n) {
+      if (!wait_for(POLLIN, deadline)) return "nothing within the time limit";
+      const ssize_t r = ::recv(fd_, out + got, n - got, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) return "the agent closed the connection";
+      if (r < 0) return std::string("recv: ") + std::strerror(errno);
+      got += static_cast<size_t>(r);
+    }
+    return {};
+  }
+
+  int fd_ = -1;
+};
+
+Frame resolve_request(const std::string& nickname) {
+  Frame f(Type::kResolve);
+  f.add(Tag::kVault, "");  // the agent's default vault
+  f.add(Tag::kNickname, nickname);
+  return f;
+}
+
+Frame status_request() {
+  return Frame(Type::kStatus);
+}
+
+// The wire bytes of several frames, one after the other.
+std::vector<uint8_t> concatenated(std::initializer_list<Frame*> frames) {
+  std::vector<uint8_t> out;
+  for (Frame* f : frames) {
+    auto bytes = f->bytes();
+    out.insert(out.end(), bytes.begin(), bytes.end());
+  }
+  return out;
+}
+
+class AgentProtocol : public AgentSigning {
+ protected:
+  void SetUp() override {
+    AgentSigning::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    start_agent();  // locked: status and resolve need no PIN
+    ASSERT_FALSE(HasFatalFailure());
+    auto api = vault().find("api");
+    ASSERT_TRUE(api && api->current());
+    api_serial_ = api->current()->serial;
+  }
+
+  // "" when `reply` is the agent's resolution of "api", else what it is.
+  std::string check_api_resolved(const std::expected<Reply, std::string>& reply) {
+    if (!reply) return reply.error();
+    const auto& m = reply->message;
+    if (m.type != Type::kOk) return "not kOk: " + certvault::agent::error_of(m).message;
+    if (m.get_u64(Tag::kGeneration) != 1u || m.text(Tag::kSerial) != api_serial_ ||
+        !m.get(Tag::kCertificate) || !m.get(Tag::kSpki))
+      return "not the resolution of 'api' (generation 1, serial " + api_serial_ + ")";
+    return {};
+  }
+
+  // "" when `reply` is the agent's status, else what it is.
+  std::string check_status(const std::expected<Reply, std::string>& reply) {
+    if (!reply) return reply.error();
+    const auto& m = reply->message;
+    if (m.type != Type::kOk) return "not kOk: " + certvault::agent::error_of(m).message;
+    const Json::Value v = parse_json(m.text(Tag::kJson));
+    if (v["pid"].asInt() != agent_.pid() || v["vaults"][0]["label"].asString() != "ops")
+      return "not the agent's status: " + m.text(Tag::kJson);
+    return {};
+  }
+
+  std::string api_serial_;
+};
+
+// Can fail: an agent that answered only the first frame of what one recv brought (and
+// then waited for bytes that never come) leaves the second and third unanswered; one that
+// answered them out of order gives the status first.
+TEST_F(AgentProtocol, RequestsInOneWriteAreAllAnsweredInOrder) {
+  RawConnection c(socket_);
+  ASSERT_TRUE(c.connected());
+  Frame first = resolve_request("api");
+  Frame second = resolve_request("missing");
+  Frame third = status_request();
+  ASSERT_TRUE(c.send_in_one_write(concatenated({&first, &second, &third})));
+  EXPECT_EQ(check_api_resolved(c.reply()), "");
+  auto missing = c.reply();
+  ASSERT_TRUE(missing) << missing.error();
+  ASSERT_EQ(missing->message.type, Type::kError);
+  const certvault::Error e = certvault::agent::error_of(missing->message);
+  EXPECT_EQ(e.code, certvault::Code::kNotFound) << e.message;
+  EXPECT_TRUE(contains(e.message, "no entry 'missing'")) << e.message;
+  EXPECT_EQ(check_status(c.reply()), "");
+}
+
+// Can fail: an agent that took a short read for a whole header, or lost the bytes it had
+// while it waited for the rest, never answers, or answers garbage.
+TEST_F(AgentProtocol, RequestSentOneByteAtATimeIsAnswered) {
+  RawConnection c(socket_);
+  ASSERT_TRUE(c.connected());
+  Frame request = resolve_request("api");
+  const auto bytes = request.bytes();
+  for (uint8_t byte : bytes) {
+    ASSERT_TRUE(c.send(std::span(&byte, 1)));
+    std::this_thread::sleep_for(20ms);  // each byte its own read in the agent
+  }
+  EXPECT_EQ(check_api_resolved(c.reply()), "");
+  // The connection goes on as before: the next request, sent whole, is answered too.
+  Frame status = status_request();
+  ASSERT_TRUE(c.send(status.bytes()));
+  EXPECT_EQ(check_status(c.reply()), "");
+}
+
+// The limit is kMaxBody (docs/agent-protocol.md, "Limits"), and "a header announcing a
+// body ... longer than kMaxBody: closed without a reply" ("What closes a connection").
+// Can fail: an off-by-one in the bound, or a buffer that does not grow to a whole
+// maximal frame, refuses (or never completes) the first request, and the one after it.
+TEST_F(AgentProtocol, FrameOfTheMaximumBodyIsAnsweredAndOneByteMoreClosesTheConnection) {
+  RawConnection c(socket_);
+  ASSERT_TRUE(c.connected());
+  // A status request with a field it does not use ("ignored"), to exactly the limit.
+  Frame largest = status_request();
+  largest.add(Tag::kData, std::string(certvault::agent::kMaxBody - 2 - 5, 'x'));
+  ASSERT_TRUE(largest.fits());
+  ASSERT_EQ(largest.bytes().size(), certvault::agent::kHeaderSize + certvault::agent::kMaxBody);
+  Frame after = resolve_request("api");
+  ASSERT_TRUE(c.send(concatenated({&largest, &after})));
+  EXPECT_EQ(check_status(c.reply()), "");
+  EXPECT_EQ(check_api_resolved(c.reply()), "");
+
+  // One byte more: the header alone ends that connection, with no reply.
+  RawConnection over(socket_);
+  ASSERT_TRUE(over.connected());
+  const uint32_t n = certvault::agent::kMaxBody + 1;
+  const uint8_t header[] = {static_cast<uint8_t>(n >> 24),
+                            static_cast<uint8_t>(n >> 16),
+                            static_cast<uint8_t>(n >> 8),
+                            static_cast<uint8_t>(n),
+                            1,
+                            static_cast<uint8_t>(Type::kStatus)};
+  ASSERT_TRUE(over.send(header));
+  EXPECT_TRUE(over.closed_by_agent_within(10s));
+  // The first connection is still served.
+  Frame status = status_request();
+  ASSERT_TRUE(c.send(status.bytes()));
+  EXPECT_EQ(check_status(c.reply()), "");
+}
+
+// docs/agent-protocol.md: "a body not completed within 10 seconds of its header: closed
+// without a reply"; a connection "may stay idle between requests for as long as the
+// client likes". Can fail: an agent without the deadline keeps the stalled connection
+// (and its buffer) for ever; one that applies it to idle connections too closes the idle
+// one; one that waits for the stalled connection on its loop stops answering the other.
+TEST_F(AgentProtocol, StalledHeaderIsClosedWithinTheDeadlineWhileOthersAreServed) {
+  RawConnection idle(socket_);
+  RawConnection stalled(socket_);
+  RawConnection busy(socket_);
+  ASSERT_TRUE(idle.connected() && stalled.connected() && busy.connected());
+  const uint8_t three[] = {0, 0, 0};
+  ASSERT_TRUE(stalled.send(three));
+  int answered = 0;
+  bool closed = false;
+  const auto give_up = std::chrono::steady_clock::now() + 15s;
+  while (!closed && std::chrono::steady_clock::now() < give_up) {
+    Frame status = status_request();
+    ASSERT_TRUE(busy.send(status.bytes()));
+    ASSERT_EQ(check_status(busy.reply()), "") << "after " << answered << " answers";
+    ++answered;
+    closed = stalled.closed_by_agent_within(250ms);
+  }
+  EXPECT_TRUE(closed) << "the stalled connection was still open after 15 s";
+  EXPECT_GE(answered, 1);
+  // The idle connection, as old as the stalled one, is open and answered.
+  EXPECT_FALSE(idle.is_closed_now());
+  Frame request = resolve_request("api");
+  ASSERT_TRUE(idle.send(request.bytes()));
+  EXPECT_EQ(check_api_resolved(idle.reply()), "");
+}
+
+// Can fail: an agent that wrote to a closed connection without MSG_NOSIGNAL dies of
+// SIGPIPE (checked by taking MSG_NOSIGNAL from its send: this test then failed); one
+// that stopped its loop on the failed write answers no one else.
+TEST_F(AgentProtocol, PeerThatClosesWithoutReadingItsAnswersStopsNoOne) {
+  // Two others first: a new connection goes to the loop with the fewest, so one of them
+  // shares the greedy peer's loop (the agent runs at least two).
+  RawConnection others[2] = {RawConnection(socket_), RawConnection(socket_)};
+  for (auto& c : others) ASSERT_TRUE(c.connected());
+  // About 2 MB of answers (resolutions carry two certificates): more than a socket holds,
+  // so the agent is still writing them when the peer goes away.
+  constexpr int kRequests = 1500;
+  for (int round = 0; round < 4; ++round) {
+    RawConnection greedy(socket_);
+    ASSERT_TRUE(greedy.connected());
+    std::vector<uint8_t> wire;
+    for (int i = 0; i < kRequests; ++i) {
+      Frame f = resolve_request("api");
+      auto bytes = f.bytes();
+      wire.insert(wire.end(), bytes.begin(), bytes.end());
+    }
+    ASSERT_TRUE(greedy.send(wire));
+    // The peer closes at once (the agent finds it gone while it answers), or after the
+    // first answer (the agent is waiting for room to write the rest).
+    if (round % 2 == 1) {
+      ASSERT_EQ(check_api_resolved(greedy.reply()), "") << "round " << round;
+    }
+    greedy.close();
+    for (auto& c : others) {
+      Frame status = status_request();
+      ASSERT_TRUE(c.send(status.bytes())) << "round " << round;
+      ASSERT_EQ(check_status(c.reply()), "")
+          << "round " << round << (agent_.exited_within(0ms) ? "; the agent has died" : "");
+    }
+  }
+  EXPECT_FALSE(agent_.exited_within(0ms)) << read_file(tmp_ / "agent.err");
+  // A new connection is served too.
+  RawConnection fresh(socket_);
+  ASSERT_TRUE(fresh.connected());
+  Frame request = resolve_request("api");
+  ASSERT_TRUE(fresh.send(request.bytes()));
+  EXPECT_EQ(check_api_resolved(fresh.reply()), "");
 }
 
 // --- systemd's interfaces -----------------------------------------------------------------
