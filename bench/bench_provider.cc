@@ -365,9 +365,13 @@ void BM_Tls13HandshakeAgentBeside(benchmark::State& state) {
   make_contexts(from_pem, ClientKey::kPem);
   auto ours = [&] { return handshake(from_agent); };
   auto reference = [&] { return handshake(from_pem); };
-  cv::bench::run_side_by_side(state, 4, ours, reference);
+  cv::bench::run_side_by_side(state, static_cast<int>(state.range(0)), ours, reference);
 }
-BENCHMARK(BM_Tls13HandshakeAgentBeside)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Tls13HandshakeAgentBeside)
+    ->Arg(4)
+    ->Arg(16)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -250,7 +250,7 @@ TEST_F(AgentSigning, EverySignatureIsAuditedOnceWithItsPeer) {
   unlock();
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_as_client().exit_code, 0);
   int signatures = 0;
-  for (const auto& e : audit_lines(audit_log())) {
+  for (const auto& e : audit_lines(settled_audit_log())) {
     if (e["action"].asString() != "sign") continue;
     ++signatures;
     EXPECT_EQ(e["result"].asString(), "ok");

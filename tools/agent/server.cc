@@ -145,9 +145,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // machine costs more than an ECDSA signature). Bounded: other connections of this loop
   // wait at most kRequestsPerTurn answers and looks.
   // The look adapts as halt-polling does: halved each time the next request did not come
-  // within it (a program that signs now and then: a TLS client, once per handshake), back
-  // to the whole of kSpinAfterReply when one comes that soon after the agent stopped
-  // looking.
+  // within it (a program that signs now and then: a TLS client, once per handshake), whole
+  // again when one came within it, or that soon after the agent stopped looking.
   bool await_next() {
     const auto start = std::chrono::steady_clock::now();
     const auto until = start + spin_;
@@ -155,6 +154,7 @@ class Session : public std::enable_shared_from_this<Session> {
       ::sched_yield();  // another connection's work, or a client, goes first
       switch (read_more()) {
         case Read::kGot:
+          spin_ = kSpinAfterReply;
           return true;
         case Read::kClosed:
           close();
@@ -208,7 +208,9 @@ class Session : public std::enable_shared_from_this<Session> {
     consume(size);  // an unlock request held a PIN
     if (!reply_->fits())
       reply_.emplace(error_frame(ErrorCode::kIo, "the answer would exceed the protocol's limit"));
-    return send_reply();
+    const bool going_on = send_reply();
+    agent_.answered(conn_, peer_);  // a signature's audit line, written off the answer's path
+    return going_on;
   }
 
   // Sends what the socket takes now and hands the rest to Asio.
