@@ -68,7 +68,7 @@ TEST_F(AgentClient, ForkedChildrenOpenTheirOwnConnectionWhileTheParentSigns) {
         << "child " << p << " " << describe_status(status);
   }
   // Five processes, each on its own connection: the agent saw five peer pids.
-  const auto by_pid = ok_signatures_by_pid(settled_audit_log(), "api");
+  const auto by_pid = ok_signatures_by_pid(audit_log(), "api");
   EXPECT_EQ(by_pid.size(), static_cast<size_t>(kChildren + 1));
   EXPECT_EQ(by_pid.count(::getpid()) ? by_pid.at(::getpid()) : 0, 1 + kSignaturesEach);
   for (pid_t p : children)
@@ -85,7 +85,7 @@ TEST_F(AgentClient, SameClientSignsAgainAfterTheAgentIsKilledAndRestarted) {
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(sign_and_verify(entry_.key, pub_.get(), 3, "after restart"), "");
   // The three signatures reached the new agent.
-  const auto by_pid = ok_signatures_by_pid(settled_audit_log(), "api");
+  const auto by_pid = ok_signatures_by_pid(audit_log(), "api");
   EXPECT_EQ(by_pid.count(::getpid()) ? by_pid.at(::getpid()) : 0, 1 + 3);
 }
 
@@ -223,7 +223,7 @@ TEST_F(AgentClient, SignatureStreamGetsAnErrorWhenTheAgentIsKilledAndResumesAfte
   EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << describe_status(status);
   // The new agent made (and audited) the signatures after the restart.
-  EXPECT_GE(ok_signatures_by_pid(settled_audit_log(), "api")[child], before_kill + 3);
+  EXPECT_GE(ok_signatures_by_pid(audit_log(), "api")[child], before_kill + 3);
 }
 
 // --- one long-lived connection across the owner's changes -----------------------------------

@@ -95,7 +95,7 @@ TEST_F(AgentPkcs11, ListsAndSignsWithNoPinAsAnotherUser) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   // The agent recorded who signed: pkcs11-tool, as the client user.
   bool recorded = false;
-  std::istringstream lines(settled_audit_log());
+  std::istringstream lines(audit_log());
   for (std::string line; std::getline(lines, line);)
     recorded |= contains(line, "\"action\":\"sign\"") &&
                 contains(line, "\"uid\":" + std::to_string(client_uid_) + ",") &&

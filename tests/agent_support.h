@@ -163,18 +163,6 @@ class AgentTest : public VaultTest {
   std::string audit_log() {
     return fs::exists(audit_) ? read_file(audit_) : std::string();
   }
-  // The audit log once nothing more comes (the agent writes a signature's line just after
-  // sending the signature): the same for 100 ms, waiting at most 5 s.
-  std::string settled_audit_log() {
-    std::string last = audit_log();
-    for (int i = 0; i < 50; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      std::string now = audit_log();
-      if (now == last) return now;
-      last = std::move(now);
-    }
-    return last;
-  }
 
   TempDir run_dir_;
   fs::path socket_, audit_, pin_file_, vault_ca_, out_;

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <expected>
 #include <span>
@@ -250,7 +251,7 @@ TEST_F(AgentSigning, EverySignatureIsAuditedOnceWithItsPeer) {
   unlock();
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_as_client().exit_code, 0);
   int signatures = 0;
-  for (const auto& e : audit_lines(settled_audit_log())) {
+  for (const auto& e : audit_lines(audit_log())) {
     if (e["action"].asString() != "sign") continue;
     ++signatures;
     EXPECT_EQ(e["result"].asString(), "ok");
@@ -342,7 +343,7 @@ TEST_F(AgentTls, UriPemKeyFileWorksThroughTheAgent) {
   const fs::path key_file = run_dir_ / "api.key";
   auto made = cv({"uri", "api", "--pem", "-o", key_file.string()}, false);
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  ::chown(key_file.c_str(), client_uid_, client_gid_);
+  ASSERT_EQ(::chown(key_file.c_str(), client_uid_, client_gid_), 0) << std::strerror(errno);
   expect_handshake(key_file.string());
 }
 

@@ -567,7 +567,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         auto sig = s->key->sign(*params, bytes_of(data));
         if (!sig) return refuse(sig.error());
         ++v->signatures;
-        conn.signed_now = std::move(ev);  // recorded once the answer is on its way
+        audit_.record(ev, peer);  // before the answer: a signature given is a signature recorded
         Frame f = ok();
         f.add(Tag::kSignature, *sig);
         return f;
@@ -578,12 +578,6 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
   } catch (const std::exception& e) {
     return error_frame(to_wire(Code::kIo), std::string("the agent failed: ") + e.what());
   }
-}
-
-void Agent::answered(ConnState& conn, const PeerInfo& peer) {
-  if (!conn.signed_now) return;
-  audit_.record(*conn.signed_now, peer);
-  conn.signed_now.reset();
 }
 
 void Agent::disconnected(ConnState& conn) {

@@ -49,7 +49,6 @@ struct LastSigner {
 struct ConnState {
   std::set<ServedVault*> touched;
   std::optional<LastSigner> last;
-  std::optional<AuditEvent> signed_now;  // the signature being answered, to record
 };
 
 // The signing parameters of a kSign request.
@@ -63,9 +62,6 @@ class Agent {
 
   // One request from `peer`, one reply. Never throws.
   Frame handle(const Message& request, const PeerInfo& peer, ConnState& conn);
-  // Called once handle()'s answer is sent (or handed to the socket): records the signature
-  // it carried, so that writing the audit line does not delay the answer.
-  void answered(ConnState& conn, const PeerInfo& peer);
   void disconnected(ConnState& conn);
 
   // Unlocks the default vault with a PIN read at start (a systemd credential).

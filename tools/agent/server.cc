@@ -208,9 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
     consume(size);  // an unlock request held a PIN
     if (!reply_->fits())
       reply_.emplace(error_frame(ErrorCode::kIo, "the answer would exceed the protocol's limit"));
-    const bool going_on = send_reply();
-    agent_.answered(conn_, peer_);  // a signature's audit line, written off the answer's path
-    return going_on;
+    return send_reply();
   }
 
   // Sends what the socket takes now and hands the rest to Asio.
