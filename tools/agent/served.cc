@@ -59,7 +59,7 @@ class ServedVault {
   const std::string& id() const { return id_; }
   uid_t owner() const { return owner_; }
   bool names(std::string_view name) const {
-    if (name == label_ || name == id_ || name == path_.string()) return true;
+    if (name == label_ || name == id_ || name == path_.native()) return true;
     if (!name.starts_with('/')) return false;
     std::error_code ec;
     return fs::weakly_canonical(fs::path(name), ec) == path_ && !ec;
