@@ -173,10 +173,16 @@ Reply::~Reply() {
   if (!body.empty()) sodium_memzero(body.data(), body.size());
 }
 
+Client::Client(fs::path socket) : socket_(std::move(socket)), pid_(::getpid()) {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) cpus_ = std::max(1, CPU_COUNT(&cpus));
+}
+
 Client::~Client() {
   // Only this process's connections are closed; a forked child's copies are its own.
   if (pid_ == ::getpid())
-    for (int fd : idle_) ::close(fd);
+    for (const auto& c : idle_) ::close(c.fd);
 }
 
 namespace {
@@ -238,7 +244,7 @@ void Client::adopt_after_fork() {
   new (mu_.get()) std::mutex();
   // The pooled sockets are the parent's conversation: dropping the child's copies leaves
   // the parent's connections open.
-  for (int fd : idle_) ::close(fd);
+  for (const auto& c : idle_) ::close(c.fd);
   idle_.clear();
   in_flight_ = 1;  // the caller's request; the parent's other threads are not here
   pid_ = ::getpid();
@@ -257,30 +263,30 @@ void Client::took(std::chrono::steady_clock::duration d) {
   answer_us_.store(old == 0 ? us : (3 * old + us) / 4, std::memory_order_relaxed);
 }
 
-Result<std::pair<int, bool>> Client::take(bool fresh) {
+Result<std::pair<Client::Pooled, bool>> Client::take(bool fresh) {
   if (pid_.load() != ::getpid()) adopt_after_fork();
   {
     std::lock_guard lock(*mu_);
     if (fresh) {
-      for (int fd : idle_) ::close(fd);
+      for (const auto& c : idle_) ::close(c.fd);
       idle_.clear();
     }
     if (!idle_.empty()) {
-      int fd = idle_.back();
+      const Pooled connection = idle_.back();
       idle_.pop_back();
-      return std::pair{fd, true};
+      return std::pair{connection, true};
     }
   }
   CV_TRY(fd, connect_new());
-  return std::pair{fd, false};
+  return std::pair{Pooled{.fd = fd}, false};
 }
 
-void Client::give(int fd) {
+void Client::give(const Pooled& connection) {
   std::lock_guard lock(*mu_);
   if (pid_ == ::getpid() && idle_.size() < 16)
-    idle_.push_back(fd);
+    idle_.push_back(connection);
   else
-    ::close(fd);
+    ::close(connection.fd);
 }
 
 Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms) {
@@ -293,7 +299,8 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
   auto bytes = request.bytes();
   for (int attempt = 0; attempt < 2; ++attempt) {
     CV_TRY(taken, take(attempt > 0));
-    const auto [fd, reused] = taken;
+    auto [connection, reused] = taken;
+    const int fd = connection.fd;
     if (!send_all(fd, bytes, timeout_ms)) {
       ::close(fd);
       if (reused) continue;  // a stale pooled connection: the agent restarted
@@ -303,17 +310,21 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
     // header and the body with it, so one wait and one read per request.
     uint8_t first[4096];
     size_t got = 0;
-    // Only a lone request looks for its answer: threads that sign side by side would take
-    // the agent's cores from it.
-    const bool lone = in_flight_.load() == 1;
-    const bool sign = request_type(bytes) == Type::kSign;
+    // A request looks for its answer (rather than sleeping until it comes) while there are
+    // no more requests than cores (more would only take turns), and not on the core the
+    // agent answers this connection on: there the look would hold up the signer (a looking
+    // thread gives its core up, but the scheduler gives it back to whichever thread has
+    // run least).
     const auto sent_at = std::chrono::steady_clock::now();
+    const bool look =
+        in_flight_.load() <= cpus_ && (connection.core < 0 || ::sched_getcpu() != connection.core);
+    const bool sign = request_type(bytes) == Type::kSign;
     auto r = read_some(fd, first, sizeof first, timeout_ms,
-                       !lone  ? 0
+                       !look  ? 0
                        : sign ? spin_us()
                               : kMinSpinUs,
                        got);
-    if (lone && sign && r == ReadResult::kOk) took(std::chrono::steady_clock::now() - sent_at);
+    if (look && sign && r == ReadResult::kOk) took(std::chrono::steady_clock::now() - sent_at);
     if (r == ReadResult::kClosedBeforeAnyByte && reused) {
       ::close(fd);
       continue;
@@ -342,10 +353,15 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
       ::close(fd);
       return agent_gone(socket_, "broke off its answer");
     }
-    give(fd);
     auto decoded = decode(reply.body);
-    if (!decoded) return agent_gone(socket_, "sent a malformed answer");
+    if (!decoded) {
+      ::close(fd);
+      return agent_gone(socket_, "sent a malformed answer");
+    }
     reply.message = std::move(*decoded);
+    if (const auto core = reply.message.get_u64(Tag::kCore); core && *core < CPU_SETSIZE)
+      connection.core = static_cast<int>(*core);
+    give(connection);
     if (reply.message.type == Type::kError) {
       if (wire_code)
         *wire_code = static_cast<ErrorCode>(reply.message.get_u64(Tag::kCode).value_or(0));

@@ -51,7 +51,7 @@ struct Reply {
 
 class Client {
  public:
-  explicit Client(std::filesystem::path socket) : socket_(std::move(socket)), pid_(::getpid()) {}
+  explicit Client(std::filesystem::path socket);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -64,14 +64,19 @@ class Client {
   Result<Reply> call(Frame& request, ErrorCode* wire_code = nullptr, int timeout_ms = 30000);
 
  private:
-  // An idle connection of this process (pooled = true), or a new one. `fresh`: a new one,
+  // A connection, and the core its answers come from (kCore; -1: not known).
+  struct Pooled {
+    int fd = -1;
+    int core = -1;
+  };
+  // An idle connection of this process (second = true), or a new one. `fresh`: a new one,
   // and the idle ones closed (a pooled connection was found dead: the agent restarted, and
   // the others went with it).
-  Result<std::pair<int, bool>> take(bool fresh = false);
-  void give(int fd);  // back into the pool after a complete exchange
+  Result<std::pair<Pooled, bool>> take(bool fresh = false);
+  void give(const Pooled& connection);  // back into the pool after a complete exchange
   Result<int> connect_new();
-  // How long a lone request looks for its answer before it sleeps, from how long answers
-  // have been taking.
+  // How long a signature request looks for its answer before it sleeps, from how long
+  // answers have been taking.
   int64_t spin_us() const;
   void took(std::chrono::steady_clock::duration d);
 
@@ -83,8 +88,9 @@ class Client {
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
   std::atomic<pid_t> pid_;             // the process the pooled connections belong to
   std::atomic<int> in_flight_{0};      // requests waiting for their answers now
+  int cpus_ = 1;                       // the cores this process may run on, at the start
   std::atomic<int64_t> answer_us_{0};  // how long answers have been taking, on average
-  std::vector<int> idle_;
+  std::vector<Pooled> idle_;
 };
 
 }  // namespace certvault::agent

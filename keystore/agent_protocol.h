@@ -65,6 +65,10 @@ enum class Tag : uint8_t {
   kJson = 20,
   kOffset = 21,    // u64
   kPassword = 22,  // a PKCS#12 file's password (import: given; export: generated)
+  // u64, in a signature's reply: the core the connection's loop stays on, so that the
+  // client does not look for its next answer there (it would hold up the signer). A hint:
+  // absent when the agent does not keep its loops on cores.
+  kCore = 23,
 };
 
 // Error codes on the wire: the keystore's, and one of the protocol's own.
@@ -111,6 +115,7 @@ class Frame {
   // The complete frame, header included; false when it would exceed kMaxBody.
   bool fits() const { return bytes_.size() - kHeaderSize <= kMaxBody; }
   std::span<const uint8_t> bytes();
+  Type type() const { return static_cast<Type>(bytes_[kHeaderSize + 1]); }
 
  private:
   std::vector<uint8_t> bytes_;

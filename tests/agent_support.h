@@ -85,11 +85,15 @@ class AgentTest : public VaultTest {
     agent_.kill();
   }
 
-  // Starts the agent serving this test's vault; waits (bounded) for its socket.
-  void start_agent(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {cli(),     "agent",       "--system",
-                                     "--vault", dir_.string(), "--socket",
-                                     socket_,   "--audit-log", audit_.string()};
+  // Starts the agent serving this test's vault; waits (bounded) for its socket. `runner`:
+  // a command that execs the agent (taskset -c N).
+  void start_agent(const std::vector<std::string>& extra = {},
+                   const std::vector<std::string>& runner = {}) {
+    std::vector<std::string> argv = runner;
+    for (const std::string& a : {cli(), std::string("agent"), std::string("--system"),
+                                 std::string("--vault"), dir_.string(), std::string("--socket"),
+                                 socket_.string(), std::string("--audit-log"), audit_.string()})
+      argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
     // A socket left by a killed agent exists before the new one listens: wait for an answer.

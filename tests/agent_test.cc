@@ -6,15 +6,18 @@
 #include <grp.h>
 #include <json/json.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <expected>
 #include <span>
+#include <sstream>
 
 #include "agent_client_support.h"
 #include "agent_support.h"
@@ -83,6 +86,54 @@ TEST_F(AgentSigning, AnotherUserSignsByUriWithNoPinOnceUnlocked) {
   // The client could not have read the vault itself.
   auto peek = run(as_client({"ls", dir_.string()}));
   EXPECT_NE(peek.exit_code, 0);
+}
+
+// The cores each of the agent's threads may run on ("Cpus_allowed_list" of every task).
+std::vector<std::string> cores_of_threads(pid_t pid) {
+  std::vector<std::string> out;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::istringstream status(read_file(task.path() / "status"));
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("Cpus_allowed_list:"))
+        out.push_back(line.substr(line.find_last_of("\t ") + 1));
+  }
+  return out;
+}
+
+// docs/agent.md, "Threads and cores": one serving thread per core the agent may use, each
+// kept on one of them; never a thread outside the cores it was given (systemd's
+// CPUAffinity=, taskset).
+// Can fail: an agent that kept its threads on cores counted from 0, not on those it was
+// given, would run outside a taskset; one that left a thread free to run anywhere would
+// show a list of several cores.
+TEST_F(AgentSigning, ThreadsStayOnTheCoresTheAgentWasGiven) {
+  cpu_set_t given;
+  CPU_ZERO(&given);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof given, &given), 0);
+  std::vector<std::string> cores;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &given)) cores.push_back(std::to_string(c));
+  if (cores.size() < 2 || cores.size() > 16) GTEST_SKIP() << "needs 2 to 16 cores";
+  allow_client();
+  // Given only its last core: every thread stays there, and it serves.
+  start_agent({}, {"taskset", "-c", cores.back()});
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  auto r = sign_as_client();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string& list : cores_of_threads(agent_.pid())) EXPECT_EQ(list, cores.back());
+  agent_.kill();
+  // Given them all: one thread on each.
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  r = sign_as_client();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto lists = cores_of_threads(agent_.pid());
+  std::sort(lists.begin(), lists.end());
+  auto sorted = cores;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(lists, sorted);
 }
 
 TEST_F(AgentSigning, LockedVaultTellsTheProgramToUnlockNotToGiveAPin) {

@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -46,6 +47,9 @@ Result<void> check_parent(const fs::path& dir) {
                     "(or root) can write, such as $XDG_RUNTIME_DIR/certvault");
   return {};
 }
+
+// The core this loop's thread stays on; -1 when the agent does not keep its loops on cores.
+thread_local int loop_core = -1;
 
 // One connection. Requests are read and answered on the loop's thread with plain
 // non-blocking calls: a request that is already there (the common case for a program that
@@ -206,6 +210,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     reply_.emplace(agent_.handle(*message, peer_, conn_));
     consume(size);  // an unlock request held a PIN
+    if (message->type == Type::kSign && reply_->type() == Type::kOk && loop_core >= 0)
+      reply_->add_u64(Tag::kCore, static_cast<uint64_t>(loop_core));
     if (!reply_->fits())
       reply_.emplace(error_frame(ErrorCode::kIo, "the answer would exceed the protocol's limit"));
     return send_reply();
@@ -466,9 +472,26 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd) {
     Server server(loops, sessions, agent, audit, listen_fd);
     server.start();
     sd_notify(0, "READY=1\nSTATUS=serving");
+    // Each loop stays on a core of its own. A client looks for its answer giving its core
+    // up at once to any thread with work there; with the loops spread this way, a loop
+    // always has a core to answer on, and the scheduler never puts two loops on one core
+    // while a client looks on the other (two signing threads then did the work of one).
+    const bool pin = static_cast<unsigned>(usable) == threads;
+    std::vector<int> cores;
+    for (int c = 0; pin && c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &cpus)) cores.push_back(c);
+    auto serve = [&loops, &cores](unsigned i) {
+      if (i < cores.size()) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cores[i], &one);
+        if (::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0) loop_core = cores[i];
+      }
+      loops[i]->run();
+    };
     std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&loops, i] { loops[i]->run(); });
-    loops.front()->run();
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back(serve, i);
+    serve(0);
     for (auto& t : pool) t.join();
   }
   // Sessions still open end with their loops, before the agent they refer to.
