@@ -44,6 +44,21 @@ inline std::optional<std::pair<uid_t, gid_t>> client_user() {
   return std::pair{pw->pw_uid, pw->pw_gid};
 }
 
+// The system instance's user, `certvault` (packaging/sysusers.d/certvault.conf), made as
+// its sysusers.d file would when this machine has none. Empty when not root.
+inline std::optional<std::pair<uid_t, gid_t>> system_agent_user() {
+  if (!client_user()) return std::nullopt;  // the group first
+  const int lock = ::open("/tmp/cvtest-useradd.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  ::flock(lock, LOCK_EX);
+  if (!::getpwnam("certvault"))
+    run({"useradd", "--system", "--no-create-home", "--home-dir", "/var/lib/certvault", "--shell",
+         "/usr/sbin/nologin", "--gid", kAgentGroup, "certvault"});
+  ::close(lock);
+  const passwd* pw = ::getpwnam("certvault");
+  if (!pw) return std::nullopt;
+  return std::pair{pw->pw_uid, pw->pw_gid};
+}
+
 class AgentTest : public VaultTest {
  protected:
   void SetUp() override {

@@ -635,6 +635,49 @@ TEST_F(AgentTest, ClientRefusesAnAgentRunByAnotherUserAndSendsItNothing) {
   EXPECT_FALSE(contains(heard, "\"uid\":" + std::to_string(third->pw_uid))) << heard;
 }
 
+// docs/agent.md, "How programs find the agent": a program talks to an agent run by root,
+// by its own user, or by the system instance's user, `certvault`.
+// Can fail: a client that left the certvault user out of its check refuses the system
+// instance (every program of every user would then work without the agent, or not at
+// all); checked by dropping it from check_agent_uid: this test then failed.
+TEST_F(AgentTest, ClientTalksToTheSystemInstanceRunByTheCertvaultUser) {
+  const auto system = system_agent_user();
+  ASSERT_TRUE(system) << "cannot make the certvault user";
+  ASSERT_NE(system->first, client_uid_);
+  // The system instance: the certvault user's agent, on its own copy of the vault.
+  const fs::path home = run_dir_ / "system";
+  fs::create_directory(home);
+  ASSERT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
+  fs::copy_file(cli(), home / "certvault");
+  const std::string owner = std::to_string(system->first) + ":" + std::to_string(system->second);
+  ASSERT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
+  ::chmod(home.c_str(), 0755);
+  ::chmod((home / "certvault").c_str(), 0755);
+  socket_ = home / "agent.sock";
+  agent_ = ChildGuard(spawn_logged(
+      {"setpriv", "--reuid=" + std::to_string(system->first),
+       "--regid=" + std::to_string(system->second), "--clear-groups", (home / "certvault").string(),
+       "agent", "--system", "--vault", (home / "vault").string(), "--socket", socket_.string(),
+       "--audit-log", (home / "audit.log").string()},
+      tmp_ / "agent.out", tmp_ / "agent.err"));
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    up = answers();
+    if (!up) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
+  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+  // Another user's program asks it for its status: answered, the vault listed.
+  auto r = run(as_client({"env", "CERTVAULT_AGENT_SOCK=" + socket_.string(),
+                          (home / "certvault").string(), "status"}),
+               {}, 30s);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "uid " + std::to_string(system->first))) << r.out;
+  EXPECT_TRUE(contains(r.out, "ops")) << r.out;
+  EXPECT_FALSE(contains(r.err, "is served by uid")) << r.err;
+}
+
 // --- framing, over a raw socket -------------------------------------------------------------
 
 using certvault::agent::Frame;
