@@ -211,6 +211,51 @@ TEST_F(CliTest, ShowDoesNotNeedPin) {
   EXPECT_TRUE(contains(r.out, "certvault:api")) << r.out;
 }
 
+// docs/cli.md, "certvault show": `--pem` prints the current certificate and nothing else,
+// `--chain` the certificates above it (both: a full chain); `--json` carries the same.
+// No PIN. What programs that read a certificate file need after a rotation.
+// Can fail: the first generation printed after the rotation (not the vault's current
+// one), text around the PEM, or the chain in the wrong place fails the comparisons and
+// openssl's verify.
+TEST_F(CliTest, ShowPemPrintsTheCurrentCertificateAndItsChainAfterARotation) {
+  ok({"create", "api", "--end-date", "+30d"});
+  ok({"rotate", "api", "--end-date", "+60d"});
+  auto show = [&](const std::vector<std::string>& flags) {
+    std::vector<std::string> argv{cli(), "--vault", vault_.string(), "show", "api"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return run(argv);  // no PIN
+  };
+  auto cert = show({"--pem"});
+  ASSERT_EQ(cert.exit_code, 0) << cert.err;
+  EXPECT_EQ(cert.out, read_file(cert_file("api", "current.pem")));
+  auto v = certvault::Vault::open(vault_);
+  ASSERT_TRUE(v) << why(v);
+  auto first = v->certificate_der("api", 1);
+  ASSERT_TRUE(first) << why(first);
+  EXPECT_NE(cert.out, der_to_pem(*first)) << "the replaced generation was printed";
+  auto chain = show({"--chain"});
+  ASSERT_EQ(chain.exit_code, 0) << chain.err;
+  EXPECT_EQ(chain.out, read_file(ca_file()));
+  auto full = show({"--pem", "--chain"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_EQ(full.out, cert.out + chain.out);
+  write_file(tmp_ / "cert.pem", cert.out);
+  write_file(tmp_ / "chain.pem", chain.out);
+  auto verified = run({"openssl", "verify", "-CAfile", (tmp_ / "chain.pem").string(),
+                       (tmp_ / "cert.pem").string()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  const Json::Value j = parse_json(ok({"show", "api"}, true).out);
+  EXPECT_EQ(j["pem"].asString(), cert.out);
+  ASSERT_EQ(j["chain_pem"].size(), 1u);
+  EXPECT_EQ(j["chain_pem"][0].asString(), chain.out);
+  // A disabled entry has no certificate to print: one line, nothing on stdout.
+  ok({"disable", "api"});
+  auto refused = show({"--pem"});
+  ExpectOneLineFailure(refused, {4});
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  EXPECT_TRUE(contains(refused.err, "'api' has no active certificate to print")) << refused.err;
+}
+
 // ---------------------------------------------------------------------------------------
 // uri
 

@@ -39,6 +39,7 @@ struct Args {
   ExportArgs exported;
   RotateArgs rotate;
   CheckArgs check;
+  ShowArgs show;
   UriArgs uri;
   PolicySetArgs policy_set;
   PasswdArgs passwd;
@@ -343,9 +344,12 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   list->add_option("--expiring", a.list.expiring_days,
                    "Only active certificates that expire within DAYS days")
       ->type_name("DAYS");
-  add_nickname(command(app, "show", "Details of an entry and the URIs programs use", selected,
-                       [&a] { return cmd_show(a.globals, a.nickname); }),
-               a.nickname);
+  auto* show = command(app, "show", "Details of an entry and the URIs programs use", selected,
+                       [&a] { return cmd_show(a.globals, a.show); });
+  add_nickname(show, a.show.nickname);
+  show->add_flag("--pem", a.show.pem, "Print the current certificate as PEM, nothing else");
+  show->add_flag("--chain", a.show.chain,
+                 "Print the certificates above it as PEM, issuer first (with --pem: after it)");
   auto* uri = command(app, "uri", "Print an entry's certvault: URI, or write it as a PEM key file",
                       selected, [&a] { return cmd_uri(a.globals, a.uri); });
   add_nickname(uri, a.uri.nickname);

@@ -122,15 +122,43 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
   return kExitOk;
 }
 
-Outcome cmd_show(const Globals& globals, const std::string& nickname) {
+Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
   CV_TRY(vault, open_vault(globals));
-  CV_TRY(entry, find_entry(vault, nickname));
+  CV_TRY(entry, find_entry(vault, args.nickname));
   Time t = now();
   if (globals.json) {
-    print_json(entry_json(entry, vault, t));
-  } else {
-    print_entry(entry, vault, t);
+    Json::Value out = entry_json(entry, vault, t);
+    // The current generation's certificate and chain, as PEM: what a program reads.
+    if (entry.current() != nullptr) {
+      CV_TRY(der, vault.certificate_der(entry.nickname));
+      CV_TRY(chain, vault.chain_der(entry.nickname));
+      out["pem"] = der_to_pem(der, "CERTIFICATE");
+      Json::Value above(Json::arrayValue);
+      for (const auto& c : chain) above.append(der_to_pem(c, "CERTIFICATE"));
+      out["chain_pem"] = above;
+    }
+    print_json(out);
+    return kExitOk;
   }
+  if (!args.pem && !args.chain) {
+    print_entry(entry, vault, t);
+    return kExitOk;
+  }
+  if (entry.current() == nullptr)
+    return fail(Code::kNotFound, "'" + entry.nickname +
+                                     "' has no active certificate to print (its newest is " +
+                                     std::string(to_string(entry_status(entry))) +
+                                     "); `certvault show " + entry.nickname + "` says more");
+  std::string pem;
+  if (args.pem) {
+    CV_TRY(der, vault.certificate_der(entry.nickname));
+    pem += der_to_pem(der, "CERTIFICATE");
+  }
+  if (args.chain) {
+    CV_TRY(chain, vault.chain_der(entry.nickname));
+    for (const auto& c : chain) pem += der_to_pem(c, "CERTIFICATE");
+  }
+  std::cout << pem;
   return kExitOk;
 }
 

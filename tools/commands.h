@@ -116,7 +116,14 @@ struct ListArgs {
   std::optional<int64_t> expiring_days;
 };
 Outcome cmd_list(const Globals& globals, const ListArgs& args);
-Outcome cmd_show(const Globals& globals, const std::string& nickname);
+// certvault show NICKNAME [--pem] [--chain]: details and URIs; or the current certificate
+// and/or its chain as PEM, for programs that read a certificate file.
+struct ShowArgs {
+  std::string nickname;
+  bool pem = false;    // the current generation's certificate
+  bool chain = false;  // the certificates above it, issuer first
+};
+Outcome cmd_show(const Globals& globals, const ShowArgs& args);
 // certvault uri NICKNAME [--pem] [-o FILE]: the URI OpenSSL programs use, or a PEM file
 // holding only that URI (no secret) for programs that take nothing but a key file.
 struct UriArgs {
