@@ -152,7 +152,7 @@ Result<ossl::Cert> issue(const IssueArgs& a) {
   return cert;
 }
 
-Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash) {
+Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash, const X509* like) {
   ossl::Req req(X509_REQ_new_ex(ossl::libctx(), nullptr));
   if (!req || !X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) ||
       !X509_REQ_set_subject_name(req.get(), subject) || !X509_REQ_set_pubkey(req.get(), key))
@@ -166,6 +166,16 @@ Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash) {
                             std::pair{NID_ext_key_usage, "clientAuth"}}) {
     X509_EXTENSION* ext = X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value);
     if (ext) sk_X509_EXTENSION_push(exts, ext);
+  }
+  if (like != nullptr) {
+    if (const int at = X509_get_ext_by_NID(like, NID_subject_alt_name, -1); at >= 0) {
+      X509_EXTENSION* san = X509_EXTENSION_dup(X509_get_ext(like, at));
+      if (san == nullptr || !sk_X509_EXTENSION_push(exts, san)) {
+        X509_EXTENSION_free(san);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        return ossl::crypto_fail("cannot copy the subject alternative names");
+      }
+    }
   }
   X509_REQ_add_extensions(req.get(), exts);
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);

@@ -28,7 +28,10 @@ struct IssueArgs {
   Profile profile = Profile::kClient;
 };
 Result<ossl::Cert> issue(const IssueArgs& args);
-Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash);
+// A PKCS#10 request asking for the client profile; `like`: a certificate whose subject
+// alternative names the request asks for again (a renewal), or nullptr.
+Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash,
+                             const X509* like = nullptr);
 
 struct Facts {
   std::string serial;   // upper-case hex

@@ -407,9 +407,26 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   if (const auto* e = v.entry(req.nickname)) kt = e->gens.back().info.key_type;
   kt = req.key_type.value_or(kt);
   CV_TRY(hash, pick_hash(kt, req.hash, policy));
-  CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
+  // A request for an entry that has a certificate (a renewal at an outside CA) asks for the
+  // same subject, unless told otherwise, and the same alternative names.
+  ossl::Cert had;
+  if (const auto* e = v.entry(req.nickname)) {
+    for (auto g = e->gens.rbegin(); g != e->gens.rend() && !had; ++g) {
+      if (g->info.status == Status::kPending) continue;
+      CV_TRY(o, v.object(*e, *g));
+      CV_TRY(cert, ossl::cert_from_der(o.certificate));
+      had = std::move(cert);
+    }
+  }
+  auto pick_subject = [&]() -> Result<ossl::Name> {
+    if (had && req.subject.empty())
+      return ossl::Name(X509_NAME_dup(X509_get_subject_name(had.get())));
+    return subject_or_cn(req.subject, req.nickname);
+  };
+  CV_TRY(subject, pick_subject());
+  if (!subject) return ossl::crypto_fail("cannot copy the subject");
   CV_TRY(key, keys::generate(kt));
-  CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash));
+  CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash, had.get()));
   CV_CHECK(
       add_pending(v, req.nickname, key.get(), hash, certificate::name_text(subject.get()), false));
   return pem;

@@ -907,6 +907,37 @@ TEST_F(CliTest, CsrSignedByExternalCaThenAttachedBecomesActive) {
   EXPECT_EQ(X509_check_private_key(x509_from_pem(read_file(stored)).get(), key->get()), 1);
 }
 
+// docs/cli.md, "certvault csr": a request for an entry that has a certificate (renewing it
+// at the outside CA) asks for the same subject and subject alternative names; --subject
+// still overrides the subject.
+// Can fail: before this, the second request's subject was CN=ext (the nickname) and it
+// carried no alternative names.
+TEST_F(CliTest, CsrForAnEntryWithACertificateKeepsItsSubjectAndAlternativeNames) {
+  auto req = tmp_ / "ext.csr";
+  ok({"csr", "ext", "-o", req.string(), "--subject", "/CN=ext.example/O=Example"});
+  auto ca = make_external_ca(tmp_.path());
+  // The CA grants alternative names of its own choosing, as CA portals do.
+  write_file(ca.ext, read_file(ca.ext) +
+                         "subjectAltName=DNS:ext.example,URI:spiffe://example.org/ext,"
+                         "email:ops@example.org\n");
+  ok({"attach", "ext", sign_csr(ca, req, tmp_ / "ext.crt").string()});
+  auto again = tmp_ / "again.csr";
+  ok({"csr", "ext", "-o", again.string()});
+  auto text = run({"openssl", "req", "-verify", "-noout", "-text", "-in", again.string()});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(contains(text.out, "Subject: CN = ext.example, O = Example")) << text.out;
+  EXPECT_TRUE(contains(text.out,
+                       "DNS:ext.example, URI:spiffe://example.org/ext, "
+                       "email:ops@example.org"))
+      << text.out;
+  // --subject overrides the subject; the names stay.
+  auto other = tmp_ / "other.csr";
+  ok({"csr", "ext", "-o", other.string(), "--subject", "/CN=renamed"});
+  text = run({"openssl", "req", "-noout", "-text", "-in", other.string()});
+  EXPECT_TRUE(contains(text.out, "Subject: CN = renamed")) << text.out;
+  EXPECT_TRUE(contains(text.out, "DNS:ext.example")) << text.out;
+}
+
 TEST_F(CliTest, AttachOfCertificateForAnotherKeyRefused) {
   auto req = tmp_ / "ext.csr";
   ok({"csr", "ext", "-o", req.string()});

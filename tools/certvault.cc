@@ -193,7 +193,9 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("TYPE");
   create->add_option("--hash", a.create.hash, join("Signature hash, one of ", kHashes))
       ->type_name("HASH");
-  create->add_option("--subject", a.create.subject, "Distinguished name (default: CN=NICKNAME)")
+  create
+      ->add_option("--subject", a.create.subject,
+                   "Distinguished name (default: the entry's certificate's, else CN=NICKNAME)")
       ->type_name("DN");
   create->add_flag("--self-signed", a.create.self_signed, "Sign with the entry's own key");
 
