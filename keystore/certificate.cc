@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 
 #include "keys.h"
@@ -141,6 +142,8 @@ Result<ossl::Cert> issue(const IssueArgs& a) {
   }
   ok = ok && add_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash") &&
        add_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
+  if (a.alt_names != nullptr)
+    ok = ok && X509_add_ext(cert.get(), const_cast<X509_EXTENSION*>(a.alt_names), -1) == 1;
   if (!ok) return ossl::crypto_fail("cannot add certificate extensions");
 
   ossl::MdCtx md(EVP_MD_CTX_new());
@@ -152,7 +155,8 @@ Result<ossl::Cert> issue(const IssueArgs& a) {
   return cert;
 }
 
-Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash, const X509* like) {
+Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash,
+                             const X509_EXTENSION* alt_names) {
   ossl::Req req(X509_REQ_new_ex(ossl::libctx(), nullptr));
   if (!req || !X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) ||
       !X509_REQ_set_subject_name(req.get(), subject) || !X509_REQ_set_pubkey(req.get(), key))
@@ -167,14 +171,12 @@ Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash, const
     X509_EXTENSION* ext = X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value);
     if (ext) sk_X509_EXTENSION_push(exts, ext);
   }
-  if (like != nullptr) {
-    if (const int at = X509_get_ext_by_NID(like, NID_subject_alt_name, -1); at >= 0) {
-      X509_EXTENSION* san = X509_EXTENSION_dup(X509_get_ext(like, at));
-      if (san == nullptr || !sk_X509_EXTENSION_push(exts, san)) {
-        X509_EXTENSION_free(san);
-        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-        return ossl::crypto_fail("cannot copy the subject alternative names");
-      }
+  if (alt_names != nullptr) {
+    X509_EXTENSION* san = X509_EXTENSION_dup(alt_names);
+    if (san == nullptr || !sk_X509_EXTENSION_push(exts, san)) {
+      X509_EXTENSION_free(san);
+      sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+      return ossl::crypto_fail("cannot copy the subject alternative names");
     }
   }
   X509_REQ_add_extensions(req.get(), exts);
@@ -186,6 +188,39 @@ Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash, const
       X509_REQ_sign_ctx(req.get(), md.get()) <= 0)
     return ossl::crypto_fail("cannot sign the certificate request");
   return ossl::to_text([&](BIO* b) { PEM_write_bio_X509_REQ(b, req.get()); });
+}
+
+Result<ossl::Ext> parse_alt_names(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return fail(Code::kInvalidInput,
+                "subject alternative names '" + std::string(text) + "' " + why +
+                    "; write it as DNS:name,URI:spiffe://...,email:address,IP:address");
+  };
+  if (text.empty()) return bad("is empty");
+  // Only the names a client certificate carries; OpenSSL's parser knows more (dirName,
+  // otherName...), which would need a configuration file.
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    std::string_view item = text.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    const bool known = std::ranges::any_of(
+        std::array<std::string_view, 4>{"DNS:", "URI:", "email:", "IP:"},
+        [&](std::string_view type) { return item.starts_with(type) && item.size() > type.size(); });
+    if (!known) return bad("has '" + std::string(item) + "', not a DNS, URI, email or IP name");
+    start = end + 1;
+  }
+  const std::string value(text);
+  ossl::Ext ext(X509V3_EXT_nconf_nid(nullptr, nullptr, NID_subject_alt_name, value.c_str()));
+  if (!ext) {
+    ERR_clear_error();
+    return bad("is not a list of names OpenSSL accepts (an IP address or URI may be malformed)");
+  }
+  return ext;
+}
+
+ossl::Ext alt_names_of(const X509* cert) {
+  const int at = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1);
+  return ossl::Ext(at >= 0 ? X509_EXTENSION_dup(X509_get_ext(cert, at)) : nullptr);
 }
 
 std::string name_text(const X509_NAME* name) {

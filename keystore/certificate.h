@@ -15,6 +15,11 @@ Result<ossl::Name> parse_subject(std::string_view text);
 ossl::Name common_name(std::string_view cn);
 // RFC 2253 text of a name.
 std::string name_text(const X509_NAME* name);
+// A subjectAltName extension from "DNS:a,URI:b,email:c,IP:d" (the types a client
+// certificate names); a refusal that says how to write it otherwise.
+Result<ossl::Ext> parse_alt_names(std::string_view text);
+// A copy of a certificate's subjectAltName extension; empty when it has none.
+ossl::Ext alt_names_of(const X509* cert);
 
 enum class Profile { kClient, kCa };
 
@@ -26,12 +31,12 @@ struct IssueArgs {
   Time not_after = 0;
   Hash hash = Hash::kSha256;  // ignored for Ed25519 signers
   Profile profile = Profile::kClient;
+  const X509_EXTENSION* alt_names = nullptr;  // subjectAltName, or none
 };
 Result<ossl::Cert> issue(const IssueArgs& args);
-// A PKCS#10 request asking for the client profile; `like`: a certificate whose subject
-// alternative names the request asks for again (a renewal), or nullptr.
+// A PKCS#10 request asking for the client profile, and for `alt_names` when given.
 Result<std::string> make_csr(EVP_PKEY* key, X509_NAME* subject, Hash hash,
-                             const X509* like = nullptr);
+                             const X509_EXTENSION* alt_names = nullptr);
 
 struct Facts {
   std::string serial;   // upper-case hex

@@ -71,8 +71,9 @@ Result<std::optional<Signer>> issuer_for(const Vault::Impl& v, bool self_signed)
 }
 
 Result<ossl::Cert> issue_client(EVP_PKEY* key, X509_NAME* subject, std::optional<Signer>& issuer,
-                                Time not_after, Hash hash) {
+                                Time not_after, Hash hash, const X509_EXTENSION* alt_names) {
   certificate::IssueArgs args;
+  args.alt_names = alt_names;
   args.subject_key = key;
   args.subject = subject;
   args.issuer = issuer ? issuer->cert.get() : nullptr;
@@ -301,6 +302,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
     const IssueRequest* req;
     Hash hash;
     ossl::Name subject;
+    ossl::Ext alt_names;
     ossl::Pkey key;
   };
   std::vector<Planned> plan;
@@ -320,8 +322,13 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
     const auto* ca = v.active_ca();
     CV_TRY(hash, pick_hash(req.self_signed || !ca ? kt : ca->info.key_type, req.hash, policy));
     CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
+    ossl::Ext alt_names;
+    if (!req.alt_names.empty()) {
+      CV_TRY(parsed, certificate::parse_alt_names(req.alt_names));
+      alt_names = std::move(parsed);
+    }
     CV_CHECK(precheck(req));
-    plan.push_back({&req, hash, std::move(subject), nullptr});
+    plan.push_back({&req, hash, std::move(subject), std::move(alt_names), nullptr});
   }
   for (Planned& p : plan) {
     CV_TRY(key, keys::generate(p.req->key_type.value_or(policy.default_key_type)));
@@ -338,7 +345,8 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
       }
       std::optional<Signer> none;
       std::optional<Signer>& issuer = req.self_signed ? none : ca;
-      CV_TRY(cert, issue_client(p.key.get(), p.subject.get(), issuer, req.not_after, p.hash));
+      CV_TRY(cert, issue_client(p.key.get(), p.subject.get(), issuer, req.not_after, p.hash,
+                                p.alt_names.get()));
       std::string id = new_id();
       CV_TRY(rec, new_generation(txn, id, 1, p.key.get(), cert.get(), chain_of(issuer), p.hash,
                                  req.self_signed ? IssuerKind::kSelfSigned : IssuerKind::kVaultCa));
@@ -368,6 +376,7 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
   CV_TRY(old_object, v.object(*found.first, *found.second));
   CV_TRY(old_cert, ossl::cert_from_der(old_object.certificate));
   ossl::Name subject(X509_NAME_dup(X509_get_subject_name(old_cert.get())));
+  const ossl::Ext alt_names = certificate::alt_names_of(old_cert.get());  // kept as they were
   const bool self = old.issuer == IssuerKind::kSelfSigned;
   auto precheck = [&]() -> Result<void> {
     CV_CHECK(require_ca(v, self));
@@ -385,7 +394,7 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
                   "'" + std::string(nickname) + "' changed meanwhile; check it and try again");
     auto* e = find_entry(m, nickname);
     CV_TRY(issuer, issuer_for(v, self));
-    CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, end, old.hash));
+    CV_TRY(cert, issue_client(key.get(), subject.get(), issuer, end, old.hash, alt_names.get()));
     CV_TRY(rec, new_generation(txn, e->id, e->gens.back().info.number + 1, key.get(), cert.get(),
                                chain_of(issuer), old.hash, old.issuer));
     supersede(*e);
@@ -408,7 +417,7 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   kt = req.key_type.value_or(kt);
   CV_TRY(hash, pick_hash(kt, req.hash, policy));
   // A request for an entry that has a certificate (a renewal at an outside CA) asks for the
-  // same subject, unless told otherwise, and the same alternative names.
+  // same subject and alternative names, unless told otherwise.
   ossl::Cert had;
   if (const auto* e = v.entry(req.nickname)) {
     for (auto g = e->gens.rbegin(); g != e->gens.rend() && !had; ++g) {
@@ -425,8 +434,15 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   };
   CV_TRY(subject, pick_subject());
   if (!subject) return ossl::crypto_fail("cannot copy the subject");
+  ossl::Ext alt_names;
+  if (!req.alt_names.empty()) {
+    CV_TRY(parsed, certificate::parse_alt_names(req.alt_names));
+    alt_names = std::move(parsed);
+  } else if (had) {
+    alt_names = certificate::alt_names_of(had.get());
+  }
   CV_TRY(key, keys::generate(kt));
-  CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash, had.get()));
+  CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash, alt_names.get()));
   CV_CHECK(
       add_pending(v, req.nickname, key.get(), hash, certificate::name_text(subject.get()), false));
   return pem;

@@ -42,6 +42,7 @@ struct IssueRequest {
   std::optional<KeyType> key_type;  // policy default when absent
   std::optional<Hash> hash;         // policy default when absent
   std::string subject;              // "/CN=a/O=b" or "CN=a,O=b"; CN=nickname when empty
+  std::string alt_names;            // "DNS:a,URI:b,email:c,IP:d"; none when empty
   bool self_signed = false;
 };
 
@@ -53,8 +54,9 @@ struct CaRequest {
 };
 
 struct CsrRequest {
-  std::string nickname;  // new entry, or a new pending generation of an entry
-  std::string subject;
+  std::string nickname;   // new entry, or a new pending generation of an entry
+  std::string subject;    // empty: the entry's certificate's, else CN=nickname
+  std::string alt_names;  // empty: the entry's certificate's, if any
   std::optional<KeyType> key_type;
   std::optional<Hash> hash;
 };

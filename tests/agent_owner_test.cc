@@ -82,6 +82,21 @@ TEST_F(AgentOwner, CreateRotateDisableEnableDeleteNeedNoPinWhileTheAgentHoldsThe
     EXPECT_TRUE(audited(std::string("owner:") + op, "web")) << op << "\n" << audit_log();
 }
 
+// Can fail: a request that lost --san on its way to the agent (owner_request.cc) would
+// issue a certificate without the names.
+TEST_F(AgentOwner, CreateWithAlternativeNamesThroughTheAgentCarriesThem) {
+  start_agent();
+  unlock();
+  auto created =
+      owner({"create", "web", "--end-date", "+30d", "--san", "DNS:web.example,IP:192.0.2.7"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_TRUE(contains(created.err, done_by_agent())) << created.err;
+  const fs::path cert = tmp_ / "web.pem";
+  write_file(cert, owner({"show", "web", "--pem"}).out);
+  auto names = run({"openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", cert.string()});
+  EXPECT_TRUE(contains(names.out, "DNS:web.example, IP Address:192.0.2.7")) << names.out;
+}
+
 TEST_F(AgentOwner, StdoutIsWhatTheInProcessCommandPrints) {
   issue("api", 100);
   start_agent();

@@ -938,6 +938,38 @@ TEST_F(CliTest, CsrForAnEntryWithACertificateKeepsItsSubjectAndAlternativeNames)
   EXPECT_TRUE(contains(text.out, "DNS:ext.example")) << text.out;
 }
 
+// docs/cli.md, "certvault create": --san names the certificate's subject alternative
+// names; rotate keeps them; csr --san asks for others.
+// Can fail: a rotation that issued from the subject alone dropped the names (checked by
+// leaving alt_names out of rotate: this test then failed).
+TEST_F(CliTest, AlternativeNamesAreIssuedAndKeptByRotate) {
+  const std::string names =
+      "DNS:api.example,URI:spiffe://example.org/api,email:ops@example.org,"
+      "IP:192.0.2.10";
+  const std::string shown =
+      "DNS:api.example, URI:spiffe://example.org/api, email:ops@example.org, IP Address:192.0.2.10";
+  ok({"create", "api", "--end-date", "+30d", "--san", names});
+  auto san_of = [&](const fs::path& pem) {
+    return run({"openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", pem.string()}).out;
+  };
+  EXPECT_TRUE(contains(san_of(cert_file("api", "g1.pem")), shown));
+  ok({"rotate", "api"});
+  EXPECT_EQ(current(vault_, "api").number, 2u);
+  EXPECT_TRUE(contains(san_of(cert_file("api", "g2.pem")), shown));
+  auto req = tmp_ / "api.csr";
+  ok({"csr", "api", "-o", req.string(), "--san", "DNS:other.example"});
+  auto text = run({"openssl", "req", "-noout", "-text", "-in", req.string()}).out;
+  EXPECT_TRUE(contains(text, "DNS:other.example")) << text;
+  EXPECT_FALSE(contains(text, "api.example")) << text;
+}
+
+TEST_F(CliBadInput, AlternativeNamesOfAnUnknownTypeOrMalformedAreRefused) {
+  for (const char* bad : {"dirName:sect", "IP:999.0.0.1", "DNS:", "api.example"}) {
+    auto r = ExpectRefusedUnchanged({"create", "api", "--end-date", "+30d", "--san", bad}, {3});
+    EXPECT_TRUE(contains(r.err, "write it as DNS:name")) << r.err;
+  }
+}
+
 TEST_F(CliTest, AttachOfCertificateForAnotherKeyRefused) {
   auto req = tmp_ / "ext.csr";
   ok({"csr", "ext", "-o", req.string()});

@@ -182,6 +182,9 @@ void add_ca_commands(CLI::App& app, Args& a, Action& selected) {
   import->add_option("KEY", a.ca_import.key_file, "CA private key, PEM")->type_name("")->required();
 }
 
+constexpr const char* kSanHelp =
+    "Subject alternative names: DNS:NAME, URI:URI, email:ADDRESS, IP:ADDRESS, comma-separated";
+
 void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
   auto* create = command(app, "create", "Make a key and a certificate for a new entry", selected,
                          [&a] { return cmd_create(a.globals, a.create); });
@@ -193,10 +196,9 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("TYPE");
   create->add_option("--hash", a.create.hash, join("Signature hash, one of ", kHashes))
       ->type_name("HASH");
-  create
-      ->add_option("--subject", a.create.subject,
-                   "Distinguished name (default: the entry's certificate's, else CN=NICKNAME)")
+  create->add_option("--subject", a.create.subject, "Distinguished name (default: CN=NICKNAME)")
       ->type_name("DN");
+  create->add_option("--san", a.create.san, kSanHelp)->type_name("NAMES");
   create->add_flag("--self-signed", a.create.self_signed, "Sign with the entry's own key");
 
   auto* csr = command(app, "csr", "Make a key and a certificate request for an outside CA",
@@ -205,8 +207,12 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
   csr->add_option("-o,--out", a.csr.out, "Write the request (PEM) to FILE ('-' = stdout)")
       ->type_name("FILE")
       ->required();
-  csr->add_option("--subject", a.csr.subject, "Distinguished name (default: CN=NICKNAME)")
+  csr->add_option("--subject", a.csr.subject,
+                  "Distinguished name (default: the entry's certificate's, else CN=NICKNAME)")
       ->type_name("DN");
+  csr->add_option("--san", a.csr.san,
+                  std::string(kSanHelp) + " (default: the entry's certificate's, if any)")
+      ->type_name("NAMES");
   csr->add_option("--key-type", a.csr.key_type, join("One of ", kKeyTypes))->type_name("TYPE");
   csr->add_option("--hash", a.csr.hash, join("Signature hash, one of ", kHashes))
       ->type_name("HASH");

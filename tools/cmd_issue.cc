@@ -35,6 +35,7 @@ Outcome cmd_create(const Globals& globals, const CreateArgs& args) {
   request.key_type = key_type;
   request.hash = hash;
   request.subject = args.subject;
+  request.alt_names = args.san;
   request.self_signed = args.self_signed;
   CV_CHECK(check_nickname(request.nickname));
   CV_TRY(vault, open_vault(globals));
@@ -48,6 +49,7 @@ Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
   CsrRequest request;
   request.nickname = args.nickname;
   request.subject = args.subject;
+  request.alt_names = args.san;
   CV_TRY(key_type, parse_optional_key_type(args.key_type));
   CV_TRY(hash, parse_optional_hash(args.hash));
   request.key_type = key_type;

@@ -67,6 +67,7 @@ struct CreateArgs {
   std::optional<std::string> key_type;
   std::optional<std::string> hash;
   std::string subject;
+  std::string san;  // "DNS:a,URI:b"; carried over by rotate
   bool self_signed = false;
 };
 Outcome cmd_create(const Globals& globals, const CreateArgs& args);
@@ -75,6 +76,7 @@ struct CsrArgs {
   std::string nickname;
   std::string out;
   std::string subject;
+  std::string san;
   std::optional<std::string> key_type;
   std::optional<std::string> hash;
 };

@@ -74,6 +74,7 @@ Json::Value to_json(const IssueRequest& r) {
   put(v, "key_type", r.key_type);
   put(v, "hash", r.hash);
   v["subject"] = r.subject;
+  v["alt_names"] = r.alt_names;
   v["self_signed"] = r.self_signed;
   return v;
 }
@@ -82,6 +83,7 @@ Json::Value to_json(const CsrRequest& r) {
   Json::Value v(Json::objectValue);
   v["nickname"] = r.nickname;
   v["subject"] = r.subject;
+  v["alt_names"] = r.alt_names;
   put(v, "key_type", r.key_type);
   put(v, "hash", r.hash);
   return v;
@@ -151,6 +153,8 @@ Result<IssueRequest> issue_request(const Json::Value& v) {
   r.key_type = key_type;
   r.hash = hash;
   r.subject = subject.value_or("");
+  CV_TRY(alt_names, optional_text(v, "alt_names"));
+  r.alt_names = alt_names.value_or("");
   r.self_signed = flag(v, "self_signed");
   return r;
 }
@@ -165,6 +169,8 @@ Result<CsrRequest> csr_request(const Json::Value& v) {
   r.key_type = key_type;
   r.hash = hash;
   r.subject = subject.value_or("");
+  CV_TRY(alt_names, optional_text(v, "alt_names"));
+  r.alt_names = alt_names.value_or("");
   return r;
 }
 
