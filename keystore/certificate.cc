@@ -281,6 +281,71 @@ Result<ossl::CertStack> certs_from_pem(std::string_view pem) {
   return out;
 }
 
+namespace {
+
+// The certificates a PKCS#7 SignedData carries (a .p7b holds nothing else).
+ossl::CertStack certs_of(PKCS7* p7) {
+  ossl::CertStack out(sk_X509_new_null());
+  if (p7 == nullptr || OBJ_obj2nid(p7->type) != NID_pkcs7_signed || p7->d.sign == nullptr)
+    return out;
+  STACK_OF(X509)* certs = p7->d.sign->cert;
+  for (int i = 0; i < sk_X509_num(certs); ++i) {
+    X509* c = sk_X509_value(certs, i);
+    if (X509_up_ref(c) == 1 && !sk_X509_push(out.get(), c)) X509_free(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ossl::CertStack> certs_from_any(std::string_view data) {
+  if (data.find("-----BEGIN") != std::string_view::npos) {
+    CV_TRY(certs, certs_from_pem(data));
+    if (sk_X509_num(certs.get()) > 0) return certs;
+    ossl::Bio bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    PKCS7* p7 = PEM_read_bio_PKCS7(bio.get(), nullptr, nullptr, nullptr);
+    ERR_clear_error();
+    ossl::CertStack out = certs_of(p7);
+    PKCS7_free(p7);
+    return out;
+  }
+  const auto* begin = reinterpret_cast<const unsigned char*>(data.data());
+  const long size = static_cast<long>(data.size());
+  const unsigned char* p = begin;
+  X509* one = X509_new_ex(ossl::libctx(), nullptr);
+  if (one != nullptr && d2i_X509(&one, &p, size) != nullptr && p == begin + size) {
+    ossl::CertStack out(sk_X509_new_null());
+    if (sk_X509_push(out.get(), one)) return out;
+  }
+  X509_free(one);
+  p = begin;
+  PKCS7* p7 = d2i_PKCS7(nullptr, &p, size);
+  ERR_clear_error();
+  ossl::CertStack out = certs_of(p7);
+  PKCS7_free(p7);
+  return out;
+}
+
+std::vector<X509*> chain_order(X509* leaf, STACK_OF(X509) * others) {
+  std::vector<X509*> rest;
+  for (int i = 0; i < sk_X509_num(others); ++i)
+    if (X509* c = sk_X509_value(others, i); c != leaf) rest.push_back(c);
+  std::vector<X509*> out{leaf};
+  for (bool found = true; found && !rest.empty();) {
+    found = false;
+    for (auto it = rest.begin(); it != rest.end(); ++it) {
+      if (X509_check_issued(*it, out.back()) == X509_V_OK) {
+        out.push_back(*it);
+        rest.erase(it);
+        found = true;
+        break;
+      }
+    }
+  }
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
 Result<ossl::Pkey> private_key_from_pem(std::string_view pem) {
   ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   // No passphrase callback: an encrypted PEM key is refused rather than prompted for.

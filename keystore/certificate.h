@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ossl.h"
 #include "types.h"
@@ -55,6 +56,12 @@ std::optional<Hash> signature_hash(X509* cert);
 
 // Every certificate in a PEM text, in order.
 Result<ossl::CertStack> certs_from_pem(std::string_view pem);
+// Every certificate in what a CA hands out: PEM certificates, a PEM or DER PKCS#7
+// (.p7b/.p7c, in its own order), or one DER certificate. Empty when there is none.
+Result<ossl::CertStack> certs_from_any(std::string_view data);
+// `leaf` first, then the certificates of `others` that issued it, each followed by its own
+// issuer (as a chain is sent); those that issued none of them at the end, in their order.
+std::vector<X509*> chain_order(X509* leaf, STACK_OF(X509) * others);
 Result<ossl::Pkey> private_key_from_pem(std::string_view pem);
 
 }  // namespace certvault::certificate

@@ -479,13 +479,18 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
                                     nick + " -o REQ.pem` first");
   };
   CV_TRY(pending, pending_of());
-  CV_TRY(certs, certificate::certs_from_pem(cert_pem));
+  CV_TRY(certs, certificate::certs_from_any(cert_pem));
   if (sk_X509_num(certs.get()) < 1)
     return fail(Code::kInvalidInput,
-                "no PEM certificate found in the file given to attach; give the CA's answer in "
-                "PEM (-----BEGIN CERTIFICATE-----)");
-  X509* leaf = sk_X509_value(certs.get(), 0);
+                "no certificate found in the file given to attach; give the CA's answer as "
+                "PEM (-----BEGIN CERTIFICATE-----), DER, or a PKCS#7 chain (.p7b)");
   CV_TRY(o, v.object(*v.entry(nickname), *pending));
+  // The certificate for this request's key, wherever it is in the file (a PKCS#7 chain
+  // has no order); the first one when none is, to say so.
+  X509* leaf = sk_X509_value(certs.get(), 0);
+  for (int i = 0; i < sk_X509_num(certs.get()); ++i)
+    if (ossl::spki_der(X509_get0_pubkey(sk_X509_value(certs.get(), i))) == o.public_key)
+      leaf = sk_X509_value(certs.get(), i);
   if (ossl::spki_der(X509_get0_pubkey(leaf)) != o.public_key)
     return fail(Code::kInvalidInput, "the certificate is not for the key of '" + nick +
                                          "' (it answers another request); give the certificate "
@@ -497,8 +502,8 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
   CV_CHECK(check_client_cert(leaf, v.m.header.policy));
   o.certificate = ossl::cert_der(leaf);
   o.chain.clear();
-  for (int i = 1; i < sk_X509_num(certs.get()); ++i)
-    o.chain.push_back(ossl::cert_der(sk_X509_value(certs.get(), i)));
+  const auto ordered = certificate::chain_order(leaf, certs.get());
+  for (size_t i = 1; i < ordered.size(); ++i) o.chain.push_back(ossl::cert_der(ordered[i]));
   const uint32_t number = pending->info.number;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn& txn) -> Result<void> {
     auto* e = find_entry(m, nickname);

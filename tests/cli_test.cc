@@ -970,6 +970,51 @@ TEST_F(CliBadInput, AlternativeNamesOfAnUnknownTypeOrMalformedAreRefused) {
   }
 }
 
+// docs/cli.md, "certvault attach": the CA's answer as CA portals deliver it: one DER
+// certificate, or a PKCS#7 chain (.p7b, PEM or DER) in any order; the chain is stored
+// issuer first.
+// Can fail: before this, only PEM certificates were read ("no PEM certificate found").
+TEST_F(CliTest, AttachReadsADerCertificateAndPkcs7ChainsInAnyOrder) {
+  auto ca = make_external_ca(tmp_.path());
+  struct Case {
+    std::string nickname;
+    std::vector<std::string> convert;  // openssl arguments making the file from leaf.pem
+  };
+  const fs::path leaf_pem = tmp_ / "leaf.pem";
+  const std::vector<Case> cases = {
+      {"der", {"x509", "-in", leaf_pem.string(), "-outform", "DER"}},
+      // The CA first, then the certificate: a .p7b has no order.
+      {"p7b-pem",
+       {"crl2pkcs7", "-nocrl", "-certfile", ca.cert.string(), "-certfile", leaf_pem.string()}},
+      {"p7b-der",
+       {"crl2pkcs7", "-nocrl", "-certfile", ca.cert.string(), "-certfile", leaf_pem.string(),
+        "-outform", "DER"}},
+  };
+  for (const Case& c : cases) {
+    auto req = tmp_ / (c.nickname + ".csr");
+    ok({"csr", c.nickname, "-o", req.string()});
+    fs::remove(leaf_pem);
+    sign_csr(ca, req, leaf_pem);
+    const fs::path file = tmp_ / (c.nickname + ".answer");
+    std::vector<std::string> argv{"openssl"};
+    argv.insert(argv.end(), c.convert.begin(), c.convert.end());
+    argv.insert(argv.end(), {"-out", file.string()});
+    auto made = run(argv);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    ok({"attach", c.nickname, file.string()});
+    EXPECT_EQ(current(vault_, c.nickname).status, certvault::Status::kActive) << c.nickname;
+    EXPECT_EQ(read_file(cert_file(c.nickname)), read_file(leaf_pem)) << c.nickname;
+    auto chain = ok({"show", c.nickname, "--chain"});
+    EXPECT_EQ(chain.out, c.nickname == "der" ? "" : read_file(ca.cert)) << c.nickname;
+  }
+  // Neither PEM, DER nor PKCS#7: one line, and the request still waits.
+  write_file(tmp_ / "junk.bin", std::string("\x30\x03\x02\x01", 4));
+  ok({"csr", "junk", "-o", (tmp_ / "junk.csr").string()});
+  auto r = ExpectRefusedUnchanged({"attach", "junk", (tmp_ / "junk.bin").string()}, {3});
+  EXPECT_TRUE(contains(r.err, "PEM (-----BEGIN CERTIFICATE-----), DER, or a PKCS#7 chain"))
+      << r.err;
+}
+
 TEST_F(CliTest, AttachOfCertificateForAnotherKeyRefused) {
   auto req = tmp_ / "ext.csr";
   ok({"csr", "ext", "-o", req.string()});
