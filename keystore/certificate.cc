@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <ctime>
 
 #include "keys.h"
@@ -313,7 +314,11 @@ Result<ossl::CertStack> certs_from_any(std::string_view data) {
   const long size = static_cast<long>(data.size());
   const unsigned char* p = begin;
   X509* one = X509_new_ex(ossl::libctx(), nullptr);
-  if (one != nullptr && d2i_X509(&one, &p, size) != nullptr && p == begin + size) {
+  // A .cer file may end with a line break or padding after the certificate.
+  auto only_padding = [&](const unsigned char* from) {
+    return std::all_of(from, begin + size, [](unsigned char c) { return std::isspace(c) || !c; });
+  };
+  if (one != nullptr && d2i_X509(&one, &p, size) != nullptr && only_padding(p)) {
     ossl::CertStack out(sk_X509_new_null());
     if (sk_X509_push(out.get(), one)) return out;
   }

@@ -94,7 +94,8 @@ Result<Bags> read_in(PKCS12* p12, const char* pw, int pwlen, OSSL_LIB_CTX* ctx) 
     STACK_OF(PKCS12_SAFEBAG)* bags = nullptr;
     if (const int nid = OBJ_obj2nid(p7->type); nid == NID_pkcs7_data) {
       bags = PKCS12_unpack_p7data(p7);
-    } else if (nid == NID_pkcs7_encrypted && p7->d.encrypted && p7->d.encrypted->enc_data) {
+    } else if (nid == NID_pkcs7_encrypted && p7->d.encrypted && p7->d.encrypted->enc_data &&
+               p7->d.encrypted->enc_data->enc_data) {
       const PKCS7_ENC_CONTENT* enc = p7->d.encrypted->enc_data;
       bags = static_cast<STACK_OF(PKCS12_SAFEBAG)*>(
           PKCS12_item_decrypt_d2i_ex(enc->algorithm, ASN1_ITEM_rptr(PKCS12_SAFEBAGS), pw, pwlen,

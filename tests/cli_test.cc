@@ -956,9 +956,13 @@ TEST_F(CliTest, CsrForAnEntryWithACertificateKeepsItsSubjectAndAlternativeNames)
   ok({"attach", "ext", sign_csr(ca, req, tmp_ / "ext.crt").string()});
   auto again = tmp_ / "again.csr";
   ok({"csr", "ext", "-o", again.string()});
+  auto subject = [&](const fs::path& csr) {  // one format on OpenSSL 3.0 and 3.5
+    return run({"openssl", "req", "-noout", "-subject", "-nameopt", "RFC2253", "-in", csr.string()})
+        .out;
+  };
   auto text = run({"openssl", "req", "-verify", "-noout", "-text", "-in", again.string()});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_TRUE(contains(text.out, "Subject: CN = ext.example, O = Example")) << text.out;
+  EXPECT_EQ(subject(again), "subject=O=Example,CN=ext.example\n");
   EXPECT_TRUE(contains(text.out,
                        "DNS:ext.example, URI:spiffe://example.org/ext, "
                        "email:ops@example.org"))
@@ -967,7 +971,7 @@ TEST_F(CliTest, CsrForAnEntryWithACertificateKeepsItsSubjectAndAlternativeNames)
   auto other = tmp_ / "other.csr";
   ok({"csr", "ext", "-o", other.string(), "--subject", "/CN=renamed"});
   text = run({"openssl", "req", "-noout", "-text", "-in", other.string()});
-  EXPECT_TRUE(contains(text.out, "Subject: CN = renamed")) << text.out;
+  EXPECT_EQ(subject(other), "subject=CN=renamed\n");
   EXPECT_TRUE(contains(text.out, "DNS:ext.example")) << text.out;
 }
 
@@ -1046,6 +1050,38 @@ TEST_F(CliTest, AttachReadsADerCertificateAndPkcs7ChainsInAnyOrder) {
   auto r = ExpectRefusedUnchanged({"attach", "junk", (tmp_ / "junk.bin").string()}, {3});
   EXPECT_TRUE(contains(r.err, "PEM (-----BEGIN CERTIFICATE-----), DER, or a PKCS#7 chain"))
       << r.err;
+}
+
+// docs/cli.md, "certvault attach": "the others are stored as its chain, issuer first,
+// whatever their order in the file".
+// Can fail: a chain stored in the file's order prints the root before the intermediate
+// (checked by storing it so: this test then failed).
+TEST_F(CliTest, AttachStoresAPkcs7ChainIssuerFirstWhateverItsOrder) {
+  auto root = make_external_ca(tmp_.path());
+  // An intermediate under the root; the client certificate under the intermediate.
+  const fs::path inter_key = tmp_ / "inter.key", inter_csr = tmp_ / "inter.csr",
+                 inter = tmp_ / "inter.pem", inter_ext = tmp_ / "inter.ext";
+  auto made = run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                   "-nodes", "-keyout", inter_key.string(), "-out", inter_csr.string(), "-subj",
+                   "/CN=External Intermediate"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  write_file(inter_ext, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n");
+  made = run({"openssl", "x509", "-req", "-in", inter_csr.string(), "-CA", root.cert.string(),
+              "-CAkey", root.key.string(), "-set_serial", "7", "-days", "60", "-extfile",
+              inter_ext.string(), "-out", inter.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto req = tmp_ / "api.csr";
+  ok({"csr", "api", "-o", req.string()});
+  ExternalCa by_inter{inter_key, inter, root.ext};
+  const fs::path leaf = sign_csr(by_inter, req, tmp_ / "leaf.pem");
+  // Root first, then the certificate, then the intermediate.
+  const fs::path p7b = tmp_ / "answer.p7b";
+  made = run({"openssl", "crl2pkcs7", "-nocrl", "-certfile", root.cert.string(), "-certfile",
+              leaf.string(), "-certfile", inter.string(), "-out", p7b.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ok({"attach", "api", p7b.string()});
+  auto chain = ok({"show", "api", "--chain"}).out;
+  EXPECT_EQ(chain, read_file(inter) + read_file(root.cert));
 }
 
 TEST_F(CliTest, AttachOfCertificateForAnotherKeyRefused) {

@@ -129,9 +129,10 @@ Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
   if (globals.json) {
     Json::Value out = entry_json(entry, vault, t);
     // The current generation's certificate and chain, as PEM: what a program reads.
-    if (entry.current() != nullptr) {
-      CV_TRY(der, vault.certificate_der(entry.nickname));
-      CV_TRY(chain, vault.chain_der(entry.nickname));
+    if (const Generation* g = entry.current()) {
+      // The generation `entry_json` shows, even if another process rotates meanwhile.
+      CV_TRY(der, vault.certificate_der(entry.nickname, g->number));
+      CV_TRY(chain, vault.chain_der(entry.nickname, g->number));
       out["pem"] = der_to_pem(der, "CERTIFICATE");
       Json::Value above(Json::arrayValue);
       for (const auto& c : chain) above.append(der_to_pem(c, "CERTIFICATE"));
@@ -149,13 +150,14 @@ Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
                                      "' has no active certificate to print (its newest is " +
                                      std::string(to_string(entry_status(entry))) +
                                      "); `certvault show " + entry.nickname + "` says more");
+  const uint32_t number = entry.current()->number;  // certificate and chain of one generation
   std::string pem;
   if (args.pem) {
-    CV_TRY(der, vault.certificate_der(entry.nickname));
+    CV_TRY(der, vault.certificate_der(entry.nickname, number));
     pem += der_to_pem(der, "CERTIFICATE");
   }
   if (args.chain) {
-    CV_TRY(chain, vault.chain_der(entry.nickname));
+    CV_TRY(chain, vault.chain_der(entry.nickname, number));
     for (const auto& c : chain) pem += der_to_pem(c, "CERTIFICATE");
   }
   std::cout << pem;
