@@ -111,13 +111,49 @@ class AgentTest : public VaultTest {
       argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
-    // A socket left by a killed agent exists before the new one listens: wait for an answer.
-    bool up = false;
-    for (int i = 0; i < 400 && !up; ++i) {
-      up = answers();
-      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    ASSERT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
+  }
+
+  // Whether the agent's socket answers within 10 s. A socket left by a killed agent exists
+  // before the new one listens: this waits for an answer.
+  bool await_agent() const {
+    for (int i = 0; i < 400; ++i) {
+      if (answers()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
-    ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
+    return false;
+  }
+
+  // Starts an agent run by `uid`:`gid` (`setpriv` with `setpriv_options`) on its own copy
+  // of this test's vault and of the CLI, in run_dir_/NAME, which it owns and everyone may
+  // reach; its socket is opened to everyone, so that only a client's own check stands
+  // between. The directory.
+  fs::path start_agent_of(const std::string& name, uid_t uid, gid_t gid,
+                          const std::vector<std::string>& setpriv_options,
+                          const std::vector<std::string>& agent_options = {}) {
+    const fs::path home = run_dir_ / name;
+    fs::create_directory(home);
+    EXPECT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
+    fs::copy_file(cli(), home / "certvault");
+    const std::string owner = std::to_string(uid) + ":" + std::to_string(gid);
+    EXPECT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
+    ::chmod(home.c_str(), 0755);
+    ::chmod((home / "certvault").c_str(), 0755);
+    socket_ = home / "agent.sock";
+    std::vector<std::string> argv = {"setpriv", "--reuid=" + std::to_string(uid),
+                                     "--regid=" + std::to_string(gid)};
+    argv.insert(argv.end(), setpriv_options.begin(), setpriv_options.end());
+    argv.push_back((home / "certvault").string());
+    argv.push_back("agent");
+    argv.insert(argv.end(), agent_options.begin(), agent_options.end());
+    for (const std::string& a :
+         {std::string("--vault"), (home / "vault").string(), std::string("--socket"),
+          socket_.string(), std::string("--audit-log"), (home / "audit.log").string()})
+      argv.push_back(a);
+    agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
+    EXPECT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
+    EXPECT_EQ(::chmod(socket_.c_str(), 0666), 0);
+    return home;
   }
 
   bool answers() const {

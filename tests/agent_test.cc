@@ -602,34 +602,13 @@ TEST_F(AgentTest, SecondAgentOnTheSameSocketIsRefused) {
 TEST_F(AgentTest, ClientRefusesAnAgentRunByAnotherUserAndSendsItNothing) {
   const passwd* third = ::getpwnam("nobody");
   if (!third) GTEST_SKIP() << "no user 'nobody' to run the client as";
-  // The agent runs as the client user, on its own copy of the vault, in a directory it
-  // owns; the socket is opened to everyone, so that only the client's check stands between.
-  const fs::path home = run_dir_ / "other";
-  fs::create_directory(home);
-  ASSERT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
-  fs::copy_file(cli(), home / "certvault");
-  const std::string owner = std::to_string(client_uid_) + ":" + std::to_string(client_gid_);
-  ASSERT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
+  // The agent runs as the client user, on its own copy of the vault.
+  const fs::path home = start_agent_of("other", client_uid_, client_gid_, {"--init-groups"});
+  ASSERT_FALSE(HasFailure());
   const fs::path pin = run_dir_ / "third-pin";  // the third user's own PIN file
   write_file(pin, "the third user's own PIN", 0600);
   ASSERT_EQ(::chown(pin.c_str(), third->pw_uid, third->pw_gid), 0);
-  ::chmod(home.c_str(), 0755);
-  ::chmod((home / "certvault").c_str(), 0755);
-  socket_ = home / "agent.sock";
   const fs::path other_audit = home / "audit.log";
-  agent_ = ChildGuard(
-      spawn_logged({"setpriv", "--reuid=" + std::to_string(client_uid_),
-                    "--regid=" + std::to_string(client_gid_), "--init-groups",
-                    (home / "certvault").string(), "agent", "--vault", (home / "vault").string(),
-                    "--socket", socket_.string(), "--audit-log", other_audit.string()},
-                   tmp_ / "agent.out", tmp_ / "agent.err"));
-  bool up = false;
-  for (int i = 0; i < 400 && !up; ++i) {
-    up = answers();
-    if (!up) std::this_thread::sleep_for(25ms);
-  }
-  ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
-  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
 
   auto r =
       run({"setpriv", "--reuid=" + std::to_string(third->pw_uid),
@@ -659,28 +638,9 @@ TEST_F(AgentTest, ClientTalksToTheSystemInstanceRunByTheCertvaultUser) {
   ASSERT_TRUE(system) << "cannot make the certvault user";
   ASSERT_NE(system->first, client_uid_);
   // The system instance: the certvault user's agent, on its own copy of the vault.
-  const fs::path home = run_dir_ / "system";
-  fs::create_directory(home);
-  ASSERT_EQ(run({"cp", "-a", dir_.string(), (home / "vault").string()}).exit_code, 0);
-  fs::copy_file(cli(), home / "certvault");
-  const std::string owner = std::to_string(system->first) + ":" + std::to_string(system->second);
-  ASSERT_EQ(run({"chown", "-R", owner, home.string()}).exit_code, 0);
-  ::chmod(home.c_str(), 0755);
-  ::chmod((home / "certvault").c_str(), 0755);
-  socket_ = home / "agent.sock";
-  agent_ = ChildGuard(spawn_logged(
-      {"setpriv", "--reuid=" + std::to_string(system->first),
-       "--regid=" + std::to_string(system->second), "--clear-groups", (home / "certvault").string(),
-       "agent", "--system", "--vault", (home / "vault").string(), "--socket", socket_.string(),
-       "--audit-log", (home / "audit.log").string()},
-      tmp_ / "agent.out", tmp_ / "agent.err"));
-  bool up = false;
-  for (int i = 0; i < 400 && !up; ++i) {
-    up = answers();
-    if (!up) std::this_thread::sleep_for(25ms);
-  }
-  ASSERT_TRUE(up) << read_file(tmp_ / "agent.err");
-  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+  const fs::path home =
+      start_agent_of("system", system->first, system->second, {"--clear-groups"}, {"--system"});
+  ASSERT_FALSE(HasFailure());
   // Another user's program asks it for its status: answered, the vault listed.
   auto r = run(as_client({"env", "CERTVAULT_AGENT_SOCK=" + socket_.string(),
                           (home / "certvault").string(), "status"}),
