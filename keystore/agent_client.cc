@@ -60,11 +60,6 @@ bool send_all(int fd, std::span<const uint8_t> bytes, int timeout_ms) {
 constexpr int64_t kMinSpinUs = 60;
 constexpr int64_t kMaxSpinUs = 1000;
 
-// A frame's type: the byte after its length and version (docs/agent-protocol.md).
-Type request_type(std::span<const uint8_t> frame) {
-  return frame.size() > kHeaderSize + 1 ? static_cast<Type>(frame[kHeaderSize + 1]) : Type::kError;
-}
-
 enum class ReadResult { kOk, kClosedBeforeAnyByte, kFailed };
 
 ReadResult read_all(int fd, uint8_t* out, size_t size, int timeout_ms, bool first) {
@@ -318,7 +313,7 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
     const auto sent_at = std::chrono::steady_clock::now();
     const bool look =
         in_flight_.load() <= cpus_ && (connection.core < 0 || ::sched_getcpu() != connection.core);
-    const bool sign = request_type(bytes) == Type::kSign;
+    const bool sign = request.type() == Type::kSign;
     auto r = read_some(fd, first, sizeof first, timeout_ms,
                        !look  ? 0
                        : sign ? spin_us()

@@ -17,7 +17,7 @@ ossl::Name common_name(std::string_view cn);
 // RFC 2253 text of a name.
 std::string name_text(const X509_NAME* name);
 // A subjectAltName extension from "DNS:a,URI:b,email:c,IP:d" (the types a client
-// certificate names); a refusal that says how to write it otherwise.
+// certificate names), none (empty) from ""; a refusal that says how to write it otherwise.
 Result<ossl::Ext> parse_alt_names(std::string_view text);
 // A copy of a certificate's subjectAltName extension; empty when it has none.
 ossl::Ext alt_names_of(const X509* cert);

@@ -322,11 +322,7 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
     const auto* ca = v.active_ca();
     CV_TRY(hash, pick_hash(req.self_signed || !ca ? kt : ca->info.key_type, req.hash, policy));
     CV_TRY(subject, subject_or_cn(req.subject, req.nickname));
-    ossl::Ext alt_names;
-    if (!req.alt_names.empty()) {
-      CV_TRY(parsed, certificate::parse_alt_names(req.alt_names));
-      alt_names = std::move(parsed);
-    }
+    CV_TRY(alt_names, certificate::parse_alt_names(req.alt_names));
     CV_CHECK(precheck(req));
     plan.push_back({&req, hash, std::move(subject), std::move(alt_names), nullptr});
   }
@@ -413,16 +409,17 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   CV_CHECK(v.refresh());
   const Policy policy = v.m.header.policy;
   KeyType kt = policy.default_key_type;
-  if (const auto* e = v.entry(req.nickname)) kt = e->gens.back().info.key_type;
+  const auto* entry = v.entry(req.nickname);
+  if (entry) kt = entry->gens.back().info.key_type;
   kt = req.key_type.value_or(kt);
   CV_TRY(hash, pick_hash(kt, req.hash, policy));
   // A request for an entry that has a certificate (a renewal at an outside CA) asks for the
   // same subject and alternative names, unless told otherwise.
   ossl::Cert had;
-  if (const auto* e = v.entry(req.nickname)) {
-    for (auto g = e->gens.rbegin(); g != e->gens.rend() && !had; ++g) {
+  if (entry) {
+    for (auto g = entry->gens.rbegin(); g != entry->gens.rend() && !had; ++g) {
       if (g->info.status == Status::kPending) continue;
-      CV_TRY(o, v.object(*e, *g));
+      CV_TRY(o, v.object(*entry, *g));
       CV_TRY(cert, ossl::cert_from_der(o.certificate));
       had = std::move(cert);
     }
@@ -434,13 +431,8 @@ Result<std::string> Vault::make_csr(const CsrRequest& req) {
   };
   CV_TRY(subject, pick_subject());
   if (!subject) return ossl::crypto_fail("cannot copy the subject");
-  ossl::Ext alt_names;
-  if (!req.alt_names.empty()) {
-    CV_TRY(parsed, certificate::parse_alt_names(req.alt_names));
-    alt_names = std::move(parsed);
-  } else if (had) {
-    alt_names = certificate::alt_names_of(had.get());
-  }
+  CV_TRY(alt_names, certificate::parse_alt_names(req.alt_names));
+  if (req.alt_names.empty() && had) alt_names = certificate::alt_names_of(had.get());
   CV_TRY(key, keys::generate(kt));
   CV_TRY(pem, certificate::make_csr(key.get(), subject.get(), hash, alt_names.get()));
   CV_CHECK(

@@ -122,6 +122,23 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
   return kExitOk;
 }
 
+namespace {
+
+// One generation's certificate, and each certificate of its chain (issuer first), as PEM.
+struct Pems {
+  std::string certificate;
+  std::vector<std::string> chain;
+};
+Result<Pems> pems_of(const Vault& vault, const std::string& nickname, uint32_t number) {
+  CV_TRY(der, vault.certificate_der(nickname, number));
+  CV_TRY(chain, vault.chain_der(nickname, number));
+  Pems out{der_to_pem(der, "CERTIFICATE"), {}};
+  for (const auto& c : chain) out.chain.push_back(der_to_pem(c, "CERTIFICATE"));
+  return out;
+}
+
+}  // namespace
+
 Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
   CV_TRY(vault, open_vault(globals));
   CV_TRY(entry, find_entry(vault, args.nickname));
@@ -131,11 +148,10 @@ Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
     // The current generation's certificate and chain, as PEM: what a program reads.
     if (const Generation* g = entry.current()) {
       // The generation `entry_json` shows, even if another process rotates meanwhile.
-      CV_TRY(der, vault.certificate_der(entry.nickname, g->number));
-      CV_TRY(chain, vault.chain_der(entry.nickname, g->number));
-      out["pem"] = der_to_pem(der, "CERTIFICATE");
+      CV_TRY(pems, pems_of(vault, entry.nickname, g->number));
+      out["pem"] = pems.certificate;
       Json::Value above(Json::arrayValue);
-      for (const auto& c : chain) above.append(der_to_pem(c, "CERTIFICATE"));
+      for (const auto& c : pems.chain) above.append(c);
       out["chain_pem"] = above;
     }
     print_json(out);
@@ -150,17 +166,10 @@ Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
                                      "' has no active certificate to print (its newest is " +
                                      std::string(to_string(entry_status(entry))) +
                                      "); `certvault show " + entry.nickname + "` says more");
-  const uint32_t number = entry.current()->number;  // certificate and chain of one generation
-  std::string pem;
-  if (args.pem) {
-    CV_TRY(der, vault.certificate_der(entry.nickname, number));
-    pem += der_to_pem(der, "CERTIFICATE");
-  }
-  if (args.chain) {
-    CV_TRY(chain, vault.chain_der(entry.nickname, number));
-    for (const auto& c : chain) pem += der_to_pem(c, "CERTIFICATE");
-  }
-  std::cout << pem;
+  CV_TRY(pems, pems_of(vault, entry.nickname, entry.current()->number));
+  if (args.pem) std::cout << pems.certificate;
+  if (args.chain)
+    for (const auto& c : pems.chain) std::cout << c;
   return kExitOk;
 }
 
