@@ -123,7 +123,7 @@ Result<ossl::Cert> issue(const IssueArgs& a) {
   Time now_t = now();
   if (!X509_set_version(cert.get(), X509_VERSION_3) ||
       !BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) ||
-      !ASN1_TIME_set(X509_getm_notBefore(cert.get()), now_t - 300) ||
+      !ASN1_TIME_set(X509_getm_notBefore(cert.get()), now_t - kBackdate) ||
       !ASN1_TIME_set(X509_getm_notAfter(cert.get()), a.not_after) ||
       !X509_set_subject_name(cert.get(), a.subject) ||
       !X509_set_issuer_name(cert.get(), a.issuer ? X509_get_subject_name(a.issuer) : a.subject) ||

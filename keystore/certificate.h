@@ -11,6 +11,10 @@
 
 namespace certvault::certificate {
 
+// A new certificate's notBefore is this long before the moment it is made, for peers
+// whose clocks are a little behind; so its lifetime is its notAfter - now + this.
+constexpr Time kBackdate = 300;
+
 // "/CN=a/O=b" (openssl -subj style) or "CN=a, O=b" (RFC 4514 style).
 Result<ossl::Name> parse_subject(std::string_view text);
 ossl::Name common_name(std::string_view cn);

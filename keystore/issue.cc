@@ -6,6 +6,7 @@
 
 #include "certificate.h"
 #include "keys.h"
+#include "renewal.h"
 #include "seal.h"
 #include "vault_impl.h"
 
@@ -162,6 +163,13 @@ Result<void> check_end_date(Time not_after, const manifest::CaRecord* ca, const 
                     date_of(ca->info.not_after) +
                     "; choose an earlier date, or create a new CA with `certvault ca create "
                     "--replace --end-date DATE`");
+  if (policy.max_lifetime && not_after > now() + *policy.max_lifetime)
+    return fail(Code::kRefused, "end date " + d + " is beyond the policy's maximum lifetime of " +
+                                    format_period(*policy.max_lifetime) + " (until " +
+                                    date_of(now() + *policy.max_lifetime) +
+                                    "); choose an earlier date, or lift the limit with "
+                                    "`certvault policy set --max-lifetime PERIOD` or "
+                                    "`certvault policy clear`");
   if (policy.max_end_date && not_after > *policy.max_end_date)
     return fail(Code::kRefused,
                 "end date " + d + " is after the policy's latest end date " +
@@ -178,6 +186,12 @@ Result<void> check_client_cert(X509* cert, const Policy& policy) {
                 "the certificate is not for client authentication (its extended key usage "
                 "lacks clientAuth); use a client certificate");
   const Time not_after = certificate::facts(cert).not_after;
+  if (policy.max_lifetime && not_after > now() + *policy.max_lifetime)
+    return fail(Code::kRefused, "the certificate's end date " + date_of(not_after) +
+                                    " is beyond the policy's maximum lifetime of " +
+                                    format_period(*policy.max_lifetime) +
+                                    "; lift the limit with `certvault policy set --max-lifetime "
+                                    "PERIOD` or `certvault policy clear`");
   if (policy.max_end_date && not_after > *policy.max_end_date)
     return fail(Code::kRefused,
                 "the certificate's end date " + date_of(not_after) +
@@ -355,25 +369,90 @@ Result<std::vector<Entry>> Vault::create_many(std::span<const IssueRequest> requ
   return out;
 }
 
+namespace {
+
+std::string by_hand(std::string_view nickname, std::string_view why) {
+  const std::string n(nickname);
+  return "'" + n + "' " + std::string(why) + "; renew it by hand: run `certvault csr '" + n +
+         "' -o REQ.pem`, have the CA sign it, then `certvault attach '" + n + "' CERT.pem`";
+}
+
+// The end of a renewal's certificate: its lifetime as before, from now, ending no later than
+// the policy and the issuing CA allow; refused when so short a certificate would be due for
+// renewal again at once.
+Result<Time> renewal_end(const Vault::Impl& v, const manifest::EntryRecord& e,
+                         const Generation& old, bool self_signed) {
+  const Policy& policy = v.m.header.policy;
+  const Time t = now();
+  Time end = t - certificate::kBackdate + (old.not_after - old.not_before);
+  std::string limit, lift;
+  if (policy.max_end_date && end > *policy.max_end_date) {
+    end = *policy.max_end_date;
+    limit = "the policy's latest end date";
+    lift = "raise it with `certvault policy set --max-end-date DATE`";
+  }
+  if (policy.max_lifetime && end > t + *policy.max_lifetime) {
+    end = t + *policy.max_lifetime;
+    limit = "the policy's maximum lifetime of " + format_period(*policy.max_lifetime);
+    lift = "raise it with `certvault policy set --max-lifetime PERIOD`";
+  }
+  const manifest::CaRecord* ca = self_signed ? nullptr : v.active_ca();
+  if (ca && end > ca->info.not_after) {
+    end = ca->info.not_after;
+    limit = "the vault CA's own end date";
+    lift = "renew the CA with `certvault ca create --replace --end-date DATE`";
+  }
+  const RenewRule rule = e.attributes().renew_rule.value_or(policy.renew);
+  const auto start = window_start(rule, t, end);
+  if (end > t && (!start || *start > t)) return end;
+  if (limit.empty())
+    return fail(Code::kRefused,
+                "'" + e.nickname + "' lives " +
+                    std::to_string((old.not_after - old.not_before + 43200) / 86400) +
+                    " days, no longer than its renewal window (" + rule_text(rule) +
+                    "), so a renewal would be due again at once; give it a "
+                    "shorter window with `certvault renew-rule '" +
+                    e.nickname + "' --before PERIOD`");
+  return fail(Code::kRefused, "renewing '" + e.nickname + "' now would give a certificate ending " +
+                                  format_time(end) + " (" + limit +
+                                  "), already within its renewal window (" + rule_text(rule) +
+                                  "), so it would be due again at once; " + lift);
+}
+
+}  // namespace
+
 Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_after) {
+  return replace_key(nickname, not_after, false);
+}
+
+Result<Entry> Vault::renew(std::string_view nickname) {
+  return replace_key(nickname, std::nullopt, true);
+}
+
+Result<Entry> Vault::replace_key(std::string_view nickname, std::optional<Time> not_after,
+                                 bool renewal) {
   Impl& v = *impl_;
-  CV_CHECK(v.require_unlocked("rotate a certificate"));
+  CV_CHECK(v.require_unlocked(renewal ? "renew a certificate" : "rotate a certificate"));
   CV_CHECK(v.refresh());
   CV_TRY(found, v.resolve(nickname, std::nullopt));
   const Generation old = found.second->info;
+  if (renewal && old.key_imported)
+    return fail(Code::kRefused, by_hand(nickname, "was imported, so the vault cannot renew it"));
   if (old.issuer == IssuerKind::kExternal)
-    return fail(Code::kRefused, "'" + std::string(nickname) +
-                                    "' was issued by an external CA; run `certvault csr " +
-                                    std::string(nickname) +
-                                    " -o REQ.pem`, have the CA sign it, "
-                                    "then `certvault attach " +
-                                    std::string(nickname) + " CERT.pem`");
-  const Time end = not_after.value_or(now() + (old.not_after - old.not_before));
+    return fail(Code::kRefused, by_hand(nickname, "was issued by an outside CA"));
+  const bool self = old.issuer == IssuerKind::kSelfSigned;
+  Time end = 0;
+  if (renewal) {
+    CV_CHECK(require_ca(v, self));
+    CV_TRY(capped, renewal_end(v, *found.first, old, self));
+    end = capped;
+  } else {
+    end = not_after.value_or(now() - certificate::kBackdate + (old.not_after - old.not_before));
+  }
   CV_TRY(old_object, v.object(*found.first, *found.second));
   CV_TRY(old_cert, ossl::cert_from_der(old_object.certificate));
   ossl::Name subject(X509_NAME_dup(X509_get_subject_name(old_cert.get())));
   const ossl::Ext alt_names = certificate::alt_names_of(old_cert.get());  // kept as they were
-  const bool self = old.issuer == IssuerKind::kSelfSigned;
   auto precheck = [&]() -> Result<void> {
     CV_CHECK(require_ca(v, self));
     return check_end_date(end, self ? nullptr : v.active_ca(), v.m.header.policy);
@@ -395,6 +474,8 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
                                chain_of(issuer), old.hash, old.issuer));
     supersede(*e);
     e->gens.push_back(std::move(rec));
+    // A success ends a run of failed renewals (their total stays).
+    if (e->attributes().renewal.failures > 0) manifest::edit_attributes(*e).renewal.failures = 0;
     return {};
   }));
   return to_entry(*v.entry(nickname));

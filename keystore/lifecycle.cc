@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "access.h"
+#include "renewal.h"
 #include "vault_impl.h"
 
 namespace certvault {
@@ -107,6 +108,46 @@ Result<Entry> Vault::set_listed_publicly(std::string_view nickname, bool on) {
   return to_entry(*v.entry(nickname));
 }
 
+Result<Entry> Vault::update_renewal(std::string_view nickname,
+                                    const std::function<void(RenewalSettings&)>& edit) {
+  Impl& v = *impl_;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    CV_TRY(e, must_find(v, m, nickname));
+    const auto& a = e->attributes();
+    RenewalSettings s{a.renew_rule, a.renew_hook};
+    edit(s);
+    if (s.rule && !check_renew_rule(*s.rule))
+      return fail(Code::kInvalidInput,
+                  "the renewal rule is out of range; see `certvault "
+                  "renew-rule --help`");
+    if (s.hook.find_first_of("\n\r") != std::string::npos || s.hook.find('\0') != std::string::npos)
+      return fail(Code::kInvalidInput, "the renewal command has a line break; give it on one line");
+    if (s.rule == a.renew_rule && s.hook == a.renew_hook) return {};
+    auto& edited = manifest::edit_attributes(*e);
+    edited.renew_rule = s.rule;
+    edited.renew_hook = s.hook;
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
+Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::string_view reason) {
+  Impl& v = *impl_;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    CV_TRY(e, must_find(v, m, nickname));
+    RenewalState& r = manifest::edit_attributes(*e).renewal;
+    ++r.failures;
+    ++r.failures_total;
+    r.last_failure = renewal_now();  // the clock retries are spaced by
+    r.last_error = std::string(reason.substr(0, 500));
+    std::replace_if(
+        r.last_error.begin(), r.last_error.end(), [](char c) { return c == '\n' || c == '\r'; },
+        ' ');
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
 Result<void> Vault::set_policy(const Policy& policy) {
   CV_CHECK(update_policy([&](Policy& p) { p = policy; }));
   return {};
@@ -118,6 +159,12 @@ Result<Policy> Vault::update_policy(const std::function<void(Policy&)>& edit) {
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     Policy p = m.header.policy;
     edit(p);
+    if (!check_renew_rule(p.renew))
+      return fail(Code::kInvalidInput, "the policy's renewal rule is out of range");
+    if (p.max_lifetime && !check_lifetime(*p.max_lifetime))
+      return fail(Code::kInvalidInput, "the policy's maximum lifetime " +
+                                           format_period(*p.max_lifetime) +
+                                           " is out of range; give 1h to 36500d");
     if (p.max_end_date && *p.max_end_date <= now())
       return fail(Code::kInvalidInput, "the policy's latest end date " +
                                            format_date(*p.max_end_date) +

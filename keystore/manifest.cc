@@ -5,16 +5,18 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <set>
 #include <unordered_set>
 
 #include "access.h"
+#include "renewal.h"
 #include "seal.h"
 
 namespace certvault::manifest {
 namespace {
 
 constexpr std::string_view kMagicPrefix = "certvault-vault ";
-constexpr std::string_view kMagic = "certvault-vault 2\n";  // what this version writes
+constexpr std::string_view kMagic = "certvault-vault 3\n";  // what this version writes
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
@@ -75,12 +77,65 @@ bool get_num(std::string_view s, T& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-Json::Value policy_json(const Policy& p) {
+// "off", {"before": seconds} or {"at": "num/den"}.
+Json::Value rule_json(const RenewRule& r) {
+  if (r.kind == RenewRule::Kind::kOff) return "off";
   Json::Value v(Json::objectValue);
+  if (r.kind == RenewRule::Kind::kBefore)
+    v["before"] = Json::Int64(r.before);
+  else
+    v["at"] = std::to_string(r.num) + "/" + std::to_string(r.den);
+  return v;
+}
+
+std::optional<RenewRule> rule_of(const Json::Value& v) {
+  RenewRule r;
+  if (v.isString() && v.asString() == "off") return r;
+  if (!v.isObject() || v.size() != 1) return std::nullopt;
+  if (v.isMember("before") && v["before"].isInt64()) {
+    r.kind = RenewRule::Kind::kBefore;
+    r.before = v["before"].asInt64();
+  } else if (v.isMember("at") && v["at"].isString()) {
+    const std::string at = v["at"].asString();
+    const size_t slash = at.find('/');
+    if (slash == std::string::npos || !get_num(std::string_view(at).substr(0, slash), r.num) ||
+        !get_num(std::string_view(at).substr(slash + 1), r.den))
+      return std::nullopt;
+    r.kind = RenewRule::Kind::kAt;
+  } else {
+    return std::nullopt;
+  }
+  if (!check_renew_rule(r)) return std::nullopt;
+  return r;
+}
+
+std::string compact(const Json::Value& v) {
+  Json::StreamWriterBuilder w;
+  w["indentation"] = "";
+  return Json::writeString(w, v);  // escapes every control character: one line
+}
+
+// Unknown members go back as they were read (compact JSON, so they stay one line).
+void put_unknown(Json::Value& v, const std::map<std::string, std::string>& unknown) {
+  Json::CharReaderBuilder rb;
+  std::unique_ptr<Json::CharReader> reader(rb.newCharReader());
+  for (const auto& [name, text] : unknown) {
+    Json::Value value;
+    std::string err;
+    if (reader->parse(text.data(), text.data() + text.size(), &value, &err)) v[name] = value;
+  }
+}
+
+Json::Value policy_json(const Header& h) {
+  const Policy& p = h.policy;
+  Json::Value v(Json::objectValue);
+  put_unknown(v, h.policy_unknown);
   v["max_end_date"] = p.max_end_date ? Json::Value(Json::Int64(*p.max_end_date)) : Json::Value();
   v["default_key_type"] = std::string(to_string(p.default_key_type));
   v["default_hash"] = std::string(to_string(p.default_hash));
   v["export"] = std::string(to_string(p.export_rule));
+  if (p.renew.kind != RenewRule::Kind::kOff) v["renew"] = rule_json(p.renew);
+  if (p.max_lifetime) v["max_lifetime"] = Json::Int64(*p.max_lifetime);
   return v;
 }
 
@@ -102,6 +157,7 @@ Json::Value ca_json(const CaRecord& c) {
 std::string header_json(const Manifest& m) {
   const Header& h = m.header;
   Json::Value v(Json::objectValue);
+  put_unknown(v, h.unknown);
   v["vault_id"] = h.vault_id;
   v["label"] = h.label;
   v["counter"] = Json::UInt64(h.counter);
@@ -116,7 +172,7 @@ std::string header_json(const Manifest& m) {
   v["recovery_salt"] = seal::to_base64(h.recovery_salt);
   v["recovery_wrap"] = seal::to_base64(h.recovery_wrap);
   if (h.recovery_chosen) v["recovery_kdf"] = "argon2id13";
-  v["policy"] = policy_json(h.policy);
+  v["policy"] = policy_json(h);
   Json::Value cas(Json::arrayValue);
   for (const auto& c : m.cas) cas.append(ca_json(c));
   v["cas"] = cas;
@@ -162,12 +218,6 @@ void put_gen(std::string& out, const EntryRecord& e, const GenRecord& r) {
   out += '\n';
 }
 
-std::string compact(const Json::Value& v) {
-  Json::StreamWriterBuilder w;
-  w["indentation"] = "";
-  return Json::writeString(w, v);  // escapes every control character: one line
-}
-
 // The attribute line: known members from their fields, unknown ones as they were read, in
 // name order.
 void put_attrs(std::string& out, const EntryRecord& e) {
@@ -185,6 +235,16 @@ void put_attrs(std::string& out, const EntryRecord& e) {
     members["access"] = compact(rules);
   }
   if (a.listed_publicly) members["public"] = "true";
+  if (a.renew_rule) members["renew"] = compact(rule_json(*a.renew_rule));
+  if (!a.renew_hook.empty()) members["then"] = compact(Json::Value(a.renew_hook));
+  if (a.renewal != RenewalState{}) {
+    Json::Value r(Json::objectValue);
+    r["failures"] = a.renewal.failures;
+    r["failures_total"] = Json::UInt64(a.renewal.failures_total);
+    r["last_failure"] = Json::Int64(a.renewal.last_failure);
+    r["last_error"] = a.renewal.last_error;
+    members["renewal"] = compact(r);
+  }
   out += "a\t";
   out += e.id;
   out += "\t{";
@@ -244,8 +304,28 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
         return bad("unknown recovery key derivation");
       h.recovery_chosen = true;
     }
+    static const std::set<std::string> kHeaderMembers = {
+        "vault_id",      "label",         "counter",      "created_at", "kdf", "pin_wrap",
+        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas"};
+    for (const std::string& name : v.getMemberNames())
+      if (!kHeaderMembers.contains(name)) h.unknown.emplace(name, compact(v[name]));
     const Json::Value& p = v["policy"];
+    static const std::set<std::string> kPolicyMembers = {
+        "max_end_date", "default_key_type", "default_hash", "export", "renew", "max_lifetime"};
+    if (p.isObject())
+      for (const std::string& name : p.getMemberNames())
+        if (!kPolicyMembers.contains(name)) h.policy_unknown.emplace(name, compact(p[name]));
     if (!p["max_end_date"].isNull()) h.policy.max_end_date = p["max_end_date"].asInt64();
+    if (p.isMember("renew")) {
+      auto rule = rule_of(p["renew"]);
+      if (!rule) return bad("bad policy renewal rule");
+      h.policy.renew = *rule;
+    }
+    if (p.isMember("max_lifetime")) {
+      if (!p["max_lifetime"].isInt64() || !check_lifetime(p["max_lifetime"].asInt64()))
+        return bad("bad policy maximum lifetime");
+      h.policy.max_lifetime = p["max_lifetime"].asInt64();
+    }
     auto kt = parse_key_type(p["default_key_type"].asString());
     auto hash = parse_hash(p["default_hash"].asString());
     auto rule = parse_export_rule(p["export"].asString());
@@ -363,6 +443,22 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
           return bad("an attribute line has a malformed access rule");
         a.access.push_back(std::move(rule));
       }
+    } else if (name == "renew") {
+      auto rule = rule_of(value);
+      if (!rule) return bad("an attribute line has a malformed 'renew'");
+      a.renew_rule = *rule;
+    } else if (name == "then") {
+      if (!value.isString() || value.asString().empty())
+        return bad("an attribute line has a malformed 'then'");
+      a.renew_hook = value.asString();
+    } else if (name == "renewal") {
+      if (!value.isObject() || !value["failures"].isUInt() || !value["failures_total"].isUInt64() ||
+          !value["last_failure"].isInt64() || !value["last_error"].isString())
+        return bad("an attribute line has a malformed 'renewal'");
+      a.renewal.failures = value["failures"].asUInt();
+      a.renewal.failures_total = value["failures_total"].asUInt64();
+      a.renewal.last_failure = value["last_failure"].asInt64();
+      a.renewal.last_error = value["last_error"].asString();
     } else {
       a.unknown.emplace(name, compact(value));
     }
@@ -439,7 +535,7 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
     return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
                                          " was written by a newer certvault (format " +
                                          std::to_string(format) +
-                                         "; this one reads 1 and 2); upgrade certvault");
+                                         "; this one reads 1 to 3); upgrade certvault");
   if (format == 0) return bad("not a certvault manifest");
   if (text.back() != '\n') return bad("truncated");
   Parsed out;

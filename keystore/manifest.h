@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,8 +18,9 @@
 namespace certvault::manifest {
 
 using Bytes = std::vector<uint8_t>;
-// Written: 2. Read: 1 and 2 (format 1 is format 2 without attribute lines).
-constexpr int kFormat = 2;
+// Written: 3. Read: 1 to 3 (format 1 is format 2 without attribute lines; format 3 adds
+// the renewal and lifetime policy and keeps unknown header members).
+constexpr int kFormat = 3;
 
 struct GenRecord {
   Generation info;
@@ -29,10 +31,16 @@ struct GenRecord {
 struct Attributes {
   std::vector<AccessRule> access;
   bool listed_publicly = false;
+  std::optional<RenewRule> renew_rule;
+  std::string renew_hook;
+  RenewalState renewal;
   // Members a newer certvault wrote that this one does not know: name -> the value as
   // compact JSON. Written back on every rewrite, so that they survive this version.
   std::map<std::string, std::string> unknown;
-  bool empty() const { return access.empty() && !listed_publicly && unknown.empty(); }
+  bool empty() const {
+    return access.empty() && !listed_publicly && !renew_rule && renew_hook.empty() &&
+           renewal == RenewalState{} && unknown.empty();
+  }
 };
 
 struct EntryRecord {
@@ -71,6 +79,10 @@ struct Header {
   // its key comes from Argon2id with `kdf`, not from keyed BLAKE2b.
   bool recovery_chosen = false;
   Policy policy;
+  // Members of the header and of its policy that a newer certvault wrote and this one
+  // does not know (format 3): name -> compact JSON, written back as they were.
+  std::map<std::string, std::string> unknown;
+  std::map<std::string, std::string> policy_unknown;
 };
 
 struct Manifest {

@@ -67,12 +67,36 @@ struct AccessRule {
 std::string_view to_string(PeerKind v);  // "uid", "gid", "unit", "exe"
 Result<PeerKind> parse_peer_kind(std::string_view text);
 
+// When the vault renews an entry's certificate by itself (docs/lifecycle.md): a fixed time
+// before its end, or once a fraction of its lifetime has passed; or never.
+struct RenewRule {
+  enum class Kind { kOff, kBefore, kAt };
+  Kind kind = Kind::kOff;
+  Time before = 0;   // kBefore: seconds before notAfter
+  uint32_t num = 0;  // kAt: num/den of the lifetime, 0 < num < den <= 1000
+  uint32_t den = 0;
+  bool operator==(const RenewRule&) const = default;
+};
+
+// How an entry's renewals have gone since its last success: what `check` reports and what
+// spaces the retries.
+struct RenewalState {
+  uint32_t failures = 0;        // consecutive failed attempts, 0 after a success
+  uint64_t failures_total = 0;  // every failed attempt, ever
+  Time last_failure = 0;        // when the last one failed
+  std::string last_error;       // its reason, one line
+  bool operator==(const RenewalState&) const = default;
+};
+
 struct Entry {
   std::string id;  // random, stable for the life of the entry (hex)
   std::string nickname;
   std::vector<Generation> generations;  // ascending by number
   std::vector<AccessRule> access;       // in the order they were added
   bool listed_publicly = false;         // certificates and public keys listed to any peer
+  std::optional<RenewRule> renew_rule;  // nullopt: the vault policy's rule
+  std::string renew_hook;               // a shell command run after each renewal; "" none
+  RenewalState renewal;
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;
@@ -84,6 +108,8 @@ struct Policy {
   KeyType default_key_type = KeyType::kEcP256;
   Hash default_hash = Hash::kSha256;
   ExportRule export_rule = ExportRule::kOnce;
+  RenewRule renew;                   // for entries without a rule of their own
+  std::optional<Time> max_lifetime;  // seconds: no certificate ends later than now + this
 };
 
 struct CaInfo {

@@ -30,6 +30,9 @@ Entry to_entry(const manifest::EntryRecord& r) {
   if (r.attrs) {
     e.access = r.attrs->access;
     e.listed_publicly = r.attrs->listed_publicly;
+    e.renew_rule = r.attrs->renew_rule;
+    e.renew_hook = r.attrs->renew_hook;
+    e.renewal = r.attrs->renewal;
   }
   return e;
 }

@@ -182,6 +182,20 @@ class Vault {
   Result<std::pair<std::vector<uint8_t>, SecureBytes>> export_pkcs12_bytes(
       const ExportRequest& request);
   Result<Entry> rotate(std::string_view nickname, std::optional<Time> not_after);
+  // Renewal by the vault itself (vault CA or self-signed; docs/lifecycle.md): `rotate` with
+  // the certificate's lifetime as before, capped by the policy and the CA's own end, and
+  // refused when the capped certificate would fall due again at once. Ends a run of
+  // failed renewals. An imported entry, or one from an outside CA, is refused (by hand).
+  Result<Entry> renew(std::string_view nickname);
+  // Counts a failed renewal of the entry, with its reason (one line, no secret).
+  Result<Entry> record_renewal_failure(std::string_view nickname, std::string_view reason);
+  // An entry's renewal rule (nullopt: the policy's) and hook, as they are at commit time.
+  struct RenewalSettings {
+    std::optional<RenewRule> rule;
+    std::string hook;
+  };
+  Result<Entry> update_renewal(std::string_view nickname,
+                               const std::function<void(RenewalSettings&)>& edit);
   Result<Entry> disable(std::string_view nickname);
   Result<Entry> enable(std::string_view nickname);
   Result<void> remove(std::string_view nickname);
@@ -208,6 +222,7 @@ class Vault {
 
  private:
   explicit Vault(std::unique_ptr<Impl> impl);
+  Result<Entry> replace_key(std::string_view nickname, std::optional<Time> not_after, bool renewal);
   static Result<std::unique_ptr<Impl>> create(const std::filesystem::path& dir,
                                               const SecureBytes* pin, const SecureBytes& recovery,
                                               bool recovery_chosen, const InitOptions& options);

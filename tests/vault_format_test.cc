@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "access.h"
+#include "renewal.h"
 #include "support.h"
 #include "test_vault.h"
 #include "vault.h"
@@ -33,10 +34,14 @@ using certvault::Vault;
 const fs::path kV1Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-1";
 constexpr std::string_view kV1Pin = "v1-fixture-pin";
 
-// A private copy of the fixture, with the modes git does not keep.
-fs::path copy_v1_fixture(const TempDir& tmp) {
-  fs::path dir = tmp / "v1";
-  fs::copy(kV1Fixture, dir, fs::copy_options::recursive);
+// tests/data/vault-format-2: made by certvault before format 3 (see its .md).
+const fs::path kV2Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-2";
+constexpr std::string_view kV2Pin = "v2-fixture-pin";
+
+// A private copy of a fixture, with the modes git does not keep.
+fs::path copy_fixture(const TempDir& tmp, const fs::path& fixture) {
+  fs::path dir = tmp / fixture.filename().string();
+  fs::copy(fixture, dir, fs::copy_options::recursive);
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
   fs::permissions(dir / "objects", fs::perms::owner_all, fs::perm_options::replace);
   for (const auto& f : fs::recursive_directory_iterator(dir))
@@ -44,6 +49,10 @@ fs::path copy_v1_fixture(const TempDir& tmp) {
       fs::permissions(f.path(), fs::perms::owner_read | fs::perms::owner_write,
                       fs::perm_options::replace);
   return dir;
+}
+
+fs::path copy_v1_fixture(const TempDir& tmp) {
+  return copy_fixture(tmp, kV1Fixture);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -161,7 +170,7 @@ TEST(VaultFormat, Version1VaultOpensAndUnlocks) {
   EXPECT_EQ(read_file(dir / "manifest"), before);
 }
 
-TEST(VaultFormat, FirstWriteUpgradesToVersion2) {
+TEST(VaultFormat, FirstWriteToVersion1UpgradesToTheCurrentVersion) {
   TempDir tmp;
   fs::path dir = copy_v1_fixture(tmp);
   const std::string v1 = read_file(dir / "manifest");
@@ -173,7 +182,7 @@ TEST(VaultFormat, FirstWriteUpgradesToVersion2) {
     ASSERT_TRUE(disabled) << why(disabled);
   }
   const std::string v2 = read_file(dir / "manifest");
-  EXPECT_TRUE(v2.starts_with("certvault-vault 2\n"));
+  EXPECT_TRUE(v2.starts_with("certvault-vault 3\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto client_lines = [](const std::string& t) {
     auto all = lines_starting(t, "g\t");
@@ -203,6 +212,62 @@ TEST(VaultFormat, AttributeLineInVersion1ManifestIsDamage) {
   EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
 }
 
+// --- version 2 ---------------------------------------------------------------------------
+
+TEST(VaultFormat, Version2VaultOpensUnlocksAndKeepsItsAttributes) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV2Fixture);
+  const std::string before = read_file(dir / "manifest");
+  ASSERT_TRUE(before.starts_with("certvault-vault 2\n"));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  EXPECT_EQ(v->find("client")->access, std::vector<AccessRule>{allow(PeerKind::kUid, "1234")});
+  EXPECT_TRUE(v->find("other")->listed_publicly);
+  EXPECT_FALSE(v->find("client")->renew_rule) << "follows the policy, which has no rule";
+  EXPECT_EQ(v->policy().renew.kind, certvault::RenewRule::Kind::kOff);
+  EXPECT_FALSE(v->policy().max_lifetime);
+  ASSERT_TRUE(v->policy().max_end_date);
+  ASSERT_TRUE(v->unlock(SecureBytes::from(kV2Pin))) << "the fixture's PIN opens it";
+  EXPECT_TRUE(signs_and_verifies(*v, "client"));
+  EXPECT_TRUE(signs_and_verifies(*v, "other"));
+  EXPECT_EQ(read_file(dir / "manifest"), before) << "reading and signing write nothing";
+}
+
+TEST(VaultFormat, FirstWriteToVersion2UpgradesAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV2Fixture);
+  const std::string v2 = read_file(dir / "manifest");
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV2Pin)));
+    auto ruled = v->update_renewal("client", [](Vault::RenewalSettings& s) {
+      s.rule = certvault::parse_renew_before("30d").value();
+    });
+    ASSERT_TRUE(ruled) << why(ruled);
+  }
+  const std::string v3 = read_file(dir / "manifest");
+  EXPECT_TRUE(v3.starts_with("certvault-vault 3\n"));
+  // The untouched entry's lines are carried over byte for byte.
+  auto other_lines = [](const std::string& t) {
+    auto all = lines_of(t);
+    std::erase_if(all, [](const auto& l) {
+      return l.find("32e0fd89f2f2d39096b16a8527e66dab") == std::string::npos;
+    });
+    return all;
+  };
+  EXPECT_EQ(other_lines(v3), other_lines(v2));
+  EXPECT_EQ(other_lines(v3).size(), 2u);
+  auto again = Vault::open(dir);
+  ASSERT_TRUE(again) << why(again);
+  ASSERT_TRUE(again->unlock(SecureBytes::from(kV2Pin)));
+  EXPECT_EQ(again->find("client")->access, std::vector<AccessRule>{allow(PeerKind::kUid, "1234")});
+  ASSERT_TRUE(again->find("client")->renew_rule);
+  EXPECT_EQ(again->find("client")->renew_rule->before, 30 * 86400);
+  EXPECT_EQ(again->policy().max_end_date, certvault::parse_date("2099-01-31").value());
+  EXPECT_TRUE(signs_and_verifies(*again, "client"));
+}
+
 // --- newer versions ----------------------------------------------------------------------
 
 class VaultFormatTest : public VaultTest {
@@ -213,15 +278,77 @@ class VaultFormatTest : public VaultTest {
   }
 };
 
+// --- version 3 ---------------------------------------------------------------------------
+
+TEST_F(VaultFormatTest, RenewalRulesHooksFailuresAndPolicySurviveReopen) {
+  issue("a");
+  issue("b");
+  ASSERT_TRUE(vault().update_renewal("a", [](Vault::RenewalSettings& s) {
+    s.rule = certvault::parse_renew_at("2/3").value();
+    s.hook = "systemctl reload nginx";
+  }));
+  ASSERT_TRUE(vault().update_renewal("b", [](Vault::RenewalSettings& s) {
+    s.rule = certvault::RenewRule{};  // off, whatever the policy says
+  }));
+  ASSERT_TRUE(vault().record_renewal_failure("b", "the CA said no\nsecond line"));
+  ASSERT_TRUE(vault().update_policy([](certvault::Policy& p) {
+    p.renew = certvault::parse_renew_before("30d").value();
+    p.max_lifetime = 90 * 86400;
+  }));
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  auto a = v->find("a"), b = v->find("b");
+  ASSERT_TRUE(a->renew_rule);
+  EXPECT_EQ(certvault::rule_text(*a->renew_rule), "at 2/3 of its lifetime");
+  EXPECT_EQ(a->renew_hook, "systemctl reload nginx");
+  ASSERT_TRUE(b->renew_rule);
+  EXPECT_EQ(b->renew_rule->kind, certvault::RenewRule::Kind::kOff);
+  EXPECT_EQ(b->renewal.failures, 1u);
+  EXPECT_EQ(b->renewal.failures_total, 1u);
+  EXPECT_EQ(b->renewal.last_error, "the CA said no second line") << "one line";
+  EXPECT_EQ(certvault::rule_text(v->policy().renew), "30d before expiry");
+  EXPECT_EQ(v->policy().max_lifetime, 90 * 86400);
+  auto unlocked = v->unlock(pin());
+  EXPECT_TRUE(unlocked) << why(unlocked);
+}
+
+TEST_F(VaultFormatTest, UnknownHeaderAndPolicyMembersSurviveARewrite) {
+  issue("a");
+  std::string text = manifest();
+  text.replace(text.find("{\"cas\""), 6, R"({"issuers":[{"name":"acme1"}],"cas")");
+  text.replace(text.find("\"default_hash\""), 14, R"("crl_days":7,"default_hash")");
+  rewrite(text);
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_TRUE(v->unlock(pin()));
+  ASSERT_TRUE(v->disable("a"));
+  text = manifest();
+  EXPECT_NE(text.find(R"("issuers":[{"name":"acme1"}])"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("crl_days":7)"), std::string::npos) << text;
+}
+
+TEST_F(VaultFormatTest, MalformedRenewalRuleIsDamage) {
+  issue("client");
+  ASSERT_TRUE(vault().update_renewal("client", [](Vault::RenewalSettings& s) {
+    s.rule = certvault::parse_renew_at("2/3").value();
+  }));
+  std::string text = manifest();
+  text.replace(text.find("\"2/3\""), 5, "\"3/2\"");  // past the end of the lifetime
+  rewrite(text);
+  auto v = Vault::open(dir_);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+}
+
 TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   issue("client");
   std::string text = manifest();
-  text.replace(0, text.find('\n'), "certvault-vault 3");
+  text.replace(0, text.find('\n'), "certvault-vault 4");
   rewrite(text);
   auto before = snapshot(dir_);
   const std::string expected = "vault " + dir_.string() +
-                               " was written by a newer certvault (format 3; this one reads 1 "
-                               "and 2); upgrade certvault";
+                               " was written by a newer certvault (format 4; this one reads 1 "
+                               "to 3); upgrade certvault";
   auto opened = Vault::open(dir_);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kInvalidInput);
@@ -281,7 +408,7 @@ TEST_F(VaultFormatTest, UnknownAttributesSurviveARewrite) {
   // What a newer certvault might write: an attribute this one does not know, on an entry
   // that also has known ones, and on an entry that has no other.
   const std::string a_id = vault().find("a")->id, b_id = vault().find("b")->id;
-  const std::string renewal = R"("renewal":{"days":30,"targets":["/etc/x.pem"]})";
+  const std::string renewal = R"("watch":{"days":30,"targets":["/etc/x.pem"]})";
   std::string text = manifest();
   const std::string a_line = lines_starting(text, "a\t" + a_id).at(0);
   text.replace(text.find(a_line), a_line.size(),
