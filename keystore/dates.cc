@@ -69,6 +69,29 @@ Result<Time> parse_date(std::string_view text) {
   return t;
 }
 
+std::optional<Time> parse_time(std::string_view text) {
+  // Exactly what format_time writes: "YYYY-MM-DDTHH:MM:SSZ".
+  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text[19] != 'Z')
+    return std::nullopt;
+  int f[6] = {};
+  const size_t at[6] = {0, 5, 8, 11, 14, 17}, len[6] = {4, 2, 2, 2, 2, 2};
+  for (int i = 0; i < 6; ++i) {
+    auto [p, ec] = std::from_chars(text.data() + at[i], text.data() + at[i] + len[i], f[i]);
+    if (ec != std::errc() || p != text.data() + at[i] + len[i]) return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = f[0] - 1900;
+  tm.tm_mon = f[1] - 1;
+  tm.tm_mday = f[2];
+  tm.tm_hour = f[3];
+  tm.tm_min = f[4];
+  tm.tm_sec = f[5];
+  const Time t = timegm(&tm);
+  if (format_time(t) != text) return std::nullopt;  // out-of-range fields
+  return t;
+}
+
 static std::string format(Time t, const char* pattern) {
   time_t tt = static_cast<time_t>(t);
   std::tm tm{};

@@ -122,6 +122,24 @@ std::string rule_text(const RenewRule& r) {
   return "off";
 }
 
+std::string rule_spec(const RenewRule& r) {
+  switch (r.kind) {
+    case RenewRule::Kind::kBefore:
+      return format_period(r.before);
+    case RenewRule::Kind::kAt:
+      return std::to_string(r.num) + "/" + std::to_string(r.den);
+    case RenewRule::Kind::kOff:
+      break;
+  }
+  return "off";
+}
+
+Result<RenewRule> parse_rule_spec(std::string_view spec) {
+  if (spec == "off") return RenewRule{};
+  if (spec.find('/') != std::string_view::npos) return parse_renew_at(spec);
+  return parse_renew_before(spec);
+}
+
 Renewer renewer_of(const Generation& g) {
   if (g.key_imported) return Renewer::kByHand;
   switch (g.issuer) {

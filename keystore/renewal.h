@@ -33,6 +33,9 @@ Result<RenewRule> parse_renew_before(std::string_view text);  // "30d"
 Result<RenewRule> parse_renew_at(std::string_view text);      // "2/3"
 // "30d before expiry", "at 2/3 of its lifetime", "off".
 std::string rule_text(const RenewRule& rule);
+// "30d", "2/3" or "off": the rule as `renew-rule` and `policy set` take it, and back.
+std::string rule_spec(const RenewRule& rule);
+Result<RenewRule> parse_rule_spec(std::string_view spec);
 
 // Who renews an entry: the vault itself (its CA, or a new self-signed certificate), or a
 // person (a certificate from an outside CA, imported or attached by hand).

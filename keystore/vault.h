@@ -233,7 +233,8 @@ class Vault {
 Result<void> check_nickname(std::string_view nickname);
 // "YYYY-MM-DD" (end of that day, UTC) or "+Nd" (N days from now).
 Result<Time> parse_date(std::string_view text);
-std::string format_date(Time t);  // "2027-06-30"
-std::string format_time(Time t);  // "2027-06-30T23:59:59Z"
+std::string format_date(Time t);                        // "2027-06-30"
+std::string format_time(Time t);                        // "2027-06-30T23:59:59Z"
+std::optional<Time> parse_time(std::string_view text);  // what format_time writes
 
 }  // namespace certvault

@@ -38,6 +38,8 @@ struct Args {
   std::string nickname;  // show, disable, enable, delete
   ExportArgs exported;
   RotateArgs rotate;
+  RenewRuleArgs renew_rule;
+  RenewArgs renew;
   CheckArgs check;
   ShowArgs show;
   UriArgs uri;
@@ -153,7 +155,20 @@ void add_policy_commands(CLI::App& app, Args& a, Action& selected) {
   set->add_option("--export", a.policy_set.export_rule,
                   "once (each generation may be exported once) or never")
       ->type_name("once|never");
-  command(*policy, "clear", "Back to the defaults: no date limit, ec-p256, sha256, export once",
+  set->add_option("--max-lifetime", a.policy_set.max_lifetime,
+                  "Longest lifetime any certificate may have from when it is made: 90d, or none")
+      ->type_name("PERIOD");
+  set->add_option("--renew-before", a.policy_set.renew_before,
+                  "Entries without a rule of their own renew this long before they end: 30d")
+      ->type_name("PERIOD");
+  set->add_option("--renew-at", a.policy_set.renew_at,
+                  "... or once this fraction of their lifetime has passed: 2/3")
+      ->type_name("N/M");
+  set->add_flag("--renew-off", a.policy_set.renew_off,
+                "... or never renew by themselves (the default)");
+  command(*policy, "clear",
+          "Back to the defaults: no date or lifetime limit, ec-p256, sha256, export once, no "
+          "renewal",
           selected, [&a] { return cmd_policy_clear(a.globals); });
 }
 
@@ -242,6 +257,33 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
       ->add_option("--end-date", a.rotate.end_date,
                    join("New end date (default: same lifetime as before): ", kDateHelp))
       ->type_name("DATE");
+}
+
+void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* rule = command(app, "renew-rule",
+                       "When an entry renews itself, and what runs after; without options, show it",
+                       selected, [&a] { return cmd_renew_rule(a.globals, a.renew_rule); });
+  add_nickname(rule, a.renew_rule.nickname);
+  rule->add_option("--before", a.renew_rule.before,
+                   "Renew this long before the certificate ends: 30d, 36h")
+      ->type_name("PERIOD");
+  rule->add_option("--at", a.renew_rule.at,
+                   "Renew once this fraction of the lifetime has passed: 2/3")
+      ->type_name("N/M");
+  rule->add_flag("--off", a.renew_rule.off, "Never renew by itself, whatever the policy says");
+  rule->add_flag("--policy", a.renew_rule.policy, "Follow the vault policy's rule (the default)");
+  rule->add_option("--then", a.renew_rule.then,
+                   "Run COMMAND (with /bin/sh) after each renewal, e.g. 'systemctl reload nginx'")
+      ->type_name("COMMAND");
+  rule->add_flag("--no-then", a.renew_rule.no_then, "Run nothing after a renewal");
+
+  auto* renew =
+      command(app, "renew", "Renew the entries that are due, or those named, now; the URIs stay",
+              selected, [&a] { return cmd_renew(a.globals, a.renew); });
+  renew->add_option("NICKNAME", a.renew.nicknames, "Renew these now, due or not")->type_name("");
+  renew->add_flag("--dry-run", a.renew.dry_run,
+                  "Say what would be renewed, when it is due and by whom; change nothing, ask "
+                  "no PIN");
 }
 
 void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
@@ -432,6 +474,7 @@ int run(int argc, char** argv) {
   add_vault_commands(app, a, selected);
   add_ca_commands(app, a, selected);
   add_issue_commands(app, a, selected);
+  add_renewal_commands(app, a, selected);
   add_entry_commands(app, a, selected);
   add_inspect_commands(app, a, selected);
   add_policy_commands(app, a, selected);

@@ -117,7 +117,7 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
                                            std::to_string(*args.expiring_days) + " days.\n"
                                      : "No entries in vault '" + vault.label() + "'.\n");
   } else {
-    print_entry_table(shown, t);
+    print_entry_table(shown, vault.policy(), t);
   }
   return kExitOk;
 }

@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "owner.h"
 #include "owner_request.h"
+#include "renewal.h"
 #include "report.h"
 
 namespace certvault::cli {
@@ -13,11 +14,14 @@ Outcome cmd_policy_show(const Globals& globals) {
 }
 
 Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args) {
-  if (!args.max_end_date && !args.default_key_type && !args.default_hash && !args.export_rule) {
+  if (!args.max_end_date && !args.default_key_type && !args.default_hash && !args.export_rule &&
+      !args.max_lifetime && !args.renew_before && !args.renew_at && !args.renew_off) {
     return invalid(
-        "policy set needs at least one of --max-end-date, --default-key-type, --default-hash, "
-        "--export");
+        "policy set needs at least one of --max-end-date, --max-lifetime, --default-key-type, "
+        "--default-hash, --export, --renew-before, --renew-at, --renew-off");
   }
+  if ((args.renew_before ? 1 : 0) + (args.renew_at ? 1 : 0) + (args.renew_off ? 1 : 0) > 1)
+    return invalid("give one of --renew-before, --renew-at and --renew-off");
   owner::PolicyChange change;
   CV_TRY(max_end_date, parse_optional_date(args.max_end_date));
   CV_TRY(key_type, parse_optional_key_type(args.default_key_type));
@@ -29,6 +33,24 @@ Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args) {
     CV_TRY(rule, parse_export_rule(*args.export_rule));
     change.export_rule = rule;
   }
+  if (args.max_lifetime && *args.max_lifetime == "none") {
+    change.max_lifetime = std::optional<Time>();
+  } else if (args.max_lifetime) {
+    CV_TRY(lifetime, parse_period(*args.max_lifetime, "--max-lifetime"));
+    if (!check_lifetime(lifetime))
+      return invalid("--max-lifetime '" + *args.max_lifetime +
+                     "' is out of range; give 1h to 36500d, or none");
+    change.max_lifetime = std::optional(lifetime);
+  }
+  if (args.renew_before) {
+    CV_TRY(rule, parse_renew_before(*args.renew_before));
+    change.renew = rule;
+  }
+  if (args.renew_at) {
+    CV_TRY(rule, parse_renew_at(*args.renew_at));
+    change.renew = rule;
+  }
+  if (args.renew_off) change.renew = RenewRule{};
   CV_TRY(vault, open_vault(globals));
   CV_TRY(reply, ask_agent(globals, vault, {"policy-set", owner::to_json(change)}));
   Policy policy;

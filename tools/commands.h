@@ -41,6 +41,10 @@ struct PolicySetArgs {
   std::optional<std::string> default_key_type;
   std::optional<std::string> default_hash;
   std::optional<std::string> export_rule;
+  std::optional<std::string> renew_before;
+  std::optional<std::string> renew_at;
+  bool renew_off = false;
+  std::optional<std::string> max_lifetime;  // "90d" or "none"
 };
 Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args);
 Outcome cmd_policy_clear(const Globals& globals);
@@ -100,6 +104,24 @@ struct RotateArgs {
   std::optional<std::string> end_date;
 };
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args);
+
+// --- renewal (cmd_renew.cc) -------------------------------------------------------------
+struct RenewRuleArgs {
+  std::string nickname;
+  std::optional<std::string> before;  // "30d"
+  std::optional<std::string> at;      // "2/3"
+  bool off = false;
+  bool policy = false;  // follow the vault policy's rule
+  std::optional<std::string> then;
+  bool no_then = false;
+};
+Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args);
+
+struct RenewArgs {
+  std::vector<std::string> nicknames;
+  bool dry_run = false;
+};
+Outcome cmd_renew(const Globals& globals, const RenewArgs& args);
 
 // --- entries: export and life cycle (cmd_entry.cc) --------------------------------------
 struct ExportArgs {

@@ -3,12 +3,14 @@
 #include <array>
 #include <memory>
 
+#include "renewal.h"
+
 namespace certvault::cli::owner {
 namespace {
 
-constexpr std::array<std::string_view, 12> kOps{
-    "create", "rotate", "disable", "enable",    "delete",     "export",
-    "import", "attach", "csr",     "ca-create", "policy-set", "policy-clear"};
+constexpr std::array<std::string_view, 14> kOps{
+    "create", "rotate", "disable",   "enable",     "delete",       "export",     "import",
+    "attach", "csr",    "ca-create", "policy-set", "policy-clear", "renew-rule", "renew"};
 
 std::unexpected<Error> bad(const std::string& what) {
   return fail(Code::kInvalidInput, "an owner request with " + what);
@@ -65,6 +67,55 @@ void PolicyChange::apply(Policy& p) const {
   if (default_key_type) p.default_key_type = *default_key_type;
   if (default_hash) p.default_hash = *default_hash;
   if (export_rule) p.export_rule = *export_rule;
+  if (renew) p.renew = *renew;
+  if (max_lifetime) p.max_lifetime = *max_lifetime;
+}
+
+void RenewRuleChange::apply(Vault::RenewalSettings& s) const {
+  if (rule) s.rule = *rule;
+  if (then) s.hook = *then;
+}
+
+Json::Value to_json(const RenewRuleChange& c) {
+  Json::Value v = nickname_json(c.nickname);
+  if (c.rule) v["rule"] = *c.rule ? rule_spec(**c.rule) : std::string("policy");
+  if (c.then) v["then"] = *c.then;
+  return v;
+}
+
+Json::Value renew_json(const std::vector<std::string>& nicknames) {
+  Json::Value v(Json::objectValue);
+  Json::Value list(Json::arrayValue);
+  for (const auto& n : nicknames) list.append(n);
+  v["nicknames"] = list;
+  return v;
+}
+
+Result<RenewRuleChange> renew_rule_change(const Json::Value& v) {
+  RenewRuleChange c;
+  CV_TRY(n, nickname(v));
+  c.nickname = n;
+  CV_TRY(rule, optional_text(v, "rule"));
+  if (rule && *rule == "policy") {
+    c.rule = std::optional<RenewRule>();
+  } else if (rule) {
+    CV_TRY(parsed, parse_rule_spec(*rule));
+    c.rule = std::optional(parsed);
+  }
+  CV_TRY(then, optional_text(v, "then"));
+  c.then = then;
+  return c;
+}
+
+Result<std::vector<std::string>> renew_nicknames(const Json::Value& v) {
+  const Json::Value& list = v["nicknames"];
+  if (!list.isArray()) return bad("no list 'nicknames'");
+  std::vector<std::string> out;
+  for (const Json::Value& n : list) {
+    if (!n.isString()) return bad("a nickname that is not text");
+    out.push_back(n.asString());
+  }
+  return out;
 }
 
 Json::Value to_json(const IssueRequest& r) {
@@ -104,6 +155,8 @@ Json::Value to_json(const PolicyChange& c) {
   put(v, "default_key_type", c.default_key_type);
   put(v, "default_hash", c.default_hash);
   put(v, "export", c.export_rule);
+  if (c.renew) v["renew"] = rule_spec(*c.renew);
+  if (c.max_lifetime) v["max_lifetime"] = Json::Int64(c.max_lifetime->value_or(0));
   return v;
 }
 
@@ -197,6 +250,14 @@ Result<PolicyChange> policy_change(const Json::Value& v) {
   c.default_key_type = key_type;
   c.default_hash = hash;
   c.export_rule = rule;
+  CV_TRY(renew, optional_text(v, "renew"));
+  if (renew) {
+    CV_TRY(parsed, parse_rule_spec(*renew));
+    c.renew = parsed;
+  }
+  CV_TRY(max_lifetime, optional_time(v, "max_lifetime"));
+  if (max_lifetime)
+    c.max_lifetime = *max_lifetime > 0 ? std::optional(*max_lifetime) : std::optional<Time>();
   return c;
 }
 

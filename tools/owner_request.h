@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "error.h"
 #include "types.h"
@@ -17,7 +18,8 @@
 namespace certvault::cli::owner {
 
 // The operations: create, rotate, disable, enable, delete, export, import, attach, csr,
-// ca-create, policy-set, policy-clear. (passwd is not one: a new PIN needs the old one.)
+// ca-create, policy-set, policy-clear, renew-rule, renew. (passwd is not one: a new PIN needs the
+// old one.)
 bool known_op(std::string_view op);
 
 // Which policy fields `policy set` changes; the rest stay as they are at commit time.
@@ -26,7 +28,18 @@ struct PolicyChange {
   std::optional<KeyType> default_key_type;
   std::optional<Hash> default_hash;
   std::optional<ExportRule> export_rule;
+  std::optional<RenewRule> renew;
+  std::optional<std::optional<Time>> max_lifetime;  // holding nullopt: no limit
   void apply(Policy& policy) const;
+};
+
+// `renew-rule`: the rule (nullopt inside: follow the policy) and the command ("" none),
+// each left as it is when absent.
+struct RenewRuleChange {
+  std::string nickname;
+  std::optional<std::optional<RenewRule>> rule;
+  std::optional<std::string> then;
+  void apply(Vault::RenewalSettings& s) const;
 };
 
 Json::Value to_json(const IssueRequest& r);
@@ -34,6 +47,9 @@ Json::Value to_json(const CsrRequest& r);
 Json::Value to_json(const CaRequest& r);
 Json::Value to_json(const PolicyChange& c);
 Json::Value to_json(const ExportRequest& r);  // nickname, encryption, chain; not `out`
+Json::Value to_json(const RenewRuleChange& c);
+// `renew`: the nicknames (empty: whatever is due).
+Json::Value renew_json(const std::vector<std::string>& nicknames);
 Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_after);
 // disable, enable, delete, attach, import: the entry's nickname alone.
 Json::Value nickname_json(const std::string& nickname);
@@ -43,6 +59,8 @@ Result<CsrRequest> csr_request(const Json::Value& v);
 Result<CaRequest> ca_request(const Json::Value& v);
 Result<PolicyChange> policy_change(const Json::Value& v);
 Result<ExportRequest> export_request(const Json::Value& v);
+Result<RenewRuleChange> renew_rule_change(const Json::Value& v);
+Result<std::vector<std::string>> renew_nicknames(const Json::Value& v);
 Result<std::string> nickname(const Json::Value& v);
 Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key);
 

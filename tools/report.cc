@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "output.h"
+#include "renewal.h"
 #include "uri.h"
 
 namespace certvault::cli {
@@ -118,6 +119,34 @@ void print_uris(const Entry& entry, const Vault& vault) {
   }
 }
 
+std::string renewer_text(Renewer r) {
+  switch (r) {
+    case Renewer::kVaultCa:
+      return "by the vault CA";
+    case Renewer::kSelfSigned:
+      return "self-signed";
+    case Renewer::kByHand:
+      return "by hand (csr, then attach)";
+  }
+  return "";
+}
+
+// The Renewal field of `show`: the rule, where it comes from, and when and how it renews.
+std::string renewal_text(const RenewalPlan& plan) {
+  std::string text = rule_text(plan.rule);
+  if (plan.from_policy) text += " (vault policy)";
+  if (plan.due) text += "; due " + format_time(*plan.due) + ", " + renewer_text(plan.renewer);
+  return text;
+}
+
+std::string failures_text(const RenewalState& r, const std::optional<Time>& retry_at) {
+  std::string text = "failed " + std::to_string(r.failures) +
+                     (r.failures == 1 ? " time" : " times") + ", last " +
+                     format_time(r.last_failure) + ": " + r.last_error;
+  if (retry_at) text += "; next try after " + format_time(*retry_at);
+  return text;
+}
+
 }  // namespace
 
 int64_t days_left(Time not_after, Time now) {
@@ -163,6 +192,26 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
   Json::Value generations(Json::arrayValue);
   for (const auto& g : entry.generations) generations.append(generation_json(g, now));
   out["generations"] = generations;
+  out["renewal"] = renewal_json(entry, vault.policy());
+  return out;
+}
+
+Json::Value renewal_json(const Entry& entry, const Policy& policy) {
+  Json::Value out(Json::objectValue);
+  const RenewRule rule = entry.renew_rule.value_or(policy.renew);
+  out["rule"] = rule_spec(rule);
+  out["rule_text"] = rule_text(rule);
+  out["from_policy"] = !entry.renew_rule;
+  out["then"] = entry.renew_hook.empty() ? Json::Value() : Json::Value(entry.renew_hook);
+  const auto plan = plan_renewal(entry, policy);
+  out["due"] = plan && plan->due ? time_json(*plan->due) : Json::Value();
+  out["renewer"] = plan ? sv(to_string(plan->renewer)) : Json::Value();
+  out["failures"] = Json::UInt(entry.renewal.failures);
+  out["failures_total"] = Json::UInt64(entry.renewal.failures_total);
+  out["last_failure"] = time_json(entry.renewal.last_failure);
+  out["last_error"] =
+      entry.renewal.last_error.empty() ? Json::Value() : Json::Value(entry.renewal.last_error);
+  out["retry_at"] = plan && plan->retry_at ? time_json(*plan->retry_at) : Json::Value();
   return out;
 }
 
@@ -188,6 +237,9 @@ Json::Value policy_json(const Policy& policy) {
   out["default_key_type"] = sv(to_string(policy.default_key_type));
   out["default_hash"] = sv(to_string(policy.default_hash));
   out["export"] = sv(to_string(policy.export_rule));
+  out["renew"] = rule_spec(policy.renew);
+  out["max_lifetime"] =
+      policy.max_lifetime ? Json::Value(format_period(*policy.max_lifetime)) : Json::Value();
   return out;
 }
 
@@ -197,6 +249,12 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
     auto more = generation_fields(*g, now);
     fields.insert(fields.end(), more.begin(), more.end());
   }
+  const auto plan = plan_renewal(entry, vault.policy());
+  if (plan) fields.emplace_back("Renewal", renewal_text(*plan));
+  if (!entry.renew_hook.empty()) fields.emplace_back("Then", entry.renew_hook);
+  if (entry.renewal.failures > 0)
+    fields.emplace_back("Renewals",
+                        failures_text(entry.renewal, plan ? plan->retry_at : std::nullopt));
   fields.emplace_back("Entry id", entry.id);
   print_fields(fields);
   print_uris(entry, vault);
@@ -208,16 +266,22 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
   }
 }
 
-void print_entry_table(const std::vector<Entry>& entries, Time now) {
+void print_entry_table(const std::vector<Entry>& entries, const Policy& policy, Time now) {
   std::vector<std::vector<std::string>> rows{
-      {"NICKNAME", "STATUS", "KEY TYPE", "NOT AFTER", "DAYS LEFT"}};
+      {"NICKNAME", "STATUS", "KEY TYPE", "NOT AFTER", "DAYS LEFT", "RENEWAL DUE"}};
   for (const auto& entry : entries) {
     const Generation* g = shown_generation(entry);
     bool has_cert = g != nullptr && g->not_after != 0;
+    const auto plan = plan_renewal(entry, policy);
+    std::string renewal = "-";
+    if (plan && plan->due)
+      renewal = format_date(*plan->due) + (plan->renewer == Renewer::kByHand ? " (by hand)" : "");
+    else if (plan)
+      renewal = "off";
     rows.push_back({entry.nickname, sv(to_string(entry_status(entry))),
                     g != nullptr ? sv(to_string(g->key_type)) : "-",
                     has_cert ? format_date(g->not_after) : "-",
-                    has_cert ? expiry_phrase(g->not_after, now) : "-"});
+                    has_cert ? expiry_phrase(g->not_after, now) : "-", renewal});
   }
   print_table(rows);
 }
@@ -241,7 +305,9 @@ void print_policy(const Policy& policy) {
         policy.max_end_date ? format_date(*policy.max_end_date) : "none (any date the CA allows)"},
        {"Default key type", sv(to_string(policy.default_key_type))},
        {"Default hash", sv(to_string(policy.default_hash))},
-       {"Export", policy.export_rule == ExportRule::kOnce ? "once per generation" : "never"}});
+       {"Export", policy.export_rule == ExportRule::kOnce ? "once per generation" : "never"},
+       {"Renewal", rule_text(policy.renew) + " (for entries without a rule of their own)"},
+       {"Maximum lifetime", policy.max_lifetime ? format_period(*policy.max_lifetime) : "none"}});
 }
 
 void report_entry(const Globals& globals, const Vault& vault, const Entry& entry,

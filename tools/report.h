@@ -28,9 +28,12 @@ Status entry_status(const Entry& entry);
 Json::Value entry_json(const Entry& entry, const Vault& vault, Time now);
 Json::Value ca_json(const CaInfo& ca, Time now);
 Json::Value policy_json(const Policy& policy);
+// An entry's renewal: its rule (or the policy's), when it is due and who renews it, its
+// command and its failures.
+Json::Value renewal_json(const Entry& entry, const Policy& policy);
 
 void print_entry(const Entry& entry, const Vault& vault, Time now);
-void print_entry_table(const std::vector<Entry>& entries, Time now);
+void print_entry_table(const std::vector<Entry>& entries, const Policy& policy, Time now);
 void print_ca(const CaInfo& ca, Time now);
 void print_policy(const Policy& policy);
 

@@ -1,6 +1,7 @@
 #include "owner_ops.h"
 
 #include "owner_request.h"
+#include "renewal_pass.h"
 
 namespace certvault::agent {
 namespace {
@@ -22,7 +23,8 @@ Frame done(const std::string& op, const std::string& nickname) {
 
 }  // namespace
 
-Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev) {
+Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
+                                 std::vector<cli::HookRun>& hooks) {
   CV_TRY(args, owner::parse(m.text(Tag::kJson)));
   const std::string op = args["op"].isString() ? args["op"].asString() : "";
   ev.action = "owner:" + op;
@@ -94,6 +96,24 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev)
     CV_TRY(policy, vault.update_policy([&](Policy& p) { change.apply(p); }));
     (void)policy;
     return done(op, "");
+  }
+  if (op == "renew-rule") {
+    CV_TRY(change, owner::renew_rule_change(args));
+    CV_TRY(entry, vault.update_renewal(change.nickname,
+                                       [&](Vault::RenewalSettings& s) { change.apply(s); }));
+    return done(op, entry.nickname);
+  }
+  if (op == "renew") {
+    CV_TRY(nicknames, owner::renew_nicknames(args));
+    cli::PassRequest request;
+    request.nicknames = std::move(nicknames);
+    CV_TRY(pass, cli::renewal_pass(vault, request));
+    for (const auto& o : pass.outcomes)
+      if (o.kind == cli::RenewalOutcome::Kind::kRenewed && !o.hook.empty())
+        hooks.push_back(cli::hook_for(vault, o));
+    Frame f = done(op, "");
+    f.add(Tag::kData, owner::compact(cli::to_json(pass)));
+    return f;
   }
   // policy-clear
   CV_CHECK(vault.set_policy(Policy{}));

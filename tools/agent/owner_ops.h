@@ -6,12 +6,15 @@
 
 #include "agent_protocol.h"
 #include "audit.h"
+#include "hook.h"
 #include "vault.h"
 
 namespace certvault::agent {
 
 // Decodes the request, makes the keystore call on `vault` (unlocked; the caller holds its
 // lock) and builds the reply. Names the operation and the entry in `ev` for the audit log.
-Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev);
+// The commands of entries it renewed go to `hooks`, for the caller to run unlocked.
+Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
+                                 std::vector<cli::HookRun>& hooks);
 
 }  // namespace certvault::agent

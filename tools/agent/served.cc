@@ -1,6 +1,7 @@
 #include "served.h"
 
 #include <json/json.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -9,6 +10,8 @@
 #include "access_edit.h"
 #include "ossl.h"
 #include "owner_ops.h"
+#include "renewal.h"
+#include "renewal_pass.h"
 #include "signing.h"
 #include "uri.h"
 
@@ -20,7 +23,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kListPage = 500;
-constexpr Time kDueWindow = 30 * 86400;  // `certvault check`'s default window
 
 std::string compact(const Json::Value& v) {
   Json::StreamWriterBuilder w;
@@ -290,11 +292,11 @@ class ServedVault {
   }
 
   // One of the owner's CLI commands, made here because this agent holds the vault unlocked.
-  Result<Frame> owner_op(const Message& m, AuditEvent& ev) {
+  Result<Frame> owner_op(const Message& m, AuditEvent& ev, std::vector<cli::HookRun>& hooks) {
     std::lock_guard lock(mu_);
     if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
     CV_CHECK(vault_.refresh());
-    auto r = carry_out_owner_op(vault_, m, ev);
+    auto r = carry_out_owner_op(vault_, m, ev, hooks);
     // A deleted entry's or a replaced generation's key leaves memory; the rest reload.
     keys_.clear();
     return r;
@@ -339,12 +341,29 @@ class ServedVault {
     // Renewal rules come with the renewal work; until then, what `check` calls soon.
     uint64_t due = 0;
     if (vault_.refresh()) {
-      const Time limit = now() + kDueWindow;
+      const Time t = renewal_now();
+      const Policy policy = vault_.policy();
       for (const auto& e : vault_.entries())
-        if (const Generation* g = e.current(); g && g->not_after <= limit) ++due;
+        if (auto plan = plan_renewal(e, policy); plan && plan->due && *plan->due <= t) ++due;
     }
     v["due_for_renewal"] = static_cast<Json::UInt64>(due);
     return v;
+  }
+
+  // The renewal pass over this vault when it is unlocked (nullopt when locked); the
+  // renewed entries' commands go to `hooks`.
+  std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::HookRun>& hooks) {
+    std::lock_guard lock(mu_);
+    if (!vault_.unlocked()) return std::nullopt;
+    auto pass = cli::renewal_pass(vault_, cli::PassRequest{});
+    if (pass) {
+      for (const auto& o : pass->outcomes)
+        if (o.kind == cli::RenewalOutcome::Kind::kRenewed) {
+          keys_.clear();  // superseded keys reload (and keep signing) from the vault
+          if (!o.hook.empty()) hooks.push_back(cli::hook_for(vault_, o));
+        }
+    }
+    return pass;
   }
 
   std::atomic<uint64_t> clients{0}, signatures{0}, refusals{0};
@@ -370,7 +389,110 @@ class ServedVault {
 };
 
 Agent::Agent(Audit& audit) : audit_(audit) {}
-Agent::~Agent() = default;
+
+Agent::~Agent() {
+  {
+    std::lock_guard lock(renew_mu_);
+    stopping_ = true;
+  }
+  renew_cv_.notify_all();
+  if (renewer_.joinable()) renewer_.join();
+}
+
+void Agent::renew_soon() {
+  {
+    std::lock_guard lock(renew_mu_);
+    renew_now_ = true;
+  }
+  renew_cv_.notify_all();
+}
+
+void Agent::queue_hooks(std::vector<cli::HookRun> hooks) {
+  if (hooks.empty()) return;
+  {
+    std::lock_guard lock(renew_mu_);
+    for (auto& h : hooks) hooks_.push_back(std::move(h));
+  }
+  renew_cv_.notify_all();
+}
+
+void Agent::renewer_loop() {
+  ::pthread_setname_np(::pthread_self(), "certvault-renew");  // tests and ps tell it apart
+  auto next = std::chrono::steady_clock::now() + kRenewEvery;
+  std::unique_lock lock(renew_mu_);
+  while (!stopping_) {
+    renew_cv_.wait_until(lock, next, [&] { return stopping_ || renew_now_ || !hooks_.empty(); });
+    if (stopping_) break;
+    const bool pass_due = renew_now_ || std::chrono::steady_clock::now() >= next;
+    renew_now_ = false;
+    auto hooks = std::move(hooks_);
+    hooks_.clear();
+    lock.unlock();
+    if (pass_due) {
+      next = std::chrono::steady_clock::now() + kRenewEvery;
+      renew_pass();
+    }
+    run_hooks(std::move(hooks));
+    lock.lock();
+  }
+}
+
+void Agent::renew_pass() {
+  PeerInfo self;
+  self.pid = ::getpid();
+  self.id.uid = ::geteuid();
+  self.id.gid = ::getegid();
+  std::vector<cli::HookRun> hooks;
+  for (const auto& v : vaults_) {
+    if (stopping_) return;
+    auto pass = v->renew_due(hooks);
+    if (!pass) continue;  // locked
+    if (!*pass) {
+      Audit::journal(LOG_WARNING, "renewal pass failed: " + pass->error().message, v->label());
+      continue;
+    }
+    for (const auto& o : (*pass)->outcomes) {
+      AuditEvent ev{v->label(), o.nickname, o.generation, "", "", "renew", true, ""};
+      switch (o.kind) {
+        case cli::RenewalOutcome::Kind::kRenewed:
+          Audit::journal(LOG_NOTICE,
+                         "renewed '" + o.nickname + "': generation " +
+                             std::to_string(o.generation) + ", serial " + o.serial + ", until " +
+                             format_time(o.not_after),
+                         v->label());
+          break;
+        case cli::RenewalOutcome::Kind::kFailed:
+        case cli::RenewalOutcome::Kind::kByHand:
+          ev.ok = false;
+          ev.reason = o.message;
+          Audit::journal(LOG_WARNING,
+                         "could not renew '" + o.nickname + "': " + o.message +
+                             (o.retry_at ? "; next try after " + format_time(*o.retry_at) : ""),
+                         v->label());
+          break;
+        case cli::RenewalOutcome::Kind::kHeldBack:
+        case cli::RenewalOutcome::Kind::kWouldRenew:
+          continue;  // nothing was tried
+      }
+      audit_.record(ev, self);
+    }
+  }
+  run_hooks(std::move(hooks));
+}
+
+void Agent::run_hooks(std::vector<cli::HookRun> hooks) {
+  for (const auto& h : hooks) {
+    if (stopping_) return;
+    const std::string nickname = [&] {
+      for (const auto& [k, v] : h.env)
+        if (k == "CERTVAULT_NICKNAME") return v;
+      return std::string();
+    }();
+    const auto r = cli::run_hook(h, cli::kHookTimeout, &stopping_);
+    Audit::journal(r.ok ? LOG_NOTICE : LOG_WARNING,
+                   "the renewal command of '" + nickname + "' " + r.what + ": " + h.command, "");
+  }
+}
 
 Result<void> Agent::serve(const ServeOptions& options) {
   for (const auto& dir : options.vaults) {
@@ -392,6 +514,7 @@ Result<void> Agent::serve(const ServeOptions& options) {
                   "--default " + options.default_vault->string() + " is not a served vault");
   }
   default_ttl_ = options.default_ttl;
+  if (!renewer_.joinable()) renewer_ = std::thread([this] { renewer_loop(); });
   return {};
 }
 
@@ -407,8 +530,10 @@ Result<void> Agent::unlock_default(const SecureBytes& pin, const PeerInfo& self)
   audit_.record(
       {default_->label(), "", 0, "", "", "unlock", r.has_value(), r ? "" : r.error().message},
       self);
-  if (r)
+  if (r) {
     Audit::journal(LOG_NOTICE, "vault unlocked from its systemd credential", default_->label());
+    renew_soon();
+  }
   return r;
 }
 
@@ -492,6 +617,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         audit_.record(ev, peer);
         Audit::journal(LOG_NOTICE, "vault unlocked by uid " + std::to_string(peer.id.uid),
                        v->label());
+        renew_soon();
         return ok();
       }
       case Type::kLock: {
@@ -550,7 +676,9 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         if (!is_owner(v->owner(), peer))
           return refuse({Code::kRefused, "only the owner of vault '" + v->label() +
                                              "' or root may have the agent change it"});
-        auto r = v->owner_op(m, ev);
+        std::vector<cli::HookRun> hooks;
+        auto r = v->owner_op(m, ev, hooks);
+        queue_hooks(std::move(hooks));  // run unlocked, on the renewal thread
         if (!r) return refuse(r.error());
         audit_.record(ev, peer);
         return std::move(*r);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -13,10 +14,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent_protocol.h"
 #include "audit.h"
+#include "hook.h"
 #include "peer.h"
 #include "signing.h"
 #include "vault.h"
@@ -73,7 +76,17 @@ class Agent {
   // Connected clients, for status.
   std::atomic<uint64_t> connections{0};
 
+  // Renewal (docs/lifecycle.md): every unlocked vault is checked for entries due right
+  // after each unlock and every hour, on a thread of its own so that signing goes on; the
+  // entries' commands run there too, one at a time, never under a vault's lock.
+  static constexpr std::chrono::hours kRenewEvery{1};
+  void renew_soon();
+  void queue_hooks(std::vector<cli::HookRun> hooks);
+
  private:
+  void renewer_loop();
+  void renew_pass();
+  void run_hooks(std::vector<cli::HookRun> hooks);
   ServedVault* find(std::string_view name);
   Frame status(const PeerInfo& peer);
 
@@ -82,6 +95,13 @@ class Agent {
   ServedVault* default_ = nullptr;
   std::optional<std::chrono::seconds> default_ttl_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+
+  std::mutex renew_mu_;
+  std::condition_variable renew_cv_;
+  bool renew_now_ = false;
+  std::vector<cli::HookRun> hooks_;
+  std::atomic<bool> stopping_{false};
+  std::thread renewer_;  // last: started once everything above exists
 };
 
 }  // namespace certvault::agent

@@ -1,0 +1,169 @@
+// renew-rule, renew: when entries renew themselves, and renewing them (docs/lifecycle.md).
+#include <iostream>
+
+#include "commands.h"
+#include "output.h"
+#include "owner.h"
+#include "owner_request.h"
+#include "renewal.h"
+#include "renewal_pass.h"
+#include "report.h"
+
+namespace certvault::cli {
+namespace {
+
+using Kind = RenewalOutcome::Kind;
+
+std::string renewer_words(const std::string& renewer) {
+  if (renewer == "vault-ca") return "by the vault CA";
+  if (renewer == "self-signed") return "self-signed";
+  return "by hand";
+}
+
+std::string due_words(const RenewalOutcome& o, Time t) {
+  if (!o.due) return "its rule is off";
+  return (*o.due <= t ? "due since " : "due ") + format_time(*o.due);
+}
+
+void print_pass(const Vault& vault, const RenewalPass& pass, Time t) {
+  for (const RenewalOutcome& o : pass.outcomes) {
+    const std::string name = "'" + o.nickname + "'";
+    switch (o.kind) {
+      case Kind::kRenewed:
+        std::cout << "Renewed " << name << ": generation " << o.generation << ", serial "
+                  << o.serial << ", valid until " << format_time(o.not_after)
+                  << ". Programs using its URI get the new certificate.\n";
+        break;
+      case Kind::kWouldRenew:
+        std::cout << "Would renew " << name << " (" << due_words(o, t) << ", "
+                  << renewer_words(o.renewer) << ").\n";
+        break;
+      case Kind::kByHand:
+        std::cout << name << " (" << due_words(o, t) << "): " << o.message << ".\n";
+        break;
+      case Kind::kHeldBack:
+        std::cout << name << " (" << due_words(o, t) << ") is " << o.message << ".\n";
+        break;
+      case Kind::kFailed:
+        std::cout << "Could not renew " << name << ": " << o.message
+                  << (o.retry_at ? "; next try after " + format_time(*o.retry_at) : "") << ".\n";
+        break;
+    }
+  }
+  if (!pass.outcomes.empty()) return;
+  std::cout << "Nothing is due for renewal in vault '" << vault.label() << "'.";
+  if (pass.next_due)
+    std::cout << " Next: '" << pass.next_due->first << "', due "
+              << format_time(pass.next_due->second) << ".";
+  else
+    std::cout << " No entry has a renewal rule: set one with `certvault renew-rule NICKNAME "
+                 "--before 30d`, or for every entry `certvault policy set --renew-before 30d`.";
+  std::cout << '\n';
+}
+
+void report_pass(const Globals& globals, const Vault& vault, const RenewalPass& pass, Time t) {
+  if (globals.json) {
+    Json::Value out = to_json(pass);
+    out["vault"] = vault.label();
+    print_json(out);
+  } else {
+    print_pass(vault, pass, t);
+  }
+}
+
+bool needs_the_key(const RenewalPass& dry) {
+  for (const auto& o : dry.outcomes)
+    if (o.kind == Kind::kWouldRenew) return true;
+  return false;
+}
+
+}  // namespace
+
+Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
+  CV_CHECK(check_nickname(args.nickname));
+  const int rules =
+      (args.before ? 1 : 0) + (args.at ? 1 : 0) + (args.off ? 1 : 0) + (args.policy ? 1 : 0);
+  if (rules > 1) return invalid("give one of --before, --at, --off and --policy");
+  if (args.then && args.no_then) return invalid("give --then or --no-then, not both");
+  if (args.then && args.then->empty())
+    return invalid("--then needs a command; --no-then removes the entry's command");
+  if (args.then && args.then->find_first_of("\n\r") != std::string::npos)
+    return invalid("--then takes a command on one line; put longer scripts in a file and run it");
+  owner::RenewRuleChange change;
+  change.nickname = args.nickname;
+  if (args.before) {
+    CV_TRY(rule, parse_renew_before(*args.before));
+    change.rule = std::optional(rule);
+  } else if (args.at) {
+    CV_TRY(rule, parse_renew_at(*args.at));
+    change.rule = std::optional(rule);
+  } else if (args.off) {
+    change.rule = std::optional(RenewRule{});
+  } else if (args.policy) {
+    change.rule = std::optional<RenewRule>();
+  }
+  if (args.then) change.then = *args.then;
+  if (args.no_then) change.then = std::string();
+  CV_TRY(vault, open_vault(globals));
+  if (!change.rule && !change.then) {  // show it
+    auto entry = vault.find(args.nickname);
+    if (!entry)
+      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
+                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (globals.json) {
+      Json::Value out = renewal_json(*entry, vault.policy());
+      out["nickname"] = entry->nickname;
+      print_json(out);
+    } else {
+      print_entry(*entry, vault, now());
+    }
+    return kExitOk;
+  }
+  CV_TRY(entry, change_entry_via_agent_or_here(
+                    globals, vault, {"renew-rule", owner::to_json(change)}, [&](Vault& v) {
+                      return v.update_renewal(args.nickname,
+                                              [&](Vault::RenewalSettings& s) { change.apply(s); });
+                    }));
+  report_entry(globals, vault, entry, "Set the renewal of '" + entry.nickname + "'.");
+  return kExitOk;
+}
+
+Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
+  for (const auto& n : args.nicknames) CV_CHECK(check_nickname(n));
+  CV_TRY(vault, open_vault(globals));
+  const Time t = renewal_now();
+  PassRequest request{args.nicknames, true};
+  // What is due, from public data: a dry run stops here, and so does a run with nothing the
+  // vault can renew by itself, without asking for the PIN.
+  CV_TRY(dry, renewal_pass(vault, request));
+  if (args.dry_run || !needs_the_key(dry)) {
+    report_pass(globals, vault, dry, t);
+    return dry.all_done() ? kExitOk : 1;
+  }
+  request.dry_run = false;
+  CV_TRY(reply, ask_agent(globals, vault, {"renew", owner::renew_json(args.nicknames)}));
+  if (reply) {
+    CV_TRY(doc, owner::parse(reply->message.get(agent::Tag::kData).value_or("")));
+    CV_TRY(pass, pass_from_json(doc));
+    CV_CHECK(vault.refresh());
+    report_pass(globals, vault, pass, t);
+    for (const auto& o : pass.outcomes)
+      if (o.kind == Kind::kRenewed && !o.hook.empty())
+        std::cerr << "certvault: the agent runs the renewal command of '" << o.nickname
+                  << "' (its result goes to the agent's journal)\n";
+    return pass.all_done() ? kExitOk : 1;
+  }
+  CV_CHECK(unlock_here(globals, vault));
+  CV_TRY(pass, renewal_pass(vault, request));
+  report_pass(globals, vault, pass, t);
+  for (const auto& o : pass.outcomes) {
+    if (o.kind != Kind::kRenewed || o.hook.empty()) continue;
+    std::cout.flush();
+    const HookResult r = run_hook(hook_for(vault, o));
+    std::cerr << "certvault: the renewal command of '" << o.nickname << "' " << r.what << ": "
+              << o.hook << '\n';
+  }
+  return pass.all_done() ? kExitOk : 1;
+}
+
+}  // namespace certvault::cli

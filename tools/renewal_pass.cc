@@ -1,0 +1,220 @@
+#include "renewal_pass.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "renewal.h"
+#include "uri.h"
+
+namespace certvault::cli {
+namespace {
+
+using Kind = RenewalOutcome::Kind;
+
+constexpr std::pair<Kind, std::string_view> kKinds[] = {{Kind::kRenewed, "renewed"},
+                                                        {Kind::kWouldRenew, "would-renew"},
+                                                        {Kind::kByHand, "by-hand"},
+                                                        {Kind::kHeldBack, "held-back"},
+                                                        {Kind::kFailed, "failed"}};
+
+std::string by_hand_message(const Entry& e, const Generation& g) {
+  const std::string why =
+      g.key_imported ? "it was imported" : "its certificate is from an outside CA";
+  return "renew by hand (" + why + "): run `certvault csr '" + e.nickname +
+         "' -o REQ.pem`, have the CA sign it, then `certvault attach '" + e.nickname +
+         "' CERT.pem`";
+}
+
+RenewalOutcome start(const Entry& e, const std::optional<RenewalPlan>& plan) {
+  RenewalOutcome o;
+  o.nickname = e.nickname;
+  if (plan) {
+    o.renewer = std::string(to_string(plan->renewer));
+    o.due = plan->due;
+    o.retry_at = plan->retry_at;
+  }
+  return o;
+}
+
+// Renews one entry in `vault` (unlocked); records a failure.
+RenewalOutcome renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) {
+  RenewalOutcome o = start(e, plan);
+  auto renewed = vault.renew(e.nickname);
+  if (renewed) {
+    const Generation* g = renewed->current();
+    o.kind = Kind::kRenewed;
+    o.generation = g ? g->number : 0;
+    o.serial = g ? g->serial : "";
+    o.not_after = g ? g->not_after : 0;
+    o.hook = renewed->renew_hook;
+    o.retry_at.reset();
+    return o;
+  }
+  o.kind = Kind::kFailed;
+  o.message = renewed.error().message;
+  if (auto recorded = vault.record_renewal_failure(e.nickname, o.message)) {
+    if (auto p = plan_renewal(*recorded, vault.policy())) o.retry_at = p->retry_at;
+  } else {
+    o.message += " (and the failure could not be recorded: " + recorded.error().message + ")";
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string_view to_string(RenewalOutcome::Kind kind) {
+  for (const auto& [k, name] : kKinds)
+    if (k == kind) return name;
+  return "failed";
+}
+
+bool RenewalPass::all_done() const {
+  return std::all_of(outcomes.begin(), outcomes.end(), [](const RenewalOutcome& o) {
+    return o.kind == Kind::kRenewed || o.kind == Kind::kWouldRenew;
+  });
+}
+
+Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
+  CV_CHECK(vault.refresh());
+  const Policy policy = vault.policy();
+  const Time t = renewal_now();
+  RenewalPass pass;
+  std::vector<Entry> chosen;
+  if (!request.nicknames.empty()) {
+    for (const std::string& n : request.nicknames) {
+      CV_CHECK(check_nickname(n));
+      auto e = vault.find(n);
+      if (!e)
+        return fail(Code::kNotFound, "no entry named '" + n + "' in vault '" + vault.label() +
+                                         "'; nothing was renewed; `certvault list` shows the "
+                                         "nicknames");
+      if (!e->current())
+        return fail(Code::kRefused, "'" + n +
+                                        "' has no active certificate to renew (it is disabled "
+                                        "or waiting for attach); nothing was renewed");
+      chosen.push_back(std::move(*e));
+    }
+  }
+  const bool named = !request.nicknames.empty();
+  for (const Entry& e : named ? chosen : vault.entries()) {
+    const auto plan = plan_renewal(e, policy);
+    if (!plan) continue;
+    if (!named && !(plan->due && *plan->due <= t)) {
+      if (plan->due && (!pass.next_due || *plan->due < pass.next_due->second))
+        pass.next_due = std::pair(e.nickname, *plan->due);
+      continue;
+    }
+    RenewalOutcome o = start(e, plan);
+    if (plan->renewer == Renewer::kByHand) {
+      o.kind = Kind::kByHand;
+      o.message = by_hand_message(e, plan->current);
+    } else if (!named && plan->retry_at && *plan->retry_at > t) {
+      o.kind = Kind::kHeldBack;
+      o.message = "held back after " + std::to_string(e.renewal.failures) + " failed renewal" +
+                  (e.renewal.failures == 1 ? "" : "s") + " (last: " + e.renewal.last_error +
+                  "); `certvault renew '" + e.nickname + "'` tries now";
+    } else if (request.dry_run) {
+      o.kind = Kind::kWouldRenew;
+    } else {
+      o = renew_one(vault, e, *plan);
+    }
+    pass.outcomes.push_back(std::move(o));
+  }
+  return pass;
+}
+
+HookRun hook_for(const Vault& vault, const RenewalOutcome& renewed) {
+  std::error_code ec;
+  auto dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal().string();
+  if (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  HookRun run;
+  run.command = renewed.hook;
+  run.env = {{"CERTVAULT_NICKNAME", renewed.nickname},
+             {"CERTVAULT_SERIAL", renewed.serial},
+             {"CERTVAULT_GENERATION", std::to_string(renewed.generation)},
+             {"CERTVAULT_NOT_AFTER", format_time(renewed.not_after)},
+             {"CERTVAULT_VAULT", dir},
+             {"CERTVAULT_URI", certvault_uri(renewed.nickname) + vault_query(dir)}};
+  return run;
+}
+
+Json::Value to_json(const RenewalPass& pass) {
+  auto time = [](std::optional<Time> t) {
+    return t ? Json::Value(format_time(*t)) : Json::Value();
+  };
+  Json::Value out(Json::objectValue);
+  Json::Value list(Json::arrayValue);
+  for (const RenewalOutcome& o : pass.outcomes) {
+    Json::Value v(Json::objectValue);
+    v["nickname"] = o.nickname;
+    v["result"] = std::string(to_string(o.kind));
+    v["renewer"] = o.renewer;
+    v["due"] = time(o.due);
+    v["retry_at"] = time(o.retry_at);
+    v["message"] = o.message.empty() ? Json::Value() : Json::Value(o.message);
+    if (o.kind == Kind::kRenewed) {
+      v["generation"] = o.generation;
+      v["serial"] = o.serial;
+      v["not_after"] = format_time(o.not_after);
+      v["then"] = o.hook.empty() ? Json::Value() : Json::Value(o.hook);
+    }
+    list.append(v);
+  }
+  out["renewals"] = list;
+  if (pass.next_due) {
+    Json::Value next(Json::objectValue);
+    next["nickname"] = pass.next_due->first;
+    next["due"] = format_time(pass.next_due->second);
+    out["next_due"] = next;
+  } else {
+    out["next_due"] = Json::Value();
+  }
+  out["ok"] = pass.all_done();
+  return out;
+}
+
+Result<RenewalPass> pass_from_json(const Json::Value& v) {
+  auto bad = [] {
+    return fail(Code::kIo,
+                "the agent's renewal report is malformed; upgrade the agent or renew "
+                "with --pin-file");
+  };
+  auto time = [](const Json::Value& t) -> std::optional<Time> {
+    if (!t.isString()) return std::nullopt;
+    return parse_time(t.asString());
+  };
+  if (!v.isObject() || !v["renewals"].isArray()) return bad();
+  RenewalPass pass;
+  try {
+    for (const Json::Value& r : v["renewals"]) {
+      RenewalOutcome o;
+      bool known = false;
+      for (const auto& [k, name] : kKinds)
+        if (r["result"].asString() == name) {
+          o.kind = k;
+          known = true;
+        }
+      if (!known) return bad();
+      o.nickname = r["nickname"].asString();
+      o.renewer = r["renewer"].asString();
+      o.due = time(r["due"]);
+      o.retry_at = time(r["retry_at"]);
+      o.message = r["message"].isString() ? r["message"].asString() : "";
+      if (o.kind == Kind::kRenewed) {
+        o.generation = r["generation"].asUInt();
+        o.serial = r["serial"].asString();
+        o.not_after = time(r["not_after"]).value_or(0);
+        o.hook = r["then"].isString() ? r["then"].asString() : "";
+      }
+      pass.outcomes.push_back(std::move(o));
+    }
+    if (v["next_due"].isObject())
+      if (auto due = time(v["next_due"]["due"]))
+        pass.next_due = std::pair(v["next_due"]["nickname"].asString(), *due);
+  } catch (const Json::Exception&) {
+    return bad();
+  }
+  return pass;
+}
+
+}  // namespace certvault::cli

@@ -1,0 +1,66 @@
+// One renewal pass over a vault (docs/lifecycle.md): what `certvault renew` and the agent's
+// schedule do. Without nicknames it renews every entry that is due and not held back by a
+// recent failure; with nicknames, those, due or not. A failed renewal leaves the entry as
+// it was and is recorded in the vault (reason, time, count) for `check` and the retries.
+// A dry run reads public data only and changes nothing.
+#pragma once
+
+#include <json/json.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "hook.h"
+#include "types.h"
+#include "vault.h"
+
+namespace certvault::cli {
+
+struct RenewalOutcome {
+  enum class Kind {
+    kRenewed,     // a new generation is current
+    kWouldRenew,  // dry run: would be renewed
+    kByHand,      // due (or asked for), but the vault cannot renew it by itself
+    kHeldBack,    // due, but a recent failure holds the next try back
+    kFailed,      // tried and failed; recorded
+  };
+  Kind kind = Kind::kFailed;
+  std::string nickname;
+  std::string renewer;           // "vault-ca", "self-signed", "by-hand"
+  std::optional<Time> due;       // nullopt: its rule is off (asked for by name)
+  std::optional<Time> retry_at;  // kHeldBack, kFailed: not before this
+  std::string message;           // kByHand, kHeldBack, kFailed: why, and what to do
+  // kRenewed: the new generation, and the entry's command to run now.
+  uint32_t generation = 0;
+  std::string serial;
+  Time not_after = 0;
+  std::string hook;
+};
+std::string_view to_string(RenewalOutcome::Kind kind);  // "renewed", "would-renew", ...
+
+struct RenewalPass {
+  std::vector<RenewalOutcome> outcomes;
+  // Of the entries not due: the one due soonest, for "nothing is due; next: ...".
+  std::optional<std::pair<std::string, Time>> next_due;
+  // Every renewal asked for (named, or due) was made (or, in a dry run, could be).
+  bool all_done() const;
+};
+
+struct PassRequest {
+  std::vector<std::string> nicknames;  // empty: every entry that is due
+  bool dry_run = false;
+};
+
+// `vault` must be unlocked unless it is a dry run. A nickname that is not in the vault is
+// refused before anything is renewed.
+Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request);
+
+// What a renewed entry's command gets in its environment.
+HookRun hook_for(const Vault& vault, const RenewalOutcome& renewed);
+
+Json::Value to_json(const RenewalPass& pass);
+Result<RenewalPass> pass_from_json(const Json::Value& v);
+
+}  // namespace certvault::cli
