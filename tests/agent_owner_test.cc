@@ -7,6 +7,7 @@
 #include "agent_client.h"
 #include "agent_client_support.h"
 #include "agent_support.h"
+#include "renewal.h"
 
 namespace cvtest {
 namespace {
@@ -253,6 +254,100 @@ TEST_F(AgentOwner, AnotherUserIsRefusedTheOwnerRequest) {
   EXPECT_TRUE(WIFEXITED(status[child]) && WEXITSTATUS(status[child]) == 0)
       << describe_status(status[child]);
   EXPECT_TRUE(entry("api"));
+}
+
+// --- renewal (docs/lifecycle.md) ---------------------------------------------------------
+
+class AgentRenewal : public AgentOwner {
+ protected:
+  // An entry of 40 days renewed 30 days before its end, with a command that appends its
+  // environment to `log`: due after 10 to 13 days.
+  void forty_days(const std::string& nickname, const fs::path& log) {
+    certvault::IssueRequest req;
+    req.nickname = nickname;
+    req.not_after = certvault::now() + 40 * kDay;
+    ASSERT_TRUE(vault().create(req));
+    ASSERT_TRUE(vault().update_renewal(nickname, [&](certvault::Vault::RenewalSettings& s) {
+      s.rule = certvault::parse_renew_before("30d").value();
+      s.hook = "echo \"$CERTVAULT_NICKNAME $CERTVAULT_GENERATION $(id -u)\" >> " + log.string();
+    }));
+  }
+  uint32_t generation(const std::string& nickname) {
+    auto e = entry(nickname);
+    return e && e->current() ? e->current()->number : 0;
+  }
+  // Polls (bounded, 20 s) until `done` holds.
+  template <typename F>
+  bool eventually(F done) {
+    for (int i = 0; i < 200; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return done();
+  }
+  Json::Value vault_status() {
+    auto r = cv({"--json", "status"}, false);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return parse_json(r.out)["vaults"][0];
+  }
+};
+
+TEST_F(AgentRenewal, RenewByNameNeedsNoPinAndTheAgentRunsTheCommand) {
+  const fs::path log = tmp_ / "hook.log";
+  forty_days("api", log);
+  start_agent({"--renew-every", "none"});
+  unlock();
+  auto r = owner({"renew", "api"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, done_by_agent())) << r.err;
+  EXPECT_TRUE(contains(r.out, "Renewed 'api': generation 2")) << r.out;
+  EXPECT_TRUE(contains(r.err, "the agent runs the renewal command of 'api'")) << r.err;
+  EXPECT_EQ(generation("api"), 2u);
+  ASSERT_TRUE(eventually([&] { return fs::exists(log) && !read_file(log).empty(); }))
+      << read_file(tmp_ / "agent.err");
+  EXPECT_EQ(read_file(log), "api 2 " + std::to_string(::getuid()) + "\n");
+  EXPECT_TRUE(audited("owner:renew", ""));
+}
+
+// The agent's renewal clock runs 13 days ahead while certificates are issued on the real
+// clock, so a renewed entry is due again at once by that clock: while unlocked, each pass
+// renews it again. What counts: renewals happen while unlocked, each runs the command once,
+// and none happens while locked.
+TEST_F(AgentRenewal, TheAgentRenewsWhatIsDueWhileUnlockedAndNothingWhileLocked) {
+  const fs::path log = tmp_ / "hook.log";
+  forty_days("api", log);
+  start_agent({"--renew-every", "1s"}, {"env", "CERTVAULT_TEST_NOW=+13d"});
+  auto locked_passes = [&] { return vault_status()["renewal"]["passes_while_locked"].asUInt64(); };
+  // Locked: passes come and go and renew nothing.
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= 2; }));
+  EXPECT_EQ(generation("api"), 1u);
+  EXPECT_EQ(vault_status()["due_for_renewal"].asUInt64(), 1u) << "due, and counted while locked";
+  // Unlocked: renewed right away; the command ran for the new generation.
+  unlock();
+  ASSERT_TRUE(eventually([&] { return generation("api") >= 2; })) << read_file(tmp_ / "agent.err");
+  const std::string uid = std::to_string(::getuid());
+  ASSERT_TRUE(eventually([&] {
+    return fs::exists(log) && read_file(log).starts_with("api 2 " + uid + "\n");
+  })) << read_file(log);
+  EXPECT_TRUE(audited("renew", "api"));
+  EXPECT_FALSE(vault_status()["renewal"]["last_pass"].isNull());
+  // Locked again: nothing is renewed until the next unlock.
+  ASSERT_EQ(cv({"lock"}, false).exit_code, 0);
+  forty_days("web", tmp_ / "web.log");
+  auto skipped = locked_passes();
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; }));
+  const uint32_t api_locked = generation("api");
+  skipped = locked_passes();
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; }));
+  EXPECT_EQ(generation("api"), api_locked);
+  EXPECT_EQ(generation("web"), 1u);
+  unlock();
+  ASSERT_TRUE(eventually([&] { return generation("web") >= 2; }));
+  // One line per renewal of api, in order.
+  std::string expected;
+  for (uint32_t g = 2; g <= api_locked; ++g)
+    expected += "api " + std::to_string(g) + " " + uid + "\n";
+  EXPECT_TRUE(read_file(log).starts_with(expected)) << read_file(log);
 }
 
 }  // namespace

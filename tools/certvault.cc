@@ -347,6 +347,11 @@ void add_agent_commands(CLI::App& app, Args& a, Action& selected) {
       ->add_option("--audit-log-max", a.agent.audit_max_bytes,
                    "Rotate the audit log to FILE.1 at this many bytes (default 16 MiB)")
       ->type_name("BYTES");
+  agent
+      ->add_option("--renew-every", a.agent.renew_every,
+                   "Renew what is due in unlocked vaults this often, and after each unlock: "
+                   "30m, 1h (default), or none")
+      ->type_name("DURATION");
 
   auto* unlock = command(app, "unlock", "Unlock a vault in the agent (asks for the PIN once)",
                          selected, [&a] { return cmd_unlock(a.globals, a.unlock); });

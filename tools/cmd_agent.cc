@@ -121,6 +121,10 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
   } else if (!args.system) {
     serve.default_ttl = kUserTtl;
   }
+  {
+    CV_TRY(every, parse_duration(args.renew_every));
+    serve.renew_every = every;
+  }
   agent::ListenOptions listen;
   listen.socket = !args.socket.empty() ? fs::path(args.socket)
                   : args.system        ? agent::system_socket()
@@ -228,8 +232,9 @@ Outcome cmd_status(const Globals& globals) {
   std::cout << "agent pid " << v["pid"].asInt() << " (uid " << v["uid"].asUInt() << ") on "
             << client->socket().string() << ", " << v["connections"].asUInt64() << " connections"
             << std::endl;
-  std::vector<std::vector<std::string>> rows{
-      {"VAULT", "STATE", "SINCE", "TTL LEFT", "CLIENTS", "SIGNATURES", "REFUSED", "DUE", "PATH"}};
+  std::vector<std::vector<std::string>> rows{{"VAULT", "STATE", "SINCE", "TTL LEFT", "CLIENTS",
+                                              "SIGNATURES", "REFUSED", "DUE", "LAST RENEWAL PASS",
+                                              "PATH"}};
   for (const auto& s : v["vaults"]) {
     const bool open = s["unlocked"].asBool();
     rows.push_back(
@@ -240,6 +245,7 @@ Outcome cmd_status(const Globals& globals) {
                                   : span_text(s["ttl_left"].asInt64()),
          std::to_string(s["clients"].asUInt64()), std::to_string(s["signatures"].asUInt64()),
          std::to_string(s["refusals"].asUInt64()), std::to_string(s["due_for_renewal"].asUInt64()),
+         s["renewal"]["last_pass"].isString() ? s["renewal"]["last_pass"].asString() : "-",
          s["path"].asString()});
   }
   print_table(rows);

@@ -170,6 +170,7 @@ struct AgentArgs {
   std::optional<std::string> ttl;   // default: 8h for a user, none for the system
   std::string audit_log;            // default: agent::default_audit_log
   uint64_t audit_max_bytes = 16ull << 20;
+  std::string renew_every = "1h";  // the renewal pass's period, or none
 };
 Outcome cmd_agent(const Globals& globals, const AgentArgs& args);
 struct UnlockArgs {

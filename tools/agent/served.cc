@@ -347,6 +347,11 @@ class ServedVault {
         if (auto plan = plan_renewal(e, policy); plan && plan->due && *plan->due <= t) ++due;
     }
     v["due_for_renewal"] = static_cast<Json::UInt64>(due);
+    Json::Value renewal(Json::objectValue);
+    renewal["passes"] = static_cast<Json::UInt64>(passes_);
+    renewal["passes_while_locked"] = static_cast<Json::UInt64>(passes_while_locked_);
+    renewal["last_pass"] = last_pass_ ? Json::Value(format_time(last_pass_)) : Json::Value();
+    v["renewal"] = renewal;
     return v;
   }
 
@@ -354,7 +359,12 @@ class ServedVault {
   // renewed entries' commands go to `hooks`.
   std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::HookRun>& hooks) {
     std::lock_guard lock(mu_);
-    if (!vault_.unlocked()) return std::nullopt;
+    if (!vault_.unlocked()) {
+      ++passes_while_locked_;
+      return std::nullopt;
+    }
+    ++passes_;
+    last_pass_ = now();
     auto pass = cli::renewal_pass(vault_, cli::PassRequest{});
     if (pass) {
       for (const auto& o : pass->outcomes)
@@ -383,8 +393,10 @@ class ServedVault {
   uid_t owner_ = 0;
   Time unlocked_at_ = 0;
   std::optional<Clock::time_point> deadline_;
-  std::atomic<Clock::rep> due_at_{0};  // deadline_ as a count of Clock ticks; 0: none
-  uint64_t keys_for_ = 0;              // the commit counter the decrypted keys were checked against
+  std::atomic<Clock::rep> due_at_{0};              // deadline_ as a count of Clock ticks; 0: none
+  uint64_t passes_ = 0, passes_while_locked_ = 0;  // renewal passes (under mu_)
+  Time last_pass_ = 0;
+  uint64_t keys_for_ = 0;  // the commit counter the decrypted keys were checked against
   std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
 };
 
@@ -418,18 +430,27 @@ void Agent::queue_hooks(std::vector<cli::HookRun> hooks) {
 
 void Agent::renewer_loop() {
   ::pthread_setname_np(::pthread_self(), "certvault-renew");  // tests and ps tell it apart
-  auto next = std::chrono::steady_clock::now() + kRenewEvery;
+  using SteadyClock = std::chrono::steady_clock;
+  // Without a period, passes run only after unlocks: the next one is "never".
+  auto after_period = [&] {
+    return renew_every_ ? SteadyClock::now() + *renew_every_ : SteadyClock::time_point::max();
+  };
+  auto next = after_period();
   std::unique_lock lock(renew_mu_);
   while (!stopping_) {
-    renew_cv_.wait_until(lock, next, [&] { return stopping_ || renew_now_ || !hooks_.empty(); });
+    auto woken = [&] { return stopping_ || renew_now_ || !hooks_.empty(); };
+    if (next == SteadyClock::time_point::max())
+      renew_cv_.wait(lock, woken);
+    else
+      renew_cv_.wait_until(lock, next, woken);
     if (stopping_) break;
-    const bool pass_due = renew_now_ || std::chrono::steady_clock::now() >= next;
+    const bool pass_due = renew_now_ || SteadyClock::now() >= next;
     renew_now_ = false;
     auto hooks = std::move(hooks_);
     hooks_.clear();
     lock.unlock();
     if (pass_due) {
-      next = std::chrono::steady_clock::now() + kRenewEvery;
+      next = after_period();
       renew_pass();
     }
     run_hooks(std::move(hooks));
@@ -514,6 +535,7 @@ Result<void> Agent::serve(const ServeOptions& options) {
                   "--default " + options.default_vault->string() + " is not a served vault");
   }
   default_ttl_ = options.default_ttl;
+  renew_every_ = options.renew_every;
   if (!renewer_.joinable()) renewer_ = std::thread([this] { renewer_loop(); });
   return {};
 }

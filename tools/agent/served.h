@@ -30,6 +30,8 @@ struct ServeOptions {
   std::vector<std::filesystem::path> vaults;  // the first is the default unless `default_vault`
   std::optional<std::filesystem::path> default_vault;
   std::optional<std::chrono::seconds> default_ttl;  // nullopt: no limit
+  // The renewal pass's period (docs/lifecycle.md); nullopt: only after each unlock.
+  std::optional<std::chrono::seconds> renew_every = std::chrono::hours(1);
 };
 
 class ServedVault;
@@ -79,7 +81,6 @@ class Agent {
   // Renewal (docs/lifecycle.md): every unlocked vault is checked for entries due right
   // after each unlock and every hour, on a thread of its own so that signing goes on; the
   // entries' commands run there too, one at a time, never under a vault's lock.
-  static constexpr std::chrono::hours kRenewEvery{1};
   void renew_soon();
   void queue_hooks(std::vector<cli::HookRun> hooks);
 
@@ -96,6 +97,7 @@ class Agent {
   std::optional<std::chrono::seconds> default_ttl_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 
+  std::optional<std::chrono::seconds> renew_every_;
   std::mutex renew_mu_;
   std::condition_variable renew_cv_;
   bool renew_now_ = false;
