@@ -131,6 +131,21 @@ Result<Entry> Vault::update_renewal(std::string_view nickname,
   return to_entry(*v.entry(nickname));
 }
 
+Result<Entry> Vault::set_publish(std::string_view nickname,
+                                std::optional<PublishTargets> targets) {
+  Impl& v = *impl_;
+  if (targets && !check_publish_targets(*targets))
+    return fail(Code::kInvalidInput,
+                "file targets must be absolute paths without '..', all different, with a mode "
+                "of at most 0777");
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    CV_TRY(e, must_find(v, m, nickname));
+    manifest::edit_attributes(*e).publish = targets;
+    return {};
+  }));
+  return to_entry(*v.entry(nickname));
+}
+
 Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::string_view reason) {
   Impl& v = *impl_;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {

@@ -245,6 +245,17 @@ void put_attrs(std::string& out, const EntryRecord& e) {
     r["last_error"] = a.renewal.last_error;
     members["renewal"] = compact(r);
   }
+  if (a.publish) {
+    Json::Value p(Json::objectValue);
+    const PublishTargets& t = *a.publish;
+    for (const auto& [name, path] : {std::pair{"cert", &t.cert}, std::pair{"chain", &t.chain},
+                                     std::pair{"fullchain", &t.fullchain},
+                                     std::pair{"key_uri", &t.key_uri}})
+      if (!path->empty()) p[name] = *path;
+    if (t.owner) p["owner"] = *t.owner;
+    p["mode"] = t.mode;
+    members["publish"] = compact(p);
+  }
   out += "a\t";
   out += e.id;
   out += "\t{";
@@ -451,6 +462,29 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
       if (!value.isString() || value.asString().empty())
         return bad("an attribute line has a malformed 'then'");
       a.renew_hook = value.asString();
+    } else if (name == "publish") {
+      if (!value.isObject() || !value["mode"].isUInt())
+        return bad("an attribute line has a malformed 'publish'");
+      PublishTargets t;
+      t.mode = value["mode"].asUInt();
+      for (const std::string& key : value.getMemberNames()) {
+        const Json::Value& f = value[key];
+        std::string* path = key == "cert"        ? &t.cert
+                            : key == "chain"     ? &t.chain
+                            : key == "fullchain" ? &t.fullchain
+                            : key == "key_uri"   ? &t.key_uri
+                                                 : nullptr;
+        if (path) {
+          if (!f.isString()) return bad("an attribute line has a malformed 'publish'");
+          *path = f.asString();
+        } else if (key == "owner" && f.isUInt()) {
+          t.owner = f.asUInt();
+        } else if (key != "mode") {
+          return bad("an attribute line has a malformed 'publish'");
+        }
+      }
+      if (!check_publish_targets(t)) return bad("an attribute line has a malformed 'publish'");
+      a.publish = std::move(t);
     } else if (name == "renewal") {
       if (!value.isObject() || !value["failures"].isUInt() || !value["failures_total"].isUInt64() ||
           !value["last_failure"].isInt64() || !value["last_error"].isString())

@@ -34,12 +34,13 @@ struct Attributes {
   std::optional<RenewRule> renew_rule;
   std::string renew_hook;
   RenewalState renewal;
+  std::optional<PublishTargets> publish;
   // Members a newer certvault wrote that this one does not know: name -> the value as
   // compact JSON. Written back on every rewrite, so that they survive this version.
   std::map<std::string, std::string> unknown;
   bool empty() const {
     return access.empty() && !listed_publicly && !renew_rule && renew_hook.empty() &&
-           renewal == RenewalState{} && unknown.empty();
+           renewal == RenewalState{} && !publish && unknown.empty();
   }
 };
 

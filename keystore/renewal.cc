@@ -5,6 +5,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <vector>
 
 namespace certvault {
 namespace {
@@ -138,6 +141,20 @@ Result<RenewRule> parse_rule_spec(std::string_view spec) {
   if (spec == "off") return RenewRule{};
   if (spec.find('/') != std::string_view::npos) return parse_renew_at(spec);
   return parse_renew_before(spec);
+}
+
+bool check_publish_targets(const PublishTargets& t) {
+  std::vector<std::string_view> paths;
+  for (const std::string* p : {&t.cert, &t.chain, &t.fullchain, &t.key_uri}) {
+    if (p->empty()) continue;
+    if ((*p)[0] != '/' || std::filesystem::path(*p).lexically_normal().native() != *p ||
+        p->back() == '/' ||
+        std::any_of(p->begin(), p->end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+      return false;
+    if (std::find(paths.begin(), paths.end(), *p) != paths.end()) return false;
+    paths.push_back(*p);
+  }
+  return !paths.empty() && t.mode <= 0777;
 }
 
 Renewer renewer_of(const Generation& g) {

@@ -37,6 +37,10 @@ std::string rule_text(const RenewRule& rule);
 std::string rule_spec(const RenewRule& rule);
 Result<RenewRule> parse_rule_spec(std::string_view spec);
 
+// File targets as the format allows them: at least one path; every path absolute,
+// normalised, without control characters, all different; mode at most 0777.
+bool check_publish_targets(const PublishTargets& targets);
+
 // Who renews an entry: the vault itself (its CA, or a new self-signed certificate), or a
 // person (a certificate from an outside CA, imported or attached by hand).
 enum class Renewer { kVaultCa, kSelfSigned, kByHand };

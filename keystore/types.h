@@ -88,6 +88,19 @@ struct RenewalState {
   bool operator==(const RenewalState&) const = default;
 };
 
+// Files certvault rewrites whenever an entry's current certificate changes, for programs
+// that read a certificate file (docs/lifecycle.md, "File targets"). Absolute, normalised
+// paths; empty: not written.
+struct PublishTargets {
+  std::string cert;       // the certificate, PEM
+  std::string chain;      // the certificates above it, issuer first
+  std::string fullchain;  // the certificate, then its chain
+  std::string key_uri;    // the URI-in-PEM key file the certvault provider reads
+  std::optional<uint32_t> owner;  // uid the files are given; nullopt: whoever writes them
+  uint32_t mode = 0644;
+  bool operator==(const PublishTargets&) const = default;
+};
+
 struct Entry {
   std::string id;  // random, stable for the life of the entry (hex)
   std::string nickname;
@@ -97,6 +110,7 @@ struct Entry {
   std::optional<RenewRule> renew_rule;  // nullopt: the vault policy's rule
   std::string renew_hook;               // a shell command run after each renewal; "" none
   RenewalState renewal;
+  std::optional<PublishTargets> publish;
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;

@@ -196,6 +196,8 @@ class Vault {
   };
   Result<Entry> update_renewal(std::string_view nickname,
                                const std::function<void(RenewalSettings&)>& edit);
+  // The files rewritten whenever the entry's current certificate changes; nullopt: none.
+  Result<Entry> set_publish(std::string_view nickname, std::optional<PublishTargets> targets);
   Result<Entry> disable(std::string_view nickname);
   Result<Entry> enable(std::string_view nickname);
   Result<void> remove(std::string_view nickname);

@@ -12,8 +12,14 @@ for unit in certvault-agent.service certvault-agent.socket; do
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/$unit" >"$tmp/system/$unit"
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/user/$unit" >"$tmp/user/$unit"
 done
+for unit in certvault-renew.service certvault-renew.timer certvault-reload-example.path \
+  certvault-reload-example.service; do
+  sed "s|/usr/bin/certvault|$cli|" "$src/systemd/$unit" >"$tmp/system/$unit"
+done
 out=$(systemd-analyze verify "$tmp/system/certvault-agent.socket" \
-  "$tmp/system/certvault-agent.service" 2>&1) || { echo "$out"; exit 1; }
+  "$tmp/system/certvault-agent.service" "$tmp/system/certvault-renew.timer" \
+  "$tmp/system/certvault-renew.service" "$tmp/system/certvault-reload-example.path" \
+  "$tmp/system/certvault-reload-example.service" 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "system units: $out"; exit 1; }
 out=$(XDG_RUNTIME_DIR="$tmp/runtime" systemd-analyze --user verify \
   "$tmp/user/certvault-agent.socket" "$tmp/user/certvault-agent.service" 2>&1) ||
