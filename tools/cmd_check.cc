@@ -155,8 +155,8 @@ std::optional<Problem> by_hand_problem(const Entry& entry, const std::optional<R
   Problem p = problem(entry, kTierByHand, *plan->due, "renew-by-hand");
   const std::string csr = "certvault csr " + word(entry.nickname) + " -o REQ.pem";
   const std::string attach = "certvault attach " + word(entry.nickname) + " CERT.pem";
-  p.line = entry.nickname + ": due for renewal since " + format_time(*plan->due) + " (" +
-           expiry_text(plan->current.not_after, t) + "); renew by hand: run '" + csr +
+  p.line = entry.nickname + ": due for renewal since " + format_time(*plan->due) + ", " +
+           expiry_text(plan->current.not_after, t) + "; renew by hand: run '" + csr +
            "', have REQ.pem signed, then run '" + attach + "'";
   p.json["due"] = format_time(*plan->due);
   p.json["renewer"] = std::string(to_string(plan->renewer));
