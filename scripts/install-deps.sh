@@ -19,6 +19,7 @@ packages=(
   gdb                           # gcore: the agent memory test searches a core of the agent
   openssh-client                # ssh-keygen -D, ssh-agent and ssh-add -s use the module in tests
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
+  prometheus                    # promtool check metrics: the check tests lint its Prometheus output
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

@@ -412,10 +412,19 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
                 "A PEM block holding only the URI, which the certvault provider reads as the key");
   uri->add_option("-o,--out", a.uri.out, "Write to FILE (never overwritten; default: stdout)")
       ->type_name("FILE");
-  auto* check = command(app, "check", "Exit 1 if a certificate expires soon, 2 if one expired",
-                        selected, [&a] { return cmd_check(a.globals, a.check); });
+  auto* check =
+      command(app, "check", "What needs attention; exit 1 if something is due soon, 2 if expired",
+              selected, [&a] { return cmd_check(a.globals, a.check); });
   check->add_option("--within", a.check.within_days, "Days that count as soon (default 30)")
       ->type_name("DAYS");
+  check
+      ->add_option("--format", a.check.format,
+                   "text (default), json (as --json) or prometheus (node_exporter textfile)")
+      ->type_name("FORMAT");
+  check
+      ->add_option("-o,--output", a.check.out,
+                   "Replace FILE atomically with the output (mode 0644; default: stdout)")
+      ->type_name("FILE");
 }
 
 std::string footer() {

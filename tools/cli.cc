@@ -29,9 +29,9 @@ int exit_code(Code code) {
 
 std::string_view exit_code_table() {
   return "Exit codes:\n"
-         "  0  success; for check: every active certificate is fine\n"
-         "  1  check: an active certificate expires within the window\n"
-         "  2  check: an active certificate has expired\n"
+         "  0  success; for check: nothing needs attention\n"
+         "  1  check: something needs attention soon (expires within the window, renewal)\n"
+         "  2  check: an active certificate or the vault CA has expired\n"
          "  3  usage error or invalid input\n"
          "  4  not found (vault, entry, CA or file)\n"
          "  5  refused by a rule, or already exists\n"

@@ -1,4 +1,4 @@
-// list, show, uri, check: read public data only, never ask for the PIN.
+// list, show, uri: read public data only, never ask for the PIN (check: cmd_check.cc).
 #include <openssl/pem.h>
 
 #include <filesystem>
@@ -17,12 +17,6 @@ namespace {
 
 constexpr int64_t kDay = 86400;
 
-// An active certificate that expires within `window` seconds (or already has).
-bool due(const Entry& entry, Time now, int64_t window) {
-  const Generation* g = entry.current();
-  return g != nullptr && g->not_after - now <= window;
-}
-
 Result<Entry> find_entry(const Vault& vault, const std::string& nickname) {
   CV_CHECK(check_nickname(nickname));
   auto entry = vault.find(nickname);
@@ -32,15 +26,6 @@ Result<Entry> find_entry(const Vault& vault, const std::string& nickname) {
                                      "); run 'certvault list' to see the entries");
   }
   return *entry;
-}
-
-std::string problem_line(const Entry& entry, Time now) {
-  Time not_after = entry.current()->not_after;
-  if (expired(not_after, now)) {
-    return entry.nickname + ": expired on " + format_time(not_after);
-  }
-  return entry.nickname + ": " + expiry_phrase(not_after, now) + " (" + format_time(not_after) +
-         ")";
 }
 
 // certvault:NICKNAME?vault=DIR, the directory absolute. Always with the vault: the program
@@ -104,7 +89,7 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
   Time t = now();
   std::vector<Entry> shown;
   for (auto& entry : vault.entries()) {
-    if (!args.expiring_days || due(entry, t, *args.expiring_days * kDay)) {
+    if (!args.expiring_days || expires_within(entry, t, *args.expiring_days * kDay)) {
       shown.push_back(std::move(entry));
     }
   }
@@ -171,38 +156,6 @@ Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
   if (args.chain)
     for (const auto& c : pems.chain) std::cout << c;
   return kExitOk;
-}
-
-Outcome cmd_check(const Globals& globals, const CheckArgs& args) {
-  CV_CHECK(check_days(args.within_days, "--within"));
-  CV_TRY(vault, open_vault(globals));
-  Time t = now();
-  int code = kExitOk;
-  Json::Value problems(Json::arrayValue);
-  for (const auto& entry : vault.entries()) {
-    if (!due(entry, t, args.within_days * kDay)) continue;
-    Time not_after = entry.current()->not_after;
-    bool gone = expired(not_after, t);
-    code = std::max(code, gone ? int{kExitExpired} : int{kExitExpiresSoon});
-    if (!globals.json) {
-      std::cout << problem_line(entry, t) << '\n';
-      continue;
-    }
-    Json::Value problem(Json::objectValue);
-    problem["nickname"] = entry.nickname;
-    problem["problem"] = gone ? "expired" : "expires-soon";
-    problem["not_after"] = format_time(not_after);
-    problem["days_left"] = Json::Int64(days_left(not_after, t));
-    problems.append(problem);
-  }
-  if (globals.json) {
-    Json::Value out(Json::objectValue);
-    out["status"] = code == kExitOk ? "ok" : code == kExitExpired ? "expired" : "expires-soon";
-    out["within_days"] = Json::Int64(args.within_days);
-    out["problems"] = problems;
-    print_json(out);
-  }
-  return code;
 }
 
 }  // namespace certvault::cli

@@ -156,8 +156,14 @@ struct UriArgs {
   std::string out = "-";
 };
 Outcome cmd_uri(const Globals& globals, const UriArgs& args);
+
+// --- monitoring (cmd_check.cc) ----------------------------------------------------------
+// certvault check [--within DAYS] [--format text|json|prometheus] [-o FILE]: what needs a
+// person, exit 0 (nothing), 1 (soon) or 2 (something expired).
 struct CheckArgs {
   int64_t within_days = 30;
+  std::optional<std::string> format;  // default: json with --json, else text
+  std::string out = "-";              // replaced atomically; "-" = stdout
 };
 Outcome cmd_check(const Globals& globals, const CheckArgs& args);
 

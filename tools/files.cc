@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 namespace certvault::cli {
@@ -94,6 +96,39 @@ Result<void> write_new_file(const std::string& path, std::string_view data, std:
                             mode_t mode) {
   CV_TRY(file, ReservedFile::create(path, what, mode));
   return file.write(data);
+}
+
+Result<void> replace_file(const std::string& path, std::string_view data, std::string_view what,
+                          mode_t mode) {
+  if (path == "-") return write_new_file(path, data, what);
+  const std::filesystem::path target(path);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  // A hidden name without the target's suffix: node_exporter reads only *.prom files.
+  std::string temp = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC), true);
+  if (fd.get() < 0) return os_error("create", what, path, errno);
+  bool done = false;
+  struct Cleanup {
+    const std::string& temp;
+    const bool& done;
+    ~Cleanup() {
+      if (!done) ::unlink(temp.c_str());
+    }
+  } cleanup{temp, done};
+  if (::fchmod(fd.get(), mode) != 0) return os_error("write", what, path, errno);
+  for (std::string_view rest = data; !rest.empty();) {
+    ssize_t n = ::write(fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error("write", what, path, errno);
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::fsync(fd.get()) != 0 || !fd.close()) return os_error("write", what, path, errno);
+  if (::rename(temp.c_str(), path.c_str()) != 0) return os_error("replace", what, path, errno);
+  done = true;
+  // The rename itself reaches the disk with the directory.
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC), true);
+  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+  return {};
 }
 
 Result<ReservedFile> ReservedFile::create(const std::string& path, std::string_view what,

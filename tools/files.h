@@ -24,6 +24,11 @@ Result<std::string> read_text_file(const std::string& path, std::string_view wha
 // Creates `path` (never overwrites) with `mode` and writes `data`; "-" writes to stdout.
 Result<void> write_new_file(const std::string& path, std::string_view data, std::string_view what,
                             mode_t mode = 0644);
+// Replaces `path` with `data` atomically ("-" writes to stdout): a temporary file in the
+// same directory, written, given `mode`, synced, then renamed over `path`. A reader sees
+// the old file or the new one, never a part; for files other programs read on a schedule.
+Result<void> replace_file(const std::string& path, std::string_view data, std::string_view what,
+                          mode_t mode = 0644);
 // Fails when `path` exists, before any work that a later write would waste.
 Result<void> check_absent(const std::string& path, std::string_view what);
 

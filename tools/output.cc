@@ -61,7 +61,11 @@ SecureBytes json_quote(const SecureBytes& secret) {
 }  // namespace
 
 void print_json(const Json::Value& value) {
-  std::cout << to_json_text(value, true) << '\n';
+  std::cout << json_text(value);
+}
+
+std::string json_text(const Json::Value& value) {
+  return to_json_text(value, true) + "\n";
 }
 
 void print_json_with_secret(const Json::Value& fields, std::string_view secret_name,

@@ -14,6 +14,8 @@
 namespace certvault::cli {
 
 void print_json(const Json::Value& value);
+// The same document as text (with its final line break), for a file.
+std::string json_text(const Json::Value& value);
 // `fields` (public values) plus one secret member, as one JSON object.
 void print_json_with_secret(const Json::Value& fields, std::string_view secret_name,
                             const SecureBytes& secret);

@@ -159,6 +159,11 @@ bool expired(Time not_after, Time now) {
   return not_after <= now;
 }
 
+bool expires_within(const Entry& entry, Time now, int64_t window) {
+  const Generation* g = entry.current();
+  return g != nullptr && g->not_after - now <= window;
+}
+
 std::string expiry_phrase(Time not_after, Time now) {
   if (expired(not_after, now)) return "expired";
   int64_t days = days_left(not_after, now);

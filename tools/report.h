@@ -18,6 +18,9 @@ namespace certvault::cli {
 // Whole days until `not_after`, rounded up (a certificate made with +30d has 30 days left).
 int64_t days_left(Time not_after, Time now);
 bool expired(Time not_after, Time now);
+// An active certificate that expires within `window` seconds of `now`, or already has:
+// what `list --expiring` and `check` call soon.
+bool expires_within(const Entry& entry, Time now, int64_t window);
 // "expired" or "expires in N days".
 std::string expiry_phrase(Time not_after, Time now);
 
