@@ -301,7 +301,8 @@ TEST_F(AgentRenewal, RenewByNameNeedsNoPinAndTheAgentRunsTheCommand) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, done_by_agent())) << r.err;
   EXPECT_TRUE(contains(r.out, "Renewed 'api': generation 2")) << r.out;
-  EXPECT_TRUE(contains(r.err, "the agent runs the renewal command of 'api'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "the agent rewrites the files of 'api' and runs its command"))
+      << r.err;
   EXPECT_EQ(generation("api"), 2u);
   ASSERT_TRUE(eventually([&] { return fs::exists(log) && !read_file(log).empty(); }))
       << read_file(tmp_ / "agent.err");

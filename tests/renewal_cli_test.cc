@@ -76,7 +76,7 @@ TEST_F(RenewalCli, AnEntryIsNotRenewedBeforeItsWindowAndIsRenewedInIt) {
   const std::string ran = read_file(log);
   EXPECT_EQ(ran, "api 2 " + e->generations[1].serial + " certvault:api?vault=" +
                      fs::absolute(vault_).lexically_normal().string() + "\n");
-  EXPECT_TRUE(contains(later.err, "the renewal command of 'api' exited 0")) << later.err;
+  EXPECT_TRUE(contains(later.err, "the command of 'api' exited 0")) << later.err;
   // The new generation (issued on the real clock, like the first) is not due 9 days on.
   auto again = at(9, {"renew"});
   EXPECT_EQ(again.exit_code, 0);

@@ -40,6 +40,7 @@ struct Args {
   RotateArgs rotate;
   RenewRuleArgs renew_rule;
   RenewArgs renew;
+  PublishArgs publish;
   CheckArgs check;
   ShowArgs show;
   UriArgs uri;
@@ -281,6 +282,30 @@ void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
       command(app, "renew", "Renew the entries that are due, or those named, now; the URIs stay",
               selected, [&a] { return cmd_renew(a.globals, a.renew); });
   renew->add_option("NICKNAME", a.renew.nicknames, "Renew these now, due or not")->type_name("");
+  auto* publish = command(app, "publish",
+                          "Files rewritten whenever an entry's certificate changes, for programs "
+                          "that read a certificate file",
+                          selected, [&a] { return cmd_publish(a.globals, a.publish); });
+  add_nickname(publish, a.publish.nickname);
+  publish->add_option("--cert", a.publish.cert, "The certificate, PEM")->type_name("FILE");
+  publish->add_option("--chain", a.publish.chain, "The certificates above it, issuer first")
+      ->type_name("FILE");
+  publish->add_option("--fullchain", a.publish.fullchain, "The certificate, then its chain")
+      ->type_name("FILE");
+  publish
+      ->add_option("--key-uri", a.publish.key_uri,
+                   "A PEM key file holding the entry's URI, for the certvault provider")
+      ->type_name("FILE");
+  publish->add_option("--owner", a.publish.owner, "Give the files to USER (needs root)")
+      ->type_name("USER");
+  publish
+      ->add_option("--mode", a.publish.mode,
+                   "File mode, octal (default 0644; the key URI "
+                   "file never readable by others)")
+      ->type_name("MODE");
+  publish->add_flag("--list", a.publish.list, "Show the entry's file targets (the default)");
+  publish->add_flag("--remove", a.publish.remove,
+                    "Forget the entry's file targets (the files stay)");
   renew->add_flag("--dry-run", a.renew.dry_run,
                   "Say what would be renewed, when it is due and by whom; change nothing, ask "
                   "no PIN");

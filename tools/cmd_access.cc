@@ -13,7 +13,6 @@
 #include "owner.h"
 
 namespace certvault::cli {
-namespace {
 
 Result<std::string> numeric_id(const std::string& text, bool group) {
   if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return text;
@@ -24,6 +23,8 @@ Result<std::string> numeric_id(const std::string& text, bool group) {
   if (const passwd* p = ::getpwnam(text.c_str())) return std::to_string(p->pw_uid);
   return invalid("no user named '" + text + "'; give a user name or a number");
 }
+
+namespace {
 
 Result<AccessEdit> edit_of(const AccessArgs& a, uid_t owner) {
   AccessEdit e;

@@ -8,6 +8,7 @@
 #include "files.h"
 #include "ossl.h"
 #include "output.h"
+#include "publish.h"
 #include "report.h"
 #include "uri.h"
 #include "uri_pem_label.h"
@@ -26,29 +27,6 @@ Result<Entry> find_entry(const Vault& vault, const std::string& nickname) {
                                      "); run 'certvault list' to see the entries");
   }
   return *entry;
-}
-
-// certvault:NICKNAME?vault=DIR, the directory absolute. Always with the vault: the program
-// that uses the URI later resolves a URI without one from its own openssl.cnf and
-// environment, where the default vault may well be another one.
-Result<std::string> entry_uri(const Vault& vault, const std::string& nickname) {
-  std::error_code ec;
-  const auto dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal();
-  if (ec)
-    return fail(Code::kIo, "cannot make the vault directory " + vault.dir().string() +
-                               " absolute: " + ec.message());
-  std::string text = dir.string();
-  if (text.size() > 1 && text.back() == '/') text.pop_back();
-  return certvault_uri(nickname) + vault_query(text);
-}
-
-// The URI-in-PEM block the provider's decoder reads (docs/provider.md).
-std::string uri_pem(const std::string& uri) {
-  const std::string label(kUriPemLabel);
-  return ossl::to_text([&](BIO* bio) {
-    PEM_write_bio(bio, label.c_str(), "", reinterpret_cast<const unsigned char*>(uri.data()),
-                  static_cast<long>(uri.size()));
-  });
 }
 
 }  // namespace
@@ -106,23 +84,6 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
   }
   return kExitOk;
 }
-
-namespace {
-
-// One generation's certificate, and each certificate of its chain (issuer first), as PEM.
-struct Pems {
-  std::string certificate;
-  std::vector<std::string> chain;
-};
-Result<Pems> pems_of(const Vault& vault, const std::string& nickname, uint32_t number) {
-  CV_TRY(der, vault.certificate_der(nickname, number));
-  CV_TRY(chain, vault.chain_der(nickname, number));
-  Pems out{der_to_pem(der, "CERTIFICATE"), {}};
-  for (const auto& c : chain) out.chain.push_back(der_to_pem(c, "CERTIFICATE"));
-  return out;
-}
-
-}  // namespace
 
 Outcome cmd_show(const Globals& globals, const ShowArgs& args) {
   CV_TRY(vault, open_vault(globals));

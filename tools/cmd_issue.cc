@@ -6,6 +6,7 @@
 #include "output.h"
 #include "owner.h"
 #include "owner_request.h"
+#include "publish.h"
 #include "report.h"
 #include "secret_input.h"
 
@@ -89,10 +90,13 @@ Outcome cmd_attach(const Globals& globals, const AttachArgs& args) {
   CV_TRY(vault, open_vault(globals));
   OwnerRequest request{"attach", owner::nickname_json(args.nickname)};
   request.data = {reinterpret_cast<const uint8_t*>(cert_pem.data()), cert_pem.size()};
+  bool here = false;
   CV_TRY(entry, change_entry_via_agent_or_here(globals, vault, request, [&](Vault& v) {
+           here = true;
            return v.attach(args.nickname, cert_pem);
          }));
   report_entry(globals, vault, entry, generation_headline("Attached the certificate to", entry));
+  follow_up(vault, entry, here);
   return kExitOk;
 }
 
@@ -124,13 +128,18 @@ Outcome cmd_import(const Globals& globals, const ImportArgs& args) {
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args) {
   CV_TRY(not_after, parse_optional_date(args.end_date));
   CV_TRY(vault, open_vault(globals));
+  bool here = false;
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"rotate", owner::rotate_json(args.nickname, not_after)},
-                    [&](Vault& v) { return v.rotate(args.nickname, not_after); }));
+                    [&](Vault& v) {
+                      here = true;
+                      return v.rotate(args.nickname, not_after);
+                    }));
   report_entry(globals, vault, entry,
                generation_headline("Rotated", entry) +
                    " Programs using its URI get the new "
                    "key and certificate.");
+  follow_up(vault, entry, here);
   return kExitOk;
 }
 

@@ -1,10 +1,14 @@
-// renew-rule, renew: when entries renew themselves, and renewing them (docs/lifecycle.md).
+// renew-rule, renew, publish: when entries renew themselves, renewing them, and the files
+// rewritten after (docs/lifecycle.md).
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
 #include "output.h"
 #include "owner.h"
 #include "owner_request.h"
+#include "publish.h"
 #include "renewal.h"
 #include "renewal_pass.h"
 #include "report.h"
@@ -77,7 +81,118 @@ bool needs_the_key(const RenewalPass& dry) {
   return false;
 }
 
+// An absolute, normalised path for a file target given on the command line.
+Result<std::string> target_path(const std::optional<std::string>& given, const char* option) {
+  if (!given) return std::string();
+  if (given->empty() || given->back() == '/')
+    return invalid(std::string(option) + " needs a file name, not '" + *given + "'");
+  std::error_code ec;
+  auto p = std::filesystem::absolute(*given, ec).lexically_normal();
+  if (ec) return invalid("cannot make " + std::string(option) + " '" + *given + "' absolute");
+  const auto parent = p.parent_path();
+  if (!std::filesystem::is_directory(parent, ec))
+    return invalid(std::string(option) + " '" + *given + "': the directory " + parent.string() +
+                   " does not exist; create it first");
+  return p.string();
+}
+
+void print_targets(const Entry& entry) {
+  if (!entry.publish) {
+    std::cout << "'" << entry.nickname << "' has no file targets.\n";
+    return;
+  }
+  const PublishTargets& t = *entry.publish;
+  std::cout << "Files rewritten whenever the certificate of '" << entry.nickname << "' changes:\n";
+  for (const auto& [label, path] :
+       {std::pair{"certificate", &t.cert}, std::pair{"chain", &t.chain},
+        std::pair{"full chain", &t.fullchain}, std::pair{"key URI", &t.key_uri}})
+    if (!path->empty()) std::cout << "  " << label << ": " << *path << '\n';
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", t.mode);
+  std::cout << "  mode " << mode
+            << (t.owner ? ", owner uid " + std::to_string(*t.owner) : std::string()) << '\n';
+}
+
+Json::Value targets_json(const Entry& entry) {
+  Json::Value out(Json::objectValue);
+  out["nickname"] = entry.nickname;
+  if (!entry.publish) {
+    out["targets"] = Json::Value();
+    return out;
+  }
+  out["targets"] = owner::publish_json(entry.nickname, entry.publish)["targets"];
+  return out;
+}
+
 }  // namespace
+
+Outcome cmd_publish(const Globals& globals, const PublishArgs& args) {
+  CV_CHECK(check_nickname(args.nickname));
+  const bool files = args.cert || args.chain || args.fullchain || args.key_uri;
+  if ((files ? 1 : 0) + (args.list ? 1 : 0) + (args.remove ? 1 : 0) > 1)
+    return invalid("give file targets, --list or --remove, one of them");
+  if (!files && (args.owner || args.mode))
+    return invalid(
+        "--owner and --mode go with file targets (--cert, --chain, --fullchain, "
+        "--key-uri)");
+  std::optional<PublishTargets> targets;
+  if (files) {
+    PublishTargets t;
+    CV_TRY(cert, target_path(args.cert, "--cert"));
+    CV_TRY(chain, target_path(args.chain, "--chain"));
+    CV_TRY(fullchain, target_path(args.fullchain, "--fullchain"));
+    CV_TRY(key_uri, target_path(args.key_uri, "--key-uri"));
+    t.cert = cert;
+    t.chain = chain;
+    t.fullchain = fullchain;
+    t.key_uri = key_uri;
+    if (args.owner) {
+      CV_TRY(uid, numeric_id(*args.owner, false));
+      t.owner = static_cast<uint32_t>(std::stoul(uid));
+    }
+    if (args.mode) {
+      const std::string& m = *args.mode;
+      unsigned long mode = 0;
+      if (m.empty() || m.size() > 4 || m.find_first_not_of("01234567") != std::string::npos ||
+          (mode = std::stoul(m, nullptr, 8)) > 0777)
+        return invalid("--mode '" + m + "' is not a file mode; give octal digits, such as 0644");
+      t.mode = static_cast<uint32_t>(mode);
+    }
+    if (!check_publish_targets(t)) return invalid("give each file target a different path");
+    targets = t;
+  }
+  CV_TRY(vault, open_vault(globals));
+  if (!files && !args.remove) {  // --list, or nothing: show them
+    auto entry = vault.find(args.nickname);
+    if (!entry)
+      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
+                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (globals.json)
+      print_json(targets_json(*entry));
+    else
+      print_targets(*entry);
+    return kExitOk;
+  }
+  CV_TRY(entry, change_entry_via_agent_or_here(
+                    globals, vault, {"publish", owner::publish_json(args.nickname, targets)},
+                    [&](Vault& v) { return v.set_publish(args.nickname, targets); }));
+  // The files are written now, here, by the caller; later by whoever changes the entry.
+  const auto problems = publish_targets(vault, entry);
+  if (globals.json) {
+    Json::Value out = targets_json(entry);
+    Json::Value list(Json::arrayValue);
+    for (const auto& p : problems) list.append(p);
+    out["problems"] = list;
+    print_json(out);
+  } else if (args.remove) {
+    std::cout << "'" << entry.nickname
+              << "' has no file targets any more; the files written so far stay.\n";
+  } else {
+    print_targets(entry);
+  }
+  for (const auto& p : problems) std::cerr << "certvault: " << p << '\n';
+  return problems.empty() ? kExitOk : static_cast<int>(kExitRefused);
+}
 
 Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
   CV_CHECK(check_nickname(args.nickname));
@@ -148,21 +263,17 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
     CV_CHECK(vault.refresh());
     report_pass(globals, vault, pass, t);
     for (const auto& o : pass.outcomes)
-      if (o.kind == Kind::kRenewed && !o.hook.empty())
-        std::cerr << "certvault: the agent runs the renewal command of '" << o.nickname
-                  << "' (its result goes to the agent's journal)\n";
+      if (o.kind == Kind::kRenewed)
+        if (auto e = vault.find(o.nickname)) follow_up(vault, *e, false);
     return pass.all_done() ? kExitOk : 1;
   }
   CV_CHECK(unlock_here(globals, vault));
   CV_TRY(pass, renewal_pass(vault, request));
   report_pass(globals, vault, pass, t);
-  for (const auto& o : pass.outcomes) {
-    if (o.kind != Kind::kRenewed || o.hook.empty()) continue;
-    std::cout.flush();
-    const HookResult r = run_hook(hook_for(vault, o));
-    std::cerr << "certvault: the renewal command of '" << o.nickname << "' " << r.what << ": "
-              << o.hook << '\n';
-  }
+  std::cout.flush();
+  for (const auto& o : pass.outcomes)
+    if (o.after)
+      for (const auto& line : carry_out(*o.after)) std::cerr << "certvault: " << line << '\n';
   return pass.all_done() ? kExitOk : 1;
 }
 

@@ -105,7 +105,17 @@ struct RotateArgs {
 };
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args);
 
-// --- renewal (cmd_renew.cc) -------------------------------------------------------------
+// --- renewal and file targets (cmd_renew.cc) --------------------------------------------
+struct PublishArgs {
+  std::string nickname;
+  std::optional<std::string> cert, chain, fullchain, key_uri;
+  std::optional<std::string> owner;  // user name or uid
+  std::optional<std::string> mode;   // octal, default 0644
+  bool list = false;
+  bool remove = false;
+};
+Outcome cmd_publish(const Globals& globals, const PublishArgs& args);
+
 struct RenewRuleArgs {
   std::string nickname;
   std::optional<std::string> before;  // "30d"
@@ -202,6 +212,8 @@ struct AccessArgs {
   std::string uid, gid, unit, exe;
 };
 Outcome cmd_access(const Globals& globals, const AccessArgs& args);
+// A user (group) name or number as the number, in decimal.
+Result<std::string> numeric_id(const std::string& text, bool group);
 // "30s", "15m", "8h", "2d"; "none" (or 0) for no limit.
 Result<std::optional<std::chrono::seconds>> parse_duration(const std::string& text);
 

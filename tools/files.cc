@@ -99,7 +99,7 @@ Result<void> write_new_file(const std::string& path, std::string_view data, std:
 }
 
 Result<void> replace_file(const std::string& path, std::string_view data, std::string_view what,
-                          mode_t mode) {
+                          mode_t mode, std::optional<uid_t> owner) {
   if (path == "-") return write_new_file(path, data, what);
   const std::filesystem::path target(path);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
@@ -115,6 +115,8 @@ Result<void> replace_file(const std::string& path, std::string_view data, std::s
       if (!done) ::unlink(temp.c_str());
     }
   } cleanup{temp, done};
+  if (owner && ::fchown(fd.get(), *owner, static_cast<gid_t>(-1)) != 0)
+    return os_error("give to uid " + std::to_string(*owner) + " the", what, path, errno);
   if (::fchmod(fd.get(), mode) != 0) return os_error("write", what, path, errno);
   for (std::string_view rest = data; !rest.empty();) {
     ssize_t n = ::write(fd.get(), rest.data(), rest.size());

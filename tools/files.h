@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,8 +28,9 @@ Result<void> write_new_file(const std::string& path, std::string_view data, std:
 // Replaces `path` with `data` atomically ("-" writes to stdout): a temporary file in the
 // same directory, written, given `mode`, synced, then renamed over `path`. A reader sees
 // the old file or the new one, never a part; for files other programs read on a schedule.
+// With `owner`, the file is given to that user first (which needs the privilege to).
 Result<void> replace_file(const std::string& path, std::string_view data, std::string_view what,
-                          mode_t mode = 0644);
+                          mode_t mode = 0644, std::optional<uid_t> owner = std::nullopt);
 // Fails when `path` exists, before any work that a later write would waste.
 Result<void> check_absent(const std::string& path, std::string_view what);
 

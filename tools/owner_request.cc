@@ -107,6 +107,39 @@ Result<RenewRuleChange> renew_rule_change(const Json::Value& v) {
   return c;
 }
 
+Json::Value publish_json(const std::string& nickname, const std::optional<PublishTargets>& t) {
+  Json::Value v = nickname_json(nickname);
+  if (!t) {
+    v["targets"] = Json::Value();
+    return v;
+  }
+  Json::Value o(Json::objectValue);
+  o["cert"] = t->cert;
+  o["chain"] = t->chain;
+  o["fullchain"] = t->fullchain;
+  o["key_uri"] = t->key_uri;
+  if (t->owner) o["owner"] = *t->owner;
+  o["mode"] = t->mode;
+  v["targets"] = o;
+  return v;
+}
+
+Result<std::optional<PublishTargets>> publish_targets(const Json::Value& v) {
+  const Json::Value& o = v["targets"];
+  if (o.isNull()) return std::optional<PublishTargets>();
+  if (!o.isObject() || !o["mode"].isUInt()) return bad("malformed 'targets'");
+  PublishTargets t;
+  for (auto [key, field] :
+       {std::pair{"cert", &t.cert}, std::pair{"chain", &t.chain},
+        std::pair{"fullchain", &t.fullchain}, std::pair{"key_uri", &t.key_uri}}) {
+    CV_TRY(path, text(o, key));
+    *field = path;
+  }
+  if (o["owner"].isUInt()) t.owner = o["owner"].asUInt();
+  t.mode = o["mode"].asUInt();
+  return std::optional(t);
+}
+
 Result<std::vector<std::string>> renew_nicknames(const Json::Value& v) {
   const Json::Value& list = v["nicknames"];
   if (!list.isArray()) return bad("no list 'nicknames'");

@@ -18,8 +18,8 @@
 namespace certvault::cli::owner {
 
 // The operations: create, rotate, disable, enable, delete, export, import, attach, csr,
-// ca-create, policy-set, policy-clear, renew-rule, renew. (passwd is not one: a new PIN needs the
-// old one.)
+// ca-create, policy-set, policy-clear, renew-rule, renew, publish. (passwd is not one: a new PIN
+// needs the old one.)
 bool known_op(std::string_view op);
 
 // Which policy fields `policy set` changes; the rest stay as they are at commit time.
@@ -50,6 +50,8 @@ Json::Value to_json(const ExportRequest& r);  // nickname, encryption, chain; no
 Json::Value to_json(const RenewRuleChange& c);
 // `renew`: the nicknames (empty: whatever is due).
 Json::Value renew_json(const std::vector<std::string>& nicknames);
+// `publish`: the entry's file targets, or none (null).
+Json::Value publish_json(const std::string& nickname, const std::optional<PublishTargets>& t);
 Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_after);
 // disable, enable, delete, attach, import: the entry's nickname alone.
 Json::Value nickname_json(const std::string& nickname);
@@ -61,6 +63,7 @@ Result<PolicyChange> policy_change(const Json::Value& v);
 Result<ExportRequest> export_request(const Json::Value& v);
 Result<RenewRuleChange> renew_rule_change(const Json::Value& v);
 Result<std::vector<std::string>> renew_nicknames(const Json::Value& v);
+Result<std::optional<PublishTargets>> publish_targets(const Json::Value& v);
 Result<std::string> nickname(const Json::Value& v);
 Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key);
 

@@ -47,6 +47,7 @@ RenewalOutcome renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) 
     o.serial = g ? g->serial : "";
     o.not_after = g ? g->not_after : 0;
     o.hook = renewed->renew_hook;
+    o.after = after_change_for(vault, *renewed);
     o.retry_at.reset();
     return o;
   }
@@ -121,21 +122,6 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
     pass.outcomes.push_back(std::move(o));
   }
   return pass;
-}
-
-HookRun hook_for(const Vault& vault, const RenewalOutcome& renewed) {
-  std::error_code ec;
-  auto dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal().string();
-  if (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  HookRun run;
-  run.command = renewed.hook;
-  run.env = {{"CERTVAULT_NICKNAME", renewed.nickname},
-             {"CERTVAULT_SERIAL", renewed.serial},
-             {"CERTVAULT_GENERATION", std::to_string(renewed.generation)},
-             {"CERTVAULT_NOT_AFTER", format_time(renewed.not_after)},
-             {"CERTVAULT_VAULT", dir},
-             {"CERTVAULT_URI", certvault_uri(renewed.nickname) + vault_query(dir)}};
-  return run;
 }
 
 Json::Value to_json(const RenewalPass& pass) {

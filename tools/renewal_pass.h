@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "error.h"
-#include "hook.h"
+#include "publish.h"
 #include "types.h"
 #include "vault.h"
 
@@ -37,6 +37,7 @@ struct RenewalOutcome {
   std::string serial;
   Time not_after = 0;
   std::string hook;
+  std::optional<AfterChange> after;  // its files and command, to carry out (not in JSON)
 };
 std::string_view to_string(RenewalOutcome::Kind kind);  // "renewed", "would-renew", ...
 
@@ -56,9 +57,6 @@ struct PassRequest {
 // `vault` must be unlocked unless it is a dry run. A nickname that is not in the vault is
 // refused before anything is renewed.
 Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request);
-
-// What a renewed entry's command gets in its environment.
-HookRun hook_for(const Vault& vault, const RenewalOutcome& renewed);
 
 Json::Value to_json(const RenewalPass& pass);
 Result<RenewalPass> pass_from_json(const Json::Value& v);

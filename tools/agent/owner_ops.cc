@@ -24,7 +24,7 @@ Frame done(const std::string& op, const std::string& nickname) {
 }  // namespace
 
 Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
-                                 std::vector<cli::HookRun>& hooks) {
+                                 std::vector<cli::AfterChange>& hooks) {
   CV_TRY(args, owner::parse(m.text(Tag::kJson)));
   const std::string op = args["op"].isString() ? args["op"].asString() : "";
   ev.action = "owner:" + op;
@@ -42,6 +42,7 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     CV_TRY(nickname, owner::nickname(args));
     CV_TRY(not_after, owner::optional_time(args, "not_after"));
     CV_TRY(entry, vault.rotate(nickname, not_after));
+    if (auto after = cli::after_change_for(vault, entry)) hooks.push_back(std::move(*after));
     return done(op, entry.nickname);
   }
   if (op == "disable" || op == "enable") {
@@ -76,6 +77,7 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
   if (op == "attach") {
     CV_TRY(nickname, owner::nickname(args));
     CV_TRY(entry, vault.attach(nickname, data));
+    if (auto after = cli::after_change_for(vault, entry)) hooks.push_back(std::move(*after));
     return done(op, entry.nickname);
   }
   if (op == "csr") {
@@ -103,14 +105,19 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
                                        [&](Vault::RenewalSettings& s) { change.apply(s); }));
     return done(op, entry.nickname);
   }
+  if (op == "publish") {
+    CV_TRY(nickname, owner::nickname(args));
+    CV_TRY(targets, owner::publish_targets(args));
+    CV_TRY(entry, vault.set_publish(nickname, targets));
+    return done(op, entry.nickname);
+  }
   if (op == "renew") {
     CV_TRY(nicknames, owner::renew_nicknames(args));
     cli::PassRequest request;
     request.nicknames = std::move(nicknames);
     CV_TRY(pass, cli::renewal_pass(vault, request));
     for (const auto& o : pass.outcomes)
-      if (o.kind == cli::RenewalOutcome::Kind::kRenewed && !o.hook.empty())
-        hooks.push_back(cli::hook_for(vault, o));
+      if (o.after) hooks.push_back(*o.after);
     Frame f = done(op, "");
     f.add(Tag::kData, owner::compact(cli::to_json(pass)));
     return f;

@@ -6,7 +6,7 @@
 
 #include "agent_protocol.h"
 #include "audit.h"
-#include "hook.h"
+#include "publish.h"
 #include "vault.h"
 
 namespace certvault::agent {
@@ -15,6 +15,6 @@ namespace certvault::agent {
 // lock) and builds the reply. Names the operation and the entry in `ev` for the audit log.
 // The commands of entries it renewed go to `hooks`, for the caller to run unlocked.
 Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
-                                 std::vector<cli::HookRun>& hooks);
+                                 std::vector<cli::AfterChange>& hooks);
 
 }  // namespace certvault::agent

@@ -292,7 +292,7 @@ class ServedVault {
   }
 
   // One of the owner's CLI commands, made here because this agent holds the vault unlocked.
-  Result<Frame> owner_op(const Message& m, AuditEvent& ev, std::vector<cli::HookRun>& hooks) {
+  Result<Frame> owner_op(const Message& m, AuditEvent& ev, std::vector<cli::AfterChange>& hooks) {
     std::lock_guard lock(mu_);
     if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
     CV_CHECK(vault_.refresh());
@@ -357,7 +357,7 @@ class ServedVault {
 
   // The renewal pass over this vault when it is unlocked (nullopt when locked); the
   // renewed entries' commands go to `hooks`.
-  std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::HookRun>& hooks) {
+  std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks) {
     std::lock_guard lock(mu_);
     if (!vault_.unlocked()) {
       ++passes_while_locked_;
@@ -370,7 +370,7 @@ class ServedVault {
       for (const auto& o : pass->outcomes)
         if (o.kind == cli::RenewalOutcome::Kind::kRenewed) {
           keys_.clear();  // superseded keys reload (and keep signing) from the vault
-          if (!o.hook.empty()) hooks.push_back(cli::hook_for(vault_, o));
+          if (o.after) hooks.push_back(*o.after);
         }
     }
     return pass;
@@ -419,7 +419,7 @@ void Agent::renew_soon() {
   renew_cv_.notify_all();
 }
 
-void Agent::queue_hooks(std::vector<cli::HookRun> hooks) {
+void Agent::queue_hooks(std::vector<cli::AfterChange> hooks) {
   if (hooks.empty()) return;
   {
     std::lock_guard lock(renew_mu_);
@@ -463,7 +463,7 @@ void Agent::renew_pass() {
   self.pid = ::getpid();
   self.id.uid = ::geteuid();
   self.id.gid = ::getegid();
-  std::vector<cli::HookRun> hooks;
+  std::vector<cli::AfterChange> hooks;
   for (const auto& v : vaults_) {
     if (stopping_) return;
     auto pass = v->renew_due(hooks);
@@ -501,17 +501,12 @@ void Agent::renew_pass() {
   run_hooks(std::move(hooks));
 }
 
-void Agent::run_hooks(std::vector<cli::HookRun> hooks) {
+void Agent::run_hooks(std::vector<cli::AfterChange> hooks) {
   for (const auto& h : hooks) {
     if (stopping_) return;
-    const std::string nickname = [&] {
-      for (const auto& [k, v] : h.env)
-        if (k == "CERTVAULT_NICKNAME") return v;
-      return std::string();
-    }();
-    const auto r = cli::run_hook(h, cli::kHookTimeout, &stopping_);
-    Audit::journal(r.ok ? LOG_NOTICE : LOG_WARNING,
-                   "the renewal command of '" + nickname + "' " + r.what + ": " + h.command, "");
+    for (const auto& line : cli::carry_out(h, &stopping_))
+      Audit::journal(line.find(" exited 0:") != std::string::npos ? LOG_NOTICE : LOG_WARNING,
+                     "after the new certificate of '" + h.nickname + "': " + line, "");
   }
 }
 
@@ -698,7 +693,7 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         if (!is_owner(v->owner(), peer))
           return refuse({Code::kRefused, "only the owner of vault '" + v->label() +
                                              "' or root may have the agent change it"});
-        std::vector<cli::HookRun> hooks;
+        std::vector<cli::AfterChange> hooks;
         auto r = v->owner_op(m, ev, hooks);
         queue_hooks(std::move(hooks));  // run unlocked, on the renewal thread
         if (!r) return refuse(r.error());

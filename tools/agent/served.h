@@ -19,8 +19,8 @@
 
 #include "agent_protocol.h"
 #include "audit.h"
-#include "hook.h"
 #include "peer.h"
+#include "publish.h"
 #include "signing.h"
 #include "vault.h"
 
@@ -82,12 +82,12 @@ class Agent {
   // after each unlock and every hour, on a thread of its own so that signing goes on; the
   // entries' commands run there too, one at a time, never under a vault's lock.
   void renew_soon();
-  void queue_hooks(std::vector<cli::HookRun> hooks);
+  void queue_hooks(std::vector<cli::AfterChange> hooks);
 
  private:
   void renewer_loop();
   void renew_pass();
-  void run_hooks(std::vector<cli::HookRun> hooks);
+  void run_hooks(std::vector<cli::AfterChange> hooks);
   ServedVault* find(std::string_view name);
   Frame status(const PeerInfo& peer);
 
@@ -101,7 +101,7 @@ class Agent {
   std::mutex renew_mu_;
   std::condition_variable renew_cv_;
   bool renew_now_ = false;
-  std::vector<cli::HookRun> hooks_;
+  std::vector<cli::AfterChange> hooks_;
   std::atomic<bool> stopping_{false};
   std::thread renewer_;  // last: started once everything above exists
 };

@@ -1,0 +1,60 @@
+// File targets (docs/lifecycle.md, "File targets"): the certificate, its chain and a
+// URI-in-PEM key file, written for programs that take a certificate as a file (curl,
+// Python ssl, OpenVPN, stunnel) and rewritten whenever the entry's current certificate
+// changes. Each file is replaced atomically (a temporary file in the same directory,
+// synced, renamed over it): a reader sees the old file or the new one, never a part.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "hook.h"
+#include "types.h"
+#include "vault.h"
+
+namespace certvault::cli {
+
+// One generation's certificate, and each certificate of its chain (issuer first), as PEM.
+struct Pems {
+  std::string certificate;
+  std::vector<std::string> chain;
+};
+Result<Pems> pems_of(const Vault& vault, const std::string& nickname, uint32_t number);
+
+// certvault:NICKNAME?vault=DIR, the directory absolute. Always with the vault: the program
+// that uses the URI later resolves a URI without one from its own openssl.cnf and
+// environment, where the default vault may well be another one.
+Result<std::string> entry_uri(const Vault& vault, const std::string& nickname);
+// The URI-in-PEM block the provider's decoder reads (docs/provider.md).
+std::string uri_pem(const std::string& uri);
+
+// Writes every file of `entry`'s targets from its current generation; one line per file
+// that could not be written (the others are written all the same). Nothing when the entry
+// has no targets or no current certificate.
+std::vector<std::string> publish_targets(const Vault& vault, const Entry& entry);
+
+// What follows a change of an entry's current certificate (rotate, renew, attach): its
+// files are rewritten, then its command runs, with the privileges of whoever made the
+// change (the CLI, or the agent on its renewal thread).
+struct AfterChange {
+  std::filesystem::path vault_dir;
+  std::string nickname;
+  uint32_t generation = 0;
+  HookRun hook;  // an empty command: none
+};
+// nullopt when the entry has neither file targets nor a command.
+std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& entry);
+// Publishes (from the vault as it is now) and runs the command; one line per file that
+// could not be written and one saying how the command ended, for stderr or the journal.
+std::vector<std::string> carry_out(const AfterChange& change,
+                                   const std::atomic<bool>* stop = nullptr);
+// After a command changed `entry`'s certificate: in-process (`here`), carries the change's
+// follow-up out and reports on stderr; when the agent made the change, says that the
+// agent does it.
+void follow_up(const Vault& vault, const Entry& entry, bool here);
+
+}  // namespace certvault::cli
