@@ -33,6 +33,7 @@ Entry to_entry(const manifest::EntryRecord& r) {
     e.renew_rule = r.attrs->renew_rule;
     e.renew_hook = r.attrs->renew_hook;
     e.renewal = r.attrs->renewal;
+    e.revoked = r.attrs->revoked;
   }
   return e;
 }
