@@ -1,5 +1,5 @@
 #!/bin/sh
-# systemd-analyze verify on the agent's units, as installed (ExecStart naming the CLI under
+# systemd-analyze verify on the agent's units and the CRL's, as installed (ExecStart naming the CLI under
 # test). Any complaint fails the test: systemd prints warnings and still exits 0.
 set -eu
 cli=$1
@@ -12,8 +12,12 @@ for unit in certvault-agent.service certvault-agent.socket; do
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/$unit" >"$tmp/system/$unit"
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/user/$unit" >"$tmp/user/$unit"
 done
+for unit in certvault-crl.service certvault-crl.timer; do
+  sed "s|/usr/bin/certvault|$cli|" "$src/systemd/$unit" >"$tmp/system/$unit"
+done
 out=$(systemd-analyze verify "$tmp/system/certvault-agent.socket" \
-  "$tmp/system/certvault-agent.service" 2>&1) || { echo "$out"; exit 1; }
+  "$tmp/system/certvault-agent.service" "$tmp/system/certvault-crl.service" \
+  "$tmp/system/certvault-crl.timer" 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "system units: $out"; exit 1; }
 out=$(XDG_RUNTIME_DIR="$tmp/runtime" systemd-analyze --user verify \
   "$tmp/user/certvault-agent.socket" "$tmp/user/certvault-agent.service" 2>&1) ||
