@@ -14,7 +14,6 @@
 #include "seal.h"
 
 namespace certvault::certificate {
-namespace {
 
 const char* md_name(EVP_PKEY* signer, Hash hash) {
   if (EVP_PKEY_is_a(signer, "ED25519")) return nullptr;  // pure EdDSA (RFC 8410)
@@ -28,6 +27,8 @@ const char* md_name(EVP_PKEY* signer, Hash hash) {
   }
   return "SHA256";
 }
+
+namespace {
 
 bool add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   ossl::Ext ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value));

@@ -26,6 +26,9 @@ Result<ossl::Ext> parse_alt_names(std::string_view text);
 // A copy of a certificate's subjectAltName extension; empty when it has none.
 ossl::Ext alt_names_of(const X509* cert);
 
+// The digest name a signature by `signer` uses: `hash`'s, or none for Ed25519.
+const char* md_name(EVP_PKEY* signer, Hash hash);
+
 enum class Profile { kClient, kCa };
 
 struct IssueArgs {

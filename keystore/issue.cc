@@ -15,32 +15,9 @@ namespace {
 
 using Txn = Vault::Impl::Txn;
 
-struct Signer {
-  ossl::Cert cert;
-  ossl::Pkey key;
-};
-
-Result<Signer> ca_signer(const Vault::Impl& v, const manifest::CaRecord& ca) {
-  CV_TRY(o, v.object(ca));
-  CV_TRY(cert, ossl::cert_from_der(o.certificate));
-  CV_TRY(key, v.open_key(o));
-  return Signer{std::move(cert), std::move(key)};
-}
-
 Result<ossl::Name> subject_or_cn(std::string_view subject, std::string_view cn) {
   if (subject.empty()) return certificate::common_name(cn);
   return certificate::parse_subject(subject);
-}
-
-// The hash follows the key that signs: the CA's, or the subject's own when self-signed
-// or for a CSR.
-Result<Hash> pick_hash(KeyType signer, std::optional<Hash> asked, const Policy& policy) {
-  if (signer != KeyType::kEd25519) return asked.value_or(policy.default_hash);
-  if (asked && *asked != Hash::kSha512)
-    return fail(Code::kInvalidInput,
-                "the signing key is Ed25519, which signs without a separate hash; leave out "
-                "--hash");
-  return Hash::kSha512;  // what EdDSA uses inside
 }
 
 std::string date_of(Time t) {
@@ -115,6 +92,24 @@ Result<void> add_pending(Vault::Impl& v, std::string_view nickname, EVP_PKEY* ke
 }
 
 }  // namespace
+
+Result<Signer> ca_signer(const Vault::Impl& v, const manifest::CaRecord& ca) {
+  CV_TRY(o, v.object(ca));
+  CV_TRY(cert, ossl::cert_from_der(o.certificate));
+  CV_TRY(key, v.open_key(o));
+  return Signer{std::move(cert), std::move(key)};
+}
+
+// The hash follows the key that signs: the CA's, or the subject's own when self-signed
+// or for a CSR.
+Result<Hash> pick_hash(KeyType signer, std::optional<Hash> asked, const Policy& policy) {
+  if (signer != KeyType::kEd25519) return asked.value_or(policy.default_hash);
+  if (asked && *asked != Hash::kSha512)
+    return fail(Code::kInvalidInput,
+                "the signing key is Ed25519, which signs without a separate hash; leave out "
+                "--hash");
+  return Hash::kSha512;  // what EdDSA uses inside
+}
 
 Result<manifest::GenRecord> new_generation(Txn& txn, const std::string& entry_id, uint32_t number,
                                            EVP_PKEY* key, X509* cert,
@@ -377,6 +372,23 @@ std::string by_hand(std::string_view nickname, std::string_view why) {
          "' -o REQ.pem`, have the CA sign it, then `certvault attach '" + n + "' CERT.pem`";
 }
 
+// The generation a rotation replaces: the current one; or, once `revoke` took that away,
+// the newest, revoked one: a new key is what a revocation calls for. A renewal needs a
+// current one.
+Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> replaced_generation(
+    const Vault::Impl& v, std::string_view nickname, bool renewal) {
+  auto found = v.resolve(nickname, std::nullopt);
+  if (found || renewal) return found;
+  const auto* e = v.entry(nickname);
+  if (!e) return found;
+  for (auto g = e->gens.rbegin(); g != e->gens.rend(); ++g) {
+    if (g->info.status == Status::kPending) continue;
+    if (revocation_of(*e, g->info.number)) return std::pair{e, &*g};
+    break;
+  }
+  return found;
+}
+
 // The end of a renewal's certificate: its lifetime as before, from now, ending no later than
 // the policy and the issuing CA allow; refused when so short a certificate would be due for
 // renewal again at once.
@@ -434,7 +446,7 @@ Result<Entry> Vault::replace_key(std::string_view nickname, std::optional<Time> 
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked(renewal ? "renew a certificate" : "rotate a certificate"));
   CV_CHECK(v.refresh());
-  CV_TRY(found, v.resolve(nickname, std::nullopt));
+  CV_TRY(found, replaced_generation(v, nickname, renewal));
   const Generation old = found.second->info;
   if (renewal && old.key_imported)
     return fail(Code::kRefused, by_hand(nickname, "was imported, so the vault cannot renew it"));
@@ -463,7 +475,7 @@ Result<Entry> Vault::replace_key(std::string_view nickname, std::optional<Time> 
     CV_CHECK(precheck());
     // What was rotated must still be what is current: another process may have rotated,
     // disabled or deleted it since.
-    auto now_found = v.resolve(nickname, std::nullopt);
+    auto now_found = replaced_generation(v, nickname, renewal);
     if (!now_found || now_found->second->info.number != old.number)
       return fail(Code::kRefused,
                   "'" + std::string(nickname) + "' changed meanwhile; check it and try again");

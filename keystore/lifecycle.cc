@@ -18,6 +18,20 @@ Result<manifest::EntryRecord*> must_find(const Vault::Impl& v, manifest::Manifes
                                    "; `certvault list` shows the nicknames");
 }
 
+// The CRL lists a revocation only while its entry is in the vault: deleting the entry
+// before the certificate expires would make it valid again for servers that check.
+Result<void> check_no_live_revocation(const manifest::EntryRecord& e) {
+  Time until = 0;
+  for (const auto& g : e.gens)
+    if (revocation_of(e, g.info.number) && g.info.not_after > now())
+      until = std::max(until, g.info.not_after);
+  if (until == 0) return {};
+  return fail(Code::kRefused, "'" + e.nickname + "' has a revoked certificate valid until " +
+                                  format_date(until) +
+                                  ", which the CRL lists only while the entry is in the vault; "
+                                  "delete it after that date");
+}
+
 }  // namespace
 
 Result<Entry> Vault::disable(std::string_view nickname) {
@@ -44,11 +58,22 @@ Result<Entry> Vault::enable(std::string_view nickname) {
     for (const auto& g : e->gens)
       if (g.info.status == Status::kActive)
         return fail(Code::kRefused, "'" + e->nickname + "' is already enabled");
-    for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it)
-      if (it->info.status == Status::kDisabled) {
-        it->info.status = Status::kActive;
-        return {};
+    const Generation* revoked = nullptr;
+    for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it) {
+      if (it->info.status != Status::kDisabled) continue;
+      if (revocation_of(*e, it->info.number)) {
+        if (!revoked) revoked = &it->info;
+        continue;  // a revoked certificate never signs again
       }
+      it->info.status = Status::kActive;
+      return {};
+    }
+    if (revoked)
+      return fail(Code::kRefused, "generation " + std::to_string(revoked->number) + " of '" +
+                                      e->nickname +
+                                      "' was revoked and cannot be enabled again; `certvault "
+                                      "rotate '" +
+                                      e->nickname + "'` gives it a new key and certificate");
     return fail(Code::kRefused, "'" + e->nickname + "' has no disabled certificate to enable");
   }));
   return to_entry(*v.entry(nickname));
@@ -60,6 +85,7 @@ Result<void> Vault::remove(std::string_view nickname) {
     auto it = std::find_if(m.entries.begin(), m.entries.end(),
                            [&](const auto& e) { return e->nickname == nickname; });
     if (it == m.entries.end()) return std::unexpected(must_find(v, m, nickname).error());
+    CV_CHECK(check_no_live_revocation(**it));
     for (const auto& g : (*it)->gens) txn.drop(g.object);
     m.entries.erase(it);
     return {};
@@ -131,8 +157,7 @@ Result<Entry> Vault::update_renewal(std::string_view nickname,
   return to_entry(*v.entry(nickname));
 }
 
-Result<Entry> Vault::set_publish(std::string_view nickname,
-                                std::optional<PublishTargets> targets) {
+Result<Entry> Vault::set_publish(std::string_view nickname, std::optional<PublishTargets> targets) {
   Impl& v = *impl_;
   if (targets && !check_publish_targets(*targets))
     return fail(Code::kInvalidInput,

@@ -109,6 +109,50 @@ std::optional<RenewRule> rule_of(const Json::Value& v) {
   return r;
 }
 
+// Exactly {"number", "last_issued", "next_update", "file"}: the next CRL's number comes from
+// it, so one that cannot be read must not restart at 1.
+std::optional<CrlState> crl_of(const Json::Value& v) {
+  if (!v.isObject() || v.size() != 4 || !v["number"].isUInt64() || !v["last_issued"].isInt64() ||
+      !v["next_update"].isInt64() || !v["file"].isString())
+    return std::nullopt;
+  CrlState c;
+  c.number = v["number"].asUInt64();
+  c.last_issued = v["last_issued"].asInt64();
+  c.next_update = v["next_update"].asInt64();
+  c.file = v["file"].asString();
+  return c;
+}
+
+bool is_serial(const std::string& s) {
+  return !s.empty() && s.size() <= 40 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+  });
+}
+
+// [{"generation": N, "serial": "HEX", "reason": "keyCompromise", "at": T}, ...], one per
+// generation.
+std::optional<std::vector<Revocation>> revoked_of(const Json::Value& v) {
+  if (!v.isArray()) return std::nullopt;
+  std::vector<Revocation> out;
+  for (const Json::Value& x : v) {
+    if (!x.isObject() || x.size() != 4 || !x["generation"].isUInt() || !x["serial"].isString() ||
+        !x["reason"].isString() || !x["at"].isInt64())
+      return std::nullopt;
+    Revocation r;
+    r.generation = x["generation"].asUInt();
+    r.serial = x["serial"].asString();
+    auto reason = parse_revocation_reason(x["reason"].asString());
+    r.at = x["at"].asInt64();
+    if (r.generation == 0 || !is_serial(r.serial) || !reason ||
+        std::any_of(out.begin(), out.end(),
+                    [&](const Revocation& o) { return o.generation == r.generation; }))
+      return std::nullopt;
+    r.reason = *reason;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::string compact(const Json::Value& v) {
   Json::StreamWriterBuilder w;
   w["indentation"] = "";
@@ -173,6 +217,14 @@ std::string header_json(const Manifest& m) {
   v["recovery_wrap"] = seal::to_base64(h.recovery_wrap);
   if (h.recovery_chosen) v["recovery_kdf"] = "argon2id13";
   v["policy"] = policy_json(h);
+  if (h.crl) {
+    Json::Value crl(Json::objectValue);
+    crl["number"] = Json::UInt64(h.crl->number);
+    crl["last_issued"] = Json::Int64(h.crl->last_issued);
+    crl["next_update"] = Json::Int64(h.crl->next_update);
+    crl["file"] = h.crl->file;
+    v["crl"] = crl;
+  }
   Json::Value cas(Json::arrayValue);
   for (const auto& c : m.cas) cas.append(ca_json(c));
   v["cas"] = cas;
@@ -248,13 +300,25 @@ void put_attrs(std::string& out, const EntryRecord& e) {
   if (a.publish) {
     Json::Value p(Json::objectValue);
     const PublishTargets& t = *a.publish;
-    for (const auto& [name, path] : {std::pair{"cert", &t.cert}, std::pair{"chain", &t.chain},
-                                     std::pair{"fullchain", &t.fullchain},
-                                     std::pair{"key_uri", &t.key_uri}})
+    for (const auto& [name, path] :
+         {std::pair{"cert", &t.cert}, std::pair{"chain", &t.chain},
+          std::pair{"fullchain", &t.fullchain}, std::pair{"key_uri", &t.key_uri}})
       if (!path->empty()) p[name] = *path;
     if (t.owner) p["owner"] = *t.owner;
     p["mode"] = t.mode;
     members["publish"] = compact(p);
+  }
+  if (!a.revoked.empty()) {
+    Json::Value list(Json::arrayValue);
+    for (const Revocation& r : a.revoked) {
+      Json::Value x(Json::objectValue);
+      x["generation"] = r.generation;
+      x["serial"] = r.serial;
+      x["reason"] = std::string(to_string(r.reason));
+      x["at"] = Json::Int64(r.at);
+      list.append(x);
+    }
+    members["revoked"] = compact(list);
   }
   out += "a\t";
   out += e.id;
@@ -317,7 +381,7 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     }
     static const std::set<std::string> kHeaderMembers = {
         "vault_id",      "label",         "counter",      "created_at", "kdf", "pin_wrap",
-        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas"};
+        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas", "crl"};
     for (const std::string& name : v.getMemberNames())
       if (!kHeaderMembers.contains(name)) h.unknown.emplace(name, compact(v[name]));
     const Json::Value& p = v["policy"];
@@ -326,6 +390,11 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     if (p.isObject())
       for (const std::string& name : p.getMemberNames())
         if (!kPolicyMembers.contains(name)) h.policy_unknown.emplace(name, compact(p[name]));
+    if (v.isMember("crl")) {
+      auto crl = crl_of(v["crl"]);
+      if (!crl) return bad("bad CRL state");
+      h.crl = *crl;
+    }
     if (!p["max_end_date"].isNull()) h.policy.max_end_date = p["max_end_date"].asInt64();
     if (p.isMember("renew")) {
       auto rule = rule_of(p["renew"]);
@@ -493,6 +562,12 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
       a.renewal.failures_total = value["failures_total"].asUInt64();
       a.renewal.last_failure = value["last_failure"].asInt64();
       a.renewal.last_error = value["last_error"].asString();
+    } else if (name == "revoked") {
+      // A revocation a reader cannot read must not let the certificate back onto a CRL
+      // unlisted, nor let `enable` use it again.
+      auto revoked = revoked_of(value);
+      if (!revoked) return bad("an attribute line has a malformed 'revoked'");
+      a.revoked = std::move(*revoked);
     } else {
       a.unknown.emplace(name, compact(value));
     }

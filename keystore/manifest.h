@@ -35,12 +35,13 @@ struct Attributes {
   std::string renew_hook;
   RenewalState renewal;
   std::optional<PublishTargets> publish;
+  std::vector<Revocation> revoked;
   // Members a newer certvault wrote that this one does not know: name -> the value as
   // compact JSON. Written back on every rewrite, so that they survive this version.
   std::map<std::string, std::string> unknown;
   bool empty() const {
     return access.empty() && !listed_publicly && !renew_rule && renew_hook.empty() &&
-           renewal == RenewalState{} && !publish && unknown.empty();
+           renewal == RenewalState{} && !publish && revoked.empty() && unknown.empty();
   }
 };
 
@@ -80,6 +81,7 @@ struct Header {
   // its key comes from Argon2id with `kdf`, not from keyed BLAKE2b.
   bool recovery_chosen = false;
   Policy policy;
+  std::optional<CrlState> crl;  // absent until the first `ca crl`
   // Members of the header and of its policy that a newer certvault wrote and this one
   // does not know (format 3): name -> compact JSON, written back as they were.
   std::map<std::string, std::string> unknown;

@@ -2,10 +2,10 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <vector>
 

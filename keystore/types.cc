@@ -66,6 +66,15 @@ constexpr std::array<std::pair<P12Encryption, std::string_view>, 2> kEncryptions
     {P12Encryption::kTripleDes, "3des"},
 }};
 
+constexpr std::array<std::pair<RevocationReason, std::string_view>, 6> kReasons{{
+    {RevocationReason::kUnspecified, "unspecified"},
+    {RevocationReason::kKeyCompromise, "keyCompromise"},
+    {RevocationReason::kAffiliationChanged, "affiliationChanged"},
+    {RevocationReason::kSuperseded, "superseded"},
+    {RevocationReason::kCessationOfOperation, "cessationOfOperation"},
+    {RevocationReason::kPrivilegeWithdrawn, "privilegeWithdrawn"},
+}};
+
 }  // namespace
 
 std::string_view to_string(KeyType v) {
@@ -82,6 +91,9 @@ std::string_view to_string(IssuerKind v) {
 }
 std::string_view to_string(ExportRule v) {
   return name_of(kExportRules, v);
+}
+std::string_view to_string(RevocationReason v) {
+  return name_of(kReasons, v);
 }
 std::string_view to_string(PeerKind v) {
   return name_of(kPeerKinds, v);
@@ -105,6 +117,18 @@ Result<IssuerKind> parse_issuer_kind(std::string_view t) {
   return value_of(kIssuers, t, "issuer kind");
 }
 
+Result<RevocationReason> parse_revocation_reason(std::string_view t) {
+  return value_of(kReasons, t, "revocation reason");
+}
+std::string revocation_reason_names() {
+  std::string out;
+  for (const auto& [value, name] : kReasons) {
+    out += out.empty() ? "" : ", ";
+    out += name;
+  }
+  return out;
+}
+
 Result<PeerKind> parse_peer_kind(std::string_view t) {
   return value_of(kPeerKinds, t, "peer kind");
 }
@@ -126,6 +150,12 @@ const Generation* Entry::newest() const {
 const Generation* Entry::generation(uint32_t number) const {
   for (const auto& g : generations)
     if (g.number == number) return &g;
+  return nullptr;
+}
+
+const Revocation* Entry::revocation(uint32_t number) const {
+  for (const auto& r : revoked)
+    if (r.generation == number) return &r;
   return nullptr;
 }
 

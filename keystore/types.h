@@ -17,6 +17,17 @@ enum class Status { kActive, kSuperseded, kDisabled, kPending };
 enum class IssuerKind { kVaultCa, kSelfSigned, kExternal };
 enum class ExportRule { kOnce, kNever };
 enum class P12Encryption { kAes256, kTripleDes };
+// Why a certificate was revoked: RFC 5280 5.3.1 CRLReason, with its values. certificateHold
+// (6) is not offered, since a revocation here is never undone; cACompromise (2) and the
+// reasons of attribute authorities are not a client certificate's.
+enum class RevocationReason {
+  kUnspecified = 0,
+  kKeyCompromise = 1,
+  kAffiliationChanged = 3,
+  kSuperseded = 4,
+  kCessationOfOperation = 5,
+  kPrivilegeWithdrawn = 9,
+};
 
 // Names as users type them: "ec-p256", "sha384", "active", "vault-ca", "once", "aes-256".
 std::string_view to_string(KeyType v);
@@ -24,12 +35,16 @@ std::string_view to_string(Hash v);
 std::string_view to_string(Status v);
 std::string_view to_string(IssuerKind v);
 std::string_view to_string(ExportRule v);
+std::string_view to_string(RevocationReason v);  // "keyCompromise": RFC 5280's names
 Result<KeyType> parse_key_type(std::string_view text);
 Result<Hash> parse_hash(std::string_view text);
 Result<ExportRule> parse_export_rule(std::string_view text);
 Result<P12Encryption> parse_p12_encryption(std::string_view text);
 Result<Status> parse_status(std::string_view text);
 Result<IssuerKind> parse_issuer_kind(std::string_view text);
+Result<RevocationReason> parse_revocation_reason(std::string_view text);
+// The names parse_revocation_reason takes, comma-separated, for help and messages.
+std::string revocation_reason_names();
 
 // Seconds since the Unix epoch, UTC.
 using Time = int64_t;
@@ -92,13 +107,22 @@ struct RenewalState {
 // that read a certificate file (docs/lifecycle.md, "File targets"). Absolute, normalised
 // paths; empty: not written.
 struct PublishTargets {
-  std::string cert;       // the certificate, PEM
-  std::string chain;      // the certificates above it, issuer first
-  std::string fullchain;  // the certificate, then its chain
-  std::string key_uri;    // the URI-in-PEM key file the certvault provider reads
+  std::string cert;               // the certificate, PEM
+  std::string chain;              // the certificates above it, issuer first
+  std::string fullchain;          // the certificate, then its chain
+  std::string key_uri;            // the URI-in-PEM key file the certvault provider reads
   std::optional<uint32_t> owner;  // uid the files are given; nullopt: whoever writes them
   uint32_t mode = 0644;
   bool operator==(const PublishTargets&) const = default;
+};
+
+// A certificate of the vault CA taken back before its end (`revoke`): what the CRL lists.
+struct Revocation {
+  uint32_t generation = 0;
+  std::string serial;  // upper-case hex, as the generation's
+  RevocationReason reason = RevocationReason::kUnspecified;
+  Time at = 0;  // the CRL's revocationDate
+  bool operator==(const Revocation&) const = default;
 };
 
 struct Entry {
@@ -111,10 +135,12 @@ struct Entry {
   std::string renew_hook;               // a shell command run after each renewal; "" none
   RenewalState renewal;
   std::optional<PublishTargets> publish;
+  std::vector<Revocation> revoked;  // in the order they were revoked
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;
   const Generation* generation(uint32_t number) const;
+  const Revocation* revocation(uint32_t generation) const;  // nullptr: not revoked
 };
 
 struct Policy {
@@ -136,6 +162,15 @@ struct CaInfo {
   Time not_before = 0;
   Time not_after = 0;
   bool active = true;
+};
+
+// The vault CA's certificate revocation lists: the last one `ca crl` made.
+struct CrlState {
+  uint64_t number = 0;  // its cRLNumber; the next CRL has this + 1
+  Time last_issued = 0;
+  Time next_update = 0;
+  std::string file;  // the absolute path it was written to; "" for stdout
+  bool operator==(const CrlState&) const = default;
 };
 
 // Argon2id cost for the PIN. Defaults: libsodium's "interactive" limits.

@@ -152,6 +152,8 @@ class Vault {
   Result<std::vector<uint8_t>> public_key_der(std::string_view nickname,
                                               std::optional<uint32_t> generation = {}) const;
   Result<std::vector<uint8_t>> ca_certificate_der() const;
+  // The last CRL `make_crl` made; nullopt before the first.
+  std::optional<CrlState> crl_state() const;
 
   // --- secrets (needs unlock) ------------------------------------------------------
   Result<PrivateKey> private_key(std::string_view nickname,
@@ -199,7 +201,18 @@ class Vault {
   // The files rewritten whenever the entry's current certificate changes; nullopt: none.
   Result<Entry> set_publish(std::string_view nickname, std::optional<PublishTargets> targets);
   Result<Entry> disable(std::string_view nickname);
+  // The newest disabled generation that was not revoked becomes active again.
   Result<Entry> enable(std::string_view nickname);
+  // Takes back a certificate the vault CA issued (the current generation when `generation`
+  // is absent): records it for the CRL, and the generation stops signing at once and is
+  // never enabled again (`rotate` makes a new one). A certificate from elsewhere is
+  // refused: the CA that issued it revokes it.
+  Result<Entry> revoke(std::string_view nickname, std::optional<uint32_t> generation,
+                       RevocationReason reason);
+  // A CRL (PEM) signed by the active CA, valid until `next_update`, listing every revoked
+  // certificate that CA issued (not those of retired CAs). Its number, one more than the
+  // last, is committed with `file` (an absolute path, or "" for stdout) as the last CRL.
+  Result<std::string> make_crl(Time next_update, std::string file);
   Result<void> remove(std::string_view nickname);
   // Gives an entry another nickname (the nickname rules apply; the new one must be free).
   // Programs that name it by URI follow the new nickname.

@@ -85,6 +85,15 @@ struct Vault::Impl {
 };
 
 // --- issuing helpers (issue.cc) ---
+struct Signer {
+  ossl::Cert cert;
+  ossl::Pkey key;
+};
+// The CA's certificate and its key, opened.
+Result<Signer> ca_signer(const Vault::Impl& v, const manifest::CaRecord& ca);
+// The hash follows the key that signs: the CA's, or the subject's own when self-signed
+// or for a CSR.
+Result<Hash> pick_hash(KeyType signer, std::optional<Hash> asked, const Policy& policy);
 // Seals `key` with its certificate (nullptr while pending) into a new object and returns
 // the record of generation `number` of entry `entry_id`.
 Result<manifest::GenRecord> new_generation(Vault::Impl::Txn& txn, const std::string& entry_id,
@@ -101,6 +110,10 @@ Result<void> check_client_cert(X509* cert, const Policy& policy);
 // Marks every active generation of `e` superseded.
 void supersede(manifest::EntryRecord& e);
 manifest::EntryRecord* find_entry(manifest::Manifest& m, std::string_view nickname);
+
+// --- revocation (revocation.cc) ---
+// The revocation of generation `number` of `e`; nullptr when it was not revoked.
+const Revocation* revocation_of(const manifest::EntryRecord& e, uint32_t number);
 
 // A fresh random hex identifier of `bytes` bytes.
 std::string new_id(size_t bytes = 16);

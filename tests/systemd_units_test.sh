@@ -1,7 +1,7 @@
 #!/bin/sh
-# systemd-analyze verify on the agent's units and check's timer and service, as installed
-# (ExecStart naming the CLI under test). Any complaint fails the test: systemd prints
-# warnings and still exits 0.
+# systemd-analyze verify on the agent's units, the renewal, check and CRL timers and
+# services, as installed (ExecStart naming the CLI under test). Any complaint fails the
+# test: systemd prints warnings and still exits 0.
 set -eu
 cli=$1
 src=$2
@@ -14,13 +14,15 @@ for unit in certvault-agent.service certvault-agent.socket; do
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/user/$unit" >"$tmp/user/$unit"
 done
 for unit in certvault-renew.service certvault-renew.timer certvault-reload-example.path \
-  certvault-reload-example.service certvault-check.service certvault-check.timer; do
+  certvault-reload-example.service certvault-check.service certvault-check.timer \
+  certvault-crl.service certvault-crl.timer; do
   sed "s|/usr/bin/certvault|$cli|" "$src/systemd/$unit" >"$tmp/system/$unit"
 done
 out=$(systemd-analyze verify "$tmp/system/certvault-agent.socket" \
   "$tmp/system/certvault-agent.service" "$tmp/system/certvault-renew.timer" \
   "$tmp/system/certvault-renew.service" "$tmp/system/certvault-reload-example.path" \
-  "$tmp/system/certvault-reload-example.service" 2>&1) || { echo "$out"; exit 1; }
+  "$tmp/system/certvault-reload-example.service" "$tmp/system/certvault-crl.service" \
+  "$tmp/system/certvault-crl.timer" 2>&1) || { echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "system units: $out"; exit 1; }
 out=$(systemd-analyze verify "$tmp/system/certvault-check.timer" \
   "$tmp/system/certvault-check.service" 2>&1) || { echo "$out"; exit 1; }

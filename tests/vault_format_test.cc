@@ -340,6 +340,48 @@ TEST_F(VaultFormatTest, MalformedRenewalRuleIsDamage) {
   EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
 }
 
+// A revocation that cannot be read must not be skipped: the certificate would drop off the
+// CRL and `enable` could use it again.
+TEST_F(VaultFormatTest, MalformedRevocationIsDamage) {
+  issue("client");
+  ASSERT_TRUE(vault().revoke("client", std::nullopt, certvault::RevocationReason::kKeyCompromise));
+  const std::string good = manifest();
+  ASSERT_NE(good.find(R"("reason":"keyCompromise")"), std::string::npos) << good;
+  for (auto [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {R"("reason":"keyCompromise")", R"("reason":"certificateHold")"},
+           {R"("generation":1)", R"("generation":"1")"},
+           {R"("revoked":[{)", R"("revoked":[{"why":"x",)"},
+           {R"("revoked":[)", R"("revoked":{"list":[)"}}) {
+    SCOPED_TRACE(to);
+    std::string text = good;
+    text.replace(text.find(from), from.size(), to);
+    if (to.starts_with(R"("revoked":{)"))
+      text.replace(text.find("]}\n", text.find(to)), 3, "]}}\n");
+    rewrite(text);
+    auto v = Vault::open(dir_);
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+  }
+}
+
+TEST_F(VaultFormatTest, CrlStateSurvivesAndMalformedCrlStateIsDamage) {
+  ASSERT_TRUE(vault().make_crl(certvault::now() + 7 * kDay, "/var/lib/certvault/ca.crl"));
+  issue("client");  // another commit rewrites the header
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_TRUE(v->crl_state());
+  EXPECT_EQ(v->crl_state()->number, 1u);
+  EXPECT_EQ(v->crl_state()->file, "/var/lib/certvault/ca.crl");
+  std::string text = manifest();
+  const std::string from = R"("number":1)";
+  ASSERT_NE(text.find(from), std::string::npos) << text;
+  text.replace(text.find(from), from.size(), R"("number":"1")");
+  rewrite(text);
+  auto damaged = Vault::open(dir_);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, Code::kTampered) << why(damaged);
+}
+
 TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   issue("client");
   std::string text = manifest();

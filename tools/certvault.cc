@@ -30,6 +30,8 @@ struct Args {
   InitArgs init;
   CaCreateArgs ca_create;
   CaImportArgs ca_import;
+  CaCrlArgs ca_crl;
+  RevokeArgs revoke;
   CreateArgs create;
   CsrArgs csr;
   AttachArgs attach;
@@ -196,6 +198,15 @@ void add_ca_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("")
       ->required();
   import->add_option("KEY", a.ca_import.key_file, "CA private key, PEM")->type_name("")->required();
+  auto* crl = command(*ca, "crl", "Write a CRL signed by the CA, listing its revoked certificates",
+                      selected, [&a] { return cmd_ca_crl(a.globals, a.ca_crl); });
+  crl->add_option("-o,--out", a.ca_crl.out,
+                  "Write the CRL (PEM, mode 0644) to FILE, replacing it atomically (default: "
+                  "stdout)")
+      ->type_name("FILE");
+  crl->add_option("--next-update", a.ca_crl.next_update,
+                  "Servers may use the CRL this long; make a new one before then (default: 7d)")
+      ->type_name("PERIOD");
 }
 
 constexpr const char* kSanHelp =
@@ -330,6 +341,18 @@ void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
   add_nickname(command(app, "enable", "Let programs use a disabled entry again", selected,
                        [&a] { return cmd_enable(a.globals, a.nickname); }),
                a.nickname);
+  auto* revoke = command(app, "revoke",
+                         "Take back a certificate of the vault CA: it stops signing and the next "
+                         "CRL lists it",
+                         selected, [&a] { return cmd_revoke(a.globals, a.revoke); });
+  add_nickname(revoke, a.revoke.nickname);
+  revoke
+      ->add_option("--generation", a.revoke.generation,
+                   "Revoke this generation (default: the current one)")
+      ->type_name("N");
+  revoke->add_option("--reason", a.revoke.reason, "Why, one of " + revocation_reason_names())
+      ->type_name("REASON")
+      ->required();
   add_nickname(command(app, "delete", "Delete an entry and all its keys", selected,
                        [&a] { return cmd_delete(a.globals, a.nickname); }),
                a.nickname);

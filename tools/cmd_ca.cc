@@ -1,4 +1,5 @@
-// ca create | show | import
+// ca create | show | import | crl
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
@@ -6,6 +7,7 @@
 #include "output.h"
 #include "owner.h"
 #include "owner_request.h"
+#include "renewal.h"
 #include "report.h"
 
 namespace certvault::cli {
@@ -80,6 +82,46 @@ Outcome cmd_ca_import(const Globals& globals, const CaImportArgs& args) {
   CV_TRY(vault, open_unlocked(globals));
   CV_TRY(ca, vault.import_ca(cert_pem, key_pem.view()));
   report_ca(globals, ca, "Imported the CA of vault '" + vault.label() + "'.");
+  return kExitOk;
+}
+
+Outcome cmd_ca_crl(const Globals& globals, const CaCrlArgs& args) {
+  CV_TRY(period, parse_period(args.next_update, "--next-update"));
+  const bool to_stdout = args.out == "-";
+  owner::CrlRequest request;
+  request.next_update = now() + period;
+  if (!to_stdout) request.file = std::filesystem::absolute(args.out).lexically_normal().string();
+  CV_TRY(vault, open_vault(globals));
+  // Before the CRL number is spent: a directory that cannot be written fails here.
+  CV_TRY(out_file, ReplacedFile::create(args.out, "CRL file"));
+  CV_TRY(reply, ask_agent(globals, vault, {"ca-crl", owner::to_json(request)}));
+  std::string pem;
+  if (reply) {
+    pem = reply->message.text(agent::Tag::kData);
+  } else {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_TRY(made, vault.make_crl(request.next_update, request.file));
+    pem = std::move(made);
+  }
+  if (!(globals.json && to_stdout)) CV_CHECK(out_file.write(pem));  // JSON carries it then
+  CV_CHECK(vault.refresh());
+  const auto state = vault.crl_state().value_or(CrlState{});
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["number"] = Json::UInt64(state.number);
+    out["last_update"] = format_time(state.last_issued);
+    out["next_update"] = format_time(state.next_update);
+    if (to_stdout)
+      out["pem"] = pem;
+    else
+      out["file"] = request.file;
+    print_json(out);
+    return kExitOk;
+  }
+  if (!to_stdout)
+    std::cout << "Wrote CRL number " << state.number << " of vault '" << vault.label() << "' to "
+              << request.file << "; make a new one before " << format_time(state.next_update)
+              << ".\n";
   return kExitOk;
 }
 

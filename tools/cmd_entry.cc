@@ -1,4 +1,4 @@
-// export, disable, enable, delete: what happens to an existing entry.
+// export, disable, enable, revoke, delete: what happens to an existing entry.
 #include <iostream>
 
 #include "commands.h"
@@ -80,6 +80,31 @@ Outcome cmd_disable(const Globals& globals, const std::string& nickname) {
 
 Outcome cmd_enable(const Globals& globals, const std::string& nickname) {
   return change_entry(globals, nickname, "enable", &Vault::enable, "Enabled");
+}
+
+Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args) {
+  owner::RevokeRequest request;
+  request.nickname = args.nickname;
+  request.generation = args.generation;
+  CV_TRY(reason, parse_revocation_reason(args.reason));
+  request.reason = reason;
+  CV_CHECK(check_nickname(request.nickname));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(entry, change_entry_via_agent_or_here(
+                    globals, vault, {"revoke", owner::to_json(request)}, [&](Vault& v) {
+                      return v.revoke(request.nickname, request.generation, request.reason);
+                    }));
+  if (entry.revoked.empty())  // another process changed the entry meanwhile
+    return fail(Code::kNotFound, "'" + entry.nickname +
+                                     "' shows no revocation; check it with "
+                                     "`certvault show`");
+  const Revocation& r = entry.revoked.back();  // the newest: the one just made
+  report_entry(globals, vault, entry,
+               "Revoked generation " + std::to_string(r.generation) + " of '" + entry.nickname +
+                   "' (serial " + r.serial + ", " + std::string(to_string(r.reason)) +
+                   "); it no longer signs. Servers learn of it from the next CRL: run "
+                   "`certvault ca crl -o FILE`.");
+  return kExitOk;
 }
 
 Outcome cmd_delete(const Globals& globals, const std::string& nickname) {

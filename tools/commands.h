@@ -63,6 +63,12 @@ struct CaImportArgs {
   std::string key_file;
 };
 Outcome cmd_ca_import(const Globals& globals, const CaImportArgs& args);
+// certvault ca crl [-o FILE] [--next-update 7d]: a CRL signed by the vault CA.
+struct CaCrlArgs {
+  std::string out = "-";  // replaced atomically, 0644; "-" = stdout
+  std::string next_update = "7d";
+};
+Outcome cmd_ca_crl(const Globals& globals, const CaCrlArgs& args);
 
 // --- entries that gain a key or certificate (cmd_issue.cc) ------------------------------
 struct CreateArgs {
@@ -144,6 +150,13 @@ Outcome cmd_export(const Globals& globals, const ExportArgs& args);
 Outcome cmd_disable(const Globals& globals, const std::string& nickname);
 Outcome cmd_enable(const Globals& globals, const std::string& nickname);
 Outcome cmd_delete(const Globals& globals, const std::string& nickname);
+// certvault revoke NICKNAME [--generation N] --reason R
+struct RevokeArgs {
+  std::string nickname;
+  std::optional<uint32_t> generation;  // default: the current one
+  std::string reason;                  // an RFC 5280 CRLReason name
+};
+Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args);
 
 // --- reading without the PIN (cmd_inspect.cc) -------------------------------------------
 struct ListArgs {

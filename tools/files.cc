@@ -47,6 +47,17 @@ std::unexpected<Error> os_error(std::string_view verb, std::string_view what,
                         std::strerror(err) + "; check the path and its permissions");
 }
 
+Result<void> write_all(int fd, std::string_view data, std::string_view what,
+                       const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error("write", what, path, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<SecureBytes> read_file_secure(const std::string& path, std::string_view what,
@@ -170,14 +181,61 @@ Result<void> ReservedFile::write(std::string_view data) {
   if (path_ == "-") std::fflush(stdout);
   if (reserved_ && ::ftruncate(fd_, static_cast<off_t>(data.size())) != 0)
     return os_error("write", what_, path_, errno);
-  while (!data.empty()) {
-    ssize_t n = ::write(fd_, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return os_error("write", what_, path_, errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+  CV_CHECK(write_all(fd_, data, what_, path_));
   if (path_ != "-" && ::fsync(fd_) != 0) return os_error("write", what_, path_, errno);
   written_ = true;
+  return {};
+}
+
+Result<ReplacedFile> ReplacedFile::create(const std::string& path, std::string_view what,
+                                          mode_t mode) {
+  if (path == "-") return ReplacedFile(path, "", std::string(what), STDOUT_FILENO);
+  std::filesystem::path target(path);
+  if (target.filename().empty())
+    return fail(Code::kInvalidInput,
+                describe(what, path) + " names a directory; give a file name in it");
+  std::string temp =
+      (target.parent_path() / ("." + target.filename().string() + ".XXXXXX")).string();
+  int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return os_error("create", what, path, errno);
+  if (::fchmod(fd, mode) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return os_error("create", what, path, err);
+  }
+  return ReplacedFile(path, std::move(temp), std::string(what), fd);
+}
+
+ReplacedFile::ReplacedFile(ReplacedFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      temp_(std::move(other.temp_)),
+      what_(std::move(other.what_)),
+      fd_(std::exchange(other.fd_, -1)) {}
+
+ReplacedFile::~ReplacedFile() {
+  if (fd_ < 0 || path_ == "-") return;
+  ::close(fd_);
+  ::unlink(temp_.c_str());
+}
+
+Result<void> ReplacedFile::write(std::string_view data) {
+  if (path_ == "-") {
+    std::fflush(stdout);
+    return write_all(fd_, data, what_, path_);
+  }
+  CV_CHECK(write_all(fd_, data, what_, path_));
+  if (::fsync(fd_) != 0) return os_error("write", what_, path_, errno);
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0 || ::rename(temp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temp_.c_str());
+    return os_error("write", what_, path_, err);
+  }
+  // The rename itself survives a crash only once the directory is flushed.
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  Fd dir_fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC), true);
+  if (dir_fd.get() >= 0) (void)::fsync(dir_fd.get());
   return {};
 }
 

@@ -57,4 +57,25 @@ class ReservedFile {
   bool reserved_ = false;  // longer than its content until write() trims it
 };
 
+// A file that programs read while it is renewed (a CRL): written to a temporary file in the
+// same directory, flushed, then renamed over `path`, so a reader sees the old file or the
+// new one, whole. The temporary file is made at create(), before any vault change, so that
+// an unwritable directory fails first; removed again unless write() renames it. "-" is
+// stdout.
+class ReplacedFile {
+ public:
+  static Result<ReplacedFile> create(const std::string& path, std::string_view what,
+                                     mode_t mode = 0644);
+  ReplacedFile(ReplacedFile&& other) noexcept;
+  ReplacedFile& operator=(ReplacedFile&&) = delete;
+  ~ReplacedFile();
+  Result<void> write(std::string_view data);
+
+ private:
+  ReplacedFile(std::string path, std::string temp, std::string what, int fd)
+      : path_(std::move(path)), temp_(std::move(temp)), what_(std::move(what)), fd_(fd) {}
+  std::string path_, temp_, what_;
+  int fd_ = -1;
+};
+
 }  // namespace certvault::cli

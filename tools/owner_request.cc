@@ -8,9 +8,10 @@
 namespace certvault::cli::owner {
 namespace {
 
-constexpr std::array<std::string_view, 14> kOps{
-    "create", "rotate", "disable",   "enable",     "delete",       "export",     "import",
-    "attach", "csr",    "ca-create", "policy-set", "policy-clear", "renew-rule", "renew"};
+constexpr std::array<std::string_view, 17> kOps{
+    "create",     "rotate",       "disable",    "enable", "delete",    "revoke",
+    "export",     "import",       "attach",     "csr",    "ca-create", "ca-crl",
+    "policy-set", "policy-clear", "renew-rule", "renew",  "publish"};
 
 std::unexpected<Error> bad(const std::string& what) {
   return fail(Code::kInvalidInput, "an owner request with " + what);
@@ -163,6 +164,20 @@ Json::Value to_json(const IssueRequest& r) {
   return v;
 }
 
+Json::Value to_json(const RevokeRequest& r) {
+  Json::Value v = nickname_json(r.nickname);
+  if (r.generation) v["generation"] = Json::UInt(*r.generation);
+  v["reason"] = std::string(to_string(r.reason));
+  return v;
+}
+
+Json::Value to_json(const CrlRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["next_update"] = Json::Int64(r.next_update);
+  v["file"] = r.file;
+  return v;
+}
+
 Json::Value to_json(const CsrRequest& r) {
   Json::Value v(Json::objectValue);
   v["nickname"] = r.nickname;
@@ -242,6 +257,31 @@ Result<IssueRequest> issue_request(const Json::Value& v) {
   CV_TRY(alt_names, optional_text(v, "alt_names"));
   r.alt_names = alt_names.value_or("");
   r.self_signed = flag(v, "self_signed");
+  return r;
+}
+
+Result<RevokeRequest> revoke_request(const Json::Value& v) {
+  RevokeRequest r;
+  CV_TRY(n, nickname(v));
+  r.nickname = n;
+  const Json::Value& generation = v["generation"];
+  if (!generation.isNull()) {
+    if (!generation.isUInt()) return bad("a 'generation' that is not a number");
+    r.generation = generation.asUInt();
+  }
+  CV_TRY(reason, text(v, "reason"));
+  CV_TRY(parsed, parse_revocation_reason(reason));
+  r.reason = parsed;
+  return r;
+}
+
+Result<CrlRequest> crl_request(const Json::Value& v) {
+  CrlRequest r;
+  CV_TRY(next_update, optional_time(v, "next_update"));
+  if (!next_update) return bad("no next update");
+  CV_TRY(file, text(v, "file"));
+  r.next_update = *next_update;
+  r.file = file;
   return r;
 }
 

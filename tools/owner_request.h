@@ -17,9 +17,9 @@
 
 namespace certvault::cli::owner {
 
-// The operations: create, rotate, disable, enable, delete, export, import, attach, csr,
-// ca-create, policy-set, policy-clear, renew-rule, renew, publish. (passwd is not one: a new PIN
-// needs the old one.)
+// The operations: create, rotate, disable, enable, delete, revoke, export, import, attach,
+// csr, ca-create, ca-crl, policy-set, policy-clear, renew-rule, renew, publish. (passwd is
+// not one: a new PIN needs the old one.)
 bool known_op(std::string_view op);
 
 // Which policy fields `policy set` changes; the rest stay as they are at commit time.
@@ -42,7 +42,21 @@ struct RenewRuleChange {
   void apply(Vault::RenewalSettings& s) const;
 };
 
+// `revoke`: which certificate and why.
+struct RevokeRequest {
+  std::string nickname;
+  std::optional<uint32_t> generation;  // the current one when absent
+  RevocationReason reason = RevocationReason::kUnspecified;
+};
+// `ca crl`: until when, and the file the CLI writes it to ("" for stdout), for the record.
+struct CrlRequest {
+  Time next_update = 0;
+  std::string file;
+};
+
 Json::Value to_json(const IssueRequest& r);
+Json::Value to_json(const RevokeRequest& r);
+Json::Value to_json(const CrlRequest& r);
 Json::Value to_json(const CsrRequest& r);
 Json::Value to_json(const CaRequest& r);
 Json::Value to_json(const PolicyChange& c);
@@ -57,6 +71,8 @@ Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_aft
 Json::Value nickname_json(const std::string& nickname);
 
 Result<IssueRequest> issue_request(const Json::Value& v);
+Result<RevokeRequest> revoke_request(const Json::Value& v);
+Result<CrlRequest> crl_request(const Json::Value& v);
 Result<CsrRequest> csr_request(const Json::Value& v);
 Result<CaRequest> ca_request(const Json::Value& v);
 Result<PolicyChange> policy_change(const Json::Value& v);

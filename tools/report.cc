@@ -198,6 +198,16 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
   for (const auto& g : entry.generations) generations.append(generation_json(g, now));
   out["generations"] = generations;
   out["renewal"] = renewal_json(entry, vault.policy());
+  Json::Value revoked(Json::arrayValue);
+  for (const Revocation& r : entry.revoked) {
+    Json::Value x(Json::objectValue);
+    x["generation"] = Json::UInt(r.generation);
+    x["serial"] = r.serial;
+    x["reason"] = sv(to_string(r.reason));
+    x["at"] = time_json(r.at);
+    revoked.append(x);
+  }
+  out["revoked"] = revoked;
   return out;
 }
 
@@ -260,6 +270,9 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
   if (entry.renewal.failures > 0)
     fields.emplace_back("Renewals",
                         failures_text(entry.renewal, plan ? plan->retry_at : std::nullopt));
+  for (const Revocation& r : entry.revoked)
+    fields.emplace_back("Revoked", "generation " + std::to_string(r.generation) + " on " +
+                                       format_time(r.at) + " (" + sv(to_string(r.reason)) + ")");
   fields.emplace_back("Entry id", entry.id);
   print_fields(fields);
   print_uris(entry, vault);

@@ -50,6 +50,11 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     CV_TRY(entry, op == "disable" ? vault.disable(nickname) : vault.enable(nickname));
     return done(op, entry.nickname);
   }
+  if (op == "revoke") {
+    CV_TRY(request, owner::revoke_request(args));
+    CV_TRY(entry, vault.revoke(request.nickname, request.generation, request.reason));
+    return done(op, entry.nickname);
+  }
   if (op == "delete") {
     CV_TRY(nickname, owner::nickname(args));
     CV_CHECK(vault.remove(nickname));
@@ -92,6 +97,14 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     CV_TRY(ca, vault.create_ca(request));
     (void)ca;
     return done(op, "");
+  }
+  if (op == "ca-crl") {
+    // The CRL goes back to the CLI, which writes the file in its own context.
+    CV_TRY(request, owner::crl_request(args));
+    CV_TRY(pem, vault.make_crl(request.next_update, request.file));
+    Frame f = done(op, "");
+    f.add(Tag::kData, pem);
+    return f;
   }
   if (op == "policy-set") {
     CV_TRY(change, owner::policy_change(args));
