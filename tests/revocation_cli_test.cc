@@ -95,6 +95,28 @@ TEST_F(RevocationCli, CrlFileIsReplacedWithTheNextNumber) {
     EXPECT_FALSE(f.path().filename().string().starts_with(".ca.crl")) << f.path();
 }
 
+// `check` watches the CRL file it wrote: fine early on, "soon" in the last quarter of its
+// validity, expired (exit 2) past its nextUpdate, when servers that check it refuse all.
+TEST_F(RevocationCli, CheckWarnsWhenTheCrlItWroteNearsItsNextUpdate) {
+  const fs::path crl = tmp_ / "ca.crl";
+  ok({"ca", "crl", "-o", crl.string(), "--next-update", "4d"});
+  auto at = [&](const std::string& ahead) {
+    return run({"env", "CERTVAULT_TEST_NOW=" + ahead, cli(), "--vault", vault_.string(), "check"});
+  };
+  EXPECT_EQ(at("+1d").exit_code, 0);
+  auto soon = at("+84h");
+  EXPECT_EQ(soon.exit_code, 1);
+  EXPECT_TRUE(contains(soon.out + soon.err, "CRL " + crl.string() + " (number 1): next update due"))
+      << soon.out << soon.err;
+  auto stale = at("+5d");
+  EXPECT_EQ(stale.exit_code, 2);
+  EXPECT_TRUE(contains(stale.out + stale.err, "so servers that check it refuse every client"))
+      << stale.out << stale.err;
+  auto json =
+      run({"env", "CERTVAULT_TEST_NOW=+5d", cli(), "--vault", vault_.string(), "--json", "check"});
+  EXPECT_EQ(parse_json(json.out)["problems"][0]["problem"].asString(), "crl-expired") << json.out;
+}
+
 TEST_F(RevocationCli, BadInputIsOneLineAndChangesNothing) {
   ok({"create", "laptop", "--end-date", "+100d"});
   ok({"create", "self", "--end-date", "+100d", "--self-signed"});

@@ -107,6 +107,31 @@ std::optional<Problem> ca_problem(const CaInfo& ca, Time t, int64_t window) {
   return p;
 }
 
+// The last CRL `ca crl` wrote to a file, stale or nearly: servers that check it
+// (`ssl_crl`, `-crl_check`) refuse every client once it is past its nextUpdate. "Nearly"
+// is the last quarter of its validity (at most the window), so a daily timer that writes a
+// 7-day CRL never trips it.
+std::optional<Problem> crl_problem(const CrlState& crl, Time t, int64_t window) {
+  if (crl.file.empty() || crl.next_update == 0) return std::nullopt;
+  const Time soon = std::min<Time>(window, (crl.next_update - crl.last_issued) / 4);
+  if (crl.next_update - t > soon) return std::nullopt;
+  const bool gone = crl.next_update <= t;
+  Problem p;
+  p.tier = gone ? kTierExpired : kTierExpiring;
+  p.at = crl.next_update;
+  p.exit = gone ? kExitExpired : kExitExpiresSoon;
+  p.line = "CRL " + crl.file + " (number " + std::to_string(crl.number) + "): " +
+           (gone ? "past its next update " : "next update due ") + format_time(crl.next_update) +
+           (gone ? ", so servers that check it refuse every client" : "") +
+           "; write a new one with 'certvault ca crl -o " + crl.file + "'";
+  p.json = Json::Value(Json::objectValue);
+  p.json["problem"] = gone ? "crl-expired" : "crl-expires-soon";
+  p.json["file"] = crl.file;
+  p.json["crl_number"] = Json::UInt64(crl.number);
+  p.json["next_update"] = format_time(crl.next_update);
+  return p;
+}
+
 // A request made (csr) whose certificate has not been attached: the entry's newest
 // generation is pending, with no active one or an older one.
 std::optional<Problem> pending_problem(const Entry& entry) {
@@ -175,6 +200,7 @@ std::vector<Problem> problems(const Vault& vault, Time t, int64_t window) {
     if (p) found.push_back(std::move(*p));
   };
   if (auto ca = vault.active_ca()) add(ca_problem(*ca, t, window));
+  if (auto crl = vault.crl_state()) add(crl_problem(*crl, t, window));
   const Policy policy = vault.policy();
   for (const auto& entry : vault.entries()) {
     const auto plan = plan_renewal(entry, policy);
