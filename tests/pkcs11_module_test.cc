@@ -381,6 +381,7 @@ TEST_F(Module, RotationInAnotherHandleIsSeenAtTheNextFind) {
   EXPECT_EQ(new_value, *expected);
 }
 
+// Rotation and renewal by the CLI, and a new entry, while a program has the module loaded.
 TEST_F(Module, ChangesByAnotherProcessAreSeenWithoutRestart) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s = open_session();
@@ -402,7 +403,14 @@ TEST_F(Module, ChangesByAnotherProcessAreSeenWithoutRestart) {
   // The running program sees the new generation and the new entry, and signs with both.
   auto after = find(s, CKO_CERTIFICATE, "api-prod");
   ASSERT_EQ(after.size(), 1u);
-  EXPECT_NE(attribute(s, after[0], CKA_VALUE), old_value);
+  const auto rotated_value = attribute(s, after[0], CKA_VALUE);
+  EXPECT_NE(rotated_value, old_value);
+  // A renewal (docs/lifecycle.md) the same way: the next find gives the new certificate.
+  auto renewed = cv({"renew", "api-prod"});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
+  after = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(attribute(s, after[0], CKA_VALUE), rotated_value);
   for (const char* nick : {"api-prod", "batch-7"}) {
     SCOPED_TRACE(nick);
     auto keys = find(s, CKO_PRIVATE_KEY, nick);

@@ -103,7 +103,7 @@ class ProviderInProcess : public ProviderLoadedTest {
 
   // One handshake over a memory BIO pair; the server's view of the client certificate's
   // subject, or "" when the handshake failed.
-  std::string handshake(SSL_CTX* client_ctx, int version) {
+  std::string handshake(SSL_CTX* client_ctx, int version, std::string* peer_serial = nullptr) {
     auto sctx = server_ctx(version);
     SslPtr server(SSL_new(sctx.get())), client(SSL_new(client_ctx));
     BIO *cbio = nullptr, *sbio = nullptr;
@@ -138,7 +138,27 @@ class ProviderInProcess : public ProviderLoadedTest {
     if (!peer || SSL_get_verify_result(server.get()) != X509_V_OK) return "";
     char name[256];
     X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
+    if (peer_serial) {
+      BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(peer), nullptr);
+      char* hex = BN_bn2hex(bn);
+      *peer_serial = hex;
+      OPENSSL_free(hex);
+      BN_free(bn);
+    }
     return name;
+  }
+
+  // A client context presenting what a STORE load of `u` yields now.
+  SslCtxPtr client_ctx_of(const std::string& u) {
+    X509Ptr cert;
+    PkeyPtr key;
+    load(u, cert, key);
+    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    EXPECT_TRUE(cert && key) << errors();
+    if (!cert || !key) return ctx;
+    EXPECT_EQ(SSL_CTX_use_certificate(ctx.get(), cert.get()), 1) << errors();
+    EXPECT_EQ(SSL_CTX_use_PrivateKey(ctx.get(), key.get()), 1) << errors();
+    return ctx;
   }
 
   PkeyPtr server_key_;
@@ -164,6 +184,29 @@ TEST_F(ProviderInProcess, StoreKeyServesSslCtxUsePrivateKeyForMutualTls) {
       EXPECT_EQ(handshake(ctx.get(), version), std::string("/CN=") + nick) << errors();
     }
   }
+}
+
+// docs/lifecycle.md: a renewal made by another process (`certvault renew`) is what a
+// running program gets at its next load of the URI, with no restart; the connection it set
+// up before keeps working with the superseded generation until that one's end.
+TEST_F(ProviderInProcess, ARunningProgramPresentsTheRenewedCertificateAtItsNextLoad) {
+  issue("api", 40, KeyType::kEcP256);
+  auto before = client_ctx_of(uri("api"));
+  std::string serial;
+  ASSERT_EQ(handshake(before.get(), TLS1_3_VERSION, &serial), "/CN=api") << errors();
+  const std::string first = vault().find("api")->current()->serial;
+  EXPECT_EQ(serial, first);
+  auto renewed =
+      run({cli(), "--vault", dir_.string(), "--pin-file", pin_file_.string(), "renew", "api"});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
+  ASSERT_TRUE(vault().refresh());
+  const std::string second = vault().find("api")->current()->serial;
+  ASSERT_NE(second, first);
+  auto after = client_ctx_of(uri("api"));
+  ASSERT_EQ(handshake(after.get(), TLS1_3_VERSION, &serial), "/CN=api") << errors();
+  EXPECT_EQ(serial, second) << "the next load presents the renewed certificate";
+  ASSERT_EQ(handshake(before.get(), TLS1_3_VERSION, &serial), "/CN=api") << errors();
+  EXPECT_EQ(serial, first) << "the superseded generation still works where it was loaded";
 }
 
 TEST_F(ProviderInProcess, PassphraseCallbackIsAskedOncePerProcess) {
