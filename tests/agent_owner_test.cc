@@ -269,7 +269,10 @@ class AgentRenewal : public AgentOwner {
     ASSERT_TRUE(vault().create(req));
     ASSERT_TRUE(vault().update_renewal(nickname, [&](certvault::Vault::RenewalSettings& s) {
       s.rule = certvault::parse_renew_before("30d").value();
-      s.hook = "echo \"$CERTVAULT_NICKNAME $CERTVAULT_GENERATION $(id -u)\" >> " + log.string();
+      s.hook =
+          "echo \"$CERTVAULT_NICKNAME $CERTVAULT_GENERATION $(id -u)${NOTIFY_SOCKET}"
+          "${CREDENTIALS_DIRECTORY}\" >> " +
+          log.string();
     }));
   }
   uint32_t generation(const std::string& nickname) {
@@ -295,7 +298,9 @@ class AgentRenewal : public AgentOwner {
 TEST_F(AgentRenewal, RenewByNameNeedsNoPinAndTheAgentRunsTheCommand) {
   const fs::path log = tmp_ / "hook.log";
   forty_days("api", log);
-  start_agent({"--renew-every", "none"});
+  // As under systemd: the command must not see the agent's readiness socket or credentials.
+  start_agent({"--renew-every", "none"}, {"env", "NOTIFY_SOCKET=/nonexistent/notify",
+                                          "CREDENTIALS_DIRECTORY=" + tmp_.path().string()});
   unlock();
   auto r = owner({"renew", "api"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

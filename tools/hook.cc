@@ -59,6 +59,11 @@ HookResult run_hook(const HookRun& hook, std::chrono::seconds timeout,
     const char* eq = std::strchr(*e, '=');
     if (eq) vars.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
   }
+  // Nothing of the agent's own service: its readiness socket, its socket activation, its
+  // credentials (the PIN).
+  for (const char* own : {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                          "CREDENTIALS_DIRECTORY", "WATCHDOG_USEC", "WATCHDOG_PID"})
+    vars.erase(own);
   for (const auto& [k, v] : hook.env) vars[k] = v;
   std::vector<std::string> flat;
   flat.reserve(vars.size());
@@ -75,6 +80,8 @@ HookResult run_hook(const HookRun& hook, std::chrono::seconds timeout,
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, 2, 1);  // its output never mixes with ours
+  // No descriptor of ours beyond those three: not the agent's sockets, nor the vault's.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);

@@ -1,7 +1,9 @@
 // The command an entry runs after each renewal (`renew-rule --then`): through /bin/sh -c,
 // with the entry's nickname, new serial and URI in its environment, stdin from /dev/null,
-// its output on stderr (the terminal, or the agent's journal), in a process group of its
-// own that is killed when it outlives its time. Its failure is reported, never fatal.
+// its output on stderr (the terminal, or the agent's journal), no other descriptor of the
+// caller's and nothing of its systemd service in its environment (readiness socket, socket
+// activation, credentials), in a process group of its own that is killed when it outlives
+// its time. Its failure is reported, never fatal.
 #pragma once
 
 #include <atomic>
