@@ -35,12 +35,13 @@ struct Attributes {
   std::string renew_hook;
   RenewalState renewal;
   std::optional<PublishTargets> publish;
+  std::string issuer;  // the name of an outside issuer (header `issuers`)
   // Members a newer certvault wrote that this one does not know: name -> the value as
   // compact JSON. Written back on every rewrite, so that they survive this version.
   std::map<std::string, std::string> unknown;
   bool empty() const {
     return access.empty() && !listed_publicly && !renew_rule && renew_hook.empty() &&
-           renewal == RenewalState{} && !publish && unknown.empty();
+           renewal == RenewalState{} && !publish && issuer.empty() && unknown.empty();
   }
 };
 
@@ -66,6 +67,13 @@ struct CaRecord {
   std::string object;
 };
 
+// An outside issuer (header `issuers`) and its shared secret, sealed with the seal key
+// (issuer_secret_ad); empty when it has none.
+struct IssuerRecord {
+  OutsideIssuer info;
+  Bytes sealed_secret;
+};
+
 struct Header {
   std::string vault_id;
   std::string label;
@@ -80,6 +88,7 @@ struct Header {
   // its key comes from Argon2id with `kdf`, not from keyed BLAKE2b.
   bool recovery_chosen = false;
   Policy policy;
+  std::vector<IssuerRecord> issuers;
   // Members of the header and of its policy that a newer certvault wrote and this one
   // does not know (format 3): name -> compact JSON, written back as they were.
   std::map<std::string, std::string> unknown;
@@ -122,6 +131,8 @@ Source source_of(std::shared_ptr<const std::string> serialized);
 // The commit counter alone, read from the header line without parsing the entries.
 std::optional<uint64_t> peek_counter(std::string_view bytes);
 
+// Associated data for an outside issuer's sealed shared secret.
+Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer);
 // Associated data for the vault key wrapped under the PIN or the recovery key.
 Bytes wrap_ad(std::string_view vault_id, std::string_view which);
 

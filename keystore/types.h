@@ -92,13 +92,27 @@ struct RenewalState {
 // that read a certificate file (docs/lifecycle.md, "File targets"). Absolute, normalised
 // paths; empty: not written.
 struct PublishTargets {
-  std::string cert;       // the certificate, PEM
-  std::string chain;      // the certificates above it, issuer first
-  std::string fullchain;  // the certificate, then its chain
-  std::string key_uri;    // the URI-in-PEM key file the certvault provider reads
+  std::string cert;               // the certificate, PEM
+  std::string chain;              // the certificates above it, issuer first
+  std::string fullchain;          // the certificate, then its chain
+  std::string key_uri;            // the URI-in-PEM key file the certvault provider reads
   std::optional<uint32_t> owner;  // uid the files are given; nullopt: whoever writes them
   uint32_t mode = 0644;
   bool operator==(const PublishTargets&) const = default;
+};
+
+// An outside CA that the vault enrolls from by protocol (CMP; docs/lifecycle.md, "Outside
+// CAs: CMP"). Public data: a shared secret, when there is one, is sealed in the vault and
+// never part of this.
+struct OutsideIssuer {
+  std::string name;         // the rules of a nickname
+  std::string url;          // http://host[:port]/path of the CMP server
+  std::string reference;    // the sender KID sent with the shared secret (PBM)
+  bool has_secret = false;  // initial requests are authenticated with a shared secret
+  std::string client_cert;  // ... or with this entry's current certificate and key
+  std::vector<std::vector<uint8_t>> trust;      // DER: issued certificates must chain to one
+  std::vector<std::vector<uint8_t>> server_ca;  // DER: anchors for an https server; may be none
+  bool operator==(const OutsideIssuer&) const = default;
 };
 
 struct Entry {
@@ -111,6 +125,7 @@ struct Entry {
   std::string renew_hook;               // a shell command run after each renewal; "" none
   RenewalState renewal;
   std::optional<PublishTargets> publish;
+  std::string issuer;  // the outside issuer it enrolls from and renews with; "" none
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;

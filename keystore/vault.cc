@@ -34,6 +34,7 @@ Entry to_entry(const manifest::EntryRecord& r) {
     e.renew_hook = r.attrs->renew_hook;
     e.renewal = r.attrs->renewal;
     e.publish = r.attrs->publish;
+    e.issuer = r.attrs->issuer;
   }
   return e;
 }
