@@ -11,6 +11,7 @@
 #include "access.h"
 #include "renewal.h"
 #include "seal.h"
+#include "vault.h"
 
 namespace certvault::manifest {
 namespace {
@@ -198,6 +199,26 @@ Json::Value ca_json(const CaRecord& c) {
   return v;
 }
 
+Json::Value der_list(const std::vector<Bytes>& certs) {
+  Json::Value v(Json::arrayValue);
+  for (const Bytes& der : certs) v.append(seal::to_base64(der));
+  return v;
+}
+
+Json::Value issuer_json(const IssuerRecord& r) {
+  const OutsideIssuer& i = r.info;
+  Json::Value v(Json::objectValue);
+  v["name"] = i.name;
+  v["protocol"] = "cmp";
+  v["url"] = i.url;
+  if (!i.reference.empty()) v["reference"] = i.reference;
+  if (!r.sealed_secret.empty()) v["secret"] = seal::to_base64(r.sealed_secret);
+  if (!i.client_cert.empty()) v["client_cert"] = i.client_cert;
+  v["trust"] = der_list(i.trust);
+  if (!i.server_ca.empty()) v["server_ca"] = der_list(i.server_ca);
+  return v;
+}
+
 std::string header_json(const Manifest& m) {
   const Header& h = m.header;
   Json::Value v(Json::objectValue);
@@ -228,6 +249,11 @@ std::string header_json(const Manifest& m) {
   Json::Value cas(Json::arrayValue);
   for (const auto& c : m.cas) cas.append(ca_json(c));
   v["cas"] = cas;
+  if (!h.issuers.empty()) {
+    Json::Value issuers(Json::arrayValue);
+    for (const auto& i : h.issuers) issuers.append(issuer_json(i));
+    v["issuers"] = issuers;
+  }
   Json::StreamWriterBuilder w;
   w["indentation"] = "";
   return Json::writeString(w, v);
@@ -320,6 +346,7 @@ void put_attrs(std::string& out, const EntryRecord& e) {
     }
     members["revoked"] = compact(list);
   }
+  if (!a.issuer.empty()) members["issuer"] = compact(Json::Value(a.issuer));
   out += "a\t";
   out += e.id;
   out += "\t{";
@@ -341,6 +368,55 @@ struct Fail {
                                      "); restore the vault directory from a backup");
   }
 };
+
+// Strict, like every known member: an issuer a reader cannot read is damage.
+std::optional<std::vector<Bytes>> der_list_of(const Json::Value& v) {
+  if (!v.isArray() || v.empty()) return std::nullopt;
+  std::vector<Bytes> out;
+  for (const Json::Value& c : v) {
+    if (!c.isString()) return std::nullopt;
+    auto der = seal::from_base64(c.asString());
+    if (!der || der->empty()) return std::nullopt;
+    out.push_back(std::move(*der));
+  }
+  return out;
+}
+
+std::optional<IssuerRecord> issuer_of(const Json::Value& v) {
+  static const std::set<std::string> kMembers = {"name",   "protocol",    "url",   "reference",
+                                                 "secret", "client_cert", "trust", "server_ca"};
+  if (!v.isObject()) return std::nullopt;
+  for (const std::string& name : v.getMemberNames())
+    if (!kMembers.contains(name) || !(v[name].isString() || v[name].isArray())) return std::nullopt;
+  IssuerRecord r;
+  OutsideIssuer& i = r.info;
+  if (!v["name"].isString() || !v["url"].isString() || v["protocol"] != "cmp") return std::nullopt;
+  i.name = v["name"].asString();
+  i.url = v["url"].asString();
+  if (!check_nickname(i.name) || i.url.empty()) return std::nullopt;
+  for (auto [key, field] : {std::pair{"reference", &i.reference}, {"client_cert", &i.client_cert}})
+    if (v.isMember(key)) {
+      if (!v[key].isString() || v[key].asString().empty()) return std::nullopt;
+      *field = v[key].asString();
+    }
+  if (v.isMember("secret")) {
+    auto sealed =
+        v["secret"].isString() ? seal::from_base64(v["secret"].asString()) : Result<Bytes>(Bytes());
+    if (!sealed || sealed->empty()) return std::nullopt;
+    r.sealed_secret = std::move(*sealed);
+    i.has_secret = true;
+  }
+  if (i.has_secret == !i.client_cert.empty()) return std::nullopt;  // exactly one way in
+  auto trust = der_list_of(v["trust"]);
+  if (!trust) return std::nullopt;
+  i.trust = std::move(*trust);
+  if (v.isMember("server_ca")) {
+    auto server_ca = der_list_of(v["server_ca"]);
+    if (!server_ca) return std::nullopt;
+    i.server_ca = std::move(*server_ca);
+  }
+  return r;
+}
 
 Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, const Fail& bad) {
   Json::CharReaderBuilder rb;
@@ -381,7 +457,7 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
     }
     static const std::set<std::string> kHeaderMembers = {
         "vault_id",      "label",         "counter",      "created_at", "kdf", "pin_wrap",
-        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas", "crl"};
+        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas", "crl", "issuers"};
     for (const std::string& name : v.getMemberNames())
       if (!kHeaderMembers.contains(name)) h.unknown.emplace(name, compact(v[name]));
     const Json::Value& p = v["policy"];
@@ -429,6 +505,15 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
       r.info.not_before = c["not_before"].asInt64();
       r.info.not_after = c["not_after"].asInt64();
       cas.push_back(std::move(r));
+    }
+    if (v.isMember("issuers")) {
+      if (!v["issuers"].isArray()) return bad("bad issuers");
+      std::set<std::string> names;
+      for (const Json::Value& i : v["issuers"]) {
+        auto issuer = issuer_of(i);
+        if (!issuer || !names.insert(issuer->info.name).second) return bad("bad issuer");
+        h.issuers.push_back(std::move(*issuer));
+      }
     }
   } catch (const Json::Exception&) {
     return bad("header field of the wrong type");
@@ -568,6 +653,10 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
       auto revoked = revoked_of(value);
       if (!revoked) return bad("an attribute line has a malformed 'revoked'");
       a.revoked = std::move(*revoked);
+    } else if (name == "issuer") {
+      if (!value.isString() || !check_nickname(value.asString()))
+        return bad("an attribute line has a malformed 'issuer'");
+      a.issuer = value.asString();
     } else {
       a.unknown.emplace(name, compact(value));
     }
@@ -776,6 +865,15 @@ std::optional<uint64_t> peek_counter(std::string_view text) {
   auto [p, ec] = std::from_chars(first, header.data() + header.size(), counter);
   if (ec != std::errc()) return std::nullopt;
   return counter;
+}
+
+Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer) {
+  std::string ad = "certvault/issuer-secret/v1";
+  ad += '\0';
+  ad += vault_id;
+  ad += '\0';
+  ad += issuer;
+  return Bytes(ad.begin(), ad.end());
 }
 
 Bytes wrap_ad(std::string_view vault_id, std::string_view which) {

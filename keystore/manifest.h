@@ -36,12 +36,14 @@ struct Attributes {
   RenewalState renewal;
   std::optional<PublishTargets> publish;
   std::vector<Revocation> revoked;
+  std::string issuer;  // the name of an outside issuer (header `issuers`)
   // Members a newer certvault wrote that this one does not know: name -> the value as
   // compact JSON. Written back on every rewrite, so that they survive this version.
   std::map<std::string, std::string> unknown;
   bool empty() const {
     return access.empty() && !listed_publicly && !renew_rule && renew_hook.empty() &&
-           renewal == RenewalState{} && !publish && revoked.empty() && unknown.empty();
+           renewal == RenewalState{} && !publish && revoked.empty() && issuer.empty() &&
+           unknown.empty();
   }
 };
 
@@ -67,6 +69,13 @@ struct CaRecord {
   std::string object;
 };
 
+// An outside issuer (header `issuers`) and its shared secret, sealed with the seal key
+// (issuer_secret_ad); empty when it has none.
+struct IssuerRecord {
+  OutsideIssuer info;
+  Bytes sealed_secret;
+};
+
 struct Header {
   std::string vault_id;
   std::string label;
@@ -82,6 +91,7 @@ struct Header {
   bool recovery_chosen = false;
   Policy policy;
   std::optional<CrlState> crl;  // absent until the first `ca crl`
+  std::vector<IssuerRecord> issuers;
   // Members of the header and of its policy that a newer certvault wrote and this one
   // does not know (format 3): name -> compact JSON, written back as they were.
   std::map<std::string, std::string> unknown;
@@ -124,6 +134,8 @@ Source source_of(std::shared_ptr<const std::string> serialized);
 // The commit counter alone, read from the header line without parsing the entries.
 std::optional<uint64_t> peek_counter(std::string_view bytes);
 
+// Associated data for an outside issuer's sealed shared secret.
+Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer);
 // Associated data for the vault key wrapped under the PIN or the recovery key.
 Bytes wrap_ad(std::string_view vault_id, std::string_view which);
 

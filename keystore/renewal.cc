@@ -157,7 +157,7 @@ bool check_publish_targets(const PublishTargets& t) {
   return !paths.empty() && t.mode <= 0777;
 }
 
-Renewer renewer_of(const Generation& g) {
+Renewer renewer_of(const Entry& entry, const Generation& g) {
   if (g.key_imported) return Renewer::kByHand;
   switch (g.issuer) {
     case IssuerKind::kVaultCa:
@@ -165,7 +165,7 @@ Renewer renewer_of(const Generation& g) {
     case IssuerKind::kSelfSigned:
       return Renewer::kSelfSigned;
     case IssuerKind::kExternal:
-      return Renewer::kByHand;
+      return entry.issuer.empty() ? Renewer::kByHand : Renewer::kCmp;
   }
   return Renewer::kByHand;
 }
@@ -176,6 +176,8 @@ std::string_view to_string(Renewer r) {
       return "vault-ca";
     case Renewer::kSelfSigned:
       return "self-signed";
+    case Renewer::kCmp:
+      return "cmp";
     case Renewer::kByHand:
       return "by-hand";
   }
@@ -225,7 +227,7 @@ std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy
   p.from_policy = !entry.renew_rule;
   p.rule = entry.renew_rule.value_or(policy.renew);
   p.current = *g;
-  p.renewer = renewer_of(*g);
+  p.renewer = renewer_of(entry, *g);
   if (auto start = window_start(p.rule, g->not_before, g->not_after))
     p.due = *start + spread(entry.id, g->number, g->not_after - *start);
   if (entry.renewal.failures > 0)

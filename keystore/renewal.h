@@ -41,11 +41,12 @@ Result<RenewRule> parse_rule_spec(std::string_view spec);
 // normalised, without control characters, all different; mode at most 0777.
 bool check_publish_targets(const PublishTargets& targets);
 
-// Who renews an entry: the vault itself (its CA, or a new self-signed certificate), or a
-// person (a certificate from an outside CA, imported or attached by hand).
-enum class Renewer { kVaultCa, kSelfSigned, kByHand };
-Renewer renewer_of(const Generation& g);
-std::string_view to_string(Renewer r);  // "vault-ca", "self-signed", "by-hand"
+// Who renews an entry: the vault itself (its CA, or a new self-signed certificate), an
+// outside CA the vault reaches by CMP (the entry's `issuer`), or a person (a certificate
+// from an outside CA, imported or attached by hand).
+enum class Renewer { kVaultCa, kSelfSigned, kCmp, kByHand };
+Renewer renewer_of(const Entry& entry, const Generation& g);
+std::string_view to_string(Renewer r);  // "vault-ca", "self-signed", "cmp", "by-hand"
 
 // Where the renewal window of a certificate with these dates begins under `rule`; nullopt
 // when the rule is off.

@@ -125,6 +125,20 @@ struct Revocation {
   bool operator==(const Revocation&) const = default;
 };
 
+// An outside CA that the vault enrolls from by protocol (CMP; docs/lifecycle.md, "Outside
+// CAs: CMP"). Public data: a shared secret, when there is one, is sealed in the vault and
+// never part of this.
+struct OutsideIssuer {
+  std::string name;         // the rules of a nickname
+  std::string url;          // http://host[:port]/path of the CMP server
+  std::string reference;    // the sender KID sent with the shared secret (PBM)
+  bool has_secret = false;  // initial requests are authenticated with a shared secret
+  std::string client_cert;  // ... or with this entry's current certificate and key
+  std::vector<std::vector<uint8_t>> trust;      // DER: issued certificates must chain to one
+  std::vector<std::vector<uint8_t>> server_ca;  // DER: anchors for an https server; may be none
+  bool operator==(const OutsideIssuer&) const = default;
+};
+
 struct Entry {
   std::string id;  // random, stable for the life of the entry (hex)
   std::string nickname;
@@ -136,6 +150,7 @@ struct Entry {
   RenewalState renewal;
   std::optional<PublishTargets> publish;
   std::vector<Revocation> revoked;  // in the order they were revoked
+  std::string issuer;  // the outside issuer it enrolls from and renews with; "" none
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;

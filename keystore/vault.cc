@@ -35,6 +35,7 @@ Entry to_entry(const manifest::EntryRecord& r) {
     e.renewal = r.attrs->renewal;
     e.publish = r.attrs->publish;
     e.revoked = r.attrs->revoked;
+    e.issuer = r.attrs->issuer;
   }
   return e;
 }

@@ -68,6 +68,29 @@ struct ExportRequest {
   bool chain = false;
 };
 
+// A new entry enrolled at an outside issuer (docs/lifecycle.md, "Outside CAs: CMP").
+struct EnrollmentRequest {
+  std::string nickname;
+  std::string issuer;  // the name of an outside issuer of the vault
+  std::optional<KeyType> key_type;
+  std::string subject;            // CN=nickname when empty
+  std::string alt_names;          // as IssueRequest's
+  std::optional<Time> not_after;  // asked of the CA; the CA decides when absent
+};
+
+// What a protocol client needs to ask an outside CA for a certificate: a key the vault made,
+// held in memory only (never stored until its certificate is accepted), and what to ask for.
+// A renewal also names the generation it replaces; its client signs with that key.
+struct Enrollment {
+  std::string nickname;
+  std::string issuer;
+  PrivateKey key;
+  std::vector<uint8_t> subject;    // X509_NAME DER
+  std::vector<uint8_t> alt_names;  // subjectAltName X509_EXTENSION DER; empty: none
+  std::optional<Time> not_after;   // nullopt: the CA decides
+  uint32_t renews = 0;             // generation replaced by a renewal; 0: a new entry
+};
+
 // Everything `Vault::init` checks before it creates anything: label, Argon2id cost, and a
 // directory that is absent or empty. Front ends call it before asking for a PIN.
 Result<void> check_init(const std::filesystem::path& dir, const InitOptions& options);
@@ -154,6 +177,8 @@ class Vault {
   Result<std::vector<uint8_t>> ca_certificate_der() const;
   // The last CRL `make_crl` made; nullopt before the first.
   std::optional<CrlState> crl_state() const;
+  std::vector<OutsideIssuer> issuers() const;
+  std::optional<OutsideIssuer> find_issuer(std::string_view name) const;
 
   // --- secrets (needs unlock) ------------------------------------------------------
   Result<PrivateKey> private_key(std::string_view nickname,
@@ -161,6 +186,8 @@ class Vault {
   // The same key as a handle that signs: what front ends hold instead of the key itself.
   Result<std::shared_ptr<const SigningKey>> signing_key(
       std::string_view nickname, std::optional<uint32_t> generation = {}) const;
+  // An outside issuer's shared secret (never shown; for the protocol client only).
+  Result<SecureBytes> issuer_secret(std::string_view name) const;
 
   // --- changes (needs unlock; each is one atomic commit) ---------------------------
   Result<CaInfo> create_ca(const CaRequest& request);
@@ -222,6 +249,22 @@ class Vault {
   Result<Entry> set_access(std::string_view nickname, std::vector<AccessRule> rules);
   // Whether any peer may list the entry's certificates and public keys.
   Result<Entry> set_listed_publicly(std::string_view nickname, bool on);
+  // Outside issuers: added with their shared secret (sealed, nullptr: none), removed when
+  // no entry enrolls from them any more.
+  Result<OutsideIssuer> add_issuer(const OutsideIssuer& issuer, const SecureBytes* secret);
+  Result<void> remove_issuer(std::string_view name);
+  // Enrollment at an outside issuer, in two steps around the protocol exchange: the key and
+  // what to ask for (a new entry, or a renewal of an entry enrolled from an issuer); then
+  // the CA's answer (its certificate first, then any others it sent), checked (the key, EKU
+  // clientAuth, dates, the policy, a chain to the issuer's trust anchor) and stored in one
+  // commit. Nothing is written before; a refused answer leaves the vault unchanged.
+  Result<Enrollment> begin_enrollment(const EnrollmentRequest& request);
+  Result<Enrollment> begin_renewal(std::string_view nickname);
+  Result<Entry> finish_enrollment(const Enrollment& enrollment,
+                                  std::span<const std::vector<uint8_t>> certs);
+  // The same checks alone, for the protocol client to tell the CA it refuses an answer.
+  Result<void> check_enrollment(const Enrollment& enrollment,
+                                std::span<const std::vector<uint8_t>> certs) const;
   Result<void> set_policy(const Policy& policy);
   // Changes some fields of the policy as it stands at commit time (no lost update).
   Result<Policy> update_policy(const std::function<void(Policy&)>& edit);
@@ -246,6 +289,9 @@ class Vault {
 
 // Input rules shared by every front end.
 Result<void> check_nickname(std::string_view nickname);
+// The certificates of a PEM (or DER, or PKCS#7) file, as DER; `what` names it in errors.
+Result<std::vector<std::vector<uint8_t>>> certificates_in(std::string_view text,
+                                                          std::string_view what);
 // "YYYY-MM-DD" (end of that day, UTC) or "+Nd" (N days from now).
 Result<Time> parse_date(std::string_view text);
 std::string format_date(Time t);                        // "2027-06-30"

@@ -315,7 +315,7 @@ TEST_F(VaultFormatTest, RenewalRulesHooksFailuresAndPolicySurviveReopen) {
 TEST_F(VaultFormatTest, UnknownHeaderAndPolicyMembersSurviveARewrite) {
   issue("a");
   std::string text = manifest();
-  text.replace(text.find("{\"cas\""), 6, R"({"issuers":[{"name":"acme1"}],"cas")");
+  text.replace(text.find("{\"cas\""), 6, R"({"acme":[{"account":"acme1"}],"cas")");
   text.replace(text.find("\"default_hash\""), 14, R"("crl_days":7,"default_hash")");
   rewrite(text);
   auto v = Vault::open(dir_);
@@ -323,8 +323,41 @@ TEST_F(VaultFormatTest, UnknownHeaderAndPolicyMembersSurviveARewrite) {
   ASSERT_TRUE(v->unlock(pin()));
   ASSERT_TRUE(v->disable("a"));
   text = manifest();
-  EXPECT_NE(text.find(R"("issuers":[{"name":"acme1"}])"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("acme":[{"account":"acme1"}])"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("crl_days":7)"), std::string::npos) << text;
+}
+
+TEST_F(VaultFormatTest, OutsideIssuersAreReadStrictlyAndTheirSecretIsSealed) {
+  cvtest::PkeyPtr key = cvtest::generate_ec_key();
+  cvtest::X509Ptr anchor = cvtest::make_self_signed(key.get(), "Corp CA", -60, 86400, true);
+  certvault::OutsideIssuer issuer;
+  issuer.name = "corp";
+  issuer.url = "http://127.0.0.1:1/pkix/";
+  issuer.reference = "3078";
+  unsigned char* der = nullptr;
+  int n = i2d_X509(anchor.get(), &der);
+  issuer.trust.emplace_back(der, der + n);
+  OPENSSL_free(der);
+  const auto secret = certvault::SecureBytes::from("shared-secret-of-corp");
+  auto added = vault().add_issuer(issuer, &secret);
+  ASSERT_TRUE(added) << why(added);
+  std::string text = manifest();
+  EXPECT_EQ(text.find("shared-secret-of-corp"), std::string::npos) << "sealed, never in clear";
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_EQ(v->issuers().size(), 1u);
+  EXPECT_EQ(v->issuers()[0].reference, "3078");
+  EXPECT_TRUE(v->issuers()[0].has_secret);
+  ASSERT_TRUE(v->unlock(pin()));
+  auto opened = v->issuer_secret("corp");
+  ASSERT_TRUE(opened) << why(opened);
+  EXPECT_EQ(std::string(opened->view()), "shared-secret-of-corp");
+  // An issuer member this reader does not know is damage, not an unknown member.
+  text.replace(text.find(R"("name":"corp")"), 13, R"("name":"corp","deny":true)");
+  rewrite(text);
+  auto damaged = Vault::open(dir_);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, Code::kTampered) << why(damaged);
 }
 
 TEST_F(VaultFormatTest, MalformedRenewalRuleIsDamage) {

@@ -54,6 +54,8 @@ struct Args {
   LockArgs lock;
   AuditArgs audit;
   AccessArgs access;
+  IssuerAddArgs issuer_add;
+  std::string issuer_name;    // issuer show, remove
   bool long_running = false;  // the agent: a larger secure heap for the keys it holds
 };
 
@@ -216,9 +218,10 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
   auto* create = command(app, "create", "Make a key and a certificate for a new entry", selected,
                          [&a] { return cmd_create(a.globals, a.create); });
   add_nickname(create, a.create.nickname);
-  create->add_option("--end-date", a.create.end_date, join("Certificate end date: ", kDateHelp))
-      ->type_name("DATE")
-      ->required();
+  create
+      ->add_option("--end-date", a.create.end_date,
+                   join("Certificate end date (optional with --issuer): ", kDateHelp))
+      ->type_name("DATE");
   create->add_option("--key-type", a.create.key_type, join("One of ", kKeyTypes))
       ->type_name("TYPE");
   create->add_option("--hash", a.create.hash, join("Signature hash, one of ", kHashes))
@@ -227,6 +230,10 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("DN");
   create->add_option("--san", a.create.san, kSanHelp)->type_name("NAMES");
   create->add_flag("--self-signed", a.create.self_signed, "Sign with the entry's own key");
+  create
+      ->add_option("--issuer", a.create.issuer,
+                   "Enroll at this outside issuer (CMP; see `certvault issuer list`)")
+      ->type_name("NAME");
 
   auto* csr = command(app, "csr", "Make a key and a certificate request for an outside CA",
                       selected, [&a] { return cmd_csr(a.globals, a.csr); });
@@ -269,6 +276,43 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
       ->add_option("--end-date", a.rotate.end_date,
                    join("New end date (default: same lifetime as before): ", kDateHelp))
       ->type_name("DATE");
+}
+
+void add_issuer_commands(CLI::App& app, Args& a, Action& selected) {
+  auto* issuer = app.add_subcommand("issuer", "Outside CAs the vault enrolls from by CMP");
+  issuer->require_subcommand(1);
+  auto* add = command(*issuer, "add", "Add an outside CA reached by CMP", selected,
+                      [&a] { return cmd_issuer_add(a.globals, a.issuer_add); });
+  add->add_option("NAME", a.issuer_add.name, "The issuer's name in this vault")
+      ->type_name("")
+      ->required();
+  add->add_option("--cmp", a.issuer_add.cmp_url, "The CA's CMP server: http://HOST:PORT/PATH")
+      ->type_name("URL")
+      ->required();
+  add->add_option("--cmp-ref", a.issuer_add.cmp_ref,
+                  "Reference of the shared secret the CA gave for initial requests")
+      ->type_name("REF");
+  add->add_option("--cmp-secret-file", a.issuer_add.cmp_secret_file,
+                  "Read that shared secret from FILE ('-' = stdin); stored sealed")
+      ->type_name("FILE");
+  add->add_option("--cmp-cert", a.issuer_add.cmp_cert,
+                  "... or authenticate initial requests with this entry's certificate")
+      ->type_name("NICKNAME");
+  add->add_option("--trust", a.issuer_add.trust,
+                  "The CA certificate(s), PEM, that issued certificates must chain to")
+      ->type_name("FILE")
+      ->required();
+  add->add_option("--server-ca", a.issuer_add.server_ca,
+                  "For an https server: the CA certificate(s), PEM, its TLS certificate chains to")
+      ->type_name("FILE");
+  command(*issuer, "list", "List the outside issuers", selected,
+          [&a] { return cmd_issuer_list(a.globals); });
+  auto* show = command(*issuer, "show", "Details of an outside issuer (never its secret)", selected,
+                       [&a] { return cmd_issuer_show(a.globals, a.issuer_name); });
+  show->add_option("NAME", a.issuer_name, "The issuer's name")->type_name("")->required();
+  auto* remove = command(*issuer, "remove", "Remove an outside issuer no entry uses", selected,
+                         [&a] { return cmd_issuer_remove(a.globals, a.issuer_name); });
+  remove->add_option("NAME", a.issuer_name, "The issuer's name")->type_name("")->required();
 }
 
 void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
@@ -479,7 +523,8 @@ std::string footer() {
   return "DATE is " + std::string(kDateHelp) +
          ".\n"
          "Commands that change the vault ask for the PIN (or read --pin-file); list, show, uri,\n"
-         "check, ca show and policy show never do. Documentation: docs/cli.md.\n\n" +
+         "check, ca show, issuer list/show and policy show never do. Documentation: "
+         "docs/cli.md.\n\n" +
          std::string(exit_code_table());
 }
 
@@ -536,6 +581,7 @@ int run(int argc, char** argv) {
   add_vault_commands(app, a, selected);
   add_ca_commands(app, a, selected);
   add_issue_commands(app, a, selected);
+  add_issuer_commands(app, a, selected);
   add_renewal_commands(app, a, selected);
   add_entry_commands(app, a, selected);
   add_inspect_commands(app, a, selected);

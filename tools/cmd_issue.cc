@@ -27,6 +27,9 @@ std::string generation_headline(std::string_view verb, const Entry& entry) {
 }  // namespace
 
 Outcome cmd_create(const Globals& globals, const CreateArgs& args) {
+  if (!args.issuer.empty()) return cmd_create_from_issuer(globals, args);
+  if (args.end_date.empty())
+    return invalid("create needs --end-date DATE (or --issuer NAME, whose CA may decide)");
   IssueRequest request;
   request.nickname = args.nickname;
   CV_TRY(not_after, parse_date(args.end_date));

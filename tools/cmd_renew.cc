@@ -21,6 +21,7 @@ using Kind = RenewalOutcome::Kind;
 std::string renewer_words(const std::string& renewer) {
   if (renewer == "vault-ca") return "by the vault CA";
   if (renewer == "self-signed") return "self-signed";
+  if (renewer == "cmp") return "by its outside CA (CMP)";
   return "by hand";
 }
 

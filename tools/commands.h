@@ -79,6 +79,7 @@ struct CreateArgs {
   std::string subject;
   std::string san;  // "DNS:a,URI:b"; carried over by rotate
   bool self_signed = false;
+  std::string issuer;  // an outside issuer (CMP): end_date becomes optional
 };
 Outcome cmd_create(const Globals& globals, const CreateArgs& args);
 
@@ -111,6 +112,23 @@ struct RotateArgs {
 };
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args);
 
+// --- outside issuers (cmd_issuer.cc) ----------------------------------------------------
+struct IssuerAddArgs {
+  std::string name;
+  std::string cmp_url;
+  std::string cmp_ref;
+  std::string cmp_secret_file;
+  std::string cmp_cert;  // a nickname
+  std::string trust;     // PEM file
+  std::string server_ca;
+};
+Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args);
+Outcome cmd_issuer_list(const Globals& globals);
+Outcome cmd_issuer_show(const Globals& globals, const std::string& name);
+Outcome cmd_issuer_remove(const Globals& globals, const std::string& name);
+// create NICKNAME --issuer NAME: an ir at the outside issuer, in this process.
+Outcome cmd_create_from_issuer(const Globals& globals, const CreateArgs& args);
+
 // --- renewal and file targets (cmd_renew.cc) --------------------------------------------
 struct PublishArgs {
   std::string nickname;
@@ -121,7 +139,6 @@ struct PublishArgs {
   bool remove = false;
 };
 Outcome cmd_publish(const Globals& globals, const PublishArgs& args);
-
 struct RenewRuleArgs {
   std::string nickname;
   std::optional<std::string> before;  // "30d"

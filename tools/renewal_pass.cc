@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "cmp_client.h"
 #include "renewal.h"
 #include "uri.h"
 
@@ -39,7 +40,9 @@ RenewalOutcome start(const Entry& e, const std::optional<RenewalPlan>& plan) {
 // Renews one entry in `vault` (unlocked); records a failure.
 RenewalOutcome renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) {
   RenewalOutcome o = start(e, plan);
-  auto renewed = vault.renew(e.nickname);
+  // An entry enrolled from an outside issuer renews there (kur); the others in the vault.
+  auto renewed =
+      plan.renewer == Renewer::kCmp ? cmp_renew(vault, e.nickname) : vault.renew(e.nickname);
   if (renewed) {
     const Generation* g = renewed->current();
     o.kind = Kind::kRenewed;

@@ -28,7 +28,7 @@ struct RenewalOutcome {
   };
   Kind kind = Kind::kFailed;
   std::string nickname;
-  std::string renewer;           // "vault-ca", "self-signed", "by-hand"
+  std::string renewer;           // "vault-ca", "self-signed", "cmp", "by-hand"
   std::optional<Time> due;       // nullopt: its rule is off (asked for by name)
   std::optional<Time> retry_at;  // kHeldBack, kFailed: not before this
   std::string message;           // kByHand, kHeldBack, kFailed: why, and what to do

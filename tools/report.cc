@@ -125,6 +125,8 @@ std::string renewer_text(Renewer r) {
       return "by the vault CA";
     case Renewer::kSelfSigned:
       return "self-signed";
+    case Renewer::kCmp:
+      return "by its outside CA (CMP)";
     case Renewer::kByHand:
       return "by hand (csr, then attach)";
   }
@@ -190,6 +192,7 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
       current != nullptr ? Json::Value(Json::UInt(current->number)) : Json::Value();
   out["certvault_uri"] = certvault_uri(entry.nickname);
   out["pkcs11_uri"] = pkcs11_uri(vault.label(), entry.nickname);
+  out["outside_issuer"] = entry.issuer.empty() ? Json::Value() : Json::Value(entry.issuer);
   if (!is_default_vault(vault)) {
     out["certvault_uri_with_vault"] =
         certvault_uri(entry.nickname) + vault_query(absolute_dir(vault));
@@ -264,6 +267,7 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
     auto more = generation_fields(*g, now);
     fields.insert(fields.end(), more.begin(), more.end());
   }
+  if (!entry.issuer.empty()) fields.emplace_back("Outside issuer", entry.issuer + " (CMP)");
   const auto plan = plan_renewal(entry, vault.policy());
   if (plan) fields.emplace_back("Renewal", renewal_text(*plan));
   if (!entry.renew_hook.empty()) fields.emplace_back("Then", entry.renew_hook);

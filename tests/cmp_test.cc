@@ -1,0 +1,208 @@
+// Enrolling at and renewing with an outside CA by CMP (docs/lifecycle.md, "Outside CAs:
+// CMP"), as a user does it: `issuer add`, `create --issuer`, `renew`. Successful issuance
+// comes from a small CMP server built on OpenSSL's server API (cmp_test_server.h); errors
+// and refusals from Debian's `openssl cmp` mock server, which answers every request with
+// one preconfigured certificate. Loopback only.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "cmp_test_server.h"
+#include "support.h"
+#include "test_cli.h"
+#include "vault.h"
+
+namespace cvtest {
+namespace {
+
+using certvault::Vault;
+
+constexpr std::string_view kSecret = "cmp-shared-secret-0815";
+constexpr std::string_view kReference = "ref-4711";
+
+class CmpCli : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    ca_key_ = generate_ec_key();
+    ca_.reset(make_test_ca(ca_key_.get(), "Test CMP CA"));
+    ASSERT_TRUE(ca_);
+    write_file(ca_pem(), x509_to_pem(ca_.get()));
+    write_file(tmp_ / "cmp-ca.key", key_to_pem(ca_key_.get()));
+    write_secret_file(tmp_ / "cmp-secret", kSecret);
+  }
+  void TearDown() override {
+    if (mock_pid_ > 0) {
+      ::kill(mock_pid_, SIGKILL);
+      ::waitpid(mock_pid_, nullptr, 0);
+    }
+  }
+
+  fs::path ca_pem() const { return tmp_ / "cmp-ca.pem"; }
+
+  CmpTestServer::Options options(int port = 0) const {
+    CmpTestServer::Options o;
+    o.ca_key = ca_key_.get();
+    o.ca_cert = ca_.get();
+    o.reference = kReference;
+    o.secret = kSecret;
+    o.port = port;
+    return o;
+  }
+
+  void add_issuer(const std::string& url) {
+    ok({"issuer", "add", "ca1", "--cmp", url, "--cmp-ref", std::string(kReference),
+        "--cmp-secret-file", (tmp_ / "cmp-secret").string(), "--trust", ca_pem().string()});
+  }
+
+  // A certificate from the test CA for a fresh key, as a PEM file for the mock to send.
+  fs::path foreign_cert(const std::string& file, bool client_auth) {
+    PkeyPtr key = generate_ec_key();
+    X509_NAME* name = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("api"), -1, -1, 0);
+    X509Ptr cert(issue_test_cert(ca_key_.get(), ca_.get(), key.get(), name, client_auth, 86400));
+    X509_NAME_free(name);
+    write_file(tmp_ / file, x509_to_pem(cert.get()));
+    return tmp_ / file;
+  }
+
+  // Debian's `openssl cmp` mock server on `port` (0: any), answering `max_msgs` messages;
+  // its port, once it says it listens.
+  int start_mock(std::vector<std::string> args, int port = 0) {
+    const fs::path out = tmp_ / "mock.out";
+    std::vector<std::string> argv{"openssl",   "cmp", "-port", std::to_string(port),
+                                  "-max_msgs", "1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    mock_pid_ = spawn_logged(argv, out, tmp_ / "mock.err");
+    for (int i = 0; i < 200; ++i) {  // bounded: 20 s at most
+      const std::string said = fs::exists(out) ? read_file(out) : "";
+      if (size_t at = said.find("ACCEPT "); at != std::string::npos) {
+        size_t colon = said.find("]:", at);
+        if (colon != std::string::npos) return std::atoi(said.c_str() + colon + 2);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return 0;
+  }
+
+  Vault::Stamp stamp() const { return Vault::manifest_stamp_now(vault_); }
+
+  PkeyPtr ca_key_;
+  X509Ptr ca_;
+  pid_t mock_pid_ = -1;
+};
+
+TEST_F(CmpCli, CreateWithAnIssuerEnrollsWithTheSharedSecretAndKeepsTheSecretSealed) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  auto created = ok({"create", "api", "--issuer", "ca1", "--san", "DNS:api.example.com"});
+  EXPECT_TRUE(contains(created.out, "Enrolled 'api' at issuer 'ca1' (generation 1)"))
+      << created.out;
+  EXPECT_EQ(server.served(), 1);
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->issuer, "ca1");
+  EXPECT_EQ(e->current()->issuer, certvault::IssuerKind::kExternal);
+  EXPECT_EQ(e->current()->issuer_name, "CN=Test CMP CA");
+  // The certificate chains to the issuer's anchor and is for client authentication.
+  const fs::path cert = cert_file("api");
+  auto verify = run(
+      {"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca_pem().string(), cert.string()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  // The shared secret is nowhere in the vault in clear, nor in what `issuer show` prints.
+  for (const auto& [name, content] : snapshot(vault_).files)
+    EXPECT_FALSE(contains(content, std::string(kSecret))) << name;
+  auto shown = ok({"issuer", "show", "ca1"});
+  EXPECT_FALSE(contains(shown.out, std::string(kSecret))) << shown.out;
+  EXPECT_TRUE(contains(shown.out, "'api'")) << shown.out;
+  auto json = parse_json(ok({"show", "api"}, true).out);
+  EXPECT_EQ(json["outside_issuer"].asString(), "ca1");
+  EXPECT_EQ(json["renewal"]["renewer"].asString(), "cmp");
+  // An issuer that still renews an entry stays.
+  ExpectRefusedUnchanged({"issuer", "remove", "ca1"}, {5});
+}
+
+TEST_F(CmpCli, RenewSendsAKeyUpdateSignedWithTheCurrentKey) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "api", "--issuer", "ca1", "--san", "DNS:api.example.com"});
+  const std::string uri = ok({"uri", "api"}).out;
+  auto renewed = ok({"renew", "api"});
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'api': generation 2")) << renewed.out;
+  EXPECT_EQ(server.key_updates(), 1);
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_EQ(e->generations.size(), 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kSuperseded);
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_NE(e->generations[0].key_id, e->generations[1].key_id);
+  EXPECT_EQ(e->generations[0].subject, e->generations[1].subject);
+  EXPECT_EQ(ok({"uri", "api"}).out, uri);
+  EXPECT_TRUE(contains(openssl_text(cert_file("api")), "DNS:api.example.com"));
+}
+
+TEST_F(CmpCli, AnErrorResponseFailsTheRenewalWhichIsRecordedAndTheOldGenerationStays) {
+  int port = 0;
+  {
+    CmpTestServer server(options());
+    ASSERT_TRUE(server.listening());
+    port = server.port();
+    add_issuer(server.url());
+    ok({"create", "api", "--issuer", "ca1"});
+  }
+  // The same address now answers every request with an error.
+  const fs::path rsp = foreign_cert("rsp.pem", true);
+  ASSERT_EQ(
+      start_mock({"-srv_cert", ca_pem().string(), "-srv_key", (tmp_ / "cmp-ca.key").string(),
+                  "-srv_trusted", ca_pem().string(), "-rsp_cert", rsp.string(), "-send_error"},
+                 port),
+      port);
+  auto r = cv({"renew", "api"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Could not renew 'api': issuer 'ca1'")) << r.out;
+  EXPECT_TRUE(contains(r.out, "PKIStatus: rejection")) << "the CA's answer, in one line: " << r.out;
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->current()->number, 1u) << "the old generation stays";
+  EXPECT_EQ(e->generations.size(), 1u);
+  EXPECT_EQ(e->renewal.failures, 1u);
+  EXPECT_TRUE(contains(e->renewal.last_error, "did not renew")) << e->renewal.last_error;
+}
+
+TEST_F(CmpCli, ACertificateWithoutClientAuthIsRefusedAndTheVaultIsUnchanged) {
+  const fs::path rsp = foreign_cert("server-only.pem", false);
+  const int port = start_mock({"-srv_ref", std::string(kReference), "-srv_secret",
+                               "pass:" + std::string(kSecret), "-rsp_cert", rsp.string()});
+  ASSERT_NE(port, 0);
+  add_issuer("http://127.0.0.1:" + std::to_string(port) + "/pkix/");
+  auto r = ExpectRefusedUnchanged({"create", "api", "--issuer", "ca1"}, {5});
+  EXPECT_TRUE(contains(r.err, "issuer 'ca1' sent a certificate for 'api' that the vault refuses"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "clientAuth")) << r.err;
+}
+
+TEST_F(CmpCli, ACertificateForAnotherKeyIsRefusedAndTheVaultIsUnchanged) {
+  const fs::path rsp = foreign_cert("other-key.pem", true);
+  const int port = start_mock({"-srv_ref", std::string(kReference), "-srv_secret",
+                               "pass:" + std::string(kSecret), "-rsp_cert", rsp.string()});
+  ASSERT_NE(port, 0);
+  add_issuer("http://127.0.0.1:" + std::to_string(port) + "/pkix/");
+  auto r = ExpectRefusedUnchanged({"create", "api", "--issuer", "ca1"}, {5});
+  EXPECT_TRUE(contains(r.err, "for another key")) << r.err;
+}
+
+TEST_F(CmpCli, IssuerAddNeedsExactlyOneWayToAuthenticate) {
+  ExpectRefusedUnchanged(
+      {"issuer", "add", "ca1", "--cmp", "http://127.0.0.1:1/cmp", "--trust", ca_pem().string()},
+      {3});
+  ExpectRefusedUnchanged({"create", "api"}, {3});
+  ExpectRefusedUnchanged({"create", "api", "--issuer", "nosuch"}, {4});
+}
+
+}  // namespace
+}  // namespace cvtest

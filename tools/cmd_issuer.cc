@@ -1,0 +1,211 @@
+// issuer add | list | show | remove: outside CAs the vault enrolls from by CMP, and
+// create --issuer (docs/lifecycle.md, "Outside CAs: CMP"). Adding and removing an issuer
+// and enrolling happen in this process, with the PIN.
+#include <openssl/x509.h>
+
+#include <iostream>
+
+#include "cmp_client.h"
+#include "commands.h"
+#include "files.h"
+#include "ossl.h"
+#include "output.h"
+#include "report.h"
+#include "secret_input.h"
+
+namespace certvault::cli {
+namespace {
+
+// The subject and end of a certificate, for people.
+std::string anchor_text(const std::vector<uint8_t>& der, Json::Value* json) {
+  const unsigned char* p = der.data();
+  ossl::Cert cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  if (!cert) return "(not a certificate)";
+  std::string subject = ossl::to_text([&](BIO* b) {
+    X509_NAME_print_ex(b, X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253);
+  });
+  std::string until =
+      ossl::to_text([&](BIO* b) { ASN1_TIME_print(b, X509_get0_notAfter(cert.get())); });
+  if (json) {
+    Json::Value v(Json::objectValue);
+    v["subject"] = subject;
+    v["not_after"] = until;
+    json->append(v);
+  }
+  return subject + ", until " + until;
+}
+
+std::vector<std::string> users_of(const Vault& vault, const std::string& name) {
+  std::vector<std::string> out;
+  for (const Entry& e : vault.entries())
+    if (e.issuer == name) out.push_back(e.nickname);
+  return out;
+}
+
+void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssuer& i,
+                  const std::string& headline) {
+  Json::Value trust(Json::arrayValue), server_ca(Json::arrayValue);
+  std::string anchors, server;
+  for (const auto& der : i.trust)
+    anchors += (anchors.empty() ? "" : "; ") + anchor_text(der, &trust);
+  for (const auto& der : i.server_ca)
+    server += (server.empty() ? "" : "; ") + anchor_text(der, &server_ca);
+  const auto users = users_of(vault, i.name);
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["name"] = i.name;
+    out["protocol"] = "cmp";
+    out["url"] = i.url;
+    out["authentication"] = i.has_secret ? "secret" : "certificate";
+    out["reference"] = i.reference.empty() ? Json::Value() : Json::Value(i.reference);
+    out["client_cert"] = i.client_cert.empty() ? Json::Value() : Json::Value(i.client_cert);
+    out["trust"] = trust;
+    out["server_ca"] = server_ca;
+    Json::Value entries(Json::arrayValue);
+    for (const auto& n : users) entries.append(n);
+    out["entries"] = entries;
+    print_json(out);
+    return;
+  }
+  if (!headline.empty()) std::cout << headline << '\n';
+  std::string entries;
+  for (const auto& n : users) entries += (entries.empty() ? "'" : ", '") + n + "'";
+  print_fields({{"Issuer", i.name},
+                {"Protocol", "CMP"},
+                {"Server", i.url},
+                {"Initial requests", i.has_secret ? "shared secret, reference '" + i.reference + "'"
+                                                  : "certificate of '" + i.client_cert + "'"},
+                {"Renewals", "key update, signed with the entry's current key"},
+                {"Trust anchor", anchors},
+                {"TLS server CA", server.empty() ? "none" : server},
+                {"Entries", entries.empty() ? "none" : entries}});
+}
+
+}  // namespace
+
+Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
+  CV_CHECK(check_nickname(args.name));
+  if (!args.cmp_secret_file.empty() == !args.cmp_cert.empty())
+    return invalid(
+        "give either --cmp-ref REF with --cmp-secret-file FILE (a shared secret) or "
+        "--cmp-cert NICKNAME (a certificate in the vault) to authenticate initial requests");
+  if (!args.cmp_secret_file.empty() && args.cmp_ref.empty())
+    return invalid("--cmp-secret-file needs --cmp-ref REF, the reference the CA gave with it");
+  if (!args.cmp_cert.empty() && !args.cmp_ref.empty())
+    return invalid("--cmp-ref goes with --cmp-secret-file, not with --cmp-cert");
+  CV_CHECK(
+      check_stdin_once("--pin-file", globals.pin_file, "--cmp-secret-file", args.cmp_secret_file));
+  OutsideIssuer issuer;
+  issuer.name = args.name;
+  issuer.url = args.cmp_url;
+  issuer.reference = args.cmp_ref;
+  issuer.client_cert = args.cmp_cert;
+  CV_TRY(trust_pem, read_text_file(args.trust, "trust anchor file"));
+  CV_TRY(trust, certificates_in(trust_pem, "--trust " + args.trust));
+  issuer.trust = std::move(trust);
+  if (!args.server_ca.empty()) {
+    CV_TRY(server_pem, read_text_file(args.server_ca, "server CA file"));
+    CV_TRY(server_ca, certificates_in(server_pem, "--server-ca " + args.server_ca));
+    issuer.server_ca = std::move(server_ca);
+  }
+  if (issuer.url.starts_with("https://") && issuer.server_ca.empty())
+    return invalid(
+        "an https CMP server needs --server-ca FILE, the CA its TLS certificate "
+        "chains to");
+  std::optional<SecureBytes> secret;
+  if (!args.cmp_secret_file.empty()) {
+    CV_TRY(read, read_pin(args.cmp_secret_file, "", {"CMP shared secret", "--cmp-secret-file"}));
+    secret = std::move(read);
+  }
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(added, vault.add_issuer(issuer, secret ? &*secret : nullptr));
+  print_issuer(globals, vault, added,
+               "Added issuer '" + added.name + "' to vault '" + vault.label() + "'.");
+  return kExitOk;
+}
+
+Outcome cmd_issuer_list(const Globals& globals) {
+  CV_TRY(vault, open_vault(globals));
+  CV_CHECK(vault.refresh());
+  const auto issuers = vault.issuers();
+  if (globals.json) {
+    Json::Value out(Json::arrayValue);
+    for (const auto& i : issuers) {
+      Json::Value v(Json::objectValue);
+      v["name"] = i.name;
+      v["protocol"] = "cmp";
+      v["url"] = i.url;
+      v["authentication"] = i.has_secret ? "secret" : "certificate";
+      v["entries"] = Json::UInt64(users_of(vault, i.name).size());
+      out.append(v);
+    }
+    print_json(out);
+    return kExitOk;
+  }
+  if (issuers.empty()) {
+    std::cout << "Vault '" << vault.label()
+              << "' has no outside issuer; add one with `certvault issuer add NAME --cmp URL "
+                 "...`.\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "PROTOCOL", "SERVER", "AUTH", "ENTRIES"}};
+  for (const auto& i : issuers)
+    rows.push_back({i.name, "cmp", i.url, i.has_secret ? "secret" : "certificate",
+                    std::to_string(users_of(vault, i.name).size())});
+  print_table(rows);
+  return kExitOk;
+}
+
+Outcome cmd_issuer_show(const Globals& globals, const std::string& name) {
+  CV_CHECK(check_nickname(name));
+  CV_TRY(vault, open_vault(globals));
+  CV_CHECK(vault.refresh());
+  auto issuer = vault.find_issuer(name);
+  if (!issuer)
+    return fail(Code::kNotFound, "no issuer named '" + name + "' in vault '" + vault.label() +
+                                     "'; `certvault issuer list` shows them");
+  print_issuer(globals, vault, *issuer, "");
+  return kExitOk;
+}
+
+Outcome cmd_issuer_remove(const Globals& globals, const std::string& name) {
+  CV_CHECK(check_nickname(name));
+  CV_TRY(vault, open_unlocked(globals));
+  CV_CHECK(vault.remove_issuer(name));
+  if (globals.json) {
+    Json::Value out(Json::objectValue);
+    out["removed"] = name;
+    print_json(out);
+  } else {
+    std::cout << "Removed issuer '" << name << "' from vault '" << vault.label() << "'.\n";
+  }
+  return kExitOk;
+}
+
+Outcome cmd_create_from_issuer(const Globals& globals, const CreateArgs& args) {
+  if (args.self_signed) return invalid("give --issuer or --self-signed, not both");
+  if (args.hash)
+    return invalid("--hash does not apply with --issuer: the outside CA chooses how it signs");
+  EnrollmentRequest request;
+  request.nickname = args.nickname;
+  request.issuer = args.issuer;
+  CV_CHECK(check_nickname(request.nickname));
+  CV_CHECK(check_nickname(request.issuer));
+  CV_TRY(not_after,
+         parse_optional_date(args.end_date.empty() ? std::optional<std::string>()
+                                                   : std::optional<std::string>(args.end_date)));
+  CV_TRY(key_type, parse_optional_key_type(args.key_type));
+  request.not_after = not_after;
+  request.key_type = key_type;
+  request.subject = args.subject;
+  request.alt_names = args.san;
+  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(entry, cmp_enroll(vault, request));
+  const Generation* g = entry.current();
+  report_entry(globals, vault, entry,
+               "Enrolled '" + entry.nickname + "' at issuer '" + request.issuer + "'" +
+                   (g ? " (generation " + std::to_string(g->number) + ")." : "."));
+  return kExitOk;
+}
+
+}  // namespace certvault::cli
