@@ -437,17 +437,20 @@ Result<Entry> Vault::rotate(std::string_view nickname, std::optional<Time> not_a
   return replace_key(nickname, not_after, false);
 }
 
-Result<Entry> Vault::renew(std::string_view nickname) {
-  return replace_key(nickname, std::nullopt, true);
+Result<Entry> Vault::renew(std::string_view nickname, std::optional<uint32_t> if_current) {
+  return replace_key(nickname, std::nullopt, true, if_current);
 }
 
 Result<Entry> Vault::replace_key(std::string_view nickname, std::optional<Time> not_after,
-                                 bool renewal) {
+                                 bool renewal, std::optional<uint32_t> if_current) {
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked(renewal ? "renew a certificate" : "rotate a certificate"));
   CV_CHECK(v.refresh());
   CV_TRY(found, replaced_generation(v, nickname, renewal));
   const Generation old = found.second->info;
+  if (if_current && old.number != *if_current)
+    return fail(Code::kRefused,
+                "'" + std::string(nickname) + "' changed meanwhile; check it and try again");
   if (renewal && old.key_imported)
     return fail(Code::kRefused, by_hand(nickname, "was imported, so the vault cannot renew it"));
   if (old.issuer == IssuerKind::kExternal)

@@ -162,7 +162,7 @@ Result<Entry> Vault::set_publish(std::string_view nickname, std::optional<Publis
   if (targets && !check_publish_targets(*targets))
     return fail(Code::kInvalidInput,
                 "file targets must be absolute paths without '..', all different, with a mode "
-                "of at most 0777");
+                "that lets neither group nor others write");
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     CV_TRY(e, must_find(v, m, nickname));
     manifest::edit_attributes(*e).publish = targets;
@@ -180,9 +180,14 @@ Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::stri
     ++r.failures_total;
     r.last_failure = renewal_now();  // the clock retries are spaced by
     r.last_error = std::string(reason.substr(0, 500));
-    std::replace_if(
-        r.last_error.begin(), r.last_error.end(), [](char c) { return c == '\n' || c == '\r'; },
-        ' ');
+    // One line, and nothing a terminal would obey: the reason may be a CA's own text.
+    for (char& c : r.last_error) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '\n' || c == '\r' || c == '\t')
+        c = ' ';
+      else if (u < 0x20 || u == 0x7f)
+        c = '?';
+    }
     return {};
   }));
   return to_entry(*v.entry(nickname));

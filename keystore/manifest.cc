@@ -110,11 +110,17 @@ std::optional<RenewRule> rule_of(const Json::Value& v) {
   return r;
 }
 
+// A time read from the manifest: between the epoch and the end of year 9999, so that the
+// arithmetic `check` does on it (without the PIN, before any MAC) cannot overflow.
+bool is_time(const Json::Value& v) {
+  return v.isInt64() && v.asInt64() >= 0 && v.asInt64() <= 253402300799;
+}
+
 // Exactly {"number", "last_issued", "next_update", "file"}: the next CRL's number comes from
 // it, so one that cannot be read must not restart at 1.
 std::optional<CrlState> crl_of(const Json::Value& v) {
-  if (!v.isObject() || v.size() != 4 || !v["number"].isUInt64() || !v["last_issued"].isInt64() ||
-      !v["next_update"].isInt64() || !v["file"].isString())
+  if (!v.isObject() || v.size() != 4 || !v["number"].isUInt64() || !is_time(v["last_issued"]) ||
+      !is_time(v["next_update"]) || !v["file"].isString())
     return std::nullopt;
   CrlState c;
   c.number = v["number"].asUInt64();
@@ -137,7 +143,7 @@ std::optional<std::vector<Revocation>> revoked_of(const Json::Value& v) {
   std::vector<Revocation> out;
   for (const Json::Value& x : v) {
     if (!x.isObject() || x.size() != 4 || !x["generation"].isUInt() || !x["serial"].isString() ||
-        !x["reason"].isString() || !x["at"].isInt64())
+        !x["reason"].isString() || !is_time(x["at"]))
       return std::nullopt;
     Revocation r;
     r.generation = x["generation"].asUInt();
@@ -641,7 +647,7 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
       a.publish = std::move(t);
     } else if (name == "renewal") {
       if (!value.isObject() || !value["failures"].isUInt() || !value["failures_total"].isUInt64() ||
-          !value["last_failure"].isInt64() || !value["last_error"].isString())
+          !is_time(value["last_failure"]) || !value["last_error"].isString())
         return bad("an attribute line has a malformed 'renewal'");
       a.renewal.failures = value["failures"].asUInt();
       a.renewal.failures_total = value["failures_total"].asUInt64();

@@ -42,6 +42,12 @@ Result<void> check_issuer(const Vault::Impl& v, const OutsideIssuer& i, const Se
   if (std::any_of(i.url.begin(), i.url.end(),
                   [](unsigned char c) { return c <= 0x20 || c == 0x7f; }))
     return fail(Code::kInvalidInput, "the CMP server URL contains a space or control character");
+  // A user and password in the URL would be kept in the clear and shown in messages.
+  if (const auto host = i.url.substr(i.url.find("//") + 2);
+      host.substr(0, host.find('/')).find('@') != std::string::npos)
+    return fail(Code::kInvalidInput,
+                "the CMP server URL holds a user name or password (user@host); give the URL "
+                "without it, and authenticate with --cmp-ref and --cmp-secret-file");
   if ((secret != nullptr) == !i.client_cert.empty())
     return fail(Code::kInvalidInput,
                 "give either a shared secret (--cmp-ref and --cmp-secret-file) or a vault "

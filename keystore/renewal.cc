@@ -154,7 +154,8 @@ bool check_publish_targets(const PublishTargets& t) {
     if (std::find(paths.begin(), paths.end(), *p) != paths.end()) return false;
     paths.push_back(*p);
   }
-  return !paths.empty() && t.mode <= 0777;
+  // Nobody but the files' owner may change what programs trust as their certificate.
+  return !paths.empty() && t.mode <= 0777 && (t.mode & 022) == 0;
 }
 
 Renewer renewer_of(const Entry& entry, const Generation& g) {

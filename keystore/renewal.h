@@ -38,7 +38,8 @@ std::string rule_spec(const RenewRule& rule);
 Result<RenewRule> parse_rule_spec(std::string_view spec);
 
 // File targets as the format allows them: at least one path; every path absolute,
-// normalised, without control characters, all different; mode at most 0777.
+// normalised, without control characters, all different; a mode of at most 0755 that
+// lets neither group nor others write.
 bool check_publish_targets(const PublishTargets& targets);
 
 // Who renews an entry: the vault itself (its CA, or a new self-signed certificate), an

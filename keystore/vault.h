@@ -215,7 +215,9 @@ class Vault {
   // the certificate's lifetime as before, capped by the policy and the CA's own end, and
   // refused when the capped certificate would fall due again at once. Ends a run of
   // failed renewals. An imported entry, or one from an outside CA, is refused (by hand).
-  Result<Entry> renew(std::string_view nickname);
+  // With `if_current`, only when that generation is still the current one (else refused:
+  // another process renewed or changed it since the caller looked).
+  Result<Entry> renew(std::string_view nickname, std::optional<uint32_t> if_current = {});
   // Counts a failed renewal of the entry, with its reason (one line, no secret).
   Result<Entry> record_renewal_failure(std::string_view nickname, std::string_view reason);
   // An entry's renewal rule (nullopt: the policy's) and hook, as they are at commit time.
@@ -280,7 +282,8 @@ class Vault {
 
  private:
   explicit Vault(std::unique_ptr<Impl> impl);
-  Result<Entry> replace_key(std::string_view nickname, std::optional<Time> not_after, bool renewal);
+  Result<Entry> replace_key(std::string_view nickname, std::optional<Time> not_after, bool renewal,
+                            std::optional<uint32_t> if_current = {});
   static Result<std::unique_ptr<Impl>> create(const std::filesystem::path& dir,
                                               const SecureBytes* pin, const SecureBytes& recovery,
                                               bool recovery_chosen, const InitOptions& options);

@@ -202,6 +202,12 @@ TEST_F(CmpCli, IssuerAddNeedsExactlyOneWayToAuthenticate) {
       {3});
   ExpectRefusedUnchanged({"create", "api"}, {3});
   ExpectRefusedUnchanged({"create", "api", "--issuer", "nosuch"}, {4});
+  // A password in the URL would sit in the vault in the clear and show in messages.
+  auto r = ExpectRefusedUnchanged(
+      {"issuer", "add", "ca1", "--cmp", "http://user:hunter2@127.0.0.1:1/cmp", "--cmp-ref", "3078",
+       "--cmp-secret-file", (tmp_ / "cmp-secret").string(), "--trust", ca_pem().string()},
+      {3});
+  EXPECT_FALSE(contains(r.err, "hunter2")) << r.err;
 }
 
 }  // namespace

@@ -94,6 +94,9 @@ TEST_F(Publish, BadTargetsGetOneLineAndChangeNothing) {
   ExpectRefusedUnchanged({"publish", "api", "--cert", (dir() / "a").string(), "--mode", "999"},
                          {3});
   ExpectRefusedUnchanged({"publish", "api", "--mode", "0644"}, {3});
+  // Nobody but the files' owner may change the certificate programs trust.
+  ExpectRefusedUnchanged({"publish", "api", "--cert", (dir() / "a").string(), "--mode", "0664"},
+                         {3});
   ExpectRefusedUnchanged({"publish", "nosuch", "--cert", (dir() / "a").string()}, {4});
 }
 

@@ -141,6 +141,24 @@ TEST_F(RenewalTest, RenewKeepsSubjectNamesAndLifetime) {
   EXPECT_EQ(renewed->renew_rule, before.renew_rule);
 }
 
+// A renewal decided from an earlier look (the agent's pass, a timer's) does not renew an
+// entry another process renewed meanwhile: one new generation, not two.
+TEST_F(RenewalTest, RenewOfAGenerationNoLongerCurrentIsRefused) {
+  entry("api", 40, "30d");
+  ASSERT_TRUE(vault().renew("api", 1u));
+  auto again = vault().renew("api", 1u);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "'api' changed meanwhile; check it and try again");
+  EXPECT_EQ(vault().find("api")->current()->number, 2u);
+}
+
+TEST_F(RenewalTest, AFailureReasonIsKeptAsOneLineATerminalShowsAsIs) {
+  entry("api", 40, "30d");
+  auto failed = vault().record_renewal_failure("api", "CA says:\x1b[2J\x07 no\r\nmore");
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->renewal.last_error, "CA says:?[2J? no  more");
+}
+
 TEST_F(RenewalTest, RenewEndsAtTheCasEndWhenTheUsualLifetimeWouldPassIt) {
   // An entry of 95 days, then a CA that ends in 60: renewed now, the entry ends with the CA.
   entry("long", 95, "10d");

@@ -157,6 +157,10 @@ Outcome cmd_publish(const Globals& globals, const PublishArgs& args) {
       if (m.empty() || m.size() > 4 || m.find_first_not_of("01234567") != std::string::npos ||
           (mode = std::stoul(m, nullptr, 8)) > 0777)
         return invalid("--mode '" + m + "' is not a file mode; give octal digits, such as 0644");
+      if (mode & 022)
+        return invalid("--mode '" + m +
+                       "' lets others change the certificate programs trust; give one without "
+                       "group or other write, such as 0644");
       t.mode = static_cast<uint32_t>(mode);
     }
     if (!check_publish_targets(t)) return invalid("give each file target a different path");

@@ -116,14 +116,19 @@ std::string why(OSSL_CMP_CTX* ctx) {
   }
   const std::string reason = ossl::last_error();
   if (out.empty()) out = reason;
-  for (char& c : out)
-    if (c == '\n' || c == '\r') c = ' ';
+  for (char& c : out)  // one line, and nothing a terminal would obey: it is the CA's text
+    if (c == '\n' || c == '\r' || c == '\t')
+      c = ' ';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
   ERR_clear_error();
   return out;
 }
 
 // The certConf decision (RFC 4210 5.3.18) is the vault's: the answer is checked as it would
-// be stored, so that a refusal reaches the CA and is reported in the keystore's words.
+// be stored and a refusal is reported in the keystore's words. It reaches the CA only when
+// the CA asks for confirmation; one that grants the implicit confirmation requested does
+// not hear of it (the vault stores nothing either way).
 struct Verdict {
   const Vault* vault = nullptr;
   const Enrollment* enrollment = nullptr;

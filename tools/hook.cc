@@ -105,7 +105,8 @@ HookResult run_hook(const HookRun& hook, std::chrono::seconds timeout,
     status = wait_until(pid, pidfd, Clock::now() + kGrace, nullptr);
     if (status == -1) {
       ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
     }
     result.what = (stop && stop->load()) ? "stopped with the agent"
                                          : "killed after " + std::to_string(timeout.count()) + " s";

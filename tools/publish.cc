@@ -1,6 +1,7 @@
 #include "publish.h"
 
 #include <openssl/pem.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -40,49 +41,78 @@ std::string uri_pem(const std::string& uri) {
   });
 }
 
-std::vector<std::string> publish_targets(const Vault& vault, const Entry& entry) {
+namespace {
+
+// The files of `targets`, from what `vault` holds for the entry's generation `number`.
+struct Contents {
+  Pems pems;
+  std::string key_uri_pem;
+};
+Result<Contents> contents_of(const Vault& vault, const std::string& nickname, uint32_t number) {
+  CV_TRY(pems, pems_of(vault, nickname, number));
+  CV_TRY(uri, entry_uri(vault, nickname));
+  return Contents{std::move(pems), uri_pem(uri)};
+}
+
+std::vector<std::string> write_targets(const PublishTargets& t, const Contents& c) {
   std::vector<std::string> problems;
-  const Generation* g = entry.current();
-  if (!entry.publish || !g) return problems;
-  const PublishTargets& t = *entry.publish;
-  auto pems = pems_of(vault, entry.nickname, g->number);
-  auto uri = entry_uri(vault, entry.nickname);
-  if (!pems || !uri) {
-    problems.push_back("cannot read the certificate of '" + entry.nickname +
-                       "' to publish it: " + (!pems ? pems.error() : uri.error()).message);
-    return problems;
-  }
   std::string chain;
-  for (const auto& c : pems->chain) chain += c;
+  for (const auto& pem : c.pems.chain) chain += pem;
   const std::optional<uid_t> owner =
       t.owner ? std::optional<uid_t>(static_cast<uid_t>(*t.owner)) : std::nullopt;
   // The key file holds no secret but is a key file to the programs that read it: never
   // more than its owner and group may read.
-  const mode_t key_mode = static_cast<mode_t>(t.mode) & 0770;
-  for (const auto& [path, data, what, mode] :
-       {std::tuple{&t.cert, pems->certificate, "certificate file", static_cast<mode_t>(t.mode)},
-        std::tuple{&t.chain, chain, "chain file", static_cast<mode_t>(t.mode)},
-        std::tuple{&t.fullchain, pems->certificate + chain, "full-chain file",
-                   static_cast<mode_t>(t.mode)},
-        std::tuple{&t.key_uri, uri_pem(*uri), "key URI file", key_mode}}) {
+  const mode_t key_mode = static_cast<mode_t>(t.mode) & 0750;
+  const mode_t mode = static_cast<mode_t>(t.mode);
+  for (const auto& [path, data, what, file_mode] :
+       {std::tuple{&t.cert, c.pems.certificate, "certificate file", mode},
+        std::tuple{&t.chain, chain, "chain file", mode},
+        std::tuple{&t.fullchain, c.pems.certificate + chain, "full-chain file", mode},
+        std::tuple{&t.key_uri, c.key_uri_pem, "key URI file", key_mode}}) {
     if (path->empty()) continue;
-    if (auto wrote = replace_file(*path, data, what, mode, owner); !wrote)
+    if (auto wrote = replace_file(*path, data, what, file_mode, owner); !wrote)
       problems.push_back(wrote.error().message);
   }
   return problems;
+}
+
+}  // namespace
+
+std::vector<std::string> publish_targets(const Vault& vault, const Entry& entry) {
+  const Generation* g = entry.current();
+  if (!entry.publish || !g) return {};
+  auto contents = contents_of(vault, entry.nickname, g->number);
+  if (!contents)
+    return {"cannot read the certificate of '" + entry.nickname +
+            "' to publish it: " + contents.error().message};
+  return write_targets(*entry.publish, *contents);
 }
 
 std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& entry) {
   const Generation* g = entry.current();
   if (!g || (!entry.publish && entry.renew_hook.empty())) return std::nullopt;
   std::error_code ec;
-  AfterChange c;
-  c.vault_dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal();
-  std::string dir = c.vault_dir.string();
+  std::string dir = std::filesystem::absolute(vault.dir(), ec).lexically_normal().string();
   if (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  AfterChange c;
   c.vault_dir = dir;
   c.nickname = entry.nickname;
   c.generation = g->number;
+  c.owner = vault.owner_uid();
+  // What to write, read now from the vault that made the change (authenticated when it
+  // is unlocked), not again later from files anyone may have changed since.
+  if (entry.publish) {
+    c.targets = entry.publish;
+    auto contents = contents_of(vault, entry.nickname, g->number);
+    if (contents) {
+      c.certificate = std::move(contents->pems.certificate);
+      c.chain = std::move(contents->pems.chain);
+      c.key_uri_pem = std::move(contents->key_uri_pem);
+    } else {
+      c.problem = "cannot read the certificate of '" + entry.nickname +
+                  "' to publish it: " + contents.error().message;
+    }
+  }
   c.hook.command = entry.renew_hook;
   c.hook.env = {{"CERTVAULT_NICKNAME", entry.nickname},
                 {"CERTVAULT_SERIAL", g->serial},
@@ -94,15 +124,18 @@ std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& ent
 }
 
 std::vector<std::string> carry_out(const AfterChange& c, const std::atomic<bool>* stop) {
+  // An entry's files and command are its owner's: whoever else renews it (root, another
+  // user's agent) does not run them with its own rights.
+  if (::geteuid() != c.owner)
+    return {"the files and command of '" + c.nickname + "' were not run: vault " +
+            c.vault_dir.string() + " belongs to uid " + std::to_string(c.owner) +
+            ", and they run only as its owner; renew it as that user"};
   std::vector<std::string> lines;
-  auto vault = Vault::open(c.vault_dir);
-  std::optional<Entry> entry;
-  if (vault) entry = vault->find(c.nickname);
-  if (!vault || !entry) {
-    lines.push_back("cannot read '" + c.nickname +
-                    "' again to publish it: " + (vault ? "it is gone" : vault.error().message));
-  } else {
-    for (auto& problem : publish_targets(*vault, *entry)) lines.push_back(std::move(problem));
+  if (!c.problem.empty()) {
+    lines.push_back(c.problem);
+  } else if (c.targets) {
+    Contents contents{{c.certificate, c.chain}, c.key_uri_pem};
+    for (auto& p : write_targets(*c.targets, contents)) lines.push_back(std::move(p));
   }
   if (!c.hook.command.empty()) {
     const HookResult r = run_hook(c.hook, kHookTimeout, stop);

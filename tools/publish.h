@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "hook.h"
+#include <sys/types.h>
 #include "types.h"
 #include "vault.h"
 
@@ -44,12 +45,19 @@ struct AfterChange {
   std::filesystem::path vault_dir;
   std::string nickname;
   uint32_t generation = 0;
-  HookRun hook;  // an empty command: none
+  uid_t owner = 0;  // the vault's: only a process running as it carries the change out
+  // The file targets and what goes into them, read when the change was made.
+  std::optional<PublishTargets> targets;
+  std::string certificate, key_uri_pem;
+  std::vector<std::string> chain;
+  std::string problem;  // why they could not be read; then nothing is written
+  HookRun hook;         // an empty command: none
 };
 // nullopt when the entry has neither file targets nor a command.
 std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& entry);
-// Publishes (from the vault as it is now) and runs the command; one line per file that
-// could not be written and one saying how the command ended, for stderr or the journal.
+// Writes the files and runs the command, when this process runs as the vault's owner; one
+// line per file that could not be written and one saying how the command ended (or why
+// nothing ran), for stderr or the journal.
 std::vector<std::string> carry_out(const AfterChange& change,
                                    const std::atomic<bool>* stop = nullptr);
 // After a command changed `entry`'s certificate: in-process (`here`), carries the change's

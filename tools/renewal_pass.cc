@@ -37,12 +37,18 @@ RenewalOutcome start(const Entry& e, const std::optional<RenewalPlan>& plan) {
   return o;
 }
 
-// Renews one entry in `vault` (unlocked); records a failure.
-RenewalOutcome renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) {
+// Renews one entry in `vault` (unlocked); records a failure. Nothing when another process
+// (a timer beside the agent, a second `renew`) renewed or changed it since the plan was made.
+std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) {
   RenewalOutcome o = start(e, plan);
   // An entry enrolled from an outside issuer renews there (kur); the others in the vault.
-  auto renewed =
-      plan.renewer == Renewer::kCmp ? cmp_renew(vault, e.nickname) : vault.renew(e.nickname);
+  auto renewed = plan.renewer == Renewer::kCmp ? cmp_renew(vault, e.nickname)
+                                               : vault.renew(e.nickname, plan.current.number);
+  if (!renewed && vault.refresh()) {
+    const auto now_entry = vault.find(e.nickname);
+    const Generation* g = now_entry ? now_entry->current() : nullptr;
+    if (!g || g->number != plan.current.number) return std::nullopt;
+  }
   if (renewed) {
     const Generation* g = renewed->current();
     o.kind = Kind::kRenewed;
@@ -120,7 +126,9 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
     } else if (request.dry_run) {
       o.kind = Kind::kWouldRenew;
     } else {
-      o = renew_one(vault, e, *plan);
+      auto done = renew_one(vault, e, *plan);
+      if (!done) continue;  // changed meanwhile by another process
+      o = std::move(*done);
     }
     pass.outcomes.push_back(std::move(o));
   }
