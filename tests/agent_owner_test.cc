@@ -279,15 +279,16 @@ class AgentRenewal : public AgentOwner {
     auto e = entry(nickname);
     return e && e->current() ? e->current()->number : 0;
   }
-  // Polls (bounded, 20 s) until `done` holds.
+  // Polls (bounded, 60 s: CI machines run other tests beside) until `done` holds.
   template <typename F>
   bool eventually(F done) {
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 600; ++i) {
       if (done()) return true;
       std::this_thread::sleep_for(100ms);
     }
     return done();
   }
+  std::string agent_log() { return read_file(tmp_ / "agent.err"); }
   Json::Value vault_status() {
     auto r = cv({"--json", "status"}, false);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -325,8 +326,8 @@ TEST_F(AgentRenewal, TheAgentRenewsWhatIsDueWhileUnlockedAndNothingWhileLocked) 
   start_agent({"--renew-every", "1s"}, {"env", "CERTVAULT_TEST_NOW=+13d"});
   auto locked_passes = [&] { return vault_status()["renewal"]["passes_while_locked"].asUInt64(); };
   // Locked: passes come and go and renew nothing.
-  ASSERT_TRUE(eventually([&] { return locked_passes() >= 2; }));
-  EXPECT_EQ(generation("api"), 1u);
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= 2; })) << agent_log();
+  EXPECT_EQ(generation("api"), 1u) << agent_log();
   EXPECT_EQ(vault_status()["due_for_renewal"].asUInt64(), 1u) << "due, and counted while locked";
   // Unlocked: renewed right away; the command ran for the new generation.
   unlock();
@@ -335,20 +336,20 @@ TEST_F(AgentRenewal, TheAgentRenewsWhatIsDueWhileUnlockedAndNothingWhileLocked) 
   ASSERT_TRUE(eventually([&] {
     return fs::exists(log) && read_file(log).starts_with("api 2 " + uid + "\n");
   })) << read_file(log);
-  EXPECT_TRUE(audited("renew", "api"));
+  EXPECT_TRUE(audited("renew", "api")) << audit_log();
   EXPECT_FALSE(vault_status()["renewal"]["last_pass"].isNull());
   // Locked again: nothing is renewed until the next unlock.
   ASSERT_EQ(cv({"lock"}, false).exit_code, 0);
   forty_days("web", tmp_ / "web.log");
   auto skipped = locked_passes();
-  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; }));
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; })) << agent_log();
   const uint32_t api_locked = generation("api");
   skipped = locked_passes();
-  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; }));
-  EXPECT_EQ(generation("api"), api_locked);
-  EXPECT_EQ(generation("web"), 1u);
+  ASSERT_TRUE(eventually([&] { return locked_passes() >= skipped + 2; })) << agent_log();
+  EXPECT_EQ(generation("api"), api_locked) << agent_log();
+  EXPECT_EQ(generation("web"), 1u) << agent_log();
   unlock();
-  ASSERT_TRUE(eventually([&] { return generation("web") >= 2; }));
+  ASSERT_TRUE(eventually([&] { return generation("web") >= 2; })) << agent_log();
   // One line per renewal of api, in order.
   std::string expected;
   for (uint32_t g = 2; g <= api_locked; ++g)
