@@ -80,9 +80,14 @@ class CmpCli : public CliTest {
     mock_pid_ = spawn_logged(argv, out, tmp_ / "mock.err");
     for (int i = 0; i < 200; ++i) {  // bounded: 20 s at most
       const std::string said = fs::exists(out) ? read_file(out) : "";
+      // "ACCEPT [::]:PORT PID=..." (OpenSSL 3.0), "ACCEPT 0.0.0.0:PORT PID=..." (3.5)
       if (size_t at = said.find("ACCEPT "); at != std::string::npos) {
-        size_t colon = said.find("]:", at);
-        if (colon != std::string::npos) return std::atoi(said.c_str() + colon + 2);
+        const size_t end = said.find(' ', at + 7);
+        const std::string address =
+            said.substr(at + 7, end == std::string::npos ? end : end - at - 7);
+        const size_t colon = address.rfind(':');
+        if (end != std::string::npos && colon != std::string::npos)
+          return std::atoi(address.c_str() + colon + 1);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
