@@ -252,7 +252,9 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
   for (const auto& n : args.nicknames) CV_CHECK(check_nickname(n));
   CV_TRY(vault, open_vault(globals));
   const Time t = renewal_now();
-  PassRequest request{args.nicknames, true};
+  PassRequest request;
+  request.nicknames = args.nicknames;
+  request.dry_run = true;
   // What is due, from public data: a dry run stops here, and so does a run with nothing the
   // vault can renew by itself, without asking for the PIN.
   CV_TRY(dry, renewal_pass(vault, request));

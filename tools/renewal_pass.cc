@@ -126,6 +126,7 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
     } else if (request.dry_run) {
       o.kind = Kind::kWouldRenew;
     } else {
+      if (request.between && !request.between()) break;
       auto done = renew_one(vault, e, *plan);
       if (!done) continue;  // changed meanwhile by another process
       o = std::move(*done);

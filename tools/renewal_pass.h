@@ -7,6 +7,7 @@
 
 #include <json/json.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +53,10 @@ struct RenewalPass {
 struct PassRequest {
   std::vector<std::string> nicknames;  // empty: every entry that is due
   bool dry_run = false;
+  // Called before each renewal: where the agent lets signing in between renewals (it drops
+  // and takes the vault's lock again). False ends the pass (the vault was locked
+  // meanwhile, or the agent is stopping).
+  std::function<bool()> between;
 };
 
 // `vault` must be unlocked unless it is a dry run. A nickname that is not in the vault is

@@ -357,15 +357,25 @@ class ServedVault {
 
   // The renewal pass over this vault when it is unlocked (nullopt when locked); the
   // renewed entries' commands go to `hooks`.
-  std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks) {
-    std::lock_guard lock(mu_);
+  std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks,
+                                                   const std::atomic<bool>& stopping) {
+    std::unique_lock lock(mu_);
     if (!vault_.unlocked()) {
       ++passes_while_locked_;
       return std::nullopt;
     }
     ++passes_;
     last_pass_ = now();
-    auto pass = cli::renewal_pass(vault_, cli::PassRequest{});
+    cli::PassRequest request;
+    // Between two renewals the lock is let go, so that signing and lookups in this vault
+    // wait for one renewal at a time, not for the whole pass.
+    request.between = [&] {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+      return vault_.unlocked() && !stopping;
+    };
+    auto pass = cli::renewal_pass(vault_, request);
     if (pass) {
       for (const auto& o : pass->outcomes)
         if (o.kind == cli::RenewalOutcome::Kind::kRenewed) {
@@ -466,7 +476,7 @@ void Agent::renew_pass() {
   std::vector<cli::AfterChange> hooks;
   for (const auto& v : vaults_) {
     if (stopping_) return;
-    auto pass = v->renew_due(hooks);
+    auto pass = v->renew_due(hooks, stopping_);
     if (!pass) continue;  // locked
     if (!*pass) {
       Audit::journal(LOG_WARNING, "renewal pass failed: " + pass->error().message, v->label());
