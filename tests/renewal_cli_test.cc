@@ -118,6 +118,30 @@ TEST_F(RenewalCli, NamedEntriesAreRenewedNowDueOrNot) {
   ExpectRefusedUnchanged({"renew", "nosuch"}, {4});
 }
 
+TEST_F(RenewalCli, RevokeOldRevokesTheReplacedGenerationOnceTheNewOneIsStored) {
+  ok({"create", "api", "--end-date", "+90d"});
+  const std::string old_serial = Vault::open(vault_)->find("api")->current()->serial;
+  auto r = ok({"renew", "api", "--revoke-old"});
+  EXPECT_TRUE(contains(r.out, "Generation 1 is revoked (superseded)")) << r.out;
+  auto e = Vault::open(vault_)->find("api");
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kDisabled) << "stops working at once";
+  const fs::path crl = tmp_ / "ca.crl";
+  ok({"ca", "crl", "-o", crl.string()});
+  auto text = run({"openssl", "crl", "-in", crl.string(), "-noout", "-text"});
+  EXPECT_TRUE(contains(text.out, old_serial)) << text.out;
+  EXPECT_TRUE(contains(text.out, "Superseded")) << text.out;
+  // Without --revoke-old the replaced generation keeps working until its end.
+  ok({"renew", "api"});
+  EXPECT_EQ(Vault::open(vault_)->find("api")->generations[1].status,
+            certvault::Status::kSuperseded);
+  // A self-signed certificate is no vault CA's to revoke: renewed all the same, and said so.
+  ok({"create", "self", "--self-signed", "--end-date", "+90d"});
+  auto self = ok({"renew", "self", "--revoke-old"});
+  EXPECT_TRUE(contains(self.out, "Renewed 'self'")) << self.out;
+  EXPECT_TRUE(contains(self.out, "Generation 1 was not revoked: ")) << self.out;
+}
+
 TEST_F(RenewalCli, ImportedEntryIsReportedAsRenewByHand) {
   auto key = generate_ec_key();
   auto cert = make_self_signed(key.get(), "theirs", -60, 40 * 86400);

@@ -361,6 +361,9 @@ void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
   publish->add_flag("--list", a.publish.list, "Show the entry's file targets (the default)");
   publish->add_flag("--remove", a.publish.remove,
                     "Forget the entry's file targets (the files stay)");
+  renew->add_flag("--revoke-old", a.renew.revoke_old,
+                  "Once renewed, revoke the generation it replaces (vault CA entries): it stops "
+                  "working at once and goes on the next CRL");
   renew->add_flag("--dry-run", a.renew.dry_run,
                   "Say what would be renewed, when it is due and by whom; change nothing, ask "
                   "no PIN");

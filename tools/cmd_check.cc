@@ -120,8 +120,9 @@ std::optional<Problem> crl_problem(const CrlState& crl, Time t, int64_t window) 
   p.tier = gone ? kTierExpired : kTierExpiring;
   p.at = crl.next_update;
   p.exit = gone ? kExitExpired : kExitExpiresSoon;
-  p.line = "CRL " + crl.file + " (number " + std::to_string(crl.number) + "): " +
-           (gone ? "past its next update " : "next update due ") + format_time(crl.next_update) +
+  p.line = "CRL " + crl.file + " (number " + std::to_string(crl.number) +
+           "): " + (gone ? "past its next update " : "next update due ") +
+           format_time(crl.next_update) +
            (gone ? ", so servers that check it refuse every client" : "") +
            "; write a new one with 'certvault ca crl -o " + crl.file + "'";
   p.json = Json::Value(Json::objectValue);

@@ -37,7 +37,9 @@ void print_pass(const Vault& vault, const RenewalPass& pass, Time t) {
       case Kind::kRenewed:
         std::cout << "Renewed " << name << ": generation " << o.generation << ", serial "
                   << o.serial << ", valid until " << format_time(o.not_after)
-                  << ". Programs using its URI get the new certificate.\n";
+                  << ". Programs using its URI get the new certificate.";
+        if (!o.revoked_old.empty()) std::cout << ' ' << o.revoked_old;
+        std::cout << '\n';
         break;
       case Kind::kWouldRenew:
         std::cout << "Would renew " << name << " (" << due_words(o, t) << ", "
@@ -263,7 +265,9 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
     return dry.all_done() ? kExitOk : 1;
   }
   request.dry_run = false;
-  CV_TRY(reply, ask_agent(globals, vault, {"renew", owner::renew_json(args.nicknames)}));
+  request.revoke_old = args.revoke_old;
+  CV_TRY(reply,
+         ask_agent(globals, vault, {"renew", owner::renew_json(args.nicknames, args.revoke_old)}));
   if (reply) {
     CV_TRY(doc, owner::parse(reply->message.get(agent::Tag::kData).value_or("")));
     CV_TRY(pass, pass_from_json(doc));

@@ -153,6 +153,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args);
 struct RenewArgs {
   std::vector<std::string> nicknames;
   bool dry_run = false;
+  bool revoke_old = false;
 };
 Outcome cmd_renew(const Globals& globals, const RenewArgs& args);
 

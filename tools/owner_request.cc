@@ -84,8 +84,9 @@ Json::Value to_json(const RenewRuleChange& c) {
   return v;
 }
 
-Json::Value renew_json(const std::vector<std::string>& nicknames) {
+Json::Value renew_json(const std::vector<std::string>& nicknames, bool revoke_old) {
   Json::Value v(Json::objectValue);
+  if (revoke_old) v["revoke_old"] = true;
   Json::Value list(Json::arrayValue);
   for (const auto& n : nicknames) list.append(n);
   v["nicknames"] = list;
@@ -139,6 +140,10 @@ Result<std::optional<PublishTargets>> publish_targets(const Json::Value& v) {
   if (o["owner"].isUInt()) t.owner = o["owner"].asUInt();
   t.mode = o["mode"].asUInt();
   return std::optional(t);
+}
+
+bool renew_revoke_old(const Json::Value& v) {
+  return flag(v, "revoke_old");
 }
 
 Result<std::vector<std::string>> renew_nicknames(const Json::Value& v) {

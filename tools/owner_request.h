@@ -63,7 +63,7 @@ Json::Value to_json(const PolicyChange& c);
 Json::Value to_json(const ExportRequest& r);  // nickname, encryption, chain; not `out`
 Json::Value to_json(const RenewRuleChange& c);
 // `renew`: the nicknames (empty: whatever is due).
-Json::Value renew_json(const std::vector<std::string>& nicknames);
+Json::Value renew_json(const std::vector<std::string>& nicknames, bool revoke_old);
 // `publish`: the entry's file targets, or none (null).
 Json::Value publish_json(const std::string& nickname, const std::optional<PublishTargets>& t);
 Json::Value rotate_json(const std::string& nickname, std::optional<Time> not_after);
@@ -79,6 +79,7 @@ Result<PolicyChange> policy_change(const Json::Value& v);
 Result<ExportRequest> export_request(const Json::Value& v);
 Result<RenewRuleChange> renew_rule_change(const Json::Value& v);
 Result<std::vector<std::string>> renew_nicknames(const Json::Value& v);
+bool renew_revoke_old(const Json::Value& v);
 Result<std::optional<PublishTargets>> publish_targets(const Json::Value& v);
 Result<std::string> nickname(const Json::Value& v);
 Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key);

@@ -5,6 +5,8 @@
 // synced, renamed over it): a reader sees the old file or the new one, never a part.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <filesystem>
 #include <optional>
@@ -13,7 +15,6 @@
 
 #include "error.h"
 #include "hook.h"
-#include <sys/types.h>
 #include "types.h"
 #include "vault.h"
 

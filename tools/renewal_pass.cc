@@ -39,7 +39,8 @@ RenewalOutcome start(const Entry& e, const std::optional<RenewalPlan>& plan) {
 
 // Renews one entry in `vault` (unlocked); records a failure. Nothing when another process
 // (a timer beside the agent, a second `renew`) renewed or changed it since the plan was made.
-std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan) {
+std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const RenewalPlan& plan,
+                                        bool revoke_old) {
   RenewalOutcome o = start(e, plan);
   // An entry enrolled from an outside issuer renews there (kur); the others in the vault.
   auto renewed = plan.renewer == Renewer::kCmp ? cmp_renew(vault, e.nickname)
@@ -56,6 +57,18 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
     o.serial = g ? g->serial : "";
     o.not_after = g ? g->not_after : 0;
     o.hook = renewed->renew_hook;
+    if (revoke_old) {
+      const uint32_t old = plan.current.number;
+      auto revoked = vault.revoke(e.nickname, old, RevocationReason::kSuperseded);
+      if (revoked) {
+        renewed = std::move(revoked);
+        o.revoked_old = "Generation " + std::to_string(old) +
+                        " is revoked (superseded) and goes on the vault CA's next CRL.";
+      } else {
+        o.revoked_old = "Generation " + std::to_string(old) +
+                        " was not revoked: " + revoked.error().message + ".";
+      }
+    }
     o.after = after_change_for(vault, *renewed);
     o.retry_at.reset();
     return o;
@@ -127,7 +140,7 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
       o.kind = Kind::kWouldRenew;
     } else {
       if (request.between && !request.between()) break;
-      auto done = renew_one(vault, e, *plan);
+      auto done = renew_one(vault, e, *plan, request.revoke_old);
       if (!done) continue;  // changed meanwhile by another process
       o = std::move(*done);
     }
@@ -155,6 +168,7 @@ Json::Value to_json(const RenewalPass& pass) {
       v["serial"] = o.serial;
       v["not_after"] = format_time(o.not_after);
       v["then"] = o.hook.empty() ? Json::Value() : Json::Value(o.hook);
+      v["revoked_old"] = o.revoked_old.empty() ? Json::Value() : Json::Value(o.revoked_old);
     }
     list.append(v);
   }
@@ -203,6 +217,7 @@ Result<RenewalPass> pass_from_json(const Json::Value& v) {
         o.serial = r["serial"].asString();
         o.not_after = time(r["not_after"]).value_or(0);
         o.hook = r["then"].isString() ? r["then"].asString() : "";
+        o.revoked_old = r["revoked_old"].isString() ? r["revoked_old"].asString() : "";
       }
       pass.outcomes.push_back(std::move(o));
     }

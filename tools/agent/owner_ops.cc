@@ -128,6 +128,7 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     CV_TRY(nicknames, owner::renew_nicknames(args));
     cli::PassRequest request;
     request.nicknames = std::move(nicknames);
+    request.revoke_old = owner::renew_revoke_old(args);
     CV_TRY(pass, cli::renewal_pass(vault, request));
     for (const auto& o : pass.outcomes)
       if (o.after) hooks.push_back(*o.after);

@@ -358,7 +358,7 @@ class ServedVault {
   // The renewal pass over this vault when it is unlocked (nullopt when locked); the
   // renewed entries' commands go to `hooks`.
   std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks,
-                                                   const std::atomic<bool>& stopping) {
+                                                    const std::atomic<bool>& stopping) {
     std::unique_lock lock(mu_);
     if (!vault_.unlocked()) {
       ++passes_while_locked_;
