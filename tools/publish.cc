@@ -124,8 +124,9 @@ std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& ent
 }
 
 std::vector<std::string> carry_out(const AfterChange& c, const std::atomic<bool>* stop) {
-  // An entry's files and command are its owner's: whoever else renews it (root, another
-  // user's agent) does not run them with its own rights.
+  // An entry's files and command are its owner's: nobody else runs them with their own
+  // rights. (Vault::open already refuses a vault another user owns; this stays true if
+  // that ever changes.)
   if (::geteuid() != c.owner)
     return {"the files and command of '" + c.nickname + "' were not run: vault " +
             c.vault_dir.string() + " belongs to uid " + std::to_string(c.owner) +
@@ -145,15 +146,15 @@ std::vector<std::string> carry_out(const AfterChange& c, const std::atomic<bool>
 }
 
 void follow_up(const Vault& vault, const Entry& entry, bool here) {
-  auto change = after_change_for(vault, entry);
-  if (!change) return;
+  if (!entry.publish && entry.renew_hook.empty()) return;
   std::cout.flush();
   if (!here) {
     std::cerr << "certvault: the agent rewrites the files of '" << entry.nickname
               << "' and runs its command (results in its journal)\n";
     return;
   }
-  for (const auto& line : carry_out(*change)) std::cerr << "certvault: " << line << '\n';
+  if (auto change = after_change_for(vault, entry))
+    for (const auto& line : carry_out(*change)) std::cerr << "certvault: " << line << '\n';
 }
 
 }  // namespace certvault::cli
