@@ -3,7 +3,8 @@
 # the agent unlocked once, and a program running as another user with no PIN presenting the
 # certificate by URI in a real mutual-TLS handshake through the OpenSSL provider; the
 # agent's status and audit; the entry listed, shown with its URIs, exported once (and the
-# second export refused), and the vault locked again.
+# second export refused); a renewal rule, what is due, and a renewal under the same URI;
+# and the vault locked again.
 # CERTVAULT_BUILD_DIR chooses the build directory (default: build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,5 +118,8 @@ if cv export api-prod -o "$work/again.p12"; then
   exit 1
 fi
 cv check
+cv renew-rule api-prod --before 30d
+cv renew --dry-run
+cv renew api-prod
 cv lock
 echo "demo: done; the vault was in $work/vault and is now removed" >&2
