@@ -136,6 +136,8 @@ std::optional<uint64_t> peek_counter(std::string_view bytes);
 
 // Associated data for an outside issuer's sealed shared secret.
 Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer);
+// Associated data for an ACME issuer's sealed account key.
+Bytes issuer_account_key_ad(std::string_view vault_id, std::string_view issuer);
 // Associated data for the vault key wrapped under the PIN or the recovery key.
 Bytes wrap_ad(std::string_view vault_id, std::string_view which);
 
