@@ -1,6 +1,7 @@
-// Outside issuers reached by a protocol (CMP): their configuration in the vault header,
-// their sealed shared secret, and enrollment around the protocol exchange, which itself is
-// not keystore's (tools/cmp_client.cc). docs/lifecycle.md, "Outside CAs: CMP".
+// Outside issuers reached by a protocol (CMP, ACME): their configuration in the vault header,
+// their sealed shared secret or account key, and enrollment around the protocol exchange, which
+// itself is not keystore's (tools/cmp_client.cc, tools/acme_client.cc). docs/lifecycle.md, "Outside
+// CAs".
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>

@@ -186,6 +186,10 @@ TEST_F(AcmeCli, AnEntryWithoutADnsNameOrIpAddressIsRefusedInOneLine) {
   r = ExpectRefusedUnchanged({"create", "mail", "--issuer", "le", "--san", "email:ops@example.com"},
                              {3});
   EXPECT_TRUE(contains(r.err, "DNS names and IP addresses only")) << r.err;
+  // The CA decides the lifetime: an end date asked for would not be honoured.
+  r = ExpectRefusedUnchanged(
+      {"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1", "--end-date", "+30d"}, {3});
+  EXPECT_TRUE(contains(r.err, "--end-date does not apply")) << r.err;
 }
 
 TEST_F(AcmeCli, IssuerAddTakesEitherCmpOrAcme) {

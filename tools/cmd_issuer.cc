@@ -1,6 +1,6 @@
-// issuer add | list | show | remove: outside CAs the vault enrolls from by CMP, and
-// create --issuer (docs/lifecycle.md, "Outside CAs: CMP"). Adding and removing an issuer
-// and enrolling happen in this process, with the PIN.
+// issuer add | list | show | remove: outside CAs the vault enrolls from by CMP or ACME, and
+// create --issuer (docs/lifecycle.md, "Outside CAs: CMP" and "... ACME"). Adding and removing an
+// issuer and enrolling happen in this process, with the PIN.
 #include <openssl/x509.h>
 
 #include <iostream>
@@ -234,6 +234,9 @@ Outcome cmd_create_from_issuer(const Globals& globals, const CreateArgs& args) {
   CV_TRY(vault, open_unlocked(globals));
   const auto issuer = vault.find_issuer(request.issuer);
   const bool acme = issuer && issuer->protocol == IssuerProtocol::kAcme;
+  if (acme && request.not_after)
+    return invalid("--end-date does not apply with ACME issuer '" + request.issuer +
+                   "': the CA decides the lifetime (the policy's limits still apply)");
   CV_TRY(entry, acme ? acme_enroll(vault, request) : cmp_enroll(vault, request));
   const Generation* g = entry.current();
   report_entry(globals, vault, entry,
