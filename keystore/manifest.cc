@@ -221,6 +221,10 @@ Json::Value issuer_json(const IssuerRecord& r) {
     v["account_key"] = seal::to_base64(r.sealed_secret);
     if (!i.account.empty()) v["account"] = i.account;
     if (!i.http01_listen.empty()) v["http01_listen"] = i.http01_listen;
+    if (!i.eab_kid.empty()) {
+      v["eab_kid"] = i.eab_kid;
+      v["eab_key"] = seal::to_base64(r.sealed_eab_key);
+    }
     v["trust"] = der_list(i.trust);
     if (!i.server_ca.empty()) v["server_ca"] = der_list(i.server_ca);
     return v;
@@ -398,15 +402,18 @@ std::optional<std::vector<Bytes>> der_list_of(const Json::Value& v) {
 }
 
 // ACME (RFC 8555): the directory URL, the sealed account key, the account URL once
-// registered, and where the http-01 responder listens.
+// registered, where the http-01 responder listens, and the external account binding.
 std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r) {
-  static const std::set<std::string> kMembers = {"name",    "protocol",      "url",   "account_key",
-                                                 "account", "http01_listen", "trust", "server_ca"};
+  static const std::set<std::string> kMembers = {
+      "name",          "protocol", "url",     "account_key", "account",
+      "http01_listen", "eab_kid",  "eab_key", "trust",       "server_ca"};
   OutsideIssuer& i = r.info;
   i.protocol = IssuerProtocol::kAcme;
   for (const std::string& name : v.getMemberNames())
     if (!kMembers.contains(name)) return std::nullopt;
-  for (auto [key, field] : {std::pair{"account", &i.account}, {"http01_listen", &i.http01_listen}})
+  for (auto [key, field] : {std::pair{"account", &i.account},
+                            {"http01_listen", &i.http01_listen},
+                            {"eab_kid", &i.eab_kid}})
     if (v.isMember(key)) {
       if (!v[key].isString() || v[key].asString().empty()) return std::nullopt;
       *field = v[key].asString();
@@ -416,6 +423,13 @@ std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r)
   if (!sealed || sealed->empty()) return std::nullopt;
   r.sealed_secret = std::move(*sealed);
   i.has_secret = true;
+  if (v.isMember("eab_key") != !i.eab_kid.empty()) return std::nullopt;  // both or neither
+  if (v.isMember("eab_key")) {
+    auto eab = v["eab_key"].isString() ? seal::from_base64(v["eab_key"].asString())
+                                       : Result<Bytes>(Bytes());
+    if (!eab || eab->empty()) return std::nullopt;
+    r.sealed_eab_key = std::move(*eab);
+  }
   auto trust = der_list_of(v["trust"]);
   if (!trust) return std::nullopt;
   i.trust = std::move(*trust);
@@ -927,6 +941,10 @@ Bytes issuer_ad(std::string_view prefix, std::string_view vault_id, std::string_
   return Bytes(ad.begin(), ad.end());
 }
 }  // namespace
+
+Bytes issuer_eab_key_ad(std::string_view vault_id, std::string_view issuer) {
+  return issuer_ad("certvault/issuer-eab-key/v1", vault_id, issuer);
+}
 
 Bytes issuer_account_key_ad(std::string_view vault_id, std::string_view issuer) {
   return issuer_ad("certvault/issuer-account-key/v1", vault_id, issuer);

@@ -50,10 +50,14 @@ Result<void> check_issuer(const Vault::Impl& v, const OutsideIssuer& i, const Se
                 "the CMP server URL holds a user name or password (user@host); give the URL "
                 "without it, and authenticate with --cmp-ref and --cmp-secret-file");
   if (i.protocol == IssuerProtocol::kAcme) {
-    if (secret || !i.client_cert.empty() || !i.reference.empty())
+    if (!i.client_cert.empty() || !i.reference.empty())
       return fail(Code::kInvalidInput,
                   "an ACME issuer authenticates with an account key the vault makes; "
                   "--cmp-ref, --cmp-secret-file and --cmp-cert do not apply");
+    if ((secret != nullptr) != !i.eab_kid.empty() || (secret && secret->empty()))
+      return fail(Code::kInvalidInput,
+                  "external account binding needs its key id and a non-empty MAC key "
+                  "(--eab KID:HMAC-FILE)");
     if (!i.http01_listen.empty()) {
       const auto colon = i.http01_listen.rfind(':');
       const std::string port = colon == std::string::npos ? "" : i.http01_listen.substr(colon + 1);
@@ -160,10 +164,13 @@ Result<SecureBytes> Vault::issuer_secret(std::string_view name) const {
   CV_CHECK(v.require_unlocked("use an issuer's shared secret"));
   CV_CHECK(v.refresh());
   CV_TRY(i, must_find_issuer(v, name));
-  if (i->sealed_secret.empty() || i->info.protocol != IssuerProtocol::kCmp)
+  const bool acme = i->info.protocol == IssuerProtocol::kAcme;
+  const auto& sealed = acme ? i->sealed_eab_key : i->sealed_secret;
+  if (sealed.empty())
     return fail(Code::kNotFound, "issuer '" + i->info.name + "' has no shared secret");
-  auto secret = seal::open(v.seal_key, i->sealed_secret,
-                           manifest::issuer_secret_ad(v.m.header.vault_id, i->info.name));
+  auto secret = seal::open(v.seal_key, sealed,
+                           acme ? manifest::issuer_eab_key_ad(v.m.header.vault_id, i->info.name)
+                                : manifest::issuer_secret_ad(v.m.header.vault_id, i->info.name));
   if (!secret)
     return fail(Code::kTampered, v.where() +
                                      " failed authentication: the shared secret of issuer '" +
@@ -224,6 +231,10 @@ Result<OutsideIssuer> Vault::add_issuer(const OutsideIssuer& issuer, const Secur
       CV_TRY(der, keys::private_der(key.get()));
       rec.sealed_secret = seal::seal(
           v.seal_key, der.span(), manifest::issuer_account_key_ad(m.header.vault_id, issuer.name));
+      if (secret)
+        rec.sealed_eab_key =
+            seal::seal(v.seal_key, secret->span(),
+                       manifest::issuer_eab_key_ad(m.header.vault_id, issuer.name));
     } else if (secret) {
       rec.sealed_secret = seal::seal(v.seal_key, secret->span(),
                                      manifest::issuer_secret_ad(m.header.vault_id, issuer.name));

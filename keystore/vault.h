@@ -186,7 +186,8 @@ class Vault {
   // The same key as a handle that signs: what front ends hold instead of the key itself.
   Result<std::shared_ptr<const SigningKey>> signing_key(
       std::string_view nickname, std::optional<uint32_t> generation = {}) const;
-  // An outside issuer's shared secret (never shown; for the protocol client only).
+  // An outside issuer's shared secret (never shown; for the protocol client only): CMP's,
+  // or an ACME issuer's external account binding MAC key.
   Result<SecureBytes> issuer_secret(std::string_view name) const;
   // An ACME issuer's account key (RFC 8555 7.3; for the protocol client only).
   Result<PrivateKey> issuer_account_key(std::string_view name) const;

@@ -35,6 +35,10 @@ int free_port() {
   return port;
 }
 
+// An external account binding MAC key as an ACME CA hands it out (base64url).
+constexpr std::string_view kEabKey =
+    "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
 class AcmeCli : public CliTest {
  protected:
   void SetUp() override {
@@ -54,7 +58,7 @@ class AcmeCli : public CliTest {
 
   // Pebble with its own TLS certificate, asking http-01 proofs at the test's port;
   // `always_valid`: no validation at all (for cases that are not about it).
-  void start_pebble(bool always_valid = false) {
+  void start_pebble(bool always_valid = false, bool eab = false) {
     const fs::path config = tmp_ / "pebble.json";
     write_file(config,
                R"({"pebble": {"listenAddress": "127.0.0.1:)" + std::to_string(acme_port_) +
@@ -62,7 +66,10 @@ class AcmeCli : public CliTest {
                    R"(", "certificate": ")" + (tmp_ / "pebble.pem").string() +
                    R"(", "privateKey": ")" + (tmp_ / "pebble.key").string() + R"(", "httpPort": )" +
                    std::to_string(http01_port_) + R"(, "tlsPort": )" + std::to_string(free_port()) +
-                   R"(, "ocspResponderURL": "", "externalAccountBindingRequired": false,)"
+                   R"(, "ocspResponderURL": "", "externalAccountBindingRequired": )" +
+                   (eab ? R"(true, "externalAccountMACKeys": {"kid-1": ")" + std::string(kEabKey) +
+                              R"("},)"
+                        : std::string("false,")) +
                    R"( "certificateValidityPeriod": 7200}})");
     std::vector<std::string> argv{"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"};
     if (always_valid) argv.push_back("PEBBLE_VA_ALWAYS_VALID=1");
@@ -176,6 +183,27 @@ TEST_F(AcmeCli, RenewWithTheServerDownFailsIsRecordedAndTheOldGenerationStays) {
   EXPECT_EQ(e->generations.size(), 1u);
   EXPECT_EQ(e->renewal.failures, 1u);
   EXPECT_TRUE(contains(e->renewal.last_error, "did not renew")) << e->renewal.last_error;
+}
+
+TEST_F(AcmeCli, ExternalAccountBindingRegistersTheAccountWithTheKeyIdTheCaGave) {
+  start_pebble(/*always_valid=*/true, /*eab=*/true);
+  // Without the binding the CA refuses the account, and nothing is stored.
+  add_issuer();
+  auto refused =
+      ExpectRefusedUnchanged({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"}, {5});
+  EXPECT_TRUE(contains(refused.err, "externalAccountRequired")) << refused.err;
+  write_secret_file(tmp_ / "eab.key", kEabKey);
+  ok({"issuer", "add", "bound", "--acme", directory(), "--trust", root_pem().string(),
+      "--server-ca", (tmp_ / "pebble.pem").string(), "--eab",
+      "kid-1:" + (tmp_ / "eab.key").string(), "--http01-listen",
+      "127.0.0.1:" + std::to_string(http01_port_)});
+  ok({"create", "web", "--issuer", "bound", "--san", "IP:127.0.0.1"});
+  EXPECT_EQ(verify("web").exit_code, 0);
+  for (const auto& [name, content] : snapshot(vault_).files)
+    EXPECT_FALSE(contains(content, std::string(kEabKey))) << name << ": sealed, never in clear";
+  auto shown = ok({"issuer", "show", "bound"});
+  EXPECT_TRUE(contains(shown.out, "key id 'kid-1'")) << shown.out;
+  EXPECT_FALSE(contains(shown.out, std::string(kEabKey))) << shown.out;
 }
 
 TEST_F(AcmeCli, AnEntryWithoutADnsNameOrIpAddressIsRefusedInOneLine) {

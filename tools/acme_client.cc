@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "ossl.h"
+#include "seal.h"
 
 namespace certvault::cli {
 namespace {
@@ -478,12 +480,48 @@ class Acme {
     if (!issuer_.account.empty()) return {};
     Json::Value request(Json::objectValue);
     request["termsOfServiceAgreed"] = true;
+    if (!issuer_.eab_kid.empty()) {
+      CV_TRY(binding, external_binding());
+      request["externalAccountBinding"] = binding;
+    }
     CV_TRY(created, post(dir_["newAccount"].asString(), &request, nullptr, true));
     const std::string kid = created.first.header("location");
     if (kid.empty()) return fail(Code::kRefused, "the server's new account has no URL");
     CV_TRY(recorded, vault_.set_issuer_account(issuer_.name, kid));
     issuer_ = std::move(recorded);
     return {};
+  }
+
+  // RFC 8555 7.3.4: the account key (JWK) MACed (HS256) with the key the CA gave.
+  Result<Json::Value> external_binding() {
+    CV_TRY(secret, vault_.issuer_secret(issuer_.name));
+    std::string b64(secret.view());
+    for (char& c : b64) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (!b64.empty() && (b64.back() == '\n' || b64.back() == '\r' || b64.back() == ' '))
+      b64.pop_back();
+    while (b64.size() % 4) b64 += '=';
+    auto mac_key = seal::from_base64(b64);
+    OPENSSL_cleanse(b64.data(), b64.size());
+    if (!mac_key || mac_key->empty())
+      return fail(Code::kInvalidInput,
+                  "the external account MAC key of issuer '" + issuer_.name + "' is not base64url");
+    const std::string protected64 =
+        b64url(R"({"alg":"HS256","kid":)" + compact(Json::Value(issuer_.eab_kid)) + R"(,"url":)" +
+               compact(dir_["newAccount"]) + "}");
+    const std::string payload64 = b64url(jwk_);
+    const std::string input = protected64 + "." + payload64;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    const bool ok = HMAC(EVP_sha256(), mac_key->data(), static_cast<int>(mac_key->size()),
+                         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac,
+                         &len) != nullptr;
+    OPENSSL_cleanse(mac_key->data(), mac_key->size());
+    if (!ok) return ossl::crypto_fail("cannot bind the ACME account");
+    Json::Value jws(Json::objectValue);
+    jws["protected"] = protected64;
+    jws["payload"] = payload64;
+    jws["signature"] = b64url(std::span(mac, len));
+    return jws;
   }
 
   // RFC 8555 6.2, 6.3: a JWS POST (payload null: POST-as-GET); one retry on badNonce (6.5).

@@ -294,6 +294,10 @@ void add_issuer_commands(CLI::App& app, Args& a, Action& selected) {
   add->add_option("--http01-listen", a.issuer_add.http01_listen,
                   "ACME: answer http-01 challenges on this ADDRESS:PORT while an order is pending")
       ->type_name("ADDR:PORT");
+  add->add_option("--eab", a.issuer_add.eab,
+                  "ACME: external account binding: the key id and a file holding the MAC key "
+                  "(base64url, as the CA gave it; '-' = stdin); stored sealed")
+      ->type_name("KID:FILE");
   add->add_option("--cmp-ref", a.issuer_add.cmp_ref,
                   "Reference of the shared secret the CA gave for initial requests")
       ->type_name("REF");

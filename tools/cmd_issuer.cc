@@ -62,6 +62,7 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
     if (acme) {
       out["account"] = i.account.empty() ? Json::Value() : Json::Value(i.account);
       out["http01_listen"] = i.http01_listen.empty() ? Json::Value() : Json::Value(i.http01_listen);
+      out["eab_kid"] = i.eab_kid.empty() ? Json::Value() : Json::Value(i.eab_kid);
     }
     out["reference"] = i.reference.empty() ? Json::Value() : Json::Value(i.reference);
     out["client_cert"] = i.client_cert.empty() ? Json::Value() : Json::Value(i.client_cert);
@@ -82,6 +83,7 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
                   {"Directory", i.url},
                   {"Account", i.account.empty() ? "not registered yet (on first use)" : i.account},
                   {"http-01 responder", i.http01_listen.empty() ? "none" : i.http01_listen},
+                  {"External account", i.eab_kid.empty() ? "none" : "key id '" + i.eab_kid + "'"},
                   {"Renewals", "a new order for the same names, with a new key"},
                   {"Trust anchor", anchors},
                   {"TLS server CA", server.empty() ? "the system's" : server},
@@ -110,7 +112,16 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
     return invalid(
         "--cmp-ref, --cmp-secret-file and --cmp-cert go with --cmp; an ACME issuer "
         "authenticates with an account key the vault makes");
-  if (!acme && !args.http01_listen.empty()) return invalid("--http01-listen goes with --acme");
+  if (!acme && (!args.http01_listen.empty() || !args.eab.empty()))
+    return invalid("--http01-listen and --eab go with --acme");
+  std::string eab_kid, eab_file;
+  if (!args.eab.empty()) {
+    const auto colon = args.eab.find(':');
+    if (colon == 0 || colon == std::string::npos || colon + 1 == args.eab.size())
+      return invalid("--eab is KID:FILE, the key id the CA gave and a file holding its MAC key");
+    eab_kid = args.eab.substr(0, colon);
+    eab_file = args.eab.substr(colon + 1);
+  }
   if (!acme && !args.cmp_secret_file.empty() == !args.cmp_cert.empty())
     return invalid(
         "give either --cmp-ref REF with --cmp-secret-file FILE (a shared secret) or "
@@ -126,6 +137,7 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
   issuer.protocol = acme ? IssuerProtocol::kAcme : IssuerProtocol::kCmp;
   issuer.url = acme ? args.acme_url : args.cmp_url;
   issuer.http01_listen = args.http01_listen;
+  issuer.eab_kid = eab_kid;
   issuer.reference = args.cmp_ref;
   issuer.client_cert = args.cmp_cert;
   CV_TRY(trust_pem, read_text_file(args.trust, "trust anchor file"));
@@ -141,6 +153,11 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
         "an https CMP server needs --server-ca FILE, the CA its TLS certificate "
         "chains to");
   std::optional<SecureBytes> secret;
+  if (!eab_file.empty()) {
+    CV_CHECK(check_stdin_once("--pin-file", globals.pin_file, "--eab", eab_file));
+    CV_TRY(read, read_pin(eab_file, "", {"ACME external account MAC key", "--eab"}));
+    secret = std::move(read);
+  }
   if (!args.cmp_secret_file.empty()) {
     CV_TRY(read, read_pin(args.cmp_secret_file, "", {"CMP shared secret", "--cmp-secret-file"}));
     secret = std::move(read);

@@ -121,6 +121,7 @@ struct IssuerAddArgs {
   std::string cmp_cert;  // a nickname
   std::string acme_url;  // an ACME directory, instead of cmp_url
   std::string http01_listen;
+  std::string eab;    // KID:FILE
   std::string trust;  // PEM file
   std::string server_ca;
 };
