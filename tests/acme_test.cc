@@ -104,6 +104,8 @@ class AcmeCli : public CliTest {
   // the vault stored, for client authentication.
   RunResult verify(const std::string& nickname) {
     auto v = Vault::open(vault_);
+    EXPECT_TRUE(v) << (v ? "" : v.error().message);
+    if (!v) return {};
     auto ders = v->chain_der(nickname);
     EXPECT_TRUE(ders);
     std::string chain;
