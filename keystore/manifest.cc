@@ -215,8 +215,21 @@ Json::Value issuer_json(const IssuerRecord& r) {
   const OutsideIssuer& i = r.info;
   Json::Value v(Json::objectValue);
   v["name"] = i.name;
-  v["protocol"] = "cmp";
   v["url"] = i.url;
+  if (i.protocol == IssuerProtocol::kAcme) {
+    v["protocol"] = "acme";
+    v["account_key"] = seal::to_base64(r.sealed_secret);
+    if (!i.account.empty()) v["account"] = i.account;
+    if (!i.http01_listen.empty()) v["http01_listen"] = i.http01_listen;
+    if (!i.eab_kid.empty()) {
+      v["eab_kid"] = i.eab_kid;
+      v["eab_key"] = seal::to_base64(r.sealed_eab_key);
+    }
+    v["trust"] = der_list(i.trust);
+    if (!i.server_ca.empty()) v["server_ca"] = der_list(i.server_ca);
+    return v;
+  }
+  v["protocol"] = "cmp";
   if (!i.reference.empty()) v["reference"] = i.reference;
   if (!r.sealed_secret.empty()) v["secret"] = seal::to_base64(r.sealed_secret);
   if (!i.client_cert.empty()) v["client_cert"] = i.client_cert;
@@ -388,18 +401,62 @@ std::optional<std::vector<Bytes>> der_list_of(const Json::Value& v) {
   return out;
 }
 
+// ACME (RFC 8555): the directory URL, the sealed account key, the account URL once
+// registered, where the http-01 responder listens, and the external account binding.
+std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r) {
+  static const std::set<std::string> kMembers = {
+      "name",          "protocol", "url",     "account_key", "account",
+      "http01_listen", "eab_kid",  "eab_key", "trust",       "server_ca"};
+  OutsideIssuer& i = r.info;
+  i.protocol = IssuerProtocol::kAcme;
+  for (const std::string& name : v.getMemberNames())
+    if (!kMembers.contains(name)) return std::nullopt;
+  for (auto [key, field] : {std::pair{"account", &i.account},
+                            {"http01_listen", &i.http01_listen},
+                            {"eab_kid", &i.eab_kid}})
+    if (v.isMember(key)) {
+      if (!v[key].isString() || v[key].asString().empty()) return std::nullopt;
+      *field = v[key].asString();
+    }
+  auto sealed = v["account_key"].isString() ? seal::from_base64(v["account_key"].asString())
+                                            : Result<Bytes>(Bytes());
+  if (!sealed || sealed->empty()) return std::nullopt;
+  r.sealed_secret = std::move(*sealed);
+  i.has_secret = true;
+  if (v.isMember("eab_key") != !i.eab_kid.empty()) return std::nullopt;  // both or neither
+  if (v.isMember("eab_key")) {
+    auto eab = v["eab_key"].isString() ? seal::from_base64(v["eab_key"].asString())
+                                       : Result<Bytes>(Bytes());
+    if (!eab || eab->empty()) return std::nullopt;
+    r.sealed_eab_key = std::move(*eab);
+  }
+  auto trust = der_list_of(v["trust"]);
+  if (!trust) return std::nullopt;
+  i.trust = std::move(*trust);
+  if (v.isMember("server_ca")) {
+    auto server_ca = der_list_of(v["server_ca"]);
+    if (!server_ca) return std::nullopt;
+    i.server_ca = std::move(*server_ca);
+  }
+  return r;
+}
+
 std::optional<IssuerRecord> issuer_of(const Json::Value& v) {
   static const std::set<std::string> kMembers = {"name",   "protocol",    "url",   "reference",
                                                  "secret", "client_cert", "trust", "server_ca"};
   if (!v.isObject()) return std::nullopt;
   for (const std::string& name : v.getMemberNames())
-    if (!kMembers.contains(name) || !(v[name].isString() || v[name].isArray())) return std::nullopt;
+    if (!(v[name].isString() || v[name].isArray())) return std::nullopt;
   IssuerRecord r;
   OutsideIssuer& i = r.info;
-  if (!v["name"].isString() || !v["url"].isString() || v["protocol"] != "cmp") return std::nullopt;
+  if (!v["name"].isString() || !v["url"].isString()) return std::nullopt;
   i.name = v["name"].asString();
   i.url = v["url"].asString();
   if (!check_nickname(i.name) || i.url.empty()) return std::nullopt;
+  if (v["protocol"] == "acme") return acme_issuer_of(v, std::move(r));
+  if (v["protocol"] != "cmp") return std::nullopt;
+  for (const std::string& name : v.getMemberNames())
+    if (!kMembers.contains(name)) return std::nullopt;
   for (auto [key, field] : {std::pair{"reference", &i.reference}, {"client_cert", &i.client_cert}})
     if (v.isMember(key)) {
       if (!v[key].isString() || v[key].asString().empty()) return std::nullopt;
@@ -462,8 +519,9 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
       h.recovery_chosen = true;
     }
     static const std::set<std::string> kHeaderMembers = {
-        "vault_id",      "label",         "counter",      "created_at", "kdf", "pin_wrap",
-        "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",     "cas", "crl", "issuers"};
+        "vault_id", "label",         "counter",       "created_at",   "kdf",
+        "pin_wrap", "recovery_salt", "recovery_wrap", "recovery_kdf", "policy",
+        "cas",      "crl",           "issuers"};
     for (const std::string& name : v.getMemberNames())
       if (!kHeaderMembers.contains(name)) h.unknown.emplace(name, compact(v[name]));
     const Json::Value& p = v["policy"];
@@ -871,6 +929,25 @@ std::optional<uint64_t> peek_counter(std::string_view text) {
   auto [p, ec] = std::from_chars(first, header.data() + header.size(), counter);
   if (ec != std::errc()) return std::nullopt;
   return counter;
+}
+
+namespace {
+Bytes issuer_ad(std::string_view prefix, std::string_view vault_id, std::string_view issuer) {
+  std::string ad(prefix);
+  ad += '\0';
+  ad += vault_id;
+  ad += '\0';
+  ad += issuer;
+  return Bytes(ad.begin(), ad.end());
+}
+}  // namespace
+
+Bytes issuer_eab_key_ad(std::string_view vault_id, std::string_view issuer) {
+  return issuer_ad("certvault/issuer-eab-key/v1", vault_id, issuer);
+}
+
+Bytes issuer_account_key_ad(std::string_view vault_id, std::string_view issuer) {
+  return issuer_ad("certvault/issuer-account-key/v1", vault_id, issuer);
 }
 
 Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer) {

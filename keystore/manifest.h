@@ -74,6 +74,7 @@ struct CaRecord {
 struct IssuerRecord {
   OutsideIssuer info;
   Bytes sealed_secret;
+  Bytes sealed_eab_key;  // ACME: the external account binding MAC key (issuer_eab_key_ad)
 };
 
 struct Header {
@@ -136,6 +137,10 @@ std::optional<uint64_t> peek_counter(std::string_view bytes);
 
 // Associated data for an outside issuer's sealed shared secret.
 Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer);
+// Associated data for an ACME issuer's sealed account key.
+Bytes issuer_account_key_ad(std::string_view vault_id, std::string_view issuer);
+// Associated data for an ACME issuer's sealed external account binding MAC key.
+Bytes issuer_eab_key_ad(std::string_view vault_id, std::string_view issuer);
 // Associated data for the vault key wrapped under the PIN or the recovery key.
 Bytes wrap_ad(std::string_view vault_id, std::string_view which);
 

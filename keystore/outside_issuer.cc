@@ -1,6 +1,7 @@
-// Outside issuers reached by a protocol (CMP): their configuration in the vault header,
-// their sealed shared secret, and enrollment around the protocol exchange, which itself is
-// not keystore's (tools/cmp_client.cc). docs/lifecycle.md, "Outside CAs: CMP".
+// Outside issuers reached by a protocol (CMP, ACME): their configuration in the vault header,
+// their sealed shared secret or account key, and enrollment around the protocol exchange, which
+// itself is not keystore's (tools/cmp_client.cc, tools/acme_client.cc). docs/lifecycle.md, "Outside
+// CAs".
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
@@ -36,9 +37,9 @@ Result<void> check_issuer(const Vault::Impl& v, const OutsideIssuer& i, const Se
   if (auto ok = check_nickname(i.name); !ok)
     return fail(Code::kInvalidInput, "issuer name: " + ok.error().message);
   if (!i.url.starts_with("http://") && !i.url.starts_with("https://"))
-    return fail(Code::kInvalidInput, "the CMP server '" + i.url +
+    return fail(Code::kInvalidInput, "the server '" + i.url +
                                          "' is not an http:// or https:// URL; give the URL of "
-                                         "the CA's CMP endpoint");
+                                         "the CA's CMP endpoint or ACME directory");
   if (std::any_of(i.url.begin(), i.url.end(),
                   [](unsigned char c) { return c <= 0x20 || c == 0x7f; }))
     return fail(Code::kInvalidInput, "the CMP server URL contains a space or control character");
@@ -48,11 +49,29 @@ Result<void> check_issuer(const Vault::Impl& v, const OutsideIssuer& i, const Se
     return fail(Code::kInvalidInput,
                 "the CMP server URL holds a user name or password (user@host); give the URL "
                 "without it, and authenticate with --cmp-ref and --cmp-secret-file");
-  if ((secret != nullptr) == !i.client_cert.empty())
+  if (i.protocol == IssuerProtocol::kAcme) {
+    if (!i.client_cert.empty() || !i.reference.empty())
+      return fail(Code::kInvalidInput,
+                  "an ACME issuer authenticates with an account key the vault makes; "
+                  "--cmp-ref, --cmp-secret-file and --cmp-cert do not apply");
+    if ((secret != nullptr) != !i.eab_kid.empty() || (secret && secret->empty()))
+      return fail(Code::kInvalidInput,
+                  "external account binding needs its key id and a non-empty MAC key "
+                  "(--eab KID:HMAC-FILE)");
+    if (!i.http01_listen.empty()) {
+      const auto colon = i.http01_listen.rfind(':');
+      const std::string port = colon == std::string::npos ? "" : i.http01_listen.substr(colon + 1);
+      if (colon == 0 || port.empty() || port.size() > 5 ||
+          !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+          std::stoi(port) == 0 || std::stoi(port) > 65535)
+        return fail(Code::kInvalidInput, "--http01-listen '" + i.http01_listen +
+                                             "' is not ADDRESS:PORT (say 127.0.0.1:5002)");
+    }
+  } else if ((secret != nullptr) == !i.client_cert.empty())
     return fail(Code::kInvalidInput,
                 "give either a shared secret (--cmp-ref and --cmp-secret-file) or a vault "
                 "certificate (--cmp-cert) to authenticate initial requests, not both");
-  if (secret && (secret->empty() || i.reference.empty()))
+  if (i.protocol == IssuerProtocol::kCmp && secret && (secret->empty() || i.reference.empty()))
     return fail(Code::kInvalidInput,
                 "a shared secret needs its reference (--cmp-ref) and must not be empty");
   if (!i.client_cert.empty()) {
@@ -145,15 +164,52 @@ Result<SecureBytes> Vault::issuer_secret(std::string_view name) const {
   CV_CHECK(v.require_unlocked("use an issuer's shared secret"));
   CV_CHECK(v.refresh());
   CV_TRY(i, must_find_issuer(v, name));
-  if (i->sealed_secret.empty())
+  const bool acme = i->info.protocol == IssuerProtocol::kAcme;
+  const auto& sealed = acme ? i->sealed_eab_key : i->sealed_secret;
+  if (sealed.empty())
     return fail(Code::kNotFound, "issuer '" + i->info.name + "' has no shared secret");
-  auto secret = seal::open(v.seal_key, i->sealed_secret,
-                           manifest::issuer_secret_ad(v.m.header.vault_id, i->info.name));
+  auto secret = seal::open(v.seal_key, sealed,
+                           acme ? manifest::issuer_eab_key_ad(v.m.header.vault_id, i->info.name)
+                                : manifest::issuer_secret_ad(v.m.header.vault_id, i->info.name));
   if (!secret)
     return fail(Code::kTampered, v.where() +
                                      " failed authentication: the shared secret of issuer '" +
                                      i->info.name + "' does not open; restore from a backup");
   return secret;
+}
+
+Result<PrivateKey> Vault::issuer_account_key(std::string_view name) const {
+  const Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("use an issuer's account key"));
+  CV_CHECK(v.refresh());
+  CV_TRY(i, must_find_issuer(v, name));
+  if (i->info.protocol != IssuerProtocol::kAcme)
+    return fail(Code::kNotFound, "issuer '" + i->info.name + "' has no ACME account key");
+  auto der = seal::open(v.seal_key, i->sealed_secret,
+                        manifest::issuer_account_key_ad(v.m.header.vault_id, i->info.name));
+  if (!der)
+    return fail(Code::kTampered, v.where() + " failed authentication: the account key of issuer '" +
+                                     i->info.name + "' does not open; restore from a backup");
+  CV_TRY(key, keys::from_private_der(*der));
+  PrivateKey out;
+  out.reset(key.release());
+  return out;
+}
+
+Result<OutsideIssuer> Vault::set_issuer_account(std::string_view name, std::string_view account) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("record an issuer's account"));
+  OutsideIssuer out;
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    for (auto& i : m.header.issuers)
+      if (i.info.name == name && i.info.protocol == IssuerProtocol::kAcme) {
+        i.info.account = std::string(account);
+        out = i.info;
+        return {};
+      }
+    return std::unexpected(must_find_issuer(v, name).error());
+  }));
+  return out;
 }
 
 Result<OutsideIssuer> Vault::add_issuer(const OutsideIssuer& issuer, const SecureBytes* secret) {
@@ -162,15 +218,27 @@ Result<OutsideIssuer> Vault::add_issuer(const OutsideIssuer& issuer, const Secur
   CV_CHECK(v.refresh());
   manifest::IssuerRecord rec;
   rec.info = issuer;
-  rec.info.has_secret = secret != nullptr;
+  rec.info.has_secret = secret != nullptr || issuer.protocol == IssuerProtocol::kAcme;
+  rec.info.account.clear();
   CV_CHECK(check_issuer(v, rec.info, secret));
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     if (issuer_record(m, issuer.name))
       return fail(Code::kExists, "'" + issuer.name + "' is already an issuer of " + v.where() +
                                      "; remove it first with `certvault issuer remove`");
-    if (secret)
+    if (issuer.protocol == IssuerProtocol::kAcme) {
+      // RFC 8555 7.3: the account is the key; made here, it never leaves the vault sealed.
+      CV_TRY(key, keys::generate(KeyType::kEcP256));
+      CV_TRY(der, keys::private_der(key.get()));
+      rec.sealed_secret = seal::seal(
+          v.seal_key, der.span(), manifest::issuer_account_key_ad(m.header.vault_id, issuer.name));
+      if (secret)
+        rec.sealed_eab_key =
+            seal::seal(v.seal_key, secret->span(),
+                       manifest::issuer_eab_key_ad(m.header.vault_id, issuer.name));
+    } else if (secret) {
       rec.sealed_secret = seal::seal(v.seal_key, secret->span(),
                                      manifest::issuer_secret_ad(m.header.vault_id, issuer.name));
+    }
     m.header.issuers.push_back(rec);
     return {};
   }));

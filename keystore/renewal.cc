@@ -158,7 +158,8 @@ bool check_publish_targets(const PublishTargets& t) {
   return !paths.empty() && t.mode <= 0777 && (t.mode & 022) == 0;
 }
 
-Renewer renewer_of(const Entry& entry, const Generation& g) {
+Renewer renewer_of(const Entry& entry, const Generation& g,
+                   std::span<const OutsideIssuer> issuers) {
   if (g.key_imported) return Renewer::kByHand;
   switch (g.issuer) {
     case IssuerKind::kVaultCa:
@@ -166,7 +167,10 @@ Renewer renewer_of(const Entry& entry, const Generation& g) {
     case IssuerKind::kSelfSigned:
       return Renewer::kSelfSigned;
     case IssuerKind::kExternal:
-      return entry.issuer.empty() ? Renewer::kByHand : Renewer::kCmp;
+      if (entry.issuer.empty()) return Renewer::kByHand;
+      for (const auto& i : issuers)
+        if (i.name == entry.issuer && i.protocol == IssuerProtocol::kAcme) return Renewer::kAcme;
+      return Renewer::kCmp;
   }
   return Renewer::kByHand;
 }
@@ -179,6 +183,8 @@ std::string_view to_string(Renewer r) {
       return "self-signed";
     case Renewer::kCmp:
       return "cmp";
+    case Renewer::kAcme:
+      return "acme";
     case Renewer::kByHand:
       return "by-hand";
   }
@@ -221,14 +227,15 @@ Time retry_delay(uint32_t failures) {
   return std::min(d, kDay);
 }
 
-std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy) {
+std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy,
+                                        std::span<const OutsideIssuer> issuers) {
   const Generation* g = entry.current();
   if (!g) return std::nullopt;
   RenewalPlan p;
   p.from_policy = !entry.renew_rule;
   p.rule = entry.renew_rule.value_or(policy.renew);
   p.current = *g;
-  p.renewer = renewer_of(entry, *g);
+  p.renewer = renewer_of(entry, *g, issuers);
   if (auto start = window_start(p.rule, g->not_before, g->not_after))
     p.due = *start + spread(entry.id, g->number, g->not_after - *start);
   if (entry.renewal.failures > 0)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -45,9 +46,11 @@ bool check_publish_targets(const PublishTargets& targets);
 // Who renews an entry: the vault itself (its CA, or a new self-signed certificate), an
 // outside CA the vault reaches by CMP (the entry's `issuer`), or a person (a certificate
 // from an outside CA, imported or attached by hand).
-enum class Renewer { kVaultCa, kSelfSigned, kCmp, kByHand };
-Renewer renewer_of(const Entry& entry, const Generation& g);
-std::string_view to_string(Renewer r);  // "vault-ca", "self-signed", "cmp", "by-hand"
+// `issuers` tells which protocol the entry's issuer speaks (CMP when it is not among them).
+enum class Renewer { kVaultCa, kSelfSigned, kCmp, kAcme, kByHand };
+Renewer renewer_of(const Entry& entry, const Generation& g,
+                   std::span<const OutsideIssuer> issuers = {});
+std::string_view to_string(Renewer r);  // "vault-ca", "self-signed", "cmp", "acme", "by-hand"
 
 // Where the renewal window of a certificate with these dates begins under `rule`; nullopt
 // when the rule is off.
@@ -71,6 +74,7 @@ struct RenewalPlan {
   bool ready(Time t) const { return due && *due <= t && (!retry_at || *retry_at <= t); }
 };
 // nullopt when the entry has nothing to renew (no active certificate: pending or disabled).
-std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy);
+std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy,
+                                        std::span<const OutsideIssuer> issuers = {});
 
 }  // namespace certvault

@@ -125,15 +125,22 @@ struct Revocation {
   bool operator==(const Revocation&) const = default;
 };
 
-// An outside CA that the vault enrolls from by protocol (CMP; docs/lifecycle.md, "Outside
-// CAs: CMP"). Public data: a shared secret, when there is one, is sealed in the vault and
-// never part of this.
+// The protocol an outside issuer speaks (docs/lifecycle.md, "Outside CAs: CMP", "... ACME").
+enum class IssuerProtocol { kCmp, kAcme };
+
+// An outside CA that the vault enrolls from by protocol (CMP or ACME; docs/lifecycle.md,
+// "Outside CAs: CMP"). Public data: a shared secret or ACME account key is sealed in the
+// vault and never part of this.
 struct OutsideIssuer {
-  std::string name;         // the rules of a nickname
-  std::string url;          // http://host[:port]/path of the CMP server
-  std::string reference;    // the sender KID sent with the shared secret (PBM)
-  bool has_secret = false;  // initial requests are authenticated with a shared secret
-  std::string client_cert;  // ... or with this entry's current certificate and key
+  std::string name;  // the rules of a nickname
+  IssuerProtocol protocol = IssuerProtocol::kCmp;
+  std::string url;            // http://host[:port]/path of the CMP server; ACME: directory URL
+  std::string account;        // ACME: the account URL (kid) once registered; "" before
+  std::string http01_listen;  // ACME: address:port the http-01 responder listens on; "" none
+  std::string eab_kid;        // ACME: external account binding key id (RFC 8555 7.3.4); "" none
+  std::string reference;      // the sender KID sent with the shared secret (PBM)
+  bool has_secret = false;    // a shared secret (CMP) or an account key (ACME) is sealed
+  std::string client_cert;    // ... or with this entry's current certificate and key
   std::vector<std::vector<uint8_t>> trust;      // DER: issued certificates must chain to one
   std::vector<std::vector<uint8_t>> server_ca;  // DER: anchors for an https server; may be none
   bool operator==(const OutsideIssuer&) const = default;
@@ -150,7 +157,7 @@ struct Entry {
   RenewalState renewal;
   std::optional<PublishTargets> publish;
   std::vector<Revocation> revoked;  // in the order they were revoked
-  std::string issuer;  // the outside issuer it enrolls from and renews with; "" none
+  std::string issuer;               // the outside issuer it enrolls from and renews with; "" none
   // Newest active generation, or nullptr.
   const Generation* current() const;
   const Generation* newest() const;

@@ -186,8 +186,11 @@ class Vault {
   // The same key as a handle that signs: what front ends hold instead of the key itself.
   Result<std::shared_ptr<const SigningKey>> signing_key(
       std::string_view nickname, std::optional<uint32_t> generation = {}) const;
-  // An outside issuer's shared secret (never shown; for the protocol client only).
+  // An outside issuer's shared secret (never shown; for the protocol client only): CMP's,
+  // or an ACME issuer's external account binding MAC key.
   Result<SecureBytes> issuer_secret(std::string_view name) const;
+  // An ACME issuer's account key (RFC 8555 7.3; for the protocol client only).
+  Result<PrivateKey> issuer_account_key(std::string_view name) const;
 
   // --- changes (needs unlock; each is one atomic commit) ---------------------------
   Result<CaInfo> create_ca(const CaRequest& request);
@@ -255,6 +258,8 @@ class Vault {
   // no entry enrolls from them any more.
   Result<OutsideIssuer> add_issuer(const OutsideIssuer& issuer, const SecureBytes* secret);
   Result<void> remove_issuer(std::string_view name);
+  // Records the account URL an ACME issuer gave when the account was registered.
+  Result<OutsideIssuer> set_issuer_account(std::string_view name, std::string_view account);
   // Enrollment at an outside issuer, in two steps around the protocol exchange: the key and
   // what to ask for (a new entry, or a renewal of an entry enrolled from an issuer); then
   // the CA's answer (its certificate first, then any others it sent), checked (the key, EKU

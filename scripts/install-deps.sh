@@ -11,11 +11,13 @@ packages=(
   libp11-kit-dev                # pkcs11.h for the PKCS#11 module
   libsystemd-dev                # the agent: socket activation, readiness, peer unit, journal
   libasio-dev                   # the agent's event loop (standalone Asio, header-only)
+  libcurl4-openssl-dev          # the ACME client's HTTP (certvault only)
   opensc                        # pkcs11-tool drives the module in tests
   gnutls-bin                    # p11tool and gnutls-cli use the module in tests (mutual TLS)
   curl libengine-pkcs11-openssl # curl presents a pkcs11: URI through libp11's OpenSSL engine
   p11-kit-modules               # p11-kit-proxy.so, the module libp11 loads by default
   softhsm2                      # the reference token for differential tests and benchmarks
+  pebble                        # a small ACME server: the ACME tests enroll and renew at it
   gdb                           # gcore: the agent memory test searches a core of the agent
   openssh-client                # ssh-keygen -D, ssh-agent and ssh-add -s use the module in tests
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests

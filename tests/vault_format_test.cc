@@ -360,6 +360,44 @@ TEST_F(VaultFormatTest, OutsideIssuersAreReadStrictlyAndTheirSecretIsSealed) {
   EXPECT_EQ(damaged.error().code, Code::kTampered) << why(damaged);
 }
 
+TEST_F(VaultFormatTest, AcmeIssuersKeepASealedAccountKeyAndAreReadStrictly) {
+  cvtest::PkeyPtr key = cvtest::generate_ec_key();
+  cvtest::X509Ptr anchor = cvtest::make_self_signed(key.get(), "ACME CA", -60, 86400, true);
+  certvault::OutsideIssuer issuer;
+  issuer.name = "acme";
+  issuer.protocol = certvault::IssuerProtocol::kAcme;
+  issuer.url = "https://127.0.0.1:1/dir";
+  issuer.http01_listen = "127.0.0.1:5002";
+  unsigned char* der = nullptr;
+  int n = i2d_X509(anchor.get(), &der);
+  issuer.trust.emplace_back(der, der + n);
+  OPENSSL_free(der);
+  auto added = vault().add_issuer(issuer, nullptr);
+  ASSERT_TRUE(added) << why(added);
+  auto account = vault().issuer_account_key("acme");
+  ASSERT_TRUE(account) << why(account);
+  EXPECT_TRUE(EVP_PKEY_is_a(account->get(), "EC"));
+  ASSERT_TRUE(vault().set_issuer_account("acme", "https://127.0.0.1:1/acct/7"));
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_EQ(v->issuers().size(), 1u);
+  EXPECT_EQ(v->issuers()[0].protocol, certvault::IssuerProtocol::kAcme);
+  EXPECT_EQ(v->issuers()[0].account, "https://127.0.0.1:1/acct/7");
+  EXPECT_EQ(v->issuers()[0].http01_listen, "127.0.0.1:5002");
+  ASSERT_TRUE(v->unlock(pin()));
+  auto reopened = v->issuer_account_key("acme");
+  ASSERT_TRUE(reopened) << why(reopened);
+  EXPECT_EQ(EVP_PKEY_eq(reopened->get(), account->get()), 1);
+  EXPECT_FALSE(v->issuer_secret("acme")) << "an account key is not a CMP shared secret";
+  // A CMP member in an ACME issuer is damage.
+  std::string text = manifest();
+  text.replace(text.find(R"("name":"acme")"), 13, R"("name":"acme","reference":"3078")");
+  rewrite(text);
+  auto damaged = Vault::open(dir_);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, Code::kTampered) << why(damaged);
+}
+
 TEST_F(VaultFormatTest, MalformedRenewalRuleIsDamage) {
   issue("client");
   ASSERT_TRUE(vault().update_renewal("client", [](Vault::RenewalSettings& s) {

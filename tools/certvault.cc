@@ -279,16 +279,25 @@ void add_issue_commands(CLI::App& app, Args& a, Action& selected) {
 }
 
 void add_issuer_commands(CLI::App& app, Args& a, Action& selected) {
-  auto* issuer = app.add_subcommand("issuer", "Outside CAs the vault enrolls from by CMP");
+  auto* issuer = app.add_subcommand("issuer", "Outside CAs the vault enrolls from by CMP or ACME");
   issuer->require_subcommand(1);
-  auto* add = command(*issuer, "add", "Add an outside CA reached by CMP", selected,
+  auto* add = command(*issuer, "add", "Add an outside CA reached by CMP or ACME", selected,
                       [&a] { return cmd_issuer_add(a.globals, a.issuer_add); });
   add->add_option("NAME", a.issuer_add.name, "The issuer's name in this vault")
       ->type_name("")
       ->required();
   add->add_option("--cmp", a.issuer_add.cmp_url, "The CA's CMP server: http://HOST:PORT/PATH")
-      ->type_name("URL")
-      ->required();
+      ->type_name("URL");
+  add->add_option("--acme", a.issuer_add.acme_url,
+                  "... or the CA's ACME directory: https://HOST:PORT/PATH (RFC 8555)")
+      ->type_name("URL");
+  add->add_option("--http01-listen", a.issuer_add.http01_listen,
+                  "ACME: answer http-01 challenges on this ADDRESS:PORT while an order is pending")
+      ->type_name("ADDR:PORT");
+  add->add_option("--eab", a.issuer_add.eab,
+                  "ACME: external account binding: the key id and a file holding the MAC key "
+                  "(base64url, as the CA gave it; '-' = stdin); stored sealed")
+      ->type_name("KID:FILE");
   add->add_option("--cmp-ref", a.issuer_add.cmp_ref,
                   "Reference of the shared secret the CA gave for initial requests")
       ->type_name("REF");

@@ -203,8 +203,9 @@ std::vector<Problem> problems(const Vault& vault, Time t, int64_t window) {
   if (auto ca = vault.active_ca()) add(ca_problem(*ca, t, window));
   if (auto crl = vault.crl_state()) add(crl_problem(*crl, t, window));
   const Policy policy = vault.policy();
+  const auto issuers = vault.issuers();
   for (const auto& entry : vault.entries()) {
-    const auto plan = plan_renewal(entry, policy);
+    const auto plan = plan_renewal(entry, policy, issuers);
     add(expiry_problem(entry, t, window));
     add(failure_problem(entry, plan));
     add(by_hand_problem(entry, plan, t));

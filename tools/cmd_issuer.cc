@@ -1,10 +1,11 @@
-// issuer add | list | show | remove: outside CAs the vault enrolls from by CMP, and
-// create --issuer (docs/lifecycle.md, "Outside CAs: CMP"). Adding and removing an issuer
-// and enrolling happen in this process, with the PIN.
+// issuer add | list | show | remove: outside CAs the vault enrolls from by CMP or ACME, and
+// create --issuer (docs/lifecycle.md, "Outside CAs: CMP" and "... ACME"). Adding and removing an
+// issuer and enrolling happen in this process, with the PIN.
 #include <openssl/x509.h>
 
 #include <iostream>
 
+#include "acme_client.h"
 #include "cmp_client.h"
 #include "commands.h"
 #include "files.h"
@@ -51,12 +52,18 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
   for (const auto& der : i.server_ca)
     server += (server.empty() ? "" : "; ") + anchor_text(der, &server_ca);
   const auto users = users_of(vault, i.name);
+  const bool acme = i.protocol == IssuerProtocol::kAcme;
   if (globals.json) {
     Json::Value out(Json::objectValue);
     out["name"] = i.name;
-    out["protocol"] = "cmp";
+    out["protocol"] = acme ? "acme" : "cmp";
     out["url"] = i.url;
-    out["authentication"] = i.has_secret ? "secret" : "certificate";
+    out["authentication"] = acme ? "account" : i.has_secret ? "secret" : "certificate";
+    if (acme) {
+      out["account"] = i.account.empty() ? Json::Value() : Json::Value(i.account);
+      out["http01_listen"] = i.http01_listen.empty() ? Json::Value() : Json::Value(i.http01_listen);
+      out["eab_kid"] = i.eab_kid.empty() ? Json::Value() : Json::Value(i.eab_kid);
+    }
     out["reference"] = i.reference.empty() ? Json::Value() : Json::Value(i.reference);
     out["client_cert"] = i.client_cert.empty() ? Json::Value() : Json::Value(i.client_cert);
     out["trust"] = trust;
@@ -70,6 +77,19 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
   if (!headline.empty()) std::cout << headline << '\n';
   std::string entries;
   for (const auto& n : users) entries += (entries.empty() ? "'" : ", '") + n + "'";
+  if (acme) {
+    print_fields({{"Issuer", i.name},
+                  {"Protocol", "ACME"},
+                  {"Directory", i.url},
+                  {"Account", i.account.empty() ? "not registered yet (on first use)" : i.account},
+                  {"http-01 responder", i.http01_listen.empty() ? "none" : i.http01_listen},
+                  {"External account", i.eab_kid.empty() ? "none" : "key id '" + i.eab_kid + "'"},
+                  {"Renewals", "a new order for the same names, with a new key"},
+                  {"Trust anchor", anchors},
+                  {"TLS server CA", server.empty() ? "the system's" : server},
+                  {"Entries", entries.empty() ? "none" : entries}});
+    return;
+  }
   print_fields({{"Issuer", i.name},
                 {"Protocol", "CMP"},
                 {"Server", i.url},
@@ -85,7 +105,24 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
 
 Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
   CV_CHECK(check_nickname(args.name));
-  if (!args.cmp_secret_file.empty() == !args.cmp_cert.empty())
+  if (args.cmp_url.empty() == args.acme_url.empty())
+    return invalid("give either --cmp URL (a CMP server) or --acme URL (an ACME directory)");
+  const bool acme = !args.acme_url.empty();
+  if (acme && (!args.cmp_ref.empty() || !args.cmp_secret_file.empty() || !args.cmp_cert.empty()))
+    return invalid(
+        "--cmp-ref, --cmp-secret-file and --cmp-cert go with --cmp; an ACME issuer "
+        "authenticates with an account key the vault makes");
+  if (!acme && (!args.http01_listen.empty() || !args.eab.empty()))
+    return invalid("--http01-listen and --eab go with --acme");
+  std::string eab_kid, eab_file;
+  if (!args.eab.empty()) {
+    const auto colon = args.eab.find(':');
+    if (colon == 0 || colon == std::string::npos || colon + 1 == args.eab.size())
+      return invalid("--eab is KID:FILE, the key id the CA gave and a file holding its MAC key");
+    eab_kid = args.eab.substr(0, colon);
+    eab_file = args.eab.substr(colon + 1);
+  }
+  if (!acme && !args.cmp_secret_file.empty() == !args.cmp_cert.empty())
     return invalid(
         "give either --cmp-ref REF with --cmp-secret-file FILE (a shared secret) or "
         "--cmp-cert NICKNAME (a certificate in the vault) to authenticate initial requests");
@@ -97,7 +134,10 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
       check_stdin_once("--pin-file", globals.pin_file, "--cmp-secret-file", args.cmp_secret_file));
   OutsideIssuer issuer;
   issuer.name = args.name;
-  issuer.url = args.cmp_url;
+  issuer.protocol = acme ? IssuerProtocol::kAcme : IssuerProtocol::kCmp;
+  issuer.url = acme ? args.acme_url : args.cmp_url;
+  issuer.http01_listen = args.http01_listen;
+  issuer.eab_kid = eab_kid;
   issuer.reference = args.cmp_ref;
   issuer.client_cert = args.cmp_cert;
   CV_TRY(trust_pem, read_text_file(args.trust, "trust anchor file"));
@@ -108,11 +148,16 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
     CV_TRY(server_ca, certificates_in(server_pem, "--server-ca " + args.server_ca));
     issuer.server_ca = std::move(server_ca);
   }
-  if (issuer.url.starts_with("https://") && issuer.server_ca.empty())
+  if (!acme && issuer.url.starts_with("https://") && issuer.server_ca.empty())
     return invalid(
         "an https CMP server needs --server-ca FILE, the CA its TLS certificate "
         "chains to");
   std::optional<SecureBytes> secret;
+  if (!eab_file.empty()) {
+    CV_CHECK(check_stdin_once("--pin-file", globals.pin_file, "--eab", eab_file));
+    CV_TRY(read, read_pin(eab_file, "", {"ACME external account MAC key", "--eab"}));
+    secret = std::move(read);
+  }
   if (!args.cmp_secret_file.empty()) {
     CV_TRY(read, read_pin(args.cmp_secret_file, "", {"CMP shared secret", "--cmp-secret-file"}));
     secret = std::move(read);
@@ -133,9 +178,10 @@ Outcome cmd_issuer_list(const Globals& globals) {
     for (const auto& i : issuers) {
       Json::Value v(Json::objectValue);
       v["name"] = i.name;
-      v["protocol"] = "cmp";
+      const bool acme = i.protocol == IssuerProtocol::kAcme;
+      v["protocol"] = acme ? "acme" : "cmp";
       v["url"] = i.url;
-      v["authentication"] = i.has_secret ? "secret" : "certificate";
+      v["authentication"] = acme ? "account" : i.has_secret ? "secret" : "certificate";
       v["entries"] = Json::UInt64(users_of(vault, i.name).size());
       out.append(v);
     }
@@ -150,7 +196,10 @@ Outcome cmd_issuer_list(const Globals& globals) {
   }
   std::vector<std::vector<std::string>> rows{{"NAME", "PROTOCOL", "SERVER", "AUTH", "ENTRIES"}};
   for (const auto& i : issuers)
-    rows.push_back({i.name, "cmp", i.url, i.has_secret ? "secret" : "certificate",
+    rows.push_back({i.name, i.protocol == IssuerProtocol::kAcme ? "acme" : "cmp", i.url,
+                    i.protocol == IssuerProtocol::kAcme ? "account"
+                    : i.has_secret                      ? "secret"
+                                                        : "certificate",
                     std::to_string(users_of(vault, i.name).size())});
   print_table(rows);
   return kExitOk;
@@ -200,7 +249,12 @@ Outcome cmd_create_from_issuer(const Globals& globals, const CreateArgs& args) {
   request.subject = args.subject;
   request.alt_names = args.san;
   CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(entry, cmp_enroll(vault, request));
+  const auto issuer = vault.find_issuer(request.issuer);
+  const bool acme = issuer && issuer->protocol == IssuerProtocol::kAcme;
+  if (acme && request.not_after)
+    return invalid("--end-date does not apply with ACME issuer '" + request.issuer +
+                   "': the CA decides the lifetime (the policy's limits still apply)");
+  CV_TRY(entry, acme ? acme_enroll(vault, request) : cmp_enroll(vault, request));
   const Generation* g = entry.current();
   report_entry(globals, vault, entry,
                "Enrolled '" + entry.nickname + "' at issuer '" + request.issuer + "'" +

@@ -22,6 +22,7 @@ std::string renewer_words(const std::string& renewer) {
   if (renewer == "vault-ca") return "by the vault CA";
   if (renewer == "self-signed") return "self-signed";
   if (renewer == "cmp") return "by its outside CA (CMP)";
+  if (renewer == "acme") return "by its outside CA (ACME)";
   return "by hand";
 }
 
@@ -233,7 +234,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
       return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
                                        vault.label() + "'; `certvault list` shows the nicknames");
     if (globals.json) {
-      Json::Value out = renewal_json(*entry, vault.policy());
+      Json::Value out = renewal_json(*entry, vault.policy(), vault.issuers());
       out["nickname"] = entry->nickname;
       print_json(out);
     } else {

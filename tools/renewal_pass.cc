@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "acme_client.h"
 #include "cmp_client.h"
 #include "renewal.h"
 #include "uri.h"
@@ -43,8 +44,9 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
                                         bool revoke_old) {
   RenewalOutcome o = start(e, plan);
   // An entry enrolled from an outside issuer renews there (kur); the others in the vault.
-  auto renewed = plan.renewer == Renewer::kCmp ? cmp_renew(vault, e.nickname)
-                                               : vault.renew(e.nickname, plan.current.number);
+  auto renewed = plan.renewer == Renewer::kCmp    ? cmp_renew(vault, e.nickname)
+                 : plan.renewer == Renewer::kAcme ? acme_renew(vault, e.nickname)
+                                                  : vault.renew(e.nickname, plan.current.number);
   if (!renewed && vault.refresh()) {
     const auto now_entry = vault.find(e.nickname);
     const Generation* g = now_entry ? now_entry->current() : nullptr;
@@ -76,7 +78,7 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
   o.kind = Kind::kFailed;
   o.message = renewed.error().message;
   if (auto recorded = vault.record_renewal_failure(e.nickname, o.message)) {
-    if (auto p = plan_renewal(*recorded, vault.policy())) o.retry_at = p->retry_at;
+    if (auto p = plan_renewal(*recorded, vault.policy(), vault.issuers())) o.retry_at = p->retry_at;
   } else {
     o.message += " (and the failure could not be recorded: " + recorded.error().message + ")";
   }
@@ -100,6 +102,7 @@ bool RenewalPass::all_done() const {
 Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
   CV_CHECK(vault.refresh());
   const Policy policy = vault.policy();
+  const std::vector<OutsideIssuer> issuers = vault.issuers();
   const Time t = renewal_now();
   RenewalPass pass;
   std::vector<Entry> chosen;
@@ -120,7 +123,7 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
   }
   const bool named = !request.nicknames.empty();
   for (const Entry& e : named ? chosen : vault.entries()) {
-    const auto plan = plan_renewal(e, policy);
+    const auto plan = plan_renewal(e, policy, issuers);
     if (!plan) continue;
     if (!named && !(plan->due && *plan->due <= t)) {
       if (plan->due && (!pass.next_due || *plan->due < pass.next_due->second))

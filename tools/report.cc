@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -127,6 +128,8 @@ std::string renewer_text(Renewer r) {
       return "self-signed";
     case Renewer::kCmp:
       return "by its outside CA (CMP)";
+    case Renewer::kAcme:
+      return "by its outside CA (ACME)";
     case Renewer::kByHand:
       return "by hand (csr, then attach)";
   }
@@ -200,7 +203,7 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
   Json::Value generations(Json::arrayValue);
   for (const auto& g : entry.generations) generations.append(generation_json(g, now));
   out["generations"] = generations;
-  out["renewal"] = renewal_json(entry, vault.policy());
+  out["renewal"] = renewal_json(entry, vault.policy(), vault.issuers());
   Json::Value revoked(Json::arrayValue);
   for (const Revocation& r : entry.revoked) {
     Json::Value x(Json::objectValue);
@@ -214,14 +217,15 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
   return out;
 }
 
-Json::Value renewal_json(const Entry& entry, const Policy& policy) {
+Json::Value renewal_json(const Entry& entry, const Policy& policy,
+                         std::span<const OutsideIssuer> issuers) {
   Json::Value out(Json::objectValue);
   const RenewRule rule = entry.renew_rule.value_or(policy.renew);
   out["rule"] = rule_spec(rule);
   out["rule_text"] = rule_text(rule);
   out["from_policy"] = !entry.renew_rule;
   out["then"] = entry.renew_hook.empty() ? Json::Value() : Json::Value(entry.renew_hook);
-  const auto plan = plan_renewal(entry, policy);
+  const auto plan = plan_renewal(entry, policy, issuers);
   out["due"] = plan && plan->due ? time_json(*plan->due) : Json::Value();
   out["renewer"] = plan ? sv(to_string(plan->renewer)) : Json::Value();
   out["failures"] = Json::UInt(entry.renewal.failures);
@@ -267,8 +271,14 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
     auto more = generation_fields(*g, now);
     fields.insert(fields.end(), more.begin(), more.end());
   }
-  if (!entry.issuer.empty()) fields.emplace_back("Outside issuer", entry.issuer + " (CMP)");
-  const auto plan = plan_renewal(entry, vault.policy());
+  const auto issuers = vault.issuers();
+  if (!entry.issuer.empty()) {
+    const bool acme = std::any_of(issuers.begin(), issuers.end(), [&](const OutsideIssuer& i) {
+      return i.name == entry.issuer && i.protocol == IssuerProtocol::kAcme;
+    });
+    fields.emplace_back("Outside issuer", entry.issuer + (acme ? " (ACME)" : " (CMP)"));
+  }
+  const auto plan = plan_renewal(entry, vault.policy(), issuers);
   if (plan) fields.emplace_back("Renewal", renewal_text(*plan));
   if (!entry.renew_hook.empty()) fields.emplace_back("Then", entry.renew_hook);
   if (entry.renewal.failures > 0)

@@ -5,6 +5,7 @@
 #include <json/json.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,7 +34,8 @@ Json::Value ca_json(const CaInfo& ca, Time now);
 Json::Value policy_json(const Policy& policy);
 // An entry's renewal: its rule (or the policy's), when it is due and who renews it, its
 // command and its failures.
-Json::Value renewal_json(const Entry& entry, const Policy& policy);
+Json::Value renewal_json(const Entry& entry, const Policy& policy,
+                         std::span<const OutsideIssuer> issuers = {});
 
 void print_entry(const Entry& entry, const Vault& vault, Time now);
 void print_entry_table(const std::vector<Entry>& entries, const Policy& policy, Time now);

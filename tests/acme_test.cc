@@ -1,0 +1,245 @@
+// Enrolling at and renewing with an outside CA by ACME (RFC 8555; docs/lifecycle.md,
+// "Outside CAs: ACME"), as a user does it: `issuer add --acme`, `create --issuer`, `renew`,
+// against Debian's `pebble` on loopback with a configuration and TLS certificate the test
+// makes. Validation is real (http-01 to certvault's own responder) except where a case is
+// not about it. Skipped only when pebble is not installed.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "support.h"
+#include "test_cli.h"
+#include "tls_server.h"
+#include "vault.h"
+
+namespace cvtest {
+namespace {
+
+using certvault::Vault;
+
+// A port on loopback that nothing listens on now.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// An external account binding MAC key as an ACME CA hands it out (base64url).
+constexpr std::string_view kEabKey =
+    "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
+class AcmeCli : public CliTest {
+ protected:
+  void SetUp() override {
+    if (run({"sh", "-c", "command -v pebble"}).exit_code != 0)
+      GTEST_SKIP() << "pebble is not installed (scripts/install-deps.sh installs it)";
+    CliTest::SetUp();
+    // The test's own servers are on loopback; a proxy in the environment must not see them.
+    ::setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+    ::setenv("no_proxy", "127.0.0.1,localhost", 1);
+    auto made = make_server_cert(tmp_ / "pebble.pem", tmp_ / "pebble.key");
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    acme_port_ = free_port();
+    mgmt_port_ = free_port();
+    http01_port_ = free_port();
+    ASSERT_TRUE(acme_port_ && mgmt_port_ && http01_port_);
+  }
+
+  // Pebble with its own TLS certificate, asking http-01 proofs at the test's port;
+  // `always_valid`: no validation at all (for cases that are not about it).
+  void start_pebble(bool always_valid = false, bool eab = false) {
+    const fs::path config = tmp_ / "pebble.json";
+    write_file(config,
+               R"({"pebble": {"listenAddress": "127.0.0.1:)" + std::to_string(acme_port_) +
+                   R"(", "managementListenAddress": "127.0.0.1:)" + std::to_string(mgmt_port_) +
+                   R"(", "certificate": ")" + (tmp_ / "pebble.pem").string() +
+                   R"(", "privateKey": ")" + (tmp_ / "pebble.key").string() + R"(", "httpPort": )" +
+                   std::to_string(http01_port_) + R"(, "tlsPort": )" + std::to_string(free_port()) +
+                   R"(, "ocspResponderURL": "", "externalAccountBindingRequired": )" +
+                   (eab ? R"(true, "externalAccountMACKeys": {"kid-1": ")" + std::string(kEabKey) +
+                              R"("},)"
+                        : std::string("false,")) +
+                   R"( "certificateValidityPeriod": 7200}})");
+    std::vector<std::string> argv{"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"};
+    if (always_valid) argv.push_back("PEBBLE_VA_ALWAYS_VALID=1");
+    argv.insert(argv.end(), {"pebble", "-config", config.string()});
+    pebble_ = ChildGuard(spawn_logged(argv, tmp_ / "pebble.out", tmp_ / "pebble.err"));
+    // Its root for issued certificates, from the management port, once it answers.
+    for (int i = 0; i < 100; ++i) {  // bounded: 10 s at most
+      auto root = run({"curl", "-sf", "--noproxy", "*", "--max-time", "2", "--cacert",
+                       (tmp_ / "pebble.pem").string(), mgmt_url() + "/roots/0"});
+      if (root.exit_code == 0 && contains(root.out, "BEGIN CERTIFICATE")) {
+        write_file(root_pem(), root.out);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "pebble did not start: " << read_file(tmp_ / "pebble.out");
+  }
+
+  std::string directory() const {
+    return "https://127.0.0.1:" + std::to_string(acme_port_) + "/dir";
+  }
+  std::string mgmt_url() const { return "https://127.0.0.1:" + std::to_string(mgmt_port_); }
+  fs::path root_pem() const { return tmp_ / "pebble-root.pem"; }
+
+  void add_issuer() {
+    ok({"issuer", "add", "le", "--acme", directory(), "--trust", root_pem().string(), "--server-ca",
+        (tmp_ / "pebble.pem").string(), "--http01-listen",
+        "127.0.0.1:" + std::to_string(http01_port_)});
+  }
+
+  // The entry's certificate verified by openssl against pebble's root, through the chain
+  // the vault stored, for client authentication.
+  RunResult verify(const std::string& nickname) {
+    auto v = Vault::open(vault_);
+    EXPECT_TRUE(v) << (v ? "" : v.error().message);
+    if (!v) return {};
+    auto ders = v->chain_der(nickname);
+    EXPECT_TRUE(ders);
+    std::string chain;
+    for (const auto& der : ders.value_or(std::vector<std::vector<uint8_t>>{}))
+      chain += der_to_pem(der);
+    write_file(tmp_ / "chain.pem", chain);
+    return run({"openssl", "verify", "-purpose", "sslclient", "-CAfile", root_pem().string(),
+                "-untrusted", (tmp_ / "chain.pem").string(), cert_file(nickname).string()});
+  }
+
+  int acme_port_ = 0, mgmt_port_ = 0, http01_port_ = 0;
+  ChildGuard pebble_;
+};
+
+TEST_F(AcmeCli, CreateWithAnAcmeIssuerProvesTheAddressByHttp01AndStoresAClientCertificate) {
+  start_pebble();
+  add_issuer();
+  auto created = ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  EXPECT_TRUE(contains(created.out, "Enrolled 'web' at issuer 'le' (generation 1)")) << created.out;
+  auto e = Vault::open(vault_)->find("web");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->issuer, "le");
+  EXPECT_EQ(e->current()->issuer, certvault::IssuerKind::kExternal);
+  EXPECT_TRUE(contains(e->current()->issuer_name, "Pebble Intermediate CA"))
+      << e->current()->issuer_name;
+  auto verified = verify("web");
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  const std::string text = openssl_text(cert_file("web"));
+  EXPECT_TRUE(contains(text, "IP Address:127.0.0.1")) << text;
+  EXPECT_TRUE(contains(text, "TLS Web Client Authentication")) << text;
+  // The account was registered on first use and its URL kept; the account key never shows.
+  auto issuer = parse_json(ok({"issuer", "show", "le"}, true).out);
+  EXPECT_EQ(issuer["protocol"].asString(), "acme");
+  EXPECT_TRUE(contains(issuer["account"].asString(), "/my-account/")) << issuer;
+  auto json = parse_json(ok({"show", "web"}, true).out);
+  EXPECT_EQ(json["renewal"]["renewer"].asString(), "acme");
+}
+
+TEST_F(AcmeCli, ADnsNameIsAskedForAsADnsIdentifier) {
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  ok({"create", "api", "--issuer", "le", "--san", "DNS:api.example.com,IP:127.0.0.1"});
+  const std::string text = openssl_text(cert_file("api"));
+  EXPECT_TRUE(contains(text, "DNS:api.example.com")) << text;
+  EXPECT_TRUE(contains(text, "IP Address:127.0.0.1")) << text;
+  EXPECT_EQ(verify("api").exit_code, 0);
+}
+
+TEST_F(AcmeCli, RenewOrdersANewCertificateForANewKeyUnderTheSameUri) {
+  start_pebble();
+  add_issuer();
+  ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  const std::string uri = ok({"uri", "web"}).out;
+  auto renewed = ok({"renew", "web"});
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'web': generation 2")) << renewed.out;
+  auto e = Vault::open(vault_)->find("web");
+  ASSERT_EQ(e->generations.size(), 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kSuperseded);
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_NE(e->generations[0].key_id, e->generations[1].key_id);
+  EXPECT_EQ(ok({"uri", "web"}).out, uri);
+  EXPECT_TRUE(contains(openssl_text(cert_file("web")), "IP Address:127.0.0.1"));
+  EXPECT_EQ(verify("web").exit_code, 0);
+}
+
+TEST_F(AcmeCli, RenewWithTheServerDownFailsIsRecordedAndTheOldGenerationStays) {
+  start_pebble();
+  add_issuer();
+  ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  pebble_ = ChildGuard();  // stopped
+  auto r = cv({"renew", "web"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Could not renew 'web': issuer 'le'")) << r.out;
+  auto e = Vault::open(vault_)->find("web");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->current()->number, 1u) << "the old generation stays";
+  EXPECT_EQ(e->generations.size(), 1u);
+  EXPECT_EQ(e->renewal.failures, 1u);
+  EXPECT_TRUE(contains(e->renewal.last_error, "did not renew")) << e->renewal.last_error;
+}
+
+TEST_F(AcmeCli, ExternalAccountBindingRegistersTheAccountWithTheKeyIdTheCaGave) {
+  start_pebble(/*always_valid=*/true, /*eab=*/true);
+  // Without the binding the CA refuses the account, and nothing is stored.
+  add_issuer();
+  auto refused =
+      ExpectRefusedUnchanged({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"}, {5});
+  EXPECT_TRUE(contains(refused.err, "externalAccountRequired")) << refused.err;
+  write_secret_file(tmp_ / "eab.key", kEabKey);
+  ok({"issuer", "add", "bound", "--acme", directory(), "--trust", root_pem().string(),
+      "--server-ca", (tmp_ / "pebble.pem").string(), "--eab",
+      "kid-1:" + (tmp_ / "eab.key").string(), "--http01-listen",
+      "127.0.0.1:" + std::to_string(http01_port_)});
+  ok({"create", "web", "--issuer", "bound", "--san", "IP:127.0.0.1"});
+  EXPECT_EQ(verify("web").exit_code, 0);
+  for (const auto& [name, content] : snapshot(vault_).files)
+    EXPECT_FALSE(contains(content, std::string(kEabKey))) << name << ": sealed, never in clear";
+  auto shown = ok({"issuer", "show", "bound"});
+  EXPECT_TRUE(contains(shown.out, "key id 'kid-1'")) << shown.out;
+  EXPECT_FALSE(contains(shown.out, std::string(kEabKey))) << shown.out;
+}
+
+TEST_F(AcmeCli, AnEntryWithoutADnsNameOrIpAddressIsRefusedInOneLine) {
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  auto r = ExpectRefusedUnchanged({"create", "mail", "--issuer", "le"}, {3});
+  EXPECT_TRUE(contains(r.err, "DNS names and IP addresses only")) << r.err;
+  r = ExpectRefusedUnchanged({"create", "mail", "--issuer", "le", "--san", "email:ops@example.com"},
+                             {3});
+  EXPECT_TRUE(contains(r.err, "DNS names and IP addresses only")) << r.err;
+  // The CA decides the lifetime: an end date asked for would not be honoured.
+  r = ExpectRefusedUnchanged(
+      {"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1", "--end-date", "+30d"}, {3});
+  EXPECT_TRUE(contains(r.err, "--end-date does not apply")) << r.err;
+}
+
+TEST_F(AcmeCli, IssuerAddTakesEitherCmpOrAcme) {
+  auto made = make_server_cert(tmp_ / "anchor.pem", tmp_ / "anchor.key");
+  ASSERT_EQ(made.exit_code, 0);
+  const std::string anchor = (tmp_ / "anchor.pem").string();
+  ExpectRefusedUnchanged({"issuer", "add", "x", "--trust", anchor}, {3});
+  ExpectRefusedUnchanged({"issuer", "add", "x", "--acme", "https://127.0.0.1:1/dir", "--cmp",
+                          "http://127.0.0.1:1/pkix/", "--trust", anchor},
+                         {3});
+  ExpectRefusedUnchanged({"issuer", "add", "x", "--acme", "https://127.0.0.1:1/dir",
+                          "--http01-listen", "127.0.0.1", "--trust", anchor},
+                         {3});
+  ok({"issuer", "add", "x", "--acme", "https://127.0.0.1:1/dir", "--trust", anchor});
+  auto listed = parse_json(ok({"issuer", "list"}, true).out);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["protocol"].asString(), "acme");
+  // The vault still opens: the record reads back strictly.
+  EXPECT_EQ(parse_json(ok({"issuer", "show", "x"}, true).out)["account"], Json::Value());
+}
+
+}  // namespace
+}  // namespace cvtest

@@ -1,0 +1,25 @@
+// The ACME client (RFC 8555): enrolls a new entry at an outside issuer with an order for
+// the entry's DNS names and IP addresses (RFC 8738), answering http-01 challenges with a
+// small responder of its own while the order is pending, and renews one with a fresh order
+// for the same identifiers and a new key. HTTP through libcurl, JWS (ES256) with OpenSSL;
+// the account key and the new keys come from the unlocked vault, and the answer is stored
+// only when the vault accepts it (Vault::finish_enrollment). docs/lifecycle.md, "Outside
+// CAs: ACME".
+#pragma once
+
+#include <string_view>
+
+#include "error.h"
+#include "vault.h"
+
+namespace certvault::cli {
+
+// A new entry in `vault` (unlocked); registers the issuer's account first if need be.
+Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request);
+
+// A new key and certificate for an entry enrolled from an ACME issuer: a new order for the
+// identifiers of its current certificate. The current generation stays until the new one
+// is stored.
+Result<Entry> acme_renew(Vault& vault, std::string_view nickname);
+
+}  // namespace certvault::cli
