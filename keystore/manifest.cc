@@ -401,6 +401,18 @@ std::optional<std::vector<Bytes>> der_list_of(const Json::Value& v) {
   return out;
 }
 
+// `trust` (required) and `server_ca` (optional): lists of base64 DER certificates.
+bool read_anchors(const Json::Value& v, OutsideIssuer& i) {
+  auto trust = der_list_of(v["trust"]);
+  if (!trust) return false;
+  i.trust = std::move(*trust);
+  if (!v.isMember("server_ca")) return true;
+  auto server_ca = der_list_of(v["server_ca"]);
+  if (!server_ca) return false;
+  i.server_ca = std::move(*server_ca);
+  return true;
+}
+
 // ACME (RFC 8555): the directory URL, the sealed account key, the account URL once
 // registered, where the http-01 responder listens, and the external account binding.
 std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r) {
@@ -430,14 +442,7 @@ std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r)
     if (!eab || eab->empty()) return std::nullopt;
     r.sealed_eab_key = std::move(*eab);
   }
-  auto trust = der_list_of(v["trust"]);
-  if (!trust) return std::nullopt;
-  i.trust = std::move(*trust);
-  if (v.isMember("server_ca")) {
-    auto server_ca = der_list_of(v["server_ca"]);
-    if (!server_ca) return std::nullopt;
-    i.server_ca = std::move(*server_ca);
-  }
+  if (!read_anchors(v, i)) return std::nullopt;
   return r;
 }
 
@@ -470,14 +475,7 @@ std::optional<IssuerRecord> issuer_of(const Json::Value& v) {
     i.has_secret = true;
   }
   if (i.has_secret == !i.client_cert.empty()) return std::nullopt;  // exactly one way in
-  auto trust = der_list_of(v["trust"]);
-  if (!trust) return std::nullopt;
-  i.trust = std::move(*trust);
-  if (v.isMember("server_ca")) {
-    auto server_ca = der_list_of(v["server_ca"]);
-    if (!server_ca) return std::nullopt;
-    i.server_ca = std::move(*server_ca);
-  }
+  if (!read_anchors(v, i)) return std::nullopt;
   return r;
 }
 

@@ -20,21 +20,6 @@ namespace {
 
 using certvault::Vault;
 
-// A port on loopback that nothing listens on now.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // An external account binding MAC key as an ACME CA hands it out (base64url).
 constexpr std::string_view kEabKey =
     "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
@@ -50,9 +35,9 @@ class AcmeCli : public CliTest {
     ::setenv("no_proxy", "127.0.0.1,localhost", 1);
     auto made = make_server_cert(tmp_ / "pebble.pem", tmp_ / "pebble.key");
     ASSERT_EQ(made.exit_code, 0) << made.err;
-    acme_port_ = free_port();
-    mgmt_port_ = free_port();
-    http01_port_ = free_port();
+    acme_port_ = free_loopback_port();
+    mgmt_port_ = free_loopback_port();
+    http01_port_ = free_loopback_port();
     ASSERT_TRUE(acme_port_ && mgmt_port_ && http01_port_);
   }
 
@@ -60,17 +45,18 @@ class AcmeCli : public CliTest {
   // `always_valid`: no validation at all (for cases that are not about it).
   void start_pebble(bool always_valid = false, bool eab = false) {
     const fs::path config = tmp_ / "pebble.json";
-    write_file(config,
-               R"({"pebble": {"listenAddress": "127.0.0.1:)" + std::to_string(acme_port_) +
-                   R"(", "managementListenAddress": "127.0.0.1:)" + std::to_string(mgmt_port_) +
-                   R"(", "certificate": ")" + (tmp_ / "pebble.pem").string() +
-                   R"(", "privateKey": ")" + (tmp_ / "pebble.key").string() + R"(", "httpPort": )" +
-                   std::to_string(http01_port_) + R"(, "tlsPort": )" + std::to_string(free_port()) +
-                   R"(, "ocspResponderURL": "", "externalAccountBindingRequired": )" +
-                   (eab ? R"(true, "externalAccountMACKeys": {"kid-1": ")" + std::string(kEabKey) +
-                              R"("},)"
-                        : std::string("false,")) +
-                   R"( "certificateValidityPeriod": 7200}})");
+    write_file(config, R"({"pebble": {"listenAddress": "127.0.0.1:)" + std::to_string(acme_port_) +
+                           R"(", "managementListenAddress": "127.0.0.1:)" +
+                           std::to_string(mgmt_port_) + R"(", "certificate": ")" +
+                           (tmp_ / "pebble.pem").string() + R"(", "privateKey": ")" +
+                           (tmp_ / "pebble.key").string() + R"(", "httpPort": )" +
+                           std::to_string(http01_port_) + R"(, "tlsPort": )" +
+                           std::to_string(free_loopback_port()) +
+                           R"(, "ocspResponderURL": "", "externalAccountBindingRequired": )" +
+                           (eab ? R"(true, "externalAccountMACKeys": {"kid-1": ")" +
+                                      std::string(kEabKey) + R"("},)"
+                                : std::string("false,")) +
+                           R"( "certificateValidityPeriod": 7200}})");
     std::vector<std::string> argv{"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"};
     if (always_valid) argv.push_back("PEBBLE_VA_ALWAYS_VALID=1");
     argv.insert(argv.end(), {"pebble", "-config", config.string()});
