@@ -930,40 +930,31 @@ std::optional<uint64_t> peek_counter(std::string_view text) {
 }
 
 namespace {
-Bytes issuer_ad(std::string_view prefix, std::string_view vault_id, std::string_view issuer) {
-  std::string ad(prefix);
+// Associated data for a sealed secret: "<purpose>" 0x00 vault_id 0x00 "<whose>".
+Bytes sealed_ad(std::string_view purpose, std::string_view vault_id, std::string_view whose) {
+  std::string ad(purpose);
   ad += '\0';
   ad += vault_id;
   ad += '\0';
-  ad += issuer;
+  ad += whose;
   return Bytes(ad.begin(), ad.end());
 }
 }  // namespace
 
 Bytes issuer_eab_key_ad(std::string_view vault_id, std::string_view issuer) {
-  return issuer_ad("certvault/issuer-eab-key/v1", vault_id, issuer);
+  return sealed_ad("certvault/issuer-eab-key/v1", vault_id, issuer);
 }
 
 Bytes issuer_account_key_ad(std::string_view vault_id, std::string_view issuer) {
-  return issuer_ad("certvault/issuer-account-key/v1", vault_id, issuer);
+  return sealed_ad("certvault/issuer-account-key/v1", vault_id, issuer);
 }
 
 Bytes issuer_secret_ad(std::string_view vault_id, std::string_view issuer) {
-  std::string ad = "certvault/issuer-secret/v1";
-  ad += '\0';
-  ad += vault_id;
-  ad += '\0';
-  ad += issuer;
-  return Bytes(ad.begin(), ad.end());
+  return sealed_ad("certvault/issuer-secret/v1", vault_id, issuer);
 }
 
 Bytes wrap_ad(std::string_view vault_id, std::string_view which) {
-  std::string ad = "certvault/vault-key/v1";
-  ad += '\0';
-  ad += vault_id;
-  ad += '\0';
-  ad += which;
-  return Bytes(ad.begin(), ad.end());
+  return sealed_ad("certvault/vault-key/v1", vault_id, which);
 }
 
 }  // namespace certvault::manifest
