@@ -7,6 +7,7 @@
 #include "agent_client.h"
 #include "agent_client_support.h"
 #include "agent_support.h"
+#include "cmp_test_server.h"
 #include "renewal.h"
 
 namespace cvtest {
@@ -355,6 +356,64 @@ TEST_F(AgentRenewal, TheAgentRenewsWhatIsDueWhileUnlockedAndNothingWhileLocked) 
   for (uint32_t g = 2; g <= api_locked; ++g)
     expected += "api " + std::to_string(g) + " " + uid + "\n";
   EXPECT_TRUE(read_file(log).starts_with(expected)) << read_file(log);
+}
+
+// An outside CA through the agent: `issuer add`, `create --issuer` and `issuer remove` need
+// no PIN while the agent holds the vault, the protocol exchange runs in the agent, and its
+// schedule renews the entry there by a key update (kur). Can fail: an issuer that lost its
+// shared secret or anchor on the way to the agent could not enroll; an agent that renewed
+// outside entries in the vault instead of at the CA would send no key update.
+TEST_F(AgentRenewal, AnOutsideCaIsAddedEnrolledAndRenewedThroughTheAgent) {
+  PkeyPtr ca_key = generate_ec_key();
+  X509Ptr ca(make_test_ca(ca_key.get(), "Test CMP CA"));
+  ASSERT_TRUE(ca);
+  const fs::path ca_pem = tmp_ / "cmp-ca.pem";
+  write_file(ca_pem, x509_to_pem(ca.get()));
+  const fs::path secret = write_secret_file(tmp_ / "cmp-secret", "cmp-shared-secret-0815");
+  CmpTestServer::Options o;
+  o.ca_key = ca_key.get();
+  o.ca_cert = ca.get();
+  o.reference = "ref-4711";
+  o.secret = "cmp-shared-secret-0815";
+  o.lifetime = 40L * 86400;
+  CmpTestServer server(o);
+  ASSERT_TRUE(server.listening());
+  // The agent's renewal clock 13 days ahead: an entry of 40 days, renewed 30 days before
+  // its end, is due for the agent as soon as it exists.
+  start_agent({"--renew-every", "1s"}, {"env", "CERTVAULT_TEST_NOW=+13d"});
+  unlock();
+  for (const char* name : {"ca1", "spare"}) {
+    auto added = owner({"issuer", "add", name, "--cmp", server.url(), "--cmp-ref", "ref-4711",
+                        "--cmp-secret-file", secret.string(), "--trust", ca_pem.string()});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    EXPECT_TRUE(contains(added.err, done_by_agent())) << added.err;
+    EXPECT_TRUE(contains(added.out, std::string("Added issuer '") + name + "'")) << added.out;
+  }
+  auto removed = owner({"issuer", "remove", "spare"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_TRUE(contains(removed.err, done_by_agent())) << removed.err;
+  ASSERT_TRUE(vault().refresh());
+  EXPECT_FALSE(vault().find_issuer("spare"));
+  auto created = owner({"create", "api", "--issuer", "ca1", "--san", "DNS:api.example.com"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_TRUE(contains(created.err, done_by_agent())) << created.err;
+  EXPECT_TRUE(contains(created.out, "Enrolled 'api' at issuer 'ca1' (generation 1)"))
+      << created.out;
+  auto e = entry("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->issuer, "ca1");
+  EXPECT_EQ(e->current()->issuer_name, "CN=Test CMP CA");
+  auto rule = owner({"renew-rule", "api", "--before", "30d"});
+  ASSERT_EQ(rule.exit_code, 0) << rule.err;
+  ASSERT_TRUE(eventually([&] { return generation("api") >= 2; })) << agent_log();
+  EXPECT_GE(server.key_updates(), 1);
+  e = entry("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kSuperseded);
+  EXPECT_NE(e->generations[0].key_id, e->current()->key_id);
+  EXPECT_EQ(e->current()->issuer_name, "CN=Test CMP CA");
+  EXPECT_TRUE(audited("owner:enroll", "api")) << audit_log();
+  EXPECT_TRUE(audited("renew", "api")) << audit_log();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // issuer add | list | show | remove: outside CAs the vault enrolls from by CMP or ACME, and
 // create --issuer (docs/lifecycle.md, "Outside CAs: CMP" and "... ACME"). Adding and removing an
-// issuer and enrolling happen in this process, with the PIN.
+// issuer and enrolling are done by the agent when it holds the vault unlocked, else in this
+// process with the PIN.
 #include <openssl/x509.h>
 
 #include <iostream>
@@ -11,6 +12,8 @@
 #include "files.h"
 #include "ossl.h"
 #include "output.h"
+#include "owner.h"
+#include "owner_request.h"
 #include "report.h"
 #include "secret_input.h"
 
@@ -162,8 +165,24 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
     CV_TRY(read, read_pin(args.cmp_secret_file, "", {"CMP shared secret", "--cmp-secret-file"}));
     secret = std::move(read);
   }
-  CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(added, vault.add_issuer(issuer, secret ? &*secret : nullptr));
+  CV_TRY(vault, open_vault(globals));
+  OwnerRequest request("issuer-add", owner::to_json(issuer));
+  if (secret) request.password = &*secret;
+  CV_TRY(reply, ask_agent(globals, vault, request));
+  std::optional<OutsideIssuer> found;
+  if (reply) {
+    CV_CHECK(vault.refresh());
+    found = vault.find_issuer(issuer.name);
+    if (!found)
+      return fail(Code::kNotFound, "the agent added issuer '" + issuer.name +
+                                       "', but it has gone from vault '" + vault.label() +
+                                       "' since");
+  } else {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_TRY(made, vault.add_issuer(issuer, secret ? &*secret : nullptr));
+    found = std::move(made);
+  }
+  const OutsideIssuer& added = *found;
   print_issuer(globals, vault, added,
                "Added issuer '" + added.name + "' to vault '" + vault.label() + "'.");
   return kExitOk;
@@ -219,8 +238,12 @@ Outcome cmd_issuer_show(const Globals& globals, const std::string& name) {
 
 Outcome cmd_issuer_remove(const Globals& globals, const std::string& name) {
   CV_CHECK(check_nickname(name));
-  CV_TRY(vault, open_unlocked(globals));
-  CV_CHECK(vault.remove_issuer(name));
+  CV_TRY(vault, open_vault(globals));
+  CV_TRY(reply, ask_agent(globals, vault, {"issuer-remove", owner::issuer_name_json(name)}));
+  if (!reply) {
+    CV_CHECK(unlock_here(globals, vault));
+    CV_CHECK(vault.remove_issuer(name));
+  }
   if (globals.json) {
     Json::Value out(Json::objectValue);
     out["removed"] = name;
@@ -248,13 +271,16 @@ Outcome cmd_create_from_issuer(const Globals& globals, const CreateArgs& args) {
   request.key_type = key_type;
   request.subject = args.subject;
   request.alt_names = args.san;
-  CV_TRY(vault, open_unlocked(globals));
+  CV_TRY(vault, open_vault(globals));
   const auto issuer = vault.find_issuer(request.issuer);
   const bool acme = issuer && issuer->protocol == IssuerProtocol::kAcme;
   if (acme && request.not_after)
     return invalid("--end-date does not apply with ACME issuer '" + request.issuer +
                    "': the CA decides the lifetime (the policy's limits still apply)");
-  CV_TRY(entry, acme ? acme_enroll(vault, request) : cmp_enroll(vault, request));
+  CV_TRY(entry, change_entry_via_agent_or_here(
+                    globals, vault, {"enroll", owner::to_json(request)}, [&](Vault& here) {
+                      return acme ? acme_enroll(here, request) : cmp_enroll(here, request);
+                    }));
   const Generation* g = entry.current();
   report_entry(globals, vault, entry,
                "Enrolled '" + entry.nickname + "' at issuer '" + request.issuer + "'" +

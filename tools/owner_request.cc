@@ -4,14 +4,15 @@
 #include <memory>
 
 #include "renewal.h"
+#include "seal.h"
 
 namespace certvault::cli::owner {
 namespace {
 
-constexpr std::array<std::string_view, 17> kOps{
-    "create",     "rotate",       "disable",    "enable", "delete",    "revoke",
-    "export",     "import",       "attach",     "csr",    "ca-create", "ca-crl",
-    "policy-set", "policy-clear", "renew-rule", "renew",  "publish"};
+constexpr std::array<std::string_view, 20> kOps{
+    "create",     "rotate", "disable", "enable",     "delete",        "revoke",     "export",
+    "import",     "attach", "csr",     "ca-create",  "ca-crl",        "policy-set", "policy-clear",
+    "renew-rule", "renew",  "publish", "issuer-add", "issuer-remove", "enroll"};
 
 std::unexpected<Error> bad(const std::string& what) {
   return fail(Code::kInvalidInput, "an owner request with " + what);
@@ -49,6 +50,25 @@ void put(Json::Value& v, const char* key, const std::optional<T>& x) {
 
 void put_time(Json::Value& v, const char* key, const std::optional<Time>& t) {
   if (t) v[key] = Json::Int64(*t);
+}
+
+Json::Value der_list(const std::vector<std::vector<uint8_t>>& certs) {
+  Json::Value v(Json::arrayValue);
+  for (const auto& der : certs) v.append(seal::to_base64(der));
+  return v;
+}
+
+Result<std::vector<std::vector<uint8_t>>> der_list_of(const Json::Value& v, const char* key) {
+  const Json::Value& list = v[key];
+  if (!list.isArray()) return bad("no list '" + std::string(key) + "'");
+  std::vector<std::vector<uint8_t>> out;
+  for (const Json::Value& c : list) {
+    auto der = c.isString() ? seal::from_base64(c.asString()) : Result<seal::Bytes>(seal::Bytes());
+    if (!der || der->empty())
+      return bad("a certificate in '" + std::string(key) + "' that is not base64");
+    out.emplace_back(der->begin(), der->end());
+  }
+  return out;
 }
 
 std::string_view p12_encryption_name(P12Encryption e) {
@@ -233,6 +253,37 @@ Json::Value nickname_json(const std::string& nickname) {
   return v;
 }
 
+Json::Value to_json(const OutsideIssuer& i) {
+  Json::Value v(Json::objectValue);
+  v["name"] = i.name;
+  v["protocol"] = i.protocol == IssuerProtocol::kAcme ? "acme" : "cmp";
+  v["url"] = i.url;
+  v["http01_listen"] = i.http01_listen;
+  v["eab_kid"] = i.eab_kid;
+  v["reference"] = i.reference;
+  v["client_cert"] = i.client_cert;
+  v["trust"] = der_list(i.trust);
+  v["server_ca"] = der_list(i.server_ca);
+  return v;
+}
+
+Json::Value to_json(const EnrollmentRequest& r) {
+  Json::Value v(Json::objectValue);
+  v["nickname"] = r.nickname;
+  v["issuer"] = r.issuer;
+  put(v, "key_type", r.key_type);
+  v["subject"] = r.subject;
+  v["alt_names"] = r.alt_names;
+  put_time(v, "not_after", r.not_after);
+  return v;
+}
+
+Json::Value issuer_name_json(const std::string& name) {
+  Json::Value v(Json::objectValue);
+  v["issuer"] = name;
+  return v;
+}
+
 Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key) {
   const Json::Value& x = v[key];
   if (x.isNull()) return std::optional<Time>();
@@ -244,6 +295,52 @@ Result<std::string> nickname(const Json::Value& v) {
   CV_TRY(n, text(v, "nickname"));
   CV_CHECK(check_nickname(n));
   return n;
+}
+
+Result<std::string> issuer_name(const Json::Value& v) {
+  CV_TRY(n, text(v, "issuer"));
+  CV_CHECK(check_nickname(n));
+  return n;
+}
+
+Result<OutsideIssuer> outside_issuer(const Json::Value& v) {
+  OutsideIssuer i;
+  CV_TRY(name, text(v, "name"));
+  CV_CHECK(check_nickname(name));
+  i.name = name;
+  CV_TRY(protocol, text(v, "protocol"));
+  if (protocol != "acme" && protocol != "cmp") return bad("an unknown issuer protocol");
+  i.protocol = protocol == "acme" ? IssuerProtocol::kAcme : IssuerProtocol::kCmp;
+  for (auto [key, field] : {std::pair{"url", &i.url},
+                            {"http01_listen", &i.http01_listen},
+                            {"eab_kid", &i.eab_kid},
+                            {"reference", &i.reference},
+                            {"client_cert", &i.client_cert}}) {
+    CV_TRY(value, text(v, key));
+    *field = value;
+  }
+  CV_TRY(trust, der_list_of(v, "trust"));
+  CV_TRY(server_ca, der_list_of(v, "server_ca"));
+  i.trust = std::move(trust);
+  i.server_ca = std::move(server_ca);
+  return i;
+}
+
+Result<EnrollmentRequest> enrollment_request(const Json::Value& v) {
+  EnrollmentRequest r;
+  CV_TRY(n, nickname(v));
+  CV_TRY(issuer, issuer_name(v));
+  CV_TRY(key_type, optional_enum<KeyType>(v, "key_type", parse_key_type));
+  CV_TRY(subject, optional_text(v, "subject"));
+  CV_TRY(alt_names, optional_text(v, "alt_names"));
+  CV_TRY(not_after, optional_time(v, "not_after"));
+  r.nickname = n;
+  r.issuer = issuer;
+  r.key_type = key_type;
+  r.subject = subject.value_or("");
+  r.alt_names = alt_names.value_or("");
+  r.not_after = not_after;
+  return r;
 }
 
 Result<IssueRequest> issue_request(const Json::Value& v) {

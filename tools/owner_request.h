@@ -18,8 +18,8 @@
 namespace certvault::cli::owner {
 
 // The operations: create, rotate, disable, enable, delete, revoke, export, import, attach,
-// csr, ca-create, ca-crl, policy-set, policy-clear, renew-rule, renew, publish. (passwd is
-// not one: a new PIN needs the old one.)
+// csr, ca-create, ca-crl, policy-set, policy-clear, renew-rule, renew, publish, issuer-add,
+// issuer-remove, enroll. (passwd is not one: a new PIN needs the old one.)
 bool known_op(std::string_view op);
 
 // Which policy fields `policy set` changes; the rest stay as they are at commit time.
@@ -62,6 +62,13 @@ Json::Value to_json(const CaRequest& r);
 Json::Value to_json(const PolicyChange& c);
 Json::Value to_json(const ExportRequest& r);  // nickname, encryption, chain; not `out`
 Json::Value to_json(const RenewRuleChange& c);
+// `issuer add`: the issuer as the CLI read it, its anchors as base64 DER; its shared secret
+// or external account binding key, if any, travels in the password field.
+Json::Value to_json(const OutsideIssuer& i);
+// `create --issuer`.
+Json::Value to_json(const EnrollmentRequest& r);
+// `issuer remove`: the issuer's name alone.
+Json::Value issuer_name_json(const std::string& name);
 // `renew`: the nicknames (empty: whatever is due).
 Json::Value renew_json(const std::vector<std::string>& nicknames, bool revoke_old);
 // `publish`: the entry's file targets, or none (null).
@@ -82,6 +89,9 @@ Result<std::vector<std::string>> renew_nicknames(const Json::Value& v);
 bool renew_revoke_old(const Json::Value& v);
 Result<std::optional<PublishTargets>> publish_targets(const Json::Value& v);
 Result<std::string> nickname(const Json::Value& v);
+Result<OutsideIssuer> outside_issuer(const Json::Value& v);
+Result<EnrollmentRequest> enrollment_request(const Json::Value& v);
+Result<std::string> issuer_name(const Json::Value& v);
 Result<std::optional<Time>> optional_time(const Json::Value& v, const char* key);
 
 std::string compact(const Json::Value& v);

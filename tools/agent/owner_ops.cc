@@ -1,5 +1,7 @@
 #include "owner_ops.h"
 
+#include "acme_client.h"
+#include "cmp_client.h"
 #include "owner_request.h"
 #include "renewal_pass.h"
 
@@ -135,6 +137,29 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     Frame f = done(op, "");
     f.add(Tag::kData, owner::compact(cli::to_json(pass)));
     return f;
+  }
+  if (op == "issuer-add") {
+    CV_TRY(issuer, owner::outside_issuer(args));
+    ev.nickname = issuer.name;
+    std::optional<SecureBytes> secret;
+    if (auto s = m.get(Tag::kPassword)) secret.emplace(s->data(), s->size());
+    CV_TRY(added, vault.add_issuer(issuer, secret ? &*secret : nullptr));
+    (void)added;
+    return done(op, "");
+  }
+  if (op == "issuer-remove") {
+    CV_TRY(name, owner::issuer_name(args));
+    ev.nickname = name;
+    CV_CHECK(vault.remove_issuer(name));
+    return done(op, "");
+  }
+  if (op == "enroll") {
+    // The protocol exchange runs here, in the process that holds the vault unlocked.
+    CV_TRY(request, owner::enrollment_request(args));
+    const auto issuer = vault.find_issuer(request.issuer);
+    const bool acme = issuer && issuer->protocol == IssuerProtocol::kAcme;
+    CV_TRY(entry, acme ? cli::acme_enroll(vault, request) : cli::cmp_enroll(vault, request));
+    return done(op, entry.nickname);
   }
   // policy-clear
   CV_CHECK(vault.set_policy(Policy{}));
