@@ -151,6 +151,37 @@ TEST_F(CmpCli, RenewSendsAKeyUpdateSignedWithTheCurrentKey) {
   EXPECT_TRUE(contains(openssl_text(cert_file("api")), "DNS:api.example.com"));
 }
 
+// `--cmp-cert`: initial requests signed with a certificate the vault already holds from the
+// CA (RFC 9483 4.1.1), instead of a shared secret. Can fail: a client that sent the request
+// unprotected, or signed with the wrong key, is refused by the server, which accepts only
+// signatures under its own CA; a certificate from another CA is refused likewise.
+TEST_F(CmpCli, IssuerWithACertificateEnrollsWithRequestsSignedByThatEntry) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "boot", "--issuer", "ca1", "--san", "DNS:boot.example.com"});
+  ok({"issuer", "add", "ca2", "--cmp", server.url(), "--cmp-cert", "boot", "--trust",
+      ca_pem().string()});
+  auto created = ok({"create", "api", "--issuer", "ca2", "--san", "DNS:api.example.com"});
+  EXPECT_TRUE(contains(created.out, "Enrolled 'api' at issuer 'ca2' (generation 1)"))
+      << created.out;
+  EXPECT_EQ(server.served(), 2);
+  auto verify = run({"openssl", "verify", "-purpose", "sslclient", "-CAfile", ca_pem().string(),
+                     cert_file("api").string()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  auto shown = parse_json(ok({"issuer", "show", "ca2"}, true).out);
+  EXPECT_EQ(shown["authentication"].asString(), "certificate");
+  EXPECT_EQ(shown["client_cert"].asString(), "boot");
+  // An entry whose certificate is from the vault's own CA: the server does not trust it.
+  ok({"create", "local", "--end-date", "+30d"});
+  ok({"issuer", "add", "ca3", "--cmp", server.url(), "--cmp-cert", "local", "--trust",
+      ca_pem().string()});
+  auto r = ExpectRefusedUnchanged(
+      {"create", "web", "--issuer", "ca3", "--san", "DNS:web.example.com"}, {1, 5, 6});
+  EXPECT_TRUE(contains(r.err, "issuer 'ca3'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "rejection")) << r.err;
+}
+
 TEST_F(CmpCli, AnErrorResponseFailsTheRenewalWhichIsRecordedAndTheOldGenerationStays) {
   int port = 0;
   {
