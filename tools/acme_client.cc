@@ -36,6 +36,9 @@ using Clock = std::chrono::steady_clock;
 // One request may take this long; polling an authorization or an order this long in all.
 constexpr long kRequestTimeout = 30;
 constexpr auto kPollLimit = std::chrono::seconds(90);
+// A server may refuse any nonce (RFC 8555 6.5; pebble refuses 5% by default): each request
+// is sent again with the nonce the refusal carried, this many times at most.
+constexpr int kBadNonceRetries = 8;
 constexpr size_t kMaxBody = 1 << 20;
 
 // The server's text, made one line with nothing a terminal would obey.
@@ -524,7 +527,8 @@ class Acme {
     return jws;
   }
 
-  // RFC 8555 6.2, 6.3: a JWS POST (payload null: POST-as-GET); one retry on badNonce (6.5).
+  // RFC 8555 6.2, 6.3: a JWS POST (payload null: POST-as-GET), sent again with the fresh
+  // nonce of a badNonce answer (6.5), up to kBadNonceRetries times.
   Result<Answer> post(const std::string& url, const Json::Value* payload,
                       const char* accept = nullptr, bool with_jwk = false) {
     for (int attempt = 0;; ++attempt) {
@@ -548,7 +552,8 @@ class Acme {
                              r.header("content-type").find("json") != std::string::npos;
       Json::Value v = json_body ? parse_json(r.body).value_or(Json::Value()) : Json::Value();
       if (r.status >= 200 && r.status < 300) return Answer{std::move(r), std::move(v)};
-      if (attempt == 0 && v["type"] == "urn:ietf:params:acme:error:badNonce") continue;
+      if (attempt < kBadNonceRetries && v["type"] == "urn:ietf:params:acme:error:badNonce")
+        continue;
       return fail(Code::kRefused, "HTTP " + std::to_string(r.status) + " from " + url +
                                       (v.isObject() ? problem_text(v) : ""));
     }
