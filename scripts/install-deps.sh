@@ -22,6 +22,7 @@ packages=(
   openssh-client                # ssh-keygen -D, ssh-agent and ssh-add -s use the module in tests
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
   prometheus                    # promtool check metrics: the check tests lint its Prometheus output
+  faketime                      # libfaketime: a renewal story on a faked clock, certvault and openssl alike
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

@@ -84,6 +84,53 @@ TEST_F(RenewalCli, AnEntryIsNotRenewedBeforeItsWindowAndIsRenewedInIt) {
   EXPECT_EQ(read_file(log), ran) << "the command ran once";
 }
 
+// The same story on the clock everything reads: libfaketime moves the whole process's time
+// (renewal schedule and issuance alike), and openssl checks the result on the same faked
+// clock. Nothing here uses the test clock (CERTVAULT_TEST_NOW). Can fail: a scheduler that
+// read another clock than issuance, or a renewed certificate not valid on the day it was
+// renewed. libfaketime aborts sanitizer builds, so those skip it.
+TEST_F(RenewalCli, UnderAFakedClockTheEntryRenewsWhenItsDayComes) {
+#ifdef CERTVAULT_SANITIZED
+  GTEST_SKIP() << "libfaketime aborts sanitizer builds";
+#endif
+  forty_days("api");
+  auto faked = [&](const std::string& offset, std::vector<std::string> argv) {
+    argv.insert(argv.begin(), {"faketime", "-f", offset});
+    return run(argv);
+  };
+  auto cvf = [&](const std::string& offset, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{cli(), "--vault", vault_.string(), "--pin-file",
+                                  pin_file_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return faked(offset, argv);
+  };
+  auto early = cvf("+9d", {"renew"});
+  ASSERT_EQ(early.exit_code, 0) << early.out << early.err;
+  EXPECT_TRUE(contains(early.out, "Nothing is due")) << early.out;
+  EXPECT_EQ(generation("api"), 1u);
+  auto due = cvf("+14d", {"renew"});
+  ASSERT_EQ(due.exit_code, 0) << due.out << due.err;
+  EXPECT_TRUE(contains(due.out, "Renewed 'api': generation 2")) << due.out;
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(e && e->current());
+  // Issued on the faked day: 14 days from now, for the same 40 days.
+  EXPECT_NEAR(e->current()->not_before, certvault::now() + 14 * 86400, 3600);
+  EXPECT_NEAR(e->current()->not_after - e->current()->not_before,
+              e->generations[0].not_after - e->generations[0].not_before, 5);
+  // Valid on that day by openssl's own reading of the clock, and not yet valid today.
+  const fs::path cert = cert_file("api");
+  auto then = faked("+14d", {"openssl", "verify", "-purpose", "sslclient", "-CAfile",
+                             ca_file().string(), cert.string()});
+  EXPECT_EQ(then.exit_code, 0) << then.out << then.err;
+  auto today = run({"openssl", "verify", "-CAfile", ca_file().string(), cert.string()});
+  EXPECT_NE(today.exit_code, 0) << today.out;
+  EXPECT_TRUE(contains(today.out + today.err, "not yet valid")) << today.out << today.err;
+  // On the faked day the new generation is not due again.
+  auto after = cvf("+14d", {"renew"});
+  EXPECT_EQ(after.exit_code, 0);
+  EXPECT_EQ(generation("api"), 2u);
+}
+
 TEST_F(RenewalCli, DryRunSaysWhatWouldBeRenewedAsksNoPinAndChangesNoByte) {
   forty_days("api");
   forty_days("web");
