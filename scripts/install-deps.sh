@@ -23,6 +23,7 @@ packages=(
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
   prometheus                    # promtool check metrics: the check tests lint its Prometheus output
   faketime                      # libfaketime: a renewal story on a faked clock, certvault and openssl alike
+  socat                         # a TLS front for the CMP test server (CMP over https)
   libgtest-dev libgmock-dev     # unit and integration tests
   libbenchmark-dev              # bench/
 )

@@ -13,6 +13,7 @@
 #include "cmp_test_server.h"
 #include "support.h"
 #include "test_cli.h"
+#include "tls_server.h"
 #include "vault.h"
 
 namespace cvtest {
@@ -180,6 +181,47 @@ TEST_F(CmpCli, IssuerWithACertificateEnrollsWithRequestsSignedByThatEntry) {
       {"create", "web", "--issuer", "ca3", "--san", "DNS:web.example.com"}, {1, 5, 6});
   EXPECT_TRUE(contains(r.err, "issuer 'ca3'")) << r.err;
   EXPECT_TRUE(contains(r.err, "rejection")) << r.err;
+}
+
+// https: the CMP server behind TLS (socat terminates it, as a reverse proxy in front of a
+// CA would), its certificate checked against the issuer's --server-ca. Can fail: a client
+// that did not verify the server would enroll through the wrongly anchored issuer too.
+TEST_F(CmpCli, AnHttpsServerIsAskedOverTlsVerifiedAgainstTheServerCa) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  ASSERT_EQ(make_server_cert(tmp_ / "tls.pem", tmp_ / "tls.key").exit_code, 0);
+  ASSERT_EQ(make_server_cert(tmp_ / "other.pem", tmp_ / "other.key").exit_code, 0);
+  const int port = free_loopback_port();
+  ChildGuard front(spawn_logged(
+      {"socat",
+       "OPENSSL-LISTEN:" + std::to_string(port) + ",bind=127.0.0.1,reuseaddr,fork,cert=" +
+           (tmp_ / "tls.pem").string() + ",key=" + (tmp_ / "tls.key").string() + ",verify=0",
+       "TCP:127.0.0.1:" + std::to_string(server.port())},
+      tmp_ / "socat.out", tmp_ / "socat.err"));
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {  // bounded: 10 s at most
+    up = run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-brief"}, "")
+             .exit_code == 0;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(up) << read_file(tmp_ / "socat.err");
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/pkix/";
+  for (auto [name, anchor] : {std::pair{"wrong", "other.pem"}, {"ca1", "tls.pem"}})
+    ok({"issuer", "add", name, "--cmp", url, "--cmp-ref", std::string(kReference),
+        "--cmp-secret-file", (tmp_ / "cmp-secret").string(), "--trust", ca_pem().string(),
+        "--server-ca", (tmp_ / anchor).string()});
+  auto refused = ExpectRefusedUnchanged(
+      {"create", "web", "--issuer", "wrong", "--san", "DNS:web.example.com"}, {1, 5, 6});
+  EXPECT_TRUE(contains(refused.err, "issuer 'wrong'")) << refused.err;
+  EXPECT_TRUE(contains(refused.err, "TLS certificate does not verify")) << refused.err;
+  EXPECT_EQ(server.served(), 0) << "nothing reached the CA through an unverified server";
+  auto created = ok({"create", "api", "--issuer", "ca1", "--san", "DNS:api.example.com"});
+  EXPECT_TRUE(contains(created.out, "Enrolled 'api' at issuer 'ca1' (generation 1)"))
+      << created.out;
+  auto renewed = ok({"renew", "api"});
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'api': generation 2")) << renewed.out;
+  EXPECT_EQ(server.served(), 2);
+  EXPECT_EQ(server.key_updates(), 1);
 }
 
 TEST_F(CmpCli, AnErrorResponseFailsTheRenewalWhichIsRecordedAndTheOldGenerationStays) {

@@ -114,7 +114,18 @@ std::string why(OSSL_CMP_CTX* ctx) {
     char buf[512];
     if (OSSL_CMP_CTX_snprint_PKIStatus(ctx, buf, sizeof buf)) out = buf;
   }
-  const std::string reason = ossl::last_error();
+  std::string reason = ossl::last_error();
+  // A server whose TLS certificate did not verify: OpenSSL's queue ends in "transfer error",
+  // the cause is further up.
+  const char* data = nullptr;
+  int flags = 0;
+  for (unsigned long e; (e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0;)
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
+      reason = std::string(
+                   "the server's TLS certificate does not verify against the issuer's "
+                   "server CA (") +
+               ((flags & ERR_TXT_STRING) && data ? data : "certificate verify failed") +
+               "); add the issuer again with the right --server-ca";
   if (out.empty()) out = reason;
   for (char& c : out)  // one line, and nothing a terminal would obey: it is the CA's text
     if (c == '\n' || c == '\r' || c == '\t')
