@@ -583,6 +583,75 @@ TEST_F(AgentSigning, OneUserOpeningMoreConnectionsThanItsShareStopsNoOtherUserFr
   EXPECT_LE(parse_json(status.out)["connections"].asUInt(), 1024u + 1) << status.out;
 }
 
+// Can fail: with only a cap per user, four users at their share fill every connection the
+// agent takes, and the owner's own `certvault status` (or `lock`) is closed at once.
+TEST_F(AgentSigning, SeveralUsersTogetherCannotKeepTheOwnerOut) {
+  const group* agent_group = ::getgrnam(kAgentGroup);
+  ASSERT_TRUE(agent_group);
+  const gid_t socket_gid = agent_group->gr_gid;
+  // 64 in all: users other than root and the agent's own hold at most 60 together.
+  start_agent({"--max-connections", "64", "--max-connections-per-user", "16"});
+  constexpr int kUsers = 4, kEach = 20;
+  struct Hog {
+    pid_t pid;
+    int ready, release;
+  };
+  std::vector<Hog> hogs;
+  for (int u = 0; u < kUsers; ++u) {
+    int ready[2], release[2];
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+    const uid_t uid = 61001 + u;  // users with no passwd entry: the kernel's uids are enough
+    const pid_t pid = fork_child(120s, [&]() -> std::string {
+      ::close(ready[0]);
+      ::close(release[1]);
+      const gid_t groups[] = {socket_gid};
+      if (::setgroups(1, groups) != 0 || ::setresgid(uid, uid, uid) != 0 ||
+          ::setresuid(uid, uid, uid) != 0)
+        return "cannot become uid " + std::to_string(uid);
+      std::vector<int> held;
+      for (int i = 0; i < kEach; ++i)
+        if (const int fd = connect_raw(socket_); fd >= 0) held.push_back(fd);
+      if (::write(ready[1], "x", 1) != 1) return "cannot report";
+      char byte = 0;
+      while (::read(release[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      for (int fd : held) ::close(fd);
+      return "";
+    });
+    ASSERT_GT(pid, 0) << "fork failed";
+    ::close(ready[1]);
+    ::close(release[0]);
+    hogs.push_back({pid, ready[0], release[1]});
+  }
+  struct Release {
+    std::vector<Hog>& hogs;
+    ~Release() {
+      std::vector<pid_t> pids;
+      for (const Hog& h : hogs) {
+        ::close(h.release);  // each lets go of its connections and ends
+        ::close(h.ready);
+        pids.push_back(h.pid);
+      }
+      wait_children(pids, 60s);
+    }
+  } guard{hogs};
+  for (const Hog& h : hogs) {
+    pollfd p{h.ready, POLLIN, 0};
+    char byte = 0;
+    ASSERT_TRUE(::poll(&p, 1, 60'000) == 1 && ::read(h.ready, &byte, 1) == 1)
+        << "a user's connections";
+  }
+  // Their 80 connections are queued before the owner's: the agent kept 60, and the owner
+  // still gets in.
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto connections = parse_json(status.out)["connections"].asUInt();
+  EXPECT_LE(connections, 60u + 1) << status.out;
+  EXPECT_GE(connections, 48u + 1) << status.out;
+  EXPECT_EQ(cv({"lock"}, false).exit_code, 0);
+}
+
 TEST_F(AgentSigning, KilledAgentGivesAnErrorAndAClientWorksAgainAfterARestart) {
   start_agent();
   allow_client();

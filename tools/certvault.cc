@@ -456,6 +456,18 @@ void add_agent_commands(CLI::App& app, Args& a, Action& selected) {
                    "Renew what is due in unlocked vaults this often, and after each unlock: "
                    "30m, 1h (default), or none")
       ->type_name("DURATION");
+  agent
+      ->add_option("--max-connections", a.agent.max_connections,
+                   "Take at most N connections in all (default 8192); users other than root "
+                   "and the agent's own may hold all but a sixteenth of them together")
+      ->type_name("N")
+      ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 20));
+  agent
+      ->add_option("--max-connections-per-user", a.agent.max_connections_per_user,
+                   "Let one user other than root and the agent's own hold at most N "
+                   "connections (default 1024)")
+      ->type_name("N")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
 
   auto* unlock = command(app, "unlock", "Unlock a vault in the agent (asks for the PIN once)",
                          selected, [&a] { return cmd_unlock(a.globals, a.unlock); });

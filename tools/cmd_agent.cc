@@ -169,7 +169,10 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
   std::cerr << "certvault agent: listening on "
             << (listen.socket.empty() ? "the socket systemd passed" : listen.socket.string())
             << std::endl;
-  CV_CHECK(agent::run(served, audit, fd));
+  agent::ConnectionLimits limits;
+  limits.total = args.max_connections;
+  limits.per_user = args.max_connections_per_user;
+  CV_CHECK(agent::run(served, audit, fd, limits));
   return kExitOk;
 }
 

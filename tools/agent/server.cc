@@ -27,7 +27,6 @@ using asio::local::stream_protocol;
 
 constexpr auto kBodyDeadline = std::chrono::seconds(10);  // a started frame must complete
 constexpr auto kSpinAfterReply = std::chrono::microseconds(50);
-constexpr uint64_t kMaxConnections = 8192;
 constexpr int kSummaryEvery = 900;  // seconds between journal summaries
 
 std::unexpected<Error> io_fail(const std::string& what) {
@@ -300,13 +299,16 @@ class Session : public std::enable_shared_from_this<Session> {
 class Server {
  public:
   Server(std::vector<std::unique_ptr<asio::io_context>>& loops,
-         std::vector<std::atomic<size_t>>& sessions, Agent& agent, Audit& audit, int fd)
+         std::vector<std::atomic<size_t>>& sessions, Agent& agent, Audit& audit, int fd,
+         const ConnectionLimits& limits)
       : loops_(loops),
         sessions_(sessions),
         io_(*loops.front()),
         acceptor_(io_),
         agent_(agent),
         audit_(audit),
+        limits_(limits),
+        per_uid_(::geteuid(), limits),
         ticker_(io_),
         signals_(io_, SIGTERM, SIGINT) {
     acceptor_.assign(stream_protocol(), fd);
@@ -341,7 +343,7 @@ class Server {
     acceptor_.async_accept(*loops_[index], [this, index](std::error_code ec,
                                                          stream_protocol::socket socket) {
       if (!ec) {
-        if (agent_.connections.load() >= kMaxConnections) {
+        if (agent_.connections.load() >= limits_.total) {
           socket.close(ec);
         } else if (auto peer = identify_peer(socket.native_handle())) {
           if (auto slot = per_uid_.take(peer->id.uid, peer->pid)) {
@@ -381,7 +383,8 @@ class Server {
   stream_protocol::acceptor acceptor_;
   Agent& agent_;
   Audit& audit_;
-  UidLimit per_uid_{::geteuid()};
+  ConnectionLimits limits_;
+  UidLimit per_uid_;
   asio::steady_timer ticker_;
   asio::signal_set signals_;
   uint64_t ticks_ = 0;
@@ -445,7 +448,7 @@ Result<int> listen_socket(const ListenOptions& options) {
   return fd;
 }
 
-Result<void> run(Agent& agent, Audit& audit, int listen_fd) {
+Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimits& limits) {
   // Idle connections cost one descriptor each: take what the hard limit allows.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -469,7 +472,7 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd) {
   }
   {
     // The acceptor, the ticker and the signal set go before the loop they belong to.
-    Server server(loops, sessions, agent, audit, listen_fd);
+    Server server(loops, sessions, agent, audit, listen_fd, limits);
     server.start();
     sd_notify(0, "READY=1\nSTATUS=serving");
     // Each loop stays on a core of its own. A client looks for its answer giving its core

@@ -9,6 +9,7 @@
 
 #include "audit.h"
 #include "served.h"
+#include "uid_limit.h"
 
 namespace certvault::agent {
 
@@ -24,6 +25,6 @@ struct ListenOptions {
 Result<int> listen_socket(const ListenOptions& options);
 
 // Serves until SIGTERM or SIGINT, then locks every vault. Tells systemd when it is ready.
-Result<void> run(Agent& agent, Audit& audit, int listen_fd);
+Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimits& limits);
 
 }  // namespace certvault::agent
