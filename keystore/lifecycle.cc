@@ -19,11 +19,13 @@ Result<manifest::EntryRecord*> must_find(const Vault::Impl& v, manifest::Manifes
 }
 
 // The CRL lists a revocation only while its entry is in the vault: deleting the entry
-// before the certificate expires would make it valid again for servers that check.
+// before the certificate expires would make it valid again for servers that check. (An
+// outside issuer keeps its own revocations.)
 Result<void> check_no_live_revocation(const manifest::EntryRecord& e) {
   Time until = 0;
   for (const auto& g : e.gens)
-    if (revocation_of(e, g.info.number) && g.info.not_after > now())
+    if (g.info.issuer == IssuerKind::kVaultCa && revocation_of(e, g.info.number) &&
+        g.info.not_after > now())
       until = std::max(until, g.info.not_after);
   if (until == 0) return {};
   return fail(Code::kRefused, "'" + e.nickname + "' has a revoked certificate valid until " +

@@ -1,4 +1,6 @@
-// Revocation of the vault CA's certificates, and the CRL that lists them (RFC 5280 5).
+// Revocation of the vault CA's certificates, and the CRL that lists them (RFC 5280 5); and
+// the record of a revocation at an outside issuer, which the protocol client asks for
+// (tools/revoke.cc) and which no CRL of the vault CA lists.
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -22,8 +24,9 @@ std::string generation_of(const manifest::EntryRecord& e, uint32_t number) {
 
 // The generation `revoke` takes back: the one asked for, else the current one (or the
 // newest, when a revocation took the current one away, to say so).
-Result<manifest::GenRecord*> to_revoke(const Vault::Impl& v, manifest::EntryRecord& e,
-                                       std::optional<uint32_t> number) {
+template <typename EntryRecord>
+auto to_revoke(const Vault::Impl& v, EntryRecord& e, std::optional<uint32_t> number)
+    -> Result<decltype(&e.gens.front())> {
   for (auto it = e.gens.rbegin(); it != e.gens.rend(); ++it)
     if (number ? it->info.number == *number : it->info.status == Status::kActive) return &*it;
   if (!number)
@@ -42,6 +45,12 @@ Result<manifest::GenRecord*> to_revoke(const Vault::Impl& v, manifest::EntryReco
                                   e.nickname + "'` lists them)");
 }
 
+// A generation from the entry's outside issuer is revoked there (by protocol); any other
+// external one only by its CA, by hand.
+bool from_outside_issuer(const manifest::EntryRecord& e, const Generation& g) {
+  return revoked_at_issuer(e.attributes().issuer, g);
+}
+
 Result<void> check_revocable(const manifest::EntryRecord& e, const Generation& g) {
   const std::string which = generation_of(e, g.number);
   if (g.status == Status::kPending)
@@ -50,7 +59,7 @@ Result<void> check_revocable(const manifest::EntryRecord& e, const Generation& g
     return fail(Code::kRefused, which +
                                     " is self-signed, so no CRL can list it; remove it from the "
                                     "servers that trust it");
-  if (g.issuer == IssuerKind::kExternal)
+  if (g.issuer == IssuerKind::kExternal && !from_outside_issuer(e, g))
     return fail(Code::kRefused, which + " was issued by another CA (" + g.issuer_name +
                                     "), not the vault CA; ask that CA to revoke it");
   if (const Revocation* r = revocation_of(e, g.number))
@@ -103,12 +112,69 @@ Result<void> check_crl_signer(const Vault::Impl& v, const manifest::CaRecord& ca
   return {};
 }
 
+void record_revocation(manifest::EntryRecord& e, manifest::GenRecord& g, RevocationReason reason) {
+  manifest::edit_attributes(e).revoked.push_back({g.info.number, g.info.serial, reason, now()});
+  // Stops signing at once, even for a certvault that does not know "revoked".
+  if (g.info.status == Status::kActive || g.info.status == Status::kSuperseded)
+    g.info.status = Status::kDisabled;
+}
+
 }  // namespace
 
 const Revocation* revocation_of(const manifest::EntryRecord& e, uint32_t number) {
   for (const Revocation& r : e.attributes().revoked)
     if (r.generation == number) return &r;
   return nullptr;
+}
+
+Result<std::optional<IssuerRevocation>> Vault::revocation_at_issuer(
+    std::string_view nickname, std::optional<uint32_t> generation, RevocationReason reason) const {
+  const Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("revoke a certificate"));
+  CV_CHECK(check_nickname(nickname));
+  CV_CHECK(v.refresh());
+  const auto* e = v.entry(nickname);
+  if (!e)
+    return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + v.where() +
+                                     "; `certvault list` shows the nicknames");
+  CV_TRY(g, to_revoke(v, *e, generation));
+  CV_CHECK(check_revocable(*e, g->info));
+  if (!from_outside_issuer(*e, g->info)) return std::nullopt;
+  const std::string& issuer = e->attributes().issuer;
+  if (std::none_of(v.m.header.issuers.begin(), v.m.header.issuers.end(),
+                   [&](const auto& i) { return i.info.name == issuer; }))
+    return fail(Code::kNotFound, "issuer '" + issuer + "' of '" + e->nickname + "' is not in " +
+                                     v.where() + " any more; ask that CA to revoke it");
+  CV_TRY(o, v.object(*e, *g));
+  IssuerRevocation out;
+  out.nickname = e->nickname;
+  out.issuer = issuer;
+  out.generation = g->info.number;
+  out.serial = g->info.serial;
+  out.certificate = o.certificate;
+  out.reason = reason;
+  return out;
+}
+
+Result<Entry> Vault::record_issuer_revocation(const IssuerRevocation& r) {
+  Impl& v = *impl_;
+  CV_CHECK(v.require_unlocked("revoke a certificate"));
+  CV_CHECK(check_nickname(r.nickname));
+  CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
+    auto* e = find_entry(m, r.nickname);
+    manifest::GenRecord* g = nullptr;
+    if (e)
+      for (auto& x : e->gens)
+        if (x.info.number == r.generation) g = &x;
+    if (!e || !g || g->info.serial != r.serial || !from_outside_issuer(*e, g->info))
+      return fail(Code::kNotFound, "generation " + std::to_string(r.generation) + " of '" +
+                                       r.nickname + "' is no longer in " + v.where() +
+                                       " as it was; `certvault show` lists what is");
+    if (revocation_of(*e, r.generation)) return {};  // recorded meanwhile by another process
+    record_revocation(*e, *g, r.reason);
+    return {};
+  }));
+  return to_entry(*v.entry(r.nickname));
 }
 
 Result<Entry> Vault::revoke(std::string_view nickname, std::optional<uint32_t> generation,
@@ -123,11 +189,11 @@ Result<Entry> Vault::revoke(std::string_view nickname, std::optional<uint32_t> g
                                        v.where() + "; `certvault list` shows the nicknames");
     CV_TRY(g, to_revoke(v, *e, generation));
     CV_CHECK(check_revocable(*e, g->info));
-    manifest::edit_attributes(*e).revoked.push_back(
-        {g->info.number, g->info.serial, reason, now()});
-    // Stops signing at once, even for a certvault that does not know "revoked".
-    if (g->info.status == Status::kActive || g->info.status == Status::kSuperseded)
-      g->info.status = Status::kDisabled;
+    if (from_outside_issuer(*e, g->info))
+      return fail(Code::kRefused, generation_of(*e, g->info.number) + " is from issuer '" +
+                                      e->attributes().issuer +
+                                      "', which revokes it: `certvault revoke` asks it");
+    record_revocation(*e, *g, reason);
     return {};
   }));
   return to_entry(*v.entry(nickname));

@@ -153,6 +153,10 @@ const Generation* Entry::generation(uint32_t number) const {
   return nullptr;
 }
 
+bool revoked_at_issuer(std::string_view entry_issuer, const Generation& g) {
+  return g.issuer == IssuerKind::kExternal && !entry_issuer.empty();
+}
+
 const Revocation* Entry::revocation(uint32_t number) const {
   for (const auto& r : revoked)
     if (r.generation == number) return &r;

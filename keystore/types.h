@@ -116,7 +116,9 @@ struct PublishTargets {
   bool operator==(const PublishTargets&) const = default;
 };
 
-// A certificate of the vault CA taken back before its end (`revoke`): what the CRL lists.
+// A certificate taken back before its end (`revoke`): one of the vault CA's, which its CRL
+// lists; or one from the entry's outside issuer (an `external` generation), which that
+// issuer revoked when asked and which no CRL of the vault CA lists.
 struct Revocation {
   uint32_t generation = 0;
   std::string serial;  // upper-case hex, as the generation's
@@ -164,6 +166,11 @@ struct Entry {
   const Generation* generation(uint32_t number) const;
   const Revocation* revocation(uint32_t generation) const;  // nullptr: not revoked
 };
+
+// Whether a generation is revoked at its entry's outside issuer (`entry_issuer`, "" none),
+// by protocol, rather than by the vault CA: an external certificate of an entry enrolled
+// from one. Such a revocation is never on the vault CA's CRL.
+bool revoked_at_issuer(std::string_view entry_issuer, const Generation& g);
 
 struct Policy {
   std::optional<Time> max_end_date;

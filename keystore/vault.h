@@ -91,6 +91,18 @@ struct Enrollment {
   uint32_t renews = 0;             // generation replaced by a renewal; 0: a new entry
 };
 
+// A revocation asked of the outside issuer a generation came from (docs/revocation.md,
+// "Outside CAs"): which certificate and why. The protocol client signs the request with the
+// vault's keys; the vault records it only once the issuer has done it.
+struct IssuerRevocation {
+  std::string nickname;
+  std::string issuer;  // the name of the entry's outside issuer
+  uint32_t generation = 0;
+  std::string serial;                // upper-case hex, as the generation's
+  std::vector<uint8_t> certificate;  // DER
+  RevocationReason reason = RevocationReason::kUnspecified;
+};
+
 // Everything `Vault::init` checks before it creates anything: label, Argon2id cost, and a
 // directory that is absent or empty. Front ends call it before asking for a PIN.
 Result<void> check_init(const std::filesystem::path& dir, const InitOptions& options);
@@ -238,9 +250,19 @@ class Vault {
   // Takes back a certificate the vault CA issued (the current generation when `generation`
   // is absent): records it for the CRL, and the generation stops signing at once and is
   // never enabled again (`rotate` makes a new one). A certificate from elsewhere is
-  // refused: the CA that issued it revokes it.
+  // refused: the CA that issued it revokes it (for an outside issuer, see below).
   Result<Entry> revoke(std::string_view nickname, std::optional<uint32_t> generation,
                        RevocationReason reason);
+  // Revocation at an outside issuer, in two steps around the protocol exchange: what to ask
+  // (the generation as `revoke` picks it; refused as `revoke` refuses a pending, self-signed
+  // or already revoked one, or one from a CA the vault reaches by no protocol), nullopt when
+  // the generation is the vault CA's (`revoke` takes it back); then, once the issuer has
+  // revoked it, the record: the generation stops signing as with `revoke`, and is never on
+  // the vault CA's CRL. A generation revoked meanwhile by another process stays as it is.
+  Result<std::optional<IssuerRevocation>> revocation_at_issuer(std::string_view nickname,
+                                                               std::optional<uint32_t> generation,
+                                                               RevocationReason reason) const;
+  Result<Entry> record_issuer_revocation(const IssuerRevocation& revocation);
   // A CRL (PEM) signed by the active CA, valid until `next_update`, listing every revoked
   // certificate that CA issued (not those of retired CAs). Its number, one more than the
   // last, is committed with `file` (an absolute path, or "" for stdout) as the last CRL.

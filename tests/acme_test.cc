@@ -104,6 +104,15 @@ class AcmeCli : public CliTest {
                 "-untrusted", (tmp_ / "chain.pem").string(), cert_file(nickname).string()});
   }
 
+  // Pebble's view of a certificate (GET /cert-status-by-serial/HEX on its management
+  // port): {"Status": "Valid"|"Revoked", "Reason": N, ...}.
+  Json::Value cert_status(const std::string& serial) {
+    auto r = run({"curl", "-sf", "--noproxy", "*", "--max-time", "5", "--cacert",
+                  (tmp_ / "pebble.pem").string(), mgmt_url() + "/cert-status-by-serial/" + serial});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return parse_json(r.out);
+  }
+
   int acme_port_ = 0, mgmt_port_ = 0, http01_port_ = 0;
   ChildGuard pebble_;
 };
@@ -170,6 +179,48 @@ TEST_F(AcmeCli, RefusedNoncesAreRetriedWithTheFreshNonce) {
   auto renewed = ok({"renew", "web"});
   EXPECT_TRUE(contains(renewed.out, "Renewed 'web': generation 2")) << renewed.out;
   EXPECT_EQ(verify("web").exit_code, 0);
+}
+
+TEST_F(AcmeCli, RenewRevokeOldRevokesTheOldCertificateAtTheCaAndKeepsTheNewOneValid) {
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  const std::string old_serial = Vault::open(vault_)->find("web")->current()->serial;
+  auto renewed = ok({"renew", "web", "--revoke-old"});
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'web': generation 2")) << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "Generation 1 is revoked (superseded) at issuer 'le'."))
+      << renewed.out;
+  auto e = Vault::open(vault_)->find("web");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kDisabled);
+  // What the CA itself says, from its management interface.
+  const auto old_status = cert_status(old_serial);
+  EXPECT_EQ(old_status["Status"].asString(), "Revoked") << old_status;
+  EXPECT_EQ(old_status["Reason"].asInt(), 4) << old_status;
+  EXPECT_EQ(cert_status(e->current()->serial)["Status"].asString(), "Valid");
+  EXPECT_EQ(verify("web").exit_code, 0);
+  auto shown = ok({"show", "web"});
+  EXPECT_TRUE(contains(shown.out, "generation 1 on")) << shown.out;
+  EXPECT_TRUE(contains(shown.out, "(superseded) by issuer 'le'")) << shown.out;
+}
+
+TEST_F(AcmeCli, RevokeAsksTheCaWithTheReasonGivenAndACaThatDoesNotAnswerChangesNothing) {
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  ok({"create", "api", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  const std::string serial = Vault::open(vault_)->find("web")->current()->serial;
+  auto revoked = ok({"revoke", "web", "--reason", "keyCompromise"});
+  EXPECT_TRUE(contains(revoked.out, "Revoked generation 1 of 'web' at issuer 'le'")) << revoked.out;
+  const auto status = cert_status(serial);
+  EXPECT_EQ(status["Status"].asString(), "Revoked") << status;
+  EXPECT_EQ(status["Reason"].asInt(), 1) << status;
+  EXPECT_EQ(Vault::open(vault_)->find("web")->current(), nullptr) << "it no longer signs";
+  pebble_ = ChildGuard();  // stopped
+  auto r = ExpectRefusedUnchanged({"revoke", "api", "--reason", "cessationOfOperation"}, {5});
+  EXPECT_TRUE(contains(r.err, "issuer 'le'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "did not revoke generation 1 of 'api'")) << r.err;
 }
 
 TEST_F(AcmeCli, RenewWithTheServerDownFailsIsRecordedAndTheOldGenerationStays) {

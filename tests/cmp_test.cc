@@ -224,6 +224,92 @@ TEST_F(CmpCli, AnHttpsServerIsAskedOverTlsVerifiedAgainstTheServerCa) {
   EXPECT_EQ(server.key_updates(), 1);
 }
 
+TEST_F(CmpCli, RenewRevokeOldSendsTheIssuerARevocationRequestForTheOldSerialAsSuperseded) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "api", "--issuer", "ca1", "--san", "DNS:api.example.com"});
+  const std::string old_serial = Vault::open(vault_)->find("api")->current()->serial;
+  auto renewed = ok({"renew", "api", "--revoke-old"});
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'api': generation 2")) << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "Generation 1 is revoked (superseded) at issuer 'ca1'."))
+      << renewed.out;
+  const auto asked = server.revocations();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].serial, old_serial);
+  EXPECT_EQ(asked[0].reason, 4) << "superseded (RFC 5280 5.3.1)";
+  EXPECT_TRUE(asked[0].accepted);
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kDisabled) << "it no longer signs";
+  ASSERT_NE(e->revocation(1), nullptr);
+  EXPECT_EQ(e->revocation(1)->serial, old_serial);
+  auto shown = ok({"show", "api"});
+  EXPECT_TRUE(contains(shown.out, "(superseded) by issuer 'ca1'")) << shown.out;
+  auto json = parse_json(ok({"show", "api"}, true).out);
+  ASSERT_EQ(json["revoked"].size(), 1u);
+  EXPECT_EQ(json["revoked"][0]["outside_issuer"].asString(), "ca1");
+  // The issuer revoked it once: asking again is refused in one line, and asks nobody.
+  ExpectRefusedUnchanged({"revoke", "api", "--generation", "1", "--reason", "superseded"}, {5});
+  EXPECT_EQ(server.revocations().size(), 1u);
+}
+
+TEST_F(CmpCli, ARevocationTheIssuerRefusesLeavesTheRenewalDoneAndSaysNotRevoked) {
+  CmpTestServer::Options o = options();
+  o.refuse_revocation = true;
+  CmpTestServer server(o);
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "api", "--issuer", "ca1"});
+  auto renewed = cv({"renew", "api", "--revoke-old"});
+  EXPECT_EQ(renewed.exit_code, 0) << "the renewal was made: " << renewed.out << renewed.err;
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'api': generation 2")) << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "Generation 1 was not revoked: issuer 'ca1' (" + server.url() +
+                                        ") did not revoke generation 1 of 'api'"))
+      << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "rejection")) << "the CA's answer: " << renewed.out;
+  ASSERT_EQ(server.revocations().size(), 1u);
+  auto e = Vault::open(vault_)->find("api");
+  ASSERT_TRUE(e && e->current());
+  EXPECT_EQ(e->current()->number, 2u);
+  EXPECT_EQ(e->generations[0].status, certvault::Status::kSuperseded) << "still works";
+  EXPECT_TRUE(e->revoked.empty()) << "nothing recorded that the issuer did not do";
+  // `revoke` alone: the refusal in one line, and the vault unchanged.
+  auto r =
+      ExpectRefusedUnchanged({"revoke", "api", "--generation", "1", "--reason", "superseded"}, {5});
+  EXPECT_TRUE(contains(r.err, "did not revoke generation 1 of 'api'")) << r.err;
+}
+
+TEST_F(CmpCli, RevokeAsksTheOutsideIssuerAndTheVaultCaCrlDoesNotListIt) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "laptop", "--end-date", "+90d"});
+  ok({"create", "api", "--issuer", "ca1"});
+  const std::string outside = Vault::open(vault_)->find("api")->current()->serial;
+  const std::string ours = Vault::open(vault_)->find("laptop")->current()->serial;
+  auto revoked = ok({"revoke", "api", "--reason", "keyCompromise"});
+  EXPECT_TRUE(contains(revoked.out, "Revoked generation 1 of 'api' at issuer 'ca1'"))
+      << revoked.out;
+  EXPECT_TRUE(contains(revoked.out, "the vault CA's CRL does not list it")) << revoked.out;
+  const auto asked = server.revocations();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].serial, outside);
+  EXPECT_EQ(asked[0].reason, 1) << "keyCompromise";
+  auto e = Vault::open(vault_)->find("api");
+  EXPECT_EQ(e->current(), nullptr) << "the revoked generation no longer signs";
+  ok({"revoke", "laptop", "--reason", "keyCompromise"});
+  const fs::path crl = tmp_ / "ca.crl";
+  ok({"ca", "crl", "-o", crl.string()});
+  auto text = run({"openssl", "crl", "-in", crl.string(), "-noout", "-text"});
+  EXPECT_TRUE(contains(text.out, ours)) << "the vault CA's own revocation is listed: " << text.out;
+  EXPECT_FALSE(contains(text.out, outside)) << "the outside certificate is not: " << text.out;
+  // The outside issuer keeps its revocation: the entry may go, unlike the vault CA's.
+  ok({"delete", "api"});
+  ExpectRefusedUnchanged({"delete", "laptop"}, {5});
+}
+
 TEST_F(CmpCli, AnErrorResponseFailsTheRenewalWhichIsRecordedAndTheOldGenerationStays) {
   int port = 0;
   {

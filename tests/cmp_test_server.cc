@@ -65,7 +65,7 @@ OSSL_CMP_PKISI* issue(OSSL_CMP_SRV_CTX* srv, const OSSL_CMP_MSG*, int, const OSS
                       const X509_REQ*, X509** cert_out, STACK_OF(X509) * *chain_out,
                       STACK_OF(X509) * *ca_pubs) {
   const auto& o =
-      *static_cast<const CmpTestServer::Options*>(OSSL_CMP_SRV_CTX_get0_custom_ctx(srv));
+      static_cast<const CmpTestServer*>(OSSL_CMP_SRV_CTX_get0_custom_ctx(srv))->options();
   *chain_out = nullptr;
   *ca_pubs = nullptr;
   const OSSL_CRMF_CERTTEMPLATE* tmpl = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : nullptr;
@@ -94,6 +94,47 @@ OSSL_CMP_PKISI* issue(OSSL_CMP_SRV_CTX* srv, const OSSL_CMP_MSG*, int, const OSS
     return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
                                    1 << OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot issue");
   return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, nullptr);
+}
+
+// The reasonCode in the first RevDetails' crlEntryDetails of an rr (RFC 4210 5.3.9), -1
+// when none: OpenSSL 3.0 passes the rr callback only the issuer and serial. PKIMessage is
+// SEQUENCE { header, body [11] EXPLICIT SEQUENCE OF RevDetails, ... }, RevDetails SEQUENCE
+// { certDetails CertTemplate, crlEntryDetails Extensions OPTIONAL }.
+int revocation_reason(const OSSL_CMP_MSG* req) {
+  unsigned char* der = nullptr;
+  const int total = i2d_OSSL_CMP_MSG(const_cast<OSSL_CMP_MSG*>(req), &der);
+  if (total <= 0) return -1;
+  int reason = -1;
+  const unsigned char* p = der;
+  const unsigned char* end = der + total;
+  long len = 0;
+  int tag = 0, xclass = 0;
+  // Reads the header of the next element, leaving p at its content: is it the one expected?
+  auto enter = [&](int want_tag, int want_class) {
+    if (p >= end || (ASN1_get_object(&p, &len, &tag, &xclass, end - p) & 0x80)) return false;
+    return tag == want_tag && xclass == want_class;
+  };
+  bool found = enter(V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) &&  // PKIMessage
+               enter(V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);    // its header
+  if (found) {
+    p += len;
+    found = enter(11, V_ASN1_CONTEXT_SPECIFIC) &&        // body: rr
+            enter(V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) &&  // RevReqContent
+            enter(V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) &&  // RevDetails
+            enter(V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);    // certDetails
+  }
+  if (found) {
+    p += len;
+    const unsigned char* q = p;
+    X509_EXTENSIONS* exts = p < end ? d2i_X509_EXTENSIONS(nullptr, &q, end - p) : nullptr;
+    auto* code = static_cast<ASN1_ENUMERATED*>(
+        exts ? X509V3_get_d2i(exts, NID_crl_reason, nullptr, nullptr) : nullptr);
+    if (code) reason = static_cast<int>(ASN1_ENUMERATED_get(code));
+    ASN1_ENUMERATED_free(code);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  OPENSSL_free(der);
+  return reason;
 }
 
 bool send_all(int fd, const std::string& data) {
@@ -263,6 +304,35 @@ void CmpTestServer::stop() {
   fd_ = -1;
 }
 
+std::vector<CmpTestServer::Revocation> CmpTestServer::revocations() const {
+  std::lock_guard lock(mutex_);
+  return revocations_;
+}
+
+// rr: accepted for a certificate of the test CA unless told to refuse; noted either way.
+OSSL_CMP_PKISI* CmpTestServer::on_revocation(OSSL_CMP_SRV_CTX* srv, const OSSL_CMP_MSG* req,
+                                             const X509_NAME* issuer, const ASN1_INTEGER* serial) {
+  auto* self = static_cast<CmpTestServer*>(OSSL_CMP_SRV_CTX_get0_custom_ctx(srv));
+  Revocation seen;
+  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
+  char* hex = bn ? BN_bn2hex(bn) : nullptr;
+  seen.serial = hex ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  seen.reason = revocation_reason(req);
+  const bool ours = X509_NAME_cmp(issuer, X509_get_subject_name(self->options_.ca_cert)) == 0;
+  seen.accepted = ours && !self->options_.refuse_revocation;
+  {
+    std::lock_guard lock(self->mutex_);
+    self->revocations_.push_back(seen);
+  }
+  if (!seen.accepted)
+    return OSSL_CMP_STATUSINFO_new(
+        OSSL_CMP_PKISTATUS_rejection, 1 << OSSL_CMP_PKIFAILUREINFO_badRequest,
+        ours ? "revocation refused by the test CA" : "not a certificate of this CA");
+  return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, nullptr);
+}
+
 std::string CmpTestServer::url() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/pkix/";
 }
@@ -306,7 +376,7 @@ std::string CmpTestServer::answer(const std::string& body) {
   OSSL_CMP_CTX* ctx = srv ? OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv) : nullptr;
   bool ok =
       ctx &&
-      OSSL_CMP_SRV_CTX_init(srv, &options_, issue, nullptr, nullptr, nullptr, nullptr, nullptr) &&
+      OSSL_CMP_SRV_CTX_init(srv, this, issue, on_revocation, nullptr, nullptr, nullptr, nullptr) &&
       OSSL_CMP_SRV_CTX_set_grant_implicit_confirm(srv, 1) && OSSL_CMP_CTX_set_log_cb(ctx, quiet);
   if (ok && by_secret) {
     ok = OSSL_CMP_CTX_set1_referenceValue(

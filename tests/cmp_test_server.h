@@ -1,20 +1,25 @@
 // A small CMP server for tests, on OpenSSL's public server API (OSSL_CMP_SRV_CTX): it issues
 // a certificate for the public key of each request (ir, cr, kur) from a test CA, and grants
-// implicit confirmation. It keeps nothing between messages (a fresh server context for each
-// one), as a stateless, replicated CA service must. A request authenticated with the shared
-// secret is answered under it; any other is answered signed by the CA.
+// implicit confirmation; it accepts (or, if told, refuses) a revocation request (rr) for a
+// certificate of its CA, and notes which serial and reason it was asked to revoke, for the
+// test to see. It keeps nothing between messages (a fresh server context for each one), as
+// a stateless, replicated CA service must. A request authenticated with the shared secret
+// is answered under it; any other is answered signed by the CA.
 //
 // OpenSSL 3.0 has no public HTTP server, so a minimal POST reader serves it on a loopback
 // socket: one thread, one request per connection, bounded in connections, size and time.
 #pragma once
 
+#include <openssl/cmp.h>
 #include <openssl/crmf.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cvtest {
 
@@ -25,10 +30,17 @@ class CmpTestServer {
     X509* ca_cert = nullptr;
     std::string reference;  // the shared secret (PBM) for initial requests, and its reference
     std::string secret;
-    bool client_auth = true;      // extendedKeyUsage clientAuth, else serverAuth
-    long lifetime = 30L * 86400;  // seconds
-    int max_requests = 16;        // then the server stops answering
-    int port = 0;                 // 0: any free port on 127.0.0.1
+    bool client_auth = true;         // extendedKeyUsage clientAuth, else serverAuth
+    long lifetime = 30L * 86400;     // seconds
+    int max_requests = 16;           // then the server stops answering
+    int port = 0;                    // 0: any free port on 127.0.0.1
+    bool refuse_revocation = false;  // answer every rr with rejection
+  };
+  // A revocation request as the server understood it.
+  struct Revocation {
+    std::string serial;  // upper-case hex, as the vault writes it
+    int reason = -1;     // its CRLReason code; -1: none given
+    bool accepted = false;
   };
   explicit CmpTestServer(const Options& options);
   ~CmpTestServer();  // stops and joins
@@ -41,18 +53,24 @@ class CmpTestServer {
   // Requests answered, and of them key update requests (kur).
   int served() const { return served_; }
   int key_updates() const { return key_updates_; }
+  std::vector<Revocation> revocations() const;
+  const Options& options() const { return options_; }
   // Closes the socket: the port is free for another server.
   void stop();
 
  private:
   void serve();
   std::string answer(const std::string& body);
+  static OSSL_CMP_PKISI* on_revocation(OSSL_CMP_SRV_CTX* srv, const OSSL_CMP_MSG* req,
+                                       const X509_NAME* issuer, const ASN1_INTEGER* serial);
 
   Options options_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> served_{0}, key_updates_{0};
+  mutable std::mutex mutex_;  // guards revocations_
+  std::vector<Revocation> revocations_;
   std::thread thread_;
 };
 

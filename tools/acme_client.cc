@@ -604,6 +604,11 @@ class Acme {
     }
   }
 
+ public:
+  // RFC 8555 7.6 revokeCert; defined after the class, apart from the order's code.
+  Result<void> revoke(const Bytes& certificate, RevocationReason reason);
+
+ private:
   Vault& vault_;
   OutsideIssuer issuer_;
   PrivateKey key_;
@@ -632,7 +637,45 @@ Result<Entry> run(Vault& vault, const Enrollment& en) {
   return vault.finish_enrollment(en, *certs);
 }
 
+// --- revokeCert (RFC 8555 7.6) ------------------------------------------------------------
+
+// Signed by the account key (kid): the account that ordered the certificate may revoke it.
+// A certificate the server already revoked (alreadyRevoked) counts as revoked: an earlier
+// try may have got there without the vault recording it.
+Result<void> Acme::revoke(const Bytes& certificate, RevocationReason reason) {
+  CV_CHECK(directory());
+  if (!dir_["revokeCert"].isString())
+    return fail(Code::kRefused, "the server's directory offers no revokeCert (RFC 8555 7.6)");
+  if (issuer_.account.empty())
+    return fail(Code::kRefused, "the vault has no account at this issuer to sign the request");
+  Json::Value request(Json::objectValue);
+  request["certificate"] = b64url(certificate);
+  request["reason"] = static_cast<int>(reason);  // RFC 5280 5.3.1 CRLReason code
+  auto done = post(dir_["revokeCert"].asString(), &request);
+  if (!done &&
+      done.error().message.find("urn:ietf:params:acme:error:alreadyRevoked") != std::string::npos)
+    return {};
+  if (!done) return std::unexpected(done.error());
+  return {};
+}
+
 }  // namespace
+
+Result<void> acme_revoke(Vault& vault, const IssuerRevocation& revocation) {
+  auto issuer = vault.find_issuer(revocation.issuer);
+  if (!issuer || issuer->protocol != IssuerProtocol::kAcme)
+    return fail(Code::kNotFound,
+                "issuer '" + revocation.issuer + "' is no ACME issuer of " + "the vault any more");
+  CV_TRY(key, vault.issuer_account_key(issuer->name));
+  CV_TRY(jwk, jwk_of(key.get()));
+  Acme acme(vault, *issuer, std::move(key), std::move(jwk));
+  if (auto done = acme.revoke(revocation.certificate, revocation.reason); !done)
+    return fail(Code::kRefused, "issuer '" + issuer->name + "' (" + issuer->url +
+                                    ") did not revoke generation " +
+                                    std::to_string(revocation.generation) + " of '" +
+                                    revocation.nickname + "': " + done.error().message);
+  return {};
+}
 
 Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request) {
   CV_TRY(en, vault.begin_enrollment(request));

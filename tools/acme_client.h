@@ -22,4 +22,8 @@ Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request);
 // is stored.
 Result<Entry> acme_renew(Vault& vault, std::string_view nickname);
 
+// RFC 8555 7.6 revokeCert: asks the issuer to revoke a certificate the vault's account
+// ordered, with its reason; signed with the account key. Records nothing in the vault.
+Result<void> acme_revoke(Vault& vault, const IssuerRevocation& revocation);
+
 }  // namespace certvault::cli

@@ -371,8 +371,9 @@ void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
   publish->add_flag("--remove", a.publish.remove,
                     "Forget the entry's file targets (the files stay)");
   renew->add_flag("--revoke-old", a.renew.revoke_old,
-                  "Once renewed, revoke the generation it replaces (vault CA entries): it stops "
-                  "working at once and goes on the next CRL");
+                  "Once renewed, revoke the generation it replaces: it stops working at once "
+                  "and goes on the vault CA's next CRL, or is revoked at the entry's outside "
+                  "issuer (ACME, CMP); a failed revocation leaves the renewal done");
   renew->add_flag("--dry-run", a.renew.dry_run,
                   "Say what would be renewed, when it is due and by whom; change nothing, ask "
                   "no PIN");
@@ -398,8 +399,8 @@ void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
                        [&a] { return cmd_enable(a.globals, a.nickname); }),
                a.nickname);
   auto* revoke = command(app, "revoke",
-                         "Take back a certificate of the vault CA: it stops signing and the next "
-                         "CRL lists it",
+                         "Take back a certificate: it stops signing; the vault CA's next CRL "
+                         "lists it, or its outside issuer (ACME, CMP) revokes it when asked",
                          selected, [&a] { return cmd_revoke(a.globals, a.revoke); });
   add_nickname(revoke, a.revoke.nickname);
   revoke

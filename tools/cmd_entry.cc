@@ -7,6 +7,7 @@
 #include "owner.h"
 #include "owner_request.h"
 #include "report.h"
+#include "revoke.h"
 
 namespace certvault::cli {
 namespace {
@@ -92,18 +93,23 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args) {
   CV_TRY(vault, open_vault(globals));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"revoke", owner::to_json(request)}, [&](Vault& v) {
-                      return v.revoke(request.nickname, request.generation, request.reason);
+                      return revoke_generation(v, request.nickname, request.generation,
+                                               request.reason);
                     }));
   if (entry.revoked.empty())  // another process changed the entry meanwhile
     return fail(Code::kNotFound, "'" + entry.nickname +
                                      "' shows no revocation; check it with "
                                      "`certvault show`");
   const Revocation& r = entry.revoked.back();  // the newest: the one just made
+  const std::string issuer = revoking_issuer(entry, r.generation);
   report_entry(globals, vault, entry,
                "Revoked generation " + std::to_string(r.generation) + " of '" + entry.nickname +
-                   "' (serial " + r.serial + ", " + std::string(to_string(r.reason)) +
-                   "); it no longer signs. Servers learn of it from the next CRL: run "
-                   "`certvault ca crl -o FILE`.");
+                   "'" + (issuer.empty() ? "" : " at issuer '" + issuer + "'") + " (serial " +
+                   r.serial + ", " + std::string(to_string(r.reason)) + "); it no longer signs. " +
+                   (issuer.empty() ? "Servers learn of it from the next CRL: run "
+                                     "`certvault ca crl -o FILE`."
+                                   : "Servers learn of it from that CA (its CRL or OCSP); the "
+                                     "vault CA's CRL does not list it."));
   return kExitOk;
 }
 

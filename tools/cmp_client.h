@@ -21,4 +21,8 @@ Result<Entry> cmp_enroll(Vault& vault, const EnrollmentRequest& request);
 // its current key and certificate. The current generation stays until the new one is stored.
 Result<Entry> cmp_renew(Vault& vault, std::string_view nickname);
 
+// rr (RFC 4210 5.3.9): asks the issuer to revoke a certificate of the vault, with its
+// reason, signed with that certificate's own key (RFC 9483 4.2). Records nothing.
+Result<void> cmp_revoke(const Vault& vault, const IssuerRevocation& revocation);
+
 }  // namespace certvault::cli

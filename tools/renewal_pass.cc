@@ -6,6 +6,7 @@
 #include "acme_client.h"
 #include "cmp_client.h"
 #include "renewal.h"
+#include "revoke.h"
 #include "uri.h"
 
 namespace certvault::cli {
@@ -60,15 +61,20 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
     o.not_after = g ? g->not_after : 0;
     o.hook = renewed->renew_hook;
     if (revoke_old) {
+      // Only now that the new generation is stored: a revocation that fails (an outside
+      // issuer refused or did not answer) is reported and leaves the renewal as it is.
       const uint32_t old = plan.current.number;
-      auto revoked = vault.revoke(e.nickname, old, RevocationReason::kSuperseded);
+      auto revoked = revoke_generation(vault, e.nickname, old, RevocationReason::kSuperseded);
       if (revoked) {
+        const std::string issuer = revoking_issuer(*revoked, old);
+        o.revoked_old = "Generation " + std::to_string(old) + " is revoked (superseded)" +
+                        (issuer.empty() ? " and goes on the vault CA's next CRL."
+                                        : " at issuer '" + issuer + "'.");
         renewed = std::move(revoked);
-        o.revoked_old = "Generation " + std::to_string(old) +
-                        " is revoked (superseded) and goes on the vault CA's next CRL.";
       } else {
         o.revoked_old = "Generation " + std::to_string(old) +
                         " was not revoked: " + revoked.error().message + ".";
+        o.revoke_failed = true;
       }
     }
     o.after = after_change_for(vault, *renewed);

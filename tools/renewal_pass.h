@@ -40,6 +40,7 @@ struct RenewalOutcome {
   std::string hook;
   std::string
       revoked_old;  // kRenewed with revoke_old: what became of the old generation (a sentence)
+  bool revoke_failed = false;        // ... and it was not revoked (not in JSON: the sentence says)
   std::optional<AfterChange> after;  // its files and command, to carry out (not in JSON)
 };
 std::string_view to_string(RenewalOutcome::Kind kind);  // "renewed", "would-renew", ...
@@ -56,7 +57,7 @@ struct PassRequest {
   std::vector<std::string> nicknames;  // empty: every entry that is due
   bool dry_run = false;
   // Once a renewal is stored, revoke the generation it superseded (reason superseded), so
-  // that it stops working at once and goes on the vault CA's next CRL.
+  // that it stops working at once: on the vault CA's next CRL, or at the outside issuer.
   bool revoke_old = false;
   // Called before each renewal: where the agent lets signing in between renewals (it drops
   // and takes the vault's lock again). False ends the pass (the vault was locked

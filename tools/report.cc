@@ -8,6 +8,7 @@
 
 #include "output.h"
 #include "renewal.h"
+#include "revoke.h"
 #include "uri.h"
 
 namespace certvault::cli {
@@ -211,6 +212,8 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
     x["serial"] = r.serial;
     x["reason"] = sv(to_string(r.reason));
     x["at"] = time_json(r.at);
+    const std::string issuer = revoking_issuer(entry, r.generation);
+    x["outside_issuer"] = issuer.empty() ? Json::Value() : Json::Value(issuer);
     revoked.append(x);
   }
   out["revoked"] = revoked;
@@ -284,9 +287,13 @@ void print_entry(const Entry& entry, const Vault& vault, Time now) {
   if (entry.renewal.failures > 0)
     fields.emplace_back("Renewals",
                         failures_text(entry.renewal, plan ? plan->retry_at : std::nullopt));
-  for (const Revocation& r : entry.revoked)
-    fields.emplace_back("Revoked", "generation " + std::to_string(r.generation) + " on " +
-                                       format_time(r.at) + " (" + sv(to_string(r.reason)) + ")");
+  for (const Revocation& r : entry.revoked) {
+    const std::string issuer = revoking_issuer(entry, r.generation);
+    fields.emplace_back(
+        "Revoked", "generation " + std::to_string(r.generation) + " on " + format_time(r.at) +
+                       " (" + sv(to_string(r.reason)) + ") by " +
+                       (issuer.empty() ? "the vault CA, for its CRL" : "issuer '" + issuer + "'"));
+  }
   fields.emplace_back("Entry id", entry.id);
   print_fields(fields);
   print_uris(entry, vault);

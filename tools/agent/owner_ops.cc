@@ -1,9 +1,12 @@
 #include "owner_ops.h"
 
+#include <syslog.h>
+
 #include "acme_client.h"
 #include "cmp_client.h"
 #include "owner_request.h"
 #include "renewal_pass.h"
+#include "revoke.h"
 
 namespace certvault::agent {
 namespace {
@@ -54,7 +57,8 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
   }
   if (op == "revoke") {
     CV_TRY(request, owner::revoke_request(args));
-    CV_TRY(entry, vault.revoke(request.nickname, request.generation, request.reason));
+    CV_TRY(entry,
+           cli::revoke_generation(vault, request.nickname, request.generation, request.reason));
     return done(op, entry.nickname);
   }
   if (op == "delete") {
@@ -132,8 +136,13 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     request.nicknames = std::move(nicknames);
     request.revoke_old = owner::renew_revoke_old(args);
     CV_TRY(pass, cli::renewal_pass(vault, request));
-    for (const auto& o : pass.outcomes)
+    for (const auto& o : pass.outcomes) {
       if (o.after) hooks.push_back(*o.after);
+      // The renewal stands; the caller sees the sentence, the journal keeps it.
+      if (o.revoke_failed)
+        Audit::journal(LOG_WARNING, "renewed '" + o.nickname + "'; " + o.revoked_old,
+                       vault.label());
+    }
     Frame f = done(op, "");
     f.add(Tag::kData, owner::compact(cli::to_json(pass)));
     return f;
