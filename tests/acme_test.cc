@@ -460,7 +460,7 @@ TEST_F(AcmeCli, ARenewalOrderNamesTheCertificateItReplaces) {
 
 TEST_F(AcmeCli, WithoutRenewalInformationInTheDirectoryAPassIsAsBefore) {
   // Against pebble itself (no renewalInfo in its directory) a pass over entries that are
-  // not due asks nothing and says nothing.
+  // not due reads the directory, renews nothing early and says nothing.
   start_pebble(/*always_valid=*/true);
   add_issuer();
   ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
