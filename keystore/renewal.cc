@@ -207,8 +207,11 @@ std::optional<Time> window_start(const RenewRule& r, Time not_before, Time not_a
 }
 
 Time spread(std::string_view entry_id, uint32_t generation, Time window) {
-  const Time tenth = window / 10;
-  if (tenth <= 0) return 0;
+  return stable_offset(entry_id, generation, window / 10);
+}
+
+Time stable_offset(std::string_view entry_id, uint32_t generation, Time span) {
+  if (span <= 0) return 0;
   std::string input(entry_id);
   input += '\0';
   input += std::to_string(generation);
@@ -217,7 +220,7 @@ Time spread(std::string_view entry_id, uint32_t generation, Time window) {
                      input.size(), nullptr, 0);
   uint64_t h = 0;
   for (int i = 7; i >= 0; --i) h = (h << 8) | digest[i];  // little-endian, as documented
-  return static_cast<Time>(h % static_cast<uint64_t>(tenth));
+  return static_cast<Time>(h % static_cast<uint64_t>(span));
 }
 
 Time retry_delay(uint32_t failures) {

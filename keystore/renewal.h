@@ -59,6 +59,10 @@ std::optional<Time> window_start(const RenewRule& rule, Time not_before, Time no
 // first tenth of the window, from the entry's id and generation, so that many hosts and
 // entries do not all ask their CA at the same moment.
 Time spread(std::string_view entry_id, uint32_t generation, Time window);
+// The pseudo-random offset itself: in [0, span), fixed for an entry's generation; 0 when
+// span <= 0. spread() takes it over a tenth of the window; an ACME CA's suggested renewal
+// window (RFC 9773) over the whole of it.
+Time stable_offset(std::string_view entry_id, uint32_t generation, Time span);
 // The pause after `failures` consecutive failures before the next try: 1 h, doubling, at
 // most 24 h.
 Time retry_delay(uint32_t failures);

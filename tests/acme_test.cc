@@ -5,11 +5,13 @@
 // not about it. Skipped only when pebble is not installed.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
 
+#include "http_test_server.h"
 #include "support.h"
 #include "test_cli.h"
 #include "tls_server.h"
@@ -18,6 +20,7 @@
 namespace cvtest {
 namespace {
 
+using certvault::Time;
 using certvault::Vault;
 
 // An external account binding MAC key as an ACME CA hands it out (base64url).
@@ -113,8 +116,135 @@ class AcmeCli : public CliTest {
     return parse_json(r.out);
   }
 
+  // --- renewal information (RFC 9773), which pebble 2.4 does not offer ---------------
+
+  // A loopback server in front of pebble: its directory is pebble's with renewalInfo
+  // added (and, with order_here_, newOrder pointing at the front too); renewalInfo answers
+  // with ari_, newOrder with the orders_ answers in turn. Issuer 'ca' uses it.
+  void start_front() {
+    auto dir = run({"curl", "-sf", "--noproxy", "*", "--max-time", "5", "--cacert",
+                    (tmp_ / "pebble.pem").string(), directory()});
+    ASSERT_EQ(dir.exit_code, 0) << dir.err;
+    pebble_dir_ = parse_json(dir.out);
+    ASSERT_TRUE(pebble_dir_["newOrder"].isString()) << dir.out;
+    front_ = std::make_unique<HttpTestServer>();
+    ASSERT_TRUE(front_->listening());
+    front_->set_handler([this](const HttpTestServer::Request& r) { return answer(r); });
+    ok({"issuer", "add", "ca", "--acme", front_->url() + "/dir", "--trust", root_pem().string(),
+        "--server-ca", (tmp_ / "pebble.pem").string(), "--http01-listen",
+        "127.0.0.1:" + std::to_string(http01_port_)});
+  }
+
+  HttpTestServer::Answer answer(const HttpTestServer::Request& r) {
+    const HttpTestServer::Answer json_type{200, "", {{"Content-Type", "application/json"}}};
+    if (r.method == "GET" && r.path == "/dir") {
+      Json::Value d = pebble_dir_;
+      d["renewalInfo"] = front_->url() + "/renewal-info";
+      if (order_here_) d["newOrder"] = front_->url() + "/new-order";
+      HttpTestServer::Answer a = json_type;
+      a.body = d.toStyledString();
+      return a;
+    }
+    if (r.method == "GET" && r.path.starts_with("/renewal-info/")) return ari_;
+    if (r.method == "POST" && r.path == "/new-order" && !orders_.empty()) {
+      auto a = orders_.front();
+      if (orders_.size() > 1) orders_.erase(orders_.begin());
+      return a;
+    }
+    return {404, "", {}};
+  }
+
+  // A renewalInfo answer with this window (seconds from now) and explanation.
+  static HttpTestServer::Answer window(Time from, Time to, const std::string& why = "") {
+    Json::Value v(Json::objectValue);
+    v["suggestedWindow"]["start"] = certvault::format_time(certvault::now() + from);
+    v["suggestedWindow"]["end"] = certvault::format_time(certvault::now() + to);
+    if (!why.empty()) v["explanationURL"] = why;
+    return {
+        200, v.toStyledString(), {{"Content-Type", "application/json"}, {"Retry-After", "21600"}}};
+  }
+
+  // The requests the front saw for renewal information, from the `since`th on.
+  std::vector<std::string> ari_paths(size_t since = 0) const {
+    std::vector<std::string> out;
+    const auto all = front_->requests();
+    for (size_t i = since; i < all.size(); ++i)
+      if (all[i].path.starts_with("/renewal-info/")) out.push_back(all[i].path);
+    return out;
+  }
+
+  // The ARI id of the entry's current certificate (RFC 9773 4.1), from what `openssl x509`
+  // prints: base64url of the AKI key id, '.', base64url of the serial's DER content.
+  std::string expected_ari_id(const std::string& nickname) {
+    auto printed = run({"openssl", "x509", "-in", cert_file(nickname).string(), "-noout", "-serial",
+                        "-ext", "authorityKeyIdentifier"});
+    EXPECT_EQ(printed.exit_code, 0) << printed.err;
+    auto hex_bytes = [](std::string hex) {
+      std::string clean;
+      for (char c : hex)
+        if (std::isxdigit(static_cast<unsigned char>(c))) clean += c;
+      if (clean.size() % 2) clean = "0" + clean;
+      std::vector<unsigned char> out;
+      for (size_t i = 0; i < clean.size(); i += 2)
+        out.push_back(static_cast<unsigned char>(std::stoi(clean.substr(i, 2), nullptr, 16)));
+      return out;
+    };
+    auto b64url = [](const std::vector<unsigned char>& d) {
+      std::string out(4 * ((d.size() + 2) / 3) + 1, '\0');
+      out.resize(static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                                     d.data(), static_cast<int>(d.size()))));
+      while (!out.empty() && out.back() == '=') out.pop_back();
+      for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+      return out;
+    };
+    const std::string& t = printed.out;
+    const size_t serial_at = t.find("serial=") + 7;
+    auto serial = hex_bytes(t.substr(serial_at, t.find('\n', serial_at) - serial_at));
+    if (!serial.empty() && serial[0] & 0x80) serial.insert(serial.begin(), 0);  // DER INTEGER
+    const size_t aki_line = t.find('\n', t.find("Authority Key Identifier")) + 1;
+    std::string aki = t.substr(aki_line, t.find('\n', aki_line) - aki_line);
+    if (aki.find("keyid:") != std::string::npos) aki = aki.substr(aki.find("keyid:") + 6);
+    return b64url(hex_bytes(aki)) + "." + b64url(serial);
+  }
+
+  // The JSON payload of a JWS the front received.
+  static Json::Value jws_payload(const std::string& body) {
+    std::string p = parse_json(body)["payload"].asString();
+    for (char& c : p) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (p.size() % 4) p += '=';
+    std::string out(p.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(p.data()),
+                                  static_cast<int>(p.size()));
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    while (!out.empty() && out.back() == '\0') out.pop_back();
+    return parse_json(out);
+  }
+
+  RunResult renew_at(const std::string& offset, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"env",
+                                  "CERTVAULT_TEST_NOW=" + offset,
+                                  cli(),
+                                  "--vault",
+                                  vault_.string(),
+                                  "--pin-file",
+                                  pin_file_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  }
+
+  uint32_t generation(const std::string& nickname) const {
+    auto e = Vault::open(vault_)->find(nickname);
+    return e && e->current() ? e->current()->number : 0;
+  }
+
   int acme_port_ = 0, mgmt_port_ = 0, http01_port_ = 0;
   ChildGuard pebble_;
+  Json::Value pebble_dir_;
+  std::unique_ptr<HttpTestServer> front_;
+  HttpTestServer::Answer ari_{500, "", {}};
+  bool order_here_ = false;
+  std::vector<HttpTestServer::Answer> orders_;
 };
 
 TEST_F(AcmeCli, CreateWithAnAcmeIssuerProvesTheAddressByHttp01AndStoresAClientCertificate) {
@@ -291,6 +421,120 @@ TEST_F(AcmeCli, IssuerAddTakesEitherCmpOrAcme) {
   EXPECT_EQ(listed[0]["protocol"].asString(), "acme");
   // The vault still opens: the record reads back strictly.
   EXPECT_EQ(parse_json(ok({"issuer", "show", "x"}, true).out)["account"], Json::Value());
+}
+
+// --- renewal information (RFC 9773) -------------------------------------------------------
+
+TEST_F(AcmeCli, ACaWindowAlreadyOpenRenewsAheadOfTheRuleAndSaysWhy) {
+  start_pebble(/*always_valid=*/true);
+  start_front();
+  ok({"create", "web", "--issuer", "ca", "--san", "IP:127.0.0.1"});
+  ok({"renew-rule", "web", "--before", "30m"});  // pebble's 2 h certificate: due in 1.5 h
+  const std::string id = expected_ari_id("web");
+  ari_ = window(-7200, -3600, "https://ca.example/incident/42");
+  // A dry run reads local public data only: no request at all, and nothing is due.
+  const size_t before = front_->requests().size();
+  auto dry = ok({"renew", "--dry-run"});
+  EXPECT_TRUE(contains(dry.out, "Nothing is due")) << dry.out;
+  EXPECT_EQ(front_->requests().size(), before);
+  // A renewal asks the CA once, and renews because the CA's window says so.
+  auto renewed = cv({"renew"});
+  EXPECT_EQ(renewed.exit_code, 0) << renewed.out << renewed.err;
+  EXPECT_TRUE(contains(renewed.out, "Renewed 'web' (due since")) << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "by its CA's renewal information, ahead of its rule"))
+      << renewed.out;
+  EXPECT_TRUE(contains(renewed.out, "see https://ca.example/incident/42")) << renewed.out;
+  EXPECT_EQ(ari_paths(before), std::vector<std::string>{"/renewal-info/" + id});
+  EXPECT_EQ(generation("web"), 2u);
+  EXPECT_EQ(verify("web").exit_code, 0);
+  auto e = Vault::open(vault_)->find("web");
+  EXPECT_EQ(e->renewal.failures, 0u);
+}
+
+TEST_F(AcmeCli, ALaterCaWindowNeitherRenewsNowNorDelaysTheRule) {
+  start_pebble(/*always_valid=*/true);
+  start_front();
+  ok({"create", "web", "--issuer", "ca", "--san", "IP:127.0.0.1"});
+  ok({"renew-rule", "web", "--before", "30m"});
+  ari_ = window(86400, 2 * 86400);
+  auto r = cv({"renew"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Nothing is due")) << r.out;
+  EXPECT_EQ(ari_paths().size(), 1u) << "asked once for the run";
+  EXPECT_EQ(generation("web"), 1u);
+  // Once the rule makes it due, it renews whatever the CA's later window says.
+  r = renew_at("+100m", {"renew"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Renewed 'web': generation 2")) << r.out;
+  EXPECT_FALSE(contains(r.out, "renewal information")) << r.out;
+}
+
+TEST_F(AcmeCli, RenewalInformationThatCannotBeHadLeavesItToTheRuleWithALogLine) {
+  start_pebble(/*always_valid=*/true);
+  start_front();
+  ok({"create", "web", "--issuer", "ca", "--san", "IP:127.0.0.1"});
+  ok({"renew-rule", "web", "--before", "30m"});
+  ari_ = {503, "", {{"Retry-After", "120"}}};
+  auto r = cv({"renew"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Nothing is due")) << r.out;
+  EXPECT_TRUE(
+      contains(r.err, "certvault: 'web': no renewal information from issuer 'ca' (HTTP 503"))
+      << r.err;
+  // A window whose end is not after its start is no answer (RFC 9773 4.2).
+  ari_ = window(3600, 3600);
+  r = cv({"renew"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "is not after its start")) << r.err;
+  auto e = Vault::open(vault_)->find("web");
+  EXPECT_EQ(e->current()->number, 1u);
+  EXPECT_EQ(e->renewal.failures, 0u) << "not a renewal failure";
+}
+
+TEST_F(AcmeCli, ARenewalOrderNamesTheCertificateItReplaces) {
+  start_pebble(/*always_valid=*/true);
+  start_front();
+  ok({"create", "web", "--issuer", "ca", "--san", "IP:127.0.0.1"});
+  const std::string id = expected_ari_id("web");
+  // The front takes the orders now: it says the certificate was replaced already, then
+  // that the account is rate limited.
+  order_here_ = true;
+  const std::vector<std::pair<std::string, std::string>> problem{
+      {"Content-Type", "application/problem+json"}};
+  orders_ = {
+      {409, R"({"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "replaced"})",
+       problem},
+      {429,
+       R"({"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many"})",
+       {{"Content-Type", "application/problem+json"}, {"Retry-After", "7200"}}}};
+  auto r = cv({"renew", "web"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::vector<Json::Value> placed;
+  for (const auto& req : front_->requests())
+    if (req.path == "/new-order") placed.push_back(jws_payload(req.body));
+  ASSERT_EQ(placed.size(), 2u);
+  EXPECT_EQ(placed[0]["replaces"].asString(), id) << placed[0];
+  EXPECT_EQ(placed[0]["identifiers"][0]["value"].asString(), "127.0.0.1");
+  EXPECT_FALSE(placed[1].isMember("replaces")) << "asked again without it: " << placed[1];
+  // The rate limit's Retry-After is shown with the failure.
+  auto e = Vault::open(vault_)->find("web");
+  EXPECT_EQ(e->renewal.failures, 1u);
+  EXPECT_TRUE(contains(e->renewal.last_error, "HTTP 429")) << e->renewal.last_error;
+  EXPECT_TRUE(contains(e->renewal.last_error, "(retry after ")) << e->renewal.last_error;
+  EXPECT_TRUE(contains(e->renewal.last_error, "rateLimited")) << e->renewal.last_error;
+}
+
+TEST_F(AcmeCli, WithoutRenewalInformationInTheDirectoryAPassIsAsBefore) {
+  // Against pebble itself (no renewalInfo in its directory) a pass over entries that are
+  // not due reads the directory, renews nothing early and says nothing.
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  ok({"renew-rule", "web", "--before", "30m"});
+  auto r = cv({"renew"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "Nothing is due")) << r.out;
+  EXPECT_EQ(r.err, "");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "acme_ari.h"
 #include "ossl.h"
 #include "seal.h"
 
@@ -408,14 +409,26 @@ class Acme {
         jwk_(std::move(jwk)),
         http_(pem_of(issuer_.server_ca)) {}
 
-  // The certificate chain (leaf first, DER) for `en`.
-  Result<std::vector<Bytes>> order(const Enrollment& en) {
+  // The certificate chain (leaf first, DER) for `en`; `replaces`: the ARI id of the
+  // certificate a renewal replaces ("" none).
+  Result<std::vector<Bytes>> order(const Enrollment& en, const std::string& replaces) {
     CV_TRY(identifiers, identifiers_of(en));
     CV_CHECK(directory());
     CV_CHECK(account());
     Json::Value request(Json::objectValue);
     request["identifiers"] = identifiers;
-    CV_TRY(created, post(dir_["newOrder"].asString(), &request));
+    // RFC 9773 5: a CA that offers renewal information learns which certificate this
+    // order replaces. One that says it was replaced already (an earlier order whose
+    // certificate the vault refused) gets the order without it.
+    if (!replaces.empty() && dir_["renewalInfo"].isString()) request["replaces"] = replaces;
+    auto placed = post(dir_["newOrder"].asString(), &request);
+    if (!placed && request.isMember("replaces") &&
+        placed.error().message.find("urn:ietf:params:acme:error:alreadyReplaced") !=
+            std::string::npos) {
+      request.removeMember("replaces");
+      placed = post(dir_["newOrder"].asString(), &request);
+    }
+    CV_TRY(created, std::move(placed));
     const std::string order_url = created.first.header("location");
     Json::Value order = created.second;
     if (order_url.empty() || !order["authorizations"].isArray() || !order["finalize"].isString())
@@ -554,7 +567,10 @@ class Acme {
       if (r.status >= 200 && r.status < 300) return Answer{std::move(r), std::move(v)};
       if (attempt < kBadNonceRetries && v["type"] == "urn:ietf:params:acme:error:badNonce")
         continue;
+      // A rate limit's or an overloaded server's wait (RFC 8555 6.6), for the operator.
+      const auto wait = retry_after_at(r.header("retry-after"), now());
       return fail(Code::kRefused, "HTTP " + std::to_string(r.status) + " from " + url +
+                                      (wait ? " (retry after " + format_time(*wait) + ")" : "") +
                                       (v.isObject() ? problem_text(v) : ""));
     }
   }
@@ -625,8 +641,13 @@ Result<Entry> run(Vault& vault, const Enrollment& en) {
     return fail(Code::kRefused, "issuer '" + en.issuer + "' does not speak ACME");
   CV_TRY(key, vault.issuer_account_key(issuer->name));
   CV_TRY(jwk, jwk_of(key.get()));
+  // The certificate a renewal replaces, as RFC 9773 names it; none without an AKI.
+  std::string replaces;
+  if (en.renews)
+    if (auto der = vault.certificate_der(en.nickname, en.renews))
+      replaces = ari_cert_id(*der).value_or("");
   Acme acme(vault, *issuer, std::move(key), std::move(jwk));
-  auto certs = acme.order(en);
+  auto certs = acme.order(en, replaces);
   if (!certs)
     return fail(certs.error().code == Code::kInvalidInput ? Code::kInvalidInput : Code::kRefused,
                 certs.error().code == Code::kInvalidInput
@@ -685,6 +706,11 @@ Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request) {
 Result<Entry> acme_renew(Vault& vault, std::string_view nickname) {
   CV_TRY(en, vault.begin_renewal(nickname));
   return run(vault, en);
+}
+
+Result<AcmeGet> acme_get(const OutsideIssuer& issuer, const std::string& url) {
+  CV_TRY(r, Http(pem_of(issuer.server_ca)).fetch(url, nullptr));
+  return AcmeGet{r.status, std::move(r.body), r.header("retry-after")};
 }
 
 }  // namespace certvault::cli

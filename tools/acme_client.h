@@ -7,6 +7,7 @@
 // CAs: ACME".
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "error.h"
@@ -18,12 +19,22 @@ namespace certvault::cli {
 Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request);
 
 // A new key and certificate for an entry enrolled from an ACME issuer: a new order for the
-// identifiers of its current certificate. The current generation stays until the new one
-// is stored.
+// identifiers of its current certificate, naming the certificate it replaces when the
+// directory offers renewal information (RFC 9773 5). The current generation stays until
+// the new one is stored.
 Result<Entry> acme_renew(Vault& vault, std::string_view nickname);
 
 // RFC 8555 7.6 revokeCert: asks the issuer to revoke a certificate the vault's account
 // ordered, with its reason; signed with the account key. Records nothing in the vault.
 Result<void> acme_revoke(Vault& vault, const IssuerRevocation& revocation);
+
+// An unauthenticated GET from an ACME issuer's server (its TLS anchors): the directory,
+// renewal information (RFC 9773 4.1). Fails only when the server was not reached.
+struct AcmeGet {
+  long status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header; "" none
+};
+Result<AcmeGet> acme_get(const OutsideIssuer& issuer, const std::string& url);
 
 }  // namespace certvault::cli

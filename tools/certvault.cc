@@ -343,7 +343,9 @@ void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
   rule->add_flag("--no-then", a.renew_rule.no_then, "Run nothing after a renewal");
 
   auto* renew =
-      command(app, "renew", "Renew the entries that are due, or those named, now; the URIs stay",
+      command(app, "renew",
+              "Renew the entries that are due (by their rule, or sooner when their ACME CA's "
+              "renewal information asks), or those named, now; the URIs stay",
               selected, [&a] { return cmd_renew(a.globals, a.renew); });
   renew->add_option("NICKNAME", a.renew.nicknames, "Renew these now, due or not")->type_name("");
   auto* publish = command(app, "publish",
@@ -376,7 +378,7 @@ void add_renewal_commands(CLI::App& app, Args& a, Action& selected) {
                   "issuer (ACME, CMP); a failed revocation leaves the renewal done");
   renew->add_flag("--dry-run", a.renew.dry_run,
                   "Say what would be renewed, when it is due and by whom; change nothing, ask "
-                  "no PIN");
+                  "no PIN, ask no CA (so ACME renewal information is not consulted)");
 }
 
 void add_entry_commands(CLI::App& app, Args& a, Action& selected) {

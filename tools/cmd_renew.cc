@@ -1,5 +1,6 @@
 // renew-rule, renew, publish: when entries renew themselves, renewing them, and the files
 // rewritten after (docs/lifecycle.md).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -27,6 +28,10 @@ std::string renewer_words(const std::string& renewer) {
 }
 
 std::string due_words(const RenewalOutcome& o, Time t) {
+  if (o.ari_at)
+    return "due since " + format_time(*o.ari_at) +
+           " by its CA's renewal information, ahead of its rule" +
+           (o.ari_explanation.empty() ? "" : "; see " + o.ari_explanation);
   if (!o.due) return "its rule is off";
   return (*o.due <= t ? "due since " : "due ") + format_time(*o.due);
 }
@@ -36,8 +41,9 @@ void print_pass(const Vault& vault, const RenewalPass& pass, Time t) {
     const std::string name = "'" + o.nickname + "'";
     switch (o.kind) {
       case Kind::kRenewed:
-        std::cout << "Renewed " << name << ": generation " << o.generation << ", serial "
-                  << o.serial << ", valid until " << format_time(o.not_after)
+        std::cout << "Renewed " << name << (o.ari_at ? " (" + due_words(o, t) + ")" : "")
+                  << ": generation " << o.generation << ", serial " << o.serial << ", valid until "
+                  << format_time(o.not_after)
                   << ". Programs using its URI get the new certificate.";
         if (!o.revoked_old.empty()) std::cout << ' ' << o.revoked_old;
         std::cout << '\n';
@@ -53,7 +59,8 @@ void print_pass(const Vault& vault, const RenewalPass& pass, Time t) {
         std::cout << name << " (" << due_words(o, t) << ") is " << o.message << ".\n";
         break;
       case Kind::kFailed:
-        std::cout << "Could not renew " << name << ": " << o.message
+        std::cout << "Could not renew " << name << (o.ari_at ? " (" + due_words(o, t) + ")" : "")
+                  << ": " << o.message
                   << (o.retry_at ? "; next try after " + format_time(*o.retry_at) : "") << ".\n";
         break;
     }
@@ -70,6 +77,7 @@ void print_pass(const Vault& vault, const RenewalPass& pass, Time t) {
 }
 
 void report_pass(const Globals& globals, const Vault& vault, const RenewalPass& pass, Time t) {
+  for (const std::string& note : pass.notes) std::cerr << "certvault: " << note << '\n';
   if (globals.json) {
     Json::Value out = to_json(pass);
     out["vault"] = vault.label();
@@ -77,6 +85,14 @@ void report_pass(const Globals& globals, const Vault& vault, const RenewalPass& 
   } else {
     print_pass(vault, pass, t);
   }
+}
+
+// The log lines of the look before the renewals, ahead of the renewals' own.
+void add_notes(RenewalPass& pass, const std::vector<std::string>& first) {
+  std::vector<std::string> notes = first;
+  for (auto& n : pass.notes)
+    if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(std::move(n));
+  pass.notes = std::move(notes);
 }
 
 bool needs_the_key(const RenewalPass& dry) {
@@ -258,6 +274,10 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
   PassRequest request;
   request.nicknames = args.nicknames;
   request.dry_run = true;
+  // A renewal (not --dry-run) asks ACME CAs that offer renewal information about the entries
+  // their rules do not make due yet, once for this run: public data, no PIN.
+  AriCache ari;
+  if (!args.dry_run) request.ari = &ari;
   // What is due, from public data: a dry run stops here, and so does a run with nothing the
   // vault can renew by itself, without asking for the PIN.
   CV_TRY(dry, renewal_pass(vault, request));
@@ -272,6 +292,7 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
   if (reply) {
     CV_TRY(doc, owner::parse(reply->message.get(agent::Tag::kData).value_or("")));
     CV_TRY(pass, pass_from_json(doc));
+    add_notes(pass, dry.notes);
     CV_CHECK(vault.refresh());
     report_pass(globals, vault, pass, t);
     for (const auto& o : pass.outcomes)
@@ -281,6 +302,7 @@ Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
   }
   CV_CHECK(unlock_here(globals, vault));
   CV_TRY(pass, renewal_pass(vault, request));
+  add_notes(pass, dry.notes);
   report_pass(globals, vault, pass, t);
   std::cout.flush();
   for (const auto& o : pass.outcomes)

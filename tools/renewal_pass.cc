@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "acme_client.h"
 #include "cmp_client.h"
@@ -26,6 +27,21 @@ std::string by_hand_message(const Entry& e, const Generation& g) {
   return "renew by hand (" + why + "): run `certvault csr '" + e.nickname +
          "' -o REQ.pem`, have the CA sign it, then `certvault attach '" + e.nickname +
          "' CERT.pem`";
+}
+
+constexpr Time kAriRetryAfterFailure = 3600;  // a server not reached, or no Retry-After
+constexpr Time kDirectoryRecheck = 86400;     // whether a directory offers renewalInfo
+
+// An ACME entry with a rule that has not made it due yet.
+bool ari_candidate(const RenewalPlan& plan, Time t) {
+  return plan.renewer == Renewer::kAcme && plan.due && *plan.due > t;
+}
+
+std::optional<std::string> cert_id_of(const Vault& vault, const Entry& e) {
+  auto der = vault.certificate_der(e.nickname);
+  if (!der) return std::nullopt;
+  auto id = ari_cert_id(*der);
+  return id ? std::optional(*id) : std::nullopt;
 }
 
 RenewalOutcome start(const Entry& e, const std::optional<RenewalPlan>& plan) {
@@ -93,6 +109,72 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
 
 }  // namespace
 
+std::vector<AriTarget> ari_targets(const Vault& vault, Time t) {
+  std::vector<AriTarget> out;
+  const Policy policy = vault.policy();
+  const std::vector<OutsideIssuer> issuers = vault.issuers();
+  for (const Entry& e : vault.entries()) {
+    const auto plan = plan_renewal(e, policy, issuers);
+    if (!plan || !ari_candidate(*plan, t)) continue;
+    const auto issuer = std::find_if(issuers.begin(), issuers.end(),
+                                     [&](const OutsideIssuer& i) { return i.name == e.issuer; });
+    auto id = cert_id_of(vault, e);
+    if (issuer != issuers.end() && id) out.push_back({e.nickname, std::move(*id), *issuer});
+  }
+  return out;
+}
+
+std::vector<std::string> fetch_renewal_info(std::span<const AriTarget> targets, AriCache& cache,
+                                            Time t) {
+  std::vector<std::string> notes;
+  std::set<std::string> ids;
+  for (const AriTarget& target : targets) ids.insert(target.cert_id);
+  cache.keep_only(ids);
+  for (const AriTarget& target : targets) {
+    if (!cache.stale(target.cert_id, t)) continue;
+    const OutsideIssuer& issuer = target.issuer;
+    auto dir = cache.directory(issuer.url, t);
+    if (!dir) {
+      AriCache::Directory d;
+      auto got = acme_get(issuer, issuer.url);
+      if (got && got->status == 200) {
+        d.renewal_info = renewal_info_url(got->body);
+        d.next_fetch = t + kDirectoryRecheck;
+      } else {
+        d.next_fetch = t + kAriRetryAfterFailure;
+        notes.push_back("issuer '" + issuer.name + "': its directory could not be read for " +
+                        "renewal information (" +
+                        (got ? "HTTP " + std::to_string(got->status) : got.error().message) +
+                        "); the renewal rules decide");
+      }
+      cache.set_directory(issuer.url, d);
+      dir = d;
+    }
+    if (dir->renewal_info.empty()) continue;  // not offered: the rule decides
+    std::string url = dir->renewal_info;
+    if (!url.ends_with('/')) url += '/';
+    url += target.cert_id;
+    auto got = acme_get(issuer, url);
+    std::string why;
+    if (!got) {
+      why = got.error().message;
+    } else if (got->status != 200) {
+      why = "HTTP " + std::to_string(got->status) + " from " + url;
+    } else if (auto info = parse_renewal_info(got->body, url); !info) {
+      why = info.error().message;
+    } else {
+      cache.answered(target.cert_id, *info, t + ari_retry_after(got->retry_after, t));
+      continue;
+    }
+    const bool told = got && !got->retry_after.empty();
+    cache.failed(target.cert_id,
+                 t + (told ? ari_retry_after(got->retry_after, t) : kAriRetryAfterFailure));
+    notes.push_back("'" + target.nickname + "': no renewal information from issuer '" +
+                    issuer.name + "' (" + why + "); its renewal rule decides");
+  }
+  return notes;
+}
+
 std::string_view to_string(RenewalOutcome::Kind kind) {
   for (const auto& [k, name] : kKinds)
     if (k == kind) return name;
@@ -128,12 +210,25 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
     }
   }
   const bool named = !request.nicknames.empty();
+  if (request.ari && request.fetch_ari && !named)
+    pass.notes = fetch_renewal_info(ari_targets(vault, t), *request.ari, t);
   for (const Entry& e : named ? chosen : vault.entries()) {
     const auto plan = plan_renewal(e, policy, issuers);
     if (!plan) continue;
-    if (!named && !(plan->due && *plan->due <= t)) {
-      if (plan->due && (!pass.next_due || *plan->due < pass.next_due->second))
-        pass.next_due = std::pair(e.nickname, *plan->due);
+    // RFC 9773 4.2: the moment chosen in the CA's window, when it comes before the rule's.
+    std::optional<Time> ari_at;
+    std::string explanation;
+    if (request.ari && !named && ari_candidate(*plan, t))
+      if (const auto id = cert_id_of(vault, e))
+        if (const auto w = request.ari->find(*id); w && w->info) {
+          ari_at = ari_renewal_time(*w->info, e.id, plan->current.number);
+          explanation = w->info->explanation_url;
+        }
+    const bool early = ari_at && *ari_at <= t;
+    if (!named && !early && !(plan->due && *plan->due <= t)) {
+      const std::optional<Time> next = ari_at ? std::min(*ari_at, *plan->due) : plan->due;
+      if (next && (!pass.next_due || *next < pass.next_due->second))
+        pass.next_due = std::pair(e.nickname, *next);
       continue;
     }
     RenewalOutcome o = start(e, plan);
@@ -152,6 +247,10 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
       auto done = renew_one(vault, e, *plan, request.revoke_old);
       if (!done) continue;  // changed meanwhile by another process
       o = std::move(*done);
+    }
+    if (early) {
+      o.ari_at = ari_at;
+      o.ari_explanation = explanation;
     }
     pass.outcomes.push_back(std::move(o));
   }
@@ -172,6 +271,15 @@ Json::Value to_json(const RenewalPass& pass) {
     v["due"] = time(o.due);
     v["retry_at"] = time(o.retry_at);
     v["message"] = o.message.empty() ? Json::Value() : Json::Value(o.message);
+    if (o.ari_at) {
+      Json::Value ari(Json::objectValue);
+      ari["renew_at"] = format_time(*o.ari_at);
+      ari["explanation_url"] =
+          o.ari_explanation.empty() ? Json::Value() : Json::Value(o.ari_explanation);
+      v["renewal_info"] = ari;
+    } else {
+      v["renewal_info"] = Json::Value();
+    }
     if (o.kind == Kind::kRenewed) {
       v["generation"] = o.generation;
       v["serial"] = o.serial;
@@ -190,6 +298,9 @@ Json::Value to_json(const RenewalPass& pass) {
   } else {
     out["next_due"] = Json::Value();
   }
+  Json::Value notes(Json::arrayValue);
+  for (const std::string& n : pass.notes) notes.append(n);
+  out["notes"] = notes;
   out["ok"] = pass.all_done();
   return out;
 }
@@ -221,6 +332,11 @@ Result<RenewalPass> pass_from_json(const Json::Value& v) {
       o.due = time(r["due"]);
       o.retry_at = time(r["retry_at"]);
       o.message = r["message"].isString() ? r["message"].asString() : "";
+      if (r["renewal_info"].isObject()) {
+        o.ari_at = time(r["renewal_info"]["renew_at"]);
+        const Json::Value& url = r["renewal_info"]["explanation_url"];
+        o.ari_explanation = url.isString() ? url.asString() : "";
+      }
       if (o.kind == Kind::kRenewed) {
         o.generation = r["generation"].asUInt();
         o.serial = r["serial"].asString();
@@ -230,6 +346,8 @@ Result<RenewalPass> pass_from_json(const Json::Value& v) {
       }
       pass.outcomes.push_back(std::move(o));
     }
+    for (const Json::Value& n : v["notes"])
+      if (n.isString()) pass.notes.push_back(n.asString());
     if (v["next_due"].isObject())
       if (auto due = time(v["next_due"]["due"]))
         pass.next_due = std::pair(v["next_due"]["nickname"].asString(), *due);

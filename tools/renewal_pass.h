@@ -9,9 +9,11 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "acme_ari.h"
 #include "error.h"
 #include "publish.h"
 #include "types.h"
@@ -42,6 +44,10 @@ struct RenewalOutcome {
       revoked_old;  // kRenewed with revoke_old: what became of the old generation (a sentence)
   bool revoke_failed = false;        // ... and it was not revoked (not in JSON: the sentence says)
   std::optional<AfterChange> after;  // its files and command, to carry out (not in JSON)
+  // Due before its rule because its ACME CA's renewal information (RFC 9773) says so: the
+  // moment chosen in the CA's window, and the CA's explanation URL ("" none).
+  std::optional<Time> ari_at;
+  std::string ari_explanation;
 };
 std::string_view to_string(RenewalOutcome::Kind kind);  // "renewed", "would-renew", ...
 
@@ -49,6 +55,8 @@ struct RenewalPass {
   std::vector<RenewalOutcome> outcomes;
   // Of the entries not due: the one due soonest, for "nothing is due; next: ...".
   std::optional<std::pair<std::string, Time>> next_due;
+  // For the log: renewal information that could not be had (the rules decided instead).
+  std::vector<std::string> notes;
   // Every renewal asked for (named, or due) was made (or, in a dry run, could be).
   bool all_done() const;
 };
@@ -63,7 +71,29 @@ struct PassRequest {
   // and takes the vault's lock again). False ends the pass (the vault was locked
   // meanwhile, or the agent is stopping).
   std::function<bool()> between;
+  // ACME renewal information (RFC 9773): the CA's windows known so far, consulted for ACME
+  // entries that are not yet due by their rule (a window can make them due earlier, never
+  // later). Null: not consulted, as in `renew --dry-run`.
+  AriCache* ari = nullptr;
+  // Whether the pass may ask the CAs for the windows `ari` lacks or holds past their
+  // Retry-After (the agent asks beforehand, without the vault's lock).
+  bool fetch_ari = true;
 };
+
+// An ACME entry that is not yet due by its rule, whose CA may want it renewed earlier.
+struct AriTarget {
+  std::string nickname;
+  std::string cert_id;  // its current certificate's ARI id (RFC 9773 4.1)
+  OutsideIssuer issuer;
+};
+// Public data only: works on a locked vault.
+std::vector<AriTarget> ari_targets(const Vault& vault, Time t);
+// Asks the targets' CAs for the renewal information `cache` lacks or holds stale (one
+// directory read per issuer, then a GET per certificate; RFC 9773 4.1) and forgets the
+// certificates that are no longer targets. A failure is not a renewal failure: it returns
+// a line for the log and the rule decides. Touches no vault.
+std::vector<std::string> fetch_renewal_info(std::span<const AriTarget> targets, AriCache& cache,
+                                            Time t);
 
 // `vault` must be unlocked unless it is a dry run. A nickname that is not in the vault is
 // refused before anything is renewed.

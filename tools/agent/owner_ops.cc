@@ -29,7 +29,7 @@ Frame done(const std::string& op, const std::string& nickname) {
 }  // namespace
 
 Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
-                                 std::vector<cli::AfterChange>& hooks) {
+                                 std::vector<cli::AfterChange>& hooks, cli::AriCache* ari) {
   CV_TRY(args, owner::parse(m.text(Tag::kJson)));
   const std::string op = args["op"].isString() ? args["op"].asString() : "";
   ev.action = "owner:" + op;
@@ -135,6 +135,7 @@ Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
     cli::PassRequest request;
     request.nicknames = std::move(nicknames);
     request.revoke_old = owner::renew_revoke_old(args);
+    request.ari = ari;
     CV_TRY(pass, cli::renewal_pass(vault, request));
     for (const auto& o : pass.outcomes) {
       if (o.after) hooks.push_back(*o.after);

@@ -4,6 +4,7 @@
 // caller's context; the agent never opens a path a request names.
 #pragma once
 
+#include "acme_ari.h"
 #include "agent_protocol.h"
 #include "audit.h"
 #include "publish.h"
@@ -13,8 +14,10 @@ namespace certvault::agent {
 
 // Decodes the request, makes the keystore call on `vault` (unlocked; the caller holds its
 // lock) and builds the reply. Names the operation and the entry in `ev` for the audit log.
-// The commands of entries it renewed go to `hooks`, for the caller to run unlocked.
+// The commands of entries it renewed go to `hooks`, for the caller to run unlocked. A
+// renewal of what is due consults (and adds to) `ari`, the agent's renewal information.
 Result<Frame> carry_out_owner_op(Vault& vault, const Message& m, AuditEvent& ev,
-                                 std::vector<cli::AfterChange>& hooks);
+                                 std::vector<cli::AfterChange>& hooks,
+                                 cli::AriCache* ari = nullptr);
 
 }  // namespace certvault::agent

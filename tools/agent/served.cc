@@ -296,7 +296,7 @@ class ServedVault {
     std::lock_guard lock(mu_);
     if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
     CV_CHECK(vault_.refresh());
-    auto r = carry_out_owner_op(vault_, m, ev, hooks);
+    auto r = carry_out_owner_op(vault_, m, ev, hooks, &ari_);
     // A deleted entry's or a replaced generation's key leaves memory; the rest reload.
     keys_.clear();
     return r;
@@ -359,6 +359,19 @@ class ServedVault {
   // renewed entries' commands go to `hooks`.
   std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks,
                                                     const std::atomic<bool>& stopping) {
+    // ACME renewal information (RFC 9773) is asked for first, without the vault's lock, so
+    // that signing does not wait for a CA; the pass then reads it from memory.
+    std::vector<std::string> notes;
+    {
+      std::vector<cli::AriTarget> targets;
+      {
+        std::lock_guard lock(mu_);
+        if (vault_.unlocked() && vault_.refresh())
+          targets = cli::ari_targets(vault_, renewal_now());
+      }
+      if (!targets.empty() && !stopping)
+        notes = cli::fetch_renewal_info(targets, ari_, renewal_now());
+    }
     std::unique_lock lock(mu_);
     if (!vault_.unlocked()) {
       ++passes_while_locked_;
@@ -367,6 +380,8 @@ class ServedVault {
     ++passes_;
     last_pass_ = now();
     cli::PassRequest request;
+    request.ari = &ari_;
+    request.fetch_ari = false;
     // Between two renewals the lock is let go, so that signing and lookups in this vault
     // wait for one renewal at a time, not for the whole pass.
     request.between = [&] {
@@ -377,6 +392,7 @@ class ServedVault {
     };
     auto pass = cli::renewal_pass(vault_, request);
     if (pass) {
+      pass->notes.insert(pass->notes.begin(), notes.begin(), notes.end());
       for (const auto& o : pass->outcomes)
         if (o.kind == cli::RenewalOutcome::Kind::kRenewed) {
           keys_.clear();  // superseded keys reload (and keep signing) from the vault
@@ -408,6 +424,7 @@ class ServedVault {
   Time last_pass_ = 0;
   uint64_t keys_for_ = 0;  // the commit counter the decrypted keys were checked against
   std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
+  cli::AriCache ari_;  // the ACME CAs' renewal windows, kept across passes (its own lock)
 };
 
 Agent::Agent(Audit& audit) : audit_(audit) {}
@@ -482,12 +499,19 @@ void Agent::renew_pass() {
       Audit::journal(LOG_WARNING, "renewal pass failed: " + pass->error().message, v->label());
       continue;
     }
+    for (const auto& note : (*pass)->notes) Audit::journal(LOG_WARNING, note, v->label());
     for (const auto& o : (*pass)->outcomes) {
       AuditEvent ev{v->label(), o.nickname, o.generation, "", "", "renew", true, ""};
+      // Due before its rule because its CA asked (RFC 9773), and where the CA says why.
+      const std::string early =
+          !o.ari_at
+              ? ""
+              : " (ahead of its rule, as its CA's renewal information asks" +
+                    (o.ari_explanation.empty() ? std::string() : ": " + o.ari_explanation) + ")";
       switch (o.kind) {
         case cli::RenewalOutcome::Kind::kRenewed:
           Audit::journal(LOG_NOTICE,
-                         "renewed '" + o.nickname + "': generation " +
+                         "renewed '" + o.nickname + "'" + early + ": generation " +
                              std::to_string(o.generation) + ", serial " + o.serial + ", until " +
                              format_time(o.not_after),
                          v->label());
@@ -497,7 +521,7 @@ void Agent::renew_pass() {
           ev.ok = false;
           ev.reason = o.message;
           Audit::journal(LOG_WARNING,
-                         "could not renew '" + o.nickname + "': " + o.message +
+                         "could not renew '" + o.nickname + "'" + early + ": " + o.message +
                              (o.retry_at ? "; next try after " + format_time(*o.retry_at) : ""),
                          v->label());
           break;
