@@ -3,6 +3,7 @@
 // converts them once. Messages never contain secrets.
 #pragma once
 
+#include <cstdint>
 #include <expected>
 #include <string>
 
@@ -25,6 +26,9 @@ enum class Code {
 struct Error {
   Code code;
   std::string message;
+  // A server's own word on when to ask again (HTTP Retry-After), in seconds since the
+  // epoch; 0: it gave none.
+  int64_t retry_after = 0;
 };
 
 template <typename T>

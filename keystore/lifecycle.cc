@@ -173,7 +173,8 @@ Result<Entry> Vault::set_publish(std::string_view nickname, std::optional<Publis
   return to_entry(*v.entry(nickname));
 }
 
-Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::string_view reason) {
+Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::string_view reason,
+                                            Time not_before) {
   Impl& v = *impl_;
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     CV_TRY(e, must_find(v, m, nickname));
@@ -181,6 +182,7 @@ Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::stri
     ++r.failures;
     ++r.failures_total;
     r.last_failure = renewal_now();  // the clock retries are spaced by
+    r.not_before = not_before;
     r.last_error = std::string(reason.substr(0, 500));
     // One line, and nothing a terminal would obey: the reason may be a CA's own text.
     for (char& c : r.last_error) {

@@ -340,6 +340,7 @@ void put_attrs(std::string& out, const EntryRecord& e) {
     r["failures_total"] = Json::UInt64(a.renewal.failures_total);
     r["last_failure"] = Json::Int64(a.renewal.last_failure);
     r["last_error"] = a.renewal.last_error;
+    if (a.renewal.not_before) r["not_before"] = Json::Int64(a.renewal.not_before);
     members["renewal"] = compact(r);
   }
   if (a.publish) {
@@ -709,6 +710,11 @@ Result<Attributes> parse_attrs_json(const Json::Value& v, const Fail& bad) {
       a.renewal.failures_total = value["failures_total"].asUInt64();
       a.renewal.last_failure = value["last_failure"].asInt64();
       a.renewal.last_error = value["last_error"].asString();
+      if (value.isMember("not_before")) {
+        if (!is_time(value["not_before"]))
+          return bad("an attribute line has a malformed 'renewal'");
+        a.renewal.not_before = value["not_before"].asInt64();
+      }
     } else if (name == "revoked") {
       // A revocation a reader cannot read must not let the certificate back onto a CRL
       // unlisted, nor let `enable` use it again.

@@ -413,7 +413,10 @@ Result<Entry> Vault::finish_enrollment(const Enrollment& en,
     supersede(*e);
     e->gens.push_back(std::move(rec));
     // A success ends a run of failed renewals (their total stays).
-    if (e->attributes().renewal.failures > 0) manifest::edit_attributes(*e).renewal.failures = 0;
+    if (e->attributes().renewal.failures > 0 || e->attributes().renewal.not_before) {
+      manifest::edit_attributes(*e).renewal.failures = 0;
+      manifest::edit_attributes(*e).renewal.not_before = 0;
+    }
     return {};
   }));
   return to_entry(*v.entry(en.nickname));

@@ -241,8 +241,9 @@ std::optional<RenewalPlan> plan_renewal(const Entry& entry, const Policy& policy
   p.renewer = renewer_of(entry, *g, issuers);
   if (auto start = window_start(p.rule, g->not_before, g->not_after))
     p.due = *start + spread(entry.id, g->number, g->not_after - *start);
-  if (entry.renewal.failures > 0)
-    p.retry_at = entry.renewal.last_failure + retry_delay(entry.renewal.failures);
+  if (entry.renewal.failures > 0)  // the backoff, or the CA's own later time (Retry-After)
+    p.retry_at = std::max(entry.renewal.last_failure + retry_delay(entry.renewal.failures),
+                          entry.renewal.not_before);
   return p;
 }
 

@@ -100,6 +100,7 @@ struct RenewalState {
   uint64_t failures_total = 0;  // every failed attempt, ever
   Time last_failure = 0;        // when the last one failed
   std::string last_error;       // its reason, one line
+  Time not_before = 0;          // the CA asked not to be asked again before this; 0: no
   bool operator==(const RenewalState&) const = default;
 };
 

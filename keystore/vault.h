@@ -233,8 +233,10 @@ class Vault {
   // With `if_current`, only when that generation is still the current one (else refused:
   // another process renewed or changed it since the caller looked).
   Result<Entry> renew(std::string_view nickname, std::optional<uint32_t> if_current = {});
-  // Counts a failed renewal of the entry, with its reason (one line, no secret).
-  Result<Entry> record_renewal_failure(std::string_view nickname, std::string_view reason);
+  // Counts a failed renewal of the entry, with its reason (one line, no secret) and, when
+  // the CA said when to ask again (Retry-After), that time: no retry comes before it.
+  Result<Entry> record_renewal_failure(std::string_view nickname, std::string_view reason,
+                                       Time not_before = 0);
   // An entry's renewal rule (nullopt: the policy's) and hook, as they are at commit time.
   struct RenewalSettings {
     std::optional<RenewRule> rule;

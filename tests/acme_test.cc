@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "http_test_server.h"
+#include "renewal.h"
 #include "support.h"
 #include "test_cli.h"
 #include "tls_server.h"
@@ -522,6 +523,14 @@ TEST_F(AcmeCli, ARenewalOrderNamesTheCertificateItReplaces) {
   EXPECT_TRUE(contains(e->renewal.last_error, "HTTP 429")) << e->renewal.last_error;
   EXPECT_TRUE(contains(e->renewal.last_error, "(retry after ")) << e->renewal.last_error;
   EXPECT_TRUE(contains(e->renewal.last_error, "rateLimited")) << e->renewal.last_error;
+  // ... and honoured: no try before it, though the vault's own backoff (one hour) would
+  // allow one earlier. Can fail: a failure that forgot the CA's time.
+  EXPECT_NEAR(e->renewal.not_before, e->renewal.last_failure + 7200, 5);
+  auto shown = parse_json(ok({"show", "web"}, true).out);
+  auto plan = certvault::plan_renewal(*e, Vault::open(vault_)->policy(), {});
+  ASSERT_TRUE(plan && plan->retry_at);
+  EXPECT_NEAR(*plan->retry_at, e->renewal.last_failure + 7200, 5);
+  EXPECT_FALSE(shown["renewal"]["retry_at"].isNull()) << shown;
 }
 
 TEST_F(AcmeCli, WithoutRenewalInformationInTheDirectoryAPassIsAsBefore) {

@@ -568,10 +568,14 @@ class Acme {
       if (attempt < kBadNonceRetries && v["type"] == "urn:ietf:params:acme:error:badNonce")
         continue;
       // A rate limit's or an overloaded server's wait (RFC 8555 6.6), for the operator.
+      // It is honoured: a renewal that failed so is not tried again before it.
       const auto wait = retry_after_at(r.header("retry-after"), now());
-      return fail(Code::kRefused, "HTTP " + std::to_string(r.status) + " from " + url +
-                                      (wait ? " (retry after " + format_time(*wait) + ")" : "") +
-                                      (v.isObject() ? problem_text(v) : ""));
+      Error refused{Code::kRefused,
+                    "HTTP " + std::to_string(r.status) + " from " + url +
+                        (wait ? " (retry after " + format_time(*wait) + ")" : "") +
+                        (v.isObject() ? problem_text(v) : ""),
+                    wait.value_or(0)};
+      return std::unexpected(std::move(refused));
     }
   }
 
@@ -648,13 +652,13 @@ Result<Entry> run(Vault& vault, const Enrollment& en) {
       replaces = ari_cert_id(*der).value_or("");
   Acme acme(vault, *issuer, std::move(key), std::move(jwk));
   auto certs = acme.order(en, replaces);
+  if (!certs && certs.error().code == Code::kInvalidInput) return std::unexpected(certs.error());
   if (!certs)
-    return fail(certs.error().code == Code::kInvalidInput ? Code::kInvalidInput : Code::kRefused,
-                certs.error().code == Code::kInvalidInput
-                    ? certs.error().message
-                    : "issuer '" + issuer->name + "' (" + issuer->url + ") did not " +
-                          (en.renews ? "renew" : "issue") + " a certificate for '" + en.nickname +
-                          "': " + certs.error().message);
+    return std::unexpected(Error{Code::kRefused,
+                                 "issuer '" + issuer->name + "' (" + issuer->url + ") did not " +
+                                     (en.renews ? "renew" : "issue") + " a certificate for '" +
+                                     en.nickname + "': " + certs.error().message,
+                                 certs.error().retry_after});
   return vault.finish_enrollment(en, *certs);
 }
 

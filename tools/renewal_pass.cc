@@ -99,7 +99,8 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
   }
   o.kind = Kind::kFailed;
   o.message = renewed.error().message;
-  if (auto recorded = vault.record_renewal_failure(e.nickname, o.message)) {
+  if (auto recorded =
+          vault.record_renewal_failure(e.nickname, o.message, renewed.error().retry_after)) {
     if (auto p = plan_renewal(*recorded, vault.policy(), vault.issuers())) o.retry_at = p->retry_at;
   } else {
     o.message += " (and the failure could not be recorded: " + recorded.error().message + ")";
