@@ -31,10 +31,15 @@ struct Session {
   bool finding = false;
   std::vector<CK_OBJECT_HANDLE> found;
   size_t found_next = 0;
+  // How an operation has been fed: C_Sign, C_Verify and C_Digest take the data of a
+  // single-part operation, the *Update calls that of a multi-part one; the two never mix.
+  enum class Part { kNone, kSingle, kMulti };
   std::unique_ptr<SignOperation> sign;
-  bool sign_fed = false;  // C_Sign already passed its data in (a size query or short buffer)
+  Part sign_part = Part::kNone;  // kSingle: C_Sign passed its data in (a short buffer)
   std::unique_ptr<SignOperation> verify;
+  bool verify_multi = false;  // C_VerifyUpdate was called
   ossl::MdCtx digest;
+  bool digest_multi = false;  // C_DigestUpdate was called
 };
 
 struct Module {
@@ -498,7 +503,7 @@ CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT
     if (s.sign) return CKR_OPERATION_ACTIVE;
     // Through the agent no login is needed: the agent decides who signs.
     if (!t.logged_in() && !t.uses_agent()) return CKR_USER_NOT_LOGGED_IN;
-    s.sign_fed = false;
+    s.sign_part = Session::Part::kNone;
     return start_key_operation(t, key, SignOperation::Purpose::kSign, mech, s.sign);
   });
 }
@@ -507,6 +512,11 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
                        CK_ULONG_PTR sig_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.13, C_Sign: it cannot terminate a multi-part operation; no code is named.
+    if (s.sign_part == Session::Part::kMulti) {
+      s.sign.reset();
+      return CKR_FUNCTION_FAILED;
+    }
     if ((!data && len) || !sig_len) {
       s.sign.reset();
       return CKR_ARGUMENTS_BAD;
@@ -515,12 +525,12 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
       *sig_len = s.sign->signature_size();
       return CKR_OK;
     }
-    if (!s.sign_fed) {
+    if (s.sign_part == Session::Part::kNone) {
       if (CK_RV rv = s.sign->update(data, len); rv != CKR_OK) {
         s.sign.reset();
         return rv;
       }
-      s.sign_fed = true;
+      s.sign_part = Session::Part::kSingle;
     }
     CK_RV rv = s.sign->finish(sig, sig_len);
     // Any outcome but a short buffer ends the operation (v2.40 5.2).
@@ -532,13 +542,18 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
 CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.13: a C_Sign that kept the operation (a short buffer) has begun a single-part one.
+    if (s.sign_part == Session::Part::kSingle) {
+      s.sign.reset();
+      return CKR_FUNCTION_FAILED;
+    }
     if (!data && len) {
       s.sign.reset();
       return CKR_ARGUMENTS_BAD;
     }
     CK_RV rv = s.sign->update(data, len);
     if (rv != CKR_OK) s.sign.reset();
-    s.sign_fed = true;
+    s.sign_part = Session::Part::kMulti;
     return rv;
   });
 }
@@ -546,9 +561,10 @@ CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len
 CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
-    if (!sig_len) {
+    // v3.0 5.13, C_SignFinal: it finishes a multi-part operation, not one C_Sign has begun.
+    if (s.sign_part == Session::Part::kSingle || !sig_len) {
       s.sign.reset();
-      return CKR_ARGUMENTS_BAD;
+      return sig_len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
     }
     CK_RV rv = s.sign->finish(sig, sig_len);
     if (sig && rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
@@ -560,6 +576,7 @@ CV_EXPORT CK_RV C_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJE
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.verify) return CKR_OPERATION_ACTIVE;
+    s.verify_multi = false;
     return start_key_operation(t, key, SignOperation::Purpose::kVerify, mech, s.verify);
   });
 }
@@ -569,6 +586,8 @@ CV_EXPORT CK_RV C_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
     auto op = std::move(s.verify);  // C_Verify always ends the operation
+    // v3.0 5.15, C_Verify: it cannot terminate a multi-part operation; no code is named.
+    if (s.verify_multi) return CKR_FUNCTION_FAILED;
     if ((!data && len) || !sig) return CKR_ARGUMENTS_BAD;
     if (CK_RV rv = op->update(data, len); rv != CKR_OK) return rv;
     return op->check(sig, sig_len);
@@ -580,6 +599,7 @@ CV_EXPORT CK_RV C_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG l
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
     CK_RV rv = (!data && len) ? CKR_ARGUMENTS_BAD : s.verify->update(data, len);
     if (rv != CKR_OK) s.verify.reset();
+    s.verify_multi = true;
     return rv;
   });
 }
@@ -609,6 +629,7 @@ CV_EXPORT CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech) {
     if (!ctx || !md || EVP_DigestInit_ex2(ctx.get(), md.get(), nullptr) != 1)
       return CKR_FUNCTION_FAILED;
     s.digest = std::move(ctx);
+    s.digest_multi = false;
     return CKR_OK;
   });
 }
@@ -636,6 +657,11 @@ CV_EXPORT CK_RV C_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
                          CK_ULONG_PTR out_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.12, C_Digest: it cannot terminate a multi-part operation; no code is named.
+    if (s.digest_multi) {
+      s.digest.reset();
+      return CKR_FUNCTION_FAILED;
+    }
     if ((!data && len) || !out_len) {
       s.digest.reset();
       return CKR_ARGUMENTS_BAD;
@@ -658,6 +684,7 @@ CV_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG l
       s.digest.reset();
       return data || !len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
     }
+    s.digest_multi = true;
     return CKR_OK;
   });
 }

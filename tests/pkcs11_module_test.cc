@@ -295,6 +295,52 @@ TEST_F(Module, ShortSignatureBufferKeepsTheOperation) {
   EXPECT_EQ(f_->C_Sign(s, data, 5, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
 }
 
+// v3.0 5.12, 5.13, 5.15: C_Digest, C_Sign and C_Verify cannot terminate a multi-part
+// operation. Each refuses the data it is given rather than digest, sign or verify only what
+// C_*Update was given (or both concatenated), and the operation ends.
+TEST_F(Module, SinglePartCallAfterUpdateFailsAndEndsTheOperation) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  uint8_t ab[] = "ab", cd[] = "cd";
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  std::vector<uint8_t> sig(64);
+  CK_ULONG len = sig.size();
+
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  ASSERT_EQ(f_->C_SignUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Sign(s, cd, 2, sig.data(), &len), CKR_FUNCTION_FAILED);
+  EXPECT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  // The mirror: a C_Sign kept going by a short buffer has begun a single-part operation.
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  len = 1;
+  ASSERT_EQ(f_->C_Sign(s, ab, 2, sig.data(), &len), CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(f_->C_SignUpdate(s, cd, 2), CKR_FUNCTION_FAILED);
+  len = sig.size();
+  EXPECT_EQ(f_->C_Sign(s, ab, 2, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  ASSERT_EQ(sign(s, keys[0], "abcd", sig), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &m, pubs[0]), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Verify(s, cd, 2, sig.data(), sig.size()), CKR_FUNCTION_FAILED)
+      << "not a verification of \"abcd\"";
+  EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), sig.size()), CKR_OPERATION_NOT_INITIALIZED);
+
+  CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+  uint8_t digest[32];
+  len = sizeof digest;
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  ASSERT_EQ(f_->C_DigestUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Digest(s, cd, 2, digest, &len), CKR_FUNCTION_FAILED);
+  EXPECT_EQ(f_->C_DigestFinal(s, digest, &len), CKR_OPERATION_NOT_INITIALIZED);
+  EXPECT_EQ(f_->C_DigestInit(s, &sha), CKR_OK) << "a new operation may start";
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();
