@@ -692,7 +692,11 @@ CV_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG l
 CV_EXPORT CK_RV C_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
-    if (!out_len) return CKR_ARGUMENTS_BAD;
+    // v3.0 5.2: only a length query and CKR_BUFFER_TOO_SMALL keep the operation.
+    if (!out_len) {
+      s.digest.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
     return digest_out(s, out, out_len);
   });
 }

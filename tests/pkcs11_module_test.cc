@@ -341,6 +341,42 @@ TEST_F(Module, SinglePartCallAfterUpdateFailsAndEndsTheOperation) {
   EXPECT_EQ(f_->C_DigestInit(s, &sha), CKR_OK) << "a new operation may start";
 }
 
+// v3.0 5.2: a call that returns output in a variable-length buffer keeps its operation only
+// for a length query (a NULL buffer) and for CKR_BUFFER_TOO_SMALL; anything else, a NULL
+// length pointer included, ends it.
+TEST_F(Module, TwoCallFunctionsKeepTheOperationOnlyForALengthQueryOrAShortBuffer) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+  uint8_t out[64];
+  CK_ULONG len = 0;
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  ASSERT_EQ(f_->C_DigestFinal(s, nullptr, &len), CKR_OK);
+  EXPECT_EQ(len, 32u);
+  len = 1;
+  ASSERT_EQ(f_->C_DigestFinal(s, out, &len), CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(f_->C_DigestFinal(s, out, nullptr), CKR_ARGUMENTS_BAD);
+  len = sizeof out;
+  EXPECT_EQ(f_->C_DigestFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  uint8_t data[] = "x";
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  EXPECT_EQ(f_->C_Digest(s, data, 1, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_Digest(s, data, 1, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  ASSERT_EQ(f_->C_SignUpdate(s, data, 1), CKR_OK);
+  EXPECT_EQ(f_->C_SignFinal(s, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_SignFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  EXPECT_EQ(f_->C_Sign(s, data, 1, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_Sign(s, data, 1, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

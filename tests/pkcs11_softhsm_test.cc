@@ -528,5 +528,24 @@ TEST_F(SoftHsmDifferential, SignAndVerifyAfterUpdateAreRefusedAndEndTheOperation
   });
 }
 
+// v3.0 5.2: a length query and CKR_BUFFER_TOO_SMALL keep a digest going on both tokens.
+// (A NULL length pointer ends it in certvault and not in SoftHSM: see docs/pkcs11.md.)
+TEST_F(SoftHsmDifferential, DigestFinalLengthQueryAndShortBufferKeepTheOperation) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(false);
+    CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+    uint8_t out[64];
+    CK_ULONG len = 0;
+    m.note("C_DigestInit", m.f->C_DigestInit(s, &sha));
+    m.note("C_DigestFinal length", m.f->C_DigestFinal(s, nullptr, &len));
+    m.note("C_DigestInit again", m.f->C_DigestInit(s, &sha));
+    len = 1;
+    m.note("C_DigestFinal short", m.f->C_DigestFinal(s, out, &len));
+    len = sizeof out;
+    m.note("C_DigestFinal", m.f->C_DigestFinal(s, out, &len));
+    m.note("C_DigestFinal after", m.f->C_DigestFinal(s, out, &len));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
