@@ -547,6 +547,11 @@ CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len
       s.sign.reset();
       return CKR_FUNCTION_FAILED;
     }
+    // A single-part mechanism (SignOperation::multi_part); the code is SoftHSM2's.
+    if (!s.sign->multi_part()) {
+      s.sign.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
+    }
     if (!data && len) {
       s.sign.reset();
       return CKR_ARGUMENTS_BAD;
@@ -565,6 +570,10 @@ CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR s
     if (s.sign_part == Session::Part::kSingle || !sig_len) {
       s.sign.reset();
       return sig_len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
+    }
+    if (!s.sign->multi_part()) {  // a single-part mechanism, as in C_SignUpdate
+      s.sign.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
     }
     CK_RV rv = s.sign->finish(sig, sig_len);
     if (sig && rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
@@ -597,6 +606,11 @@ CV_EXPORT CK_RV C_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
 CV_EXPORT CK_RV C_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
+    // A single-part mechanism (SignOperation::multi_part); the code is SoftHSM2's.
+    if (!s.verify->multi_part()) {
+      s.verify.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
+    }
     CK_RV rv = (!data && len) ? CKR_ARGUMENTS_BAD : s.verify->update(data, len);
     if (rv != CKR_OK) s.verify.reset();
     s.verify_multi = true;
@@ -608,6 +622,7 @@ CV_EXPORT CK_RV C_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG sig
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
     auto op = std::move(s.verify);
+    if (!op->multi_part()) return CKR_OPERATION_NOT_INITIALIZED;  // as in C_VerifyUpdate
     if (!sig) return CKR_ARGUMENTS_BAD;
     return op->check(sig, sig_len);
   });

@@ -377,6 +377,65 @@ TEST_F(Module, TwoCallFunctionsKeepTheOperationOnlyForALengthQueryOrAShortBuffer
   EXPECT_EQ(f_->C_Sign(s, data, 1, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
 }
 
+// Current mechanisms v3.0, tables "Mechanisms vs. Functions" of 2.1 and 2.3: CKM_ECDSA,
+// CKM_RSA_PKCS and CKM_RSA_PKCS_PSS sign and verify in a single part only. C_SignUpdate,
+// C_SignFinal, C_VerifyUpdate and C_VerifyFinal refuse them, with SoftHSM2's code, and end
+// the operation; CKM_EDDSA works in both ways.
+TEST_F(Module, SinglePartMechanismsRefuseUpdateAndFinal) {
+  issue("rsa", 100, certvault::KeyType::kRsa2048);
+  issue("ed", 100, certvault::KeyType::kEd25519);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+  struct Case {
+    CK_MECHANISM mech;
+    const char* label;
+  } cases[] = {{{CKM_ECDSA, nullptr, 0}, "api-prod"},
+               {{CKM_RSA_PKCS, nullptr, 0}, "rsa"},
+               {{CKM_RSA_PKCS_PSS, &pss, sizeof pss}, "rsa"}};
+  uint8_t hash[32] = {1, 2, 3};
+  std::vector<uint8_t> sig(512);
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.mech.mechanism);
+    auto keys = find(s, CKO_PRIVATE_KEY, c.label);
+    auto pubs = find(s, CKO_PUBLIC_KEY, c.label);
+    ASSERT_EQ(keys.size(), 1u);
+    ASSERT_EQ(pubs.size(), 1u);
+    CK_ULONG len = sig.size();
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    EXPECT_EQ(f_->C_SignUpdate(s, hash, 16), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    EXPECT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    ASSERT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OK) << "single-part works";
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_VerifyUpdate(s, hash, 16), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OK) << "single-part works";
+  }
+  auto keys = find(s, CKO_PRIVATE_KEY, "ed");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "ed");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  CK_MECHANISM eddsa = {CKM_EDDSA, nullptr, 0};
+  CK_ULONG len = sig.size();
+  ASSERT_EQ(f_->C_SignInit(s, &eddsa, keys[0]), CKR_OK);
+  EXPECT_EQ(f_->C_SignUpdate(s, hash, 16), CKR_OK);
+  EXPECT_EQ(f_->C_SignUpdate(s, hash + 16, 16), CKR_OK);
+  ASSERT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &eddsa, pubs[0]), CKR_OK);
+  EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OK) << "the parts, as one";
+  ASSERT_EQ(f_->C_VerifyInit(s, &eddsa, pubs[0]), CKR_OK);
+  EXPECT_EQ(f_->C_VerifyUpdate(s, hash, 32), CKR_OK);
+  EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), len), CKR_OK);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

@@ -547,5 +547,40 @@ TEST_F(SoftHsmDifferential, DigestFinalLengthQueryAndShortBufferKeepTheOperation
   });
 }
 
+// Current mechanisms v3.0, tables "Mechanisms vs. Functions" of 2.1 and 2.3: CKM_ECDSA,
+// CKM_RSA_PKCS and CKM_RSA_PKCS_PSS sign and verify in a single part only; C_SignUpdate and
+// C_VerifyUpdate are refused and end the operation, with the same code on both tokens.
+TEST_F(SoftHsmDifferential, SinglePartMechanismsRefuseUpdate) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(true);
+    m.login(s, CKU_USER, kPin);
+    CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+    struct Case {
+      CK_MECHANISM mech;
+      const certvault::Entry* entry;
+    } cases[] = {{{CKM_ECDSA, nullptr, 0}, &ec_},
+                 {{CKM_RSA_PKCS, nullptr, 0}, &rsa_},
+                 {{CKM_RSA_PKCS_PSS, &pss, sizeof pss}, &rsa_}};
+    uint8_t hash[32] = {1, 2, 3};
+    std::vector<uint8_t> sig(256);
+    for (auto& c : cases) {
+      auto key = m.find(s, CKO_PRIVATE_KEY, c.entry->nickname);
+      auto pub = m.find(s, CKO_PUBLIC_KEY, c.entry->nickname);
+      const std::string name = "mechanism " + std::to_string(c.mech.mechanism) + " ";
+      CK_ULONG len = sig.size();
+      m.note(name + "C_SignInit", m.f->C_SignInit(s, &c.mech, key));
+      m.note(name + "C_SignUpdate", m.f->C_SignUpdate(s, hash, 16));
+      m.note(name + "C_Sign", m.f->C_Sign(s, hash, 32, sig.data(), &len));
+      m.note(name + "C_SignInit", m.f->C_SignInit(s, &c.mech, key));
+      m.note(name + "C_Sign", m.f->C_Sign(s, hash, 32, sig.data(), &len));
+      m.note(name + "C_VerifyInit", m.f->C_VerifyInit(s, &c.mech, pub));
+      m.note(name + "C_VerifyUpdate", m.f->C_VerifyUpdate(s, hash, 16));
+      m.note(name + "C_VerifyFinal", m.f->C_VerifyFinal(s, sig.data(), len));
+      m.note(name + "C_VerifyInit", m.f->C_VerifyInit(s, &c.mech, pub));
+      m.note(name + "C_Verify", m.f->C_Verify(s, hash, 32, sig.data(), len));
+    }
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
