@@ -436,6 +436,23 @@ TEST_F(Module, SinglePartMechanismsRefuseUpdateAndFinal) {
   EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), len), CKR_OK);
 }
 
+// v3.0 5.6, C_OpenSession: while the security officer is logged in (read/write sessions
+// only), a read-only session cannot be opened.
+TEST_F(Module, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLoggedIn) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE rw = 0, ro = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(f_->C_Login(rw, CKU_SO, recovery_.data(), recovery_.size()), CKR_OK);
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro),
+            CKR_SESSION_READ_WRITE_SO_EXISTS);
+  CK_SESSION_HANDLE rw2 = 0;
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw2),
+            CKR_OK);
+  ASSERT_EQ(f_->C_Logout(rw), CKR_OK);
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

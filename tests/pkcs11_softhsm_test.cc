@@ -582,5 +582,16 @@ TEST_F(SoftHsmDifferential, SinglePartMechanismsRefuseUpdate) {
   });
 }
 
+// v3.0 5.6, C_OpenSession: no read-only session while the security officer is logged in.
+TEST_F(SoftHsmDifferential, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLoggedIn) {
+  same_on_both([&](Side side, Loaded& m) {
+    auto rw = m.open(true);
+    m.login(rw, CKU_SO, so_pin(side));
+    m.open(false);
+    m.note("C_Logout", m.f->C_Logout(rw));
+    m.open(false);
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
