@@ -406,11 +406,15 @@ CV_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_U
                                CK_OBJECT_HANDLE_PTR out) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if ((!templ && count) || !out) return CKR_ARGUMENTS_BAD;
+    const CK_ATTRIBUTE* class_attr = nullptr;
+    for (CK_ULONG i = 0; i < count; ++i)
+      if (templ[i].type == CKA_CLASS) class_attr = &templ[i];
+    // v3.0 5.7, C_CreateObject, and 4.2: an object's class has no default.
+    if (!class_attr) return CKR_TEMPLATE_INCOMPLETE;
     if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
     CK_OBJECT_CLASS cls = 0;
-    for (CK_ULONG i = 0; i < count; ++i)
-      if (templ[i].type == CKA_CLASS && templ[i].pValue && templ[i].ulValueLen == sizeof cls)
-        std::memcpy(&cls, templ[i].pValue, sizeof cls);
+    if (class_attr->pValue && class_attr->ulValueLen == sizeof cls)
+      std::memcpy(&cls, class_attr->pValue, sizeof cls);
     // Keys are made inside the vault (C_GenerateKeyPair), never imported through PKCS#11.
     if (cls != CKO_CERTIFICATE) return CKR_ATTRIBUTE_VALUE_INVALID;
     CertificateRequest request;

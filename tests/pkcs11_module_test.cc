@@ -453,6 +453,23 @@ TEST_F(Module, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLoggedIn) {
   EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
 }
 
+// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete, in any
+// session.
+TEST_F(Module, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE rw = 0, ro = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+  ASSERT_EQ(login(rw), CKR_OK);
+  char label[] = "api-prod";
+  CK_ATTRIBUTE t[] = {{CKA_LABEL, label, sizeof label - 1}};
+  CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 1, &o), CKR_TEMPLATE_INCOMPLETE);
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 1, &o), CKR_TEMPLATE_INCOMPLETE);
+  EXPECT_EQ(f_->C_CreateObject(rw, nullptr, 0, &o), CKR_TEMPLATE_INCOMPLETE);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

@@ -593,5 +593,18 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLog
   });
 }
 
+// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete.
+TEST_F(SoftHsmDifferential, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
+  same_on_both([&](Side, Loaded& m) {
+    auto rw = m.open(true);
+    auto ro = m.open(false);
+    m.login(rw, CKU_USER, kPin);
+    CK_ATTRIBUTE t[] = {{CKA_LABEL, const_cast<char*>(ec_.nickname.data()), ec_.nickname.size()}};
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    m.note("C_CreateObject rw", m.f->C_CreateObject(rw, t, 1, &o));
+    m.note("C_CreateObject ro", m.f->C_CreateObject(ro, t, 1, &o));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
