@@ -411,7 +411,14 @@ CV_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_U
       if (templ[i].type == CKA_CLASS) class_attr = &templ[i];
     // v3.0 5.7, C_CreateObject, and 4.2: an object's class has no default.
     if (!class_attr) return CKR_TEMPLATE_INCOMPLETE;
-    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    // v3.0 5.7, C_CreateObject: a read-only session may create session objects only, and
+    // CKA_TOKEN is false unless the template says otherwise (4.4). The vault holds none: such a
+    // template goes on to be refused as inconsistent (templates.cc), as in any session.
+    CK_BBOOL token = CK_FALSE;
+    for (CK_ULONG i = 0; i < count; ++i)
+      if (templ[i].type == CKA_TOKEN && templ[i].pValue && templ[i].ulValueLen == sizeof token)
+        std::memcpy(&token, templ[i].pValue, sizeof token);
+    if (token && !(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
     CK_OBJECT_CLASS cls = 0;
     if (class_attr->pValue && class_attr->ulValueLen == sizeof cls)
       std::memcpy(&cls, class_attr->pValue, sizeof cls);

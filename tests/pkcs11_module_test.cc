@@ -470,6 +470,33 @@ TEST_F(Module, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   EXPECT_EQ(f_->C_CreateObject(rw, nullptr, 0, &o), CKR_TEMPLATE_INCOMPLETE);
 }
 
+// v3.0 5.7, C_CreateObject: only session objects can be created in a read-only session. A
+// vault holds no session objects, so such a template is refused as inconsistent, as in a
+// read/write session, rather than for the session; a token object is refused for the session.
+TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
+  auto der = vault().certificate_der("api-prod");
+  ASSERT_TRUE(der) << why(der);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE ro = 0, rw = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(login(ro), CKR_OK);
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
+                      {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                      {CKA_VALUE, der->data(), der->size()},
+                      {CKA_TOKEN, &no, sizeof no}};
+  CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN false";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 3, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN default";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "the same in rw";
+  t[3].pValue = &yes;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_SESSION_READ_ONLY) << "a token object";
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

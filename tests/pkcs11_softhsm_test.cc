@@ -606,5 +606,25 @@ TEST_F(SoftHsmDifferential, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   });
 }
 
+// v3.0 5.7, C_CreateObject: a read-only session cannot create a token object. (A session
+// object SoftHSM creates; certvault holds none: see docs/pkcs11.md.)
+TEST_F(SoftHsmDifferential, ReadOnlySessionRefusesATokenObject) {
+  auto der = vault().certificate_der(ec_.nickname);
+  ASSERT_TRUE(der) << why(der);
+  same_on_both([&](Side, Loaded& m) {
+    auto ro = m.open(false);
+    m.login(ro, CKU_USER, kPin);
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_CERTIFICATE_TYPE type = CKC_X_509;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
+                        {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                        {CKA_VALUE, der->data(), der->size()},
+                        {CKA_TOKEN, &yes, sizeof yes}};
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    m.note("C_CreateObject token certificate", m.f->C_CreateObject(ro, t, 4, &o));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
