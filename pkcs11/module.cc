@@ -741,6 +741,17 @@ CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
   return with_session(h, [&](Module&, Session&, Token&) { return CKR_RANDOM_SEED_NOT_SUPPORTED; });
 }
 
+// --- parallel function management ------------------------------------------------------
+
+// v3.0 5.20: legacy functions that return CKR_FUNCTION_NOT_PARALLEL (for a valid session).
+CV_EXPORT CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE h) {
+  return with_session(h, [](Module&, Session&, Token&) { return CKR_FUNCTION_NOT_PARALLEL; });
+}
+
+CV_EXPORT CK_RV C_CancelFunction(CK_SESSION_HANDLE h) {
+  return with_session(h, [](Module&, Session&, Token&) { return CKR_FUNCTION_NOT_PARALLEL; });
+}
+
 // --- not supported: each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
 
 #define CV_UNSUPPORTED(name, params) \
@@ -786,8 +797,6 @@ CV_UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HAND
                              CK_ULONG, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
 CV_UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE,
                              CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_GetFunctionStatus, (CK_SESSION_HANDLE))
-CV_UNSUPPORTED(C_CancelFunction, (CK_SESSION_HANDLE))
 CV_UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS, CK_SLOT_ID_PTR, CK_VOID_PTR))
 CV_UNSUPPORTED(C_LoginUser, (CK_SESSION_HANDLE, CK_USER_TYPE, CK_UTF8CHAR_PTR, CK_ULONG,
                              CK_UTF8CHAR_PTR, CK_ULONG))

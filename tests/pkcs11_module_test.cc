@@ -497,6 +497,18 @@ TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
   EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_SESSION_READ_ONLY) << "a token object";
 }
 
+// v3.0 5.20: C_GetFunctionStatus and C_CancelFunction are legacy functions that return
+// CKR_FUNCTION_NOT_PARALLEL; a session handle that is not valid is still reported as such.
+TEST_F(Module, FunctionStatusAndCancelAreNotParallel) {
+  EXPECT_EQ(f_->C_GetFunctionStatus(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  EXPECT_EQ(f_->C_GetFunctionStatus(s), CKR_FUNCTION_NOT_PARALLEL);
+  EXPECT_EQ(f_->C_CancelFunction(s), CKR_FUNCTION_NOT_PARALLEL);
+  EXPECT_EQ(f_->C_GetFunctionStatus(s + 100), CKR_SESSION_HANDLE_INVALID);
+  EXPECT_EQ(f_->C_CancelFunction(s + 100), CKR_SESSION_HANDLE_INVALID);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

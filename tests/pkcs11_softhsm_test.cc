@@ -626,5 +626,16 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionRefusesATokenObject) {
   });
 }
 
+// v3.0 5.20: C_GetFunctionStatus and C_CancelFunction return CKR_FUNCTION_NOT_PARALLEL.
+TEST_F(SoftHsmDifferential, FunctionStatusAndCancelAreNotParallel) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(false);
+    m.note("C_GetFunctionStatus", m.f->C_GetFunctionStatus(s));
+    m.note("C_CancelFunction", m.f->C_CancelFunction(s));
+    m.note("C_GetFunctionStatus closed", m.f->C_GetFunctionStatus(s + 100));
+    m.note("C_CancelFunction closed", m.f->C_CancelFunction(s + 100));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
