@@ -737,8 +737,11 @@ CV_EXPORT CK_RV C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG 
   });
 }
 
-CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
-  return with_session(h, [&](Module&, Session&, Token&) { return CKR_RANDOM_SEED_NOT_SUPPORTED; });
+CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR seed, CK_ULONG) {
+  // v3.0 5.1: the session is checked first, then the arguments (5.19: pSeed is the seed).
+  return with_session(h, [&](Module&, Session&, Token&) {
+    return seed ? CKR_RANDOM_SEED_NOT_SUPPORTED : CKR_ARGUMENTS_BAD;  // libsodium takes no seed
+  });
 }
 
 // --- parallel function management ------------------------------------------------------

@@ -509,6 +509,17 @@ TEST_F(Module, FunctionStatusAndCancelAreNotParallel) {
   EXPECT_EQ(f_->C_CancelFunction(s + 100), CKR_SESSION_HANDLE_INVALID);
 }
 
+// v3.0 5.19: C_SeedRandom without a seed is CKR_ARGUMENTS_BAD, once the session handle has
+// been found valid (5.1: session errors come first).
+TEST_F(Module, SeedRandomChecksTheSessionThenItsArguments) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  uint8_t seed[8] = {};
+  EXPECT_EQ(f_->C_SeedRandom(s, nullptr, 8), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_SeedRandom(s + 100, nullptr, 8), CKR_SESSION_HANDLE_INVALID);
+  EXPECT_EQ(f_->C_SeedRandom(s, seed, sizeof seed), CKR_RANDOM_SEED_NOT_SUPPORTED);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

@@ -637,5 +637,14 @@ TEST_F(SoftHsmDifferential, FunctionStatusAndCancelAreNotParallel) {
   });
 }
 
+// v3.0 5.19: C_SeedRandom without a seed, in a valid session, is CKR_ARGUMENTS_BAD. (With a
+// handle that is not valid, and with a seed, they differ: see docs/pkcs11.md.)
+TEST_F(SoftHsmDifferential, SeedRandomWithoutASeedIsABadArgument) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(false);
+    m.note("C_SeedRandom", m.f->C_SeedRandom(s, nullptr, 8));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
