@@ -508,6 +508,15 @@ CV_EXPORT CK_RV C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
   });
 }
 
+CV_EXPORT CK_RV C_GetObjectSize(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG_PTR size) {
+  return with_session(h, [&](Module&, Session&, Token& t) -> CK_RV {
+    if (!size) return CKR_ARGUMENTS_BAD;  // v3.0 5.7, C_GetObjectSize
+    std::shared_ptr<Object> o;
+    if (CK_RV rv = t.object(obj, o); rv != CKR_OK) return rv;
+    return t.object_size(*o, *size);
+  });
+}
+
 // --- signing -----------------------------------------------------------------------------
 
 CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
@@ -767,7 +776,6 @@ CV_UNSUPPORTED(C_SetOperationState,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
                               CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_EncryptUpdate,

@@ -520,6 +520,30 @@ TEST_F(Module, SeedRandomChecksTheSessionThenItsArguments) {
   EXPECT_EQ(f_->C_SeedRandom(s, seed, sizeof seed), CKR_RANDOM_SEED_NOT_SUPPORTED);
 }
 
+// v3.0 5.7, C_GetObjectSize: the size of each object, here the bytes of its attribute values,
+// so a certificate is at least its DER and a key at least its SubjectPublicKeyInfo.
+TEST_F(Module, ObjectSizeIsTheSizeOfTheAttributes) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  auto certs = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(certs.size(), 1u);
+  CK_ULONG size = 0;
+  ASSERT_EQ(f_->C_GetObjectSize(s, certs[0], &size), CKR_OK);
+  auto der = attribute(s, certs[0], CKA_VALUE);
+  const CK_ULONG minimum = der.size() + attribute(s, certs[0], CKA_SUBJECT).size() +
+                           attribute(s, certs[0], CKA_LABEL).size();
+  EXPECT_GE(size, minimum);
+  EXPECT_LT(size, minimum + 4096) << "the attributes, not something else";
+  EXPECT_EQ(f_->C_GetObjectSize(s, certs[0], nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_GetObjectSize(s, 0x7fffff, &size), CKR_OBJECT_HANDLE_INVALID);
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(f_->C_GetObjectSize(s, keys[0], &size), CKR_OK);
+  EXPECT_GE(size, attribute(s, keys[0], CKA_PUBLIC_KEY_INFO).size());
+  EXPECT_NE(size, CK_UNAVAILABLE_INFORMATION);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();

@@ -646,5 +646,18 @@ TEST_F(SoftHsmDifferential, SeedRandomWithoutASeedIsABadArgument) {
   });
 }
 
+// v3.0 5.7, C_GetObjectSize: both answer for an object, and refuse a NULL pointer and a handle
+// that names no object. (The sizes differ: see docs/pkcs11.md.)
+TEST_F(SoftHsmDifferential, ObjectSizeIsAnsweredForAnObject) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(false);
+    auto cert = m.find(s, CKO_CERTIFICATE, ec_.nickname);
+    CK_ULONG size = 0;
+    m.note("C_GetObjectSize", m.f->C_GetObjectSize(s, cert, &size));
+    m.note("C_GetObjectSize NULL", m.f->C_GetObjectSize(s, cert, nullptr));
+    m.note("C_GetObjectSize no object", m.f->C_GetObjectSize(s, 0x7fffff, &size));
+  });
+}
+
 }  // namespace
 }  // namespace cvtest
