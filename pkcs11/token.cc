@@ -645,8 +645,8 @@ CK_RV Token::get_attributes(Object& o, CK_ATTRIBUTE* attrs, CK_ULONG count) {
 
 CK_RV Token::object_size(Object& o, CK_ULONG& out) {
   std::lock_guard lock(mu_);
-  // v3.0 5.7, C_GetObjectSize: what the size means is the token's to say; the vault stores an
-  // object as these values (a private key's secret parts are not attributes of it here).
+  // v3.0 5.7, C_GetObjectSize leaves the meaning of the size to the token: here the values the
+  // module holds for the object (a private key's secret parts stay in the vault).
   if (CK_RV rv = load_attributes_locked(o); rv != CKR_OK) return rv;
   size_t n = 0;
   for (const auto& [type, value] : *o.attributes) n += value.size();
