@@ -267,6 +267,13 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   return CKR_OK;
 }
 
+bool SignOperation::multi_part() const {
+  // Current mechanisms v3.0, tables "Mechanisms vs. Functions" of 2.1 (RSA) and 2.3 (elliptic
+  // curves): CKM_RSA_PKCS, CKM_RSA_PKCS_PSS and CKM_ECDSA sign and verify in single-part
+  // operations only; CKM_EDDSA and the hash-and-sign mechanisms in both.
+  return mech_ != CKM_RSA_PKCS && mech_ != CKM_RSA_PKCS_PSS && mech_ != CKM_ECDSA;
+}
+
 SignOperation::~SignOperation() {
   EVP_MD_CTX_free(md_ctx_);
   OPENSSL_cleanse(data_.data(), data_.size());

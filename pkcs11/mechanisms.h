@@ -39,6 +39,8 @@ class SignOperation {
   // Verifying: CKR_OK, CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE.
   CK_RV check(const uint8_t* signature, size_t len);
   size_t signature_size() const { return size_; }
+  // Whether the mechanism signs and verifies in several parts (C_SignUpdate, C_VerifyUpdate).
+  bool multi_part() const;
 
  private:
   SignOperation() = default;

@@ -31,10 +31,15 @@ struct Session {
   bool finding = false;
   std::vector<CK_OBJECT_HANDLE> found;
   size_t found_next = 0;
+  // How an operation has been fed: C_Sign, C_Verify and C_Digest take the data of a
+  // single-part operation, the *Update calls that of a multi-part one; the two never mix.
+  enum class Part { kNone, kSingle, kMulti };
   std::unique_ptr<SignOperation> sign;
-  bool sign_fed = false;  // C_Sign already passed its data in (a size query or short buffer)
+  Part sign_part = Part::kNone;  // kSingle: C_Sign passed its data in (a short buffer)
   std::unique_ptr<SignOperation> verify;
+  bool verify_multi = false;  // C_VerifyUpdate was called
   ossl::MdCtx digest;
+  bool digest_multi = false;  // C_DigestUpdate was called
 };
 
 struct Module {
@@ -268,6 +273,8 @@ CV_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_N
   return with_slot(slot, out != nullptr, [&](Module& m, Token& t) -> CK_RV {
     if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
     if (!t.initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
+    // v3.0 5.6, C_OpenSession: no read-only session while the security officer is logged in.
+    if (!(flags & CKF_RW_SESSION) && t.so_logged_in()) return CKR_SESSION_READ_WRITE_SO_EXISTS;
     auto s = std::make_shared<Session>();
     s->slot = slot;
     s->flags = flags;
@@ -399,11 +406,22 @@ CV_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_U
                                CK_OBJECT_HANDLE_PTR out) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if ((!templ && count) || !out) return CKR_ARGUMENTS_BAD;
-    if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
-    CK_OBJECT_CLASS cls = 0;
+    const CK_ATTRIBUTE* class_attr = nullptr;
     for (CK_ULONG i = 0; i < count; ++i)
-      if (templ[i].type == CKA_CLASS && templ[i].pValue && templ[i].ulValueLen == sizeof cls)
-        std::memcpy(&cls, templ[i].pValue, sizeof cls);
+      if (templ[i].type == CKA_CLASS) class_attr = &templ[i];
+    // v3.0 5.7, C_CreateObject, and 4.2: an object's class has no default.
+    if (!class_attr) return CKR_TEMPLATE_INCOMPLETE;
+    // v3.0 5.7, C_CreateObject: a read-only session may create session objects only, and
+    // CKA_TOKEN is false unless the template says otherwise (4.4). The vault holds none: such a
+    // template goes on to be refused as inconsistent (templates.cc), as in any session.
+    CK_BBOOL token = CK_FALSE;
+    for (CK_ULONG i = 0; i < count; ++i)
+      if (templ[i].type == CKA_TOKEN && templ[i].pValue && templ[i].ulValueLen == sizeof token)
+        std::memcpy(&token, templ[i].pValue, sizeof token);
+    if (token && !(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
+    CK_OBJECT_CLASS cls = 0;
+    if (class_attr->pValue && class_attr->ulValueLen == sizeof cls)
+      std::memcpy(&cls, class_attr->pValue, sizeof cls);
     // Keys are made inside the vault (C_GenerateKeyPair), never imported through PKCS#11.
     if (cls != CKO_CERTIFICATE) return CKR_ATTRIBUTE_VALUE_INVALID;
     CertificateRequest request;
@@ -490,6 +508,15 @@ CV_EXPORT CK_RV C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
   });
 }
 
+CV_EXPORT CK_RV C_GetObjectSize(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG_PTR size) {
+  return with_session(h, [&](Module&, Session&, Token& t) -> CK_RV {
+    if (!size) return CKR_ARGUMENTS_BAD;  // v3.0 5.7, C_GetObjectSize
+    std::shared_ptr<Object> o;
+    if (CK_RV rv = t.object(obj, o); rv != CKR_OK) return rv;
+    return t.object_size(*o, *size);
+  });
+}
+
 // --- signing -----------------------------------------------------------------------------
 
 CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
@@ -498,7 +525,7 @@ CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT
     if (s.sign) return CKR_OPERATION_ACTIVE;
     // Through the agent no login is needed: the agent decides who signs.
     if (!t.logged_in() && !t.uses_agent()) return CKR_USER_NOT_LOGGED_IN;
-    s.sign_fed = false;
+    s.sign_part = Session::Part::kNone;
     return start_key_operation(t, key, SignOperation::Purpose::kSign, mech, s.sign);
   });
 }
@@ -507,6 +534,11 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
                        CK_ULONG_PTR sig_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.13, C_Sign: it cannot terminate a multi-part operation; no code is named.
+    if (s.sign_part == Session::Part::kMulti) {
+      s.sign.reset();
+      return CKR_FUNCTION_FAILED;
+    }
     if ((!data && len) || !sig_len) {
       s.sign.reset();
       return CKR_ARGUMENTS_BAD;
@@ -515,12 +547,12 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
       *sig_len = s.sign->signature_size();
       return CKR_OK;
     }
-    if (!s.sign_fed) {
+    if (s.sign_part == Session::Part::kNone) {
       if (CK_RV rv = s.sign->update(data, len); rv != CKR_OK) {
         s.sign.reset();
         return rv;
       }
-      s.sign_fed = true;
+      s.sign_part = Session::Part::kSingle;
     }
     CK_RV rv = s.sign->finish(sig, sig_len);
     // Any outcome but a short buffer ends the operation (v2.40 5.2).
@@ -532,13 +564,23 @@ CV_EXPORT CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_B
 CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.13: a C_Sign that kept the operation (a short buffer) has begun a single-part one.
+    if (s.sign_part == Session::Part::kSingle) {
+      s.sign.reset();
+      return CKR_FUNCTION_FAILED;
+    }
+    // A single-part mechanism (SignOperation::multi_part); the code is SoftHSM2's.
+    if (!s.sign->multi_part()) {
+      s.sign.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
+    }
     if (!data && len) {
       s.sign.reset();
       return CKR_ARGUMENTS_BAD;
     }
     CK_RV rv = s.sign->update(data, len);
     if (rv != CKR_OK) s.sign.reset();
-    s.sign_fed = true;
+    s.sign_part = Session::Part::kMulti;
     return rv;
   });
 }
@@ -546,9 +588,14 @@ CV_EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len
 CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.sign) return CKR_OPERATION_NOT_INITIALIZED;
-    if (!sig_len) {
+    // v3.0 5.13, C_SignFinal: it finishes a multi-part operation, not one C_Sign has begun.
+    if (s.sign_part == Session::Part::kSingle || !sig_len) {
       s.sign.reset();
-      return CKR_ARGUMENTS_BAD;
+      return sig_len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
+    }
+    if (!s.sign->multi_part()) {  // a single-part mechanism, as in C_SignUpdate
+      s.sign.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
     }
     CK_RV rv = s.sign->finish(sig, sig_len);
     if (sig && rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
@@ -560,6 +607,7 @@ CV_EXPORT CK_RV C_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJE
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.verify) return CKR_OPERATION_ACTIVE;
+    s.verify_multi = false;
     return start_key_operation(t, key, SignOperation::Purpose::kVerify, mech, s.verify);
   });
 }
@@ -569,6 +617,8 @@ CV_EXPORT CK_RV C_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
     auto op = std::move(s.verify);  // C_Verify always ends the operation
+    // v3.0 5.15, C_Verify: it cannot terminate a multi-part operation; no code is named.
+    if (s.verify_multi) return CKR_FUNCTION_FAILED;
     if ((!data && len) || !sig) return CKR_ARGUMENTS_BAD;
     if (CK_RV rv = op->update(data, len); rv != CKR_OK) return rv;
     return op->check(sig, sig_len);
@@ -578,8 +628,14 @@ CV_EXPORT CK_RV C_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
 CV_EXPORT CK_RV C_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
+    // A single-part mechanism (SignOperation::multi_part); the code is SoftHSM2's.
+    if (!s.verify->multi_part()) {
+      s.verify.reset();
+      return CKR_OPERATION_NOT_INITIALIZED;
+    }
     CK_RV rv = (!data && len) ? CKR_ARGUMENTS_BAD : s.verify->update(data, len);
     if (rv != CKR_OK) s.verify.reset();
+    s.verify_multi = true;
     return rv;
   });
 }
@@ -588,6 +644,7 @@ CV_EXPORT CK_RV C_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG sig
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.verify) return CKR_OPERATION_NOT_INITIALIZED;
     auto op = std::move(s.verify);
+    if (!op->multi_part()) return CKR_OPERATION_NOT_INITIALIZED;  // as in C_VerifyUpdate
     if (!sig) return CKR_ARGUMENTS_BAD;
     return op->check(sig, sig_len);
   });
@@ -609,6 +666,7 @@ CV_EXPORT CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech) {
     if (!ctx || !md || EVP_DigestInit_ex2(ctx.get(), md.get(), nullptr) != 1)
       return CKR_FUNCTION_FAILED;
     s.digest = std::move(ctx);
+    s.digest_multi = false;
     return CKR_OK;
   });
 }
@@ -636,6 +694,11 @@ CV_EXPORT CK_RV C_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK
                          CK_ULONG_PTR out_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
+    // v3.0 5.12, C_Digest: it cannot terminate a multi-part operation; no code is named.
+    if (s.digest_multi) {
+      s.digest.reset();
+      return CKR_FUNCTION_FAILED;
+    }
     if ((!data && len) || !out_len) {
       s.digest.reset();
       return CKR_ARGUMENTS_BAD;
@@ -658,6 +721,7 @@ CV_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG l
       s.digest.reset();
       return data || !len ? CKR_FUNCTION_FAILED : CKR_ARGUMENTS_BAD;
     }
+    s.digest_multi = true;
     return CKR_OK;
   });
 }
@@ -665,7 +729,11 @@ CV_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG l
 CV_EXPORT CK_RV C_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
     if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
-    if (!out_len) return CKR_ARGUMENTS_BAD;
+    // v3.0 5.2: only a length query and CKR_BUFFER_TOO_SMALL keep the operation.
+    if (!out_len) {
+      s.digest.reset();
+      return CKR_ARGUMENTS_BAD;
+    }
     return digest_out(s, out, out_len);
   });
 }
@@ -678,8 +746,22 @@ CV_EXPORT CK_RV C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG 
   });
 }
 
-CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR, CK_ULONG) {
-  return with_session(h, [&](Module&, Session&, Token&) { return CKR_RANDOM_SEED_NOT_SUPPORTED; });
+CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR seed, CK_ULONG) {
+  // v3.0 5.1: the session is checked first, then the arguments (5.19: pSeed is the seed).
+  return with_session(h, [&](Module&, Session&, Token&) {
+    return seed ? CKR_RANDOM_SEED_NOT_SUPPORTED : CKR_ARGUMENTS_BAD;  // libsodium takes no seed
+  });
+}
+
+// --- parallel function management ------------------------------------------------------
+
+// v3.0 5.20: legacy functions that return CKR_FUNCTION_NOT_PARALLEL (for a valid session).
+CV_EXPORT CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE h) {
+  return with_session(h, [](Module&, Session&, Token&) { return CKR_FUNCTION_NOT_PARALLEL; });
+}
+
+CV_EXPORT CK_RV C_CancelFunction(CK_SESSION_HANDLE h) {
+  return with_session(h, [](Module&, Session&, Token&) { return CKR_FUNCTION_NOT_PARALLEL; });
 }
 
 // --- not supported: each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
@@ -694,7 +776,6 @@ CV_UNSUPPORTED(C_SetOperationState,
                (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
                               CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
 CV_UNSUPPORTED(C_EncryptUpdate,
@@ -727,8 +808,6 @@ CV_UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HAND
                              CK_ULONG, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
 CV_UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE,
                              CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
-CV_UNSUPPORTED(C_GetFunctionStatus, (CK_SESSION_HANDLE))
-CV_UNSUPPORTED(C_CancelFunction, (CK_SESSION_HANDLE))
 CV_UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS, CK_SLOT_ID_PTR, CK_VOID_PTR))
 CV_UNSUPPORTED(C_LoginUser, (CK_SESSION_HANDLE, CK_USER_TYPE, CK_UTF8CHAR_PTR, CK_ULONG,
                              CK_UTF8CHAR_PTR, CK_ULONG))

@@ -643,6 +643,17 @@ CK_RV Token::get_attributes(Object& o, CK_ATTRIBUTE* attrs, CK_ULONG count) {
   return rv;
 }
 
+CK_RV Token::object_size(Object& o, CK_ULONG& out) {
+  std::lock_guard lock(mu_);
+  // v3.0 5.7, C_GetObjectSize leaves the meaning of the size to the token: here the values the
+  // module holds for the object (a private key's secret parts stay in the vault).
+  if (CK_RV rv = load_attributes_locked(o); rv != CKR_OK) return rv;
+  size_t n = 0;
+  for (const auto& [type, value] : *o.attributes) n += value.size();
+  out = static_cast<CK_ULONG>(n);
+  return CKR_OK;
+}
+
 bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
   std::lock_guard lock(mu_);
   // The common searches (class, label, id) need no file read.

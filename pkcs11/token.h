@@ -70,6 +70,8 @@ class Token {
   // Fills `attrs` from `object` following PKCS#11 v2.40 section 5.7 (C_GetAttributeValue).
   CK_RV get_attributes(Object& object, CK_ATTRIBUTE* attrs, CK_ULONG count);
   bool matches(Object& object, const CK_ATTRIBUTE* templ, CK_ULONG count);
+  // C_GetObjectSize: the bytes of the object's attribute values.
+  CK_RV object_size(Object& object, CK_ULONG& out);
   // What signs with a private-key object's key: the keystore's handle on the key decrypted
   // once per login, or on the key the agent holds; and its public key in `out`.
   CK_RV key(const Object& object, KeyRef& out, Signer& signer);

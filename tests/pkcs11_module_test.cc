@@ -295,6 +295,255 @@ TEST_F(Module, ShortSignatureBufferKeepsTheOperation) {
   EXPECT_EQ(f_->C_Sign(s, data, 5, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
 }
 
+// v3.0 5.12, 5.13, 5.15: C_Digest, C_Sign and C_Verify cannot terminate a multi-part
+// operation. Each refuses the data it is given rather than digest, sign or verify only what
+// C_*Update was given (or both concatenated), and the operation ends.
+TEST_F(Module, SinglePartCallAfterUpdateFailsAndEndsTheOperation) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  uint8_t ab[] = "ab", cd[] = "cd";
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  std::vector<uint8_t> sig(64);
+  CK_ULONG len = sig.size();
+
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  ASSERT_EQ(f_->C_SignUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Sign(s, cd, 2, sig.data(), &len), CKR_FUNCTION_FAILED);
+  EXPECT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  // The mirror: a C_Sign kept going by a short buffer has begun a single-part operation.
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  len = 1;
+  ASSERT_EQ(f_->C_Sign(s, ab, 2, sig.data(), &len), CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(f_->C_SignUpdate(s, cd, 2), CKR_FUNCTION_FAILED);
+  len = sig.size();
+  EXPECT_EQ(f_->C_Sign(s, ab, 2, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  ASSERT_EQ(sign(s, keys[0], "abcd", sig), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &m, pubs[0]), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Verify(s, cd, 2, sig.data(), sig.size()), CKR_FUNCTION_FAILED)
+      << "not a verification of \"abcd\"";
+  EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), sig.size()), CKR_OPERATION_NOT_INITIALIZED);
+
+  CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+  uint8_t digest[32];
+  len = sizeof digest;
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  ASSERT_EQ(f_->C_DigestUpdate(s, ab, 2), CKR_OK);
+  EXPECT_EQ(f_->C_Digest(s, cd, 2, digest, &len), CKR_FUNCTION_FAILED);
+  EXPECT_EQ(f_->C_DigestFinal(s, digest, &len), CKR_OPERATION_NOT_INITIALIZED);
+  EXPECT_EQ(f_->C_DigestInit(s, &sha), CKR_OK) << "a new operation may start";
+}
+
+// v3.0 5.2: a call that returns output in a variable-length buffer keeps its operation only
+// for a length query (a NULL buffer) and for CKR_BUFFER_TOO_SMALL; anything else, a NULL
+// length pointer included, ends it.
+TEST_F(Module, TwoCallFunctionsKeepTheOperationOnlyForALengthQueryOrAShortBuffer) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+  uint8_t out[64];
+  CK_ULONG len = 0;
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  ASSERT_EQ(f_->C_DigestFinal(s, nullptr, &len), CKR_OK);
+  EXPECT_EQ(len, 32u);
+  len = 1;
+  ASSERT_EQ(f_->C_DigestFinal(s, out, &len), CKR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(f_->C_DigestFinal(s, out, nullptr), CKR_ARGUMENTS_BAD);
+  len = sizeof out;
+  EXPECT_EQ(f_->C_DigestFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  uint8_t data[] = "x";
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  EXPECT_EQ(f_->C_Digest(s, data, 1, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_Digest(s, data, 1, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  ASSERT_EQ(f_->C_SignUpdate(s, data, 1), CKR_OK);
+  EXPECT_EQ(f_->C_SignFinal(s, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_SignFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+  ASSERT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_OK);
+  EXPECT_EQ(f_->C_Sign(s, data, 1, out, nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_Sign(s, data, 1, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "ended";
+}
+
+// Current mechanisms v3.0, tables "Mechanisms vs. Functions" of 2.1 and 2.3: CKM_ECDSA,
+// CKM_RSA_PKCS and CKM_RSA_PKCS_PSS sign and verify in a single part only. C_SignUpdate,
+// C_SignFinal, C_VerifyUpdate and C_VerifyFinal refuse them, with SoftHSM2's code, and end
+// the operation; CKM_EDDSA works in both ways.
+TEST_F(Module, SinglePartMechanismsRefuseUpdateAndFinal) {
+  issue("rsa", 100, certvault::KeyType::kRsa2048);
+  issue("ed", 100, certvault::KeyType::kEd25519);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+  struct Case {
+    CK_MECHANISM mech;
+    const char* label;
+  } cases[] = {{{CKM_ECDSA, nullptr, 0}, "api-prod"},
+               {{CKM_RSA_PKCS, nullptr, 0}, "rsa"},
+               {{CKM_RSA_PKCS_PSS, &pss, sizeof pss}, "rsa"}};
+  uint8_t hash[32] = {1, 2, 3};
+  std::vector<uint8_t> sig(512);
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.mech.mechanism);
+    auto keys = find(s, CKO_PRIVATE_KEY, c.label);
+    auto pubs = find(s, CKO_PUBLIC_KEY, c.label);
+    ASSERT_EQ(keys.size(), 1u);
+    ASSERT_EQ(pubs.size(), 1u);
+    CK_ULONG len = sig.size();
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    EXPECT_EQ(f_->C_SignUpdate(s, hash, 16), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    EXPECT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_SignInit(s, &c.mech, keys[0]), CKR_OK);
+    ASSERT_EQ(f_->C_Sign(s, hash, 32, sig.data(), &len), CKR_OK) << "single-part works";
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_VerifyUpdate(s, hash, 16), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), len), CKR_OPERATION_NOT_INITIALIZED);
+    ASSERT_EQ(f_->C_VerifyInit(s, &c.mech, pubs[0]), CKR_OK);
+    EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OK) << "single-part works";
+  }
+  auto keys = find(s, CKO_PRIVATE_KEY, "ed");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "ed");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  CK_MECHANISM eddsa = {CKM_EDDSA, nullptr, 0};
+  CK_ULONG len = sig.size();
+  ASSERT_EQ(f_->C_SignInit(s, &eddsa, keys[0]), CKR_OK);
+  EXPECT_EQ(f_->C_SignUpdate(s, hash, 16), CKR_OK);
+  EXPECT_EQ(f_->C_SignUpdate(s, hash + 16, 16), CKR_OK);
+  ASSERT_EQ(f_->C_SignFinal(s, sig.data(), &len), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &eddsa, pubs[0]), CKR_OK);
+  EXPECT_EQ(f_->C_Verify(s, hash, 32, sig.data(), len), CKR_OK) << "the parts, as one";
+  ASSERT_EQ(f_->C_VerifyInit(s, &eddsa, pubs[0]), CKR_OK);
+  EXPECT_EQ(f_->C_VerifyUpdate(s, hash, 32), CKR_OK);
+  EXPECT_EQ(f_->C_VerifyFinal(s, sig.data(), len), CKR_OK);
+}
+
+// v3.0 5.6, C_OpenSession: while the security officer is logged in (read/write sessions
+// only), a read-only session cannot be opened.
+TEST_F(Module, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLoggedIn) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE rw = 0, ro = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(f_->C_Login(rw, CKU_SO, recovery_.data(), recovery_.size()), CKR_OK);
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro),
+            CKR_SESSION_READ_WRITE_SO_EXISTS);
+  CK_SESSION_HANDLE rw2 = 0;
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw2),
+            CKR_OK);
+  ASSERT_EQ(f_->C_Logout(rw), CKR_OK);
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+}
+
+// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete, in any
+// session.
+TEST_F(Module, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE rw = 0, ro = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+  ASSERT_EQ(login(rw), CKR_OK);
+  char label[] = "api-prod";
+  CK_ATTRIBUTE t[] = {{CKA_LABEL, label, sizeof label - 1}};
+  CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 1, &o), CKR_TEMPLATE_INCOMPLETE);
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 1, &o), CKR_TEMPLATE_INCOMPLETE);
+  EXPECT_EQ(f_->C_CreateObject(rw, nullptr, 0, &o), CKR_TEMPLATE_INCOMPLETE);
+}
+
+// v3.0 5.7, C_CreateObject: only session objects can be created in a read-only session. A
+// vault holds no session objects, so such a template is refused as inconsistent, as in a
+// read/write session, rather than for the session; a token object is refused for the session.
+TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
+  auto der = vault().certificate_der("api-prod");
+  ASSERT_TRUE(der) << why(der);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE ro = 0, rw = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &rw),
+            CKR_OK);
+  ASSERT_EQ(login(ro), CKR_OK);
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+  CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
+                      {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                      {CKA_VALUE, der->data(), der->size()},
+                      {CKA_TOKEN, &no, sizeof no}};
+  CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN false";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 3, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN default";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "the same in rw";
+  t[3].pValue = &yes;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_SESSION_READ_ONLY) << "a token object";
+}
+
+// v3.0 5.20: C_GetFunctionStatus and C_CancelFunction are legacy functions that return
+// CKR_FUNCTION_NOT_PARALLEL; a session handle that is not valid is still reported as such.
+TEST_F(Module, FunctionStatusAndCancelAreNotParallel) {
+  EXPECT_EQ(f_->C_GetFunctionStatus(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  EXPECT_EQ(f_->C_GetFunctionStatus(s), CKR_FUNCTION_NOT_PARALLEL);
+  EXPECT_EQ(f_->C_CancelFunction(s), CKR_FUNCTION_NOT_PARALLEL);
+  EXPECT_EQ(f_->C_GetFunctionStatus(s + 100), CKR_SESSION_HANDLE_INVALID);
+  EXPECT_EQ(f_->C_CancelFunction(s + 100), CKR_SESSION_HANDLE_INVALID);
+}
+
+// v3.0 5.19: C_SeedRandom without a seed is CKR_ARGUMENTS_BAD, once the session handle has
+// been found valid (5.1: session errors come first).
+TEST_F(Module, SeedRandomChecksTheSessionThenItsArguments) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  uint8_t seed[8] = {};
+  EXPECT_EQ(f_->C_SeedRandom(s, nullptr, 8), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_SeedRandom(s + 100, nullptr, 8), CKR_SESSION_HANDLE_INVALID);
+  EXPECT_EQ(f_->C_SeedRandom(s, seed, sizeof seed), CKR_RANDOM_SEED_NOT_SUPPORTED);
+}
+
+// v3.0 5.7, C_GetObjectSize: the size of each object, here the bytes of its attribute values,
+// so a certificate is at least its DER and a key at least its SubjectPublicKeyInfo.
+TEST_F(Module, ObjectSizeIsTheSizeOfTheAttributes) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  auto certs = find(s, CKO_CERTIFICATE, "api-prod");
+  ASSERT_EQ(certs.size(), 1u);
+  CK_ULONG size = 0;
+  ASSERT_EQ(f_->C_GetObjectSize(s, certs[0], &size), CKR_OK);
+  auto der = attribute(s, certs[0], CKA_VALUE);
+  const CK_ULONG minimum = der.size() + attribute(s, certs[0], CKA_SUBJECT).size() +
+                           attribute(s, certs[0], CKA_LABEL).size();
+  EXPECT_GE(size, minimum);
+  EXPECT_LT(size, minimum + 4096) << "the attributes, not something else";
+  EXPECT_EQ(f_->C_GetObjectSize(s, certs[0], nullptr), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_GetObjectSize(s, 0x7fffff, &size), CKR_OBJECT_HANDLE_INVALID);
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(f_->C_GetObjectSize(s, keys[0], &size), CKR_OK);
+  EXPECT_GE(size, attribute(s, keys[0], CKA_PUBLIC_KEY_INFO).size());
+  EXPECT_NE(size, CK_UNAVAILABLE_INFORMATION);
+}
+
 TEST_F(Module, ManyThreadsSignAtOnce) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s0 = open_session();
