@@ -17,7 +17,7 @@ namespace certvault::manifest {
 namespace {
 
 constexpr std::string_view kMagicPrefix = "certvault-vault ";
-constexpr std::string_view kMagic = "certvault-vault 3\n";  // what this version writes
+constexpr std::string_view kMagic = "certvault-vault 4\n";  // what this version writes
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
@@ -801,7 +801,7 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
     return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
                                          " was written by a newer certvault (format " +
                                          std::to_string(format) +
-                                         "; this one reads 1 to 3); upgrade certvault");
+                                         "; this one reads 1 to 4); upgrade certvault");
   if (format == 0) return bad("not a certvault manifest");
   if (text.back() != '\n') return bad("truncated");
   Parsed out;

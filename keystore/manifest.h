@@ -20,7 +20,7 @@ namespace certvault::manifest {
 using Bytes = std::vector<uint8_t>;
 // Written: 3. Read: 1 to 3 (format 1 is format 2 without attribute lines; format 3 adds
 // the renewal and lifetime policy and keeps unknown header members).
-constexpr int kFormat = 3;
+constexpr int kFormat = 4;
 
 struct GenRecord {
   Generation info;

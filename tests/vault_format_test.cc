@@ -38,6 +38,10 @@ constexpr std::string_view kV1Pin = "v1-fixture-pin";
 const fs::path kV2Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-2";
 constexpr std::string_view kV2Pin = "v2-fixture-pin";
 
+// tests/data/vault-format-3: made by certvault before format 4 (see its .md).
+const fs::path kV3Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-3";
+constexpr std::string_view kV3Pin = "v3-fixture-pin";
+
 // A private copy of a fixture, with the modes git does not keep.
 fs::path copy_fixture(const TempDir& tmp, const fs::path& fixture) {
   fs::path dir = tmp / fixture.filename().string();
@@ -182,7 +186,7 @@ TEST(VaultFormat, FirstWriteToVersion1UpgradesToTheCurrentVersion) {
     ASSERT_TRUE(disabled) << why(disabled);
   }
   const std::string v2 = read_file(dir / "manifest");
-  EXPECT_TRUE(v2.starts_with("certvault-vault 3\n"));
+  EXPECT_TRUE(v2.starts_with("certvault-vault 4\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto client_lines = [](const std::string& t) {
     auto all = lines_starting(t, "g\t");
@@ -247,7 +251,7 @@ TEST(VaultFormat, FirstWriteToVersion2UpgradesAndKeepsEverything) {
     ASSERT_TRUE(ruled) << why(ruled);
   }
   const std::string v3 = read_file(dir / "manifest");
-  EXPECT_TRUE(v3.starts_with("certvault-vault 3\n"));
+  EXPECT_TRUE(v3.starts_with("certvault-vault 4\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto other_lines = [](const std::string& t) {
     auto all = lines_of(t);
@@ -265,6 +269,70 @@ TEST(VaultFormat, FirstWriteToVersion2UpgradesAndKeepsEverything) {
   ASSERT_TRUE(again->find("client")->renew_rule);
   EXPECT_EQ(again->find("client")->renew_rule->before, 30 * 86400);
   EXPECT_EQ(again->policy().max_end_date, certvault::parse_date("2099-01-31").value());
+  EXPECT_TRUE(signs_and_verifies(*again, "client"));
+}
+
+// Everything format 3 added, read back from a vault a format-3 certvault wrote.
+void expect_v3_fixture(Vault& v) {
+  const auto client = v.find("client");
+  ASSERT_TRUE(client && client->current());
+  EXPECT_EQ(client->current()->number, 2u);
+  EXPECT_EQ(client->access, std::vector<AccessRule>{allow(PeerKind::kUid, "1234")});
+  ASSERT_TRUE(client->renew_rule);
+  EXPECT_EQ(client->renew_rule->kind, certvault::RenewRule::Kind::kAt);
+  EXPECT_EQ(client->renew_hook, "systemctl reload nginx");
+  ASSERT_TRUE(client->publish);
+  EXPECT_EQ(client->publish->cert, "/tmp/client.pem");
+  EXPECT_EQ(client->publish->mode, 0640u);
+  EXPECT_TRUE(v.find("other")->listed_publicly);
+  const auto retired = v.find("retired");
+  ASSERT_TRUE(retired);
+  ASSERT_EQ(retired->revoked.size(), 1u);
+  EXPECT_EQ(retired->revoked[0].reason, certvault::RevocationReason::kSuperseded);
+  EXPECT_EQ(v.policy().renew.before, 30 * 86400);
+  EXPECT_EQ(v.policy().max_lifetime, 3650 * 86400);
+  EXPECT_EQ(v.policy().max_end_date, certvault::parse_date("2099-01-31").value());
+  const auto issuers = v.issuers();
+  ASSERT_EQ(issuers.size(), 2u);
+  EXPECT_EQ(v.find_issuer("corp")->reference, "ref-1");
+  EXPECT_TRUE(v.find_issuer("corp")->has_secret);
+  EXPECT_EQ(v.find_issuer("acme1")->http01_listen, "127.0.0.1:5002");
+}
+
+TEST(VaultFormat, Version3VaultOpensUnlocksAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV3Fixture);
+  const std::string before = read_file(dir / "manifest");
+  ASSERT_TRUE(before.starts_with("certvault-vault 3\n"));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  expect_v3_fixture(*v);
+  ASSERT_TRUE(v->unlock(SecureBytes::from(kV3Pin))) << "the fixture's PIN opens it";
+  auto secret = v->issuer_secret("corp");
+  ASSERT_TRUE(secret) << why(secret);
+  EXPECT_EQ(secret->view(), "fixture-cmp-secret");
+  EXPECT_TRUE(v->issuer_account_key("acme1"));
+  EXPECT_TRUE(signs_and_verifies(*v, "client"));
+  EXPECT_TRUE(signs_and_verifies(*v, "other"));
+  EXPECT_EQ(read_file(dir / "manifest"), before) << "reading and signing write nothing";
+}
+
+TEST(VaultFormat, FirstWriteToVersion3UpgradesAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV3Fixture);
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV3Pin)));
+    ASSERT_TRUE(v->record_renewal_failure("other", "rate limited", certvault::now() + 3600));
+  }
+  EXPECT_TRUE(read_file(dir / "manifest").starts_with("certvault-vault 4\n"));
+  auto again = Vault::open(dir);
+  ASSERT_TRUE(again) << why(again);
+  expect_v3_fixture(*again);
+  EXPECT_GT(again->find("other")->renewal.not_before, 0);
+  ASSERT_TRUE(again->unlock(SecureBytes::from(kV3Pin)));
+  EXPECT_EQ(again->issuer_secret("corp")->view(), "fixture-cmp-secret");
   EXPECT_TRUE(signs_and_verifies(*again, "client"));
 }
 
@@ -456,12 +524,12 @@ TEST_F(VaultFormatTest, CrlStateSurvivesAndMalformedCrlStateIsDamage) {
 TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   issue("client");
   std::string text = manifest();
-  text.replace(0, text.find('\n'), "certvault-vault 4");
+  text.replace(0, text.find('\n'), "certvault-vault 5");
   rewrite(text);
   auto before = snapshot(dir_);
   const std::string expected = "vault " + dir_.string() +
-                               " was written by a newer certvault (format 4; this one reads 1 "
-                               "to 3); upgrade certvault";
+                               " was written by a newer certvault (format 5; this one reads 1 "
+                               "to 4); upgrade certvault";
   auto opened = Vault::open(dir_);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kInvalidInput);
