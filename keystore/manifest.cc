@@ -221,6 +221,7 @@ Json::Value issuer_json(const IssuerRecord& r) {
     v["account_key"] = seal::to_base64(r.sealed_secret);
     if (!i.account.empty()) v["account"] = i.account;
     if (!i.http01_listen.empty()) v["http01_listen"] = i.http01_listen;
+    if (!i.dns01_hook.empty()) v["dns01_hook"] = i.dns01_hook;
     if (!i.eab_kid.empty()) {
       v["eab_kid"] = i.eab_kid;
       v["eab_key"] = seal::to_base64(r.sealed_eab_key);
@@ -415,17 +416,19 @@ bool read_anchors(const Json::Value& v, OutsideIssuer& i) {
 }
 
 // ACME (RFC 8555): the directory URL, the sealed account key, the account URL once
-// registered, where the http-01 responder listens, and the external account binding.
+// registered, where the http-01 responder listens, the dns-01 hook, and the external account
+// binding.
 std::optional<IssuerRecord> acme_issuer_of(const Json::Value& v, IssuerRecord r) {
   static const std::set<std::string> kMembers = {
-      "name",          "protocol", "url",     "account_key", "account",
-      "http01_listen", "eab_kid",  "eab_key", "trust",       "server_ca"};
+      "name",       "protocol", "url",     "account_key", "account",  "http01_listen",
+      "dns01_hook", "eab_kid",  "eab_key", "trust",       "server_ca"};
   OutsideIssuer& i = r.info;
   i.protocol = IssuerProtocol::kAcme;
   for (const std::string& name : v.getMemberNames())
     if (!kMembers.contains(name)) return std::nullopt;
   for (auto [key, field] : {std::pair{"account", &i.account},
                             {"http01_listen", &i.http01_listen},
+                            {"dns01_hook", &i.dns01_hook},
                             {"eab_kid", &i.eab_kid}})
     if (v.isMember(key)) {
       if (!v[key].isString() || v[key].asString().empty()) return std::nullopt;

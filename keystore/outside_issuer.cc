@@ -67,7 +67,14 @@ Result<void> check_issuer(const Vault::Impl& v, const OutsideIssuer& i, const Se
         return fail(Code::kInvalidInput, "--http01-listen '" + i.http01_listen +
                                              "' is not ADDRESS:PORT (say 127.0.0.1:5002)");
     }
-  } else if ((secret != nullptr) == !i.client_cert.empty())
+    if (std::any_of(i.dns01_hook.begin(), i.dns01_hook.end(),
+                    [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+      return fail(Code::kInvalidInput,
+                  "--dns01-hook takes a command on one line without control characters; put "
+                  "longer scripts in a file and run it");
+  } else if (!i.http01_listen.empty() || !i.dns01_hook.empty() || !i.eab_kid.empty())
+    return fail(Code::kInvalidInput, "--http01-listen, --dns01-hook and --eab go with --acme");
+  else if ((secret != nullptr) == !i.client_cert.empty())
     return fail(Code::kInvalidInput,
                 "give either a shared secret (--cmp-ref and --cmp-secret-file) or a vault "
                 "certificate (--cmp-cert) to authenticate initial requests, not both");

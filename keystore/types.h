@@ -140,6 +140,8 @@ struct OutsideIssuer {
   std::string url;            // http://host[:port]/path of the CMP server; ACME: directory URL
   std::string account;        // ACME: the account URL (kid) once registered; "" before
   std::string http01_listen;  // ACME: address:port the http-01 responder listens on; "" none
+  std::string dns01_hook;     // ACME: shell command that presents and cleans up dns-01 TXT
+                              // records (docs/lifecycle.md, "dns-01 hook"); "" none
   std::string eab_kid;        // ACME: external account binding key id (RFC 8555 7.3.4); "" none
   std::string reference;      // the sender KID sent with the shared secret (PBM)
   bool has_secret = false;    // a shared secret (CMP) or an account key (ACME) is sealed

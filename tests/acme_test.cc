@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "http_test_server.h"
@@ -66,6 +69,7 @@ class AcmeCli : public CliTest {
                                   "PEBBLE_WFE_NONCEREJECT=" + std::to_string(nonce_reject)};
     if (always_valid) argv.push_back("PEBBLE_VA_ALWAYS_VALID=1");
     argv.insert(argv.end(), {"pebble", "-config", config.string()});
+    if (!dns_server_.empty()) argv.insert(argv.end(), {"-dnsserver", dns_server_});
     pebble_ = ChildGuard(spawn_logged(argv, tmp_ / "pebble.out", tmp_ / "pebble.err"));
     // Its root for issued certificates, from the management port, once it answers.
     for (int i = 0; i < 100; ++i) {  // bounded: 10 s at most
@@ -240,6 +244,7 @@ class AcmeCli : public CliTest {
   }
 
   int acme_port_ = 0, mgmt_port_ = 0, http01_port_ = 0;
+  std::string dns_server_;  // ADDRESS:PORT pebble resolves names with; "" the system's
   ChildGuard pebble_;
   Json::Value pebble_dir_;
   std::unique_ptr<HttpTestServer> front_;
@@ -544,6 +549,231 @@ TEST_F(AcmeCli, WithoutRenewalInformationInTheDirectoryAPassIsAsBefore) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.out, "Nothing is due")) << r.out;
   EXPECT_EQ(r.err, "");
+}
+
+// dns-01 (RFC 8555 8.4) answered by the issuer's hook, validated for real: pebble resolves
+// the TXT record through pebble-challtestsrv's DNS server, which the hook fills over its
+// management API, as a DNS provider's API would be.
+class AcmeDns01 : public AcmeCli {
+ protected:
+  void SetUp() override {
+    AcmeCli::SetUp();
+    if (IsSkipped()) return;
+    if (run({"sh", "-c", "command -v pebble-challtestsrv"}).exit_code != 0)
+      GTEST_SKIP() << "pebble-challtestsrv is not installed (it comes with Debian's pebble)";
+    dns_port_ = free_loopback_port();
+    challtest_port_ = free_loopback_port();
+    ASSERT_TRUE(dns_port_ && challtest_port_);
+    const std::string dns = "127.0.0.1:" + std::to_string(dns_port_);
+    challtestsrv_ = ChildGuard(spawn_logged({"pebble-challtestsrv", "-dns01", dns, "-management",
+                                             "127.0.0.1:" + std::to_string(challtest_port_),
+                                             "-http01", "", "-https01", "", "-tlsalpn01", ""},
+                                            tmp_ / "challtestsrv.out", tmp_ / "challtestsrv.err"));
+    bool up = false;
+    for (int i = 0; i < 100 && !up; ++i) {  // bounded: 10 s at most
+      up = run({"curl", "-sf", "--noproxy", "*", "--max-time", "2", "-d", R"({"host":"up."})",
+                challtest_url() + "/clear-txt"})
+               .exit_code == 0;
+      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(up) << "pebble-challtestsrv did not start: "
+                    << read_file(tmp_ / "challtestsrv.err");
+    dns_server_ = dns;
+    // The hook a user would write for a DNS provider's API: set the record on present,
+    // remove it on cleanup. Its environment is logged for the test; `hook.mode` makes it
+    // fail (`fail`) or publish a wrong value (`wrong`).
+    write_file(tmp_ / "hook.sh", "exec >>'" + (tmp_ / "hook.out").string() + "' 2>&1\n" +
+                                     "env | grep '^CERTVAULT_' | sort >>'" + hook_log().string() +
+                                     "'\n" + "echo -- >>'" + hook_log().string() + "'\n" +
+                                     "mode=$(cat '" + (tmp_ / "hook.mode").string() +
+                                     "' 2>/dev/null)\n" + "api='" + challtest_url() + "'\n" +
+                                     R"(case "$CERTVAULT_ACME_ACTION" in
+present)
+  [ "$mode" = fail ] && { echo 'no such zone' >&2; exit 1; }
+  value=$CERTVAULT_ACME_TXT
+  [ "$mode" = wrong ] && value=wrong-value
+  curl -sf --noproxy '*' --max-time 5 -d "{\"host\":\"$CERTVAULT_ACME_RECORD\",\"value\":\"$value\"}" "$api/set-txt" ;;
+cleanup)
+  curl -sf --noproxy '*' --max-time 5 -d "{\"host\":\"$CERTVAULT_ACME_RECORD\"}" "$api/clear-txt" ;;
+esac
+)");
+  }
+
+  std::string challtest_url() const {
+    return "http://127.0.0.1:" + std::to_string(challtest_port_);
+  }
+  fs::path hook_log() const { return tmp_ / "hook.log"; }
+  std::string hook() const { return "sh '" + (tmp_ / "hook.sh").string() + "'"; }
+  void set_mode(const std::string& mode) { write_file(tmp_ / "hook.mode", mode); }
+
+  void add_dns01_issuer(const std::string& name, bool with_http01 = false) {
+    std::vector<std::string> args{"issuer",
+                                  "add",
+                                  name,
+                                  "--acme",
+                                  directory(),
+                                  "--trust",
+                                  root_pem().string(),
+                                  "--server-ca",
+                                  (tmp_ / "pebble.pem").string(),
+                                  "--dns01-hook",
+                                  hook()};
+    if (with_http01)
+      args.insert(args.end(), {"--http01-listen", "127.0.0.1:" + std::to_string(http01_port_)});
+    ok(args);
+  }
+
+  // Each run of the hook: its CERTVAULT_* variables.
+  std::vector<std::map<std::string, std::string>> hook_runs() const {
+    std::vector<std::map<std::string, std::string>> runs(1);
+    std::istringstream in(fs::exists(hook_log()) ? read_file(hook_log()) : "");
+    for (std::string line; std::getline(in, line);) {
+      if (line == "--") {
+        runs.emplace_back();
+      } else if (auto eq = line.find('='); eq != std::string::npos) {
+        runs.back()[line.substr(0, eq)] = line.substr(eq + 1);
+      }
+    }
+    runs.pop_back();
+    return runs;
+  }
+
+  int dns_port_ = 0, challtest_port_ = 0;
+  ChildGuard challtestsrv_;
+};
+
+TEST_F(AcmeDns01, TheHookPresentsTheTxtRecordOfEachNameAndCleansUpAfterwards) {
+  start_pebble();
+  add_dns01_issuer("le");
+  auto created = ok(
+      {"create", "api", "--issuer", "le", "--san", "DNS:api.example.test,DNS:*.wild.example.test"});
+  EXPECT_TRUE(contains(created.out, "Enrolled 'api' at issuer 'le' (generation 1)")) << created.out;
+  const std::string text = openssl_text(cert_file("api"));
+  EXPECT_TRUE(contains(text, "DNS:api.example.test")) << text;
+  EXPECT_TRUE(contains(text, "DNS:*.wild.example.test")) << text;
+  EXPECT_EQ(verify("api").exit_code, 0);
+
+  // Per name, present then cleanup with the same record and value; a wildcard's record is
+  // its base domain's (RFC 8555 8.4).
+  const auto runs = hook_runs();
+  ASSERT_EQ(runs.size(), 4u) << read_file(hook_log());
+  std::set<std::string> domains;
+  for (size_t i = 0; i < runs.size(); i += 2) {
+    const auto& present = runs[i];
+    const auto& cleanup = runs[i + 1];
+    EXPECT_EQ(present.at("CERTVAULT_ACME_ACTION"), "present");
+    EXPECT_EQ(cleanup.at("CERTVAULT_ACME_ACTION"), "cleanup");
+    const std::string domain = present.at("CERTVAULT_ACME_DOMAIN");
+    domains.insert(domain);
+    EXPECT_EQ(present.at("CERTVAULT_ACME_RECORD"), "_acme-challenge." + domain + ".");
+    EXPECT_EQ(present.at("CERTVAULT_ACME_TXT").size(), 43u) << "base64url of a SHA-256";
+    EXPECT_EQ(
+        present.at("CERTVAULT_ACME_TXT")
+            .find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+        std::string::npos);
+    EXPECT_EQ(present.at("CERTVAULT_ACME_ISSUER"), "le");
+    EXPECT_EQ(present.at("CERTVAULT_NICKNAME"), "api");
+    for (const char* same :
+         {"CERTVAULT_ACME_DOMAIN", "CERTVAULT_ACME_RECORD", "CERTVAULT_ACME_TXT"})
+      EXPECT_EQ(cleanup.at(same), present.at(same)) << same;
+  }
+  EXPECT_EQ(domains, (std::set<std::string>{"api.example.test", "wild.example.test"}));
+
+  auto issuer = parse_json(ok({"issuer", "show", "le"}, true).out);
+  EXPECT_EQ(issuer["dns01_hook"].asString(), hook());
+  EXPECT_EQ(issuer["challenges"], parse_json(R"(["dns-01"])"));
+  EXPECT_TRUE(contains(ok({"issuer", "show", "le"}).out, hook()));
+}
+
+TEST_F(AcmeDns01, AHookThatFailsFailsTheCreateInOneLineAndStillCleansUp) {
+  start_pebble();
+  add_dns01_issuer("le");
+  set_mode("fail");
+  auto r = cv({"create", "api", "--issuer", "le", "--san", "DNS:api.example.test"});
+  ExpectOneLineFailure(r, {5});
+  EXPECT_TRUE(contains(r.err, "dns-01 hook exited 1")) << r.err;
+  EXPECT_TRUE(contains(r.err, "_acme-challenge.api.example.test.")) << r.err;
+  EXPECT_FALSE(Vault::open(vault_)->find("api")) << "nothing stored";
+  auto runs = hook_runs();
+  ASSERT_EQ(runs.size(), 2u) << read_file(hook_log());
+  EXPECT_EQ(runs[0].at("CERTVAULT_ACME_ACTION"), "present");
+  EXPECT_EQ(runs[1].at("CERTVAULT_ACME_ACTION"), "cleanup");
+  EXPECT_TRUE(contains(read_file(tmp_ / "hook.out"), "no such zone"));
+  // Once the account is registered (the first attempt did that), a failure changes nothing.
+  r = ExpectRefusedUnchanged({"create", "api", "--issuer", "le", "--san", "DNS:api.example.test"},
+                             {5});
+  EXPECT_TRUE(contains(r.err, "dns-01 hook exited 1")) << r.err;
+  EXPECT_EQ(hook_runs().size(), 4u);
+  EXPECT_EQ(hook_runs().back().at("CERTVAULT_ACME_ACTION"), "cleanup");
+}
+
+TEST_F(AcmeDns01, AWrongTxtValueIsRefusedByTheCaAndTheCreateFails) {
+  start_pebble();
+  add_dns01_issuer("le");
+  set_mode("wrong");
+  auto r = cv({"create", "api", "--issuer", "le", "--san", "DNS:api.example.test"});
+  ExpectOneLineFailure(r, {5});
+  EXPECT_TRUE(contains(r.err, "did not accept the dns-01 proof for 'api.example.test'")) << r.err;
+  EXPECT_FALSE(Vault::open(vault_)->find("api")) << "nothing stored";
+  auto runs = hook_runs();
+  ASSERT_EQ(runs.size(), 2u) << read_file(hook_log());
+  EXPECT_EQ(runs[1].at("CERTVAULT_ACME_ACTION"), "cleanup");
+}
+
+TEST_F(AcmeDns01, WithBothChallengesDnsNamesUseTheHookAndAddressesHttp01) {
+  start_pebble();
+  add_dns01_issuer("le", /*with_http01=*/true);
+  ok({"create", "api", "--issuer", "le", "--san", "DNS:api.example.test,IP:127.0.0.1"});
+  const std::string text = openssl_text(cert_file("api"));
+  EXPECT_TRUE(contains(text, "DNS:api.example.test")) << text;
+  EXPECT_TRUE(contains(text, "IP Address:127.0.0.1")) << text;
+  auto runs = hook_runs();
+  ASSERT_EQ(runs.size(), 2u) << "the hook ran for the DNS name only: " << read_file(hook_log());
+  EXPECT_EQ(runs[0].at("CERTVAULT_ACME_DOMAIN"), "api.example.test");
+  EXPECT_EQ(parse_json(ok({"issuer", "show", "le"}, true).out)["challenges"],
+            parse_json(R"(["dns-01", "http-01"])"));
+}
+
+TEST_F(AcmeDns01, ANameNoConfiguredChallengeCanProveIsRefusedBeforeAnyHookRuns) {
+  start_pebble();
+  add_dns01_issuer("le");
+  // An IP address is never proven by dns-01 (RFC 8738), and this issuer has no http-01.
+  auto r = cv({"create", "api", "--issuer", "le", "--san", "DNS:api.example.test,IP:127.0.0.1"});
+  ExpectOneLineFailure(r, {3});
+  EXPECT_TRUE(contains(r.err, "has no way to prove '127.0.0.1'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--http01-listen")) << r.err;
+  EXPECT_FALSE(Vault::open(vault_)->find("api"));
+  EXPECT_TRUE(hook_runs().empty()) << read_file(hook_log());
+  // An issuer with no challenge at all says which options would give one.
+  ok({"issuer", "add", "bare", "--acme", directory(), "--trust", root_pem().string(), "--server-ca",
+      (tmp_ / "pebble.pem").string()});
+  r = cv({"create", "api", "--issuer", "bare", "--san", "DNS:api.example.test"});
+  ExpectOneLineFailure(r, {3});
+  EXPECT_TRUE(contains(r.err, "--dns01-hook COMMAND or --http01-listen")) << r.err;
+}
+
+TEST_F(AcmeCli, IssuerAddTakesADns01HookForAcmeOnlyOnOneLine) {
+  auto made = make_server_cert(tmp_ / "anchor.pem", tmp_ / "anchor.key");
+  ASSERT_EQ(made.exit_code, 0);
+  const std::string anchor = (tmp_ / "anchor.pem").string();
+  auto r = ExpectRefusedUnchanged(
+      {"issuer", "add", "x", "--cmp", "http://127.0.0.1:1/pkix/", "--cmp-ref", "1",
+       "--cmp-secret-file", pin_file_.string(), "--dns01-hook", "true", "--trust", anchor},
+      {3});
+  EXPECT_TRUE(contains(r.err, "--dns01-hook")) << r.err;
+  r = ExpectRefusedUnchanged({"issuer", "add", "x", "--acme", "https://127.0.0.1:1/dir",
+                              "--dns01-hook", "echo one\necho two", "--trust", anchor},
+                             {3});
+  EXPECT_TRUE(contains(r.err, "on one line")) << r.err;
+  ok({"issuer", "add", "x", "--acme", "https://127.0.0.1:1/dir", "--dns01-hook",
+      "/usr/local/bin/dns-hook --zone example.test", "--trust", anchor});
+  // Kept in the vault and read back strictly.
+  auto shown = parse_json(ok({"issuer", "show", "x"}, true).out);
+  EXPECT_EQ(shown["dns01_hook"].asString(), "/usr/local/bin/dns-hook --zone example.test");
+  EXPECT_EQ(shown["http01_listen"], Json::Value());
+  auto listed = parse_json(ok({"issuer", "list"}, true).out);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["challenges"], parse_json(R"(["dns-01"])"));
 }
 
 }  // namespace

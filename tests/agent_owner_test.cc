@@ -99,6 +99,23 @@ TEST_F(AgentOwner, CreateWithAlternativeNamesThroughTheAgentCarriesThem) {
   EXPECT_TRUE(contains(names.out, "DNS:web.example, IP Address:192.0.2.7")) << names.out;
 }
 
+// Can fail: an ACME issuer that lost its dns-01 hook on its way to the agent
+// (owner_request.cc) would prove no DNS name by dns-01.
+TEST_F(AgentOwner, AnAcmeIssuersDns01HookReachesTheVaultThroughTheAgent) {
+  ASSERT_EQ(make_server_cert(tmp_ / "anchor.pem", tmp_ / "anchor.key").exit_code, 0);
+  start_agent();
+  unlock();
+  auto added = owner({"issuer", "add", "le", "--acme", "https://127.0.0.1:1/dir", "--trust",
+                      (tmp_ / "anchor.pem").string(), "--dns01-hook",
+                      "/usr/local/bin/dns-hook --zone example.test"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_TRUE(contains(added.err, done_by_agent())) << added.err;
+  ASSERT_TRUE(vault().refresh());
+  auto issuer = vault().find_issuer("le");
+  ASSERT_TRUE(issuer);
+  EXPECT_EQ(issuer->dns01_hook, "/usr/local/bin/dns-hook --zone example.test");
+}
+
 TEST_F(AgentOwner, StdoutIsWhatTheInProcessCommandPrints) {
   issue("api", 100);
   start_agent();

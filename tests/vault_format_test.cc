@@ -436,6 +436,7 @@ TEST_F(VaultFormatTest, AcmeIssuersKeepASealedAccountKeyAndAreReadStrictly) {
   issuer.protocol = certvault::IssuerProtocol::kAcme;
   issuer.url = "https://127.0.0.1:1/dir";
   issuer.http01_listen = "127.0.0.1:5002";
+  issuer.dns01_hook = "/usr/local/bin/dns-hook --zone example.test";
   unsigned char* der = nullptr;
   int n = i2d_X509(anchor.get(), &der);
   issuer.trust.emplace_back(der, der + n);
@@ -452,6 +453,7 @@ TEST_F(VaultFormatTest, AcmeIssuersKeepASealedAccountKeyAndAreReadStrictly) {
   EXPECT_EQ(v->issuers()[0].protocol, certvault::IssuerProtocol::kAcme);
   EXPECT_EQ(v->issuers()[0].account, "https://127.0.0.1:1/acct/7");
   EXPECT_EQ(v->issuers()[0].http01_listen, "127.0.0.1:5002");
+  EXPECT_EQ(v->issuers()[0].dns01_hook, "/usr/local/bin/dns-hook --zone example.test");
   ASSERT_TRUE(v->unlock(pin()));
   auto reopened = v->issuer_account_key("acme");
   ASSERT_TRUE(reopened) << why(reopened);

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "acme_ari.h"
+#include "hook.h"
 #include "ossl.h"
 #include "seal.h"
 
@@ -400,6 +403,89 @@ std::chrono::seconds retry_after(const Response& r) {
   return std::chrono::seconds(std::clamp<long>(s, 1, 10));
 }
 
+// --- challenges (RFC 8555 8) -------------------------------------------------------------
+
+constexpr std::string_view kHttp01 = "http-01", kDns01 = "dns-01";
+
+// A pending authorization and the challenge certvault answers for it.
+struct Proof {
+  std::string authz_url;
+  std::string name;   // the identifier's value: for a wildcard, its base domain (RFC 8555 7.1.4)
+  std::string shown;  // as ordered: "*.example.com" for a wildcard
+  std::string type;   // kHttp01 or kDns01
+  std::string token;
+  std::string challenge_url;
+};
+
+// The identifier of `ordered` that the authorization `authz` is for, or nullptr. RFC 8555
+// 7.1.4: a wildcard's authorization names its base domain; DNS names compare without case
+// (RFC 4343), IP addresses by their bytes.
+const Json::Value* ordered_identifier(const Json::Value& ordered, const Json::Value& authz) {
+  const Json::Value& id = authz["identifier"];
+  if (!id["value"].isString()) return nullptr;
+  const bool wildcard = authz["wildcard"].isBool() && authz["wildcard"].asBool();
+  const std::string value = (wildcard ? "*." : "") + id["value"].asString();
+  for (const Json::Value& o : ordered) {
+    if (o["type"] != id["type"]) continue;
+    const std::string mine = o["value"].asString();
+    if (o["type"] == "dns" && ::strcasecmp(mine.c_str(), value.c_str()) == 0) return &o;
+    if (o["type"] == "ip") {
+      const int family = mine.find(':') == std::string::npos ? AF_INET : AF_INET6;
+      unsigned char a[16], b[16];
+      if (inet_pton(family, mine.c_str(), a) == 1 && inet_pton(family, value.c_str(), b) == 1 &&
+          std::memcmp(a, b, family == AF_INET ? 4 : 16) == 0)
+        return &o;
+    }
+  }
+  return nullptr;
+}
+
+// Which challenge certvault answers (docs/lifecycle.md, "Which challenge"): of those the
+// server offers, dns-01 when the issuer has a hook, else http-01 when it has a responder;
+// never dns-01 for an IP address (RFC 8738 7).
+Result<Proof> choose_challenge(const OutsideIssuer& issuer, const Json::Value& authz,
+                               const std::string& shown) {
+  const bool ip = authz["identifier"]["type"] == "ip";
+  auto offered = [&](std::string_view type) -> const Json::Value* {
+    for (const Json::Value& c : authz["challenges"])
+      if (c["type"] == std::string(type) && c["token"].isString() && c["url"].isString()) return &c;
+    return nullptr;
+  };
+  for (std::string_view type : {kDns01, kHttp01}) {
+    const bool ours =
+        type == kDns01 ? !ip && !issuer.dns01_hook.empty() : !issuer.http01_listen.empty();
+    if (const Json::Value* c = offered(type); c && ours)
+      return Proof{{},
+                   shown.starts_with("*.") ? shown.substr(2) : shown,
+                   shown,
+                   std::string(type),
+                   (*c)["token"].asString(),
+                   (*c)["url"].asString()};
+  }
+  std::string offers, add;
+  for (const Json::Value& c : authz["challenges"])
+    offers += (offers.empty() ? "" : ", ") + one_line(c["type"].asString());
+  if (!ip && offered(kDns01)) add = "--dns01-hook COMMAND";
+  if (offered(kHttp01))
+    add += (add.empty() ? "" : " or ") + std::string("--http01-listen ADDR:PORT");
+  return fail(Code::kInvalidInput,
+              "issuer '" + issuer.name + "' has no way to prove '" + shown + "': the CA offers " +
+                  (offers.empty() ? "no challenge" : offers) +
+                  (ip ? " for this IP address (never dns-01, RFC 8738)" : " for it") +
+                  (add.empty() ? ", and certvault answers only http-01 and dns-01; ask the CA"
+                               : "; add the issuer again with " + add));
+}
+
+// RFC 8555 8.4: the TXT record's value, base64url(SHA-256(key authorization)).
+Result<std::string> dns01_txt(const std::string& key_authorization) {
+  unsigned char digest[32];
+  unsigned int n = 0;
+  if (!EVP_Digest(key_authorization.data(), key_authorization.size(), digest, &n, EVP_sha256(),
+                  nullptr))
+    return ossl::crypto_fail("cannot hash the dns-01 key authorization");
+  return b64url(std::span(digest, n));
+}
+
 class Acme {
  public:
   Acme(Vault& vault, OutsideIssuer issuer, PrivateKey account_key, std::string jwk)
@@ -433,10 +519,15 @@ class Acme {
     Json::Value order = created.second;
     if (order_url.empty() || !order["authorizations"].isArray() || !order["finalize"].isString())
       return fail(Code::kRefused, "the server's new order is not as RFC 8555 7.4 says");
-    std::unique_ptr<Http01Responder> responder;
+    // Every pending authorization gets a challenge certvault can answer before any is
+    // answered: nothing is half done for a name that cannot be proven.
+    std::vector<Proof> proofs;
     for (const Json::Value& authz_url : order["authorizations"]) {
-      CV_CHECK(authorize(authz_url.asString(), responder));
+      CV_TRY(proof, challenge_for(authz_url.asString(), identifiers));
+      if (proof) proofs.push_back(std::move(*proof));
     }
+    std::unique_ptr<Http01Responder> responder;
+    for (const Proof& proof : proofs) CV_CHECK(prove(proof, en, responder));
     responder.reset();  // no challenge is open any more
     CV_TRY(csr, csr_of(en));
     Json::Value finalize(Json::objectValue);
@@ -579,47 +670,95 @@ class Acme {
     }
   }
 
-  // RFC 8555 7.5, 8.3: answer the authorization's http-01 challenge and wait for it.
-  Result<void> authorize(const std::string& url, std::unique_ptr<Http01Responder>& responder) {
+  // RFC 8555 7.5: the authorization at `url` and the challenge certvault answers for it;
+  // nullopt when the server already considers the name proven.
+  Result<std::optional<Proof>> challenge_for(const std::string& url,
+                                             const Json::Value& identifiers) {
     CV_TRY(got, post(url, nullptr));
-    Json::Value authz = got.second;
-    if (authz["status"] == "valid") return {};
-    const std::string what = authz["identifier"]["value"].asString();
-    const Json::Value* challenge = nullptr;
-    for (const Json::Value& c : authz["challenges"])
-      if (c["type"] == "http-01") challenge = &c;
-    if (!challenge || !(*challenge)["token"].isString() || !(*challenge)["url"].isString())
-      return fail(Code::kRefused, "the server offers no http-01 challenge for '" + what + "'");
-    if (issuer_.http01_listen.empty())
-      return fail(Code::kRefused, "issuer '" + issuer_.name +
-                                      "' has no http-01 responder to prove '" + what +
-                                      "'; add it again with --http01-listen ADDRESS:PORT");
-    if (!responder) {
-      responder = std::make_unique<Http01Responder>();
-      CV_CHECK(responder->start(issuer_.http01_listen));
-    }
+    const Json::Value& authz = got.second;
+    if (authz["status"] == "valid") return std::nullopt;
+    // The names the hook and messages get are those ordered, never the server's text.
+    const Json::Value* ordered = ordered_identifier(identifiers, authz);
+    if (!ordered)
+      return fail(Code::kRefused, "the server asks to prove '" +
+                                      one_line(authz["identifier"]["value"].asString()) +
+                                      "', which was not ordered");
+    const std::string shown = (*ordered)["value"].asString();
+    if (authz["status"] != "pending")
+      return fail(Code::kRefused, "the authorization for '" + shown + "' is " +
+                                      one_line(authz["status"].asString()));
+    CV_TRY(proof, choose_challenge(issuer_, authz, shown));
+    proof.authz_url = url;
+    return proof;
+  }
+
+  // RFC 8555 8.3, 8.4: answer the challenge of `proof`, tell the server, wait for the
+  // authorization; a dns-01 record is cleaned up afterwards whatever happened.
+  Result<void> prove(const Proof& proof, const Enrollment& en,
+                     std::unique_ptr<Http01Responder>& responder) {
     CV_TRY(print, thumbprint(jwk_));
-    const std::string token = (*challenge)["token"].asString();
-    responder->answer(token, token + "." + print);
+    const std::string key_authorization = proof.token + "." + print;
+    if (proof.type == kHttp01) {
+      if (!responder) {
+        responder = std::make_unique<Http01Responder>();
+        CV_CHECK(responder->start(issuer_.http01_listen));
+      }
+      responder->answer(proof.token, key_authorization);
+      return validate(proof);
+    }
+    // The hook is stored in the vault and runs with this process's rights: its owner's only.
+    if (!may_run_hooks_of(vault_.owner_uid()))
+      return fail(Code::kRefused, "the dns-01 hook of issuer '" + issuer_.name +
+                                      "' runs only as the vault's owner (uid " +
+                                      std::to_string(vault_.owner_uid()) + "); run as that user");
+    CV_TRY(txt, dns01_txt(key_authorization));
+    const std::string record = "_acme-challenge." + proof.name + ".";
+    auto hook = [&](const char* action) {
+      HookRun run{issuer_.dns01_hook,
+                  {{"CERTVAULT_ACME_ACTION", action},
+                   {"CERTVAULT_ACME_DOMAIN", proof.name},
+                   {"CERTVAULT_ACME_RECORD", record},
+                   {"CERTVAULT_ACME_TXT", txt},
+                   {"CERTVAULT_ACME_ISSUER", issuer_.name},
+                   {"CERTVAULT_NICKNAME", en.nickname}}};
+      return run_hook(run);
+    };
+    const HookResult presented = hook("present");
+    Result<void> done =
+        presented.ok ? validate(proof)
+                     : fail(Code::kRefused, "its dns-01 hook " + presented.what +
+                                                " when asked to present the TXT record " + record +
+                                                " (its output, if any, is above or in the "
+                                                "agent's journal)");
+    if (const HookResult cleaned = hook("cleanup"); !cleaned.ok)
+      std::cerr << "certvault: the dns-01 hook of issuer '" << issuer_.name << "' " << cleaned.what
+                << " when asked to clean up the TXT record " << record
+                << "; remove it yourself if it is still there\n";
+    return done;
+  }
+
+  // RFC 8555 7.5.1: the challenge is ready; poll its authorization until it is decided.
+  Result<void> validate(const Proof& proof) {
     const Json::Value empty(Json::objectValue);
-    CV_TRY(started, post((*challenge)["url"].asString(), &empty));
+    CV_TRY(started, post(proof.challenge_url, &empty));
     Response last = started.first;
     const auto until = Clock::now() + kPollLimit;
     for (;;) {
       std::this_thread::sleep_for(retry_after(last));
-      CV_TRY(polled, post(url, nullptr));
+      CV_TRY(polled, post(proof.authz_url, nullptr));
       last = polled.first;
-      authz = polled.second;
+      const Json::Value& authz = polled.second;
       if (authz["status"] == "valid") return {};
       if (authz["status"] != "pending" && authz["status"] != "processing") {
         std::string why;
         for (const Json::Value& c : authz["challenges"])
-          if (c["type"] == "http-01") why = problem_text(c["error"]);
-        return fail(Code::kRefused,
-                    "the server did not accept the http-01 proof for '" + what + "'" + why);
+          if (c["type"] == proof.type) why = problem_text(c["error"]);
+        return fail(Code::kRefused, "the server did not accept the " + proof.type + " proof for '" +
+                                        proof.shown + "'" + why);
       }
       if (Clock::now() >= until)
-        return fail(Code::kRefused, "the authorization for '" + what + "' was not done within " +
+        return fail(Code::kRefused, "the authorization for '" + proof.shown +
+                                        "' was not done within " +
                                         std::to_string(kPollLimit.count()) + " s");
     }
   }

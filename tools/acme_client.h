@@ -1,6 +1,7 @@
 // The ACME client (RFC 8555): enrolls a new entry at an outside issuer with an order for
 // the entry's DNS names and IP addresses (RFC 8738), answering http-01 challenges with a
-// small responder of its own while the order is pending, and renews one with a fresh order
+// small responder of its own while the order is pending or dns-01 challenges through the
+// issuer's hook (tools/hook.h), and renews one with a fresh order
 // for the same identifiers and a new key. HTTP through libcurl, JWS (ES256) with OpenSSL;
 // the account key and the new keys come from the unlocked vault, and the answer is stored
 // only when the vault accepts it (Vault::finish_enrollment). docs/lifecycle.md, "Outside

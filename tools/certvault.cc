@@ -294,6 +294,11 @@ void add_issuer_commands(CLI::App& app, Args& a, Action& selected) {
   add->add_option("--http01-listen", a.issuer_add.http01_listen,
                   "ACME: answer http-01 challenges on this ADDRESS:PORT while an order is pending")
       ->type_name("ADDR:PORT");
+  add->add_option("--dns01-hook", a.issuer_add.dns01_hook,
+                  "ACME: prove DNS names by dns-01 with this shell command, run as the vault's "
+                  "owner with CERTVAULT_ACME_ACTION=present|cleanup, CERTVAULT_ACME_RECORD "
+                  "(_acme-challenge.NAME.), CERTVAULT_ACME_TXT, CERTVAULT_ACME_DOMAIN")
+      ->type_name("COMMAND");
   add->add_option("--eab", a.issuer_add.eab,
                   "ACME: external account binding: the key id and a file holding the MAC key "
                   "(base64url, as the CA gave it; '-' = stdin); stored sealed")

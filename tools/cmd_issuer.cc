@@ -39,6 +39,15 @@ std::string anchor_text(const std::vector<uint8_t>& der, Json::Value* json) {
   return subject + ", until " + until;
 }
 
+// The challenges certvault answers for an ACME issuer, in the order it prefers them
+// (acme_client.cc, choose_challenge).
+Json::Value challenges_of(const OutsideIssuer& i) {
+  Json::Value out(Json::arrayValue);
+  if (!i.dns01_hook.empty()) out.append("dns-01");
+  if (!i.http01_listen.empty()) out.append("http-01");
+  return out;
+}
+
 std::vector<std::string> users_of(const Vault& vault, const std::string& name) {
   std::vector<std::string> out;
   for (const Entry& e : vault.entries())
@@ -65,6 +74,8 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
     if (acme) {
       out["account"] = i.account.empty() ? Json::Value() : Json::Value(i.account);
       out["http01_listen"] = i.http01_listen.empty() ? Json::Value() : Json::Value(i.http01_listen);
+      out["dns01_hook"] = i.dns01_hook.empty() ? Json::Value() : Json::Value(i.dns01_hook);
+      out["challenges"] = challenges_of(i);
       out["eab_kid"] = i.eab_kid.empty() ? Json::Value() : Json::Value(i.eab_kid);
     }
     out["reference"] = i.reference.empty() ? Json::Value() : Json::Value(i.reference);
@@ -86,6 +97,7 @@ void print_issuer(const Globals& globals, const Vault& vault, const OutsideIssue
                   {"Directory", i.url},
                   {"Account", i.account.empty() ? "not registered yet (on first use)" : i.account},
                   {"http-01 responder", i.http01_listen.empty() ? "none" : i.http01_listen},
+                  {"dns-01 hook", i.dns01_hook.empty() ? "none" : i.dns01_hook},
                   {"External account", i.eab_kid.empty() ? "none" : "key id '" + i.eab_kid + "'"},
                   {"Renewals", "a new order for the same names, with a new key"},
                   {"Trust anchor", anchors},
@@ -115,8 +127,8 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
     return invalid(
         "--cmp-ref, --cmp-secret-file and --cmp-cert go with --cmp; an ACME issuer "
         "authenticates with an account key the vault makes");
-  if (!acme && (!args.http01_listen.empty() || !args.eab.empty()))
-    return invalid("--http01-listen and --eab go with --acme");
+  if (!acme && (!args.http01_listen.empty() || !args.dns01_hook.empty() || !args.eab.empty()))
+    return invalid("--http01-listen, --dns01-hook and --eab go with --acme");
   std::string eab_kid, eab_file;
   if (!args.eab.empty()) {
     const auto colon = args.eab.find(':');
@@ -140,6 +152,7 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
   issuer.protocol = acme ? IssuerProtocol::kAcme : IssuerProtocol::kCmp;
   issuer.url = acme ? args.acme_url : args.cmp_url;
   issuer.http01_listen = args.http01_listen;
+  issuer.dns01_hook = args.dns01_hook;
   issuer.eab_kid = eab_kid;
   issuer.reference = args.cmp_ref;
   issuer.client_cert = args.cmp_cert;
@@ -177,6 +190,12 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
       return fail(Code::kNotFound, "the agent added issuer '" + issuer.name +
                                        "', but it has gone from vault '" + vault.label() +
                                        "' since");
+    // An agent older than --dns01-hook adds the issuer without it.
+    if (found->dns01_hook != issuer.dns01_hook)
+      return fail(Code::kRefused, "the agent added issuer '" + issuer.name +
+                                      "' without its --dns01-hook: it is older than this "
+                                      "certvault; restart it, then `certvault issuer remove " +
+                                      issuer.name + "` and add it again");
   } else {
     CV_CHECK(unlock_here(globals, vault));
     CV_TRY(made, vault.add_issuer(issuer, secret ? &*secret : nullptr));
@@ -201,6 +220,7 @@ Outcome cmd_issuer_list(const Globals& globals) {
       v["protocol"] = acme ? "acme" : "cmp";
       v["url"] = i.url;
       v["authentication"] = acme ? "account" : i.has_secret ? "secret" : "certificate";
+      if (acme) v["challenges"] = challenges_of(i);
       v["entries"] = Json::UInt64(users_of(vault, i.name).size());
       out.append(v);
     }

@@ -121,8 +121,9 @@ struct IssuerAddArgs {
   std::string cmp_cert;  // a nickname
   std::string acme_url;  // an ACME directory, instead of cmp_url
   std::string http01_listen;
-  std::string eab;    // KID:FILE
-  std::string trust;  // PEM file
+  std::string dns01_hook;  // a shell command
+  std::string eab;         // KID:FILE
+  std::string trust;       // PEM file
   std::string server_ca;
 };
 Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args);

@@ -259,6 +259,7 @@ Json::Value to_json(const OutsideIssuer& i) {
   v["protocol"] = i.protocol == IssuerProtocol::kAcme ? "acme" : "cmp";
   v["url"] = i.url;
   v["http01_listen"] = i.http01_listen;
+  if (!i.dns01_hook.empty()) v["dns01_hook"] = i.dns01_hook;
   v["eab_kid"] = i.eab_kid;
   v["reference"] = i.reference;
   v["client_cert"] = i.client_cert;
@@ -319,6 +320,8 @@ Result<OutsideIssuer> outside_issuer(const Json::Value& v) {
     CV_TRY(value, text(v, key));
     *field = value;
   }
+  CV_TRY(dns01_hook, optional_text(v, "dns01_hook"));  // absent from an older CLI
+  i.dns01_hook = dns01_hook.value_or("");
   CV_TRY(trust, der_list_of(v, "trust"));
   CV_TRY(server_ca, der_list_of(v, "server_ca"));
   i.trust = std::move(trust);

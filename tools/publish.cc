@@ -125,9 +125,8 @@ std::optional<AfterChange> after_change_for(const Vault& vault, const Entry& ent
 
 std::vector<std::string> carry_out(const AfterChange& c, const std::atomic<bool>* stop) {
   // An entry's files and command are its owner's: nobody else runs them with their own
-  // rights. (Vault::open already refuses a vault another user owns; this stays true if
-  // that ever changes.)
-  if (::geteuid() != c.owner)
+  // rights.
+  if (!may_run_hooks_of(c.owner))
     return {"the files and command of '" + c.nickname + "' were not run: vault " +
             c.vault_dir.string() + " belongs to uid " + std::to_string(c.owner) +
             ", and they run only as its owner; renew it as that user"};
