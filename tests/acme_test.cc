@@ -359,6 +359,39 @@ TEST_F(AcmeCli, RevokeAsksTheCaWithTheReasonGivenAndACaThatDoesNotAnswerChangesN
   EXPECT_TRUE(contains(r.err, "did not revoke generation 1 of 'api'")) << r.err;
 }
 
+// HTTPS_PROXY and NO_PROXY apply as libcurl reads them: the CA is asked through the proxy
+// (here one that refuses every tunnel), and directly when NO_PROXY names its host. Can
+// fail: a client that ignored the environment would reach pebble in the first case.
+TEST_F(AcmeCli, HttpsProxyFromTheEnvironmentIsUsedAndNoProxyBypassesIt) {
+  start_pebble(/*always_valid=*/true);
+  add_issuer();
+  HttpTestServer proxy;
+  ASSERT_TRUE(proxy.listening());
+  proxy.set_handler([](const HttpTestServer::Request&) {
+    return HttpTestServer::Answer{403, "", {}};
+  });
+  auto with_env = [&](std::vector<std::string> env, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"env", "-u", "https_proxy", "-u", "no_proxy", "-u", "NO_PROXY"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.insert(argv.end(), {cli(), "--vault", vault_.string(), "--pin-file", pin_file_.string()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  };
+  auto through = with_env({"HTTPS_PROXY=" + proxy.url()},
+                          {"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  EXPECT_NE(through.exit_code, 0) << through.out;
+  ExpectOneLineFailure(through, {5});
+  const auto asked = proxy.requests();
+  ASSERT_FALSE(asked.empty()) << through.err;
+  EXPECT_EQ(asked[0].method, "CONNECT");
+  EXPECT_EQ(asked[0].path, "127.0.0.1:" + std::to_string(acme_port_));
+  EXPECT_FALSE(Vault::open(vault_)->find("web"));
+  auto direct = with_env({"HTTPS_PROXY=" + proxy.url(), "NO_PROXY=127.0.0.1"},
+                         {"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
+  EXPECT_EQ(direct.exit_code, 0) << direct.err;
+  EXPECT_EQ(proxy.requests().size(), asked.size()) << "NO_PROXY: the proxy was not asked";
+}
+
 TEST_F(AcmeCli, RenewWithTheServerDownFailsIsRecordedAndTheOldGenerationStays) {
   start_pebble();
   add_issuer();
