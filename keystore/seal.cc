@@ -149,6 +149,14 @@ std::string to_base64(std::span<const uint8_t> data) {
   return out;
 }
 
+std::string to_base64url(std::span<const uint8_t> data) {
+  constexpr int kVariant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+  std::string out(sodium_base64_ENCODED_LEN(data.size(), kVariant), '\0');
+  sodium_bin2base64(out.data(), out.size(), data.data(), data.size(), kVariant);
+  out.resize(out.size() - 1);
+  return out;
+}
+
 Result<Bytes> from_base64(std::string_view b64) {
   Bytes out(b64.size() / 4 * 3 + 3);
   size_t len = 0;

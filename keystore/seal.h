@@ -48,6 +48,8 @@ Bytes random_bytes(size_t n);
 std::string to_hex(std::span<const uint8_t> data);
 Result<Bytes> from_hex(std::string_view hex);
 std::string to_base64(std::span<const uint8_t> data);
+// RFC 4648 section 5, without padding (JOSE, RFC 7515 2; ACME).
+std::string to_base64url(std::span<const uint8_t> data);
 Result<Bytes> from_base64(std::string_view b64);
 inline std::span<const uint8_t> as_bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

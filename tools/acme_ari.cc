@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <json/json.h>
 #include <openssl/asn1.h>
-#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 
 #include "ossl.h"
 #include "renewal.h"
+#include "seal.h"
 #include "vault.h"
 
 namespace certvault::cli {
@@ -21,13 +21,7 @@ constexpr Time kMinute = 60;
 constexpr Time kDay = 86400;
 
 std::string b64url(std::span<const uint8_t> data) {
-  std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<size_t>(std::max(n, 0)));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return out;
+  return seal::to_base64url(data);
 }
 
 std::optional<Json::Value> parse_object(std::string_view text) {

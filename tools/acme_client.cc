@@ -57,13 +57,7 @@ std::string one_line(std::string s) {
 }
 
 std::string b64url(std::span<const uint8_t> data) {
-  std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<size_t>(n));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return out;
+  return seal::to_base64url(data);
 }
 
 std::string b64url(std::string_view text) {
