@@ -284,7 +284,8 @@ void Client::give(const Pooled& connection) {
     ::close(connection.fd);
 }
 
-Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms) {
+Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms, bool* sent) {
+  if (sent) *sent = false;
   ++in_flight_;
   struct Done {
     std::atomic<int>& n;
@@ -301,6 +302,7 @@ Result<Reply> Client::call(Frame& request, ErrorCode* wire_code, int timeout_ms)
       if (reused) continue;  // a stale pooled connection: the agent restarted
       return agent_gone(socket_, "did not take the request");
     }
+    if (sent) *sent = true;
     // Most answers (a signature) come in one piece: the first read takes up to a page, the
     // header and the body with it, so one wait and one read per request.
     uint8_t first[4096];

@@ -61,7 +61,10 @@ class Client {
   // reply of type kError comes back as the Error it carries, and its wire code in
   // `wire_code` when given (kNotServed tells the caller to work in-process). A connection
   // the agent has closed since its last use (the agent restarted) is replaced once.
-  Result<Reply> call(Frame& request, ErrorCode* wire_code = nullptr, int timeout_ms = 30000);
+  // `sent`, when given, tells whether the agent took the whole request: a failure after
+  // that (no answer in time) may come after the agent carried it out.
+  Result<Reply> call(Frame& request, ErrorCode* wire_code = nullptr, int timeout_ms = 30000,
+                     bool* sent = nullptr);
 
  private:
   // A connection, and the core its answers come from (kCore; -1: not known).

@@ -182,7 +182,9 @@ Result<Entry> Vault::record_renewal_failure(std::string_view nickname, std::stri
     ++r.failures;
     ++r.failures_total;
     r.last_failure = renewal_now();  // the clock retries are spaced by
-    r.not_before = not_before;
+    // A CA's wait, at most a day: a server cannot push the entry's renewal further, nor
+    // write a time the manifest cannot hold.
+    r.not_before = not_before ? std::clamp(not_before, r.last_failure, r.last_failure + 86400) : 0;
     r.last_error = std::string(reason.substr(0, 500));
     // One line, and nothing a terminal would obey: the reason may be a CA's own text.
     for (char& c : r.last_error) {

@@ -18,8 +18,9 @@
 namespace certvault::manifest {
 
 using Bytes = std::vector<uint8_t>;
-// Written: 3. Read: 1 to 3 (format 1 is format 2 without attribute lines; format 3 adds
-// the renewal and lifetime policy and keeps unknown header members).
+// Written: 4. Read: 1 to 4 (format 1 is format 2 without attribute lines; format 3 adds
+// the renewal and lifetime policy and keeps unknown header members; format 4 the ACME
+// dns-01 hook and a CA's Retry-After). docs/vault-format.md, "Versions".
 constexpr int kFormat = 4;
 
 struct GenRecord {

@@ -219,6 +219,24 @@ TEST_F(RenewalTest, ImportedEntriesAreRenewedByHand) {
       << refused.error().message;
 }
 
+// A CA's Retry-After holds the next try back beyond the backoff, but at most a day, and a
+// server's absurd value leaves the vault readable. Can fail: a time stored as the server
+// gave it (past the year 9999) makes the manifest unreadable.
+TEST_F(RenewalTest, ACasRetryAfterHoldsBackTheNextTryAtMostADay) {
+  entry("limited", 40, "60d");
+  auto failed = vault().record_renewal_failure("limited", "rate limited", certvault::now() + 7200);
+  ASSERT_TRUE(failed);
+  auto plan = plan_renewal(*failed, vault().policy());
+  ASSERT_TRUE(plan && plan->retry_at);
+  EXPECT_NEAR(*plan->retry_at, certvault::now() + 7200, 60) << "the CA's two hours, not one";
+  failed = vault().record_renewal_failure("limited", "rate limited", 999999999999999LL);
+  ASSERT_TRUE(failed);
+  EXPECT_NEAR(failed->renewal.not_before, certvault::now() + 86400, 60);
+  auto reopened = Vault::open(dir_);
+  ASSERT_TRUE(reopened) << why(reopened);
+  EXPECT_EQ(reopened->find("limited")->renewal.not_before, failed->renewal.not_before);
+}
+
 TEST_F(RenewalTest, FailuresCountUntilASuccessAndHoldBackRetries) {
   entry("flaky", 40, "60d");  // due since 20 days
   ASSERT_TRUE(vault().record_renewal_failure("flaky", "the CA is down"));

@@ -29,6 +29,7 @@
 #include "acme_ari.h"
 #include "hook.h"
 #include "ossl.h"
+#include "renewal.h"
 #include "seal.h"
 
 namespace certvault::cli {
@@ -502,9 +503,7 @@ class Acme {
     // certificate the vault refused) gets the order without it.
     if (!replaces.empty() && dir_["renewalInfo"].isString()) request["replaces"] = replaces;
     auto placed = post(dir_["newOrder"].asString(), &request);
-    if (!placed && request.isMember("replaces") &&
-        placed.error().message.find("urn:ietf:params:acme:error:alreadyReplaced") !=
-            std::string::npos) {
+    if (!placed && request.isMember("replaces") && placed.error().code == Code::kExists) {
       request.removeMember("replaces");
       placed = post(dir_["newOrder"].asString(), &request);
     }
@@ -654,8 +653,12 @@ class Acme {
         continue;
       // A rate limit's or an overloaded server's wait (RFC 8555 6.6), for the operator.
       // It is honoured: a renewal that failed so is not tried again before it.
-      const auto wait = retry_after_at(r.header("retry-after"), now());
-      Error refused{Code::kRefused,
+      const auto wait = retry_after_at(r.header("retry-after"), renewal_now());
+      // "Already done" answers (alreadyRevoked, alreadyReplaced) come back as kExists, by
+      // their exact type, for the callers that take them as done.
+      const bool already = v["type"] == "urn:ietf:params:acme:error:alreadyRevoked" ||
+                           v["type"] == "urn:ietf:params:acme:error:alreadyReplaced";
+      Error refused{already ? Code::kExists : Code::kRefused,
                     "HTTP " + std::to_string(r.status) + " from " + url +
                         (wait ? " (retry after " + format_time(*wait) + ")" : "") +
                         (v.isObject() ? problem_text(v) : ""),
@@ -771,6 +774,20 @@ class Acme {
   std::string nonce_;
 };
 
+// jsoncpp throws when an answer has the wrong shape where an object was expected (a
+// server's doing): a refusal in one line, never an exception out of the client (the
+// agent's renewal thread calls it).
+template <typename F>
+auto guarded(const std::string& issuer, F body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return fail(Code::kRefused, "issuer '" + issuer +
+                                    "' answered with a document not as RFC 8555 says (" +
+                                    one_line(e.what()) + ")");
+  }
+}
+
 Result<Entry> run(Vault& vault, const Enrollment& en) {
   auto issuer = vault.find_issuer(en.issuer);
   if (!issuer) return fail(Code::kNotFound, "issuer '" + en.issuer + "' was removed meanwhile");
@@ -784,7 +801,7 @@ Result<Entry> run(Vault& vault, const Enrollment& en) {
     if (auto der = vault.certificate_der(en.nickname, en.renews))
       replaces = ari_cert_id(*der).value_or("");
   Acme acme(vault, *issuer, std::move(key), std::move(jwk));
-  auto certs = acme.order(en, replaces);
+  auto certs = guarded(issuer->name, [&] { return acme.order(en, replaces); });
   if (!certs && certs.error().code == Code::kInvalidInput) return std::unexpected(certs.error());
   if (!certs)
     return std::unexpected(Error{Code::kRefused,
@@ -810,9 +827,7 @@ Result<void> Acme::revoke(const Bytes& certificate, RevocationReason reason) {
   request["certificate"] = b64url(certificate);
   request["reason"] = static_cast<int>(reason);  // RFC 5280 5.3.1 CRLReason code
   auto done = post(dir_["revokeCert"].asString(), &request);
-  if (!done &&
-      done.error().message.find("urn:ietf:params:acme:error:alreadyRevoked") != std::string::npos)
-    return {};
+  if (!done && done.error().code == Code::kExists) return {};  // alreadyRevoked
   if (!done) return std::unexpected(done.error());
   return {};
 }
@@ -827,7 +842,9 @@ Result<void> acme_revoke(Vault& vault, const IssuerRevocation& revocation) {
   CV_TRY(key, vault.issuer_account_key(issuer->name));
   CV_TRY(jwk, jwk_of(key.get()));
   Acme acme(vault, *issuer, std::move(key), std::move(jwk));
-  if (auto done = acme.revoke(revocation.certificate, revocation.reason); !done)
+  if (auto done = guarded(issuer->name,
+                          [&] { return acme.revoke(revocation.certificate, revocation.reason); });
+      !done)
     return fail(Code::kRefused, "issuer '" + issuer->name + "' (" + issuer->url +
                                     ") did not revoke generation " +
                                     std::to_string(revocation.generation) + " of '" +

@@ -190,12 +190,6 @@ Outcome cmd_issuer_add(const Globals& globals, const IssuerAddArgs& args) {
       return fail(Code::kNotFound, "the agent added issuer '" + issuer.name +
                                        "', but it has gone from vault '" + vault.label() +
                                        "' since");
-    // An agent older than --dns01-hook adds the issuer without it.
-    if (found->dns01_hook != issuer.dns01_hook)
-      return fail(Code::kRefused, "the agent added issuer '" + issuer.name +
-                                      "' without its --dns01-hook: it is older than this "
-                                      "certvault; restart it, then `certvault issuer remove " +
-                                      issuer.name + "` and add it again");
   } else {
     CV_CHECK(unlock_here(globals, vault));
     CV_TRY(made, vault.add_issuer(issuer, secret ? &*secret : nullptr));

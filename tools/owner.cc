@@ -5,6 +5,13 @@
 #include "owner_request.h"
 
 namespace certvault::cli {
+namespace {
+
+// How long the CLI waits for the agent to carry out an owner's request: the longest is an
+// enrollment at an outside CA (ACME: polls of 90 s, dns-01 hooks of 60 s per name).
+constexpr int kOwnerTimeoutMs = 15 * 60 * 1000;
+
+}  // namespace
 
 bool may_ask_agent(const Globals& globals) {
   return globals.pin_file.empty();
@@ -26,10 +33,20 @@ Result<std::optional<agent::Reply>> ask_agent(const Globals& globals, const Vaul
   if (!f.fits()) return None();
   agent::Client client(*socket);
   agent::ErrorCode code{};
-  // Generous: an RSA key is made while the CLI waits, as it would be in-process.
-  auto reply = client.call(f, &code, 300000);
+  bool sent = false;
+  // Generous: an RSA key is made, or an outside CA asked, while the CLI waits, as it
+  // would be in-process.
+  auto reply = client.call(f, &code, kOwnerTimeoutMs, &sent);
   if (!reply) {
-    // No answer (ErrorCode{} still), not this vault, or locked: do it here.
+    // Taken but not answered: the agent may have done it, or be doing it still; doing it
+    // here as well could order a second certificate or revoke twice.
+    if (code == agent::ErrorCode{} && sent)
+      return fail(Code::kIo, "the agent at " + socket->string() + " took the '" + request.op +
+                                 "' request but did not answer within " +
+                                 std::to_string(kOwnerTimeoutMs / 1000) +
+                                 " s; it may have carried it out: look with `certvault show` "
+                                 "or `certvault issuer list` before trying again");
+    // Not reached, not this vault, or locked: do it here.
     if (code == agent::ErrorCode{} || code == agent::ErrorCode::kNotServed ||
         code == agent::ErrorCode::kLocked)
       return None();

@@ -493,7 +493,13 @@ void Agent::renew_pass() {
   std::vector<cli::AfterChange> hooks;
   for (const auto& v : vaults_) {
     if (stopping_) return;
-    auto pass = v->renew_due(hooks, stopping_);
+    std::optional<Result<cli::RenewalPass>> pass;
+    try {  // a CA's malformed answer must not end the agent; the next pass tries again
+      pass = v->renew_due(hooks, stopping_);
+    } catch (const std::exception& e) {
+      Audit::journal(LOG_ERR, std::string("renewal pass failed: ") + e.what(), v->label());
+      continue;
+    }
     if (!pass) continue;  // locked
     if (!*pass) {
       Audit::journal(LOG_WARNING, "renewal pass failed: " + pass->error().message, v->label());
