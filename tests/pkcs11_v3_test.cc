@@ -1,6 +1,7 @@
 // What the module states as a PKCS#11 v3.0 token, one test per fact, through the v3.0
-// interface (C_GetInterface) as a v3.0 application reaches it: CKA_UNIQUE_ID and the profile
-// object.
+// interface (C_GetInterface) as a v3.0 application reaches it: CKA_UNIQUE_ID, the profile
+// object, CKF_INTERFACE_FORK_SAFE, C_SessionCancel, C_LoginUser, C_GetInfo's version; and the
+// raw RSA mechanism it does not offer.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -228,6 +229,187 @@ TEST_F(V3, ProfileObjectNamesTheAuthenticationTokenProfile) {
   CK_ATTRIBUTE relabel = {CKA_LABEL, name.data(), name.size()};
   EXPECT_EQ(f_->C_SetAttributeValue(s, o, &relabel, 1), CKR_ACTION_PROHIBITED);
   EXPECT_EQ(find(s, {{CKA_CLASS, &cls, sizeof cls}}), found) << "still there, the same handle";
+}
+
+// v3.0 3.6, CK_INTERFACE: CKF_INTERFACE_FORK_SAFE would promise a child its parent's sessions
+// and login. A child sees the module uninitialised instead, so no interface carries the flag.
+TEST_F(V3, NoInterfaceIsForkSafeAsAChildSeesTheModuleUninitialised) {
+  auto list = reinterpret_cast<CK_C_GetInterfaceList>(::dlsym(lib_, "C_GetInterfaceList"));
+  auto get = reinterpret_cast<CK_C_GetInterface>(::dlsym(lib_, "C_GetInterface"));
+  ASSERT_NE(list, nullptr);
+  CK_ULONG n = 0;
+  ASSERT_EQ(list(nullptr, &n), CKR_OK);
+  std::vector<CK_INTERFACE> interfaces(n);
+  ASSERT_EQ(list(interfaces.data(), &n), CKR_OK);
+  for (const auto& i : interfaces) EXPECT_EQ(i.flags & CKF_INTERFACE_FORK_SAFE, 0u);
+  CK_INTERFACE_PTR i = nullptr;
+  EXPECT_EQ(get(nullptr, nullptr, &i, CKF_INTERFACE_FORK_SAFE), CKR_ARGUMENTS_BAD)
+      << "no fork-safe interface to give";
+
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = 0;
+    CK_SESSION_INFO info;
+    if (f_->C_GetSessionInfo(s, &info) != CKR_CRYPTOKI_NOT_INITIALIZED) code |= 1;
+    CK_INFO about;
+    if (f_->C_GetInfo(&about) != CKR_CRYPTOKI_NOT_INITIALIZED) code |= 2;
+    if (f_->C_SessionCancel(s, CKF_SIGN) != CKR_CRYPTOKI_NOT_INITIALIZED) code |= 4;
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "child failure bits";
+  CK_SESSION_INFO info;
+  EXPECT_EQ(f_->C_GetSessionInfo(s, &info), CKR_OK) << "the parent keeps its session";
+}
+
+// v3.0 5.6, C_SessionCancel: the operations named by the flags end, the others go on; a flag
+// for an operation that is not active is ignored, and no flag changes nothing.
+TEST_F(V3, SessionCancelEndsTheNamedOperationsOnly) {
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto key = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto pub = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(key.size(), 1u);
+  ASSERT_EQ(pub.size(), 1u);
+  CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, nullptr, 0}, sha = {CKM_SHA256, nullptr, 0};
+  ASSERT_EQ(f_->C_SignInit(s, &ecdsa, key[0]), CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &ecdsa, pub[0]), CKR_OK);
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  ASSERT_EQ(f_->C_FindObjectsInit(s, nullptr, 0), CKR_OK);
+
+  EXPECT_EQ(f_->C_SessionCancel(s, 0), CKR_OK);
+  EXPECT_EQ(f_->C_SessionCancel(s, CKF_DIGEST | CKF_ENCRYPT | CKF_MESSAGE_SIGN), CKR_OK);
+  uint8_t out[64];
+  CK_ULONG len = sizeof out;
+  EXPECT_EQ(f_->C_DigestFinal(s, out, &len), CKR_OPERATION_NOT_INITIALIZED) << "cancelled";
+  EXPECT_EQ(f_->C_SignInit(s, &ecdsa, key[0]), CKR_OPERATION_ACTIVE) << "signing goes on";
+  EXPECT_EQ(f_->C_VerifyInit(s, &ecdsa, pub[0]), CKR_OPERATION_ACTIVE) << "verifying goes on";
+  EXPECT_EQ(f_->C_FindObjectsInit(s, nullptr, 0), CKR_OPERATION_ACTIVE) << "the search goes on";
+
+  EXPECT_EQ(f_->C_SessionCancel(s, CKF_SIGN | CKF_VERIFY | CKF_FIND_OBJECTS), CKR_OK);
+  uint8_t data[] = "data";
+  len = sizeof out;
+  EXPECT_EQ(f_->C_Sign(s, data, 4, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+  EXPECT_EQ(f_->C_Verify(s, data, 4, out, 64), CKR_OPERATION_NOT_INITIALIZED);
+  CK_OBJECT_HANDLE h = 0;
+  CK_ULONG n = 0;
+  EXPECT_EQ(f_->C_FindObjects(s, &h, 1, &n), CKR_OPERATION_NOT_INITIALIZED);
+  // And each starts again.
+  ASSERT_EQ(f_->C_SignInit(s, &ecdsa, key[0]), CKR_OK);
+  len = sizeof out;
+  EXPECT_EQ(f_->C_Sign(s, data, 4, out, &len), CKR_OK);
+  EXPECT_EQ(f_->C_SessionCancel(s + 100, CKF_SIGN), CKR_SESSION_HANDLE_INVALID);
+}
+
+// v3.0 5.6, C_LoginUser. A vault's user has no name: without one this is C_Login; a name is
+// refused with CKR_ARGUMENTS_BAD before the PIN is tried, so it costs no try.
+TEST_F(V3, LoginUserWithoutANameIsLoginAndANameIsRefusedWithoutATry) {
+  auto s = open_session();
+  auto* pin = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(kPin.data()));
+  std::string wrong = "not-the-pin", alice = "alice";
+  auto* wrong_pin = reinterpret_cast<CK_UTF8CHAR_PTR>(wrong.data());
+  auto* name = reinterpret_cast<CK_UTF8CHAR_PTR>(alice.data());
+  CK_SESSION_INFO info;
+
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_USER, pin, kPin.size(), name, alice.size()), CKR_ARGUMENTS_BAD);
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_USER, wrong_pin, wrong.size(), name, alice.size()),
+            CKR_ARGUMENTS_BAD);
+  ASSERT_EQ(f_->C_GetSessionInfo(s, &info), CKR_OK);
+  EXPECT_EQ(info.state, CKS_RO_PUBLIC_SESSION) << "not logged in";
+  ASSERT_TRUE(vault().refresh());
+  EXPECT_EQ(vault().pin_failures(), 0) << "no PIN was tried";
+
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_USER, wrong_pin, wrong.size(), nullptr, 0), CKR_PIN_INCORRECT);
+  ASSERT_TRUE(vault().refresh());
+  EXPECT_EQ(vault().pin_failures(), 1) << "a PIN tried without a name counts, as with C_Login";
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_USER, pin, kPin.size(), nullptr, 0), CKR_OK);
+  ASSERT_EQ(f_->C_GetSessionInfo(s, &info), CKR_OK);
+  EXPECT_EQ(info.state, CKS_RO_USER_FUNCTIONS);
+  EXPECT_EQ(f_->C_Logout(s), CKR_OK);
+  std::string empty;
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_USER, pin, kPin.size(),
+                            reinterpret_cast<CK_UTF8CHAR_PTR>(empty.data()), 0),
+            CKR_OK)
+      << "an empty name is no name";
+  EXPECT_EQ(f_->C_LoginUser(s, CKU_CONTEXT_SPECIFIC, pin, kPin.size(), nullptr, 0),
+            CKR_OPERATION_NOT_INITIALIZED)
+      << "as C_Login: no key asks for it";
+}
+
+// v3.0 5.4, C_GetInfo: cryptokiVersion is the version of the interface the caller uses.
+TEST_F(V3, GetInfoStatesTheVersionOfTheInterfaceItWasReachedThrough) {
+  CK_INFO info;
+  ASSERT_EQ(f_->C_GetInfo(&info), CKR_OK);
+  EXPECT_EQ(info.cryptokiVersion.major, 3);
+  EXPECT_EQ(info.cryptokiVersion.minor, 0);
+  CK_FUNCTION_LIST_PTR v2 = nullptr;
+  auto get_list = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(lib_, "C_GetFunctionList"));
+  ASSERT_EQ(get_list(&v2), CKR_OK);
+  ASSERT_EQ(v2->C_GetInfo(&info), CKR_OK);
+  EXPECT_EQ(info.cryptokiVersion.major, 2);
+  EXPECT_EQ(info.cryptokiVersion.minor, 40);
+  auto exported = reinterpret_cast<CK_C_GetInfo>(::dlsym(lib_, "C_GetInfo"));
+  ASSERT_EQ(exported(&info), CKR_OK);
+  EXPECT_EQ(info.cryptokiVersion.minor, 40) << "the exported symbol is the v2.40 list's";
+}
+
+// No raw RSA (CKM_RSA_X_509): it would sign any block, unpadded. Java's NONEwithRSA signs with
+// CKM_RSA_PKCS over the DigestInfo it builds, which gives an ordinary PKCS#1 v1.5 signature.
+TEST_F(V3, RawRsaIsNotOfferedAndRsaPkcsSignsADigestInfo) {
+  CK_ULONG n = 0;
+  ASSERT_EQ(f_->C_GetMechanismList(0, nullptr, &n), CKR_OK);
+  std::vector<CK_MECHANISM_TYPE> mechanisms(n);
+  ASSERT_EQ(f_->C_GetMechanismList(0, mechanisms.data(), &n), CKR_OK);
+  EXPECT_EQ(std::count(mechanisms.begin(), mechanisms.end(), CKM_RSA_X_509), 0);
+  EXPECT_EQ(std::count(mechanisms.begin(), mechanisms.end(), CKM_RSA_PKCS), 1);
+  CK_MECHANISM_INFO info;
+  EXPECT_EQ(f_->C_GetMechanismInfo(0, CKM_RSA_X_509, &info), CKR_MECHANISM_INVALID);
+
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto key = find(s, CKO_PRIVATE_KEY, "rsa client");
+  ASSERT_EQ(key.size(), 1u);
+  std::vector<uint8_t> allowed;
+  ASSERT_EQ(attribute(s, key[0], CKA_ALLOWED_MECHANISMS, allowed), CKR_OK);
+  std::vector<CK_MECHANISM_TYPE> listed(allowed.size() / sizeof(CK_MECHANISM_TYPE));
+  std::memcpy(listed.data(), allowed.data(), listed.size() * sizeof(CK_MECHANISM_TYPE));
+  EXPECT_EQ(std::count(listed.begin(), listed.end(), CKM_RSA_X_509), 0);
+  CK_MECHANISM raw = {CKM_RSA_X_509, nullptr, 0};
+  EXPECT_EQ(f_->C_SignInit(s, &raw, key[0]), CKR_MECHANISM_INVALID);
+
+  // DigestInfo for SHA-256 (RFC 8017 9.2, note 1) followed by the hash of the message.
+  const std::string message = "signed as NONEwithRSA signs";
+  std::vector<uint8_t> digest_info = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                      0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+  unsigned char md[32];
+  unsigned int md_len = 0;
+  ASSERT_EQ(EVP_Digest(message.data(), message.size(), md, &md_len, EVP_sha256(), nullptr), 1);
+  digest_info.insert(digest_info.end(), md, md + md_len);
+  CK_MECHANISM pkcs = {CKM_RSA_PKCS, nullptr, 0};
+  ASSERT_EQ(f_->C_SignInit(s, &pkcs, key[0]), CKR_OK);
+  std::vector<uint8_t> sig(512);
+  CK_ULONG sig_len = sig.size();
+  ASSERT_EQ(f_->C_Sign(s, digest_info.data(), digest_info.size(), sig.data(), &sig_len), CKR_OK);
+  sig.resize(sig_len);
+
+  auto der = vault().certificate_der("rsa client");
+  ASSERT_TRUE(der) << why(der);
+  auto cert = x509_from_der(*der);
+  ASSERT_TRUE(cert);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  ASSERT_EQ(
+      EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, X509_get0_pubkey(cert.get())),
+      1);
+  EXPECT_EQ(
+      EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()),
+      1)
+      << "a SHA256withRSA signature of the message";
 }
 
 }  // namespace
