@@ -1,10 +1,68 @@
 // PKCS#11 declarations: p11-kit's pkcs11.h. p11-kit before 0.25 (Debian 12) has v2.40 only,
 // so the v3.0 interface types it lacks (PKCS#11 v3.0, sections 5.2 and 5.4) are declared
 // here with p11-kit 0.25's layout and spelling; p11-kit 0.25 and later (Debian 13) declares
-// them itself (CRYPTOKI_VERSION_MAJOR 3).
+// them itself (CRYPTOKI_VERSION_MAJOR 3). The v3.0 constants the module uses are defined
+// below where the header lacks them, with the values of OASIS's v3.0 pkcs11t.h.
 #pragma once
 
 #include <p11-kit/pkcs11.h>
+
+// v3.0 4.4: a storage object's CKA_UNIQUE_ID, an RFC 2279 (UTF-8) string the token sets.
+#ifndef CKA_UNIQUE_ID
+#define CKA_UNIQUE_ID 0x00000004UL
+#endif
+// v3.0 4.13: profile objects and the profiles they name (PKCS#11 Profiles v3.0).
+#ifndef CKO_PROFILE
+#define CKO_PROFILE 0x00000009UL
+#endif
+#ifndef CKA_PROFILE_ID
+#define CKA_PROFILE_ID 0x00000601UL
+#endif
+#ifndef CKP_INVALID_ID
+#define CKP_INVALID_ID 0x00000000UL
+#endif
+#ifndef CKP_BASELINE_PROVIDER
+#define CKP_BASELINE_PROVIDER 0x00000001UL
+#endif
+#ifndef CKP_EXTENDED_PROVIDER
+#define CKP_EXTENDED_PROVIDER 0x00000002UL
+#endif
+#ifndef CKP_AUTHENTICATION_TOKEN
+#define CKP_AUTHENTICATION_TOKEN 0x00000003UL
+#endif
+#ifndef CKP_PUBLIC_CERTIFICATES_TOKEN
+#define CKP_PUBLIC_CERTIFICATES_TOKEN 0x00000004UL
+#endif
+#ifndef CKP_VENDOR_DEFINED
+#define CKP_VENDOR_DEFINED 0x80000000UL
+#endif
+// v3.0 5.6, C_SessionCancel: operations are named by CK_MECHANISM_INFO flags, and an object
+// search by CKF_FIND_OBJECTS; the message-based ones are new in v3.0.
+#ifndef CKF_MESSAGE_ENCRYPT
+#define CKF_MESSAGE_ENCRYPT 0x00000002UL
+#endif
+#ifndef CKF_MESSAGE_DECRYPT
+#define CKF_MESSAGE_DECRYPT 0x00000004UL
+#endif
+#ifndef CKF_MESSAGE_SIGN
+#define CKF_MESSAGE_SIGN 0x00000008UL
+#endif
+#ifndef CKF_MESSAGE_VERIFY
+#define CKF_MESSAGE_VERIFY 0x00000010UL
+#endif
+#ifndef CKF_MULTI_MESSAGE
+#define CKF_MULTI_MESSAGE 0x00000020UL
+#endif
+#ifndef CKF_FIND_OBJECTS
+#define CKF_FIND_OBJECTS 0x00000040UL
+#endif
+#ifndef CKR_OPERATION_CANCEL_FAILED
+#define CKR_OPERATION_CANCEL_FAILED 0x00000202UL
+#endif
+// v3.0 3.6, CK_INTERFACE: the interface keeps sessions and logins across fork().
+#ifndef CKF_INTERFACE_FORK_SAFE
+#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
+#endif
 
 #if CRYPTOKI_VERSION_MAJOR < 3
 extern "C" {
@@ -16,10 +74,7 @@ typedef struct CK_INTERFACE {
 } CK_INTERFACE;
 typedef CK_INTERFACE* CK_INTERFACE_PTR;
 typedef CK_INTERFACE_PTR* CK_INTERFACE_PTR_PTR;
-
-#ifndef CKF_INTERFACE_FORK_SAFE
-#define CKF_INTERFACE_FORK_SAFE 0x00000001UL
-#endif
+typedef CK_ULONG CK_PROFILE_ID;  // v3.0 4.13, the value of CKA_PROFILE_ID
 
 typedef CK_RV (*CK_C_GetInterfaceList)(CK_INTERFACE_PTR, CK_ULONG_PTR);
 typedef CK_RV (*CK_C_GetInterface)(CK_UTF8CHAR_PTR, CK_VERSION_PTR, CK_INTERFACE_PTR_PTR, CK_FLAGS);

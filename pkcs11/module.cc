@@ -207,17 +207,30 @@ CV_EXPORT CK_RV C_Finalize(CK_VOID_PTR reserved) {
   });
 }
 
-CV_EXPORT CK_RV C_GetInfo(CK_INFO_PTR info) {
+namespace {
+// v3.0 5.4, C_GetInfo, and 3.1, CK_INFO: cryptokiVersion is the version of the interface the
+// caller reached the module through, the function list's own version.
+CK_RV get_info(CK_INFO_PTR info, CK_VERSION version) {
   return guard([&]() -> CK_RV {
     if (!module()) return CKR_CRYPTOKI_NOT_INITIALIZED;
     if (!info) return CKR_ARGUMENTS_BAD;
     std::memset(info, 0, sizeof *info);
-    info->cryptokiVersion = {2, 40};
+    info->cryptokiVersion = version;
     pad(info->manufacturerID, sizeof info->manufacturerID, "certvault");
     pad(info->libraryDescription, sizeof info->libraryDescription, "certvault PKCS#11 module");
     info->libraryVersion = {0, 1};
     return CKR_OK;
   });
+}
+
+// C_GetInfo of the v3.0 function list (C_GetInterface); the exported one is the v2.40 list's.
+CK_RV C_GetInfo_v3(CK_INFO_PTR info) {
+  return get_info(info, {3, 0});
+}
+}  // namespace
+
+CV_EXPORT CK_RV C_GetInfo(CK_INFO_PTR info) {
+  return get_info(info, {2, 40});
 }
 
 // --- slots and tokens ------------------------------------------------------------------
@@ -316,26 +329,47 @@ CV_EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info) 
   });
 }
 
+namespace {
+// C_Login, and C_LoginUser without a user name.
+CK_RV log_in(Module& m, Session& s, Token& t, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+             CK_ULONG pin_len) {
+  if (user != CKU_USER && user != CKU_SO)
+    return user == CKU_CONTEXT_SPECIFIC ? CKR_OPERATION_NOT_INITIALIZED : CKR_USER_TYPE_INVALID;
+  // Through the agent the token has a protected authentication path (v2.40 5.6): the PIN
+  // may be NULL, as the operator has unlocked the vault there.
+  if (!pin && (pin_len != 0 || user != CKU_USER || !t.uses_agent())) return CKR_ARGUMENTS_BAD;
+  // libp11 (and so curl) passes a whole PIN file, newline included; no PIN ends in one.
+  SecureBytes secret = pin ? SecureBytes(pin, pin_len) : SecureBytes();
+  drop_line_break(secret);
+  if (user == CKU_USER) return t.login(secret);
+  // v2.40 5.6, C_Login: the security officer needs every session of the slot read/write.
+  {
+    std::lock_guard lock(m.mu);
+    for (const auto& [handle, other] : m.sessions)
+      if (other->slot == s.slot && !(other->flags & CKF_RW_SESSION))
+        return CKR_SESSION_READ_ONLY_EXISTS;
+  }
+  return t.login_so(secret);
+}
+}  // namespace
+
 CV_EXPORT CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
                         CK_ULONG pin_len) {
   return with_session(h, [&](Module& m, Session& s, Token& t) -> CK_RV {
-    if (user != CKU_USER && user != CKU_SO)
-      return user == CKU_CONTEXT_SPECIFIC ? CKR_OPERATION_NOT_INITIALIZED : CKR_USER_TYPE_INVALID;
-    // Through the agent the token has a protected authentication path (v2.40 5.6): the PIN
-    // may be NULL, as the operator has unlocked the vault there.
-    if (!pin && (pin_len != 0 || user != CKU_USER || !t.uses_agent())) return CKR_ARGUMENTS_BAD;
-    // libp11 (and so curl) passes a whole PIN file, newline included; no PIN ends in one.
-    SecureBytes secret = pin ? SecureBytes(pin, pin_len) : SecureBytes();
-    drop_line_break(secret);
-    if (user == CKU_USER) return t.login(secret);
-    // v2.40 5.6, C_Login: the security officer needs every session of the slot read/write.
-    {
-      std::lock_guard lock(m.mu);
-      for (const auto& [handle, other] : m.sessions)
-        if (other->slot == s.slot && !(other->flags & CKF_RW_SESSION))
-          return CKR_SESSION_READ_ONLY_EXISTS;
-    }
-    return t.login_so(secret);
+    return log_in(m, s, t, user, pin, pin_len);
+  });
+}
+
+// v3.0 5.6, C_LoginUser: C_Login with a user name. A vault has one user and one security
+// officer, neither with a name: without a name (NULL or empty) this is C_Login; a name is
+// refused before the PIN is looked at, so that no one believes a named user logged in, and
+// costs no PIN try.
+CV_EXPORT CK_RV C_LoginUser(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+                            CK_ULONG pin_len, [[maybe_unused]] CK_UTF8CHAR_PTR name,
+                            CK_ULONG name_len) {
+  return with_session(h, [&](Module& m, Session& s, Token& t) -> CK_RV {
+    if (name_len != 0) return CKR_ARGUMENTS_BAD;  // whatever the name, or a NULL one
+    return log_in(m, s, t, user, pin, pin_len);
   });
 }
 
@@ -764,6 +798,24 @@ CV_EXPORT CK_RV C_CancelFunction(CK_SESSION_HANDLE h) {
   return with_session(h, [](Module&, Session&, Token&) { return CKR_FUNCTION_NOT_PARALLEL; });
 }
 
+// v3.0 5.6, C_SessionCancel: ends the session's operations named in `flags` (CK_MECHANISM_INFO
+// flags, and CKF_FIND_OBJECTS for a search). An operation that is not active is ignored, and
+// no flag changes nothing. The module can end each of its operations at any time, so
+// CKR_OPERATION_CANCEL_FAILED is never returned; the others (encryption, message-based, ...)
+// are never active.
+CV_EXPORT CK_RV C_SessionCancel(CK_SESSION_HANDLE h, CK_FLAGS flags) {
+  return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    if (flags & CKF_SIGN) s.sign.reset();
+    if (flags & CKF_VERIFY) s.verify.reset();
+    if (flags & CKF_DIGEST) s.digest.reset();
+    if (flags & CKF_FIND_OBJECTS) {
+      s.finding = false;
+      s.found.clear();
+    }
+    return CKR_OK;
+  });
+}
+
 // --- not supported: each returns CKR_FUNCTION_NOT_SUPPORTED ---------------------
 
 #define CV_UNSUPPORTED(name, params) \
@@ -809,9 +861,6 @@ CV_UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HAND
 CV_UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE,
                              CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR))
 CV_UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS, CK_SLOT_ID_PTR, CK_VOID_PTR))
-CV_UNSUPPORTED(C_LoginUser, (CK_SESSION_HANDLE, CK_USER_TYPE, CK_UTF8CHAR_PTR, CK_ULONG,
-                             CK_UTF8CHAR_PTR, CK_ULONG))
-CV_UNSUPPORTED(C_SessionCancel, (CK_SESSION_HANDLE, CK_FLAGS))
 CV_UNSUPPORTED(C_MessageInit3, (CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE))
 CV_UNSUPPORTED(C_Message3, (CK_SESSION_HANDLE, CK_VOID_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG,
                             CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR))
@@ -836,8 +885,9 @@ CV_EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR name, CK_VERSION_PTR version,
 
 namespace {
 
-#define CV_V240_FUNCTIONS                                                                          \
-  C_Initialize, C_Finalize, C_GetInfo, C_GetFunctionList, C_GetSlotList, C_GetSlotInfo,            \
+// The v2.40 functions in order; each list has the C_GetInfo that states its own version.
+#define CV_V240_FUNCTIONS(get_info)                                                                \
+  C_Initialize, C_Finalize, get_info, C_GetFunctionList, C_GetSlotList, C_GetSlotInfo,             \
       C_GetTokenInfo, C_GetMechanismList, C_GetMechanismInfo, C_InitToken, C_InitPIN, C_SetPIN,    \
       C_OpenSession, C_CloseSession, C_CloseAllSessions, C_GetSessionInfo, C_GetOperationState,    \
       C_SetOperationState, C_Login, C_Logout, C_CreateObject, C_CopyObject, C_DestroyObject,       \
@@ -851,11 +901,11 @@ namespace {
       C_UnwrapKey, C_DeriveKey, C_SeedRandom, C_GenerateRandom, C_GetFunctionStatus,               \
       C_CancelFunction, C_WaitForSlotEvent
 
-CK_FUNCTION_LIST g_v240 = {{2, 40}, CV_V240_FUNCTIONS};
+CK_FUNCTION_LIST g_v240 = {{2, 40}, CV_V240_FUNCTIONS(C_GetInfo)};
 
 CK_FUNCTION_LIST_3_0 g_v300 = {
     {3, 0},
-    CV_V240_FUNCTIONS,
+    CV_V240_FUNCTIONS(C_GetInfo_v3),
     C_GetInterfaceList,
     C_GetInterface,
     C_LoginUser,

@@ -26,7 +26,7 @@ enum class Rule {
   kClass,     // CKA_CLASS, which must name the object being made
   kKeyType,   // CKA_KEY_TYPE, which must agree with the mechanism
   kLabel,     // the nickname
-  kReadOnly,  // chosen by certvault (CKA_ID is the key identifier): CKR_ATTRIBUTE_READ_ONLY
+  kReadOnly,  // chosen by certvault (CKA_ID; CKA_UNIQUE_ID, v3.0 4.4): CKR_ATTRIBUTE_READ_ONLY
   kValue,     // taken, checked by the caller
 };
 
@@ -43,7 +43,7 @@ constexpr AttrRule kPublicKeyRules[] = {
     {CKA_ENCRYPT, Rule::kUsage},        {CKA_WRAP, Rule::kUsage},
     {CKA_VERIFY_RECOVER, Rule::kUsage}, {CKA_DERIVE, Rule::kUsage},
     {CKA_MODULUS_BITS, Rule::kValue},   {CKA_PUBLIC_EXPONENT, Rule::kValue},
-    {CKA_EC_PARAMS, Rule::kValue},
+    {CKA_EC_PARAMS, Rule::kValue},      {CKA_UNIQUE_ID, Rule::kReadOnly},
 };
 
 constexpr AttrRule kPrivateKeyRules[] = {
@@ -62,6 +62,7 @@ constexpr AttrRule kPrivateKeyRules[] = {
     {CKA_SIGN_RECOVER, Rule::kUsage},
     {CKA_DERIVE, Rule::kUsage},
     {CKA_ALWAYS_AUTHENTICATE, Rule::kFalse},
+    {CKA_UNIQUE_ID, Rule::kReadOnly},
 };
 
 constexpr AttrRule kCertificateRules[] = {
@@ -78,6 +79,7 @@ constexpr AttrRule kCertificateRules[] = {
     {CKA_ISSUER, Rule::kValue},
     {CKA_SERIAL_NUMBER, Rule::kValue},
     {CKA_CERTIFICATE_CATEGORY, Rule::kValue},
+    {CKA_UNIQUE_ID, Rule::kReadOnly},
 };
 
 template <typename T>

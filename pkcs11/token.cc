@@ -92,9 +92,32 @@ CK_OBJECT_CLASS ck_class(Kind k) {
       return CKO_PUBLIC_KEY;
     case Kind::kPrivateKey:
       return CKO_PRIVATE_KEY;
+    case Kind::kProfile:
+      return CKO_PROFILE;
     default:
       return CKO_CERTIFICATE;
   }
+}
+
+// CKA_UNIQUE_ID (v3.0 4.4.1: set by the token, unique among its objects, never changed): the
+// first 16 bytes of SHA-256 over the vault id, the entry's id (or the CA's), the generation
+// and the object's kind, in hex. Derived, not stored: every process, in-process or through
+// the agent, gives an object the same id, and so does the next start. A rotation makes a new
+// generation and so new objects with new ids under the same CKA_LABEL; a rename keeps them.
+// The kind enters as a fixed word, so that reordering Kind changes no id.
+std::string unique_id(std::string_view vault_id, std::string_view source, uint32_t generation,
+                      Kind kind) {
+  const char* word = kind == Kind::kCertificate     ? "certificate"
+                     : kind == Kind::kPublicKey     ? "public-key"
+                     : kind == Kind::kPrivateKey    ? "private-key"
+                     : kind == Kind::kCaCertificate ? "ca-certificate"
+                                                    : "profile";
+  // Newlines separate the parts: none of them holds one.
+  const std::string input = "certvault CKA_UNIQUE_ID 1\n" + std::string(vault_id) + "\n" +
+                            std::string(source) + "\n" + std::to_string(generation) + "\n" + word;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), md);
+  return seal::to_hex({md, 16});
 }
 
 // Public-key attributes shared by public and private key objects.
@@ -399,7 +422,7 @@ CK_RV Token::sync_agent_locked() {
   auto listed = agent::entries(agent_, agent_name_);
   if (!listed) return to_rv(listed.error());
   if (!*listed) return CKR_DEVICE_REMOVED;
-  rebuild_locked(**listed, std::nullopt, (*v)->label);
+  rebuild_locked((*v)->id, **listed, std::nullopt, (*v)->label);
   synced_for_ = std::max<uint64_t>((*v)->counter, 1);
   return CKR_OK;
 }
@@ -414,13 +437,13 @@ CK_RV Token::sync_locked() {
   }
   const uint64_t counter = vault_->commit_counter();
   if (counter == synced_for_) return CKR_OK;
-  rebuild_locked(vault_->entries(), vault_->active_ca(), vault_->label());
+  rebuild_locked(vault_->id(), vault_->entries(), vault_->active_ca(), vault_->label());
   synced_for_ = counter;
   return CKR_OK;
 }
 
-void Token::rebuild_locked(const std::vector<Entry>& entries, const std::optional<CaInfo>& ca,
-                           const std::string& label) {
+void Token::rebuild_locked(const std::string& vault_id, const std::vector<Entry>& entries,
+                           const std::optional<CaInfo>& ca, const std::string& label) {
   std::vector<std::shared_ptr<Object>> next;
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle;
   auto add = [&](const std::string& key, Object o) {
@@ -462,12 +485,14 @@ void Token::rebuild_locked(const std::vector<Entry>& entries, const std::optiona
     for (Kind k : {Kind::kCertificate, Kind::kPublicKey, Kind::kPrivateKey}) {
       if (waiting && k == Kind::kCertificate) continue;
       o.kind = k;
+      o.unique_id = unique_id(vault_id, e.id, g->number, k);
       add(base + std::to_string(static_cast<int>(k)), o);
     }
   }
   if (ca) {
     Object o;
     o.kind = Kind::kCaCertificate;
+    o.unique_id = unique_id(vault_id, "ca:" + ca->id, 0, o.kind);
     o.nickname = label + " CA";
     o.key_id = ca->key_id;
     o.key_type = ca->key_type;
@@ -475,11 +500,16 @@ void Token::rebuild_locked(const std::vector<Entry>& entries, const std::optiona
     o.not_after = ca->not_after;
     add("ca:" + ca->id, o);
   }
+  // v3.0 4.13: the profile the token implements, an object C_FindObjects finds like any other.
+  Object profile;
+  profile.kind = Kind::kProfile;
+  add("profile", profile);
   objects_ = std::move(next);
   by_handle_ = std::move(by_handle);
   by_label_.clear();
   by_id_.clear();
   for (const auto& o : objects_) {
+    if (!o->is_storage()) continue;  // no CKA_LABEL, no CKA_ID
     by_label_[o->nickname].push_back(o);
     by_id_[o->key_id].push_back(o);
   }
@@ -541,6 +571,13 @@ CK_RV Token::load_attributes_locked(Object& o) {
   if (o.attributes) return CKR_OK;
   Attrs a;
   a[CKA_CLASS] = ulong(ck_class(o.kind));
+  if (o.kind == Kind::kProfile) {
+    // v3.0 4.13: the common object attribute (4.2, CKA_CLASS) and the profile, nothing more;
+    // not a storage object, so no CKA_TOKEN, CKA_LABEL or CKA_UNIQUE_ID (4.4).
+    a[CKA_PROFILE_ID] = ulong(CKP_AUTHENTICATION_TOKEN);
+    o.attributes = std::move(a);
+    return CKR_OK;
+  }
   a[CKA_TOKEN] = flag(true);
   a[CKA_PRIVATE] = flag(o.is_private() && !agent_);
   // An entry's objects can be renamed (CKA_LABEL); destroying its private key deletes the
@@ -549,6 +586,7 @@ CK_RV Token::load_attributes_locked(Object& o) {
   a[CKA_COPYABLE] = flag(false);
   a[CKA_DESTROYABLE] = flag(o.kind == Kind::kPrivateKey);
   a[CKA_LABEL] = text(o.nickname);
+  a[CKA_UNIQUE_ID] = text(o.unique_id);  // v3.0 4.4.1
   a[CKA_ID] = seal::from_hex(o.key_id).value_or(Bytes());
   if (o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate) {
     Result<Bytes> cert_der = Bytes();
@@ -656,15 +694,18 @@ CK_RV Token::object_size(Object& o, CK_ULONG& out) {
 
 bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
   std::lock_guard lock(mu_);
-  // The common searches (class, label, id) need no file read.
+  // The common searches (class, label, id, unique id) need no file read. A profile object
+  // has a class and a profile only (load_attributes_locked).
   auto cheap = [&](CK_ATTRIBUTE_TYPE t) -> std::optional<Bytes> {
+    if (t == CKA_CLASS) return ulong(ck_class(o.kind));
+    if (!o.is_storage()) return std::nullopt;
     switch (t) {
-      case CKA_CLASS:
-        return ulong(ck_class(o.kind));
       case CKA_LABEL:
         return text(o.nickname);
       case CKA_ID:
         return seal::from_hex(o.key_id).value_or(Bytes());
+      case CKA_UNIQUE_ID:
+        return text(o.unique_id);
       case CKA_TOKEN:
         return flag(true);
       case CKA_PRIVATE:
@@ -823,7 +864,8 @@ CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, 
   std::lock_guard lock(mu_);
   std::shared_ptr<Object> o;
   if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
-  if (o->kind == Kind::kCaCertificate) return CKR_ACTION_PROHIBITED;  // CKA_MODIFIABLE false
+  // CKA_MODIFIABLE false; a profile object is not a storage object and is never changed.
+  if (o->kind == Kind::kCaCertificate || o->kind == Kind::kProfile) return CKR_ACTION_PROHIBITED;
   std::optional<std::string> label;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];

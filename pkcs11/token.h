@@ -21,7 +21,10 @@
 
 namespace certvault::pkcs11 {
 
-enum class Kind { kCertificate, kPublicKey, kPrivateKey, kCaCertificate };
+// What an object is. An entry's current certificate and key pair, and the vault CA's
+// certificate, are storage objects (v3.0 4.4) made from the vault; the profile object
+// (v3.0 4.13) says which PKCS#11 profile the token implements and belongs to no entry.
+enum class Kind { kCertificate, kPublicKey, kPrivateKey, kCaCertificate, kProfile };
 
 // One PKCS#11 object. Cheap fields come from the manifest; the rest (DER values) are
 // read on first use and kept.
@@ -29,14 +32,16 @@ struct Object {
   CK_OBJECT_HANDLE handle = 0;
   Kind kind = Kind::kCertificate;
   std::string entry_id;
-  std::string nickname;  // CKA_LABEL
-  std::string key_id;    // hex; CKA_ID
+  std::string unique_id;  // CKA_UNIQUE_ID of a storage object (unique_id() in token.cc)
+  std::string nickname;   // CKA_LABEL
+  std::string key_id;     // hex; CKA_ID
   KeyType key_type = KeyType::kEcP256;
   uint32_t generation = 0;
   Time not_before = 0, not_after = 0;
   bool key_imported = false;  // made outside the vault: not CKA_LOCAL
   bool exported = false;      // has left the vault in a PKCS#12 file
   bool is_private() const { return kind == Kind::kPrivateKey; }
+  bool is_storage() const { return kind != Kind::kProfile; }
   // Filled on demand.
   std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;
 };
@@ -108,9 +113,10 @@ class Token {
   CK_RV agent_view_locked(AgentView& out);
   bool agent_locked();  // decides once, then answers
   CK_RV sync_agent_locked();
-  // The object table for these entries (and the vault CA), handles kept for what remains.
-  void rebuild_locked(const std::vector<Entry>& entries, const std::optional<CaInfo>& ca,
-                      const std::string& label);
+  // The object table for these entries (and the vault CA) of the vault `vault_id`, and the
+  // profile object; handles kept for what remains.
+  void rebuild_locked(const std::string& vault_id, const std::vector<Entry>& entries,
+                      const std::optional<CaInfo>& ca, const std::string& label);
   // Public DER of an object: certificate (empty for a key waiting for one) and SPKI.
   CK_RV public_der_locked(const Object& o, std::vector<uint8_t>& cert, std::vector<uint8_t>& spki);
 
@@ -124,7 +130,8 @@ class Token {
   bool so_logged_in_ = false;
   uint64_t synced_for_ = 0;  // counter of the object table's source; 0 = never
   std::vector<std::shared_ptr<Object>> objects_;
-  std::unordered_map<std::string, CK_OBJECT_HANDLE> handle_of_;  // "entry/gen/kind" -> handle
+  std::unordered_map<std::string, CK_OBJECT_HANDLE>
+      handle_of_;  // "entry/gen/kind", "ca:ID", "profile"
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Object>>> by_label_, by_id_;
   CK_OBJECT_HANDLE next_handle_ = 1;

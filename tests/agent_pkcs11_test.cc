@@ -3,18 +3,38 @@
 // (pkcs11-tool, gnutls-cli, curl through libp11, OpenSSH). Loopback only.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 #include "agent_support.h"
-
-#ifndef CERTVAULT_PKCS11_MODULE
-#error "CERTVAULT_PKCS11_MODULE must name the module under test"
-#endif
+#include "pkcs11_support.h"
 
 namespace cvtest {
 namespace {
 
 using namespace std::chrono_literals;
+
+// "header | label" -> CKA_UNIQUE_ID, for each object `pkcs11-tool -O` lists with one.
+std::map<std::string, std::string> unique_ids(const std::string& listing) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(listing);
+  std::string object, label;
+  auto value = [](const std::string& line, size_t from) {
+    const size_t at = line.find_first_not_of(' ', from);
+    return at == std::string::npos ? std::string() : line.substr(at);
+  };
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != ' ') {
+      object = line;
+      label.clear();
+    } else if (line.starts_with("  label:")) {
+      label = value(line, 8);
+    } else if (line.starts_with("  Unique ID:")) {
+      out[object + " | " + label] = value(line, 12);
+    }
+  }
+  return out;
+}
 
 class AgentPkcs11 : public AgentTest {
  protected:
@@ -101,6 +121,31 @@ TEST_F(AgentPkcs11, ListsAndSignsWithNoPinAsAnotherUser) {
                 contains(line, "\"uid\":" + std::to_string(client_uid_) + ",") &&
                 contains(line, "\"exe\":\"/usr/bin/pkcs11-tool\"");
   EXPECT_TRUE(recorded) << audit_log();
+}
+
+// v3.0 4.4.1: CKA_UNIQUE_ID comes from the vault, the entry, the generation and the kind of
+// object, so a program sees through the agent the ids the owner sees in-process; the profile
+// object (v3.0 4.13) is listed there too.
+TEST_F(AgentPkcs11, ObjectsHaveTheUniqueIdsTheyHaveInProcessAndTheProfileIsListed) {
+  unlock();
+  auto through_agent = client({"pkcs11-tool", "--module", module_.string(), "--login", "-O"});
+  ASSERT_EQ(through_agent.exit_code, 0) << through_agent.err;
+  std::vector<std::string> owner = module_env(dir_);
+  owner.insert(owner.end(), {"CERTVAULT_AGENT_SOCK=/nonexistent", "pkcs11-tool", "--module",
+                             module_.string(), "--login", "--pin", std::string(kPin), "-O"});
+  auto in_process = run(owner, {}, 60s);
+  ASSERT_EQ(in_process.exit_code, 0) << in_process.err;
+  ASSERT_TRUE(contains(in_process.out, "label:      ops CA")) << "in-process\n" << in_process.out;
+
+  const auto agent_ids = unique_ids(through_agent.out);
+  const auto own_ids = unique_ids(in_process.out);
+  EXPECT_EQ(agent_ids.size(), 3u) << "the entry's certificate and keys\n" << through_agent.out;
+  for (const auto& [object, id] : agent_ids) {
+    ASSERT_TRUE(own_ids.contains(object)) << object << "\n" << in_process.out;
+    EXPECT_EQ(id, own_ids.at(object)) << object;
+  }
+  EXPECT_TRUE(contains(through_agent.out, "Profile object")) << through_agent.out;
+  EXPECT_TRUE(contains(through_agent.out, "CKP_AUTHENTICATION_TOKEN")) << through_agent.out;
 }
 
 TEST_F(AgentPkcs11, LockedVaultRefusesTheSignature) {

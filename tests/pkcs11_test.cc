@@ -2,6 +2,9 @@
 // checked by the openssl binary against the certificate's public key.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <sstream>
+
 #include "pkcs11_support.h"
 #include "support.h"
 #include "test_vault.h"
@@ -89,6 +92,33 @@ TEST_F(Pkcs11Tool, CertificatesAreListedBeforeLoginAndPrivateKeysOnlyAfter) {
   EXPECT_EQ(count, 3u) << after.out;
   EXPECT_NE(after.out.find("Private Key Object; EC"), std::string::npos) << after.out;
   EXPECT_NE(after.out.find("never extractable"), std::string::npos) << after.out;
+}
+
+// pkcs11-tool 0.23 shows the v3.0 facts: each object's CKA_UNIQUE_ID (v3.0 4.4.1), distinct,
+// and the profile object (v3.0 4.13), listed once, before login too.
+TEST_F(Pkcs11Tool, ListsAUniqueIdForEveryObjectAndTheProfileObject) {
+  auto before = tool({"-O"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_NE(before.out.find("Profile object"), std::string::npos) << before.out;
+  auto args = login();
+  args.push_back("-O");
+  auto after = tool(args);
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  std::set<std::string> ids;
+  size_t lines = 0, profiles = 0;
+  std::istringstream in(after.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("  Unique ID:")) {
+      ++lines;
+      ids.insert(line.substr(line.find_first_not_of(' ', 12)));
+    }
+    if (line.starts_with("Profile object")) ++profiles;
+  }
+  EXPECT_EQ(lines, 10u) << "three entries of three objects, and the CA\n" << after.out;
+  EXPECT_EQ(ids.size(), lines) << after.out;
+  EXPECT_EQ(profiles, 1u) << after.out;
+  EXPECT_NE(after.out.find("profile_id:          CKP_AUTHENTICATION_TOKEN"), std::string::npos)
+      << after.out;
 }
 
 TEST_F(Pkcs11Tool, ReadsTheCertificateByLabel) {
