@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -144,6 +145,57 @@ class Sshd {
   Sshd() = default;
   fs::path dir_, log_;
   int port_ = 0;
+  ChildGuard child_;
+};
+
+// nginx as the test's child (`nginx -p PREFIX -c CONF -e LOG -g 'daemon off;'`), its pid
+// file, logs and temporary directories under `prefix`, which whoever runs it must own.
+// `http_servers(ports)` gives the server blocks of its http section for `port_count` free
+// loopback ports; start() waits (bounded) until every port listens. `launcher` runs nginx
+// (`env OPENSSL_CONF=...`, another user).
+class Nginx {
+ public:
+  static std::optional<Nginx> start(
+      const fs::path& prefix, int port_count,
+      const std::function<std::string(const std::vector<int>&)>& http_servers,
+      const std::vector<std::string>& launcher) {
+    Nginx n;
+    n.prefix_ = prefix;
+    const std::string p = prefix.string();
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      n.ports_.clear();
+      for (int i = 0; i < port_count; ++i) n.ports_.push_back(free_loopback_port());
+      std::string conf = "pid " + p + "/nginx.pid;\nworker_processes 1;\n" +
+                         "events { worker_connections 64; }\nhttp {\n  access_log off;\n";
+      for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
+        conf += std::string("  ") + t + "_temp_path " + p + "/" + t + ";\n";
+      conf += http_servers(n.ports_) + "}\n";
+      write_file(prefix / "nginx.conf", conf, 0644);
+      std::vector<std::string> argv = launcher;
+      for (const std::string& a : {std::string("/usr/sbin/nginx"), std::string("-p"), p,
+                                   std::string("-c"), p + "/nginx.conf", std::string("-e"),
+                                   p + "/error.log", std::string("-g"), std::string("daemon off;")})
+        argv.push_back(a);
+      n.child_ = ChildGuard(spawn_logged(argv, prefix / "nginx.out", prefix / "nginx.err"));
+      bool all = true;
+      for (int port : n.ports_) all = all && await_listening(n.child_, port);
+      if (all) return n;
+      n.child_.kill();
+    }
+    ADD_FAILURE() << "nginx did not start: " << n.log();
+    return std::nullopt;
+  }
+
+  int port(size_t i) const { return ports_.at(i); }
+  std::string log() const {
+    auto text = [](const fs::path& f) { return fs::exists(f) ? read_file(f) : std::string(); };
+    return text(prefix_ / "nginx.err") + text(prefix_ / "error.log");
+  }
+
+ private:
+  Nginx() = default;
+  fs::path prefix_;
+  std::vector<int> ports_;
   ChildGuard child_;
 };
 
