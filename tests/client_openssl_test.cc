@@ -106,6 +106,10 @@ TEST_F(UriInPem, PythonSslLoadCertChainTakesTheKeyFile) {
 }
 
 TEST_F(UriInPem, CurlTakesTheKeyFile) {
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+  // curl hangs at start under a preloaded sanitizer runtime (see pkcs11_tls_test.cc).
+  GTEST_SKIP() << "curl hangs under a preloaded sanitizer runtime";
+#endif
   client_ = Client::kCurl;
   presents_in_process();
 }
@@ -144,6 +148,10 @@ TEST_F(AgentUriInPem, PythonSslWithNoPinAsAnotherUser) {
 }
 
 TEST_F(AgentUriInPem, CurlWithNoPinAsAnotherUser) {
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+  // curl hangs at start under a preloaded sanitizer runtime (see pkcs11_tls_test.cc).
+  GTEST_SKIP() << "curl hangs under a preloaded sanitizer runtime";
+#endif
   client_ = Client::kCurl;
   exe_ = "\"exe\":\"/usr/bin/curl\"";
   presents_through_agent();
