@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -180,10 +181,30 @@ class Nginx {
       bool all = true;
       for (int port : n.ports_) all = all && await_listening(n.child_, port);
       if (all) return n;
-      n.child_.kill();
+      n.stop();
     }
     ADD_FAILURE() << "nginx did not start: " << n.log();
     return std::nullopt;
+  }
+
+  Nginx(Nginx&&) = default;
+  Nginx& operator=(Nginx&& other) noexcept {
+    if (this != &other) {
+      stop();
+      prefix_ = std::move(other.prefix_);
+      ports_ = std::move(other.ports_);
+      child_ = std::move(other.child_);
+    }
+    return *this;
+  }
+  ~Nginx() { stop(); }
+
+  // SIGTERM, so that the master ends its workers (after a SIGKILL they would keep running,
+  // and listening); SIGKILL only if it has not ended within 10 s.
+  void stop() {
+    if (child_.pid() <= 0) return;
+    ::kill(child_.pid(), SIGTERM);
+    if (!child_.exited_within(10s)) child_.kill();
   }
 
   int port(size_t i) const { return ports_.at(i); }
