@@ -20,6 +20,11 @@ packages=(
   pebble                        # a small ACME server: the ACME tests enroll and renew at it
   gdb                           # gcore: the agent memory test searches a core of the agent
   openssh-client                # ssh-keygen -D, ssh-agent and ssh-add -s use the module in tests
+  openssh-server                # a throwaway sshd on loopback: ssh logs in with a vault key
+  libnss3-tools                 # modutil, certutil and tstclnt use the module in tests
+  nginx                         # ssl_certificate_key and proxy_ssl_certificate_key as URI-in-PEM in tests
+  python3                       # Python's ssl loads a URI-in-PEM key through the provider in tests
+  wget git                      # GnuTLS clients (git over libcurl-gnutls) given pkcs11: URIs in tests
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
   prometheus                    # promtool check metrics: the check tests lint its Prometheus output
   faketime                      # libfaketime: a renewal story on a faked clock, certvault and openssl alike

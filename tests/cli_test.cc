@@ -194,7 +194,15 @@ TEST_F(CliTest, ShowPrintsBothUris) {
   ok({"create", "api-prod", "--end-date", "+30d"});
   auto r = ok({"show", "api-prod"});
   EXPECT_TRUE(contains(r.out, "certvault:api-prod")) << r.out;
-  EXPECT_TRUE(contains(r.out, "pkcs11:token=ops;object=api-prod")) << r.out;
+  // The PKCS#11 URIs with their type, ready to paste (gnutls-cli needs them so).
+  EXPECT_TRUE(contains(r.out, "pkcs11:token=ops;object=api-prod;type=cert\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "pkcs11:token=ops;object=api-prod;type=private\n")) << r.out;
+  auto listed = parse_json(ok({"list", "--json"}).out);
+  ASSERT_TRUE(listed.isArray()) << listed;
+  EXPECT_EQ(listed[0]["pkcs11_uri"].asString(), "pkcs11:token=ops;object=api-prod");
+  EXPECT_EQ(listed[0]["pkcs11_cert_uri"].asString(), "pkcs11:token=ops;object=api-prod;type=cert");
+  EXPECT_EQ(listed[0]["pkcs11_key_uri"].asString(),
+            "pkcs11:token=ops;object=api-prod;type=private");
 }
 
 TEST_F(CliTest, ShowPercentEncodesSpaceInUris) {

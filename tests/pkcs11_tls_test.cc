@@ -232,29 +232,32 @@ class CurlMutualTls : public VaultTest {
   }
 
   // curl fetching the server's -www page, presenting `nickname` by PKCS#11 URI; the key's
-  // URI names the PIN file (RFC 7512 pin-source).
-  RunResult curl(const TlsServer& server, const std::string& nickname) {
+  // URI names the PIN file (RFC 7512 pin-source, "file:PATH" or the bare path: libp11 takes
+  // both).
+  RunResult curl(const TlsServer& server, const std::string& nickname,
+                 const std::string& pin_source_scheme = "file:") {
     const std::string token = vault().label();
     std::vector<std::string> argv = module_env(dir_);
     argv.push_back("OPENSSL_CONF=" + openssl_conf_.string());
     // Without a controlling terminal: libp11 asks for a PIN on /dev/tty when it cannot find
     // an object, which would wait for a person. --wait passes curl's exit status on.
-    argv.insert(
-        argv.end(),
-        {"setsid", "--wait", "curl", "--silent", "--show-error", "--max-time", "60", "--cacert",
-         server_.cert.string(), "--cert", pkcs11_uri(token, nickname, "cert"), "--key",
-         pkcs11_uri(token, nickname, "private") + "?pin-source=file:" + pin_file_.string(),
-         "https://127.0.0.1:" + std::to_string(server.port()) + "/"});
+    argv.insert(argv.end(), {"setsid", "--wait", "curl", "--silent", "--show-error", "--max-time",
+                             "60", "--cacert", server_.cert.string(), "--cert",
+                             pkcs11_uri(token, nickname, "cert"), "--key",
+                             pkcs11_uri(token, nickname, "private") +
+                                 "?pin-source=" + pin_source_scheme + pin_file_.string(),
+                             "https://127.0.0.1:" + std::to_string(server.port()) + "/"});
     return run(argv, {}, 90s);
   }
 
   // One mutual-TLS request for `nickname`: curl succeeds and the server verified the vault
   // certificate it presented.
-  void expect_presented(const std::string& nickname) {
+  void expect_presented(const std::string& nickname,
+                        const std::string& pin_source_scheme = "file:") {
     SCOPED_TRACE(nickname);
     auto server = TlsServer::start(tmp_.path(), server_.cert, server_.key, server_.client_ca);
     ASSERT_TRUE(server);
-    auto client = curl(*server, nickname);
+    auto client = curl(*server, nickname, pin_source_scheme);
     const std::string log = server->log();
     EXPECT_FALSE(client.timed_out);
     EXPECT_EQ(client.exit_code, 0) << client.out << client.err << "\nserver:\n" << log;
@@ -271,6 +274,11 @@ class CurlMutualTls : public VaultTest {
 TEST_F(CurlMutualTls, PresentsEcCertificateByPkcs11Uri) {
   issue("api-prod", 100, certvault::KeyType::kEcP256);
   expect_presented("api-prod");
+}
+
+TEST_F(CurlMutualTls, TakesABarePinSourcePathAsWell) {
+  issue("api-prod", 100, certvault::KeyType::kEcP256);
+  expect_presented("api-prod", "");
 }
 
 // FAILS until pkcs11/mechanisms.cc is fixed (bug found by this test): TLS 1.3 signs with

@@ -142,6 +142,16 @@ TEST(Pkcs11Uri, ReadsTokenObjectIdTypeAndPinSource) {
   EXPECT_FALSE(u->pin_value);
 }
 
+// GnuTLS takes only the bare path, libp11 both; so does certvault.
+TEST(Pkcs11Uri, PinSourceIsABarePathOrAFileUri) {
+  for (const char* source : {"/run/pin", "file:/run/pin"}) {
+    SCOPED_TRACE(source);
+    auto u = parse_pkcs11_uri(std::string("pkcs11:object=a;type=private?pin-source=") + source);
+    ASSERT_TRUE(u) << u.error().message;
+    EXPECT_EQ(u->pin_source, source);
+  }
+}
+
 TEST(Pkcs11Uri, FormattedUriParsesBack) {
   auto u = parse_pkcs11_uri(pkcs11_uri("ops; lab", "billing batch/2"));
   ASSERT_TRUE(u) << u.error().message;

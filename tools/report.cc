@@ -111,8 +111,12 @@ std::string absolute_dir(const Vault& vault) {
 
 void print_uris(const Entry& entry, const Vault& vault) {
   std::cout << "\nURIs for programs:\n";
+  // With type=, ready to paste where a program takes a certificate and a key (gnutls-cli,
+  // wget, curl through libp11).
+  const std::string p11 = pkcs11_uri(vault.label(), entry.nickname);
   print_fields({{"OpenSSL (provider)", certvault_uri(entry.nickname)},
-                {"PKCS#11", pkcs11_uri(vault.label(), entry.nickname)}},
+                {"PKCS#11 certificate", p11 + ";type=cert"},
+                {"PKCS#11 private key", p11 + ";type=private"}},
                "  ");
   if (!is_default_vault(vault)) {
     std::string dir = absolute_dir(vault);
@@ -196,6 +200,8 @@ Json::Value entry_json(const Entry& entry, const Vault& vault, Time now) {
       current != nullptr ? Json::Value(Json::UInt(current->number)) : Json::Value();
   out["certvault_uri"] = certvault_uri(entry.nickname);
   out["pkcs11_uri"] = pkcs11_uri(vault.label(), entry.nickname);
+  out["pkcs11_cert_uri"] = out["pkcs11_uri"].asString() + ";type=cert";
+  out["pkcs11_key_uri"] = out["pkcs11_uri"].asString() + ";type=private";
   out["outside_issuer"] = entry.issuer.empty() ? Json::Value() : Json::Value(entry.issuer);
   if (!is_default_vault(vault)) {
     out["certvault_uri_with_vault"] =
