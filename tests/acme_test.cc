@@ -572,9 +572,15 @@ TEST_F(AcmeCli, ARenewalOrderNamesTheCertificateItReplaces) {
 }
 
 TEST_F(AcmeCli, WithoutRenewalInformationInTheDirectoryAPassIsAsBefore) {
-  // Against pebble itself (no renewalInfo in its directory) a pass over entries that are
-  // not due reads the directory, renews nothing early and says nothing.
+  // Against pebble itself (no renewalInfo in Debian 12's pebble 2.4) a pass over entries
+  // that are not due reads the directory, renews nothing early and says nothing.
   start_pebble(/*always_valid=*/true);
+  auto dir = run({"curl", "-sf", "--noproxy", "*", "--max-time", "5", "--cacert",
+                  (tmp_ / "pebble.pem").string(), directory()});
+  ASSERT_EQ(dir.exit_code, 0) << dir.err;
+  if (parse_json(dir.out).isMember("renewalInfo"))
+    GTEST_SKIP() << "this pebble offers renewal information (Debian 13's does); the tests "
+                    "with the loopback front cover a directory that offers it";
   add_issuer();
   ok({"create", "web", "--issuer", "le", "--san", "IP:127.0.0.1"});
   ok({"renew-rule", "web", "--before", "30m"});
