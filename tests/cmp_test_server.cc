@@ -15,6 +15,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tls_server.h"
+
 namespace cvtest {
 namespace {
 
@@ -275,21 +277,8 @@ X509* issue_test_cert(EVP_PKEY* ca_key, X509* ca_cert, EVP_PKEY* subject_key,
 }
 
 CmpTestServer::CmpTestServer(const Options& options) : options_(options) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(options.port));
-  socklen_t size = sizeof addr;
-  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(fd_, 8) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size) != 0) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    return;
-  }
-  port_ = ntohs(addr.sin_port);
+  fd_ = listen_loopback(options.port, port_);
+  if (fd_ < 0) return;
   thread_ = std::thread([this] { serve(); });
 }
 

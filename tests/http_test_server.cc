@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "tls_server.h"
+
 namespace cvtest {
 namespace {
 
@@ -66,20 +68,8 @@ bool read_request(int fd, HttpTestServer::Request& out) {
 }  // namespace
 
 HttpTestServer::HttpTestServer(int max_requests) : max_requests_(max_requests) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int one = 1;
-  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof addr;
-  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(fd_, 8) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size) != 0) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    return;
-  }
-  port_ = ntohs(addr.sin_port);
+  fd_ = listen_loopback(0, port_);
+  if (fd_ < 0) return;
   thread_ = std::thread([this] { serve(); });
 }
 

@@ -40,6 +40,26 @@ inline int free_loopback_port() {
   return port;
 }
 
+// A socket listening on 127.0.0.1:`port` (0: any free port), its port in `bound`; -1 when
+// it cannot be had. For the test servers that serve on a loopback port of their own.
+inline int listen_loopback(int port, int& bound) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t size = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd, 8) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  bound = ntohs(addr.sin_port);
+  return fd;
+}
+
 // A child process that is killed (SIGKILL) and reaped when the guard goes away.
 class ChildGuard {
  public:
