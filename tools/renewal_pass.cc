@@ -211,9 +211,12 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
     }
   }
   const bool named = !request.nicknames.empty();
-  if (request.ari && request.fetch_ari && !named)
+  if (!named && request.only)
+    for (const std::string& n : *request.only)
+      if (auto e = vault.find(n)) chosen.push_back(std::move(*e));  // deleted meanwhile: gone
+  if (request.ari && request.fetch_ari && !named && !request.only)
     pass.notes = fetch_renewal_info(ari_targets(vault, t), *request.ari, t);
-  for (const Entry& e : named ? chosen : vault.entries()) {
+  for (const Entry& e : named || request.only ? chosen : vault.entries()) {
     const auto plan = plan_renewal(e, policy, issuers);
     if (!plan) continue;
     // RFC 9773 4.2: the moment chosen in the CA's window, when it comes before the rule's.

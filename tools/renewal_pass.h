@@ -78,6 +78,10 @@ struct PassRequest {
   // Whether the pass may ask the CAs for the windows `ari` lacks or holds past their
   // Retry-After (the agent asks beforehand, without the vault's lock).
   bool fetch_ari = true;
+  // Without nicknames: look only at these entries (by the same rules as a pass over all),
+  // the ones a dry run on a read-only handle found due. The agent plans there, without the
+  // lock its signing takes, and takes the lock only for what needs doing.
+  std::optional<std::vector<std::string>> only;
 };
 
 // An ACME entry that is not yet due by its rule, whose CA may want it renewed earlier.

@@ -359,19 +359,33 @@ class ServedVault {
   // renewed entries' commands go to `hooks`.
   std::optional<Result<cli::RenewalPass>> renew_due(std::vector<cli::AfterChange>& hooks,
                                                     const std::atomic<bool>& stopping) {
-    // ACME renewal information (RFC 9773) is asked for first, without the vault's lock, so
-    // that signing does not wait for a CA; the pass then reads it from memory.
-    std::vector<std::string> notes;
     {
-      std::vector<cli::AriTarget> targets;
-      {
-        std::lock_guard lock(mu_);
-        if (vault_.unlocked() && vault_.refresh())
-          targets = cli::ari_targets(vault_, renewal_now());
+      std::lock_guard lock(mu_);
+      if (!vault_.unlocked()) {
+        ++passes_while_locked_;
+        return std::nullopt;
       }
-      if (!targets.empty() && !stopping)
-        notes = cli::fetch_renewal_info(targets, ari_, renewal_now());
     }
+    // What is due is planned on a handle of the pass's own that reads public data only,
+    // without the lock signing takes: over 10,000 entries that takes about 10 ms, which
+    // the first signature after an unlock would otherwise wait for. ACME renewal
+    // information (RFC 9773) is asked for there too, so that signing does not wait for a
+    // CA; the pass then reads it from memory.
+    auto reader = Vault::open(path_);
+    if (!reader) return Result<cli::RenewalPass>(std::unexpected(reader.error()));
+    std::vector<std::string> notes;
+    if (auto targets = cli::ari_targets(*reader, renewal_now()); !targets.empty() && !stopping)
+      notes = cli::fetch_renewal_info(targets, ari_, renewal_now());
+    cli::PassRequest plan;
+    plan.dry_run = true;
+    plan.ari = &ari_;
+    plan.fetch_ari = false;
+    auto planned = cli::renewal_pass(*reader, plan);
+    if (!planned) return planned;
+    std::vector<std::string> due;
+    for (const auto& o : planned->outcomes)
+      if (o.kind != cli::RenewalOutcome::Kind::kHeldBack) due.push_back(o.nickname);
+
     std::unique_lock lock(mu_);
     if (!vault_.unlocked()) {
       ++passes_while_locked_;
@@ -379,9 +393,16 @@ class ServedVault {
     }
     ++passes_;
     last_pass_ = now();
+    if (due.empty()) {
+      cli::RenewalPass nothing;
+      nothing.notes = std::move(notes);
+      nothing.next_due = planned->next_due;
+      return nothing;
+    }
     cli::PassRequest request;
     request.ari = &ari_;
     request.fetch_ari = false;
+    request.only = std::move(due);
     // Between two renewals the lock is let go, so that signing and lookups in this vault
     // wait for one renewal at a time, not for the whole pass.
     request.between = [&] {
