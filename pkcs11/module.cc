@@ -485,6 +485,7 @@ CV_EXPORT CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech,
                                   CK_ATTRIBUTE_PTR priv_templ, CK_ULONG priv_count,
                                   CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    // v3.0 5.18.2, C_GenerateKeyPair (5.1.7: after the session)
     if (!mech || !pub || !priv) return CKR_ARGUMENTS_BAD;
     if ((!pub_templ && pub_count) || (!priv_templ && priv_count)) return CKR_ARGUMENTS_BAD;
     if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;
@@ -555,6 +556,7 @@ CV_EXPORT CK_RV C_GetObjectSize(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_UL
 
 CV_EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    // v3.0 5.13.1 (5.1.7: after the session); NULL does not cancel (docs/pkcs11.md)
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.sign) return CKR_OPERATION_ACTIVE;
     // Through the agent no login is needed: the agent decides who signs.
@@ -639,6 +641,7 @@ CV_EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR s
 
 CV_EXPORT CK_RV C_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
+    // v3.0 5.15.1 (5.1.7: after the session); NULL does not cancel (docs/pkcs11.md)
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.verify) return CKR_OPERATION_ACTIVE;
     s.verify_multi = false;
@@ -688,6 +691,7 @@ CV_EXPORT CK_RV C_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG sig
 
 CV_EXPORT CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech) {
   return with_session(h, [&](Module&, Session& s, Token&) -> CK_RV {
+    // v3.0 5.12.1 (5.1.7: after the session); NULL does not cancel (docs/pkcs11.md)
     if (!mech) return CKR_ARGUMENTS_BAD;
     if (s.digest) return CKR_OPERATION_ACTIVE;
     const char* name = mech->mechanism == CKM_SHA256   ? "SHA256"

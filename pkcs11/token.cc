@@ -537,14 +537,18 @@ CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
   }
   out.clear();
   for (const auto& o : *from)
-    if (logged_in_ || agent_ || !o->is_private()) out.push_back(o);
+    if (logged_in_ || !private_locked(*o)) out.push_back(o);
   return CKR_OK;
+}
+
+bool Token::private_locked(const Object& o) const {
+  return o.is_private() && !agent_;
 }
 
 CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
   std::lock_guard lock(mu_);
   auto it = by_handle_.find(handle);
-  if (it == by_handle_.end() || (it->second->is_private() && !logged_in_ && !agent_))
+  if (it == by_handle_.end() || (private_locked(*it->second) && !logged_in_))
     return CKR_OBJECT_HANDLE_INVALID;
   out = it->second;
   return CKR_OK;
@@ -579,7 +583,7 @@ CK_RV Token::load_attributes_locked(Object& o) {
     return CKR_OK;
   }
   a[CKA_TOKEN] = flag(true);
-  a[CKA_PRIVATE] = flag(o.is_private() && !agent_);
+  a[CKA_PRIVATE] = flag(private_locked(o));
   // An entry's objects can be renamed (CKA_LABEL); destroying its private key deletes the
   // entry. The vault CA is managed with `certvault ca` only.
   a[CKA_MODIFIABLE] = flag(o.kind != Kind::kCaCertificate);
@@ -709,7 +713,7 @@ bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
       case CKA_TOKEN:
         return flag(true);
       case CKA_PRIVATE:
-        return flag(o.is_private());
+        return flag(private_locked(o));
       default:
         return std::nullopt;
     }

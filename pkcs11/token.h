@@ -96,6 +96,10 @@ class Token {
 
  private:
   CK_RV open_locked();
+  // CKA_PRIVATE (v3.0 4.4): a private key in-process; through the agent nothing is, as the
+  // key is not in the program. What C_GetAttributeValue says, searches match and login
+  // hides, all from here.
+  bool private_locked(const Object& o) const;
   bool has_vault_files() const;
   CK_RV sync_locked();
   CK_RV load_attributes_locked(Object& object);

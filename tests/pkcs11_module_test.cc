@@ -520,6 +520,39 @@ TEST_F(Module, SeedRandomChecksTheSessionThenItsArguments) {
   EXPECT_EQ(f_->C_SeedRandom(s, seed, sizeof seed), CKR_RANDOM_SEED_NOT_SUPPORTED);
 }
 
+// A NULL mechanism is CKR_ARGUMENTS_BAD once the session has been found valid (v3.0 5.1.7:
+// session errors first), for every function that takes one; an active operation goes on.
+TEST_F(Module, NullMechanismIsABadArgumentAfterTheSessionCheck) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s),
+            CKR_OK);
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  CK_OBJECT_HANDLE pub = 0, priv = 0;
+  for (CK_SESSION_HANDLE h : {s + 100, s}) {
+    const CK_RV want = h == s ? CKR_ARGUMENTS_BAD : CKR_SESSION_HANDLE_INVALID;
+    SCOPED_TRACE(h == s ? "valid session" : "no such session");
+    EXPECT_EQ(f_->C_SignInit(h, nullptr, keys[0]), want);
+    EXPECT_EQ(f_->C_VerifyInit(h, nullptr, pubs[0]), want);
+    EXPECT_EQ(f_->C_DigestInit(h, nullptr), want);
+    EXPECT_EQ(f_->C_GenerateKeyPair(h, nullptr, nullptr, 0, nullptr, 0, &pub, &priv), want);
+  }
+  EXPECT_EQ(vault().entries().size(), 1u) << "nothing was made";
+  // The operation that was active before goes on.
+  CK_MECHANISM sha = {CKM_SHA256, nullptr, 0};
+  ASSERT_EQ(f_->C_DigestInit(s, &sha), CKR_OK);
+  EXPECT_EQ(f_->C_DigestInit(s, nullptr), CKR_ARGUMENTS_BAD);
+  uint8_t digest[32];
+  CK_ULONG len = sizeof digest;
+  uint8_t data[] = "abc";
+  EXPECT_EQ(f_->C_Digest(s, data, 3, digest, &len), CKR_OK);
+  EXPECT_EQ(len, 32u);
+}
+
 // v3.0 5.7, C_GetObjectSize: the size of each object, here the bytes of its attribute values,
 // so a certificate is at least its DER and a key at least its SubjectPublicKeyInfo.
 TEST_F(Module, ObjectSizeIsTheSizeOfTheAttributes) {

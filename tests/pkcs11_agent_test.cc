@@ -1,0 +1,81 @@
+// The PKCS#11 module loaded in-process (dlopen, as applications load it) while an agent
+// serves its vault: what a program sees of the agent's objects through the C API, which
+// pkcs11-tool does not show (tests/agent_pkcs11_test.cc runs the programs).
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "agent_support.h"
+#include "ck.h"
+
+namespace cvtest {
+namespace {
+
+class Pkcs11Agent : public AgentTest {
+ protected:
+  void SetUp() override {
+    AgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    issue("api", 100);
+    start_agent();
+    if (HasFatalFailure()) return;
+    unlock();
+  }
+  void TearDown() override {
+    if (f_) f_->C_Finalize(nullptr);
+    if (lib_) ::dlclose(lib_);
+    AgentTest::TearDown();
+  }
+
+  // Loads the module with this test's vault as its only slot and `socket` as the agent.
+  void load(const fs::path& socket) {
+    ::setenv("CERTVAULT_VAULT", dir_.c_str(), 1);
+    ::setenv("CERTVAULT_PKCS11_CONF", "/nonexistent", 1);
+    ::setenv("CERTVAULT_AGENT_SOCK", socket.c_str(), 1);
+    lib_ = ::dlopen(CERTVAULT_PKCS11_MODULE, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(lib_, nullptr) << ::dlerror();
+    auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(lib_, "C_GetFunctionList"));
+    ASSERT_NE(get, nullptr);
+    ASSERT_EQ(get(&f_), CKR_OK);
+    ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  }
+
+  std::vector<CK_OBJECT_HANDLE> find(CK_SESSION_HANDLE s, std::vector<CK_ATTRIBUTE> templ) {
+    std::vector<CK_OBJECT_HANDLE> out(16);
+    CK_ULONG n = 0;
+    EXPECT_EQ(f_->C_FindObjectsInit(s, templ.data(), templ.size()), CKR_OK);
+    EXPECT_EQ(f_->C_FindObjects(s, out.data(), out.size(), &n), CKR_OK);
+    EXPECT_EQ(f_->C_FindObjectsFinal(s), CKR_OK);
+    out.resize(n);
+    return out;
+  }
+
+  void* lib_ = nullptr;
+  CK_FUNCTION_LIST_PTR f_ = nullptr;
+};
+
+// v3.0 4.4: CKA_PRIVATE says whether a user must log in to see the object. Through the agent
+// no one logs in and the key is not in the program, so the private key object says false, and
+// a search for CKA_PRIVATE false finds it (it found nothing while searches took the in-process
+// rule).
+TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
+  load(socket_);
+  if (HasFatalFailure()) return;
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+  auto keys = find(s, {{CKA_CLASS, &cls, sizeof cls}});
+  ASSERT_EQ(keys.size(), 1u) << "the agent's private key object, without login";
+  CK_BBOOL reported = CK_TRUE;
+  CK_ATTRIBUTE a = {CKA_PRIVATE, &reported, sizeof reported};
+  ASSERT_EQ(f_->C_GetAttributeValue(s, keys[0], &a, 1), CKR_OK);
+  EXPECT_EQ(reported, CK_FALSE);
+  EXPECT_EQ(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &no, sizeof no}}), keys);
+  EXPECT_TRUE(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &yes, sizeof yes}}).empty());
+}
+
+}  // namespace
+}  // namespace cvtest
