@@ -286,6 +286,8 @@ CV_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_N
   return with_slot(slot, out != nullptr, [&](Module& m, Token& t) -> CK_RV {
     if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
     if (!t.initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
+    // v3.0 5.6.1: a vault the module will not open is refused here, with the reason in the log.
+    if (CK_RV rv = t.open(); rv != CKR_OK) return rv;
     // v3.0 5.6, C_OpenSession: no read-only session while the security officer is logged in.
     if (!(flags & CKF_RW_SESSION) && t.so_logged_in()) return CKR_SESSION_READ_WRITE_SO_EXISTS;
     auto s = std::make_shared<Session>();

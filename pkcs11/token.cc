@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "errors.h"
 #include "keys.h"
 #include "mechanisms.h"
 #include "ossl.h"
@@ -185,33 +186,10 @@ std::string space_padded(std::string_view s, size_t n) {
 
 }  // namespace
 
-CK_RV to_rv(const Error& e) {
-  switch (e.code) {
-    case Code::kWrongPin:
-      return CKR_PIN_INCORRECT;
-    case Code::kPinLocked:
-      return CKR_PIN_LOCKED;
-    case Code::kLocked:
-      return CKR_USER_NOT_LOGGED_IN;
-    case Code::kInvalidInput:
-      return CKR_ARGUMENTS_BAD;
-    case Code::kNotFound:
-      return CKR_OBJECT_HANDLE_INVALID;
-    case Code::kRefused:
-      return CKR_ACTION_PROHIBITED;
-    case Code::kExists:
-      return CKR_ACTION_PROHIBITED;
-    case Code::kCrypto:
-      return CKR_FUNCTION_FAILED;
-    default:
-      return CKR_DEVICE_ERROR;  // damaged or unreadable vault
-  }
-}
-
 CK_RV Token::open_locked() {
   if (vault_) return CKR_OK;
   auto v = Vault::open(dir_);
-  if (!v) return CKR_TOKEN_NOT_PRESENT;
+  if (!v) return to_rv(v.error(), Stage::kOpen);
   vault_.emplace(std::move(*v));
   return CKR_OK;
 }
@@ -238,6 +216,12 @@ bool Token::uses_agent() {
 bool Token::initialized() {
   std::lock_guard lock(mu_);
   return agent_locked() || has_vault_files();
+}
+
+CK_RV Token::open() {
+  std::lock_guard lock(mu_);
+  if (agent_locked()) return CKR_OK;
+  return open_locked();
 }
 
 bool Token::has_vault_files() const {
@@ -295,7 +279,7 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
   }
   if (CK_RV rv = open_locked(); rv != CKR_OK) return rv;
   // The label and flags come from the manifest: a damaged one is reported, not shown stale.
-  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error());
+  if (auto ok = vault_->refresh(); !ok) return to_rv(ok.error(), Stage::kRead);
   std::string label = space_padded(vault_->label(), sizeof info->label);
   std::memcpy(info->label, label.data(), sizeof info->label);
   std::memcpy(info->serialNumber, space_padded(vault_->id(), 16).data(), 16);
@@ -321,11 +305,8 @@ CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
   InitOptions options;
   if (!label.empty()) options.label = std::string(label);
   auto made = Vault::init_for_security_officer(dir_, so_pin, options);
-  if (!made) {
-    return made.error().code == Code::kInvalidInput ? CKR_ARGUMENTS_BAD
-           : made.error().code == Code::kExists     ? CKR_TOKEN_WRITE_PROTECTED
-                                                    : CKR_DEVICE_ERROR;
-  }
+  if (!made)  // a vault made there meanwhile is left alone, as above
+    return made.error().code == Code::kExists ? CKR_TOKEN_WRITE_PROTECTED : to_rv(made.error());
   made->lock();  // the security officer logs in as usual
   vault_.emplace(std::move(*made));
   synced_for_ = 0;
@@ -433,7 +414,7 @@ CK_RV Token::sync_locked() {
   if (auto ok = vault_->refresh(); !ok) {
     // Damage found after login: the keys decrypted from that vault are not used again.
     if (ok.error().code == Code::kTampered) keys_.clear();
-    return to_rv(ok.error());
+    return to_rv(ok.error(), Stage::kRead);
   }
   const uint64_t counter = vault_->commit_counter();
   if (counter == synced_for_) return CKR_OK;

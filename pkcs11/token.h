@@ -54,6 +54,9 @@ class Token {
   const std::filesystem::path& dir() const { return dir_; }
   // Everything below takes the token's lock itself.
   bool initialized();  // the directory holds a vault, or the agent serves it
+  // C_OpenSession: the vault opens (or the agent serves it); CKR_TOKEN_NOT_RECOGNIZED for a
+  // vault the module will not open, CKR_DEVICE_ERROR when it cannot be read.
+  CK_RV open();
   CK_RV token_info(CK_TOKEN_INFO* info);
   // C_InitToken: an empty vault in the directory, the security officer's PIN as its
   // recovery secret. A vault that exists is never wiped this way.
@@ -145,8 +148,5 @@ class Token {
   };
   std::unordered_map<std::string, UnlockedKey> keys_;  // key id -> key, while logged in
 };
-
-// CK_RV for a keystore error.
-CK_RV to_rv(const Error& e);
 
 }  // namespace certvault::pkcs11

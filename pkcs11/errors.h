@@ -1,0 +1,20 @@
+// Keystore errors as PKCS#11 return values: the one place where an Error becomes a CK_RV,
+// used by every entry point (STYLE.md: errors are converted once, at the boundary).
+#pragma once
+
+#include "ck.h"
+#include "error.h"
+
+namespace certvault::pkcs11 {
+
+// Where the error arose. A vault the module will not open is a token it does not recognise;
+// the same error from a vault that opened (damage found later, say) is a device error.
+enum class Stage {
+  kOpen,  // opening the slot's vault
+  kRead,  // reading an open vault again (a newer manifest, the object table)
+  kUse,   // an operation on the vault or its keys
+};
+
+CK_RV to_rv(const Error& e, Stage stage = Stage::kUse);
+
+}  // namespace certvault::pkcs11
