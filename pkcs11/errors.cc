@@ -1,8 +1,9 @@
 #include "errors.h"
 
 namespace certvault::pkcs11 {
+namespace {
 
-CK_RV to_rv(const Error& e, Stage stage) {
+CK_RV rv_of(const Error& e, Stage stage) {
   // v3.0 5.1.3: CKR_DEVICE_ERROR for a problem with the token, such as an I/O failure.
   if (e.code == Code::kIo) return CKR_DEVICE_ERROR;
   switch (stage) {
@@ -38,6 +39,37 @@ CK_RV to_rv(const Error& e, Stage stage) {
       break;
   }
   return CKR_DEVICE_ERROR;  // damaged or unreadable vault
+}
+
+const char* name_of(CK_RV rv) {
+  switch (rv) {
+    case CKR_PIN_INCORRECT:
+      return "CKR_PIN_INCORRECT";
+    case CKR_PIN_LOCKED:
+      return "CKR_PIN_LOCKED";
+    case CKR_USER_NOT_LOGGED_IN:
+      return "CKR_USER_NOT_LOGGED_IN";
+    case CKR_ARGUMENTS_BAD:
+      return "CKR_ARGUMENTS_BAD";
+    case CKR_OBJECT_HANDLE_INVALID:
+      return "CKR_OBJECT_HANDLE_INVALID";
+    case CKR_ACTION_PROHIBITED:
+      return "CKR_ACTION_PROHIBITED";
+    case CKR_FUNCTION_FAILED:
+      return "CKR_FUNCTION_FAILED";
+    case CKR_TOKEN_NOT_RECOGNIZED:
+      return "CKR_TOKEN_NOT_RECOGNIZED";
+    default:
+      return "CKR_DEVICE_ERROR";
+  }
+}
+
+}  // namespace
+
+CK_RV to_rv(const Error& e, Stage stage) {
+  const CK_RV rv = rv_of(e, stage);
+  CV_DEBUG("%s (%s)", e.message.c_str(), name_of(rv));
+  return rv;
 }
 
 }  // namespace certvault::pkcs11

@@ -3,7 +3,11 @@
 #pragma once
 
 #include "ck.h"
+#include "debug.h"
 #include "error.h"
+
+// The shared debug log (keystore/debug.h), as "certvault-pkcs11".
+#define CV_DEBUG(...) CV_DEBUG_AS("certvault-pkcs11", __VA_ARGS__)
 
 namespace certvault::pkcs11 {
 
@@ -15,6 +19,8 @@ enum class Stage {
   kUse,   // an operation on the vault or its keys
 };
 
+// Also writes the keystore's sentence (what failed, which input, what to do) to the debug
+// log, so that a user learns why a call returned what it did.
 CK_RV to_rv(const Error& e, Stage stage = Stage::kUse);
 
 }  // namespace certvault::pkcs11

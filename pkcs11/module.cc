@@ -13,6 +13,7 @@
 
 #include "ck.h"
 #include "config.h"
+#include "errors.h"
 #include "mechanisms.h"
 #include "ossl.h"
 #include "pin_source.h"
@@ -187,8 +188,10 @@ CV_EXPORT CK_RV C_Initialize(CK_VOID_PTR init_args) {
     auto m = std::make_unique<Module>();
     g_pid.store(::getpid(), std::memory_order_relaxed);
     m->pid = g_pid.load(std::memory_order_relaxed);
-    for (const auto& v : configured_vaults())
+    for (const auto& v : configured_vaults()) {
+      CV_DEBUG("slot %zu: vault %s", m->tokens.size(), v.dir.c_str());
       m->tokens.push_back(std::make_unique<Token>(v.dir, v.agent_name));
+    }
     g_module.store(m.release(), std::memory_order_release);
     return CKR_OK;
   });

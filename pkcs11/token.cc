@@ -198,12 +198,27 @@ bool Token::agent_locked() {
   if (agent_decided_) return agent_ != nullptr;
   agent_decided_ = true;
   if (vault_) return false;  // opened in-process already (C_InitToken)
+  const char* vault = agent_name_.empty() ? "(the agent's default vault)" : agent_name_.c_str();
   auto socket = agent::find_socket();
-  if (!socket) return false;
+  if (!socket) {
+    CV_DEBUG("no certvault agent answers; vault %s is used in-process", dir_.c_str());
+    return false;
+  }
   auto client = std::make_shared<agent::Client>(*socket);
-  // Not served there, or not reachable: in-process, as without an agent.
+  // Not served there, or not reachable, or run by a user the program does not trust:
+  // in-process, as without an agent.
   auto served = agent::vault_info(client, agent_name_);
-  if (!served || !*served) return false;
+  if (!served) {
+    CV_DEBUG("the certvault agent at %s is not used: %s; vault %s is used in-process",
+             socket->c_str(), served.error().message.c_str(), dir_.c_str());
+    return false;
+  }
+  if (!*served) {
+    CV_DEBUG("the certvault agent at %s does not serve vault %s; it is used in-process",
+             socket->c_str(), vault);
+    return false;
+  }
+  CV_DEBUG("vault %s is used through the certvault agent at %s", vault, socket->c_str());
   agent_ = std::move(client);
   return true;
 }

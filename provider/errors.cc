@@ -1,15 +1,7 @@
 #include "errors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <string>
 
 #include "provider.h"
 
@@ -76,54 +68,6 @@ Reason reason_for(Code code) {
 void raise(const ProvCtx* ctx, const Error& e, const char* file, int line,
            const char* func) noexcept {
   raise(ctx, reason_for(e.code), e.message, file, line, func);
-}
-
-namespace {
-
-// CERTVAULT_DEBUG unset, empty or "0": off; a path starting with '/': appended there;
-// anything else: stderr. secure_getenv: in a setuid or setgid program (which loads the
-// provider when openssl.cnf names it) the variable is not there, so nobody can make such a
-// program write where they cannot. The file is never reached through a symbolic link and
-// is created owner-only.
-FILE* debug_stream() {
-  static FILE* stream = []() -> FILE* {
-    const char* v = ::secure_getenv("CERTVAULT_DEBUG");
-    if (!v || !*v || std::strcmp(v, "0") == 0) return nullptr;
-    if (v[0] != '/') return stderr;
-    const int fd = ::open(v, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      if (FILE* f = ::fdopen(fd, "a")) return f;
-      const int err = errno;
-      ::close(fd);
-      errno = err;
-    }
-    std::fprintf(stderr,
-                 "certvault-provider: cannot open the debug log %s (%s); logging to "
-                 "standard error instead\n",
-                 v, std::strerror(errno));
-    return stderr;
-  }();
-  return stream;
-}
-
-}  // namespace
-
-bool debug_enabled() {
-  return debug_stream() != nullptr;
-}
-
-void debug_log(const char* fmt, ...) {
-  FILE* out = debug_stream();
-  if (!out) return;
-  static std::mutex mu;
-  std::lock_guard lock(mu);
-  std::fputs("certvault-provider: ", out);
-  va_list args;
-  va_start(args, fmt);
-  std::vfprintf(out, fmt, args);
-  va_end(args);
-  std::fputc('\n', out);
-  std::fflush(out);
 }
 
 }  // namespace certvault::provider

@@ -1,5 +1,5 @@
 // Errors go to OpenSSL's error queue under this provider's library code, with reason
-// strings; a debug log on stderr (or a file) is switched on by CERTVAULT_DEBUG.
+// strings; the debug log switched on by CERTVAULT_DEBUG is keystore/debug.h.
 #pragma once
 
 #include <openssl/core.h>
@@ -7,6 +7,7 @@
 #include <new>
 #include <string_view>
 
+#include "debug.h"
 #include "error.h"
 
 namespace certvault::provider {
@@ -59,13 +60,7 @@ R guarded(const ProvCtx* ctx, R on_error, F&& f) noexcept {
   return on_error;
 }
 
-bool debug_enabled();
-// printf-style; costs one branch when CERTVAULT_DEBUG is unset. The variable is read with
-// secure_getenv(), so a setuid or setgid program that loads the provider never logs.
-void debug_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-#define CV_DEBUG(...)                                                                          \
-  do {                                                                                         \
-    if (::certvault::provider::debug_enabled()) ::certvault::provider::debug_log(__VA_ARGS__); \
-  } while (0)
+// The shared debug log (keystore/debug.h), as "certvault-provider".
+#define CV_DEBUG(...) CV_DEBUG_AS("certvault-provider", __VA_ARGS__)
 
 }  // namespace certvault::provider

@@ -19,9 +19,6 @@ class Pkcs11Agent : public AgentTest {
     AgentTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     issue("api", 100);
-    start_agent();
-    if (HasFatalFailure()) return;
-    unlock();
   }
   void TearDown() override {
     if (f_) f_->C_Finalize(nullptr);
@@ -61,6 +58,9 @@ class Pkcs11Agent : public AgentTest {
 // a search for CKA_PRIVATE false finds it (it found nothing while searches took the in-process
 // rule).
 TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
   load(socket_);
   if (HasFatalFailure()) return;
   CK_SESSION_HANDLE s = 0;
@@ -75,6 +75,29 @@ TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
   EXPECT_EQ(reported, CK_FALSE);
   EXPECT_EQ(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &no, sizeof no}}), keys);
   EXPECT_TRUE(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &yes, sizeof yes}}).empty());
+}
+
+// A program sends nothing to an agent run by a user other than root, itself or the certvault
+// user (docs/agent.md): the module declines it and works in-process, and the debug log says
+// so and why (before, the fallback was silent).
+TEST_F(Pkcs11Agent, AgentRunByAnotherUserIsDeclinedAndTheDebugLogSaysWhy) {
+  start_agent_of("other", client_uid_, client_gid_, {"--init-groups"});
+  ASSERT_FALSE(HasFailure());
+  const fs::path log = tmp_ / "debug.log";
+  ::setenv("CERTVAULT_DEBUG", log.c_str(), 1);
+  load(socket_);
+  ::unsetenv("CERTVAULT_DEBUG");
+  if (HasFatalFailure()) return;
+  CK_TOKEN_INFO info{};
+  ASSERT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+  EXPECT_TRUE(info.flags & CKF_LOGIN_REQUIRED) << "in-process, with a PIN";
+  EXPECT_FALSE(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH);
+  const std::string text = fs::exists(log) ? read_file(log) : std::string();
+  EXPECT_TRUE(contains(
+      text, "certvault-pkcs11: the certvault agent at " + socket_.string() + " is not used: "))
+      << text;
+  EXPECT_TRUE(contains(text, "is served by uid " + std::to_string(client_uid_))) << text;
+  EXPECT_TRUE(contains(text, "vault " + dir_.string() + " is used in-process")) << text;
 }
 
 }  // namespace

@@ -71,6 +71,27 @@ TEST_F(Pkcs11VaultRefused, LoosePermissionsAreATokenNotRecognized) {
   EXPECT_EQ(manifest(), before);
 }
 
+// The opt-in debug log (CERTVAULT_DEBUG, shared with the provider) says why the vault was
+// refused, in the keystore's sentence, while the caller gets the specification's code.
+TEST_F(Pkcs11VaultRefused, DebugLogSaysWhyTheVaultWasRefused) {
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  const fs::path log = tmp_ / "debug.log";
+  ::setenv("CERTVAULT_DEBUG", log.c_str(), 1);
+  load();
+  ::unsetenv("CERTVAULT_DEBUG");
+  if (HasFatalFailure()) return;
+  CK_SESSION_HANDLE s = 0;
+  EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s),
+            CKR_TOKEN_NOT_RECOGNIZED);
+  ASSERT_TRUE(fs::exists(log));
+  EXPECT_EQ(file_mode(log), 0600u);
+  const std::string text = read_file(log);
+  EXPECT_TRUE(contains(text, "certvault-pkcs11: " + dir_.string() + " has mode 0755")) << text;
+  EXPECT_TRUE(contains(text, "run chmod 0700 " + dir_.string())) << text;
+  EXPECT_TRUE(contains(text, "(CKR_TOKEN_NOT_RECOGNIZED)")) << text;
+  EXPECT_FALSE(contains(text, std::string(kPin))) << text;
+}
+
 TEST_F(Pkcs11VaultRefused, NewerFormatIsATokenNotRecognized) {
   std::string text = manifest();
   text.replace(0, text.find('\n'), "certvault-vault 5");
