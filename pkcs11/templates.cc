@@ -6,81 +6,11 @@
 #include <cstring>
 #include <span>
 
+#include "attributes.h"
 #include "ossl.h"
 
 namespace certvault::pkcs11 {
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-// How a template attribute is treated. Anything not in a table is
-// CKR_ATTRIBUTE_TYPE_INVALID (v2.40 5.7).
-enum class Rule {
-  kTrue,   // a CK_BBOOL that may only be true: what certvault's objects always are
-  kFalse,  // a CK_BBOOL that may only be false
-  kAny,    // a CK_BBOOL either way: it does not change what certvault does
-  // A CK_BBOOL for a use other than signing. Vault keys only sign, so the objects say
-  // false and no such mechanism is offered; a true here is accepted because common tools
-  // ask for it by default (pkcs11-tool --keypairgen asks for CKA_DERIVE on EC keys).
-  kUsage,
-  kClass,     // CKA_CLASS, which must name the object being made
-  kKeyType,   // CKA_KEY_TYPE, which must agree with the mechanism
-  kLabel,     // the nickname
-  kReadOnly,  // chosen by certvault (CKA_ID; CKA_UNIQUE_ID, v3.0 4.4): CKR_ATTRIBUTE_READ_ONLY
-  kValue,     // taken, checked by the caller
-};
-
-struct AttrRule {
-  CK_ATTRIBUTE_TYPE type;
-  Rule rule;
-};
-
-constexpr AttrRule kPublicKeyRules[] = {
-    {CKA_CLASS, Rule::kClass},          {CKA_KEY_TYPE, Rule::kKeyType},
-    {CKA_TOKEN, Rule::kTrue},           {CKA_PRIVATE, Rule::kFalse},
-    {CKA_LABEL, Rule::kLabel},          {CKA_ID, Rule::kReadOnly},
-    {CKA_MODIFIABLE, Rule::kAny},       {CKA_VERIFY, Rule::kTrue},
-    {CKA_ENCRYPT, Rule::kUsage},        {CKA_WRAP, Rule::kUsage},
-    {CKA_VERIFY_RECOVER, Rule::kUsage}, {CKA_DERIVE, Rule::kUsage},
-    {CKA_MODULUS_BITS, Rule::kValue},   {CKA_PUBLIC_EXPONENT, Rule::kValue},
-    {CKA_EC_PARAMS, Rule::kValue},      {CKA_UNIQUE_ID, Rule::kReadOnly},
-};
-
-constexpr AttrRule kPrivateKeyRules[] = {
-    {CKA_CLASS, Rule::kClass},
-    {CKA_KEY_TYPE, Rule::kKeyType},
-    {CKA_TOKEN, Rule::kTrue},
-    {CKA_PRIVATE, Rule::kTrue},
-    {CKA_LABEL, Rule::kLabel},
-    {CKA_ID, Rule::kReadOnly},
-    {CKA_MODIFIABLE, Rule::kAny},
-    {CKA_SENSITIVE, Rule::kTrue},
-    {CKA_EXTRACTABLE, Rule::kFalse},
-    {CKA_SIGN, Rule::kTrue},
-    {CKA_DECRYPT, Rule::kUsage},
-    {CKA_UNWRAP, Rule::kUsage},
-    {CKA_SIGN_RECOVER, Rule::kUsage},
-    {CKA_DERIVE, Rule::kUsage},
-    {CKA_ALWAYS_AUTHENTICATE, Rule::kFalse},
-    {CKA_UNIQUE_ID, Rule::kReadOnly},
-};
-
-constexpr AttrRule kCertificateRules[] = {
-    {CKA_CLASS, Rule::kClass},
-    {CKA_CERTIFICATE_TYPE, Rule::kValue},
-    {CKA_TOKEN, Rule::kTrue},
-    {CKA_PRIVATE, Rule::kFalse},
-    {CKA_MODIFIABLE, Rule::kAny},
-    {CKA_TRUSTED, Rule::kFalse},
-    {CKA_LABEL, Rule::kLabel},
-    {CKA_ID, Rule::kValue},
-    {CKA_VALUE, Rule::kValue},
-    {CKA_SUBJECT, Rule::kValue},
-    {CKA_ISSUER, Rule::kValue},
-    {CKA_SERIAL_NUMBER, Rule::kValue},
-    {CKA_CERTIFICATE_CATEGORY, Rule::kValue},
-    {CKA_UNIQUE_ID, Rule::kReadOnly},
-};
 
 template <typename T>
 std::optional<T> scalar(const CK_ATTRIBUTE& a) {
@@ -95,53 +25,52 @@ Bytes bytes_of(const CK_ATTRIBUTE& a) {
   return p ? Bytes(p, p + a.ulValueLen) : Bytes();
 }
 
-// Checks every attribute of one template against its table (v2.40 5.7 and 4.1). `label`
-// collects CKA_LABEL; the kValue attributes are left to the caller.
-CK_RV check_template(std::span<const AttrRule> rules, const CK_ATTRIBUTE* templ, CK_ULONG count,
+// Checks every attribute of one template against the table of the object it makes
+// (attributes.cc; v3.0 4.1.1). `label` collects CKA_LABEL; the kValue attributes are left to
+// the caller.
+CK_RV check_template(Kind kind, const CK_ATTRIBUTE* templ, CK_ULONG count,
                      CK_OBJECT_CLASS object_class, std::optional<CK_KEY_TYPE> key_type,
                      std::optional<std::string>& label, bool& token) {
   if (count && !templ) return CKR_ARGUMENTS_BAD;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];
     if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
-    const AttrRule* r = nullptr;
-    for (const auto& candidate : rules)
-      if (candidate.type == a.type) r = &candidate;
-    if (!r) return CKR_ATTRIBUTE_TYPE_INVALID;
-    switch (r->rule) {
-      case Rule::kTrue:
-      case Rule::kFalse:
-      case Rule::kAny:
-      case Rule::kUsage: {
+    const Attribute* r = attribute_of(kind, a.type);
+    if (!r || r->given == Given::kNever) return CKR_ATTRIBUTE_TYPE_INVALID;
+    switch (r->given) {
+      case Given::kNever:
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+      case Given::kDefault:
+      case Given::kUsage: {
         auto b = scalar<CK_BBOOL>(a);
         if (!b) return CKR_ATTRIBUTE_VALUE_INVALID;
-        if ((r->rule == Rule::kTrue || r->rule == Rule::kFalse) &&
-            (*b != CK_FALSE) != (r->rule == Rule::kTrue))
+        // The object made has its default; a template that asks otherwise cannot be honoured.
+        if (r->given == Given::kDefault && r->fixed && (*b != CK_FALSE) != *r->fixed)
           return CKR_TEMPLATE_INCONSISTENT;
         if (a.type == CKA_TOKEN) token = *b != CK_FALSE;
         break;
       }
-      case Rule::kClass: {
+      case Given::kClass: {
         auto c = scalar<CK_OBJECT_CLASS>(a);
         if (!c) return CKR_ATTRIBUTE_VALUE_INVALID;
         if (*c != object_class) return CKR_TEMPLATE_INCONSISTENT;
         break;
       }
-      case Rule::kKeyType: {
+      case Given::kKeyType: {
         auto k = scalar<CK_KEY_TYPE>(a);
         if (!k) return CKR_ATTRIBUTE_VALUE_INVALID;
         if (key_type && *k != *key_type) return CKR_TEMPLATE_INCONSISTENT;
         break;
       }
-      case Rule::kLabel: {
+      case Given::kLabel: {
         std::string l(static_cast<const char*>(a.pValue), a.ulValueLen);
         if (label && *label != l) return CKR_TEMPLATE_INCONSISTENT;
         label = std::move(l);
         break;
       }
-      case Rule::kReadOnly:
+      case Given::kReadOnly:
         return CKR_ATTRIBUTE_READ_ONLY;
-      case Rule::kValue:
+      case Given::kValue:
         break;
     }
   }
@@ -251,10 +180,10 @@ CK_RV parse_key_pair(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pu
   // v2.40 4.4: CKA_TOKEN defaults to false, a session object, which a vault cannot hold.
   bool pub_token = false, priv_token = false;
   if (CK_RV rv =
-          check_template(kPublicKeyRules, pub, pub_count, CKO_PUBLIC_KEY, kt, label, pub_token);
+          check_template(Kind::kPublicKey, pub, pub_count, CKO_PUBLIC_KEY, kt, label, pub_token);
       rv != CKR_OK)
     return rv;
-  if (CK_RV rv = check_template(kPrivateKeyRules, priv, priv_count, CKO_PRIVATE_KEY, kt, label,
+  if (CK_RV rv = check_template(Kind::kPrivateKey, priv, priv_count, CKO_PRIVATE_KEY, kt, label,
                                 priv_token);
       rv != CKR_OK)
     return rv;
@@ -267,7 +196,7 @@ CK_RV parse_key_pair(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pu
 CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRequest& out) {
   std::optional<std::string> label;
   bool token = false;
-  if (CK_RV rv = check_template(kCertificateRules, templ, count, CKO_CERTIFICATE, std::nullopt,
+  if (CK_RV rv = check_template(Kind::kCertificate, templ, count, CKO_CERTIFICATE, std::nullopt,
                                 label, token);
       rv != CKR_OK)
     return rv;

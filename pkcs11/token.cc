@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "attributes.h"
 #include "errors.h"
 #include "keys.h"
 #include "mechanisms.h"
@@ -18,87 +19,7 @@
 namespace certvault::pkcs11 {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
 using Attrs = std::map<CK_ATTRIBUTE_TYPE, Bytes>;
-
-template <typename T>
-Bytes pod(const T& v) {
-  Bytes out(sizeof v);
-  std::memcpy(out.data(), &v, sizeof v);
-  return out;
-}
-Bytes flag(bool b) {
-  return pod(static_cast<CK_BBOOL>(b ? CK_TRUE : CK_FALSE));
-}
-Bytes ulong(CK_ULONG v) {
-  return pod(v);
-}
-Bytes text(std::string_view s) {
-  return Bytes(s.begin(), s.end());
-}
-
-Bytes date(Time t) {
-  if (t == 0) return {};  // a key still waiting for its certificate has no dates yet
-  time_t tt = static_cast<time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
-  CK_DATE d;
-  std::memcpy(d.year, buf, 4);
-  std::memcpy(d.month, buf + 4, 2);
-  std::memcpy(d.day, buf + 6, 2);
-  return pod(d);
-}
-
-Bytes octet_string(const Bytes& content) {
-  ASN1_OCTET_STRING* os = ASN1_OCTET_STRING_new();
-  ASN1_OCTET_STRING_set(os, content.data(), static_cast<int>(content.size()));
-  Bytes out = ossl::to_der<ASN1_OCTET_STRING, i2d_ASN1_OCTET_STRING>(os);
-  ASN1_OCTET_STRING_free(os);
-  return out;
-}
-
-Bytes oid(const char* dotted) {
-  ASN1_OBJECT* o = OBJ_txt2obj(dotted, 1);
-  Bytes out = ossl::to_der<ASN1_OBJECT, i2d_ASN1_OBJECT>(o);
-  ASN1_OBJECT_free(o);
-  return out;
-}
-
-Bytes bn_param(EVP_PKEY* key, const char* name) {
-  BIGNUM* bn = nullptr;
-  if (!EVP_PKEY_get_bn_param(key, name, &bn)) return {};
-  Bytes out(static_cast<size_t>(BN_num_bytes(bn)));
-  BN_bn2bin(bn, out.data());
-  BN_free(bn);
-  return out;
-}
-
-CK_KEY_TYPE ck_key_type(KeyType t) {
-  switch (t) {
-    case KeyType::kEcP256:
-    case KeyType::kEcP384:
-      return CKK_EC;
-    case KeyType::kEd25519:
-      return CKK_EC_EDWARDS;
-    default:
-      return CKK_RSA;
-  }
-}
-
-CK_OBJECT_CLASS ck_class(Kind k) {
-  switch (k) {
-    case Kind::kPublicKey:
-      return CKO_PUBLIC_KEY;
-    case Kind::kPrivateKey:
-      return CKO_PRIVATE_KEY;
-    case Kind::kProfile:
-      return CKO_PROFILE;
-    default:
-      return CKO_CERTIFICATE;
-  }
-}
 
 // CKA_UNIQUE_ID (v3.0 4.4.1: set by the token, unique among its objects, never changed): the
 // first 16 bytes of SHA-256 over the vault id, the entry's id (or the CA's), the generation
@@ -119,63 +40,6 @@ std::string unique_id(std::string_view vault_id, std::string_view source, uint32
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), md);
   return seal::to_hex({md, 16});
-}
-
-// Public-key attributes shared by public and private key objects.
-void key_attributes(Attrs& a, const Object& o, const Bytes& spki) {
-  const unsigned char* p = spki.data();
-  ossl::Pkey pub(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
-  a[CKA_KEY_TYPE] = ulong(ck_key_type(o.key_type));
-  a[CKA_PUBLIC_KEY_INFO] = spki;
-  a[CKA_START_DATE] = date(o.not_before);
-  a[CKA_END_DATE] = date(o.not_after);
-  a[CKA_DERIVE] = flag(false);
-  a[CKA_LOCAL] = flag(!o.key_imported);  // v2.40 4.7: generated in the token
-  a[CKA_KEY_GEN_MECHANISM] = ulong(o.key_imported                      ? CK_UNAVAILABLE_INFORMATION
-                                   : o.key_type == KeyType::kEd25519   ? CKM_EC_EDWARDS_KEY_PAIR_GEN
-                                   : ck_key_type(o.key_type) == CKK_EC ? CKM_EC_KEY_PAIR_GEN
-                                                                       : CKM_RSA_PKCS_KEY_PAIR_GEN);
-  auto mechs = sign_mechanisms(o.key_type);
-  Bytes allowed(mechs.size() * sizeof(CK_MECHANISM_TYPE));
-  std::memcpy(allowed.data(), mechs.data(), allowed.size());
-  a[CKA_ALLOWED_MECHANISMS] = allowed;
-  if (!pub) return;
-  if (o.key_type == KeyType::kEd25519) {
-    a[CKA_EC_PARAMS] = oid("1.3.101.112");  // id-Ed25519, RFC 8410
-    Bytes point(32);
-    size_t len = point.size();
-    EVP_PKEY_get_raw_public_key(pub.get(), point.data(), &len);
-    point.resize(len);
-    a[CKA_EC_POINT] = octet_string(point);
-  } else if (ck_key_type(o.key_type) == CKK_EC) {
-    a[CKA_EC_PARAMS] = oid(o.key_type == KeyType::kEcP256 ? "1.2.840.10045.3.1.7" : "1.3.132.0.34");
-    Bytes point(256);
-    size_t len = 0;
-    EVP_PKEY_get_octet_string_param(pub.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point.data(),
-                                    point.size(), &len);
-    point.resize(len);
-    a[CKA_EC_POINT] = octet_string(point);
-  } else {
-    a[CKA_MODULUS] = bn_param(pub.get(), OSSL_PKEY_PARAM_RSA_N);
-    a[CKA_PUBLIC_EXPONENT] = bn_param(pub.get(), OSSL_PKEY_PARAM_RSA_E);
-    a[CKA_MODULUS_BITS] = ulong(static_cast<CK_ULONG>(EVP_PKEY_get_bits(pub.get())));
-  }
-}
-
-// Attributes of a private key that are secret: never returned (PKCS#11 v2.40, 4.9).
-bool sensitive(CK_ATTRIBUTE_TYPE t) {
-  switch (t) {
-    case CKA_VALUE:
-    case CKA_PRIVATE_EXPONENT:
-    case CKA_PRIME_1:
-    case CKA_PRIME_2:
-    case CKA_EXPONENT_1:
-    case CKA_EXPONENT_2:
-    case CKA_COEFFICIENT:
-      return true;
-    default:
-      return false;
-  }
 }
 
 std::string space_padded(std::string_view s, size_t n) {
@@ -537,8 +401,15 @@ CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
   return CKR_OK;
 }
 
+Source Token::record_source_locked(const Object& o) const {
+  static const Bytes kNone;
+  return Source{o, agent_ != nullptr, kNone, nullptr, nullptr, kNone};
+}
+
 bool Token::private_locked(const Object& o) const {
-  return o.is_private() && !agent_;
+  const Attribute* row = attribute_of(o.kind, CKA_PRIVATE);
+  const std::optional<Bytes> v = row ? value_of(*row, record_source_locked(o)) : std::nullopt;
+  return v && v->size() == 1 && (*v)[0] == CK_TRUE;
 }
 
 CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
@@ -567,85 +438,42 @@ CK_RV Token::public_der_locked(const Object& o, Bytes& cert, Bytes& spki) {
   return CKR_OK;
 }
 
+// The object's attributes, from its class's table (attributes.cc), read once.
 CK_RV Token::load_attributes_locked(Object& o) {
   if (o.attributes) return CKR_OK;
-  Attrs a;
-  a[CKA_CLASS] = ulong(ck_class(o.kind));
-  if (o.kind == Kind::kProfile) {
-    // v3.0 4.13: the common object attribute (4.2, CKA_CLASS) and the profile, nothing more;
-    // not a storage object, so no CKA_TOKEN, CKA_LABEL or CKA_UNIQUE_ID (4.4).
-    a[CKA_PROFILE_ID] = ulong(CKP_AUTHENTICATION_TOKEN);
-    o.attributes = std::move(a);
-    return CKR_OK;
-  }
-  a[CKA_TOKEN] = flag(true);
-  a[CKA_PRIVATE] = flag(private_locked(o));
-  // An entry's objects can be renamed (CKA_LABEL); destroying its private key deletes the
-  // entry. The vault CA is managed with `certvault ca` only.
-  a[CKA_MODIFIABLE] = flag(o.kind != Kind::kCaCertificate);
-  a[CKA_COPYABLE] = flag(false);
-  a[CKA_DESTROYABLE] = flag(o.kind == Kind::kPrivateKey);
-  a[CKA_LABEL] = text(o.nickname);
-  a[CKA_UNIQUE_ID] = text(o.unique_id);  // v3.0 4.4.1
-  a[CKA_ID] = seal::from_hex(o.key_id).value_or(Bytes());
-  if (o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate) {
-    Result<Bytes> cert_der = Bytes();
-    if (o.kind == Kind::kCaCertificate) {
-      cert_der = vault_->ca_certificate_der();
-    } else {
-      Bytes spki;
-      if (CK_RV rv = public_der_locked(o, *cert_der, spki); rv != CKR_OK) return rv;
-    }
-    if (!cert_der) return to_rv(cert_der.error());
-    auto cert = ossl::cert_from_der(*cert_der);
-    if (!cert) return CKR_DEVICE_ERROR;
-    X509* x = cert->get();
-    a[CKA_CERTIFICATE_TYPE] = ulong(CKC_X_509);
-    a[CKA_TRUSTED] = flag(false);
-    a[CKA_CERTIFICATE_CATEGORY] = ulong(o.kind == Kind::kCaCertificate ? 2 : 1);
-    unsigned char sha1[SHA_DIGEST_LENGTH];
-    SHA1(cert_der->data(), cert_der->size(), sha1);
-    a[CKA_CHECK_VALUE] = Bytes(sha1, sha1 + 3);
-    a[CKA_START_DATE] = date(o.not_before);
-    a[CKA_END_DATE] = date(o.not_after);
-    a[CKA_SUBJECT] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x));
-    a[CKA_ISSUER] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x));
-    a[CKA_SERIAL_NUMBER] = ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x));
-    a[CKA_VALUE] = *cert_der;
-    a[CKA_URL] = {};
-    a[CKA_JAVA_MIDP_SECURITY_DOMAIN] = ulong(0);
-    a[CKA_PUBLIC_KEY_INFO] = ossl::spki_der(X509_get0_pubkey(x));
-  } else {
-    Bytes cert_der, spki;
+  Bytes cert_der, spki;
+  if (o.kind == Kind::kCaCertificate) {
+    auto der = vault_->ca_certificate_der();
+    if (!der) return to_rv(der.error());
+    cert_der = std::move(*der);
+  } else if (o.is_storage()) {
     if (CK_RV rv = public_der_locked(o, cert_der, spki); rv != CKR_OK) return rv;
-    key_attributes(a, o, spki);
-    if (!cert_der.empty()) {
-      if (auto cert = ossl::cert_from_der(cert_der))
-        a[CKA_SUBJECT] = ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert->get()));
-    }
-    if (o.kind == Kind::kPublicKey) {
-      a[CKA_ENCRYPT] = flag(false);
-      a[CKA_VERIFY] = flag(true);
-      a[CKA_VERIFY_RECOVER] = flag(false);
-      a[CKA_WRAP] = flag(false);
-      a[CKA_TRUSTED] = flag(false);
-    } else {
-      a[CKA_SENSITIVE] = flag(true);
-      a[CKA_DECRYPT] = flag(false);
-      a[CKA_SIGN] = flag(true);
-      a[CKA_SIGN_RECOVER] = flag(false);
-      a[CKA_UNWRAP] = flag(false);
-      a[CKA_EXTRACTABLE] = flag(false);
-      // v2.40 4.9: a key that was ever outside the token (imported, or exported as
-      // PKCS#12 by `certvault export`) was not always sensitive and has been extracted.
-      const bool kept_inside = !o.key_imported && !o.exported;
-      a[CKA_ALWAYS_SENSITIVE] = flag(kept_inside);
-      a[CKA_NEVER_EXTRACTABLE] = flag(kept_inside);
-      a[CKA_WRAP_WITH_TRUSTED] = flag(false);
-      a[CKA_ALWAYS_AUTHENTICATE] = flag(false);
-      a.erase(CKA_EC_POINT);  // a private key object carries the curve, not the point
+  }
+  const bool certificate = o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate;
+  std::optional<ossl::Cert> cert;
+  if (!cert_der.empty()) {
+    auto parsed = ossl::cert_from_der(cert_der);
+    if (parsed) {
+      cert.emplace(std::move(*parsed));
+    } else if (certificate) {
+      return CKR_DEVICE_ERROR;
     }
   }
+  ossl::Pkey own_pub;  // a key object's public key, from its SubjectPublicKeyInfo
+  EVP_PKEY* pub = nullptr;
+  if (certificate && cert) {
+    pub = X509_get0_pubkey(cert->get());
+    spki = ossl::spki_der(pub);
+  } else if (!spki.empty()) {
+    if (auto parsed = ossl::public_from_spki(spki)) {
+      own_pub = std::move(*parsed);
+      pub = own_pub.get();
+    }
+  }
+  const Source source{o, agent_ != nullptr, cert_der, cert ? cert->get() : nullptr, pub, spki};
+  Attrs a;
+  for (const Attribute& row : attributes_of(o.kind))
+    if (auto v = value_of(row, source)) a[row.type] = std::move(*v);
   o.attributes = std::move(a);
   return CKR_OK;
 }
@@ -656,7 +484,7 @@ CK_RV Token::get_attributes(Object& o, CK_ATTRIBUTE* attrs, CK_ULONG count) {
   CK_RV rv = CKR_OK;
   for (CK_ULONG i = 0; i < count; ++i) {
     CK_ATTRIBUTE& at = attrs[i];
-    if (o.is_private() && sensitive(at.type)) {
+    if (const Attribute* row = attribute_of(o.kind, at.type); row && row->sensitive) {
       at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
       rv = CKR_ATTRIBUTE_SENSITIVE;
       continue;
@@ -694,35 +522,22 @@ CK_RV Token::object_size(Object& o, CK_ULONG& out) {
 
 bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
   std::lock_guard lock(mu_);
-  // The common searches (class, label, id, unique id) need no file read. A profile object
-  // has a class and a profile only (load_attributes_locked).
-  auto cheap = [&](CK_ATTRIBUTE_TYPE t) -> std::optional<Bytes> {
-    if (t == CKA_CLASS) return ulong(ck_class(o.kind));
-    if (!o.is_storage()) return std::nullopt;
-    switch (t) {
-      case CKA_LABEL:
-        return text(o.nickname);
-      case CKA_ID:
-        return seal::from_hex(o.key_id).value_or(Bytes());
-      case CKA_UNIQUE_ID:
-        return text(o.unique_id);
-      case CKA_TOKEN:
-        return flag(true);
-      case CKA_PRIVATE:
-        return flag(private_locked(o));
-      default:
-        return std::nullopt;
-    }
-  };
+  // The common searches (class, label, id, unique id, token, private) need no file read:
+  // the table's cheap rows.
+  const Source cheap_source = record_source_locked(o);
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& t = templ[i];
-    std::optional<Bytes> v = cheap(t.type);
-    if (!v) {
+    const Attribute* row = attribute_of(o.kind, t.type);
+    if (!row || row->sensitive) return false;
+    std::optional<Bytes> v;
+    if (row->cheap) {
+      v = value_of(*row, cheap_source);
+    } else {
       if (load_attributes_locked(o) != CKR_OK) return false;
       auto it = o.attributes->find(t.type);
-      if (it == o.attributes->end() || (o.is_private() && sensitive(t.type))) return false;
-      v = it->second;
+      if (it != o.attributes->end()) v = it->second;
     }
+    if (!v) return false;
     if (v->size() != t.ulValueLen ||
         (t.ulValueLen && std::memcmp(v->data(), t.pValue, t.ulValueLen) != 0))
       return false;
@@ -870,10 +685,11 @@ CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, 
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];
     if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
-    if (a.type != CKA_LABEL) {
+    // Only the label is set (a rename, attributes.cc); the rest comes from the vault.
+    if (const Attribute* row = attribute_of(o->kind, a.type); !row || row->given != Given::kLabel) {
       if (load_attributes_locked(*o) != CKR_OK || !o->attributes->contains(a.type))
         return CKR_ATTRIBUTE_TYPE_INVALID;
-      return CKR_ATTRIBUTE_READ_ONLY;  // everything but the nickname comes from the vault
+      return CKR_ATTRIBUTE_READ_ONLY;
     }
     label.emplace(static_cast<const char*>(a.pValue), a.ulValueLen);
   }

@@ -46,6 +46,8 @@ struct Object {
   std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;
 };
 
+struct Source;  // what an attribute is read from (attributes.h)
+
 class Token {
  public:
   Token(std::filesystem::path dir, std::string agent_name)
@@ -99,10 +101,12 @@ class Token {
 
  private:
   CK_RV open_locked();
-  // CKA_PRIVATE (v3.0 4.4): a private key in-process; through the agent nothing is, as the
-  // key is not in the program. What C_GetAttributeValue says, searches match and login
-  // hides, all from here.
+  // CKA_PRIVATE (v3.0 4.4), from the object's table: a private key in-process; through the
+  // agent nothing is, as the key is not in the program. What C_GetAttributeValue says,
+  // searches match and login hides.
   bool private_locked(const Object& o) const;
+  // What the table's cheap rows read: the object's record, no file.
+  Source record_source_locked(const Object& o) const;
   bool has_vault_files() const;
   CK_RV sync_locked();
   CK_RV load_attributes_locked(Object& object);

@@ -347,5 +347,36 @@ TEST_F(Pkcs11Changes, KeyPairTemplatesThatAVaultCannotHonourAreRefused) {
   EXPECT_TRUE(vault().find("tmpl"));
 }
 
+// v3.0 4.1.1: an object is made with what its template says, or not at all. Every entry's
+// object can be renamed (CKA_MODIFIABLE true, attributes.cc), so a template asking for an
+// object that cannot be changed is refused; before the attribute tables it was accepted and
+// the objects made said CKA_MODIFIABLE true.
+TEST_F(Pkcs11Changes, KeyPairTemplateAskingForUnmodifiableKeysIsInconsistent) {
+  const auto before = snapshot(dir_);
+  CK_MECHANISM ec = {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  const uint8_t p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  CK_BBOOL yes = CK_TRUE;
+  char label[] = "fixed";
+  CK_OBJECT_HANDLE pub = 0, priv = 0;
+  auto generate = [&](CK_BBOOL pub_modifiable, CK_BBOOL priv_modifiable) {
+    CK_ATTRIBUTE pub_t[] = {{CKA_TOKEN, &yes, 1},
+                            {CKA_EC_PARAMS, const_cast<uint8_t*>(p256), sizeof p256},
+                            {CKA_LABEL, label, sizeof label - 1},
+                            {CKA_MODIFIABLE, &pub_modifiable, 1}};
+    CK_ATTRIBUTE priv_t[] = {{CKA_TOKEN, &yes, 1}, {CKA_MODIFIABLE, &priv_modifiable, 1}};
+    return f_->C_GenerateKeyPair(s_, &ec, pub_t, 4, priv_t, 2, &pub, &priv);
+  };
+  EXPECT_EQ(generate(CK_FALSE, CK_TRUE), CKR_TEMPLATE_INCONSISTENT);
+  EXPECT_EQ(generate(CK_TRUE, CK_FALSE), CKR_TEMPLATE_INCONSISTENT);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "") << "nothing made";
+  ASSERT_EQ(generate(CK_TRUE, CK_TRUE), CKR_OK);
+  for (CK_OBJECT_HANDLE o : {pub, priv}) {
+    CK_BBOOL modifiable = CK_FALSE;
+    CK_ATTRIBUTE a = {CKA_MODIFIABLE, &modifiable, sizeof modifiable};
+    ASSERT_EQ(f_->C_GetAttributeValue(s_, o, &a, 1), CKR_OK);
+    EXPECT_EQ(modifiable, CK_TRUE);
+  }
+}
+
 }  // namespace
 }  // namespace cvtest
