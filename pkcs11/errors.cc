@@ -8,7 +8,7 @@ CK_RV rv_of(const Error& e, Stage stage) {
   if (e.code == Code::kIo) return CKR_DEVICE_ERROR;
   switch (stage) {
     case Stage::kOpen:
-      // v3.0 5.1.3: CKR_TOKEN_NOT_RECOGNIZED, the token in the slot is not one the library
+      // v3.0 5.1.6: CKR_TOKEN_NOT_RECOGNIZED, the token in the slot is not one the library
       // knows: loose permissions, a newer format, damage. Never CKR_TOKEN_NOT_PRESENT, as
       // C_GetSlotInfo says that every slot holds its token.
       return e.code == Code::kCrypto ? CKR_FUNCTION_FAILED : CKR_TOKEN_NOT_RECOGNIZED;

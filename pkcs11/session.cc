@@ -9,7 +9,7 @@ CK_RV open_session(Module& m, Token& t, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESS
   if (!(flags & CKF_SERIAL_SESSION)) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
   if (!t.initialized()) return CKR_TOKEN_NOT_RECOGNIZED;  // C_InitToken first
   // v3.0 5.6, C_OpenSession: a vault the module will not open is a token it does not
-  // recognise (5.1.3); the reason is in the debug log.
+  // recognise (5.1.6); the reason is in the debug log.
   if (CK_RV rv = t.open(); rv != CKR_OK) return rv;
   // v3.0 5.6, C_OpenSession: no read-only session while the security officer is logged in.
   if (!(flags & CKF_RW_SESSION) && t.so_logged_in()) return CKR_SESSION_READ_WRITE_SO_EXISTS;

@@ -1,4 +1,4 @@
-// A slot whose vault the module will not open: the return codes of PKCS#11 v3.0 5.1.3 for
+// A slot whose vault the module will not open: the return codes of PKCS#11 v3.0 5.1 for
 // it (CKR_TOKEN_NOT_RECOGNIZED for a vault refused for its permissions, a newer format or
 // damage; CKR_DEVICE_ERROR when it cannot be read; never CKR_TOKEN_NOT_PRESENT, since the
 // slot says its token is present), and nothing changed.
