@@ -17,7 +17,7 @@ namespace certvault::manifest {
 namespace {
 
 constexpr std::string_view kMagicPrefix = "certvault-vault ";
-constexpr std::string_view kMagic = "certvault-vault 4\n";  // what this version writes
+constexpr std::string_view kMagic = "certvault-vault 5\n";  // what this version writes
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
@@ -380,6 +380,23 @@ void put_attrs(std::string& out, const EntryRecord& e) {
     out += value;
   }
   out += "}\n";
+}
+
+// A data object's line: "d<TAB><id><TAB><JSON>", members with their default left out.
+void put_data(std::string& out, const DataRecord& r) {
+  const DataObject& d = r.info;
+  Json::Value v(Json::objectValue);
+  if (!d.application.empty()) v["application"] = d.application;
+  if (!d.object_id.empty()) v["object_id"] = seal::to_hex(d.object_id);
+  if (!d.label.empty()) v["label"] = d.label;
+  v["private"] = d.is_private;
+  v["size"] = d.value_size;
+  v["object"] = r.object;
+  out += "d\t";
+  out += d.id;
+  out += '\t';
+  out += compact(v);
+  out += '\n';
 }
 
 struct Fail {
@@ -761,6 +778,56 @@ Result<void> parse_attrs(std::string_view line, Manifest& m, Json::CharReader& r
   return {};
 }
 
+std::unique_ptr<Json::CharReader> strict_reader() {
+  Json::CharReaderBuilder rb;
+  rb["rejectDupKeys"] = true;
+  return std::unique_ptr<Json::CharReader>(rb.newCharReader());
+}
+
+// A data object's line, read strictly like issuers: an object a reader cannot read is
+// damage, and a new member needs a new format version.
+Result<void> parse_data(std::string_view line, Manifest& m, Json::CharReader& reader,
+                        const Fail& bad) {
+  line.remove_prefix(2);  // "d\t"
+  size_t tab = line.find('\t');
+  if (tab == std::string_view::npos)
+    return bad("a data object line has the wrong number of fields");
+  std::string_view id = line.substr(0, tab);
+  std::string_view json = line.substr(tab + 1);
+  Json::Value v;
+  std::string err;
+  if (id.size() != 32 || !seal::from_hex(id) ||
+      !reader.parse(json.data(), json.data() + json.size(), &v, &err) || !v.isObject())
+    return bad("a data object line is malformed");
+  static const std::set<std::string> kMembers = {"application", "object_id", "label",
+                                                 "private",     "size",      "object"};
+  for (const std::string& name : v.getMemberNames())
+    if (!kMembers.contains(name)) return bad("a data object line has an unknown member");
+  DataRecord r;
+  DataObject& d = r.info;
+  d.id = std::string(id);
+  auto text = [&](const char* name, std::string& out) {
+    if (!v.isMember(name)) return true;
+    if (!v[name].isString() || v[name].asString().empty()) return false;
+    out = v[name].asString();
+    return true;
+  };
+  if (!text("application", d.application) || !text("label", d.label) || !v["private"].isBool() ||
+      !v["size"].isUInt() || !v["object"].isString() || !is_object_name(v["object"].asString()))
+    return bad("a data object line is malformed");
+  if (v.isMember("object_id")) {
+    if (!v["object_id"].isString()) return bad("a data object line is malformed");
+    auto der = seal::from_hex(v["object_id"].asString());
+    if (!der || der->empty()) return bad("a data object line is malformed");
+    d.object_id = std::move(*der);
+  }
+  d.is_private = v["private"].asBool();
+  d.value_size = v["size"].asUInt();
+  r.object = v["object"].asString();
+  m.data.push_back(std::move(r));
+  return {};
+}
+
 // The format number on the first line; 0 when it is not a manifest's first line.
 unsigned format_of(std::string_view first_line) {
   if (!first_line.starts_with(kMagicPrefix)) return 0;
@@ -787,6 +854,7 @@ std::string serialize(const Manifest& m, const SecureBytes& mac_key) {
     }
     out += e->text;
   }
+  for (const auto& d : m.data) put_data(out, d);
   Bytes tag = seal::mac(mac_key, seal::as_bytes(out));
   out += kMacTag;
   out += seal::to_hex(tag);
@@ -803,8 +871,8 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
   if (format > unsigned(kFormat))
     return fail(Code::kInvalidInput, "vault " + source.parent_path().string() +
                                          " was written by a newer certvault (format " +
-                                         std::to_string(format) +
-                                         "; this one reads 1 to 4); upgrade certvault");
+                                         std::to_string(format) + "; this one reads 1 to " +
+                                         std::to_string(kFormat) + "); upgrade certvault");
   if (format == 0) return bad("not a certvault manifest");
   if (text.back() != '\n') return bad("truncated");
   Parsed out;
@@ -819,7 +887,8 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
   std::unordered_set<std::string_view> nicknames;
   size_t entry_start = pos;
   bool attrs_read = false;                 // the last entry had its attribute line, which ends it
-  std::unique_ptr<Json::CharReader> json;  // made at the first attribute line
+  std::unique_ptr<Json::CharReader> json;  // made at the first attribute or data object line
+  size_t entries_end = std::string_view::npos;  // where the data object lines begin
   while (pos < text.size()) {
     eol = text.find('\n', pos);
     std::string_view line = text.substr(pos, eol - pos);
@@ -831,14 +900,21 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
       out.source.mac = std::move(*mac);
       break;
     }
+    if (line.starts_with("d\t")) {
+      if (format < 5)
+        return bad("a data object line in a version-" + std::to_string(format) + " manifest");
+      if (entries_end == std::string_view::npos) entries_end = pos;
+      if (!json) json = strict_reader();
+      CV_CHECK(parse_data(line, out.manifest, *json, bad));
+      pos = eol + 1;
+      continue;
+    }
+    // Data object lines come last, so that each entry's lines stay one span of the bytes.
+    if (entries_end != std::string_view::npos) return bad("an entry line follows a data object");
     if (line.starts_with("a\t")) {
       if (format < 2) return bad("an attribute line in a version-1 manifest");
       if (attrs_read) return bad("an entry has two attribute lines");
-      if (!json) {
-        Json::CharReaderBuilder rb;
-        rb["rejectDupKeys"] = true;
-        json.reset(rb.newCharReader());
-      }
+      if (!json) json = strict_reader();
       CV_CHECK(parse_attrs(line, out.manifest, *json, bad));
       attrs_read = true;
       pos = eol + 1;
@@ -858,14 +934,18 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
     }
     pos = eol + 1;
   }
+  if (entries_end == std::string_view::npos) entries_end = pos;
   if (!out.manifest.entries.empty()) {
-    out.manifest.entries.back()->text = text.substr(entry_start, pos - entry_start);
+    out.manifest.entries.back()->text = text.substr(entry_start, entries_end - entry_start);
     out.manifest.entries.back()->text_owner = bytes;
   }
   if (out.source.mac.empty()) return bad("no MAC line");
   out.source.bytes = std::move(bytes);
   for (const auto& e : out.manifest.entries)
     if (!nicknames.insert(e->nickname).second) return bad("a nickname appears twice");
+  std::unordered_set<std::string_view> data_ids;
+  for (const auto& d : out.manifest.data)
+    if (!data_ids.insert(d.info.id).second) return bad("a data object appears twice");
   return out;
 }
 

@@ -18,10 +18,11 @@
 namespace certvault::manifest {
 
 using Bytes = std::vector<uint8_t>;
-// Written: 4. Read: 1 to 4 (format 1 is format 2 without attribute lines; format 3 adds
+// Written: 5. Read: 1 to 5 (format 1 is format 2 without attribute lines; format 3 adds
 // the renewal and lifetime policy and keeps unknown header members; format 4 the ACME
-// dns-01 hook and a CA's Retry-After). docs/vault-format.md, "Versions".
-constexpr int kFormat = 4;
+// dns-01 hook and a CA's Retry-After; format 5 data objects). docs/vault-format.md,
+// "Versions".
+constexpr int kFormat = 5;
 
 struct GenRecord {
   Generation info;
@@ -100,10 +101,17 @@ struct Header {
   std::map<std::string, std::string> policy_unknown;
 };
 
+// A data object's line (format 5): its public attributes and the file holding its value.
+struct DataRecord {
+  DataObject info;
+  std::string object;  // content hash of its data object file
+};
+
 struct Manifest {
   Header header;
   std::vector<CaRecord> cas;
   std::vector<EntryPtr> entries;
+  std::vector<DataRecord> data;  // in the order they were made; empty in most vaults
 };
 
 // Copy-on-write access: the entry at `index`, now owned by `m` alone, to change.

@@ -206,6 +206,24 @@ struct CrlState {
 };
 
 // Argon2id cost for the PIN. Defaults: libsodium's "interactive" limits.
+// A PKCS#11 data object (CKO_DATA, v3.0 4.5) kept in the vault: what may be listed of it.
+// Its value (CKA_VALUE) is read with Vault::data_object_value. docs/vault-format.md,
+// "Data objects".
+struct DataObject {
+  std::string id;                  // 32 hex, random, stable for the object's life
+  std::string application;         // CKA_APPLICATION, UTF-8; may be empty
+  std::vector<uint8_t> object_id;  // CKA_OBJECT_ID: DER of an OID, or empty
+  std::string label;               // CKA_LABEL, UTF-8; may be empty
+  bool is_private = true;          // CKA_PRIVATE: listed and read only once unlocked
+  uint32_t value_size = 0;         // bytes of CKA_VALUE
+  bool operator==(const DataObject&) const = default;
+};
+// What a vault holds of data objects at most (checked at create; one clear error).
+inline constexpr size_t kDataValueMax = 64 * 1024;  // CKA_VALUE bytes
+inline constexpr size_t kDataTextMax = 256;         // CKA_APPLICATION or CKA_LABEL bytes
+inline constexpr size_t kDataObjectIdMax = 128;     // CKA_OBJECT_ID bytes (DER)
+inline constexpr size_t kDataObjectsMax = 1000;     // data objects in one vault
+
 struct KdfParams {
   uint64_t ops = 2;
   uint64_t mem_bytes = 64ull << 20;

@@ -130,8 +130,7 @@ void Vault::Impl::set_vault_key(SecureBytes key) {
   vault_key = std::move(key);
 }
 
-Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash, std::string_view owner,
-                                                  uint32_t generation) const {
+Result<raw::Bytes> Vault::Impl::object_bytes(const std::string& hash) const {
   auto path = objects_dir() / hash;
   auto bytes = raw::read_private(path);
   if (!bytes) {
@@ -142,17 +141,24 @@ Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash, std::
     return fail(Code::kTampered, where() + " is missing its file objects/" + hash +
                                      "; restore the vault directory from a backup");
   }
-  auto damaged = [&] {
-    return fail(Code::kTampered, where() + " failed authentication: objects/" + hash +
-                                     " was changed outside certvault; restore the vault "
-                                     "directory from a backup");
-  };
   // The manifest names each object by its hash and the manifest carries the MAC, so this
   // check authenticates every byte of the object once the vault is unlocked.
-  if (seal::to_hex(seal::content_hash(*bytes)) != hash) return damaged();
-  auto o = key_object::decode(*bytes);
+  if (seal::to_hex(seal::content_hash(*bytes)) != hash) return object_damaged(hash);
+  return bytes;
+}
+
+std::unexpected<Error> Vault::Impl::object_damaged(const std::string& hash) const {
+  return fail(Code::kTampered, where() + " failed authentication: objects/" + hash +
+                                   " was changed outside certvault; restore the vault "
+                                   "directory from a backup");
+}
+
+Result<key_object::KeyObject> Vault::Impl::object(const std::string& hash, std::string_view owner,
+                                                  uint32_t generation) const {
+  CV_TRY(bytes, object_bytes(hash));
+  auto o = key_object::decode(bytes);
   if (!o || o->vault_id != m.header.vault_id || o->owner != owner || o->generation != generation)
-    return damaged();
+    return object_damaged(hash);
   return o;
 }
 
@@ -227,7 +233,10 @@ Vault::Impl::Txn::~Txn() {
 }
 
 Result<std::string> Vault::Impl::Txn::put(const key_object::KeyObject& o) {
-  auto bytes = key_object::encode(o);
+  return put_bytes(key_object::encode(o));
+}
+
+Result<std::string> Vault::Impl::Txn::put_bytes(const raw::Bytes& bytes) {
   std::string hash = seal::to_hex(seal::content_hash(bytes));
   auto r = raw::write_new(impl_.objects_dir() / hash, bytes, /*sync=*/false);
   if (!r && r.error().code != Code::kExists) return std::unexpected(r.error());
@@ -283,6 +292,7 @@ void Vault::Impl::collect_garbage() const {
   for (const auto& c : m.cas) live.insert(c.object);
   for (const auto& e : m.entries)
     for (const auto& g : e->gens) live.insert(g.object);
+  for (const auto& data : m.data) live.insert(data.object);
   DIR* d = ::opendir(objects_dir().c_str());
   if (!d) return;
   while (dirent* de = ::readdir(d)) {

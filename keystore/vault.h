@@ -103,6 +103,16 @@ struct IssuerRevocation {
   RevocationReason reason = RevocationReason::kUnspecified;
 };
 
+// A new PKCS#11 data object (CKO_DATA): its attributes and value, within the limits in
+// types.h. The value stays in guarded memory; a private one is stored sealed.
+struct DataObjectRequest {
+  std::string application;         // CKA_APPLICATION: UTF-8, no NUL
+  std::vector<uint8_t> object_id;  // CKA_OBJECT_ID: DER of one OID, or empty
+  std::string label;               // CKA_LABEL: UTF-8, no NUL
+  bool is_private = true;          // CKA_PRIVATE
+  SecureBytes value;               // CKA_VALUE
+};
+
 // Everything `Vault::init` checks before it creates anything: label, Argon2id cost, and a
 // directory that is absent or empty. Front ends call it before asking for a PIN.
 Result<void> check_init(const std::filesystem::path& dir, const InitOptions& options);
@@ -300,6 +310,17 @@ class Vault {
   // Changes some fields of the policy as it stands at commit time (no lost update).
   Result<Policy> update_policy(const std::function<void(Policy&)>& edit);
 
+  // --- data objects (PKCS#11 CKO_DATA; docs/vault-format.md, "Data objects") -------
+  // No PIN needed for non-private ones, as for certificates. A locked handle lists only
+  // the non-private ones and finds no private one; an unlocked one sees them all.
+  std::vector<DataObject> data_objects() const;
+  std::optional<DataObject> find_data_object(std::string_view id) const;
+  // CKA_VALUE, in guarded memory; a private object's needs unlock (kLocked).
+  Result<SecureBytes> data_object_value(std::string_view id) const;
+  // Each one atomic commit (needs unlock). Bad input changes nothing.
+  Result<DataObject> create_data_object(const DataObjectRequest& request);
+  Result<void> destroy_data_object(std::string_view id);
+
   // Re-reads the vault if another handle or process committed since the last look. Data
   // that fails authentication after unlock is damage (Code::kTampered), reported by every
   // refresh and every call that needs the key until lock(). The reading calls above that
@@ -324,6 +345,8 @@ Result<void> check_nickname(std::string_view nickname);
 // The certificates of a PEM (or DER, or PKCS#7) file, as DER; `what` names it in errors.
 Result<std::vector<std::vector<uint8_t>>> certificates_in(std::string_view text,
                                                           std::string_view what);
+// A data object's attributes and value against the limits (types.h), before any PIN.
+Result<void> check_data_object(const DataObjectRequest& request);
 // "YYYY-MM-DD" (end of that day, UTC) or "+Nd" (N days from now).
 Result<Time> parse_date(std::string_view text);
 std::string format_date(Time t);                        // "2027-06-30"

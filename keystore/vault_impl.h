@@ -47,6 +47,10 @@ struct Vault::Impl {
   void index_ids() const;
   void set_vault_key(SecureBytes key);
 
+  // The bytes of objects/<hash>, checked against their name: since the manifest names each
+  // file by its hash and carries the MAC, this authenticates them once unlocked.
+  Result<raw::Bytes> object_bytes(const std::string& hash) const;
+  std::unexpected<Error> object_damaged(const std::string& hash) const;
   // Reads an object and checks it is the one the manifest names: its hash, vault, owner
   // and generation.
   Result<key_object::KeyObject> object(const std::string& hash, std::string_view owner,
@@ -70,6 +74,8 @@ struct Vault::Impl {
     explicit Txn(const Impl& impl) : impl_(impl) {}
     ~Txn();
     Result<std::string> put(const key_object::KeyObject& o);
+    // Any object file (a key object, a data object file), named by its hash.
+    Result<std::string> put_bytes(const raw::Bytes& bytes);
     void drop(const std::string& hash) { dropped_.push_back(hash); }
     Result<std::string> seal(key_object::KeyObject& o, EVP_PKEY* key);
     const Impl& impl() const { return impl_; }

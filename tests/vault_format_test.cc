@@ -42,6 +42,10 @@ constexpr std::string_view kV2Pin = "v2-fixture-pin";
 const fs::path kV3Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-3";
 constexpr std::string_view kV3Pin = "v3-fixture-pin";
 
+// tests/data/vault-format-4: made by certvault before format 5 (see its .md).
+const fs::path kV4Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-4";
+constexpr std::string_view kV4Pin = "v4-fixture-pin";
+
 // A private copy of a fixture, with the modes git does not keep.
 fs::path copy_fixture(const TempDir& tmp, const fs::path& fixture) {
   fs::path dir = tmp / fixture.filename().string();
@@ -186,7 +190,7 @@ TEST(VaultFormat, FirstWriteToVersion1UpgradesToTheCurrentVersion) {
     ASSERT_TRUE(disabled) << why(disabled);
   }
   const std::string v2 = read_file(dir / "manifest");
-  EXPECT_TRUE(v2.starts_with("certvault-vault 4\n"));
+  EXPECT_TRUE(v2.starts_with("certvault-vault 5\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto client_lines = [](const std::string& t) {
     auto all = lines_starting(t, "g\t");
@@ -251,7 +255,7 @@ TEST(VaultFormat, FirstWriteToVersion2UpgradesAndKeepsEverything) {
     ASSERT_TRUE(ruled) << why(ruled);
   }
   const std::string v3 = read_file(dir / "manifest");
-  EXPECT_TRUE(v3.starts_with("certvault-vault 4\n"));
+  EXPECT_TRUE(v3.starts_with("certvault-vault 5\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto other_lines = [](const std::string& t) {
     auto all = lines_of(t);
@@ -326,7 +330,7 @@ TEST(VaultFormat, FirstWriteToVersion3UpgradesAndKeepsEverything) {
     ASSERT_TRUE(v->unlock(SecureBytes::from(kV3Pin)));
     ASSERT_TRUE(v->record_renewal_failure("other", "rate limited", certvault::now() + 3600));
   }
-  EXPECT_TRUE(read_file(dir / "manifest").starts_with("certvault-vault 4\n"));
+  EXPECT_TRUE(read_file(dir / "manifest").starts_with("certvault-vault 5\n"));
   auto again = Vault::open(dir);
   ASSERT_TRUE(again) << why(again);
   expect_v3_fixture(*again);
@@ -334,6 +338,105 @@ TEST(VaultFormat, FirstWriteToVersion3UpgradesAndKeepsEverything) {
   ASSERT_TRUE(again->unlock(SecureBytes::from(kV3Pin)));
   EXPECT_EQ(again->issuer_secret("corp")->view(), "fixture-cmp-secret");
   EXPECT_TRUE(signs_and_verifies(*again, "client"));
+}
+
+// --- version 4 ---------------------------------------------------------------------------
+
+// What the format-4 fixture holds, format 4's own members (the dns-01 hook) included.
+void expect_v4_fixture(Vault& v) {
+  const auto client = v.find("client");
+  ASSERT_TRUE(client && client->current());
+  EXPECT_EQ(client->current()->number, 2u);
+  EXPECT_EQ(client->access, std::vector<AccessRule>{allow(PeerKind::kUid, "1234")});
+  ASSERT_TRUE(client->renew_rule);
+  EXPECT_EQ(client->renew_rule->kind, certvault::RenewRule::Kind::kAt);
+  EXPECT_EQ(client->renew_hook, "systemctl reload nginx");
+  ASSERT_TRUE(client->publish);
+  EXPECT_EQ(client->publish->fullchain, "/tmp/client-full.pem");
+  EXPECT_EQ(client->publish->mode, 0640u);
+  EXPECT_TRUE(v.find("other")->listed_publicly);
+  const auto retired = v.find("retired");
+  ASSERT_TRUE(retired);
+  ASSERT_EQ(retired->revoked.size(), 1u);
+  EXPECT_EQ(retired->revoked[0].reason, certvault::RevocationReason::kSuperseded);
+  ASSERT_TRUE(v.crl_state());
+  EXPECT_EQ(v.crl_state()->number, 1u);
+  EXPECT_EQ(v.policy().renew.before, 30 * 86400);
+  EXPECT_EQ(v.policy().max_lifetime, 3650 * 86400);
+  EXPECT_EQ(v.policy().max_end_date, certvault::parse_date("2099-01-31").value());
+  ASSERT_EQ(v.issuers().size(), 2u);
+  EXPECT_EQ(v.find_issuer("corp")->reference, "ref-1");
+  EXPECT_EQ(v.find_issuer("acme1")->http01_listen, "127.0.0.1:5002");
+  EXPECT_EQ(v.find_issuer("acme1")->dns01_hook, "/usr/local/bin/dns-hook --zone example.com");
+  EXPECT_TRUE(v.data_objects().empty());
+}
+
+TEST(VaultFormat, Version4VaultOpensUnlocksAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV4Fixture);
+  const std::string before = read_file(dir / "manifest");
+  ASSERT_TRUE(before.starts_with("certvault-vault 4\n"));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  expect_v4_fixture(*v);
+  ASSERT_TRUE(v->unlock(SecureBytes::from(kV4Pin))) << "the fixture's PIN opens it";
+  expect_v4_fixture(*v);
+  EXPECT_EQ(v->issuer_secret("corp")->view(), "fixture-cmp-secret");
+  EXPECT_TRUE(v->issuer_account_key("acme1"));
+  EXPECT_TRUE(signs_and_verifies(*v, "client"));
+  EXPECT_TRUE(signs_and_verifies(*v, "other"));
+  EXPECT_EQ(read_file(dir / "manifest"), before) << "reading and signing write nothing";
+}
+
+TEST(VaultFormat, FirstWriteToVersion4UpgradesAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV4Fixture);
+  const std::string v4 = read_file(dir / "manifest");
+  std::string id;
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV4Pin)));
+    certvault::DataObjectRequest r;
+    r.label = "first data object";
+    r.value = SecureBytes::from("kept sealed");
+    auto made = v->create_data_object(r);
+    ASSERT_TRUE(made) << why(made);
+    id = made->id;
+  }
+  const std::string v5 = read_file(dir / "manifest");
+  EXPECT_TRUE(v5.starts_with("certvault-vault 5\n"));
+  // Every entry's lines are carried over byte for byte; the data object's line follows them.
+  auto entry_lines = [](const std::string& t) {
+    auto all = lines_of(t);
+    std::erase_if(all,
+                  [](const auto& l) { return !l.starts_with("g\t") && !l.starts_with("a\t"); });
+    return all;
+  };
+  EXPECT_EQ(entry_lines(v5), entry_lines(v4));
+  EXPECT_EQ(lines_starting(v5, "d\t").size(), 1u);
+  auto again = Vault::open(dir);
+  ASSERT_TRUE(again) << why(again);
+  expect_v4_fixture(*again);
+  ASSERT_TRUE(again->unlock(SecureBytes::from(kV4Pin)));
+  EXPECT_EQ(again->issuer_secret("corp")->view(), "fixture-cmp-secret");
+  EXPECT_TRUE(signs_and_verifies(*again, "client"));
+  ASSERT_EQ(again->data_objects().size(), 1u);
+  EXPECT_EQ(again->data_object_value(id)->view(), "kept sealed");
+}
+
+TEST(VaultFormat, DataObjectLineInVersion4ManifestIsDamage) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV4Fixture);
+  std::string text = read_file(dir / "manifest");
+  text.insert(text.rfind("mac "), "d\t" + std::string(32, 'a') + "\t{\"object\":\"" +
+                                      std::string(64, 'b') + "\",\"private\":false,\"size\":0}\n");
+  overwrite_in_place(dir / "manifest", with_mac(text, kV4Pin));
+  auto v = Vault::open(dir);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+  EXPECT_NE(v.error().message.find("data object line in a version-4 manifest"), std::string::npos)
+      << why(v);
 }
 
 // --- newer versions ----------------------------------------------------------------------
@@ -526,12 +629,12 @@ TEST_F(VaultFormatTest, CrlStateSurvivesAndMalformedCrlStateIsDamage) {
 TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   issue("client");
   std::string text = manifest();
-  text.replace(0, text.find('\n'), "certvault-vault 5");
+  text.replace(0, text.find('\n'), "certvault-vault 6");
   rewrite(text);
   auto before = snapshot(dir_);
   const std::string expected = "vault " + dir_.string() +
-                               " was written by a newer certvault (format 5; this one reads 1 "
-                               "to 4); upgrade certvault";
+                               " was written by a newer certvault (format 6; this one reads 1 "
+                               "to 5); upgrade certvault";
   auto opened = Vault::open(dir_);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kInvalidInput);
@@ -663,6 +766,164 @@ TEST_F(VaultFormatTest, MalformedAccessRuleIsDamage) {
 }
 
 // --- the keystore API ---------------------------------------------------------------------
+
+// --- data objects (version 5) ---------------------------------------------------------
+
+// The data object file of `id`: the one whose owner is "data:<id>".
+fs::path data_file(const fs::path& dir, const std::string& id) {
+  for (const auto& f : fs::directory_iterator(dir / "objects"))
+    if (read_file(f.path()).find("\"data:" + id + "\"") != std::string::npos) return f.path();
+  ADD_FAILURE() << "no file for data object " << id;
+  return {};
+}
+
+certvault::DataObject make_data(Vault& v, bool is_private, std::string value = "value") {
+  certvault::DataObjectRequest r;
+  r.label = "label";
+  r.is_private = is_private;
+  r.value = SecureBytes::from(value);
+  auto made = v.create_data_object(r);
+  EXPECT_TRUE(made) << why(made);
+  return made ? *made : certvault::DataObject{};
+}
+
+TEST_F(VaultFormatTest, DataObjectLinesAreAsDocumented) {
+  issue("client");
+  const auto pub = make_data(vault(), false, "clear");
+  const auto priv = make_data(vault(), true, "sealed");
+  auto d = lines_starting(manifest(), "d\t");
+  ASSERT_EQ(d.size(), 2u);
+  const std::string pub_file = data_file(dir_, pub.id).filename().string();
+  const std::string priv_file = data_file(dir_, priv.id).filename().string();
+  EXPECT_EQ(d[0], "d\t" + pub.id + "\t{\"label\":\"label\",\"object\":\"" + pub_file +
+                      "\",\"private\":false,\"size\":5}");
+  EXPECT_EQ(d[1], "d\t" + priv.id + "\t{\"label\":\"label\",\"object\":\"" + priv_file +
+                      "\",\"private\":true,\"size\":6}");
+  // A non-private value is in the clear, as a certificate is; a private one is sealed.
+  EXPECT_NE(read_file(dir_ / "objects" / pub_file).find("\"value\" : \"Y2xlYXI=\""),
+            std::string::npos);
+  EXPECT_NE(read_file(dir_ / "objects" / priv_file).find("\"sealed_value\""), std::string::npos);
+}
+
+// A sealed value whose tag does not verify, in a file and manifest otherwise intact (its
+// hash renamed, the MAC recomputed): the AEAD itself must refuse it.
+TEST_F(VaultFormatTest, SealedDataValueWithAWrongTagIsDamage) {
+  const auto made = make_data(vault(), true, "sealed value");
+  const fs::path old_file = data_file(dir_, made.id);
+  std::string text = read_file(old_file);
+  const std::string key = "\"sealed_value\" : \"";
+  const size_t at = text.find(key) + key.size();
+  const size_t end = text.find('"', at);
+  std::vector<uint8_t> sealed = from_b64(text.substr(at, end - at));
+  sealed.back() ^= 1;  // the last byte of the Poly1305 tag
+  std::string b64(sodium_base64_ENCODED_LEN(sealed.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(b64.data(), b64.size(), sealed.data(), sealed.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  b64.pop_back();
+  text.replace(at, end - at, b64);
+  unsigned char hash[32];
+  crypto_generichash(hash, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+                     nullptr, 0);
+  const std::string new_name = to_hex(std::string_view(reinterpret_cast<char*>(hash), 32));
+  write_file(dir_ / "objects" / new_name, text);
+  fs::permissions(dir_ / "objects" / new_name, fs::perms::owner_read | fs::perms::owner_write,
+                  fs::perm_options::replace);
+  std::string m = manifest();
+  m.replace(m.find(old_file.filename().string()), 64, new_name);
+  rewrite(m);
+
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_TRUE(v->unlock(pin())) << "the manifest itself is intact";
+  auto read = v->data_object_value(made.id);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, Code::kTampered) << why(read);
+  EXPECT_NE(read.error().message.find("sealed value of data object " + made.id + " does not open"),
+            std::string::npos)
+      << why(read);
+}
+
+TEST_F(VaultFormatTest, AVaultHoldsAtMost1000DataObjects) {
+  const auto first = make_data(vault(), false);
+  // The other 999 lines written straight into the manifest (one commit each would be slow);
+  // they share the first one's file, which no reader here opens.
+  std::string text = manifest();
+  const std::string line = lines_starting(text, "d\t").at(0);
+  std::string more;
+  for (size_t i = 1; i < certvault::kDataObjectsMax; ++i) {
+    std::string copy = line;
+    copy.replace(2, 32,
+                 to_hex(std::string_view(reinterpret_cast<const char*>(&i), sizeof i)) +
+                     std::string(32 - 2 * sizeof i, '0'));
+    more += copy + "\n";
+  }
+  text.insert(text.rfind("mac "), more);
+  rewrite(text);
+  auto v = Vault::open(dir_);
+  ASSERT_TRUE(v) << why(v);
+  ASSERT_TRUE(v->unlock(pin()));
+  ASSERT_EQ(v->data_objects().size(), certvault::kDataObjectsMax);
+  auto before = snapshot(dir_);
+  auto refused = v->create_data_object(certvault::DataObjectRequest{});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kRefused) << why(refused);
+  EXPECT_NE(refused.error().message.find("holds 1000 data objects, the most it keeps; destroy one "
+                                         "first"),
+            std::string::npos)
+      << why(refused);
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "") << "nothing written, not even a file";
+  ASSERT_TRUE(v->destroy_data_object(v->data_objects().back().id));
+  EXPECT_TRUE(v->create_data_object(certvault::DataObjectRequest{}));
+}
+
+TEST_F(VaultFormatTest, DataObjectLineTamperedAfterUnlockIsDamage) {
+  const auto made = make_data(vault(), true);
+  auto reader = Vault::open(dir_);
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(reader->unlock(pin()));
+  // Make the private object public behind certvault's back; the MAC is left as it was.
+  std::string text = manifest();
+  text.replace(text.find("\"private\":true"), 14, "\"private\":false");
+  overwrite_in_place(dir_ / "manifest", text);
+  auto refreshed = reader->refresh();
+  ASSERT_FALSE(refreshed);
+  EXPECT_EQ(refreshed.error().code, Code::kTampered) << why(refreshed);
+  EXPECT_FALSE(reader->data_object_value(made.id));
+}
+
+TEST_F(VaultFormatTest, MalformedDataObjectLinesAreDamage) {
+  issue("client");
+  make_data(vault(), false);
+  const std::string good = manifest();
+  const std::string line = lines_starting(good, "d\t").at(0);
+  auto damaged_by = [&](const std::string& replacement) {
+    std::string text = good;
+    text.replace(text.find(line), line.size(), replacement);
+    rewrite(text);
+    auto v = Vault::open(dir_);
+    if (v) return "opened: " + replacement;
+    return v.error().code == Code::kTampered ? std::string() : why(v);
+  };
+  std::string unknown = line;
+  unknown.replace(unknown.find("{"), 1, "{\"modifiable\":false,");
+  EXPECT_EQ(damaged_by(unknown), "") << "a member this version does not know";
+  std::string no_size = line;
+  no_size.replace(no_size.find(",\"size\":5"), 9, "");
+  EXPECT_EQ(damaged_by(no_size), "");
+  std::string bad_oid = line;
+  bad_oid.replace(bad_oid.find("{"), 1, "{\"object_id\":\"zz\",");
+  EXPECT_EQ(damaged_by(bad_oid), "");
+  EXPECT_EQ(damaged_by(line + "\n" + line), "") << "the same id twice";
+  // An entry's lines after a data object's.
+  const std::string client = lines_starting(good, "g\t").at(0);
+  std::string moved = good;
+  moved.erase(moved.find(client), client.size() + 1);
+  moved.insert(moved.find("mac "), client + "\n");
+  rewrite(moved);
+  auto v = Vault::open(dir_);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+}
 
 TEST_F(VaultFormatTest, OwnerUidIsTheVaultDirectorysOwner) {
   EXPECT_EQ(vault().owner_uid(), ::geteuid());
