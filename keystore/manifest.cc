@@ -65,11 +65,15 @@ std::optional<std::string> get_text(std::string_view s) {
   return out;
 }
 
-// 64 lower-case hex digits: never a path.
-bool is_object_name(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+bool is_lower_hex(std::string_view s, size_t digits) {
+  return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
+}
+
+// 64 lower-case hex digits: never a path.
+bool is_object_name(std::string_view s) {
+  return is_lower_hex(s, 64);
 }
 
 template <typename T>
@@ -601,7 +605,8 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
   } catch (const Json::Exception&) {
     return bad("header field of the wrong type");
   }
-  if (h.vault_id.size() != 32 || h.pin_salt.size() != seal::kSaltBytes ||
+  // 32 lower-case hex digits, as init writes it: other bytes would not survive a rewrite.
+  if (!is_lower_hex(h.vault_id, 32) || h.pin_salt.size() != seal::kSaltBytes ||
       h.recovery_salt.size() != seal::kSaltBytes)
     return bad("bad header fields");
   return h;

@@ -2,6 +2,7 @@
 #include "vault.h"
 
 #include <dirent.h>
+#include <openssl/asn1.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -310,6 +311,24 @@ Vault::Vault(Vault&&) noexcept = default;
 Vault& Vault::operator=(Vault&&) noexcept = default;
 Vault::~Vault() = default;
 
+namespace {
+
+// Unicode scalar values in UTF-8's shortest form (RFC 3629), read with OpenSSL's decoder.
+bool is_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  size_t left = text.size();
+  while (left > 0) {
+    unsigned long c = 0;
+    const int used = UTF8_getc(p, static_cast<int>(std::min<size_t>(left, 8)), &c);
+    if (used <= 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return false;
+    p += used;
+    left -= static_cast<size_t>(used);
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<void> check_init(const fs::path& dir, const InitOptions& options) {
   if (options.label.empty() || options.label.size() > 32)
     return fail(Code::kInvalidInput, "label '" + options.label +
@@ -318,6 +337,12 @@ Result<void> check_init(const fs::path& dir, const InitOptions& options) {
   for (unsigned char c : options.label)
     if (c < 0x20 || c == 0x7f)
       return fail(Code::kInvalidInput, "label contains a control character; choose another");
+  // The manifest holds it as JSON text, and PKCS#11 as CK_UTF8CHAR: other bytes would be
+  // stored as U+FFFD, a label other than the one given.
+  if (!is_utf8(options.label))
+    return fail(Code::kInvalidInput,
+                "label is not valid UTF-8 text; choose another (it becomes the PKCS#11 token "
+                "label)");
   if (!seal::kdf_in_range(options.kdf))
     return fail(Code::kInvalidInput, "Argon2id cost is out of range; use 1-" +
                                          std::to_string(seal::kKdfMaxOps) +

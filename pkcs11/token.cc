@@ -381,10 +381,13 @@ CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
   if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
   const std::vector<std::shared_ptr<Object>>* from = &objects_;
   static const std::vector<std::shared_ptr<Object>> kNone;
+  // A value that claims a length but is not there is refused, whatever the attribute:
+  // matches() compares every one.
+  for (CK_ULONG i = 0; i < count; ++i)
+    if (!templ[i].pValue && templ[i].ulValueLen) return CKR_ARGUMENTS_BAD;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& t = templ[i];
     if (t.type != CKA_LABEL && t.type != CKA_ID) continue;
-    if (!t.pValue && t.ulValueLen) return CKR_ARGUMENTS_BAD;
     const auto* bytes = t.pValue ? static_cast<const uint8_t*>(t.pValue) : nullptr;
     std::string key = !bytes ? std::string()
                       : t.type == CKA_LABEL

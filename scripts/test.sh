@@ -15,7 +15,7 @@ if [ "${CERTVAULT_SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
 fi
-# The libFuzzer targets (clang 19), briefly: CERTVAULT_FUZZ_SECONDS each, 60 by default.
+# The libFuzzer targets (clang 19), briefly: CERTVAULT_FUZZ_SECONDS each, 15 by default.
 if [ "${CERTVAULT_SKIP_FUZZ:-0}" != 1 ]; then
   scripts/fuzz.sh
 fi

@@ -470,6 +470,23 @@ TEST_F(Module, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   EXPECT_EQ(f_->C_CreateObject(rw, nullptr, 0, &o), CKR_TEMPLATE_INCOMPLETE);
 }
 
+// A search template whose attribute has no value but claims a length is the caller's
+// mistake: CKR_ARGUMENTS_BAD, as for C_CreateObject, whatever the attribute (found by
+// fuzz/pkcs11_templates_fuzz.cc: CKA_CLASS so made the module read through NULL).
+TEST_F(Module, FindObjectsInitRefusesANullValueWithALength) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  for (CK_ATTRIBUTE_TYPE type : {CKA_CLASS, CKA_TOKEN, CKA_VALUE, CKA_LABEL, CKA_ID}) {
+    SCOPED_TRACE(type);
+    char label[] = "api-prod";
+    CK_ATTRIBUTE t[] = {{CKA_LABEL, label, sizeof label - 1}, {type, nullptr, sizeof(CK_ULONG)}};
+    EXPECT_EQ(f_->C_FindObjectsInit(s, t, 2), CKR_ARGUMENTS_BAD);
+    // Nothing was started: the next search works.
+    EXPECT_EQ(find(s, CKO_PRIVATE_KEY, "api-prod").size(), 1u);
+  }
+}
+
 // v3.0 5.7, C_CreateObject: only session objects can be created in a read-only session. A
 // vault holds no session objects, so such a template is refused as inconsistent, as in a
 // read/write session, rather than for the session; a token object is refused for the session.

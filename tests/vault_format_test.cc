@@ -646,6 +646,26 @@ TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
 }
 
+// The vault id is 32 lower-case hex digits; other bytes would not survive the next rewrite
+// (found by fuzz/manifest_fuzz.cc: a byte that is not UTF-8 came back as U+FFFD, and the
+// vault could no longer be read after its next commit).
+TEST_F(VaultFormatTest, VaultIdThatIsNotLowerCaseHexIsDamage) {
+  const std::string good = manifest();
+  const size_t at = good.find(R"("vault_id":")");
+  ASSERT_NE(at, std::string::npos) << good;
+  for (const std::string digit : {"g", "A", "\xe9"}) {
+    SCOPED_TRACE(digit);
+    std::string text = good;
+    text.replace(at + 12 + 31, 1, digit);  // the last of the 32 digits
+    // The old MAC line stays: opening without the PIN reads the structure only, and the
+    // MAC could not be made anew, since the vault id is part of the PIN wrap's data.
+    overwrite_in_place(dir_ / "manifest", text);
+    auto v = Vault::open(dir_);
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
+  }
+}
+
 TEST_F(VaultFormatTest, MalformedFirstLineIsDamageNotNewer) {
   std::string text = manifest();
   text.replace(0, text.find('\n'), "certvault-vault 02");

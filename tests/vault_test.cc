@@ -397,6 +397,29 @@ TEST_F(VaultTest, SecondHandleSeesCommitOfFirst) {
   EXPECT_EQ(vault().entries().size(), 2u);
 }
 
+// The label is JSON text in the manifest and CK_UTF8CHAR in PKCS#11: bytes that are not
+// UTF-8 were stored as U+FFFD, a label other than the one given (found through
+// fuzz/manifest_fuzz.cc). They are refused, and nothing is created.
+TEST(VaultInit, RefusesALabelThatIsNotUtf8) {
+  TempDir tmp;
+  auto dir = tmp / "vault";
+  for (const std::string label : {"caf\xe9",
+                                  "a\xed\xa0\x80"
+                                  "b",
+                                  "\xc0\xaf", "\xf4\x90\x80\x80"}) {
+    auto options = cheap_init(label);
+    auto made = Vault::init(dir, pin(), options);
+    ASSERT_FALSE(made) << "init accepted a label that is not UTF-8";
+    EXPECT_EQ(made.error().code, Code::kInvalidInput) << why(made);
+    EXPECT_NE(made.error().message.find("UTF-8"), std::string::npos) << why(made);
+    EXPECT_FALSE(fs::exists(dir)) << "the refused init left " << dir;
+  }
+  auto made = Vault::init(dir, pin(), cheap_init("caf\xc3\xa9 \xf0\x9f\x94\x91"));
+  ASSERT_TRUE(made) << why(made);
+  EXPECT_EQ(made->first.label(), "caf\xc3\xa9 \xf0\x9f\x94\x91");
+  EXPECT_EQ(Vault::open(dir).value().label(), "caf\xc3\xa9 \xf0\x9f\x94\x91");
+}
+
 TEST(VaultInit, InitRefusesPinEndingInNewline) {
   TempDir tmp;
   for (std::string_view bad : {"test-pin\n", "test-pin\r", "test-pin\r\n"}) {
