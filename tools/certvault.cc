@@ -556,7 +556,7 @@ std::string footer() {
          ".\n"
          "Commands that change the vault ask for the PIN (or read --pin-file); list, show, uri,\n"
          "check, ca show, issuer list/show and policy show never do. Documentation: "
-         "docs/cli.md.\n\n" +
+         "man certvault.\n\n" +
          std::string(exit_code_table());
 }
 
@@ -593,6 +593,23 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
   return "'" + path + "' needs a command: " + names + hint;
 }
 
+// Every command and its options, one command a line: its path (empty for certvault itself),
+// a tab, its options. For the shell completion scripts and the test that the man page
+// names every command; hidden options stay hidden.
+void print_commands(const CLI::App& command, const std::string& path) {
+  std::string line = path + "\t";
+  std::string options;
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->get_group().empty() || !option->nonpositional()) continue;
+    for (const auto& name : option->get_snames()) options += " -" + name;
+    for (const auto& name : option->get_lnames()) options += " --" + name;
+  }
+  std::cout << line << (options.empty() ? options : options.substr(1)) << '\n';
+  for (const CLI::App* sub : command.get_subcommands([](const CLI::App*) { return true; })) {
+    print_commands(*sub, path.empty() ? sub->get_name() : path + " " + sub->get_name());
+  }
+}
+
 int run(int argc, char** argv) {
   Args a;
   Action selected;
@@ -610,6 +627,12 @@ int run(int argc, char** argv) {
                  "Read the PIN from FILE ('-' = stdin) instead of prompting")
       ->type_name("FILE");
   app.add_flag("--json", a.globals.json, "Print data as JSON");
+  app.add_flag_callback("--list-commands",
+                        [&app] {
+                          print_commands(app, "");
+                          throw CLI::Success();
+                        })
+      ->group("");
   add_vault_commands(app, a, selected);
   add_ca_commands(app, a, selected);
   add_issue_commands(app, a, selected);

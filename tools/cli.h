@@ -21,7 +21,7 @@ struct Globals {
 // A command's exit code (0, or 1/2 from `check`), or the error to report.
 using Outcome = Result<int>;
 
-// Exit codes; the table in the --help footer and docs/cli.md describes the same values.
+// Exit codes; the table in the --help footer and docs/cli.md (certvault(1)) describe the same values.
 enum Exit : int {
   kExitOk = 0,
   kExitExpiresSoon = 1,
