@@ -523,6 +523,8 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   list->add_option("--expiring", a.list.expiring_days,
                    "Only active certificates that expire within DAYS days")
       ->type_name("DAYS");
+  list->add_flag("--names", a.list.names,
+                 "Only the nicknames, one a line (with --json: an array); reads no secret");
   auto* show = command(app, "show", "Details of an entry and the URIs programs use", selected,
                        [&a] { return cmd_show(a.globals, a.show); });
   add_nickname(show, a.show.nickname);
@@ -594,15 +596,21 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
 }
 
 // Every command and its options, one command a line: its path (empty for certvault itself),
-// a tab, its options. For the shell completion scripts and the test that the man page
-// names every command; hidden options stay hidden.
+// a tab, its options ("--out=" takes a value) and arguments ("<NICKNAME>"). For the shell
+// completion scripts and the test that the man page names every command; hidden options
+// stay hidden.
 void print_commands(const CLI::App& command, const std::string& path) {
   std::string line = path + "\t";
   std::string options;
   for (const CLI::Option* option : command.get_options()) {
-    if (option->get_group().empty() || !option->nonpositional()) continue;
-    for (const auto& name : option->get_snames()) options += " -" + name;
-    for (const auto& name : option->get_lnames()) options += " --" + name;
+    if (option->get_group().empty()) continue;
+    if (!option->nonpositional()) {
+      options += " <" + option->get_name() + ">";
+      continue;
+    }
+    std::string value = option->get_expected_min() > 0 ? "=" : "";
+    for (const auto& name : option->get_snames()) options += " -" + name + value;
+    for (const auto& name : option->get_lnames()) options += " --" + name + value;
   }
   std::cout << line << (options.empty() ? options : options.substr(1)) << '\n';
   for (const CLI::App* sub : command.get_subcommands([](const CLI::App*) { return true; })) {

@@ -71,6 +71,17 @@ Outcome cmd_list(const Globals& globals, const ListArgs& args) {
       shown.push_back(std::move(entry));
     }
   }
+  if (args.names) {
+    Json::Value names(Json::arrayValue);
+    for (const auto& entry : shown) {
+      if (globals.json)
+        names.append(entry.nickname);
+      else
+        std::cout << entry.nickname << '\n';
+    }
+    if (globals.json) print_json(names);
+    return kExitOk;
+  }
   if (globals.json) {
     Json::Value out(Json::arrayValue);
     for (const auto& entry : shown) out.append(entry_json(entry, vault, t));

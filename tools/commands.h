@@ -183,6 +183,7 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args);
 // --- reading without the PIN (cmd_inspect.cc) -------------------------------------------
 struct ListArgs {
   std::optional<int64_t> expiring_days;
+  bool names = false;  // only the nicknames, one a line (for shell completion)
 };
 Outcome cmd_list(const Globals& globals, const ListArgs& args);
 // certvault show NICKNAME [--pem] [--chain]: details and URIs; or the current certificate
