@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "commands.h"
 #include "ossl.h"
 #include "output.h"
+#include "suggest.h"
 
 namespace certvault::cli {
 namespace {
@@ -579,16 +581,54 @@ std::string command_path(const CLI::App* command) {
   return path;
 }
 
+// The long options a command takes, its own and the global ones.
+std::vector<std::string> option_names(const CLI::App& app, const CLI::App* command) {
+  std::vector<std::string> names;
+  for (const CLI::App* c : {command, static_cast<const CLI::App*>(&app)}) {
+    for (const CLI::Option* option : c->get_options()) {
+      if (option->get_group().empty()) continue;
+      for (const auto& name : option->get_lnames()) names.push_back("--" + name);
+    }
+  }
+  return names;
+}
+
+// "unknown option '--expring' for 'certvault list'; did you mean '--expiring'?"
+std::optional<std::string> misspelt_option(const CLI::App& app, const CLI::App* command,
+                                           const std::string& path,
+                                           const std::vector<std::string>& words) {
+  auto known = option_names(app, command);
+  for (const auto& word : words) {
+    if (word == "--") break;
+    if (!word.starts_with("--")) continue;
+    std::string option = word.substr(0, word.find('='));
+    if (std::find(known.begin(), known.end(), option) != known.end()) continue;
+    std::string hint = did_you_mean(option, known);
+    if (hint.empty()) hint = "see '" + path + " --help'";
+    return "unknown option '" + option + "' for '" + path + "'; " + hint;
+  }
+  return std::nullopt;
+}
+
 // CLI11 says "A subcommand is required" both for a missing and for a misspelt command.
-std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error,
+                          const std::vector<std::string>& words) {
   const CLI::App* command = typed_command(app);
   std::string path = command_path(command);
   std::string hint = "; see '" + path + " --help'";
   auto choices = command->get_subcommands([](const CLI::App*) { return true; });
+  // (CLI11 names an ExtrasError after the command, so it is told by its exit code.)
+  if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::ExtrasError)) {
+    if (auto message = misspelt_option(app, command, path, words)) return *message;
+  }
   if (error.get_name() != "RequiredError" || choices.empty()) return error.what() + hint;
   if (command == &app && app.remaining().empty()) return "no command given" + hint;
   for (const auto& word : app.remaining()) {
-    if (!word.starts_with("-")) return "unknown command '" + word + "'" + hint;
+    if (word.starts_with("-")) continue;
+    std::vector<std::string> names;
+    for (const CLI::App* choice : choices) names.push_back(choice->get_name());
+    std::string close = did_you_mean(word, names);
+    return "unknown command '" + word + "'" + (close.empty() ? hint : "; " + close);
   }
   std::string names;
   for (const CLI::App* choice : choices) names += (names.empty() ? "" : ", ") + choice->get_name();
@@ -655,7 +695,8 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return report_failure(usage_message(app, e), kExitUsage);
+    return report_failure(usage_message(app, e, std::vector<std::string>(argv + 1, argv + argc)),
+                          kExitUsage);
   }
   if (!selected) return report_failure("no command given; see 'certvault --help'", kExitUsage);
   init_secure_heap(a.long_running);

@@ -21,11 +21,7 @@ constexpr int64_t kDay = 86400;
 Result<Entry> find_entry(const Vault& vault, const std::string& nickname) {
   CV_CHECK(check_nickname(nickname));
   auto entry = vault.find(nickname);
-  if (!entry) {
-    return fail(Code::kNotFound, "no entry named '" + nickname + "' in vault '" + vault.label() +
-                                     "' (" + vault.dir().string() +
-                                     "); run 'certvault list' to see the entries");
-  }
+  if (!entry) return no_entry(vault, nickname);
   return *entry;
 }
 

@@ -188,9 +188,7 @@ Outcome cmd_publish(const Globals& globals, const PublishArgs& args) {
   CV_TRY(vault, open_vault(globals));
   if (!files && !args.remove) {  // --list, or nothing: show them
     auto entry = vault.find(args.nickname);
-    if (!entry)
-      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (!entry) return no_entry(vault, args.nickname);
     if (globals.json)
       print_json(targets_json(*entry));
     else
@@ -246,9 +244,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
   CV_TRY(vault, open_vault(globals));
   if (!change.rule && !change.then) {  // show it
     auto entry = vault.find(args.nickname);
-    if (!entry)
-      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (!entry) return no_entry(vault, args.nickname);
     if (globals.json) {
       Json::Value out = renewal_json(*entry, vault.policy(), vault.issuers());
       out["nickname"] = entry->nickname;
