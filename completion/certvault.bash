@@ -64,7 +64,7 @@ _certvault() {
       --export) words=(once never) ;;
       --format) words=(text json prometheus) ;;
       --sort) words=(expiry name created) ;;
-      --status) words=(active expiring expired disabled pending) ;;
+      --status) words=(active expired disabled pending superseded) ;;
       --nickname | --cmp-cert)
         mapfile -t words < <("$cli" "${vault[@]}" list --names 2>/dev/null) ;;
       --vault | --serve | --default)

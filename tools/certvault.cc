@@ -525,6 +525,17 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   list->add_option("--expiring", a.list.expiring_days,
                    "Only active certificates that expire within DAYS days")
       ->type_name("DAYS");
+  list->add_option("--sort", a.list.sort,
+                   "expiry (soonest first), name, or created (oldest first); default: the "
+                   "vault's order")
+      ->type_name("expiry|name|created");
+  list->add_option("--status", a.list.status,
+                   "Only entries that are active, expired, disabled, pending or superseded")
+      ->type_name("STATUS");
+  list->add_option("--issuer", a.list.issuer,
+                   "Only entries issued by vault-ca, self-signed, external, or this outside "
+                   "issuer (`certvault issuer list`)")
+      ->type_name("NAME");
   list->add_flag("--names", a.list.names,
                  "Only the nicknames, one a line (with --json: an array); reads no secret");
   auto* show = command(app, "show", "Details of an entry and the URIs programs use", selected,
@@ -562,6 +573,29 @@ std::string footer() {
          "check, ca show, issuer list/show and policy show never do. Documentation: "
          "man certvault.\n\n" +
          std::string(exit_code_table());
+}
+
+// "Global options:" and the root's options (not --help or --version), for every command's
+// --help: CLI11 shows a command's own options only.
+std::string global_options_help(const CLI::App& app) {
+  std::string text = "Global options (before or after the command):\n";
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->get_group().empty() || option == app.get_help_ptr() ||
+        option == app.get_version_ptr())
+      continue;
+    std::string name = option->get_name();
+    if (!option->get_type_name().empty()) name += " " + option->get_type_name();
+    name.resize(std::max<size_t>(name.size() + 2, 28), ' ');
+    text += "  " + name + option->get_description() + "\n";
+  }
+  return text;
+}
+
+void add_global_options_help(CLI::App& command, const std::string& text) {
+  for (CLI::App* sub : command.get_subcommands([](CLI::App*) { return true; })) {
+    sub->footer(text);
+    add_global_options_help(*sub, text);
+  }
 }
 
 // The command the user was typing ("certvault ca create"), for usage hints.
@@ -690,6 +724,7 @@ int run(int argc, char** argv) {
   add_inspect_commands(app, a, selected);
   add_policy_commands(app, a, selected);
   add_agent_commands(app, a, selected);
+  add_global_options_help(app, global_options_help(app));
 
   try {
     app.parse(argc, argv);

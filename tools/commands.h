@@ -184,6 +184,9 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args);
 struct ListArgs {
   std::optional<int64_t> expiring_days;
   bool names = false;  // only the nicknames, one a line (for shell completion)
+  std::string sort;    // "", expiry, name, created
+  std::string status;  // "", active, expired, disabled, pending, superseded
+  std::string issuer;  // "", vault-ca, self-signed, external, or an outside issuer's name
 };
 Outcome cmd_list(const Globals& globals, const ListArgs& args);
 // certvault show NICKNAME [--pem] [--chain]: details and URIs; or the current certificate
