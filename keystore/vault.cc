@@ -332,6 +332,14 @@ Result<void> check_init(const fs::path& dir, const InitOptions& options) {
   return {};
 }
 
+Result<void> Vault::check_recovery_format(const SecureBytes& recovery) const {
+  CV_CHECK(impl_->refresh());
+  if (impl_->m.header.recovery_chosen) return {};
+  CV_TRY(parsed, seal::parse_recovery_secret(recovery));
+  (void)parsed;
+  return {};
+}
+
 namespace {
 
 // The key that wraps the vault key for the recovery secret: keyed BLAKE2b for the

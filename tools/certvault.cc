@@ -40,6 +40,7 @@ struct Args {
   ImportArgs import;
   ListArgs list;
   std::string nickname;  // show, disable, enable, delete
+  bool delete_yes = false;
   ExportArgs exported;
   RotateArgs rotate;
   RenewRuleArgs renew_rule;
@@ -173,9 +174,12 @@ void add_policy_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("N/M");
   set->add_flag("--renew-off", a.policy_set.renew_off,
                 "... or never renew by themselves (the default)");
+  set->add_option("--min-pin-length", a.policy_set.min_pin_length,
+                  "Shortest PIN passwd and unlock-reset accept: 1 to 64 (default 8)")
+      ->type_name("N");
   command(*policy, "clear",
           "Back to the defaults: no date or lifetime limit, ec-p256, sha256, export once, no "
-          "renewal",
+          "renewal, PINs of 8 characters or more",
           selected, [&a] { return cmd_policy_clear(a.globals); });
 }
 
@@ -419,9 +423,11 @@ void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
   revoke->add_option("--reason", a.revoke.reason, "Why, one of " + revocation_reason_names())
       ->type_name("REASON")
       ->required();
-  add_nickname(command(app, "delete", "Delete an entry and all its keys", selected,
-                       [&a] { return cmd_delete(a.globals, a.nickname); }),
-               a.nickname);
+  auto* del = command(app, "delete", "Delete an entry and all its keys (asks first)", selected,
+                      [&a] { return cmd_delete(a.globals, a.nickname, a.delete_yes); });
+  add_nickname(del, a.nickname);
+  del->add_flag("-y,--yes", a.delete_yes,
+                "Do not ask; needed when stdin is not a terminal (scripts)");
 }
 
 void add_agent_commands(CLI::App& app, Args& a, Action& selected) {

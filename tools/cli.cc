@@ -53,6 +53,12 @@ std::unexpected<Error> no_entry(const Vault& vault, std::string_view nickname,
                         nicknames, otherwise);
 }
 
+Result<void> must_exist(const Vault& vault, const std::string& nickname) {
+  CV_CHECK(check_nickname(nickname));
+  if (!vault.find(nickname)) return no_entry(vault, nickname);
+  return {};
+}
+
 Result<Vault> open_vault(const Globals& globals) {
   return Vault::open(vault_dir(globals));
 }

@@ -51,6 +51,9 @@ std::unexpected<Error> no_entry(
     const Vault& vault, std::string_view nickname,
     std::string_view otherwise = "`certvault list` shows the nicknames");
 
+// The entry exists: checked before the PIN is asked for, so that a typo costs no PIN.
+Result<void> must_exist(const Vault& vault, const std::string& nickname);
+
 // Convenience for the CLI's own input checks.
 inline std::unexpected<Error> invalid(std::string message) {
   return fail(Code::kInvalidInput, std::move(message));

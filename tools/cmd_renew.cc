@@ -195,6 +195,7 @@ Outcome cmd_publish(const Globals& globals, const PublishArgs& args) {
       print_targets(*entry);
     return kExitOk;
   }
+  CV_CHECK(must_exist(vault, args.nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"publish", owner::publish_json(args.nickname, targets)},
                     [&](Vault& v) { return v.set_publish(args.nickname, targets); }));
@@ -254,6 +255,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
     }
     return kExitOk;
   }
+  CV_CHECK(must_exist(vault, args.nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"renew-rule", owner::to_json(change)}, [&](Vault& v) {
                       return v.update_renewal(args.nickname,
@@ -264,8 +266,8 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
 }
 
 Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
-  for (const auto& n : args.nicknames) CV_CHECK(check_nickname(n));
   CV_TRY(vault, open_vault(globals));
+  for (const auto& n : args.nicknames) CV_CHECK(must_exist(vault, n));
   const Time t = renewal_now();
   PassRequest request;
   request.nicknames = args.nicknames;

@@ -45,6 +45,7 @@ struct PolicySetArgs {
   std::optional<std::string> renew_at;
   bool renew_off = false;
   std::optional<std::string> max_lifetime;  // "90d" or "none"
+  std::optional<int64_t> min_pin_length;
 };
 Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args);
 Outcome cmd_policy_clear(const Globals& globals);
@@ -171,7 +172,7 @@ struct ExportArgs {
 Outcome cmd_export(const Globals& globals, const ExportArgs& args);
 Outcome cmd_disable(const Globals& globals, const std::string& nickname);
 Outcome cmd_enable(const Globals& globals, const std::string& nickname);
-Outcome cmd_delete(const Globals& globals, const std::string& nickname);
+Outcome cmd_delete(const Globals& globals, const std::string& nickname, bool yes);
 // certvault revoke NICKNAME [--generation N] --reason R
 struct RevokeArgs {
   std::string nickname;
