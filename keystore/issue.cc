@@ -560,8 +560,8 @@ Result<Entry> Vault::attach(std::string_view nickname, std::string_view cert_pem
   auto pending_of = [&]() -> Result<const manifest::GenRecord*> {
     const auto* e = v.entry(nickname);
     if (!e)
-      return fail(Code::kNotFound, "no entry named '" + nick + "' in " + v.where() +
-                                       "; run `certvault csr " + nick + " -o REQ.pem` first");
+      return no_entry_named(nick, v.where(), v.nicknames(),
+                            "run `certvault csr " + nick + " -o REQ.pem` first");
     for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it)
       if (it->info.status == Status::kPending) return &*it;
     return fail(Code::kRefused, "'" + nick +

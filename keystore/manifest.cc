@@ -191,6 +191,8 @@ Json::Value policy_json(const Header& h) {
   v["export"] = std::string(to_string(p.export_rule));
   if (p.renew.kind != RenewRule::Kind::kOff) v["renew"] = rule_json(p.renew);
   if (p.max_lifetime) v["max_lifetime"] = Json::Int64(*p.max_lifetime);
+  // Written only when changed: a vault that keeps the default stays as it was.
+  if (p.min_pin_length != kDefaultMinPinLength) v["min_pin_length"] = Json::UInt(p.min_pin_length);
   return v;
 }
 
@@ -549,7 +551,8 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
       if (!kHeaderMembers.contains(name)) h.unknown.emplace(name, compact(v[name]));
     const Json::Value& p = v["policy"];
     static const std::set<std::string> kPolicyMembers = {
-        "max_end_date", "default_key_type", "default_hash", "export", "renew", "max_lifetime"};
+        "max_end_date", "default_key_type", "default_hash",  "export",
+        "renew",        "max_lifetime",     "min_pin_length"};
     if (p.isObject())
       for (const std::string& name : p.getMemberNames())
         if (!kPolicyMembers.contains(name)) h.policy_unknown.emplace(name, compact(p[name]));
@@ -568,6 +571,12 @@ Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, c
       if (!p["max_lifetime"].isInt64() || !check_lifetime(p["max_lifetime"].asInt64()))
         return bad("bad policy maximum lifetime");
       h.policy.max_lifetime = p["max_lifetime"].asInt64();
+    }
+    if (p.isMember("min_pin_length")) {
+      const Json::Value& n = p["min_pin_length"];
+      if (!n.isUInt() || n.asUInt() < 1 || n.asUInt() > kMaxMinPinLength)
+        return bad("bad policy minimum PIN length");
+      h.policy.min_pin_length = n.asUInt();
     }
     auto kt = parse_key_type(p["default_key_type"].asString());
     auto hash = parse_hash(p["default_hash"].asString());

@@ -118,6 +118,14 @@ void drop_line_break(SecureBytes& secret) {
   secret.truncate(n);
 }
 
+Result<void> check_pin_length(const SecureBytes& pin, uint32_t min_length, std::string_view noun) {
+  if (pin.size() >= min_length) return {};
+  return fail(Code::kInvalidInput, std::string(noun) + " is shorter than " +
+                                       std::to_string(min_length) +
+                                       " characters, the minimum (`certvault policy set "
+                                       "--min-pin-length` changes it); choose a longer one");
+}
+
 Result<void> check_new_pin(const SecureBytes& pin, std::string_view noun) {
   if (pin.empty()) return fail(Code::kInvalidInput, std::string(noun) + " is empty; choose a PIN");
   const uint8_t last = pin.data()[pin.size() - 1];

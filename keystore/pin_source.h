@@ -24,6 +24,9 @@ void drop_line_break(SecureBytes& secret);
 // The rule for a PIN being chosen (init, passwd, reset, C_InitPIN, C_SetPIN): not empty,
 // and no trailing line break that every PIN source would later drop. `noun` names it in
 // the message: "the new PIN".
+// A PIN chosen at the CLI is at least `min_length` bytes long (the vault policy's).
+Result<void> check_pin_length(const SecureBytes& pin, uint32_t min_length, std::string_view noun);
+
 Result<void> check_new_pin(const SecureBytes& pin, std::string_view noun);
 
 // Reads a secret from `path`, or from standard input when `path` is "-". The file must be

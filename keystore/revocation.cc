@@ -135,8 +135,8 @@ Result<std::optional<IssuerRevocation>> Vault::revocation_at_issuer(
   CV_CHECK(v.refresh());
   const auto* e = v.entry(nickname);
   if (!e)
-    return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + v.where() +
-                                     "; `certvault list` shows the nicknames");
+    return no_entry_named(nickname, v.where(), v.nicknames(),
+                          "`certvault list` shows the nicknames");
   CV_TRY(g, to_revoke(v, *e, generation));
   CV_CHECK(check_revocable(*e, g->info));
   if (!from_outside_issuer(*e, g->info)) return std::nullopt;
@@ -185,8 +185,8 @@ Result<Entry> Vault::revoke(std::string_view nickname, std::optional<uint32_t> g
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     auto* e = find_entry(m, nickname);
     if (!e)
-      return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " +
-                                       v.where() + "; `certvault list` shows the nicknames");
+      return no_entry_named(nickname, v.where(), v.nicknames(),
+                            "`certvault list` shows the nicknames");
     CV_TRY(g, to_revoke(v, *e, generation));
     CV_CHECK(check_revocable(*e, g->info));
     if (from_outside_issuer(*e, g->info))

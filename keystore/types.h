@@ -175,6 +175,11 @@ struct Entry {
 // from one. Such a revocation is never on the vault CA's CRL.
 bool revoked_at_issuer(std::string_view entry_issuer, const Generation& g);
 
+// A PIN chosen with certvault init, passwd or unlock-reset has at least this many bytes,
+// unless the vault's policy says otherwise.
+inline constexpr uint32_t kDefaultMinPinLength = 8;
+inline constexpr uint32_t kMaxMinPinLength = 64;
+
 struct Policy {
   std::optional<Time> max_end_date;
   KeyType default_key_type = KeyType::kEcP256;
@@ -182,6 +187,7 @@ struct Policy {
   ExportRule export_rule = ExportRule::kOnce;
   RenewRule renew;                   // for entries without a rule of their own
   std::optional<Time> max_lifetime;  // seconds: no certificate ends later than now + this
+  uint32_t min_pin_length = kDefaultMinPinLength;  // for a PIN chosen at the CLI: 1-64
 };
 
 struct CaInfo {

@@ -86,6 +86,12 @@ Result<void> Vault::Impl::load_from(std::string bytes, raw::Stamp s) const {
   return {};
 }
 
+std::vector<std::string> Vault::Impl::nicknames() const {
+  std::vector<std::string> out;
+  for (const auto& e : m.entries) out.push_back(e->nickname);
+  return out;
+}
+
 Result<void> Vault::Impl::load() const {
   CV_TRY(read, raw::read_stamped(manifest_path()));
   return load_from(std::move(read.first), read.second);
@@ -200,8 +206,7 @@ Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vaul
   CV_CHECK(check_nickname(nickname));  // also keeps unchecked bytes out of messages
   const auto* e = entry(nickname);
   if (!e)
-    return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " + where() +
-                                     "; `certvault list` shows the nicknames");
+    return no_entry_named(nickname, where(), nicknames(), "`certvault list` shows the nicknames");
   for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it) {
     if (number ? it->info.number == *number : it->info.status == Status::kActive)
       return std::pair{e, &*it};
@@ -359,6 +364,14 @@ Result<void> check_init(const fs::path& dir, const InitOptions& options) {
                                      " is not empty; a vault needs an empty or new directory "
                                      "(is there a vault already?)");
   }
+  return {};
+}
+
+Result<void> Vault::check_recovery_format(const SecureBytes& recovery) const {
+  CV_CHECK(impl_->refresh());
+  if (impl_->m.header.recovery_chosen) return {};
+  CV_TRY(parsed, seal::parse_recovery_secret(recovery));
+  (void)parsed;
   return {};
 }
 

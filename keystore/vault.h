@@ -173,6 +173,9 @@ class Vault {
   Result<void> change_pin(const SecureBytes& new_pin);  // needs unlock
   // Clears the failure count with the recovery secret; sets a new PIN when given.
   Result<void> reset_pin(const SecureBytes& recovery, const SecureBytes* new_pin);
+  // Whether `recovery` has the shape of this vault's recovery secret (8 groups of 8 hex
+  // digits, unless chosen by a security officer); tells nothing about whether it is right.
+  Result<void> check_recovery_format(const SecureBytes& recovery) const;
   // The two halves of reset_pin, for the PKCS#11 security officer: unlock with the
   // recovery secret (the counter is left as it is), then set a new PIN and clear the
   // counter, which needs a handle unlocked that way.

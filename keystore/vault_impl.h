@@ -10,6 +10,7 @@
 #include "manifest.h"
 #include "ossl.h"
 #include "raw_io.h"
+#include "suggest.h"
 #include "vault.h"
 
 namespace certvault {
@@ -37,6 +38,8 @@ struct Vault::Impl {
   fs::path pin_state_path() const { return dir / "pin-state"; }
   bool unlocked() const { return !vault_key.empty(); }
   std::string where() const { return "vault " + dir.string(); }
+  // Every entry's nickname, for "did you mean" hints.
+  std::vector<std::string> nicknames() const;
 
   Result<void> load() const;
   Result<void> load_from(std::string bytes, raw::Stamp stamp) const;

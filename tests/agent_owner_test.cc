@@ -75,7 +75,7 @@ TEST_F(AgentOwner, CreateRotateDisableEnableDeleteNeedNoPinWhileTheAgentHoldsThe
   EXPECT_TRUE(contains(enabled.err, done_by_agent())) << enabled.err;
   EXPECT_NE(entry("web")->current(), nullptr);
 
-  auto deleted = owner({"delete", "web"});
+  auto deleted = owner({"delete", "web", "--yes"});
   ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
   EXPECT_TRUE(contains(deleted.err, done_by_agent())) << deleted.err;
   EXPECT_FALSE(entry("web"));
@@ -210,7 +210,7 @@ TEST_F(AgentOwner, ImportReadsTheFileAndPasswordHereAndNeedsNoPin) {
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   const fs::path password =
       write_secret_file(run_dir_ / "p12-password", parse_json(exported.out)["password"].asString());
-  ASSERT_EQ(cv({"delete", "api"}).exit_code, 0);
+  ASSERT_EQ(cv({"delete", "api", "--yes"}).exit_code, 0);
   start_agent();
   unlock();
   auto imported =

@@ -834,7 +834,7 @@ TEST_F(CliTest, DisableEnableDelete) {
   ExpectRefusedUnchanged({"export", "api", "-o", (tmp_ / "d.p12").string()}, {5});
   ok({"enable", "api"});
   EXPECT_EQ(current(vault_, "api").status, certvault::Status::kActive);
-  ok({"delete", "api"});
+  ok({"delete", "api", "--yes"});
   EXPECT_FALSE(Vault::open(vault_)->find("api"));
   ExpectOneLineFailure(cv({"show", "api"}), {4});
 }

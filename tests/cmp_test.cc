@@ -306,8 +306,8 @@ TEST_F(CmpCli, RevokeAsksTheOutsideIssuerAndTheVaultCaCrlDoesNotListIt) {
   EXPECT_TRUE(contains(text.out, ours)) << "the vault CA's own revocation is listed: " << text.out;
   EXPECT_FALSE(contains(text.out, outside)) << "the outside certificate is not: " << text.out;
   // The outside issuer keeps its revocation: the entry may go, unlike the vault CA's.
-  ok({"delete", "api"});
-  ExpectRefusedUnchanged({"delete", "laptop"}, {5});
+  ok({"delete", "api", "--yes"});
+  ExpectRefusedUnchanged({"delete", "laptop", "--yes"}, {5});
 }
 
 TEST_F(CmpCli, AnErrorResponseFailsTheRenewalWhichIsRecordedAndTheOldGenerationStays) {

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "access.h"
+#include "cli.h"
 
 namespace certvault::cli {
 namespace {
@@ -68,9 +69,7 @@ Result<Entry> apply_access_edit(Vault& vault, const std::string& nickname, const
   CV_CHECK(check_edit_for_owner(edit, vault.owner_uid()));
   CV_CHECK(vault.refresh());
   auto entry = vault.find(nickname);
-  if (!entry)
-    return fail(Code::kNotFound, "no entry named '" + nickname + "' in vault '" + vault.label() +
-                                     "'; `certvault list` shows the nicknames");
+  if (!entry) return no_entry(vault, nickname);
   using Op = AccessEdit::Op;
   if (edit.op == Op::kPublic || edit.op == Op::kPrivate)
     return vault.set_listed_publicly(nickname, edit.op == Op::kPublic);

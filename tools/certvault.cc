@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "commands.h"
 #include "ossl.h"
 #include "output.h"
+#include "suggest.h"
 
 namespace certvault::cli {
 namespace {
@@ -38,6 +40,7 @@ struct Args {
   ImportArgs import;
   ListArgs list;
   std::string nickname;  // show, disable, enable, delete
+  bool delete_yes = false;
   ExportArgs exported;
   RotateArgs rotate;
   RenewRuleArgs renew_rule;
@@ -171,9 +174,12 @@ void add_policy_commands(CLI::App& app, Args& a, Action& selected) {
       ->type_name("N/M");
   set->add_flag("--renew-off", a.policy_set.renew_off,
                 "... or never renew by themselves (the default)");
+  set->add_option("--min-pin-length", a.policy_set.min_pin_length,
+                  "Shortest PIN passwd and unlock-reset accept: 1 to 64 (default 8)")
+      ->type_name("N");
   command(*policy, "clear",
           "Back to the defaults: no date or lifetime limit, ec-p256, sha256, export once, no "
-          "renewal",
+          "renewal, PINs of 8 characters or more",
           selected, [&a] { return cmd_policy_clear(a.globals); });
 }
 
@@ -417,9 +423,11 @@ void add_entry_commands(CLI::App& app, Args& a, Action& selected) {
   revoke->add_option("--reason", a.revoke.reason, "Why, one of " + revocation_reason_names())
       ->type_name("REASON")
       ->required();
-  add_nickname(command(app, "delete", "Delete an entry and all its keys", selected,
-                       [&a] { return cmd_delete(a.globals, a.nickname); }),
-               a.nickname);
+  auto* del = command(app, "delete", "Delete an entry and all its keys (asks first)", selected,
+                      [&a] { return cmd_delete(a.globals, a.nickname, a.delete_yes); });
+  add_nickname(del, a.nickname);
+  del->add_flag("-y,--yes", a.delete_yes,
+                "Do not ask; needed when stdin is not a terminal (scripts)");
 }
 
 void add_agent_commands(CLI::App& app, Args& a, Action& selected) {
@@ -523,6 +531,19 @@ void add_inspect_commands(CLI::App& app, Args& a, Action& selected) {
   list->add_option("--expiring", a.list.expiring_days,
                    "Only active certificates that expire within DAYS days")
       ->type_name("DAYS");
+  list->add_option("--sort", a.list.sort,
+                   "expiry (soonest first), name, or created (oldest first); default: the "
+                   "vault's order")
+      ->type_name("expiry|name|created");
+  list->add_option("--status", a.list.status,
+                   "Only entries that are active, expired, disabled, pending or superseded")
+      ->type_name("STATUS");
+  list->add_option("--issuer", a.list.issuer,
+                   "Only entries issued by vault-ca, self-signed, external, or this outside "
+                   "issuer (`certvault issuer list`)")
+      ->type_name("NAME");
+  list->add_flag("--names", a.list.names,
+                 "Only the nicknames, one a line (with --json: an array); reads no secret");
   auto* show = command(app, "show", "Details of an entry and the URIs programs use", selected,
                        [&a] { return cmd_show(a.globals, a.show); });
   add_nickname(show, a.show.nickname);
@@ -556,8 +577,31 @@ std::string footer() {
          ".\n"
          "Commands that change the vault ask for the PIN (or read --pin-file); list, show, uri,\n"
          "check, ca show, issuer list/show and policy show never do. Documentation: "
-         "docs/cli.md.\n\n" +
+         "man certvault.\n\n" +
          std::string(exit_code_table());
+}
+
+// "Global options:" and the root's options (not --help or --version), for every command's
+// --help: CLI11 shows a command's own options only.
+std::string global_options_help(const CLI::App& app) {
+  std::string text = "Global options (before or after the command):\n";
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->get_group().empty() || option == app.get_help_ptr() ||
+        option == app.get_version_ptr())
+      continue;
+    std::string name = option->get_name();
+    if (!option->get_type_name().empty()) name += " " + option->get_type_name();
+    name.resize(std::max<size_t>(name.size() + 2, 28), ' ');
+    text += "  " + name + option->get_description() + "\n";
+  }
+  return text;
+}
+
+void add_global_options_help(CLI::App& command, const std::string& text) {
+  for (CLI::App* sub : command.get_subcommands([](CLI::App*) { return true; })) {
+    sub->footer(text);
+    add_global_options_help(*sub, text);
+  }
 }
 
 // The command the user was typing ("certvault ca create"), for usage hints.
@@ -577,20 +621,81 @@ std::string command_path(const CLI::App* command) {
   return path;
 }
 
+// The long options a command takes, its own and the global ones.
+std::vector<std::string> option_names(const CLI::App& app, const CLI::App* command) {
+  std::vector<std::string> names;
+  for (const CLI::App* c : {command, static_cast<const CLI::App*>(&app)}) {
+    for (const CLI::Option* option : c->get_options()) {
+      if (option->get_group().empty()) continue;
+      for (const auto& name : option->get_lnames()) names.push_back("--" + name);
+    }
+  }
+  return names;
+}
+
+// "unknown option '--expring' for 'certvault list'; did you mean '--expiring'?"
+std::optional<std::string> misspelt_option(const CLI::App& app, const CLI::App* command,
+                                           const std::string& path,
+                                           const std::vector<std::string>& words) {
+  auto known = option_names(app, command);
+  for (const auto& word : words) {
+    if (word == "--") break;
+    if (!word.starts_with("--")) continue;
+    std::string option = word.substr(0, word.find('='));
+    if (std::find(known.begin(), known.end(), option) != known.end()) continue;
+    std::string hint = did_you_mean(option, known);
+    if (hint.empty()) hint = "see '" + path + " --help'";
+    return "unknown option '" + option + "' for '" + path + "'; " + hint;
+  }
+  return std::nullopt;
+}
+
 // CLI11 says "A subcommand is required" both for a missing and for a misspelt command.
-std::string usage_message(const CLI::App& app, const CLI::ParseError& error) {
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error,
+                          const std::vector<std::string>& words) {
   const CLI::App* command = typed_command(app);
   std::string path = command_path(command);
   std::string hint = "; see '" + path + " --help'";
   auto choices = command->get_subcommands([](const CLI::App*) { return true; });
+  // (CLI11 names an ExtrasError after the command, so it is told by its exit code.)
+  if (error.get_exit_code() == static_cast<int>(CLI::ExitCodes::ExtrasError)) {
+    if (auto message = misspelt_option(app, command, path, words)) return *message;
+  }
   if (error.get_name() != "RequiredError" || choices.empty()) return error.what() + hint;
   if (command == &app && app.remaining().empty()) return "no command given" + hint;
   for (const auto& word : app.remaining()) {
-    if (!word.starts_with("-")) return "unknown command '" + word + "'" + hint;
+    if (word.starts_with("-")) continue;
+    std::vector<std::string> names;
+    for (const CLI::App* choice : choices) names.push_back(choice->get_name());
+    std::string close = did_you_mean(word, names);
+    return "unknown command '" + word + "'" + (close.empty() ? hint : "; " + close);
   }
   std::string names;
   for (const CLI::App* choice : choices) names += (names.empty() ? "" : ", ") + choice->get_name();
   return "'" + path + "' needs a command: " + names + hint;
+}
+
+// Every command and its options, one command a line: its path (empty for certvault itself),
+// a tab, its options ("--out=" takes a value) and arguments ("<NICKNAME>"). For the shell
+// completion scripts and the test that the man page names every command; hidden options
+// stay hidden.
+void print_commands(const CLI::App& command, const std::string& path) {
+  std::string line = path + "\t";
+  std::string options;
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->get_group().empty()) continue;
+    if (!option->nonpositional()) {
+      options += " <" + option->get_name() + ">";
+      continue;
+    }
+    std::string value = option->get_expected_min() > 0 ? "=" : "";
+    for (const auto& name : option->get_snames()) options += " -" + name + value;
+    for (const auto& name : option->get_lnames()) options += " --" + name + value;
+  }
+  std::cout << line << (options.empty() ? options : options.substr(1)) << '\n';
+  for (const CLI::App* sub : command.get_subcommands([](const CLI::App*) { return true; })) {
+    print_commands(*sub, path.empty() ? sub->get_name() : path + " " + sub->get_name());
+  }
 }
 
 int run(int argc, char** argv) {
@@ -610,6 +715,12 @@ int run(int argc, char** argv) {
                  "Read the PIN from FILE ('-' = stdin) instead of prompting")
       ->type_name("FILE");
   app.add_flag("--json", a.globals.json, "Print data as JSON");
+  app.add_flag_callback("--list-commands",
+                        [&app] {
+                          print_commands(app, "");
+                          throw CLI::Success();
+                        })
+      ->group("");
   add_vault_commands(app, a, selected);
   add_ca_commands(app, a, selected);
   add_issue_commands(app, a, selected);
@@ -619,12 +730,14 @@ int run(int argc, char** argv) {
   add_inspect_commands(app, a, selected);
   add_policy_commands(app, a, selected);
   add_agent_commands(app, a, selected);
+  add_global_options_help(app, global_options_help(app));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return report_failure(usage_message(app, e), kExitUsage);
+    return report_failure(usage_message(app, e, std::vector<std::string>(argv + 1, argv + argc)),
+                          kExitUsage);
   }
   if (!selected) return report_failure("no command given; see 'certvault --help'", kExitUsage);
   init_secure_heap(a.long_running);

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "secret_input.h"
+#include "suggest.h"
 
 namespace certvault::cli {
 
@@ -42,6 +43,20 @@ std::string_view exit_code_table() {
 
 std::filesystem::path vault_dir(const Globals& globals) {
   return globals.vault.empty() ? default_vault_dir() : std::filesystem::path(globals.vault);
+}
+
+std::unexpected<Error> no_entry(const Vault& vault, std::string_view nickname,
+                                std::string_view otherwise) {
+  std::vector<std::string> nicknames;
+  for (const auto& entry : vault.entries()) nicknames.push_back(entry.nickname);
+  return no_entry_named(nickname, "vault '" + vault.label() + "' (" + vault.dir().string() + ")",
+                        nicknames, otherwise);
+}
+
+Result<void> must_exist(const Vault& vault, const std::string& nickname) {
+  CV_CHECK(check_nickname(nickname));
+  if (!vault.find(nickname)) return no_entry(vault, nickname);
+  return {};
 }
 
 Result<Vault> open_vault(const Globals& globals) {

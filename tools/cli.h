@@ -21,7 +21,8 @@ struct Globals {
 // A command's exit code (0, or 1/2 from `check`), or the error to report.
 using Outcome = Result<int>;
 
-// Exit codes; the table in the --help footer and docs/cli.md describes the same values.
+// Exit codes; the table in the --help footer and docs/cli.md (certvault(1)) describe the same
+// values.
 enum Exit : int {
   kExitOk = 0,
   kExitExpiresSoon = 1,
@@ -44,6 +45,14 @@ Result<void> unlock_here(const Globals& globals, Vault& vault);
 // Opens, reads the PIN and unlocks. Commands the agent can carry out open with open_vault
 // and go through owner.h instead.
 Result<Vault> open_unlocked(const Globals& globals);
+
+// No entry of that nickname: "did you mean" the closest ones, else `otherwise`.
+std::unexpected<Error> no_entry(
+    const Vault& vault, std::string_view nickname,
+    std::string_view otherwise = "`certvault list` shows the nicknames");
+
+// The entry exists: checked before the PIN is asked for, so that a typo costs no PIN.
+Result<void> must_exist(const Vault& vault, const std::string& nickname);
 
 // Convenience for the CLI's own input checks.
 inline std::unexpected<Error> invalid(std::string message) {

@@ -127,16 +127,12 @@ Outcome cmd_access(const Globals& globals, const AccessArgs& args) {
   CV_TRY(vault, open_vault(globals));
   if (args.action == "show") {
     auto e = vault.find(args.nickname);
-    if (!e)
-      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (!e) return no_entry(vault, args.nickname);
     print_access(globals, *e);
     return kExitOk;
   }
   CV_TRY(edit, edit_of(args, vault.owner_uid()));
-  if (!vault.find(args.nickname))
-    return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                     vault.label() + "'; `certvault list` shows the nicknames");
+  if (!vault.find(args.nickname)) return no_entry(vault, args.nickname);
   CV_TRY(via_agent, through_agent(globals, args.nickname, edit, vault));
   if (via_agent) {
     if (!globals.json)

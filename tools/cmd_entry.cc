@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "confirm.h"
 #include "files.h"
 #include "output.h"
 #include "owner.h"
@@ -33,6 +34,7 @@ using Change = Result<Entry> (Vault::*)(std::string_view);
 Outcome change_entry(const Globals& globals, const std::string& nickname, std::string_view op,
                      Change change, std::string_view verb) {
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(globals, vault,
                                                {std::string(op), owner::nickname_json(nickname)},
                                                [&](Vault& v) { return (v.*change)(nickname); }));
@@ -49,7 +51,9 @@ Outcome cmd_export(const Globals& globals, const ExportArgs& args) {
   CV_TRY(encryption, parse_p12_encryption(args.encryption));
   request.encryption = encryption;
   request.chain = args.chain;
+  if (args.out != "-") CV_CHECK(check_absent(args.out, "export file"));
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, args.nickname));
   if (may_ask_agent(globals) && args.out != "-") {
     // The file is the caller's: created here (0600, never over an existing one) with room
     // for any answer the agent can give, before the agent records the export; removed again
@@ -89,8 +93,8 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args) {
   request.generation = args.generation;
   CV_TRY(reason, parse_revocation_reason(args.reason));
   request.reason = reason;
-  CV_CHECK(check_nickname(request.nickname));
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, request.nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"revoke", owner::to_json(request)}, [&](Vault& v) {
                       return revoke_generation(v, request.nickname, request.generation,
@@ -113,8 +117,16 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args) {
   return kExitOk;
 }
 
-Outcome cmd_delete(const Globals& globals, const std::string& nickname) {
+Outcome cmd_delete(const Globals& globals, const std::string& nickname, bool yes) {
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, nickname));
+  if (!yes) {
+    CV_TRY(go,
+           confirm("Delete '" + nickname + "' and all its keys from vault '" + vault.label() + "'?",
+                   "delete '" + nickname + "'"));
+    if (!go)
+      return fail(Code::kRefused, "'" + nickname + "' was not deleted: the answer was not yes");
+  }
   CV_TRY(reply, ask_agent(globals, vault, {"delete", owner::nickname_json(nickname)}));
   if (!reply) {
     CV_CHECK(unlock_here(globals, vault));

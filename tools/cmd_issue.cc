@@ -91,6 +91,7 @@ Outcome cmd_csr(const Globals& globals, const CsrArgs& args) {
 Outcome cmd_attach(const Globals& globals, const AttachArgs& args) {
   CV_TRY(cert_pem, read_text_file(args.cert_file, "certificate file"));
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, args.nickname));
   OwnerRequest request{"attach", owner::nickname_json(args.nickname)};
   request.data = {reinterpret_cast<const uint8_t*>(cert_pem.data()), cert_pem.size()};
   bool here = false;
@@ -131,6 +132,7 @@ Outcome cmd_import(const Globals& globals, const ImportArgs& args) {
 Outcome cmd_rotate(const Globals& globals, const RotateArgs& args) {
   CV_TRY(not_after, parse_optional_date(args.end_date));
   CV_TRY(vault, open_vault(globals));
+  CV_CHECK(must_exist(vault, args.nickname));
   bool here = false;
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"rotate", owner::rotate_json(args.nickname, not_after)},

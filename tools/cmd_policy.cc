@@ -15,11 +15,15 @@ Outcome cmd_policy_show(const Globals& globals) {
 
 Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args) {
   if (!args.max_end_date && !args.default_key_type && !args.default_hash && !args.export_rule &&
-      !args.max_lifetime && !args.renew_before && !args.renew_at && !args.renew_off) {
+      !args.max_lifetime && !args.renew_before && !args.renew_at && !args.renew_off &&
+      !args.min_pin_length) {
     return invalid(
         "policy set needs at least one of --max-end-date, --max-lifetime, --default-key-type, "
-        "--default-hash, --export, --renew-before, --renew-at, --renew-off");
+        "--default-hash, --export, --renew-before, --renew-at, --renew-off, --min-pin-length");
   }
+  if (args.min_pin_length && (*args.min_pin_length < 1 || *args.min_pin_length > kMaxMinPinLength))
+    return invalid("--min-pin-length " + std::to_string(*args.min_pin_length) +
+                   " is out of range; give 1 to " + std::to_string(kMaxMinPinLength));
   if ((args.renew_before ? 1 : 0) + (args.renew_at ? 1 : 0) + (args.renew_off ? 1 : 0) > 1)
     return invalid("give one of --renew-before, --renew-at and --renew-off");
   owner::PolicyChange change;
@@ -51,6 +55,7 @@ Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args) {
     change.renew = rule;
   }
   if (args.renew_off) change.renew = RenewRule{};
+  if (args.min_pin_length) change.min_pin_length = static_cast<uint32_t>(*args.min_pin_length);
   CV_TRY(vault, open_vault(globals));
   CV_TRY(reply, ask_agent(globals, vault, {"policy-set", owner::to_json(change)}));
   Policy policy;

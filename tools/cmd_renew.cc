@@ -188,15 +188,14 @@ Outcome cmd_publish(const Globals& globals, const PublishArgs& args) {
   CV_TRY(vault, open_vault(globals));
   if (!files && !args.remove) {  // --list, or nothing: show them
     auto entry = vault.find(args.nickname);
-    if (!entry)
-      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (!entry) return no_entry(vault, args.nickname);
     if (globals.json)
       print_json(targets_json(*entry));
     else
       print_targets(*entry);
     return kExitOk;
   }
+  CV_CHECK(must_exist(vault, args.nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"publish", owner::publish_json(args.nickname, targets)},
                     [&](Vault& v) { return v.set_publish(args.nickname, targets); }));
@@ -246,9 +245,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
   CV_TRY(vault, open_vault(globals));
   if (!change.rule && !change.then) {  // show it
     auto entry = vault.find(args.nickname);
-    if (!entry)
-      return fail(Code::kNotFound, "no entry named '" + args.nickname + "' in vault '" +
-                                       vault.label() + "'; `certvault list` shows the nicknames");
+    if (!entry) return no_entry(vault, args.nickname);
     if (globals.json) {
       Json::Value out = renewal_json(*entry, vault.policy(), vault.issuers());
       out["nickname"] = entry->nickname;
@@ -258,6 +255,7 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
     }
     return kExitOk;
   }
+  CV_CHECK(must_exist(vault, args.nickname));
   CV_TRY(entry, change_entry_via_agent_or_here(
                     globals, vault, {"renew-rule", owner::to_json(change)}, [&](Vault& v) {
                       return v.update_renewal(args.nickname,
@@ -268,8 +266,8 @@ Outcome cmd_renew_rule(const Globals& globals, const RenewRuleArgs& args) {
 }
 
 Outcome cmd_renew(const Globals& globals, const RenewArgs& args) {
-  for (const auto& n : args.nicknames) CV_CHECK(check_nickname(n));
   CV_TRY(vault, open_vault(globals));
+  for (const auto& n : args.nicknames) CV_CHECK(must_exist(vault, n));
   const Time t = renewal_now();
   PassRequest request;
   request.nicknames = args.nicknames;

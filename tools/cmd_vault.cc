@@ -66,7 +66,7 @@ Outcome cmd_init(const Globals& globals, const InitArgs& args) {
   const InitOptions options = init_options(args);
   auto dir = vault_dir(globals);
   CV_CHECK(check_init(dir, options));
-  CV_TRY(pin, read_new_pin(globals.pin_file, kPin));
+  CV_TRY(pin, read_new_pin(globals.pin_file, kPin, kDefaultMinPinLength));
   CV_TRY(made, Vault::init(dir, pin, options));
   print_recovery(globals, made.first, made.second);
   return kExitOk;
@@ -75,7 +75,7 @@ Outcome cmd_init(const Globals& globals, const InitArgs& args) {
 Outcome cmd_passwd(const Globals& globals, const PasswdArgs& args) {
   CV_CHECK(check_stdin_once("--pin-file", globals.pin_file, "--new-pin-file", args.new_pin_file));
   CV_TRY(vault, open_unlocked(globals));
-  CV_TRY(pin, read_new_pin(args.new_pin_file, kNewPin));
+  CV_TRY(pin, read_new_pin(args.new_pin_file, kNewPin, vault.policy().min_pin_length));
   CV_CHECK(vault.change_pin(pin));
   report_pin_change(globals, vault, "Changed the PIN of vault '" + vault.label() + "'.", true);
   return kExitOk;
@@ -86,13 +86,14 @@ Outcome cmd_unlock_reset(const Globals& globals, const UnlockResetArgs& args) {
       check_stdin_once("--recovery-file", args.recovery_file, "--new-pin-file", args.new_pin_file));
   CV_TRY(vault, open_vault(globals));
   CV_TRY(recovery, read_pin(args.recovery_file, "Recovery secret: ", kRecovery));
+  CV_CHECK(vault.check_recovery_format(recovery));  // before a new PIN is asked for
   std::optional<SecureBytes> pin;
   if (!args.new_pin_file.empty()) {
-    CV_TRY(chosen, read_new_pin(args.new_pin_file, kNewPin));
+    CV_TRY(chosen, read_new_pin(args.new_pin_file, kNewPin, vault.policy().min_pin_length));
     pin = std::move(chosen);
   } else if (args.recovery_file.empty()) {
     // Typed at a prompt: the user is there to choose a new PIN too (or keep the old one).
-    CV_TRY(chosen, prompt_new_pin_or_keep());
+    CV_TRY(chosen, prompt_new_pin_or_keep(vault.policy().min_pin_length));
     pin = std::move(chosen);
   }
   CV_CHECK(vault.reset_pin(recovery, pin ? &*pin : nullptr));

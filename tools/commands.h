@@ -45,6 +45,7 @@ struct PolicySetArgs {
   std::optional<std::string> renew_at;
   bool renew_off = false;
   std::optional<std::string> max_lifetime;  // "90d" or "none"
+  std::optional<int64_t> min_pin_length;
 };
 Outcome cmd_policy_set(const Globals& globals, const PolicySetArgs& args);
 Outcome cmd_policy_clear(const Globals& globals);
@@ -171,7 +172,7 @@ struct ExportArgs {
 Outcome cmd_export(const Globals& globals, const ExportArgs& args);
 Outcome cmd_disable(const Globals& globals, const std::string& nickname);
 Outcome cmd_enable(const Globals& globals, const std::string& nickname);
-Outcome cmd_delete(const Globals& globals, const std::string& nickname);
+Outcome cmd_delete(const Globals& globals, const std::string& nickname, bool yes);
 // certvault revoke NICKNAME [--generation N] --reason R
 struct RevokeArgs {
   std::string nickname;
@@ -183,6 +184,10 @@ Outcome cmd_revoke(const Globals& globals, const RevokeArgs& args);
 // --- reading without the PIN (cmd_inspect.cc) -------------------------------------------
 struct ListArgs {
   std::optional<int64_t> expiring_days;
+  bool names = false;  // only the nicknames, one a line (for shell completion)
+  std::string sort;    // "", expiry, name, created
+  std::string status;  // "", active, expired, disabled, pending, superseded
+  std::string issuer;  // "", vault-ca, self-signed, external, or an outside issuer's name
 };
 Outcome cmd_list(const Globals& globals, const ListArgs& args);
 // certvault show NICKNAME [--pem] [--chain]: details and URIs; or the current certificate

@@ -90,6 +90,7 @@ void PolicyChange::apply(Policy& p) const {
   if (export_rule) p.export_rule = *export_rule;
   if (renew) p.renew = *renew;
   if (max_lifetime) p.max_lifetime = *max_lifetime;
+  if (min_pin_length) p.min_pin_length = *min_pin_length;
 }
 
 void RenewRuleChange::apply(Vault::RenewalSettings& s) const {
@@ -230,6 +231,7 @@ Json::Value to_json(const PolicyChange& c) {
   put(v, "export", c.export_rule);
   if (c.renew) v["renew"] = rule_spec(*c.renew);
   if (c.max_lifetime) v["max_lifetime"] = Json::Int64(c.max_lifetime->value_or(0));
+  if (c.min_pin_length) v["min_pin_length"] = Json::UInt(*c.min_pin_length);
   return v;
 }
 
@@ -436,6 +438,12 @@ Result<PolicyChange> policy_change(const Json::Value& v) {
   CV_TRY(max_lifetime, optional_time(v, "max_lifetime"));
   if (max_lifetime)
     c.max_lifetime = *max_lifetime > 0 ? std::optional(*max_lifetime) : std::optional<Time>();
+  if (v.isMember("min_pin_length")) {
+    const Json::Value& n = v["min_pin_length"];
+    if (!n.isUInt() || n.asUInt() < 1 || n.asUInt() > kMaxMinPinLength)
+      return bad("a 'min_pin_length' that is not 1 to " + std::to_string(kMaxMinPinLength));
+    c.min_pin_length = n.asUInt();
+  }
   return c;
 }
 

@@ -30,6 +30,7 @@ struct PolicyChange {
   std::optional<ExportRule> export_rule;
   std::optional<RenewRule> renew;
   std::optional<std::optional<Time>> max_lifetime;  // holding nullopt: no limit
+  std::optional<uint32_t> min_pin_length;
   void apply(Policy& policy) const;
 };
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "acme_client.h"
+#include "cli.h"
 #include "cmp_client.h"
 #include "renewal.h"
 #include "revoke.h"
@@ -200,9 +201,7 @@ Result<RenewalPass> renewal_pass(Vault& vault, const PassRequest& request) {
       CV_CHECK(check_nickname(n));
       auto e = vault.find(n);
       if (!e)
-        return fail(Code::kNotFound, "no entry named '" + n + "' in vault '" + vault.label() +
-                                         "'; nothing was renewed; `certvault list` shows the "
-                                         "nicknames");
+        return no_entry(vault, n, "nothing was renewed; `certvault list` shows the nicknames");
       if (!e->current())
         return fail(Code::kRefused, "'" + n +
                                         "' has no active certificate to renew (it is disabled "

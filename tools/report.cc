@@ -271,6 +271,7 @@ Json::Value policy_json(const Policy& policy) {
   out["renew"] = rule_spec(policy.renew);
   out["max_lifetime"] =
       policy.max_lifetime ? Json::Value(format_period(*policy.max_lifetime)) : Json::Value();
+  out["min_pin_length"] = Json::UInt(policy.min_pin_length);
   return out;
 }
 
@@ -352,7 +353,8 @@ void print_policy(const Policy& policy) {
        {"Default hash", sv(to_string(policy.default_hash))},
        {"Export", policy.export_rule == ExportRule::kOnce ? "once per generation" : "never"},
        {"Renewal", rule_text(policy.renew) + " (for entries without a rule of their own)"},
-       {"Maximum lifetime", policy.max_lifetime ? format_period(*policy.max_lifetime) : "none"}});
+       {"Maximum lifetime", policy.max_lifetime ? format_period(*policy.max_lifetime) : "none"},
+       {"Minimum PIN length", std::to_string(policy.min_pin_length)}});
 }
 
 void report_entry(const Globals& globals, const Vault& vault, const Entry& entry,

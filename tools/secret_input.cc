@@ -1,5 +1,7 @@
 #include "secret_input.h"
 
+#include <iostream>
+
 namespace certvault::cli {
 namespace {
 
@@ -34,13 +36,30 @@ Result<SecureBytes> prompt_once(std::string_view text, const SecretSource& sourc
   return std::move(*typed);
 }
 
-Result<void> confirm(const SecureBytes& first, const SecretSource& source) {
-  CV_TRY(second, prompt_once("Repeat the new PIN: ", source));
-  if (!(first == second)) {
-    return fail(Code::kInvalidInput,
-                "the two PINs differ; run the command again and type the same PIN twice");
+// A PIN typed at the terminal, then typed again: one the rules refuse, or two that differ,
+// asks again, three times in all. nullopt: Enter alone, when `may_keep`.
+Result<std::optional<SecureBytes>> prompt_chosen(std::string_view prompt,
+                                                 const SecretSource& source, uint32_t min_length,
+                                                 bool may_keep) {
+  constexpr int kTries = 3;
+  const std::string noun = "the " + std::string(source.noun);
+  std::string why;
+  for (int i = 0; i < kTries; ++i) {
+    if (i > 0) std::cerr << "certvault: " << why << "; try again\n" << std::flush;
+    CV_TRY(pin, prompt_once(prompt, source));
+    if (may_keep && pin.empty()) return std::optional<SecureBytes>();
+    auto rules = check_new_pin(pin, noun);
+    if (rules) rules = check_pin_length(pin, min_length, noun);
+    if (!rules) {
+      why = rules.error().message;
+      continue;
+    }
+    CV_TRY(second, prompt_once("Repeat the new PIN: ", source));
+    if (pin == second) return std::optional<SecureBytes>(std::move(pin));
+    why = "the two PINs differ";
   }
-  return {};
+  return fail(Code::kInvalidInput,
+              why + " (" + std::to_string(kTries) + " tries); run the command again");
 }
 
 }  // namespace
@@ -63,26 +82,22 @@ Result<SecureBytes> read_pin(const std::string& file, std::string_view prompt_te
   return std::move(*secret);
 }
 
-Result<SecureBytes> read_new_pin(const std::string& file, const SecretSource& source) {
+Result<SecureBytes> read_new_pin(const std::string& file, const SecretSource& source,
+                                 uint32_t min_length) {
   const std::string noun = "the " + std::string(source.noun);
   if (!file.empty()) {
     CV_TRY(pin, read_secret(file, "", source));
     CV_CHECK(check_new_pin(pin, noun));
+    CV_CHECK(check_pin_length(pin, min_length, noun));
     return pin;
   }
-  CV_TRY(pin, prompt_once("New PIN: ", source));
-  CV_CHECK(check_new_pin(pin, noun));
-  CV_CHECK(confirm(pin, source));
-  return pin;
+  CV_TRY(pin, prompt_chosen("New PIN: ", source, min_length, false));
+  return std::move(*pin);
 }
 
-Result<std::optional<SecureBytes>> prompt_new_pin_or_keep() {
-  SecretSource source{"new PIN", "--new-pin-file"};
-  CV_TRY(pin, prompt_once("New PIN (press Enter to keep the current PIN): ", source));
-  if (pin.empty()) return std::optional<SecureBytes>();
-  CV_CHECK(check_new_pin(pin, "the new PIN"));
-  CV_CHECK(confirm(pin, source));
-  return std::optional<SecureBytes>(std::move(pin));
+Result<std::optional<SecureBytes>> prompt_new_pin_or_keep(uint32_t min_length) {
+  return prompt_chosen("New PIN (press Enter to keep the current PIN): ",
+                       {"new PIN", "--new-pin-file"}, min_length, true);
 }
 
 }  // namespace certvault::cli

@@ -27,11 +27,13 @@ Result<SecureBytes> read_secret(const std::string& file, std::string_view prompt
 Result<SecureBytes> read_pin(const std::string& file, std::string_view prompt,
                              const SecretSource& source);
 
-// A PIN being chosen: from `file`, else prompted twice. The keystore's rule for new PINs
-// applies (not empty, no trailing line break).
-Result<SecureBytes> read_new_pin(const std::string& file, const SecretSource& source);
+// A PIN being chosen: from `file`, else prompted twice (three tries). The keystore's rule
+// for new PINs applies (not empty, no trailing line break), and at least `min_length`.
+Result<SecureBytes> read_new_pin(const std::string& file, const SecretSource& source,
+                                 uint32_t min_length);
 
-// Interactive only: prompted twice; an empty answer keeps the current PIN (nullopt).
-Result<std::optional<SecureBytes>> prompt_new_pin_or_keep();
+// Interactive only: prompted twice (three tries); an empty answer keeps the current PIN
+// (nullopt).
+Result<std::optional<SecureBytes>> prompt_new_pin_or_keep(uint32_t min_length);
 
 }  // namespace certvault::cli
