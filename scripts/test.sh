@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (normal and ASan+UBSan, warnings as errors) and runs the
 # whole test suite, checks the formatting, runs the fuzz targets briefly (scripts/fuzz.sh),
-# then runs the suite again on Debian 13 (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
+# builds the Debian packages and tests them installed in a clean Debian 12 chroot
+# (scripts/build-package.sh, scripts/test-package.sh), then runs the suite again on Debian 13
+# (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -21,6 +23,12 @@ fi
 # The libFuzzer targets (clang 19), briefly: CERTVAULT_FUZZ_SECONDS each, 15 by default.
 if [ "${CERTVAULT_SKIP_FUZZ:-0}" != 1 ]; then
   scripts/fuzz.sh
+fi
+# The Debian packages, built with Debian's flags (the suite has run above, so nocheck), then
+# installed, upgraded, removed and purged in a clean Debian 12 chroot.
+if [ "${CERTVAULT_SKIP_PACKAGE:-0}" != 1 ]; then
+  DEB_BUILD_OPTIONS=nocheck scripts/build-package.sh
+  scripts/test-package.sh build-deb
 fi
 # The same suite on Debian 13: OpenSSL 3.5 (the provider must hold on 3.2 and later too).
 if [ "${CERTVAULT_SKIP_DEBIAN13:-0}" != 1 ]; then
