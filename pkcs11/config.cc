@@ -5,6 +5,7 @@
 #include <string>
 
 #include "agent_client.h"
+#include "certvault_build.h"
 #include "vault.h"
 
 namespace certvault::pkcs11 {
@@ -29,7 +30,7 @@ std::vector<std::filesystem::path> read_list(const std::filesystem::path& file) 
 std::vector<SlotVault> configured_vaults() {
   std::vector<std::filesystem::path> candidates;
   if (const char* c = ::secure_getenv("CERTVAULT_PKCS11_CONF"); c && *c) candidates.emplace_back(c);
-  candidates.emplace_back("/etc/certvault/pkcs11.conf");
+  candidates.emplace_back(CERTVAULT_SYSCONFDIR "/certvault/pkcs11.conf");
   if (const char* h = ::secure_getenv("HOME"); h && *h)
     candidates.push_back(std::filesystem::path(h) / ".config" / "certvault" / "pkcs11.conf");
   std::error_code ec;

@@ -1,6 +1,7 @@
-// Which vaults become slots: $CERTVAULT_PKCS11_CONF, else /etc/certvault/pkcs11.conf, else
-// ~/.config/certvault/pkcs11.conf, one vault directory per line ("#" starts a comment);
-// with none of them, the vault of $CERTVAULT_VAULT or the default vault.
+// Which vaults become slots: $CERTVAULT_PKCS11_CONF, else $sysconfdir/certvault/pkcs11.conf
+// (/etc in the packages), else ~/.config/certvault/pkcs11.conf, one vault directory per
+// line ("#" starts a comment); with none of them, the vault of $CERTVAULT_VAULT or the
+// default vault.
 #pragma once
 
 #include <filesystem>

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "certvault_build.h"
 #include "config.h"
 #include "errors.h"
 #include "functions.h"
@@ -55,7 +56,7 @@ void library_info(CK_INFO& info, CK_VERSION version) {
   info.cryptokiVersion = version;
   pad(info.manufacturerID, sizeof info.manufacturerID, "certvault");
   pad(info.libraryDescription, sizeof info.libraryDescription, "certvault PKCS#11 module");
-  info.libraryVersion = {0, 1};
+  info.libraryVersion = {CERTVAULT_VERSION_MAJOR, CERTVAULT_VERSION_MINOR};
 }
 
 CK_RV slot_list(Module& m, CK_SLOT_ID_PTR list, CK_ULONG_PTR count) {

@@ -16,14 +16,11 @@
 #include <mutex>
 #include <string_view>
 
+#include "certvault_build.h"
 #include "errors.h"
 #include "ossl.h"
 #include "secure.h"
 #include "vaults.h"
-
-#ifndef CERTVAULT_VERSION
-#define CERTVAULT_VERSION "0"
-#endif
 
 namespace certvault::provider {
 

@@ -75,6 +75,6 @@ in_tree bash -c 'cd /src && scripts/install-deps.sh >/dev/null'
 in_tree bash -c 'echo "Debian $(cat /etc/debian_version), $(openssl version), $(g++ --version | head -1)"'
 echo "== build and test"
 jobs=$(nproc)
-in_tree cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+in_tree cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTVAULT_WERROR=ON >/dev/null
 in_tree cmake --build /build -j"$jobs"
 in_tree ctest --test-dir /build --output-on-failure -j"$jobs"

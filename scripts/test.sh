@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds (normal and ASan+UBSan) and runs the whole test suite,
-# runs the fuzz targets briefly (scripts/fuzz.sh), then runs the suite again on Debian 13
+# Installs what is missing, builds (normal and ASan+UBSan, warnings as errors) and runs the
+# whole test suite, checks the formatting, runs the fuzz targets briefly (scripts/fuzz.sh),
+# builds the Debian packages and tests them installed in a clean Debian 12 chroot
+# (scripts/build-package.sh, scripts/test-package.sh), then runs the suite again on Debian 13
 # (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTVAULT_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+# clang-format's verdict, on Debian 12 only (other clang-format versions format differently).
+cmake --build build --target format-check
 ctest --test-dir build --output-on-failure -j"$jobs"
 if [ "${CERTVAULT_SKIP_SANITIZE:-0}" != 1 ]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCERTVAULT_SANITIZE=ON -DCERTVAULT_BENCH=OFF >/dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCERTVAULT_SANITIZE=ON -DCERTVAULT_BENCH=OFF \
+    -DCERTVAULT_WERROR=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
@@ -18,6 +23,12 @@ fi
 # The libFuzzer targets (clang 19), briefly: CERTVAULT_FUZZ_SECONDS each, 15 by default.
 if [ "${CERTVAULT_SKIP_FUZZ:-0}" != 1 ]; then
   scripts/fuzz.sh
+fi
+# The Debian packages, built with Debian's flags (the suite has run above, so nocheck), then
+# installed, upgraded, removed and purged in a clean Debian 12 chroot.
+if [ "${CERTVAULT_SKIP_PACKAGE:-0}" != 1 ]; then
+  DEB_BUILD_OPTIONS=nocheck scripts/build-package.sh
+  scripts/test-package.sh build-deb
 fi
 # The same suite on Debian 13: OpenSSL 3.5 (the provider must hold on 3.2 and later too).
 if [ "${CERTVAULT_SKIP_DEBIAN13:-0}" != 1 ]; then

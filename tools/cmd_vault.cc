@@ -5,13 +5,10 @@
 #include <filesystem>
 #include <iostream>
 
+#include "certvault_build.h"
 #include "commands.h"
 #include "output.h"
 #include "secret_input.h"
-
-#ifndef CERTVAULT_VERSION
-#define CERTVAULT_VERSION "0.0.0-dev"
-#endif
 
 namespace certvault::cli {
 namespace {
