@@ -347,9 +347,9 @@ const Attribute kPrivateKey[] = {
     {CKA_COEFFICIENT, Given::kNever, {}, nullptr, false, true},
 };
 
-// v3.0 4.13: the profile the token implements. Not a storage object: the common object
-// attribute (4.2, CKA_CLASS) and the profile, nothing more; no CKA_TOKEN, CKA_LABEL or
-// CKA_UNIQUE_ID (4.4).
+// v3.0 4.13: the profile the token implements. 4.13 lists CKA_PROFILE_ID "in addition to the
+// common attributes"; the module's choice is the common object attribute (4.2, CKA_CLASS) and
+// the profile, nothing more: no CKA_TOKEN, CKA_LABEL or CKA_UNIQUE_ID (docs/pkcs11.md).
 const Attribute kProfile[] = {
     {CKA_CLASS, Given::kNever, {}, class_value<CKO_PROFILE>, true},
     {CKA_PROFILE_ID, Given::kNever, {}, profile_id, true},

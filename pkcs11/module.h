@@ -100,8 +100,8 @@ CK_RV with_session(CK_SESSION_HANDLE h, F&& f) {
   });
 }
 
-// The PKCS#11 list convention (v3.0 5.2): a null buffer asks for the count, a short one
-// gets CKR_BUFFER_TOO_SMALL with the count.
+// The PKCS#11 list convention of C_GetSlotList and C_GetMechanismList (v3.0 5.5.1, 5.5.5): a
+// null buffer asks for the count, a short one gets CKR_BUFFER_TOO_SMALL with the count.
 template <typename T>
 CK_RV fill_list(const std::vector<T>& items, T* out, CK_ULONG_PTR count) {
   if (!out) {

@@ -79,7 +79,8 @@ CK_RV log_in_user(Module& m, Session& s, Token& t, CK_USER_TYPE user, CK_UTF8CHA
 CK_RV log_out(Module& m, const Session& s, Token& t) {
   if (!t.logged_in() && !t.so_logged_in()) return CKR_USER_NOT_LOGGED_IN;
   t.logout();
-  // Logout ends every operation that uses a private key (v3.0 5.6, C_Logout).
+  // v3.0 5.6.10, C_Logout: an active operation "may or may not" stay active; the module ends
+  // every one that uses a private key, and every search.
   std::vector<std::shared_ptr<Session>> same_slot;
   {
     std::lock_guard lock(m.mu);

@@ -52,7 +52,8 @@ CK_RV sign(Session& s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG
     s.sign_part = Session::Part::kSingle;
   }
   CK_RV rv = s.sign->finish(sig, sig_len);
-  // Any outcome but a short buffer ends the operation (v3.0 5.2).
+  // v3.0 5.13.2: C_Sign ends the operation unless CKR_BUFFER_TOO_SMALL (or a successful
+  // length query, above).
   if (rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
   return rv;
 }

@@ -136,7 +136,8 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
     std::memcpy(info->serialNumber, space_padded((*v)->id, 16).data(), 16);
     // The operator unlocked the vault in the agent, which decides who signs: programs need
     // no login (private keys are not private objects here, as the key is not here), a
-    // C_Login they make anyway needs no PIN (a protected authentication path, v2.40 6.7.2),
+    // C_Login they make anyway needs no PIN (a protected authentication path: v3.0 5.6.8, and
+    // CKF_PROTECTED_AUTHENTICATION_PATH in 3.2),
     // and they change nothing.
     info->flags &= ~static_cast<CK_FLAGS>(CKF_LOGIN_REQUIRED);
     info->flags |= CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED |
@@ -176,7 +177,7 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
 
 CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
   std::lock_guard lock(mu_);
-  // v2.40 5.6 lets C_InitToken wipe an initialised token; a vault holds identities that
+  // v3.0 5.5.7 lets C_InitToken wipe an initialised token; a vault holds identities that
   // services depend on, so certvault leaves that to `certvault` and a deliberate rm.
   if (agent_locked() || vault_ || has_vault_files()) return CKR_TOKEN_WRITE_PROTECTED;
   if (so_pin.empty()) return CKR_PIN_LEN_RANGE;
@@ -682,7 +683,7 @@ CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, 
   std::lock_guard lock(mu_);
   std::shared_ptr<Object> o;
   if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
-  // CKA_MODIFIABLE false; a profile object is not a storage object and is never changed.
+  // CKA_MODIFIABLE false; the profile object, which has no storage attributes, is never changed.
   if (o->kind == Kind::kCaCertificate || o->kind == Kind::kProfile) return CKR_ACTION_PROHIBITED;
   std::optional<std::string> label;
   for (CK_ULONG i = 0; i < count; ++i) {

@@ -534,7 +534,7 @@ TEST_F(SoftHsmDifferential, SignAndVerifyAfterUpdateAreRefusedAndEndTheOperation
   });
 }
 
-// v3.0 5.2: a length query and CKR_BUFFER_TOO_SMALL keep a digest going on both tokens.
+// v3.0 5.12.5: a length query and CKR_BUFFER_TOO_SMALL keep a digest going on both tokens.
 // (A NULL length pointer ends it in certvault and not in SoftHSM: see docs/pkcs11.md.)
 TEST_F(SoftHsmDifferential, DigestFinalLengthQueryAndShortBufferKeepTheOperation) {
   same_on_both([&](Side, Loaded& m) {
@@ -599,7 +599,8 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLog
   });
 }
 
-// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete.
+// v3.0 5.7.1, C_CreateObject, 4.1.1 item 4, and 4.2: a template without CKA_CLASS is
+// incomplete.
 TEST_F(SoftHsmDifferential, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   same_on_both([&](Side, Loaded& m) {
     auto rw = m.open(true);
