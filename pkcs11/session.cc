@@ -22,14 +22,28 @@ CK_RV open_session(Module& m, Token& t, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESS
   return CKR_OK;
 }
 
+// v3.0 5.6.2, C_CloseSession: the session objects it made are destroyed with it, even while
+// other sessions use them.
 CK_RV close_session(Module& m, CK_SESSION_HANDLE h) {
-  std::lock_guard lock(m.mu);
-  return m.sessions.erase(h) ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
+  CK_SLOT_ID slot = 0;
+  {
+    std::lock_guard lock(m.mu);
+    auto it = m.sessions.find(h);
+    if (it == m.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
+    slot = it->second->slot;
+    m.sessions.erase(it);
+  }
+  m.tokens[slot]->drop_session_objects(h);
+  return CKR_OK;
 }
 
+// v3.0 5.6.3, C_CloseAllSessions: as C_CloseSession for each session of the slot.
 CK_RV close_all_sessions(Module& m, CK_SLOT_ID slot) {
-  std::lock_guard lock(m.mu);
-  std::erase_if(m.sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+  {
+    std::lock_guard lock(m.mu);
+    std::erase_if(m.sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+  }
+  m.tokens[slot]->drop_session_objects(std::nullopt);
   return CKR_OK;
 }
 

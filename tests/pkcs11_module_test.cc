@@ -488,10 +488,10 @@ TEST_F(Module, FindObjectsInitRefusesANullValueWithALength) {
   }
 }
 
-// v3.0 5.7, C_CreateObject: only session objects can be created in a read-only session. A
-// vault holds no session objects, so such a template is refused as inconsistent, as in a
-// read/write session, rather than for the session; a token object is refused for the session.
-TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
+// v3.0 5.7.1, C_CreateObject: only session objects can be created in a read-only session: a
+// session object (CKA_TOKEN false, or not given) is made there as in a read/write session, a
+// token object is refused for the session.
+TEST_F(Module, ReadOnlySessionCreatesSessionObjectsButNotTokenObjects) {
   auto der = vault().certificate_der("api-prod");
   ASSERT_TRUE(der) << why(der);
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
@@ -503,16 +503,24 @@ TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
   CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
   CK_CERTIFICATE_TYPE type = CKC_X_509;
   CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+  auto cert = x509_from_der(*der);
+  ASSERT_TRUE(cert);
+  unsigned char* name = nullptr;
+  const int name_len = i2d_X509_NAME(X509_get_subject_name(cert.get()), &name);
+  std::vector<uint8_t> subject(name, name + name_len);
+  OPENSSL_free(name);
   CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
                       {CKA_CERTIFICATE_TYPE, &type, sizeof type},
                       {CKA_VALUE, der->data(), der->size()},
+                      {CKA_SUBJECT, subject.data(), subject.size()},
                       {CKA_TOKEN, &no, sizeof no}};
   CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN false";
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 3, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN default";
-  EXPECT_EQ(f_->C_CreateObject(rw, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "the same in rw";
-  t[3].pValue = &yes;
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_SESSION_READ_ONLY) << "a token object";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 5, &o), CKR_OK) << "CKA_TOKEN false";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_OK) << "CKA_TOKEN default";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 5, &o), CKR_OK) << "the same in rw";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 3, &o), CKR_TEMPLATE_INCOMPLETE) << "no CKA_SUBJECT";
+  t[4].pValue = &yes;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 5, &o), CKR_SESSION_READ_ONLY) << "a token object";
 }
 
 // v3.0 5.20: C_GetFunctionStatus and C_CancelFunction are legacy functions that return
