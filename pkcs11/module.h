@@ -24,6 +24,9 @@ struct Session {
   CK_SLOT_ID slot = 0;
   CK_FLAGS flags = 0;
   std::mutex mu;  // one operation at a time per session
+  // Set under `mu` by C_CloseSession: a call that found the session before it closed does
+  // not run, so that no session object outlives its session.
+  bool closed = false;
   bool finding = false;
   std::vector<CK_OBJECT_HANDLE> found;
   size_t found_next = 0;
@@ -96,6 +99,7 @@ CK_RV with_session(CK_SESSION_HANDLE h, F&& f) {
     std::shared_ptr<Session> s;
     if (CK_RV rv = session_of(m, h, s); rv != CKR_OK) return rv;
     std::lock_guard lock(s->mu);
+    if (s->closed) return CKR_SESSION_HANDLE_INVALID;
     return f(*m, *s, *m->tokens[s->slot]);
   });
 }

@@ -15,7 +15,7 @@ CK_RV create_object(Session& s, Token& t, const CK_ATTRIBUTE* templ, CK_ULONG co
   const CK_ATTRIBUTE* class_attr = nullptr;
   for (CK_ULONG i = 0; i < count; ++i)
     if (templ[i].type == CKA_CLASS) class_attr = &templ[i];
-  // v3.0 4.1.1, item 4, and 4.2: an object's class has no default.
+  // v3.0 5.7.1, C_CreateObject, 4.1.1 item 4, and 4.2: an object's class has no default.
   if (!class_attr) return CKR_TEMPLATE_INCOMPLETE;
   // v3.0 5.7.1: a read-only session may create session objects only; CKA_TOKEN is false
   // unless the template says otherwise (4.4).

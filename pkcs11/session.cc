@@ -25,23 +25,37 @@ CK_RV open_session(Module& m, Token& t, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESS
 // v3.0 5.6.2, C_CloseSession: the session objects it made are destroyed with it, even while
 // other sessions use them.
 CK_RV close_session(Module& m, CK_SESSION_HANDLE h) {
-  CK_SLOT_ID slot = 0;
+  std::shared_ptr<Session> s;
   {
     std::lock_guard lock(m.mu);
     auto it = m.sessions.find(h);
     if (it == m.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-    slot = it->second->slot;
+    s = std::move(it->second);
     m.sessions.erase(it);
   }
-  m.tokens[slot]->drop_session_objects(h);
+  std::lock_guard lock(s->mu);  // after a call running in it, before one that found it
+  s->closed = true;
+  m.tokens[s->slot]->drop_session_objects(h);
   return CKR_OK;
 }
 
 // v3.0 5.6.3, C_CloseAllSessions: as C_CloseSession for each session of the slot.
 CK_RV close_all_sessions(Module& m, CK_SLOT_ID slot) {
+  std::vector<std::shared_ptr<Session>> closing;
   {
     std::lock_guard lock(m.mu);
-    std::erase_if(m.sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+    for (auto it = m.sessions.begin(); it != m.sessions.end();) {
+      if (it->second->slot != slot) {
+        ++it;
+        continue;
+      }
+      closing.push_back(std::move(it->second));
+      it = m.sessions.erase(it);
+    }
+  }
+  for (auto& s : closing) {
+    std::lock_guard lock(s->mu);
+    s->closed = true;
   }
   m.tokens[slot]->drop_session_objects(std::nullopt);
   return CKR_OK;

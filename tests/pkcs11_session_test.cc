@@ -572,6 +572,27 @@ TEST_F(SessionObjects, ThreadsMakeSignAndCloseConcurrently) {
   EXPECT_TRUE(find_session_objects(watcher).empty());
 }
 
+// v3.0 5.6.2: a session closed while another thread makes objects in it leaves none behind,
+// whichever comes first.
+TEST_F(SessionObjects, SessionClosedWhileAnotherThreadCreatesLeavesNoObject) {
+  auto watcher = open();
+  for (int round = 0; round < 10; ++round) {
+    auto s = open();
+    std::thread maker([&] {
+      for (int i = 0; i < 2000; ++i) {
+        CK_OBJECT_HANDLE d = 0;
+        const CK_RV rv = make_data(s, "racing", "x", false, d);
+        if (rv == CKR_OK) continue;
+        EXPECT_EQ(rv, CKR_SESSION_HANDLE_INVALID);
+        break;
+      }
+    });
+    EXPECT_EQ(f_->C_CloseSession(s), CKR_OK);
+    maker.join();
+    EXPECT_TRUE(find_session_objects(watcher).empty()) << "round " << round;
+  }
+}
+
 // --- data objects kept in the vault (v3.0 4.5, CKA_TOKEN true) ---------------------------
 
 // A token data object is one commit to the vault: another process sees it, it survives
