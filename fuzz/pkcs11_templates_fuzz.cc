@@ -3,7 +3,8 @@
 // vault (fuzz_vault.h): C_Initialize, a read/write session, C_Login with the fixture PIN,
 // once per process. Each input is decoded into a CK_ATTRIBUTE template and given to
 // C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal, to C_GetAttributeValue on what was
-// found, and to C_CreateObject (what it creates is destroyed again).
+// found, and to C_CreateObject (what it creates is destroyed again, unless it is a session
+// object made with CKA_DESTROYABLE false).
 //
 // Input: one flags byte (bit 0: pass a NULL template with the decoded count), then
 // attributes, each a 4-byte big-endian type and a shape byte:
@@ -126,8 +127,17 @@ void create(std::span<const uint8_t> input) {
   CK_OBJECT_HANDLE made = CK_INVALID_HANDLE;
   const CK_RV rv = g_f->C_CreateObject(g_session, t.data(), t.count(), &made);
   if (t.null_pointer && t.count()) check(rv == CKR_ARGUMENTS_BAD, "a NULL template was taken");
-  if (rv == CKR_OK)
-    check(g_f->C_DestroyObject(g_session, made) == CKR_OK, "cannot destroy what was created");
+  if (rv != CKR_OK) return;
+  // A session object asked for CKA_DESTROYABLE false is kept until the session ends.
+  CK_BBOOL destroyable = CK_TRUE;
+  CK_ATTRIBUTE a = {CKA_DESTROYABLE, &destroyable, sizeof destroyable};
+  check(g_f->C_GetAttributeValue(g_session, made, &a, 1) == CKR_OK,
+        "cannot read CKA_DESTROYABLE of what was created");
+  const CK_RV destroyed = g_f->C_DestroyObject(g_session, made);
+  if (destroyable)
+    check(destroyed == CKR_OK, "cannot destroy what was created");
+  else
+    check(destroyed == CKR_ACTION_PROHIBITED, "destroyed an object with CKA_DESTROYABLE false");
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ CV_EXPORT CK_RV C_InitToken(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_l
                             CK_UTF8CHAR_PTR label) {
   return with_slot(slot, true, [&](Module& m, Token& t) -> CK_RV {
     if (!pin || !label) return CKR_ARGUMENTS_BAD;  // no protected authentication path
-    // 32 bytes, padded with blanks (v3.0 5.5, C_InitToken).
+    // 32 bytes, padded with blanks (v3.0 5.5.7, C_InitToken).
     std::string_view name(reinterpret_cast<const char*>(label), 32);
     name = name.substr(0, name.find_last_not_of(' ') + 1);
     return init_token(m, t, slot, SecureBytes(pin, pin_len), name);
@@ -180,7 +180,7 @@ CV_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR templ, CK_U
                                CK_OBJECT_HANDLE_PTR out) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
     if ((!templ && count) || !out) return CKR_ARGUMENTS_BAD;
-    return create_object(s, t, templ, count, *out);
+    return create_object(s, t, templ, count, *out, h);
   });
 }
 
@@ -239,11 +239,11 @@ CV_EXPORT CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech,
                                   CK_ATTRIBUTE_PTR priv_templ, CK_ULONG priv_count,
                                   CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv) {
   return with_session(h, [&](Module&, Session& s, Token& t) -> CK_RV {
-    // v3.0 5.18, C_GenerateKeyPair (5.1.7: after the session)
+    // v3.0 5.18.2, C_GenerateKeyPair (5.1.7: after the session)
     if (!mech || !pub || !priv) return CKR_ARGUMENTS_BAD;
     if ((!pub_templ && pub_count) || (!priv_templ && priv_count)) return CKR_ARGUMENTS_BAD;
-    return generate_key_pair(s, t, *mech, pub_templ, pub_count, priv_templ, priv_count, *pub,
-                             *priv);
+    return generate_key_pair(s, t, *mech, pub_templ, pub_count, priv_templ, priv_count, *pub, *priv,
+                             h);
   });
 }
 
@@ -331,7 +331,7 @@ CV_EXPORT CK_RV C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG 
 }
 
 CV_EXPORT CK_RV C_SeedRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR seed, CK_ULONG) {
-  // v3.0 5.1: the session is checked first, then the arguments.
+  // v3.0 5.1.7: the session is checked first, then the arguments.
   return with_session(h, [&](Module&, Session&, Token&) { return seed_random(seed); });
 }
 

@@ -206,6 +206,34 @@ Value kept_inside(const Source& s) {
   return flag(!s.object.key_imported && !s.object.exported);
 }
 
+// Session objects and data objects: what their templates chose.
+Value object_private(const Source& s) {
+  return flag(s.object.private_object);
+}
+Value object_modifiable(const Source& s) {
+  return flag(s.object.modifiable);
+}
+Value object_destroyable(const Source& s) {
+  return flag(s.object.destroyable);
+}
+Value session_category(const Source& s) {
+  return ulong(s.object.category);
+}
+Value given_subject(const Source& s) {
+  return s.object.subject;
+}
+// v3.0 4.9: a session key made by C_GenerateKeyPair never left the module; one given by value
+// did not start inside it.
+Value session_kept_inside(const Source& s) {
+  return flag(!s.object.key_imported);
+}
+Value application(const Source& s) {
+  return text(s.object.application);
+}
+Value object_id(const Source& s) {
+  return s.object.object_id;
+}
+
 Value profile_id(const Source&) {
   return ulong(CKP_AUTHENTICATION_TOKEN);
 }
@@ -347,15 +375,187 @@ const Attribute kPrivateKey[] = {
     {CKA_COEFFICIENT, Given::kNever, {}, nullptr, false, true},
 };
 
-// v3.0 4.13: the profile the token implements. Not a storage object: the common object
-// attribute (4.2, CKA_CLASS) and the profile, nothing more; no CKA_TOKEN, CKA_LABEL or
-// CKA_UNIQUE_ID (4.4).
+// v3.0 4.13: the profile the token implements. 4.13 lists CKA_PROFILE_ID "in addition to the
+// common attributes"; the module's choice is the common object attribute (4.2, CKA_CLASS) and
+// the profile, nothing more: no CKA_TOKEN, CKA_LABEL or CKA_UNIQUE_ID (docs/pkcs11.md).
 const Attribute kProfile[] = {
     {CKA_CLASS, Given::kNever, {}, class_value<CKO_PROFILE>, true},
     {CKA_PROFILE_ID, Given::kNever, {}, profile_id, true},
 };
 
+// v3.0 4.5: a data object kept in the vault. The vault stores it unchangeable (its value is a
+// file named by its hash): CKA_MODIFIABLE false; destroy it and make it again to change it.
+// Its CKA_VALUE is read from the vault when asked for (token.cc), never kept in the table.
+const Attribute kData[] = {
+    {CKA_CLASS, Given::kClass, {}, class_value<CKO_DATA>, true},
+    {CKA_TOKEN, Given::kDefault, true, nullptr, true},
+    {CKA_PRIVATE, Given::kFlag, {}, object_private, true},
+    {CKA_MODIFIABLE, Given::kDefault, false},
+    {CKA_COPYABLE, Given::kNever, false},
+    {CKA_DESTROYABLE, Given::kDefault, true},
+    {CKA_LABEL, Given::kLabel, {}, label, true},
+    {CKA_UNIQUE_ID, Given::kReadOnly, {}, unique_id, true},
+    {CKA_APPLICATION, Given::kValue, {}, application, true},
+    {CKA_OBJECT_ID, Given::kValue, {}, object_id, true},
+    {CKA_VALUE, Given::kValue, {}},
+};
+
+// Session objects (CKA_TOKEN false): what the application gave, kept in this process.
+
+// v3.0 4.5: a session data object; its CKA_VALUE is kept in guarded memory (token.cc).
+const Attribute kSessionData[] = {
+    {CKA_CLASS, Given::kClass, {}, class_value<CKO_DATA>, true},
+    {CKA_TOKEN, Given::kDefault, false, nullptr, true},
+    {CKA_PRIVATE, Given::kFlag, {}, object_private, true},
+    {CKA_MODIFIABLE, Given::kFlag, {}, object_modifiable},
+    {CKA_COPYABLE, Given::kNever, false},
+    {CKA_DESTROYABLE, Given::kFlag, {}, object_destroyable},
+    {CKA_LABEL, Given::kLabel, {}, label, true},
+    {CKA_UNIQUE_ID, Given::kReadOnly, {}, unique_id, true},
+    {CKA_APPLICATION, Given::kChangeable, {}, application, true},
+    {CKA_OBJECT_ID, Given::kChangeable, {}, object_id, true},
+    {CKA_VALUE, Given::kChangeable, {}},
+};
+
+// v3.0 4.6.3: a session X.509 certificate.
+const Attribute kSessionCertificate[] = {
+    {CKA_CLASS, Given::kClass, {}, class_value<CKO_CERTIFICATE>, true},
+    {CKA_TOKEN, Given::kDefault, false, nullptr, true},
+    {CKA_PRIVATE, Given::kFlag, {}, object_private, true},
+    {CKA_MODIFIABLE, Given::kFlag, {}, object_modifiable},
+    {CKA_COPYABLE, Given::kNever, false},
+    {CKA_DESTROYABLE, Given::kFlag, {}, object_destroyable},
+    {CKA_LABEL, Given::kLabel, {}, label, true},
+    {CKA_UNIQUE_ID, Given::kReadOnly, {}, unique_id, true},
+    {CKA_ID, Given::kChangeable, {}, id, true},
+    {CKA_CERTIFICATE_TYPE, Given::kValue, {}, certificate_type},
+    {CKA_TRUSTED, Given::kDefault, false},  // only the security officer may set it (4.6.2)
+    {CKA_CERTIFICATE_CATEGORY, Given::kValue, {}, session_category},
+    {CKA_CHECK_VALUE, Given::kNever, {}, check_value},
+    {CKA_START_DATE, Given::kNever, {}, start_date},
+    {CKA_END_DATE, Given::kNever, {}, end_date},
+    {CKA_SUBJECT, Given::kValue, {}, subject},
+    {CKA_ISSUER, Given::kValue, {}, issuer},
+    {CKA_SERIAL_NUMBER, Given::kValue, {}, serial_number},
+    {CKA_VALUE, Given::kValue, {}, certificate_value},
+    {CKA_URL, Given::kNever, {}, no_url},
+    {CKA_JAVA_MIDP_SECURITY_DOMAIN, Given::kNever, {}, no_security_domain},
+    {CKA_PUBLIC_KEY_INFO, Given::kNever, {}, public_key_info},
+};
+
+// v3.0 4.8: a session public key, generated or given by value.
+const Attribute kSessionPublicKey[] = {
+    {CKA_CLASS, Given::kClass, {}, class_value<CKO_PUBLIC_KEY>, true},
+    {CKA_KEY_TYPE, Given::kKeyType, {}, key_type},
+    {CKA_TOKEN, Given::kDefault, false, nullptr, true},
+    {CKA_PRIVATE, Given::kFlag, {}, object_private, true},
+    {CKA_MODIFIABLE, Given::kFlag, {}, object_modifiable},
+    {CKA_COPYABLE, Given::kNever, false},
+    {CKA_DESTROYABLE, Given::kFlag, {}, object_destroyable},
+    {CKA_LABEL, Given::kLabel, {}, label, true},
+    {CKA_UNIQUE_ID, Given::kReadOnly, {}, unique_id, true},
+    {CKA_ID, Given::kChangeable, {}, id, true},
+    {CKA_START_DATE, Given::kNever, {}, start_date},
+    {CKA_END_DATE, Given::kNever, {}, end_date},
+    {CKA_DERIVE, Given::kUsage, false},
+    {CKA_LOCAL, Given::kNever, {}, local},
+    {CKA_KEY_GEN_MECHANISM, Given::kNever, {}, key_gen_mechanism},
+    {CKA_ALLOWED_MECHANISMS, Given::kNever, {}, allowed_mechanisms},
+    {CKA_PUBLIC_KEY_INFO, Given::kNever, {}, public_key_info},
+    {CKA_SUBJECT, Given::kChangeable, {}, given_subject},
+    {CKA_ENCRYPT, Given::kUsage, false},
+    {CKA_VERIFY, Given::kDefault, true},
+    {CKA_VERIFY_RECOVER, Given::kUsage, false},
+    {CKA_WRAP, Given::kUsage, false},
+    {CKA_TRUSTED, Given::kNever, false},
+    {CKA_EC_PARAMS, Given::kValue, {}, ec_params},
+    {CKA_EC_POINT, Given::kValue, {}, ec_point},
+    {CKA_MODULUS, Given::kValue, {}, modulus},
+    {CKA_MODULUS_BITS, Given::kValue, {}, modulus_bits},
+    {CKA_PUBLIC_EXPONENT, Given::kValue, {}, public_exponent},
+};
+
+// v3.0 4.9: a session private key, generated or given by value. Its secret parts go to the
+// keystore (session_key.h) and are never read back: sensitive and never extractable, as a
+// vault key is.
+const Attribute kSessionPrivateKey[] = {
+    {CKA_CLASS, Given::kClass, {}, class_value<CKO_PRIVATE_KEY>, true},
+    {CKA_KEY_TYPE, Given::kKeyType, {}, key_type},
+    {CKA_TOKEN, Given::kDefault, false, nullptr, true},
+    {CKA_PRIVATE, Given::kFlag, {}, object_private, true},
+    {CKA_MODIFIABLE, Given::kFlag, {}, object_modifiable},
+    {CKA_COPYABLE, Given::kNever, false},
+    {CKA_DESTROYABLE, Given::kFlag, {}, object_destroyable},
+    {CKA_LABEL, Given::kLabel, {}, label, true},
+    {CKA_UNIQUE_ID, Given::kReadOnly, {}, unique_id, true},
+    {CKA_ID, Given::kChangeable, {}, id, true},
+    {CKA_START_DATE, Given::kNever, {}, start_date},
+    {CKA_END_DATE, Given::kNever, {}, end_date},
+    {CKA_DERIVE, Given::kUsage, false},
+    {CKA_LOCAL, Given::kNever, {}, local},
+    {CKA_KEY_GEN_MECHANISM, Given::kNever, {}, key_gen_mechanism},
+    {CKA_ALLOWED_MECHANISMS, Given::kNever, {}, allowed_mechanisms},
+    {CKA_PUBLIC_KEY_INFO, Given::kNever, {}, public_key_info},
+    {CKA_SUBJECT, Given::kChangeable, {}, given_subject},
+    {CKA_SENSITIVE, Given::kDefault, true},
+    {CKA_DECRYPT, Given::kUsage, false},
+    {CKA_SIGN, Given::kDefault, true},
+    {CKA_SIGN_RECOVER, Given::kUsage, false},
+    {CKA_UNWRAP, Given::kUsage, false},
+    {CKA_EXTRACTABLE, Given::kDefault, false},
+    {CKA_ALWAYS_SENSITIVE, Given::kNever, {}, session_kept_inside},
+    {CKA_NEVER_EXTRACTABLE, Given::kNever, {}, session_kept_inside},
+    {CKA_WRAP_WITH_TRUSTED, Given::kNever, false},
+    {CKA_ALWAYS_AUTHENTICATE, Given::kDefault, false},
+    {CKA_EC_PARAMS, Given::kValue, {}, ec_params},
+    {CKA_MODULUS, Given::kValue, {}, modulus},
+    {CKA_MODULUS_BITS, Given::kNever, {}, modulus_bits},
+    {CKA_PUBLIC_EXPONENT, Given::kValue, {}, public_exponent},
+    {CKA_VALUE, Given::kSecret, {}, nullptr, false, true},
+    {CKA_PRIVATE_EXPONENT, Given::kSecret, {}, nullptr, false, true},
+    {CKA_PRIME_1, Given::kSecret, {}, nullptr, false, true},
+    {CKA_PRIME_2, Given::kSecret, {}, nullptr, false, true},
+    {CKA_EXPONENT_1, Given::kSecret, {}, nullptr, false, true},
+    {CKA_EXPONENT_2, Given::kSecret, {}, nullptr, false, true},
+    {CKA_COEFFICIENT, Given::kSecret, {}, nullptr, false, true},
+};
+
 }  // namespace
+
+bool is_session(Kind k) {
+  return k == Kind::kSessionCertificate || k == Kind::kSessionPublicKey ||
+         k == Kind::kSessionPrivateKey || k == Kind::kSessionData;
+}
+bool is_private_key(Kind k) {
+  return k == Kind::kPrivateKey || k == Kind::kSessionPrivateKey;
+}
+bool is_public_key(Kind k) {
+  return k == Kind::kPublicKey || k == Kind::kSessionPublicKey;
+}
+bool is_data(Kind k) {
+  return k == Kind::kData || k == Kind::kSessionData;
+}
+
+CK_OBJECT_CLASS class_of(Kind k) {
+  switch (k) {
+    case Kind::kCertificate:
+    case Kind::kCaCertificate:
+    case Kind::kSessionCertificate:
+      return CKO_CERTIFICATE;
+    case Kind::kPublicKey:
+    case Kind::kSessionPublicKey:
+      return CKO_PUBLIC_KEY;
+    case Kind::kPrivateKey:
+    case Kind::kSessionPrivateKey:
+      return CKO_PRIVATE_KEY;
+    case Kind::kData:
+    case Kind::kSessionData:
+      return CKO_DATA;
+    case Kind::kProfile:
+      break;
+  }
+  return CKO_PROFILE;
+}
 
 std::span<const Attribute> attributes_of(Kind kind) {
   switch (kind) {
@@ -367,6 +567,16 @@ std::span<const Attribute> attributes_of(Kind kind) {
       return kPublicKey;
     case Kind::kPrivateKey:
       return kPrivateKey;
+    case Kind::kData:
+      return kData;
+    case Kind::kSessionData:
+      return kSessionData;
+    case Kind::kSessionCertificate:
+      return kSessionCertificate;
+    case Kind::kSessionPublicKey:
+      return kSessionPublicKey;
+    case Kind::kSessionPrivateKey:
+      return kSessionPrivateKey;
     case Kind::kProfile:
       break;
   }

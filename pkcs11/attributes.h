@@ -20,8 +20,10 @@ namespace certvault::pkcs11 {
 
 using Bytes = std::vector<uint8_t>;
 
-// Who may set an attribute, and what they may say. Certificates are made by C_CreateObject,
-// key pairs by C_GenerateKeyPair; the other objects by certvault alone.
+// Who may set an attribute, and what they may say. An entry's certificate is made by
+// C_CreateObject, its key pair by C_GenerateKeyPair, the other vault objects by certvault
+// alone; session objects and data objects by C_CreateObject (and session key pairs by
+// C_GenerateKeyPair) with what their templates give.
 enum class Given {
   kNever,     // in no template: CKR_ATTRIBUTE_TYPE_INVALID there (v3.0 4.1.1)
   kReadOnly,  // certvault chooses it: CKR_ATTRIBUTE_READ_ONLY (v3.0 4.1.1)
@@ -32,8 +34,13 @@ enum class Given {
   kUsage,
   kClass,    // CKA_CLASS, which must name the object being made
   kKeyType,  // CKA_KEY_TYPE, which must agree with the mechanism
-  kLabel,    // the nickname; also the one attribute C_SetAttributeValue changes (a rename)
-  kValue,    // taken, and checked by templates.cc against what is made
+  // CKA_LABEL: an entry's nickname, which C_SetAttributeValue changes (a rename); any text
+  // for a session or data object, changed likewise where the object is modifiable.
+  kLabel,
+  kValue,       // taken, and checked against what is made (templates.cc, session_objects.cc)
+  kFlag,        // a CK_BBOOL the template chooses (CKA_PRIVATE of a session object, ...)
+  kChangeable,  // kValue that C_SetAttributeValue may change on a modifiable object
+  kSecret,      // a private key's part given by value: taken, never read (sensitive)
 };
 
 // What a reader sees of an object: its record, and (for storage objects) its certificate

@@ -1,5 +1,5 @@
 // PKCS#11 declarations: p11-kit's pkcs11.h. p11-kit before 0.25 (Debian 12) has v2.40 only,
-// so the v3.0 interface types it lacks (PKCS#11 v3.0, sections 5.2 and 5.4) are declared
+// so the v3.0 interface types it lacks (PKCS#11 v3.0, sections 3.6 and 5.4.5/5.4.6) are declared
 // here with p11-kit 0.25's layout and spelling; p11-kit 0.25 and later (Debian 13) declares
 // them itself (CRYPTOKI_VERSION_MAJOR 3). The v3.0 constants the module uses are defined
 // below where the header lacks them, with the values of OASIS's v3.0 pkcs11t.h.
@@ -68,13 +68,13 @@
 extern "C" {
 
 typedef struct CK_INTERFACE {
-  char* pInterfaceName;  // CK_CHAR* in the specification; char* as p11-kit 0.25 has it
+  char* pInterfaceName;  // CK_UTF8CHAR_PTR in v3.0 3.6's prose; char* as p11-kit 0.25 has it
   CK_VOID_PTR pFunctionList;
   CK_FLAGS flags;
 } CK_INTERFACE;
 typedef CK_INTERFACE* CK_INTERFACE_PTR;
 typedef CK_INTERFACE_PTR* CK_INTERFACE_PTR_PTR;
-typedef CK_ULONG CK_PROFILE_ID;  // v3.0 4.13, the value of CKA_PROFILE_ID
+typedef CK_ULONG CK_PROFILE_ID;  // v3.0 3.4, the value of CKA_PROFILE_ID
 
 typedef CK_RV (*CK_C_GetInterfaceList)(CK_INTERFACE_PTR, CK_ULONG_PTR);
 typedef CK_RV (*CK_C_GetInterface)(CK_UTF8CHAR_PTR, CK_VERSION_PTR, CK_INTERFACE_PTR_PTR, CK_FLAGS);

@@ -74,7 +74,7 @@ CK_RV digest_update(Session& s, CK_BYTE_PTR data, CK_ULONG len) {
 
 CK_RV digest_final(Session& s, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
   if (!s.digest) return CKR_OPERATION_NOT_INITIALIZED;
-  // v3.0 5.2: only a length query and CKR_BUFFER_TOO_SMALL keep the operation.
+  // v3.0 5.12.5: only a length query and CKR_BUFFER_TOO_SMALL keep the operation.
   if (!out_len) {
     s.digest.reset();
     return CKR_ARGUMENTS_BAD;

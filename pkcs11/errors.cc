@@ -59,6 +59,8 @@ const char* name_of(CK_RV rv) {
       return "CKR_FUNCTION_FAILED";
     case CKR_TOKEN_NOT_RECOGNIZED:
       return "CKR_TOKEN_NOT_RECOGNIZED";
+    case CKR_ATTRIBUTE_VALUE_INVALID:
+      return "CKR_ATTRIBUTE_VALUE_INVALID";
     default:
       return "CKR_DEVICE_ERROR";
   }
@@ -70,6 +72,12 @@ CK_RV to_rv(const Error& e, Stage stage) {
   const CK_RV rv = rv_of(e, stage);
   CV_DEBUG("%s (%s)", e.message.c_str(), name_of(rv));
   return rv;
+}
+
+CK_RV value_rv(const Error& e) {
+  if (e.code != Code::kInvalidInput) return to_rv(e);
+  CV_DEBUG("%s (%s)", e.message.c_str(), name_of(CKR_ATTRIBUTE_VALUE_INVALID));
+  return CKR_ATTRIBUTE_VALUE_INVALID;
 }
 
 }  // namespace certvault::pkcs11

@@ -22,5 +22,8 @@ enum class Stage {
 // Also writes the keystore's sentence (what failed, which input, what to do) to the debug
 // log, so that a user learns why a call returned what it did.
 CK_RV to_rv(const Error& e, Stage stage = Stage::kUse);
+// The same for an error about a value a template gave: bad input is
+// CKR_ATTRIBUTE_VALUE_INVALID (v3.0 4.1.1, item 5).
+CK_RV value_rv(const Error& e);
 
 }  // namespace certvault::pkcs11

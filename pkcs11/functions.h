@@ -38,8 +38,9 @@ CK_RV session_cancel(Session& s, CK_FLAGS flags);
 CK_RV function_status(Session& s);
 
 // --- objects.cc: object management (5.7), and C_GenerateKeyPair (5.18) -----------------
+// `h` is `s`'s handle: a session object it makes lives until that session ends.
 CK_RV create_object(Session& s, Token& t, const CK_ATTRIBUTE* templ, CK_ULONG count,
-                    CK_OBJECT_HANDLE& out);
+                    CK_OBJECT_HANDLE& out, CK_SESSION_HANDLE h);
 CK_RV destroy_object(Session& s, Token& t, CK_OBJECT_HANDLE obj);
 CK_RV get_attribute_value(Token& t, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE* templ, CK_ULONG count);
 CK_RV set_attribute_value(Session& s, Token& t, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE* templ,
@@ -51,7 +52,7 @@ CK_RV find_objects_final(Session& s);
 CK_RV generate_key_pair(Session& s, Token& t, const CK_MECHANISM& mech,
                         const CK_ATTRIBUTE* pub_templ, CK_ULONG pub_count,
                         const CK_ATTRIBUTE* priv_templ, CK_ULONG priv_count, CK_OBJECT_HANDLE& pub,
-                        CK_OBJECT_HANDLE& priv);
+                        CK_OBJECT_HANDLE& priv, CK_SESSION_HANDLE h);
 
 // --- signing.cc: signing (5.13) and verifying signatures (5.15) --------------------------
 CK_RV sign_init(Session& s, Token& t, const CK_MECHANISM& mech, CK_OBJECT_HANDLE key);

@@ -49,8 +49,9 @@ CK_RV finalize(CK_VOID_PTR reserved) {
   return CKR_OK;
 }
 
-// v3.0 5.4, C_GetInfo, and 3.1, CK_INFO: cryptokiVersion is the version of the interface the
-// caller reached the module through, the function list's own version.
+// v3.0 5.4.3, C_GetInfo, and 3.1, CK_INFO: cryptokiVersion is the version of the interface the
+// caller reached the module through, the function list's own version (3.6: that of
+// CK_FUNCTION_LIST_3_0 "must be 3.0 at minimum").
 void library_info(CK_INFO& info, CK_VERSION version) {
   std::memset(&info, 0, sizeof info);
   info.cryptokiVersion = version;
@@ -61,7 +62,7 @@ void library_info(CK_INFO& info, CK_VERSION version) {
 
 CK_RV slot_list(Module& m, CK_SLOT_ID_PTR list, CK_ULONG_PTR count) {
   // Every slot holds a token: a vault, or a directory where C_InitToken can make one; so
-  // tokenPresent changes nothing (v3.0 5.5, C_GetSlotList).
+  // tokenPresent changes nothing (v3.0 5.5.1, C_GetSlotList).
   std::vector<CK_SLOT_ID> ids;
   for (CK_SLOT_ID i = 0; i < m.tokens.size(); ++i) ids.push_back(i);
   return fill_list(ids, list, count);
@@ -79,7 +80,7 @@ void slot_info(Token& t, CK_SLOT_INFO& info) {
 CK_RV init_token(Module& m, Token& t, CK_SLOT_ID slot, const SecureBytes& so_pin,
                  std::string_view label) {
   {
-    // v3.0 5.5, C_InitToken: no session may be open with the token.
+    // v3.0 5.5.7, C_InitToken: no session may be open with the token.
     std::lock_guard lock(m.mu);
     for (const auto& [handle, s] : m.sessions)
       if (s->slot == slot) return CKR_SESSION_EXISTS;
@@ -88,12 +89,12 @@ CK_RV init_token(Module& m, Token& t, CK_SLOT_ID slot, const SecureBytes& so_pin
 }
 
 CK_RV init_pin(Session& s, Token& t, const SecureBytes& pin) {
-  if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;  // v3.0 5.5, C_InitPIN
+  if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;  // v3.0 5.5.8, C_InitPIN
   return t.init_pin(pin);
 }
 
 CK_RV set_pin(Session& s, Token& t, SecureBytes old_pin, const SecureBytes& new_pin) {
-  if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;  // v3.0 5.5, C_SetPIN
+  if (!(s.flags & CKF_RW_SESSION)) return CKR_SESSION_READ_ONLY;  // v3.0 5.5.9, C_SetPIN
   // The old PIN is given as to C_Login; the new one is checked as it is (never trimmed).
   drop_line_break(old_pin);
   return t.set_pin(old_pin, new_pin);

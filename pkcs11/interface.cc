@@ -9,7 +9,7 @@ namespace certvault::pkcs11 {
 CK_RV interface_list(std::span<const CK_INTERFACE> all, CK_INTERFACE_PTR list, CK_ULONG_PTR count) {
   if (!count) return CKR_ARGUMENTS_BAD;
   const auto n = static_cast<CK_ULONG>(all.size());
-  // v3.0 5.2: a null buffer asks for the count, a short one gets CKR_BUFFER_TOO_SMALL.
+  // v3.0 5.4.5: a null buffer asks for the count, a short one gets CKR_BUFFER_TOO_SMALL.
   if (!list) {
     *count = n;
     return CKR_OK;

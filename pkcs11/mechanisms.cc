@@ -218,7 +218,7 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
   op->key_ = std::move(key);
   if (purpose == Purpose::kSign) op->signer_ = std::move(signer);
   if (is_pss(m->mechanism)) {
-    // PKCS#11 v2.40 mechanisms 2.1.14: CK_RSA_PKCS_PSS_PARAMS is required.
+    // PKCS#11 current mechanisms 2.1.9 and 2.1.10: CK_RSA_PKCS_PSS_PARAMS is required.
     if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
       return CKR_MECHANISM_PARAM_INVALID;
     auto* p = static_cast<const CK_RSA_PKCS_PSS_PARAMS*>(m->pParameter);

@@ -24,6 +24,9 @@ struct Session {
   CK_SLOT_ID slot = 0;
   CK_FLAGS flags = 0;
   std::mutex mu;  // one operation at a time per session
+  // Set under `mu` by C_CloseSession: a call that found the session before it closed does
+  // not run, so that no session object outlives its session.
+  bool closed = false;
   bool finding = false;
   std::vector<CK_OBJECT_HANDLE> found;
   size_t found_next = 0;
@@ -96,12 +99,13 @@ CK_RV with_session(CK_SESSION_HANDLE h, F&& f) {
     std::shared_ptr<Session> s;
     if (CK_RV rv = session_of(m, h, s); rv != CKR_OK) return rv;
     std::lock_guard lock(s->mu);
+    if (s->closed) return CKR_SESSION_HANDLE_INVALID;
     return f(*m, *s, *m->tokens[s->slot]);
   });
 }
 
-// The PKCS#11 list convention (v3.0 5.2): a null buffer asks for the count, a short one
-// gets CKR_BUFFER_TOO_SMALL with the count.
+// The PKCS#11 list convention of C_GetSlotList and C_GetMechanismList (v3.0 5.5.1, 5.5.5): a
+// null buffer asks for the count, a short one gets CKR_BUFFER_TOO_SMALL with the count.
 template <typename T>
 CK_RV fill_list(const std::vector<T>& items, T* out, CK_ULONG_PTR count) {
   if (!out) {

@@ -22,14 +22,42 @@ CK_RV open_session(Module& m, Token& t, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESS
   return CKR_OK;
 }
 
+// v3.0 5.6.2, C_CloseSession: the session objects it made are destroyed with it, even while
+// other sessions use them.
 CK_RV close_session(Module& m, CK_SESSION_HANDLE h) {
-  std::lock_guard lock(m.mu);
-  return m.sessions.erase(h) ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard lock(m.mu);
+    auto it = m.sessions.find(h);
+    if (it == m.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
+    s = std::move(it->second);
+    m.sessions.erase(it);
+  }
+  std::lock_guard lock(s->mu);  // after a call running in it, before one that found it
+  s->closed = true;
+  m.tokens[s->slot]->drop_session_objects(h);
+  return CKR_OK;
 }
 
+// v3.0 5.6.3, C_CloseAllSessions: as C_CloseSession for each session of the slot.
 CK_RV close_all_sessions(Module& m, CK_SLOT_ID slot) {
-  std::lock_guard lock(m.mu);
-  std::erase_if(m.sessions, [&](const auto& kv) { return kv.second->slot == slot; });
+  std::vector<std::shared_ptr<Session>> closing;
+  {
+    std::lock_guard lock(m.mu);
+    for (auto it = m.sessions.begin(); it != m.sessions.end();) {
+      if (it->second->slot != slot) {
+        ++it;
+        continue;
+      }
+      closing.push_back(std::move(it->second));
+      it = m.sessions.erase(it);
+    }
+  }
+  for (auto& s : closing) {
+    std::lock_guard lock(s->mu);
+    s->closed = true;
+  }
+  m.tokens[slot]->drop_session_objects(std::nullopt);
   return CKR_OK;
 }
 
@@ -79,7 +107,8 @@ CK_RV log_in_user(Module& m, Session& s, Token& t, CK_USER_TYPE user, CK_UTF8CHA
 CK_RV log_out(Module& m, const Session& s, Token& t) {
   if (!t.logged_in() && !t.so_logged_in()) return CKR_USER_NOT_LOGGED_IN;
   t.logout();
-  // Logout ends every operation that uses a private key (v3.0 5.6, C_Logout).
+  // v3.0 5.6.10, C_Logout: an active operation "may or may not" stay active; the module ends
+  // every one that uses a private key, and every search.
   std::vector<std::shared_ptr<Session>> same_slot;
   {
     std::lock_guard lock(m.mu);

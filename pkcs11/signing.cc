@@ -11,7 +11,7 @@ CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purp
   const bool signing = purpose == SignOperation::Purpose::kSign;
   std::shared_ptr<Object> o;
   if (t.object(handle, o) != CKR_OK) return CKR_KEY_HANDLE_INVALID;
-  if (o->kind != (signing ? Kind::kPrivateKey : Kind::kPublicKey))
+  if (!(signing ? is_private_key(o->kind) : is_public_key(o->kind)))
     return CKR_KEY_FUNCTION_NOT_PERMITTED;
   KeyRef k;
   Signer signer;
@@ -23,8 +23,10 @@ CK_RV start_key_operation(Token& t, CK_OBJECT_HANDLE handle, SignOperation::Purp
 
 CK_RV sign_init(Session& s, Token& t, const CK_MECHANISM& mech, CK_OBJECT_HANDLE key) {
   if (s.sign) return CKR_OPERATION_ACTIVE;
-  // Through the agent no login is needed: the agent decides who signs.
-  if (!t.logged_in() && !t.uses_agent()) return CKR_USER_NOT_LOGGED_IN;
+  // Through the agent no login is needed: the agent decides who signs. A session key that is
+  // not a private object needs none either (v3.0 4.4: login guards private objects).
+  if (!t.logged_in() && !t.uses_agent() && !t.is_public_session_key(key))
+    return CKR_USER_NOT_LOGGED_IN;
   s.sign_part = Session::Part::kNone;
   return start_key_operation(t, key, SignOperation::Purpose::kSign, mech, s.sign);
 }
@@ -52,7 +54,8 @@ CK_RV sign(Session& s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG
     s.sign_part = Session::Part::kSingle;
   }
   CK_RV rv = s.sign->finish(sig, sig_len);
-  // Any outcome but a short buffer ends the operation (v3.0 5.2).
+  // v3.0 5.13.2: C_Sign ends the operation unless CKR_BUFFER_TOO_SMALL (or a successful
+  // length query, above).
   if (rv != CKR_BUFFER_TOO_SMALL) s.sign.reset();
   return rv;
 }

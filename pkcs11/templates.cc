@@ -26,51 +26,61 @@ Bytes bytes_of(const CK_ATTRIBUTE& a) {
 }
 
 // Checks every attribute of one template against the table of the object it makes
-// (attributes.cc; v3.0 4.1.1). `label` collects CKA_LABEL; the kValue attributes are left to
-// the caller.
+// (attributes.cc; v3.0 4.1.1) and sorts what it gives into `out`.
 CK_RV check_template(Kind kind, const CK_ATTRIBUTE* templ, CK_ULONG count,
-                     CK_OBJECT_CLASS object_class, std::optional<CK_KEY_TYPE> key_type,
-                     std::optional<std::string>& label, bool& token) {
+                     std::optional<CK_KEY_TYPE> key_type, TemplateValues& out) {
   if (count && !templ) return CKR_ARGUMENTS_BAD;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];
     if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
     const Attribute* r = attribute_of(kind, a.type);
+    // v3.0 4.1.1, items 1 and 2.
     if (!r || r->given == Given::kNever) return CKR_ATTRIBUTE_TYPE_INVALID;
     switch (r->given) {
       case Given::kNever:
         return CKR_ATTRIBUTE_TYPE_INVALID;
       case Given::kDefault:
-      case Given::kUsage: {
+      case Given::kUsage:
+      case Given::kFlag: {
         auto b = scalar<CK_BBOOL>(a);
         if (!b) return CKR_ATTRIBUTE_VALUE_INVALID;
         // The object made has its default; a template that asks otherwise cannot be honoured.
         if (r->given == Given::kDefault && r->fixed && (*b != CK_FALSE) != *r->fixed)
           return CKR_TEMPLATE_INCONSISTENT;
-        if (a.type == CKA_TOKEN) token = *b != CK_FALSE;
+        out.flags[a.type] = *b != CK_FALSE;
         break;
       }
       case Given::kClass: {
         auto c = scalar<CK_OBJECT_CLASS>(a);
         if (!c) return CKR_ATTRIBUTE_VALUE_INVALID;
-        if (*c != object_class) return CKR_TEMPLATE_INCONSISTENT;
+        if (*c != class_of(kind)) return CKR_TEMPLATE_INCONSISTENT;
         break;
       }
       case Given::kKeyType: {
         auto k = scalar<CK_KEY_TYPE>(a);
         if (!k) return CKR_ATTRIBUTE_VALUE_INVALID;
         if (key_type && *k != *key_type) return CKR_TEMPLATE_INCONSISTENT;
+        out.values[a.type] = bytes_of(a);
         break;
       }
       case Given::kLabel: {
         std::string l(static_cast<const char*>(a.pValue), a.ulValueLen);
-        if (label && *label != l) return CKR_TEMPLATE_INCONSISTENT;
-        label = std::move(l);
+        if (out.label && *out.label != l) return CKR_TEMPLATE_INCONSISTENT;
+        out.label = std::move(l);
         break;
       }
       case Given::kReadOnly:
-        return CKR_ATTRIBUTE_READ_ONLY;
+        return CKR_ATTRIBUTE_READ_ONLY;  // v3.0 4.1.1, item 3
       case Given::kValue:
+      case Given::kChangeable:
+        // A data object's value may be a secret: it goes to guarded memory.
+        if (is_data(kind) && a.type == CKA_VALUE)
+          out.secrets[a.type] = SecureBytes(a.pValue, a.ulValueLen);
+        else
+          out.values[a.type] = bytes_of(a);
+        break;
+      case Given::kSecret:
+        out.secrets[a.type] = SecureBytes(a.pValue, a.ulValueLen);
         break;
     }
   }
@@ -85,8 +95,9 @@ const CK_ATTRIBUTE* find(const CK_ATTRIBUTE* templ, CK_ULONG count, CK_ATTRIBUTE
 
 // CKA_EC_PARAMS: a DER object identifier, or (PKCS#11 3.0, 2.3.10) a PrintableString with
 // the curve's name.
-std::optional<int> curve_of(const CK_ATTRIBUTE& a) {
-  Bytes v = bytes_of(a);
+}  // namespace
+
+std::optional<int> curve_nid(const std::vector<uint8_t>& v) {
   const unsigned char* p = v.data();
   if (!v.empty() && v[0] == 0x13) {  // PrintableString
     ASN1_STRING* s = d2i_ASN1_PRINTABLESTRING(nullptr, &p, static_cast<long>(v.size()));
@@ -106,6 +117,12 @@ std::optional<int> curve_of(const CK_ATTRIBUTE& a) {
   int nid = OBJ_obj2nid(o);
   ASN1_OBJECT_free(o);
   return nid;
+}
+
+namespace {
+
+std::optional<int> curve_of(const CK_ATTRIBUTE& a) {
+  return curve_nid(bytes_of(a));
 }
 
 CK_RV key_type_for(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pub_count,
@@ -171,35 +188,71 @@ CK_KEY_TYPE ck_key_type_of(CK_MECHANISM_TYPE m) {
 
 }  // namespace
 
+bool wants_token_object(const CK_ATTRIBUTE* templ, CK_ULONG count) {
+  CK_BBOOL token = CK_FALSE;
+  for (CK_ULONG i = 0; templ && i < count; ++i)
+    if (templ[i].type == CKA_TOKEN && templ[i].pValue && templ[i].ulValueLen == sizeof token)
+      std::memcpy(&token, templ[i].pValue, sizeof token);
+  return token != CK_FALSE;
+}
+
 CK_RV parse_key_pair(const CK_MECHANISM& m, const CK_ATTRIBUTE* pub, CK_ULONG pub_count,
                      const CK_ATTRIBUTE* priv, CK_ULONG priv_count, KeyPairRequest& out) {
   if (m.pParameter || m.ulParameterLen) return CKR_MECHANISM_PARAM_INVALID;
   if (CK_RV rv = key_type_for(m, pub, pub_count, out.key_type); rv != CKR_OK) return rv;
   const CK_KEY_TYPE kt = ck_key_type_of(m.mechanism);
-  std::optional<std::string> label;
-  // v2.40 4.4: CKA_TOKEN defaults to false, a session object, which a vault cannot hold.
-  bool pub_token = false, priv_token = false;
-  if (CK_RV rv =
-          check_template(Kind::kPublicKey, pub, pub_count, CKO_PUBLIC_KEY, kt, label, pub_token);
-      rv != CKR_OK)
-    return rv;
-  if (CK_RV rv = check_template(Kind::kPrivateKey, priv, priv_count, CKO_PRIVATE_KEY, kt, label,
-                                priv_token);
-      rv != CKR_OK)
-    return rv;
-  if (!pub_token || !priv_token) return CKR_TEMPLATE_INCONSISTENT;
+  // v3.0 4.4: CKA_TOKEN is false unless a template says otherwise. A vault entry holds both
+  // halves, a session both or neither: a pair split between the two is refused.
+  out.token = wants_token_object(pub, pub_count);
+  if (out.token != wants_token_object(priv, priv_count)) return CKR_TEMPLATE_INCONSISTENT;
+  const Kind pub_kind = out.token ? Kind::kPublicKey : Kind::kSessionPublicKey;
+  const Kind priv_kind = out.token ? Kind::kPrivateKey : Kind::kSessionPrivateKey;
+  if (CK_RV rv = check_template(pub_kind, pub, pub_count, kt, out.pub); rv != CKR_OK) return rv;
+  if (CK_RV rv = check_template(priv_kind, priv, priv_count, kt, out.priv); rv != CKR_OK) return rv;
+  if (!out.token) return CKR_OK;  // a session key pair needs no label
+  // The two templates name one entry.
+  if (out.pub.label && out.priv.label && *out.pub.label != *out.priv.label)
+    return CKR_TEMPLATE_INCONSISTENT;
+  const auto& label = out.pub.label ? out.pub.label : out.priv.label;
   if (!label) return CKR_TEMPLATE_INCOMPLETE;  // the nickname names the new entry
-  out.label = std::move(*label);
+  out.label = *label;
+  return CKR_OK;
+}
+
+CK_RV parse_object(Kind kind, const CK_ATTRIBUTE* templ, CK_ULONG count, ObjectRequest& out) {
+  out.kind = kind;
+  if (CK_RV rv = check_template(kind, templ, count, std::nullopt, out.given); rv != CKR_OK)
+    return rv;
+  auto& v = out.given.values;
+  switch (kind) {
+    case Kind::kSessionCertificate:
+      // v3.0 4.6.3 (footnote 1 of its table) and 4.6.2: an X.509 certificate is made with its
+      // type, subject and value.
+      if (!v.contains(CKA_CERTIFICATE_TYPE) || !v.contains(CKA_SUBJECT) || !v.contains(CKA_VALUE))
+        return CKR_TEMPLATE_INCOMPLETE;
+      if (v[CKA_CERTIFICATE_TYPE].size() != sizeof(CK_CERTIFICATE_TYPE))
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+      if (CK_CERTIFICATE_TYPE t;
+          std::memcpy(&t, v[CKA_CERTIFICATE_TYPE].data(), sizeof t), t != CKC_X_509)
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+      break;
+    case Kind::kSessionPublicKey:
+    case Kind::kSessionPrivateKey:
+      // v3.0 4.7: a key's type has no default.
+      if (!v.contains(CKA_KEY_TYPE)) return CKR_TEMPLATE_INCOMPLETE;
+      break;
+    default:
+      break;
+  }
   return CKR_OK;
 }
 
 CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRequest& out) {
-  std::optional<std::string> label;
-  bool token = false;
-  if (CK_RV rv = check_template(Kind::kCertificate, templ, count, CKO_CERTIFICATE, std::nullopt,
-                                label, token);
+  TemplateValues given;
+  if (CK_RV rv = check_template(Kind::kCertificate, templ, count, std::nullopt, given);
       rv != CKR_OK)
     return rv;
+  const bool token = given.flag(CKA_TOKEN, false);
   const CK_ATTRIBUTE* type = find(templ, count, CKA_CERTIFICATE_TYPE);
   const CK_ATTRIBUTE* value = find(templ, count, CKA_VALUE);
   if (!find(templ, count, CKA_CLASS) || !type || !value) return CKR_TEMPLATE_INCOMPLETE;
@@ -224,7 +277,7 @@ CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRe
       !same(CKA_SERIAL_NUMBER,
             ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x))))
     return CKR_TEMPLATE_INCONSISTENT;
-  out.label = std::move(label);
+  out.label = std::move(given.label);
   if (const CK_ATTRIBUTE* id = find(templ, count, CKA_ID)) out.id = bytes_of(*id);
   return CKR_OK;
 }

@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -33,6 +34,7 @@ std::string unique_id(std::string_view vault_id, std::string_view source, uint32
                      : kind == Kind::kPublicKey     ? "public-key"
                      : kind == Kind::kPrivateKey    ? "private-key"
                      : kind == Kind::kCaCertificate ? "ca-certificate"
+                     : kind == Kind::kData          ? "data"
                                                     : "profile";
   // Newlines separate the parts: none of them holds one.
   const std::string input = "certvault CKA_UNIQUE_ID 1\n" + std::string(vault_id) + "\n" +
@@ -136,7 +138,8 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
     std::memcpy(info->serialNumber, space_padded((*v)->id, 16).data(), 16);
     // The operator unlocked the vault in the agent, which decides who signs: programs need
     // no login (private keys are not private objects here, as the key is not here), a
-    // C_Login they make anyway needs no PIN (a protected authentication path, v2.40 6.7.2),
+    // C_Login they make anyway needs no PIN (a protected authentication path: v3.0 5.6.8, and
+    // CKF_PROTECTED_AUTHENTICATION_PATH in 3.2),
     // and they change nothing.
     info->flags &= ~static_cast<CK_FLAGS>(CKF_LOGIN_REQUIRED);
     info->flags |= CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED |
@@ -176,7 +179,7 @@ CK_RV Token::token_info(CK_TOKEN_INFO* info) {
 
 CK_RV Token::init_token(const SecureBytes& so_pin, std::string_view label) {
   std::lock_guard lock(mu_);
-  // v2.40 5.6 lets C_InitToken wipe an initialised token; a vault holds identities that
+  // v3.0 5.5.7 lets C_InitToken wipe an initialised token; a vault holds identities that
   // services depend on, so certvault leaves that to `certvault` and a deliberate rm.
   if (agent_locked() || vault_ || has_vault_files()) return CKR_TOKEN_WRITE_PROTECTED;
   if (so_pin.empty()) return CKR_PIN_LEN_RANGE;
@@ -263,6 +266,9 @@ void Token::logout() {
   std::lock_guard lock(mu_);
   logged_in_ = false;
   so_logged_in_ = false;
+  // v3.0 5.6.10: the private session objects of every session of the application are
+  // destroyed.
+  std::erase_if(session_objects_, [](const auto& kv) { return kv.second->private_object; });
   keys_.clear();  // each key is freed (and its private parts cleared) by its last user
   if (vault_) vault_->lock();
 }
@@ -282,7 +288,8 @@ CK_RV Token::sync_agent_locked() {
   auto listed = agent::entries(agent_, agent_name_);
   if (!listed) return to_rv(listed.error());
   if (!*listed) return CKR_DEVICE_REMOVED;
-  rebuild_locked((*v)->id, **listed, std::nullopt, (*v)->label);
+  // The agent does not serve data objects (docs/agent-protocol.md): none are listed.
+  rebuild_locked((*v)->id, **listed, std::nullopt, (*v)->label, {});
   synced_for_ = std::max<uint64_t>((*v)->counter, 1);
   return CKR_OK;
 }
@@ -296,14 +303,18 @@ CK_RV Token::sync_locked() {
     return to_rv(ok.error(), Stage::kRead);
   }
   const uint64_t counter = vault_->commit_counter();
-  if (counter == synced_for_) return CKR_OK;
-  rebuild_locked(vault_->id(), vault_->entries(), vault_->active_ca(), vault_->label());
+  // The vault lists private data objects only while unlocked: a login changes the table.
+  if (counter == synced_for_ && logged_in_ == synced_logged_in_) return CKR_OK;
+  rebuild_locked(vault_->id(), vault_->entries(), vault_->active_ca(), vault_->label(),
+                 vault_->data_objects());
   synced_for_ = counter;
+  synced_logged_in_ = logged_in_;
   return CKR_OK;
 }
 
 void Token::rebuild_locked(const std::string& vault_id, const std::vector<Entry>& entries,
-                           const std::optional<CaInfo>& ca, const std::string& label) {
+                           const std::optional<CaInfo>& ca, const std::string& label,
+                           const std::vector<DataObject>& data) {
   std::vector<std::shared_ptr<Object>> next;
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle;
   auto add = [&](const std::string& key, Object o) {
@@ -360,6 +371,21 @@ void Token::rebuild_locked(const std::string& vault_id, const std::vector<Entry>
     o.not_after = ca->not_after;
     add("ca:" + ca->id, o);
   }
+  // v3.0 4.5: the vault's data objects; each one is unchangeable, so its handle's object is
+  // kept as it was.
+  for (const DataObject& d : data) {
+    Object o;
+    o.kind = Kind::kData;
+    o.data_id = d.id;
+    o.unique_id = unique_id(vault_id, "data:" + d.id, 0, o.kind);
+    o.nickname = d.label;
+    o.application = d.application;
+    o.object_id = d.object_id;
+    o.private_object = d.is_private;
+    o.modifiable = false;
+    o.value_size = d.value_size;
+    add("data:" + d.id, o);
+  }
   // v3.0 4.13: the profile the token implements, an object C_FindObjects finds like any other.
   Object profile;
   profile.kind = Kind::kProfile;
@@ -371,7 +397,7 @@ void Token::rebuild_locked(const std::string& vault_id, const std::vector<Entry>
   for (const auto& o : objects_) {
     if (!o->is_storage()) continue;  // no CKA_LABEL, no CKA_ID
     by_label_[o->nickname].push_back(o);
-    by_id_[o->key_id].push_back(o);
+    if (!is_data(o->kind)) by_id_[o->key_id].push_back(o);  // a data object has no CKA_ID
   }
 }
 
@@ -400,8 +426,25 @@ CK_RV Token::candidates(const CK_ATTRIBUTE* templ, CK_ULONG count,
   }
   out.clear();
   for (const auto& o : *from)
-    if (logged_in_ || !private_locked(*o)) out.push_back(o);
+    if (visible_locked(*o)) out.push_back(o);
+  // Session objects are few: all are candidates, in the order they were made.
+  std::vector<std::shared_ptr<Object>> made;
+  for (const auto& [handle, o] : session_objects_)
+    if (visible_locked(*o)) made.push_back(o);
+  std::sort(made.begin(), made.end(),
+            [](const auto& a, const auto& b) { return a->handle < b->handle; });
+  out.insert(out.end(), made.begin(), made.end());
   return CKR_OK;
+}
+
+// v3.0 4.4: a private object only while the user is logged in.
+bool Token::visible_locked(const Object& o) const {
+  return logged_in_ || !private_locked(o);
+}
+
+std::shared_ptr<Object> Token::session_object_locked(CK_OBJECT_HANDLE handle) const {
+  auto it = session_objects_.find(handle);
+  return it == session_objects_.end() || !visible_locked(*it->second) ? nullptr : it->second;
 }
 
 Source Token::record_source_locked(const Object& o) const {
@@ -417,6 +460,10 @@ bool Token::private_locked(const Object& o) const {
 
 CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
   std::lock_guard lock(mu_);
+  if (auto o = session_object_locked(handle)) {
+    out = std::move(o);
+    return CKR_OK;
+  }
   auto it = by_handle_.find(handle);
   if (it == by_handle_.end() || (private_locked(*it->second) && !logged_in_))
     return CKR_OBJECT_HANDLE_INVALID;
@@ -445,14 +492,19 @@ CK_RV Token::public_der_locked(const Object& o, Bytes& cert, Bytes& spki) {
 CK_RV Token::load_attributes_locked(Object& o) {
   if (o.attributes) return CKR_OK;
   Bytes cert_der, spki;
-  if (o.kind == Kind::kCaCertificate) {
+  if (is_session(o.kind)) {
+    cert_der = o.cert_der;
+    spki = o.spki;
+  } else if (is_data(o.kind)) {
+    // Nothing but the record; the value is read when asked for (data_value_locked).
+  } else if (o.kind == Kind::kCaCertificate) {
     auto der = vault_->ca_certificate_der();
     if (!der) return to_rv(der.error());
     cert_der = std::move(*der);
   } else if (o.is_storage()) {
     if (CK_RV rv = public_der_locked(o, cert_der, spki); rv != CKR_OK) return rv;
   }
-  const bool certificate = o.kind == Kind::kCertificate || o.kind == Kind::kCaCertificate;
+  const bool certificate = class_of(o.kind) == CKO_CERTIFICATE;
   std::optional<ossl::Cert> cert;
   if (!cert_der.empty()) {
     auto parsed = ossl::cert_from_der(cert_der);
@@ -481,12 +533,40 @@ CK_RV Token::load_attributes_locked(Object& o) {
   return CKR_OK;
 }
 
+CK_RV Token::data_value_locked(const Object& o, SecureBytes& out) {
+  if (o.value) {
+    out = SecureBytes(o.value->data(), o.value->size());
+    return CKR_OK;
+  }
+  auto v = vault_->data_object_value(o.data_id);
+  if (!v) return to_rv(v.error());
+  out = std::move(*v);
+  return CKR_OK;
+}
+
 CK_RV Token::get_attributes(Object& o, CK_ATTRIBUTE* attrs, CK_ULONG count) {
   std::lock_guard lock(mu_);
   if (CK_RV rv = load_attributes_locked(o); rv != CKR_OK) return rv;
   CK_RV rv = CKR_OK;
   for (CK_ULONG i = 0; i < count; ++i) {
     CK_ATTRIBUTE& at = attrs[i];
+    // A data object's value stays in guarded memory (or the vault) until it is copied out.
+    if (is_data(o.kind) && at.type == CKA_VALUE) {
+      if (!at.pValue) {
+        at.ulValueLen = o.value ? o.value->size() : o.value_size;
+        continue;
+      }
+      SecureBytes v;
+      if (CK_RV read = data_value_locked(o, v); read != CKR_OK) return read;
+      if (at.ulValueLen < v.size()) {
+        at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        rv = CKR_BUFFER_TOO_SMALL;
+        continue;
+      }
+      if (!v.empty()) std::memcpy(at.pValue, v.data(), v.size());
+      at.ulValueLen = v.size();
+      continue;
+    }
     if (const Attribute* row = attribute_of(o.kind, at.type); row && row->sensitive) {
       at.ulValueLen = CK_UNAVAILABLE_INFORMATION;
       rv = CKR_ATTRIBUTE_SENSITIVE;
@@ -517,7 +597,7 @@ CK_RV Token::object_size(Object& o, CK_ULONG& out) {
   // v3.0 5.7, C_GetObjectSize leaves the meaning of the size to the token: here the values the
   // module holds for the object (a private key's secret parts stay in the vault).
   if (CK_RV rv = load_attributes_locked(o); rv != CKR_OK) return rv;
-  size_t n = 0;
+  size_t n = is_data(o.kind) ? (o.value ? o.value->size() : o.value_size) : 0;
   for (const auto& [type, value] : *o.attributes) n += value.size();
   out = static_cast<CK_ULONG>(n);
   return CKR_OK;
@@ -533,6 +613,14 @@ bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
     const Attribute* row = attribute_of(o.kind, t.type);
     if (!row || row->sensitive) return false;
     std::optional<Bytes> v;
+    if (is_data(o.kind) && t.type == CKA_VALUE) {
+      SecureBytes value;
+      if (data_value_locked(o, value) != CKR_OK) return false;
+      if (value.size() != t.ulValueLen ||
+          (t.ulValueLen && std::memcmp(value.data(), t.pValue, t.ulValueLen) != 0))
+        return false;
+      continue;
+    }
     if (row->cheap) {
       v = value_of(*row, cheap_source);
     } else {
@@ -551,7 +639,9 @@ bool Token::matches(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
 CK_RV Token::public_key(const Object& o, KeyRef& out) {
   std::lock_guard lock(mu_);
   Result<Bytes> spki = Bytes();
-  if (o.kind == Kind::kCaCertificate) {
+  if (is_session(o.kind)) {
+    spki = o.spki;
+  } else if (o.kind == Kind::kCaCertificate) {
     spki = vault_->ca_certificate_der();
   } else {
     Bytes cert;
@@ -574,6 +664,15 @@ CK_RV Token::public_key(const Object& o, KeyRef& out) {
 
 CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
   std::lock_guard lock(mu_);
+  if (o.kind == Kind::kSessionPrivateKey) {
+    // In this process, whether the token works through the agent or not; a private one is
+    // found only while logged in.
+    auto pub = ossl::public_from_spki(o.spki);
+    if (!pub || !o.signer) return CKR_GENERAL_ERROR;
+    out = KeyRef(pub->release(), EVP_PKEY_free);
+    signer = o.signer;
+    return CKR_OK;
+  }
   if (!logged_in_ && !agent_) return CKR_USER_NOT_LOGGED_IN;
   auto it = keys_.find(o.key_id);
   if (it == keys_.end()) {
@@ -670,8 +769,18 @@ CK_RV Token::add_certificate(const CertificateRequest& request, CK_OBJECT_HANDLE
 
 CK_RV Token::destroy(CK_OBJECT_HANDLE handle) {
   std::lock_guard lock(mu_);
+  if (auto session_object = session_object_locked(handle)) {
+    // v3.0 5.7.3: CKR_ACTION_PROHIBITED for an object whose CKA_DESTROYABLE is false.
+    if (!session_object->destroyable) return CKR_ACTION_PROHIBITED;
+    session_objects_.erase(handle);
+    return CKR_OK;
+  }
   std::shared_ptr<Object> o;
   if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
+  if (o->kind == Kind::kData) {
+    if (auto ok = vault_->destroy_data_object(o->data_id); !ok) return to_rv(ok.error());
+    return sync_locked();
+  }
   if (o->kind != Kind::kPrivateKey) return CKR_ACTION_PROHIBITED;  // CKA_DESTROYABLE false
   if (auto ok = vault_->remove(o->nickname); !ok) return to_rv(ok.error());
   keys_.erase(o->key_id);
@@ -680,10 +789,13 @@ CK_RV Token::destroy(CK_OBJECT_HANDLE handle) {
 
 CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, CK_ULONG count) {
   std::lock_guard lock(mu_);
+  if (auto session_object = session_object_locked(handle))
+    return set_session_attributes_locked(*session_object, templ, count);
   std::shared_ptr<Object> o;
   if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
-  // CKA_MODIFIABLE false; a profile object is not a storage object and is never changed.
-  if (o->kind == Kind::kCaCertificate || o->kind == Kind::kProfile) return CKR_ACTION_PROHIBITED;
+  // CKA_MODIFIABLE false (v3.0 5.7.6): the vault CA, the profile, a data object.
+  if (o->kind == Kind::kCaCertificate || o->kind == Kind::kProfile || o->kind == Kind::kData)
+    return CKR_ACTION_PROHIBITED;
   std::optional<std::string> label;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];
@@ -703,6 +815,129 @@ CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, 
     return renamed.error().code == Code::kExists ? CKR_ATTRIBUTE_VALUE_INVALID
                                                  : to_rv(renamed.error());
   return sync_locked();
+}
+
+// v3.0 5.7.6: the attributes a modifiable session object's table lets change (CKA_LABEL and
+// the kChangeable rows), all or none.
+CK_RV Token::set_session_attributes_locked(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count) {
+  if (!o.modifiable) return CKR_ACTION_PROHIBITED;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& a = templ[i];
+    if (!a.pValue && a.ulValueLen) return CKR_ARGUMENTS_BAD;
+    const Attribute* row = attribute_of(o.kind, a.type);
+    if (!row) return CKR_ATTRIBUTE_TYPE_INVALID;
+    if (row->given != Given::kLabel && row->given != Given::kChangeable)
+      return CKR_ATTRIBUTE_READ_ONLY;
+  }
+  Object changed = o;
+  std::optional<SecureBytes> value;
+  for (CK_ULONG i = 0; i < count; ++i) {
+    const CK_ATTRIBUTE& a = templ[i];
+    const auto* p = static_cast<const uint8_t*>(a.pValue);
+    Bytes v = p ? Bytes(p, p + a.ulValueLen) : Bytes();
+    switch (a.type) {
+      case CKA_LABEL:
+        changed.nickname.assign(v.begin(), v.end());
+        break;
+      case CKA_ID:
+        changed.key_id = seal::to_hex(v);
+        break;
+      case CKA_SUBJECT:
+        changed.subject = std::move(v);
+        break;
+      case CKA_APPLICATION:
+        changed.application.assign(v.begin(), v.end());
+        break;
+      case CKA_OBJECT_ID:
+        changed.object_id = std::move(v);
+        break;
+      case CKA_VALUE:  // a data object's
+        value.emplace(a.pValue, a.ulValueLen);
+        break;
+      default:
+        return CKR_ATTRIBUTE_READ_ONLY;
+    }
+  }
+  if (is_data(o.kind)) {
+    // The vault's limits and text rules, as at creation.
+    DataObjectRequest check;
+    check.label = changed.nickname;
+    check.application = changed.application;
+    check.object_id = changed.object_id;
+    if (value) check.value = SecureBytes(value->data(), value->size());
+    if (auto ok = check_data_object(check); !ok) return value_rv(ok.error());
+    if (value) {
+      changed.value = std::make_shared<SecureBytes>(std::move(*value));
+      changed.value_size = changed.value->size();
+    }
+  }
+  changed.attributes.reset();  // read again from the changed record
+  // A new object under the same handle: a caller that holds the old one reads it unchanged.
+  session_objects_[o.handle] = std::make_shared<Object>(std::move(changed));
+  return CKR_OK;
+}
+
+CK_RV Token::add_session_object(std::shared_ptr<Object> made, CK_OBJECT_HANDLE& out) {
+  std::lock_guard lock(mu_);
+  // v3.0 5.7.1: only public objects can be made unless the user is logged in.
+  if (made->private_object && !logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  // v3.0 4.4.1: unique among the token's objects, never reused: random.
+  made->unique_id = seal::to_hex(SecureBytes::random(16).span());
+  made->handle = next_handle_++;
+  out = made->handle;
+  session_objects_.emplace(out, std::move(made));
+  return CKR_OK;
+}
+
+CK_RV Token::add_session_key_pair(std::shared_ptr<Object> pub, std::shared_ptr<Object> priv,
+                                  CK_OBJECT_HANDLE& pub_out, CK_OBJECT_HANDLE& priv_out) {
+  {
+    std::lock_guard lock(mu_);
+    if ((pub->private_object || priv->private_object) && !logged_in_) return CKR_USER_NOT_LOGGED_IN;
+  }
+  if (CK_RV rv = add_session_object(std::move(pub), pub_out); rv != CKR_OK) return rv;
+  return add_session_object(std::move(priv), priv_out);
+}
+
+bool Token::is_session_object(CK_OBJECT_HANDLE handle) {
+  std::lock_guard lock(mu_);
+  return session_object_locked(handle) != nullptr;
+}
+
+bool Token::is_public_session_key(CK_OBJECT_HANDLE handle) {
+  std::lock_guard lock(mu_);
+  auto o = session_object_locked(handle);
+  return o && o->kind == Kind::kSessionPrivateKey && !o->private_object;
+}
+
+void Token::drop_session_objects(std::optional<CK_SESSION_HANDLE> session) {
+  std::lock_guard lock(mu_);
+  std::erase_if(session_objects_,
+                [&](const auto& kv) { return !session || kv.second->session == *session; });
+}
+
+CK_RV Token::create_data_object(const ObjectRequest& r, CK_OBJECT_HANDLE& out) {
+  std::lock_guard lock(mu_);
+  // The agent does not serve data objects, and programs change nothing through it.
+  if (agent_locked()) return CKR_TOKEN_WRITE_PROTECTED;
+  if (!logged_in_) return CKR_USER_NOT_LOGGED_IN;  // the vault key signs every commit
+  const TemplateValues& t = r.given;
+  DataObjectRequest d;
+  d.label = t.label.value_or("");
+  if (const Bytes* a = t.value(CKA_APPLICATION)) d.application.assign(a->begin(), a->end());
+  if (const Bytes* oid = t.value(CKA_OBJECT_ID)) d.object_id = *oid;
+  // v3.0 4.4: CKA_PRIVATE's default is the token's; a data object may hold a secret.
+  d.is_private = t.flag(CKA_PRIVATE, true);
+  if (auto it = t.secrets.find(CKA_VALUE); it != t.secrets.end())
+    d.value = SecureBytes(it->second.data(), it->second.size());
+  if (auto ok = check_data_object(d); !ok) return value_rv(ok.error());
+  auto made = vault_->create_data_object(d);
+  if (!made) return value_rv(made.error());
+  if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  auto it = handle_of_.find("data:" + made->id);
+  if (it == handle_of_.end()) return CKR_FUNCTION_FAILED;
+  out = it->second;
+  return CKR_OK;
 }
 
 }  // namespace certvault::pkcs11

@@ -15,16 +15,12 @@
 
 #include "agent_key.h"
 #include "ck.h"
+#include "kind.h"
 #include "mechanisms.h"
 #include "templates.h"
 #include "vault.h"
 
 namespace certvault::pkcs11 {
-
-// What an object is. An entry's current certificate and key pair, and the vault CA's
-// certificate, are storage objects (v3.0 4.4) made from the vault; the profile object
-// (v3.0 4.13) says which PKCS#11 profile the token implements and belongs to no entry.
-enum class Kind { kCertificate, kPublicKey, kPrivateKey, kCaCertificate, kProfile };
 
 // One PKCS#11 object. Cheap fields come from the manifest; the rest (DER values) are
 // read on first use and kept.
@@ -40,8 +36,26 @@ struct Object {
   Time not_before = 0, not_after = 0;
   bool key_imported = false;  // made outside the vault: not CKA_LOCAL
   bool exported = false;      // has left the vault in a PKCS#12 file
-  bool is_private() const { return kind == Kind::kPrivateKey; }
   bool is_storage() const { return kind != Kind::kProfile; }
+  // CKA_PRIVATE, CKA_MODIFIABLE and CKA_DESTROYABLE of a session or data object, as made.
+  bool private_object = false;
+  bool modifiable = true;
+  bool destroyable = true;
+  // A session object: the session that made it, whose end destroys it (v3.0 5.6.2).
+  CK_SESSION_HANDLE session = 0;
+  // A session certificate's DER and a session key's SubjectPublicKeyInfo (a vault object's
+  // are read from the vault), a session key's CKA_SUBJECT, a session certificate's category.
+  std::vector<uint8_t> cert_der, spki, subject;
+  CK_ULONG category = 0;
+  // A session private key: the keystore's key, in this process only.
+  std::shared_ptr<const KeyHandle> signer;
+  // Data objects (v3.0 4.5): the vault's id for a token one, CKA_APPLICATION, CKA_OBJECT_ID,
+  // and CKA_VALUE, kept in guarded memory for a session one (a token one's stays in the vault).
+  std::string data_id;
+  std::string application;
+  std::vector<uint8_t> object_id;
+  size_t value_size = 0;
+  std::shared_ptr<SecureBytes> value;
   // Filled on demand.
   std::optional<std::map<CK_ATTRIBUTE_TYPE, std::vector<uint8_t>>> attributes;
 };
@@ -98,6 +112,22 @@ class Token {
   CK_RV add_certificate(const CertificateRequest& request, CK_OBJECT_HANDLE& out);
   CK_RV destroy(CK_OBJECT_HANDLE handle);
   CK_RV set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, CK_ULONG count);
+  // C_CreateObject of a data object kept in the vault.
+  CK_RV create_data_object(const ObjectRequest& request, CK_OBJECT_HANDLE& out);
+
+  // Session objects (v3.0 4.4, CKA_TOKEN false): never written to the vault or sent to the
+  // agent. `made` (its session set) gets a handle; a private one needs the user's login
+  // (v3.0 5.7.1).
+  CK_RV add_session_object(std::shared_ptr<Object> made, CK_OBJECT_HANDLE& out);
+  CK_RV add_session_key_pair(std::shared_ptr<Object> pub, std::shared_ptr<Object> priv,
+                             CK_OBJECT_HANDLE& pub_out, CK_OBJECT_HANDLE& priv_out);
+  // A visible session object's handle: it may be changed or destroyed in a read-only session.
+  bool is_session_object(CK_OBJECT_HANDLE handle);
+  // A session private key that is not a private object signs without login.
+  bool is_public_session_key(CK_OBJECT_HANDLE handle);
+  // C_CloseSession (v3.0 5.6.2) and C_CloseAllSessions (5.6.3): the session objects that
+  // `session` made, or all of them, are destroyed.
+  void drop_session_objects(std::optional<CK_SESSION_HANDLE> session);
 
  private:
   CK_RV open_locked();
@@ -113,6 +143,11 @@ class Token {
   CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
                       CK_OBJECT_HANDLE& out);
   CK_RV writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
+  std::shared_ptr<Object> session_object_locked(CK_OBJECT_HANDLE handle) const;
+  bool visible_locked(const Object& o) const;
+  CK_RV set_session_attributes_locked(Object& o, const CK_ATTRIBUTE* templ, CK_ULONG count);
+  // CKA_VALUE of a data object: the session object's, or read from the vault.
+  CK_RV data_value_locked(const Object& o, SecureBytes& out);
   // The agent's view of the vault (label, id, locked, PIN failures, commit counter), asked
   // afresh; on first use it also decides whether an agent serves this vault at all.
   struct AgentView {
@@ -127,7 +162,8 @@ class Token {
   // The object table for these entries (and the vault CA) of the vault `vault_id`, and the
   // profile object; handles kept for what remains.
   void rebuild_locked(const std::string& vault_id, const std::vector<Entry>& entries,
-                      const std::optional<CaInfo>& ca, const std::string& label);
+                      const std::optional<CaInfo>& ca, const std::string& label,
+                      const std::vector<DataObject>& data);
   // Public DER of an object: certificate (empty for a key waiting for one) and SPKI.
   CK_RV public_der_locked(const Object& o, std::vector<uint8_t>& cert, std::vector<uint8_t>& spki);
 
@@ -139,13 +175,16 @@ class Token {
   std::optional<Vault> vault_;
   bool logged_in_ = false;
   bool so_logged_in_ = false;
-  uint64_t synced_for_ = 0;  // counter of the object table's source; 0 = never
+  uint64_t synced_for_ = 0;        // counter of the object table's source; 0 = never
+  bool synced_logged_in_ = false;  // private data objects are listed only after login
   std::vector<std::shared_ptr<Object>> objects_;
   std::unordered_map<std::string, CK_OBJECT_HANDLE>
       handle_of_;  // "entry/gen/kind", "ca:ID", "profile"
   std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> by_handle_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Object>>> by_label_, by_id_;
   CK_OBJECT_HANDLE next_handle_ = 1;
+  // This process's session objects, by handle (from the same counter as the vault's).
+  std::unordered_map<CK_OBJECT_HANDLE, std::shared_ptr<Object>> session_objects_;
   struct UnlockedKey {
     KeyRef pub;
     Signer signer;

@@ -77,6 +77,58 @@ TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
   EXPECT_TRUE(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &yes, sizeof yes}}).empty());
 }
 
+// The agent serves no data objects (docs/agent-protocol.md): through it a program sees none
+// of the vault's and cannot make one. Session objects stay in the program: a session key pair
+// is made and signs in-process, though the vault's keys sign in the agent.
+TEST_F(Pkcs11Agent, DataObjectsAreNotServedAndSessionKeysSignInTheProgram) {
+  certvault::DataObjectRequest r;
+  r.label = "note";
+  r.is_private = false;
+  r.value = certvault::SecureBytes::from("kept in the vault");
+  ASSERT_TRUE(vault().create_data_object(r));
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  load(socket_);
+  if (HasFatalFailure()) return;
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s),
+            CKR_OK);
+  CK_TOKEN_INFO info{};
+  ASSERT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+  ASSERT_TRUE(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) << "through the agent";
+  CK_OBJECT_CLASS data = CKO_DATA;
+  EXPECT_TRUE(find(s, {{CKA_CLASS, &data, sizeof data}}).empty());
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  std::string value = "v";
+  CK_ATTRIBUTE token_data[] = {{CKA_CLASS, &data, sizeof data},
+                               {CKA_TOKEN, &yes, 1},
+                               {CKA_PRIVATE, &no, 1},
+                               {CKA_VALUE, value.data(), value.size()}};
+  CK_OBJECT_HANDLE o = 0;
+  EXPECT_EQ(f_->C_CreateObject(s, token_data, 4, &o), CKR_TOKEN_WRITE_PROTECTED);
+  token_data[1].pValue = &no;
+  ASSERT_EQ(f_->C_CreateObject(s, token_data, 4, &o), CKR_OK);
+  EXPECT_EQ(find(s, {{CKA_CLASS, &data, sizeof data}}), std::vector<CK_OBJECT_HANDLE>{o});
+
+  ASSERT_EQ(f_->C_Login(s, CKU_USER, nullptr, 0), CKR_OK);  // no PIN through the agent
+  const std::vector<uint8_t> p256 = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  CK_MECHANISM gen = {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  CK_ATTRIBUTE pt[] = {{CKA_EC_PARAMS, const_cast<uint8_t*>(p256.data()), p256.size()}};
+  CK_OBJECT_HANDLE pub = 0, priv = 0;
+  ASSERT_EQ(f_->C_GenerateKeyPair(s, &gen, pt, 1, nullptr, 0, &pub, &priv), CKR_OK);
+  CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, nullptr, 0};
+  std::string msg = "signed in the program";
+  std::vector<uint8_t> sig(64);
+  CK_ULONG len = sig.size();
+  ASSERT_EQ(f_->C_SignInit(s, &ecdsa, priv), CKR_OK);
+  ASSERT_EQ(f_->C_Sign(s, reinterpret_cast<CK_BYTE_PTR>(msg.data()), msg.size(), sig.data(), &len),
+            CKR_OK);
+  ASSERT_EQ(f_->C_VerifyInit(s, &ecdsa, pub), CKR_OK);
+  EXPECT_EQ(f_->C_Verify(s, reinterpret_cast<CK_BYTE_PTR>(msg.data()), msg.size(), sig.data(), len),
+            CKR_OK);
+}
+
 // A program sends nothing to an agent run by a user other than root, itself or the certvault
 // user (docs/agent.md): the module declines it and works in-process, and the debug log says
 // so and why (before, the fallback was silent).

@@ -341,7 +341,8 @@ TEST_F(Module, SinglePartCallAfterUpdateFailsAndEndsTheOperation) {
   EXPECT_EQ(f_->C_DigestInit(s, &sha), CKR_OK) << "a new operation may start";
 }
 
-// v3.0 5.2: a call that returns output in a variable-length buffer keeps its operation only
+// v3.0 5.12.2, 5.12.5, 5.13.2, 5.13.4 (C_Digest, C_DigestFinal, C_Sign, C_SignFinal): a
+// call that returns output in a variable-length buffer keeps its operation only
 // for a length query (a NULL buffer) and for CKR_BUFFER_TOO_SMALL; anything else, a NULL
 // length pointer included, ends it.
 TEST_F(Module, TwoCallFunctionsKeepTheOperationOnlyForALengthQueryOrAShortBuffer) {
@@ -453,8 +454,8 @@ TEST_F(Module, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLoggedIn) {
   EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &ro), CKR_OK);
 }
 
-// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete, in any
-// session.
+// v3.0 5.7.1, C_CreateObject, 4.1.1 item 4, and 4.2: a template without CKA_CLASS is incomplete, in
+// any session.
 TEST_F(Module, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   CK_SESSION_HANDLE rw = 0, ro = 0;
@@ -487,10 +488,10 @@ TEST_F(Module, FindObjectsInitRefusesANullValueWithALength) {
   }
 }
 
-// v3.0 5.7, C_CreateObject: only session objects can be created in a read-only session. A
-// vault holds no session objects, so such a template is refused as inconsistent, as in a
-// read/write session, rather than for the session; a token object is refused for the session.
-TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
+// v3.0 5.7.1, C_CreateObject: only session objects can be created in a read-only session: a
+// session object (CKA_TOKEN false, or not given) is made there as in a read/write session, a
+// token object is refused for the session.
+TEST_F(Module, ReadOnlySessionCreatesSessionObjectsButNotTokenObjects) {
   auto der = vault().certificate_der("api-prod");
   ASSERT_TRUE(der) << why(der);
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
@@ -502,16 +503,24 @@ TEST_F(Module, ReadOnlySessionRefusesOnlyTokenObjectsForBeingReadOnly) {
   CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
   CK_CERTIFICATE_TYPE type = CKC_X_509;
   CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+  auto cert = x509_from_der(*der);
+  ASSERT_TRUE(cert);
+  unsigned char* name = nullptr;
+  const int name_len = i2d_X509_NAME(X509_get_subject_name(cert.get()), &name);
+  std::vector<uint8_t> subject(name, name + name_len);
+  OPENSSL_free(name);
   CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
                       {CKA_CERTIFICATE_TYPE, &type, sizeof type},
                       {CKA_VALUE, der->data(), der->size()},
+                      {CKA_SUBJECT, subject.data(), subject.size()},
                       {CKA_TOKEN, &no, sizeof no}};
   CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN false";
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 3, &o), CKR_TEMPLATE_INCONSISTENT) << "CKA_TOKEN default";
-  EXPECT_EQ(f_->C_CreateObject(rw, t, 4, &o), CKR_TEMPLATE_INCONSISTENT) << "the same in rw";
-  t[3].pValue = &yes;
-  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_SESSION_READ_ONLY) << "a token object";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 5, &o), CKR_OK) << "CKA_TOKEN false";
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 4, &o), CKR_OK) << "CKA_TOKEN default";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 5, &o), CKR_OK) << "the same in rw";
+  EXPECT_EQ(f_->C_CreateObject(rw, t, 3, &o), CKR_TEMPLATE_INCOMPLETE) << "no CKA_SUBJECT";
+  t[4].pValue = &yes;
+  EXPECT_EQ(f_->C_CreateObject(ro, t, 5, &o), CKR_SESSION_READ_ONLY) << "a token object";
 }
 
 // v3.0 5.20: C_GetFunctionStatus and C_CancelFunction are legacy functions that return
@@ -527,7 +536,7 @@ TEST_F(Module, FunctionStatusAndCancelAreNotParallel) {
 }
 
 // v3.0 5.19: C_SeedRandom without a seed is CKR_ARGUMENTS_BAD, once the session handle has
-// been found valid (5.1: session errors come first).
+// been found valid (5.1.7: session errors come first).
 TEST_F(Module, SeedRandomChecksTheSessionThenItsArguments) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s = open_session();
@@ -778,7 +787,7 @@ TEST_F(Module, EcdsaSignaturesWithShortIntegersArePaddedAndVerify) {
 //
 // What may legitimately fail mid-rotation, and only at the step where it can happen: a
 // rotation supersedes the generation, so its objects leave the token as if another
-// application had destroyed them. PKCS#11 v2.40 (base spec 2.4, objects; 5.1, return
+// application had destroyed them. PKCS#11 v3.0 (3.4, object handles; 5.1.6, return
 // values) makes a handle to a destroyed object invalid: C_GetAttributeValue then returns
 // CKR_OBJECT_HANDLE_INVALID and C_SignInit CKR_KEY_HANDLE_INVALID (CKR_OBJECT_HANDLE_INVALID
 // is accepted there too, the generic code for the same condition), and a search by the old

@@ -186,6 +186,55 @@ TEST_F(Pkcs11Objects, ChangesNeedALogin) {
   EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
 }
 
+// --- data objects (v3.0 4.5) in the vault ----------------------------------------------
+
+TEST_F(Pkcs11Objects, DataObjectIsWrittenListedReadAndDeletedWithPkcs11Tool) {
+  write_file(tmp_ / "note.bin", "deploy token 42\n");
+  auto written = tool(login({"--write-object", (tmp_ / "note.bin").string(), "--type", "data",
+                             "--application-label", "deployer", "--label", "note"}));
+  ASSERT_EQ(written.exit_code, 0) << written.out << written.err;
+  // Kept in the vault, as the keystore lists it; pkcs11-tool asks for a public one unless
+  // told --private.
+  auto kept = vault().data_objects();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].label, "note");
+  EXPECT_EQ(kept[0].application, "deployer");
+  EXPECT_FALSE(kept[0].is_private);
+  // Listed and read without login, by another process.
+  auto listed = tool({"-O", "--type", "data"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(has(listed.out, "Data object")) << listed.out;
+  EXPECT_TRUE(has(listed.out, "deployer")) << listed.out;
+  auto out = tmp_ / "read.bin";
+  auto read = tool({"--read-object", "--type", "data", "--label", "note", "-o", out.string()});
+  ASSERT_EQ(read.exit_code, 0) << read.out << read.err;
+  EXPECT_EQ(read_file(out), "deploy token 42\n");
+  auto deleted = tool(login({"--delete-object", "--type", "data", "--label", "note"}));
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.out << deleted.err;
+  EXPECT_TRUE(vault().data_objects().empty());
+  EXPECT_FALSE(has(tool({"-O"}).out, "Data object"));
+}
+
+TEST_F(Pkcs11Objects, PrivateDataObjectIsSeenAndReadOnlyAfterLogin) {
+  write_file(tmp_ / "secret.bin", "s3cret");
+  auto written = tool(login({"--write-object", (tmp_ / "secret.bin").string(), "--type", "data",
+                             "--label", "secret-note", "--private"}));
+  ASSERT_EQ(written.exit_code, 0) << written.out << written.err;
+  auto kept = vault().data_objects();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_TRUE(kept[0].is_private);
+  EXPECT_FALSE(has(tool({"-O"}).out, "secret-note"));
+  EXPECT_TRUE(has(tool(login({"-O"})).out, "secret-note"));
+  auto out = tmp_ / "read.bin";
+  auto refused =
+      tool({"--read-object", "--type", "data", "--label", "secret-note", "-o", out.string()});
+  EXPECT_NE(refused.exit_code, 0);
+  auto read = tool(
+      login({"--read-object", "--type", "data", "--label", "secret-note", "-o", out.string()}));
+  ASSERT_EQ(read.exit_code, 0) << read.out << read.err;
+  EXPECT_EQ(read_file(out), "s3cret");
+}
+
 // --- C_InitToken -----------------------------------------------------------------------
 
 TEST(Pkcs11InitToken, MakesAVaultWhoseUserPinTheSecurityOfficerSets) {

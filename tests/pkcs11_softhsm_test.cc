@@ -534,7 +534,7 @@ TEST_F(SoftHsmDifferential, SignAndVerifyAfterUpdateAreRefusedAndEndTheOperation
   });
 }
 
-// v3.0 5.2: a length query and CKR_BUFFER_TOO_SMALL keep a digest going on both tokens.
+// v3.0 5.12.5: a length query and CKR_BUFFER_TOO_SMALL keep a digest going on both tokens.
 // (A NULL length pointer ends it in certvault and not in SoftHSM: see docs/pkcs11.md.)
 TEST_F(SoftHsmDifferential, DigestFinalLengthQueryAndShortBufferKeepTheOperation) {
   same_on_both([&](Side, Loaded& m) {
@@ -599,7 +599,8 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionIsRefusedWhileTheSecurityOfficerIsLog
   });
 }
 
-// v3.0 5.7, C_CreateObject, and 4.2: a template without CKA_CLASS is incomplete.
+// v3.0 5.7.1, C_CreateObject, 4.1.1 item 4, and 4.2: a template without CKA_CLASS is
+// incomplete.
 TEST_F(SoftHsmDifferential, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   same_on_both([&](Side, Loaded& m) {
     auto rw = m.open(true);
@@ -612,9 +613,10 @@ TEST_F(SoftHsmDifferential, CreateObjectWithoutAClassIsAnIncompleteTemplate) {
   });
 }
 
-// v3.0 5.7, C_CreateObject: a read-only session cannot create a token object. (A session
-// object SoftHSM creates; certvault holds none: see docs/pkcs11.md.)
-TEST_F(SoftHsmDifferential, ReadOnlySessionRefusesATokenObject) {
+// v3.0 5.7.1, C_CreateObject: a read-only session cannot create a token object, and creates
+// session objects (a certificate, a data object), which it may also change and destroy
+// (5.7.6, 5.7.3).
+TEST_F(SoftHsmDifferential, ReadOnlySessionCreatesOnlySessionObjects) {
   auto der = vault().certificate_der(ec_.nickname);
   ASSERT_TRUE(der) << why(der);
   same_on_both([&](Side, Loaded& m) {
@@ -629,6 +631,32 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionRefusesATokenObject) {
                         {CKA_TOKEN, &yes, sizeof yes}};
     CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
     m.note("C_CreateObject token certificate", m.f->C_CreateObject(ro, t, 4, &o));
+    // v3.0 4.6.3: a certificate object is made with its subject.
+    m.note("C_CreateObject session certificate without a subject",
+           m.f->C_CreateObject(ro, t, 3, &o));
+    CK_BBOOL no = CK_FALSE;
+    auto cert = x509_from_der(*der);
+    unsigned char* name = nullptr;
+    const int name_len = i2d_X509_NAME(X509_get_subject_name(cert.get()), &name);
+    std::vector<uint8_t> subject(name, name + name_len);
+    OPENSSL_free(name);
+    CK_ATTRIBUTE session_cert[] = {t[0],
+                                   t[1],
+                                   t[2],
+                                   {CKA_TOKEN, &no, sizeof no},
+                                   {CKA_SUBJECT, subject.data(), subject.size()}};
+    m.note("C_CreateObject session certificate", m.f->C_CreateObject(ro, session_cert, 5, &o));
+    m.note("C_DestroyObject session certificate", m.f->C_DestroyObject(ro, o));
+    CK_OBJECT_CLASS data = CKO_DATA;
+    std::string label = "scratch", value = "session data";
+    CK_ATTRIBUTE d[] = {{CKA_CLASS, &data, sizeof data},
+                        {CKA_LABEL, label.data(), label.size()},
+                        {CKA_VALUE, value.data(), value.size()}};
+    m.note("C_CreateObject session data", m.f->C_CreateObject(ro, d, 3, &o));
+    std::string renamed = "renamed";
+    CK_ATTRIBUTE rename[] = {{CKA_LABEL, renamed.data(), renamed.size()}};
+    m.note("C_SetAttributeValue session data", m.f->C_SetAttributeValue(ro, o, rename, 1));
+    m.note("C_DestroyObject session data", m.f->C_DestroyObject(ro, o));
   });
 }
 

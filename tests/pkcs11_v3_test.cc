@@ -98,7 +98,7 @@ class V3 : public VaultTest {
     std::map<std::string, std::string> out;
     for (CK_OBJECT_HANDLE o : find(s, std::vector<CK_ATTRIBUTE>{})) {
       const CK_ULONG cls = number(s, o, CKA_CLASS);
-      if (cls == CKO_PROFILE) continue;  // not a storage object: no CKA_UNIQUE_ID
+      if (cls == CKO_PROFILE) continue;  // the module gives it no CKA_UNIQUE_ID
       out[std::to_string(cls) + " " + text(s, o, CKA_LABEL)] = text(s, o, CKA_UNIQUE_ID);
     }
     return out;
@@ -138,8 +138,8 @@ TEST_F(V3, EveryStorageObjectHasAUniqueIdStableAcrossRestarts) {
   EXPECT_EQ(unique_ids(s), ids) << "the same ids after a restart";
 }
 
-// v3.0 4.4, table "Common Storage Object Attributes", footnotes 2 and 4: CKA_UNIQUE_ID is never
-// given when an object is made, and (4.1.2) a read-only attribute cannot be set.
+// v3.0 4.4.1 (and table "Common Storage Object Attributes", footnotes 2, 4 and 6): CKA_UNIQUE_ID
+// is never given when an object is made, and (4.1.2) a read-only attribute cannot be set.
 TEST_F(V3, UniqueIdIsReadOnly) {
   auto s = open_session(CKF_RW_SESSION);
   ASSERT_EQ(login(s), CKR_OK);
@@ -196,8 +196,9 @@ TEST_F(V3, RotationGivesNewUniqueIdsUnderTheSameLabelAndARenameKeepsThem) {
 }
 
 // v3.0 4.13: a profile object names the profile the token implements, here the
-// authentication token (PKCS#11 Profiles v3.0). It has a class and a profile id and nothing of
-// a storage object, is visible before login, and cannot be changed.
+// authentication token (PKCS#11 Profiles v3.0). The module's choice: it has a class and a
+// profile id and no storage object attribute (docs/pkcs11.md), is visible before login, and
+// cannot be changed.
 TEST_F(V3, ProfileObjectNamesTheAuthenticationTokenProfile) {
   auto s = open_session(CKF_RW_SESSION);  // not logged in
   CK_OBJECT_CLASS cls = CKO_PROFILE;
