@@ -92,6 +92,8 @@ Value label(const Source& s) {
   return text(s.object.nickname);
 }
 Value id(const Source& s) {
+  // A session object made without CKA_ID has an empty one (v3.0 4.7: the default).
+  if (s.object.key_id.empty()) return Bytes();
   return seal::from_hex(s.object.key_id).value_or(Bytes());
 }
 Value unique_id(const Source& s) {
