@@ -130,6 +130,7 @@ std::string to_hex(std::span<const uint8_t> data) {
 }
 
 Result<Bytes> from_hex(std::string_view hex) {
+  if (hex.empty()) return Bytes{};  // libsodium is not to be handed a NULL buffer
   Bytes out(hex.size() / 2);
   size_t len = 0;
   const char* end = nullptr;

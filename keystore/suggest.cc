@@ -44,13 +44,15 @@ std::vector<std::string> closest_names(std::string_view word,
     else if (word.size() >= 3 && name.starts_with(word))  // cut short: --nam for --names
       close.emplace_back(allowed, name);
   }
-  std::stable_sort(close.begin(), close.end(),
-                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  // The nearest ones, at most three, in the order they were given.
   std::vector<std::string> out;
-  for (const auto& [d, name] : close) {
-    if (out.size() == 3 || d > close.front().first) break;
-    out.push_back(name);
-  }
+  if (close.empty()) return out;
+  const size_t nearest =
+      std::min_element(close.begin(), close.end(), [](const auto& x, const auto& y) {
+        return x.first < y.first;
+      })->first;
+  for (const auto& [d, name] : close)
+    if (d == nearest && out.size() < 3) out.push_back(name);
   return out;
 }
 
