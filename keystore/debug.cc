@@ -1,6 +1,7 @@
 #include "debug.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,8 +24,21 @@ FILE* stream() {
     const char* v = ::secure_getenv("CERTVAULT_DEBUG");
     if (!v || !*v || std::strcmp(v, "0") == 0) return nullptr;
     if (v[0] != '/') return stderr;
-    const int fd = ::open(v, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    // O_NONBLOCK: a FIFO put there by someone else does not hold the host up; and a file
+    // that another user made, or that others may read, is not written to.
+    const int fd =
+        ::open(v, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
     if (fd >= 0) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+          (st.st_mode & 077) != 0) {
+        ::close(fd);
+        std::fprintf(stderr,
+                     "certvault: the debug log %s is not a regular file of this user's that "
+                     "only they can read; logging to standard error instead\n",
+                     v);
+        return stderr;
+      }
       if (FILE* f = ::fdopen(fd, "a")) return f;
       const int err = errno;
       ::close(fd);

@@ -54,6 +54,14 @@ Result<SessionKey> finish(ossl::Pkey key, bool check) {
   return out;
 }
 
+// A private key's part as a secure BIGNUM: OSSL_PARAM_BLD then keeps it in the secure half
+// of the parameters it builds, which OSSL_PARAM_free wipes (the other half is freed as is).
+SecretBn secret_bn(std::span<const uint8_t> v) {
+  SecretBn bn(BN_secure_new());
+  if (bn && !BN_bin2bn(v.data(), static_cast<int>(v.size()), bn.get())) bn.reset();
+  return bn;
+}
+
 }  // namespace
 
 Result<SessionKey> generate(KeyType type) {
@@ -65,7 +73,7 @@ Result<SessionKey> from_ec(KeyType curve, const SecureBytes& scalar) {
   if (!is_ec(curve)) return fail(Code::kInvalidInput, "not an EC curve");
   Group group(EC_GROUP_new_by_curve_name_ex(
       ossl::libctx(), nullptr, curve == KeyType::kEcP384 ? NID_secp384r1 : NID_X9_62_prime256v1));
-  SecretBn d(BN_bin2bn(scalar.data(), static_cast<int>(scalar.size()), nullptr));
+  SecretBn d(secret_bn(scalar.span()));
   if (!group || !d) return ossl::crypto_fail("EC private key");
   if (BN_is_zero(d.get()) || BN_cmp(d.get(), EC_GROUP_get0_order(group.get())) >= 0)
     return fail(Code::kInvalidInput,
@@ -104,8 +112,9 @@ Result<SessionKey> from_rsa(const RsaParts& r) {
   auto bn = [](std::span<const uint8_t> v) {
     return SecretBn(BN_bin2bn(v.data(), static_cast<int>(v.size()), nullptr));
   };
-  SecretBn n = bn(r.n), e = bn(r.e), d = bn(r.d.span()), p = bn(r.p.span()), q = bn(r.q.span()),
-           dp = bn(r.dp.span()), dq = bn(r.dq.span()), qinv = bn(r.qinv.span());
+  SecretBn n = bn(r.n), e = bn(r.e), d = secret_bn(r.d.span()), p = secret_bn(r.p.span()),
+           q = secret_bn(r.q.span()), dp = secret_bn(r.dp.span()), dq = secret_bn(r.dq.span()),
+           qinv = secret_bn(r.qinv.span());
   ParamBld bld(OSSL_PARAM_BLD_new());
   if (!bld || !n || !e || !d || !p || !q || !dp || !dq || !qinv ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||

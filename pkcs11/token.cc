@@ -833,6 +833,10 @@ CK_RV Token::set_session_attributes_locked(Object& o, const CK_ATTRIBUTE* templ,
   std::optional<SecureBytes> value;
   for (CK_ULONG i = 0; i < count; ++i) {
     const CK_ATTRIBUTE& a = templ[i];
+    if (a.type == CKA_VALUE) {  // a data object's, possibly private: never in a plain buffer
+      value.emplace(a.pValue, a.ulValueLen);
+      continue;
+    }
     const auto* p = static_cast<const uint8_t*>(a.pValue);
     Bytes v = p ? Bytes(p, p + a.ulValueLen) : Bytes();
     switch (a.type) {
@@ -850,9 +854,6 @@ CK_RV Token::set_session_attributes_locked(Object& o, const CK_ATTRIBUTE* templ,
         break;
       case CKA_OBJECT_ID:
         changed.object_id = std::move(v);
-        break;
-      case CKA_VALUE:  // a data object's
-        value.emplace(a.pValue, a.ulValueLen);
         break;
       default:
         return CKR_ATTRIBUTE_READ_ONLY;
