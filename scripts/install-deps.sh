@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
   pandoc                        # the man pages, made from docs/ (the build skips them without it)
+  man-db                        # man renders the pages in the tests
   zsh                           # the zsh completion function runs in the tests
   libssl-dev openssl            # libcrypto: keys, X.509, PKCS#12; the openssl CLI in tests
   libsodium-dev                 # Argon2id, XChaCha20-Poly1305, randomness, guarded memory

@@ -6,6 +6,7 @@ set -eu
 cli=$1
 dir=$2
 fail=0
+command -v man >/dev/null || { echo "man is not installed (apt-get install man-db)"; exit 1; }
 for page in "$dir"/*.[1-8]; do
   err=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
   if [ -n "$err" ]; then
