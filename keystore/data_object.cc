@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "seal.h"
+#include "strict_json.h"
 
 namespace certvault::data_object {
 
@@ -26,14 +27,9 @@ Bytes encode(const DataFile& f) {
 
 Result<DataFile> decode(std::span<const uint8_t> bytes) {
   auto bad = [] { return fail(Code::kTampered, "data object file is malformed"); };
-  Json::CharReaderBuilder rb;
-  rb["rejectDupKeys"] = true;
-  std::unique_ptr<Json::CharReader> reader(rb.newCharReader());
   Json::Value v;
-  std::string err;
-  const char* text = reinterpret_cast<const char*>(bytes.data());
-  if (!reader->parse(text, text + bytes.size(), &v, &err) || !v.isObject() || v.size() != 4)
-    return bad();
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!parse_strict_json(text, v) || !v.isObject() || v.size() != 4) return bad();
   const Json::Value& owner = v["owner"];
   const bool sealed = v.isMember("sealed_value");
   const Json::Value& value = v[sealed ? "sealed_value" : "value"];

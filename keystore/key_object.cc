@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "seal.h"
+#include "strict_json.h"
 
 namespace certvault::key_object {
 
@@ -29,13 +30,9 @@ Bytes encode(const KeyObject& o) {
 
 Result<KeyObject> decode(std::span<const uint8_t> bytes) {
   auto bad = [] { return fail(Code::kTampered, "key object is malformed"); };
-  Json::CharReaderBuilder rb;
-  rb["rejectDupKeys"] = true;
-  std::unique_ptr<Json::CharReader> reader(rb.newCharReader());
   Json::Value v;
-  std::string err;
-  const char* text = reinterpret_cast<const char*>(bytes.data());
-  if (!reader->parse(text, text + bytes.size(), &v, &err) || !v.isObject()) return bad();
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!parse_strict_json(text, v) || !v.isObject()) return bad();
   KeyObject o;
   try {
     if (v["format"].asInt() != 1) return bad();

@@ -11,6 +11,7 @@
 #include "access.h"
 #include "renewal.h"
 #include "seal.h"
+#include "strict_json.h"
 #include "vault.h"
 
 namespace certvault::manifest {
@@ -507,13 +508,8 @@ std::optional<IssuerRecord> issuer_of(const Json::Value& v) {
 }
 
 Result<Header> parse_header(std::string_view line, std::vector<CaRecord>& cas, const Fail& bad) {
-  Json::CharReaderBuilder rb;
-  rb["rejectDupKeys"] = true;
-  std::unique_ptr<Json::CharReader> reader(rb.newCharReader());
   Json::Value v;
-  std::string err;
-  if (!reader->parse(line.data(), line.data() + line.size(), &v, &err) || !v.isObject())
-    return bad("header is not JSON");
+  if (!parse_strict_json(line, v) || !v.isObject()) return bad("header is not JSON");
   Header h;
   try {
     h.vault_id = v["vault_id"].asString();
@@ -792,12 +788,6 @@ Result<void> parse_attrs(std::string_view line, Manifest& m, Json::CharReader& r
   return {};
 }
 
-std::unique_ptr<Json::CharReader> strict_reader() {
-  Json::CharReaderBuilder rb;
-  rb["rejectDupKeys"] = true;
-  return std::unique_ptr<Json::CharReader>(rb.newCharReader());
-}
-
 // A data object's line, read strictly like issuers: an object a reader cannot read is
 // damage, and a new member needs a new format version.
 Result<void> parse_data(std::string_view line, Manifest& m, Json::CharReader& reader,
@@ -918,7 +908,7 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
       if (format < 5)
         return bad("a data object line in a version-" + std::to_string(format) + " manifest");
       if (entries_end == std::string_view::npos) entries_end = pos;
-      if (!json) json = strict_reader();
+      if (!json) json = strict_json_reader();
       CV_CHECK(parse_data(line, out.manifest, *json, bad));
       pos = eol + 1;
       continue;
@@ -928,7 +918,7 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
     if (line.starts_with("a\t")) {
       if (format < 2) return bad("an attribute line in a version-1 manifest");
       if (attrs_read) return bad("an entry has two attribute lines");
-      if (!json) json = strict_reader();
+      if (!json) json = strict_json_reader();
       CV_CHECK(parse_attrs(line, out.manifest, *json, bad));
       attrs_read = true;
       pos = eol + 1;
