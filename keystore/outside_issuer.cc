@@ -297,12 +297,15 @@ Result<Enrollment> Vault::begin_enrollment(const EnrollmentRequest& req) {
   return out;
 }
 
-Result<Enrollment> Vault::begin_renewal(std::string_view nickname) {
+Result<Enrollment> Vault::begin_renewal(std::string_view nickname,
+                                        std::optional<uint32_t> if_current) {
   Impl& v = *impl_;
   CV_CHECK(v.require_unlocked("renew a certificate"));
   CV_CHECK(v.refresh());
   CV_TRY(found, v.resolve(nickname, std::nullopt));
   const auto& [e, g] = found;
+  if (if_current && g->info.number != *if_current)
+    return fail(Code::kRefused, "'" + e->nickname + "' changed meanwhile; check it and try again");
   const std::string& issuer = e->attributes().issuer;
   if (issuer.empty() || g->info.key_imported || g->info.issuer != IssuerKind::kExternal)
     return fail(Code::kRefused, "'" + e->nickname +

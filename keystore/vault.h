@@ -303,7 +303,10 @@ class Vault {
   // clientAuth, dates, the policy, a chain to the issuer's trust anchor) and stored in one
   // commit. Nothing is written before; a refused answer leaves the vault unchanged.
   Result<Enrollment> begin_enrollment(const EnrollmentRequest& request);
-  Result<Enrollment> begin_renewal(std::string_view nickname);
+  // With if_current, a renewal of any other generation than that one is refused before any
+  // key is made or CA asked (a renewal pass planned on what has been renewed since).
+  Result<Enrollment> begin_renewal(std::string_view nickname,
+                                   std::optional<uint32_t> if_current = std::nullopt);
   Result<Entry> finish_enrollment(const Enrollment& enrollment,
                                   std::span<const std::vector<uint8_t>> certs);
   // The same checks alone, for the protocol client to tell the CA it refuses an answer.

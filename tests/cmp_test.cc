@@ -13,6 +13,7 @@
 #include "cmp_test_server.h"
 #include "support.h"
 #include "test_cli.h"
+#include "test_vault.h"
 #include "tls_server.h"
 #include "vault.h"
 
@@ -131,6 +132,30 @@ TEST_F(CmpCli, CreateWithAnIssuerEnrollsWithTheSharedSecretAndKeepsTheSecretSeal
   EXPECT_EQ(json["renewal"]["renewer"].asString(), "cmp");
   // An issuer that still renews an entry stays.
   ExpectRefusedUnchanged({"issuer", "remove", "ca1"}, {5});
+}
+
+// A renewal pass plans outside the vault's lock and renews under it: an entry renewed in
+// between (by a timer beside the agent, or a second `renew`) must not be renewed again at
+// the CA. The pass names the generation it planned for; any other is refused before a key
+// is made or the CA asked.
+TEST_F(CmpCli, ARenewalForAGenerationThatIsNoLongerCurrentIsRefusedBeforeTheCaIsAsked) {
+  CmpTestServer server(options());
+  ASSERT_TRUE(server.listening());
+  add_issuer(server.url());
+  ok({"create", "api", "--issuer", "ca1"});
+  ok({"renew", "api"});
+  ASSERT_EQ(server.served(), 2);
+  auto v = Vault::open(vault_);
+  ASSERT_TRUE(v);
+  ASSERT_TRUE(v->unlock(pin()));
+  auto stale = v->begin_renewal("api", 1);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, certvault::Code::kRefused);
+  EXPECT_TRUE(contains(stale.error().message, "changed meanwhile")) << stale.error().message;
+  auto current = v->begin_renewal("api", 2);
+  ASSERT_TRUE(current) << current.error().message;
+  EXPECT_EQ(current->renews, 2u);
+  EXPECT_EQ(server.served(), 2);
 }
 
 TEST_F(CmpCli, RenewSendsAKeyUpdateSignedWithTheCurrentKey) {

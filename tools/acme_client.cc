@@ -857,8 +857,9 @@ Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request) {
   return run(vault, en);
 }
 
-Result<Entry> acme_renew(Vault& vault, std::string_view nickname) {
-  CV_TRY(en, vault.begin_renewal(nickname));
+Result<Entry> acme_renew(Vault& vault, std::string_view nickname,
+                         std::optional<uint32_t> if_current) {
+  CV_TRY(en, vault.begin_renewal(nickname, if_current));
   return run(vault, en);
 }
 

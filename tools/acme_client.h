@@ -23,7 +23,9 @@ Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request);
 // identifiers of its current certificate, naming the certificate it replaces when the
 // directory offers renewal information (RFC 9773 5). The current generation stays until
 // the new one is stored.
-Result<Entry> acme_renew(Vault& vault, std::string_view nickname);
+// With if_current, nothing happens unless that generation is still the current one.
+Result<Entry> acme_renew(Vault& vault, std::string_view nickname,
+                         std::optional<uint32_t> if_current = std::nullopt);
 
 // RFC 8555 7.6 revokeCert: asks the issuer to revoke a certificate the vault's account
 // ordered, with its reason; signed with the account key. Records nothing in the vault.

@@ -325,8 +325,9 @@ Result<Entry> cmp_enroll(Vault& vault, const EnrollmentRequest& request) {
   return vault.finish_enrollment(en, certs);
 }
 
-Result<Entry> cmp_renew(Vault& vault, std::string_view nickname) {
-  CV_TRY(en, vault.begin_renewal(nickname));
+Result<Entry> cmp_renew(Vault& vault, std::string_view nickname,
+                        std::optional<uint32_t> if_current) {
+  CV_TRY(en, vault.begin_renewal(nickname, if_current));
   auto issuer = vault.find_issuer(en.issuer);
   if (!issuer) return fail(Code::kNotFound, "issuer '" + en.issuer + "' was removed meanwhile");
   CV_TRY(p, signed_by(vault, nickname));

@@ -19,7 +19,9 @@ Result<Entry> cmp_enroll(Vault& vault, const EnrollmentRequest& request);
 
 // kur: a new key and certificate for an entry enrolled from an outside issuer, signed with
 // its current key and certificate. The current generation stays until the new one is stored.
-Result<Entry> cmp_renew(Vault& vault, std::string_view nickname);
+// With if_current, nothing happens unless that generation is still the current one.
+Result<Entry> cmp_renew(Vault& vault, std::string_view nickname,
+                        std::optional<uint32_t> if_current = std::nullopt);
 
 // rr (RFC 4210 5.3.9): asks the issuer to revoke a certificate of the vault, with its
 // reason, signed with that certificate's own key (RFC 9483 4.2). Records nothing.

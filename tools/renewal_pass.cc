@@ -62,9 +62,10 @@ std::optional<RenewalOutcome> renew_one(Vault& vault, const Entry& e, const Rene
                                         bool revoke_old) {
   RenewalOutcome o = start(e, plan);
   // An entry enrolled from an outside issuer renews there (kur); the others in the vault.
-  auto renewed = plan.renewer == Renewer::kCmp    ? cmp_renew(vault, e.nickname)
-                 : plan.renewer == Renewer::kAcme ? acme_renew(vault, e.nickname)
-                                                  : vault.renew(e.nickname, plan.current.number);
+  const uint32_t planned = plan.current.number;
+  auto renewed = plan.renewer == Renewer::kCmp    ? cmp_renew(vault, e.nickname, planned)
+                 : plan.renewer == Renewer::kAcme ? acme_renew(vault, e.nickname, planned)
+                                                  : vault.renew(e.nickname, planned);
   if (!renewed && vault.refresh()) {
     const auto now_entry = vault.find(e.nickname);
     const Generation* g = now_entry ? now_entry->current() : nullptr;
