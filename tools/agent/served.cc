@@ -124,9 +124,31 @@ class ServedVault {
     return *e;
   }
 
+  // Each keystore lookup refreshes the vault, so another process's commit between two of a
+  // request's lookups would mix two states: an entry admitted under its access rules, then
+  // a certificate or key found under its nickname in the next state (the entry deleted and
+  // the nickname given to a new one), or the keystore's "did you mean" naming nicknames
+  // this peer may not see. A request's lookups are made again until they all saw the same
+  // commit: three tries, then one line.
+  template <class Lookups>
+  auto at_one_commit(Lookups&& lookups) -> decltype(lookups()) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      CV_CHECK(vault_.refresh());
+      const uint64_t before = vault_.commit_counter();
+      auto r = lookups();
+      if (vault_.commit_counter() == before) return r;
+    }
+    return fail(Code::kIo, "vault '" + label_ +
+                               "' changed three times during one request to the agent; try again");
+  }
+
   Result<Frame> resolve(const Message& m, const PeerInfo& peer) {
-    const std::string nickname = m.text(Tag::kNickname);
     std::lock_guard lock(mu_);
+    return at_one_commit([&] { return resolve_locked(m, peer); });
+  }
+
+  Result<Frame> resolve_locked(const Message& m, const PeerInfo& peer) {
+    const std::string nickname = m.text(Tag::kNickname);
     CV_TRY(e, entry_for(nickname, peer, true));
     const Generation* g = nullptr;
     if (auto number = m.get_u64(Tag::kGeneration)) {
@@ -240,9 +262,18 @@ class ServedVault {
     }
     last.reset();
     std::lock_guard lock(mu_);
+    auto s = at_one_commit([&] { return signer_locked(nickname, key_id, *number, peer, last); });
+    if (!s) last.reset();  // a try that saw two commits may have set it
+    return s;
+  }
+
+  Result<Signer> signer_locked(const std::string& nickname, const std::string& key_id,
+                               uint64_t number, const PeerInfo& peer,
+                               std::optional<LastSigner>& last) {
+    last.reset();
     if (!vault_.unlocked()) return fail(Code::kLocked, locked_message());
     CV_TRY(e, entry_for(nickname, peer, false));
-    const Generation* g = e.generation(static_cast<uint32_t>(*number));
+    const Generation* g = e.generation(static_cast<uint32_t>(number));
     if (!g || g->key_id != key_id)
       return fail(Code::kNotFound, "'" + nickname + "' in vault '" + label_ +
                                        "' has no such key any more; reload the program");
