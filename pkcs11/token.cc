@@ -312,6 +312,13 @@ CK_RV Token::sync_locked() {
   return CKR_OK;
 }
 
+void Token::synced_after_commit_locked() {
+  rebuild_locked(vault_->id(), vault_->entries(), vault_->active_ca(), vault_->label(),
+                 vault_->data_objects());
+  synced_for_ = vault_->commit_counter();
+  synced_logged_in_ = logged_in_;
+}
+
 void Token::rebuild_locked(const std::string& vault_id, const std::vector<Entry>& entries,
                            const std::optional<CaInfo>& ca, const std::string& label,
                            const std::vector<DataObject>& data) {
@@ -706,7 +713,7 @@ CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
 
 CK_RV Token::handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
                            CK_OBJECT_HANDLE& out) {
-  if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  synced_after_commit_locked();
   auto it = handle_of_.find(entry_id + "/" + std::to_string(generation) + "/" +
                             std::to_string(static_cast<int>(kind)));
   if (it == handle_of_.end() || !by_handle_.contains(it->second)) return CKR_FUNCTION_FAILED;
@@ -779,12 +786,14 @@ CK_RV Token::destroy(CK_OBJECT_HANDLE handle) {
   if (CK_RV rv = writable_object_locked(handle, o); rv != CKR_OK) return rv;
   if (o->kind == Kind::kData) {
     if (auto ok = vault_->destroy_data_object(o->data_id); !ok) return to_rv(ok.error());
-    return sync_locked();
+    synced_after_commit_locked();
+    return CKR_OK;
   }
   if (o->kind != Kind::kPrivateKey) return CKR_ACTION_PROHIBITED;  // CKA_DESTROYABLE false
   if (auto ok = vault_->remove(o->nickname); !ok) return to_rv(ok.error());
   keys_.erase(o->key_id);
-  return sync_locked();
+  synced_after_commit_locked();
+  return CKR_OK;
 }
 
 CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, CK_ULONG count) {
@@ -814,7 +823,8 @@ CK_RV Token::set_attributes(CK_OBJECT_HANDLE handle, const CK_ATTRIBUTE* templ, 
   if (!renamed)
     return renamed.error().code == Code::kExists ? CKR_ATTRIBUTE_VALUE_INVALID
                                                  : to_rv(renamed.error());
-  return sync_locked();
+  synced_after_commit_locked();
+  return CKR_OK;
 }
 
 // v3.0 5.7.6: the attributes a modifiable session object's table lets change (CKA_LABEL and
@@ -934,7 +944,7 @@ CK_RV Token::create_data_object(const ObjectRequest& r, CK_OBJECT_HANDLE& out) {
   if (auto ok = check_data_object(d); !ok) return value_rv(ok.error());
   auto made = vault_->create_data_object(d);
   if (!made) return value_rv(made.error());
-  if (CK_RV rv = sync_locked(); rv != CKR_OK) return rv;
+  synced_after_commit_locked();
   auto it = handle_of_.find("data:" + made->id);
   if (it == handle_of_.end()) return CKR_FUNCTION_FAILED;
   out = it->second;

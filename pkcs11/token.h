@@ -139,7 +139,12 @@ class Token {
   Source record_source_locked(const Object& o) const;
   bool has_vault_files() const;
   CK_RV sync_locked();
+  // After this token's own commit: the table from the handle's state, which the commit left
+  // current, without reading the vault again (a read that failed then would tell the
+  // application its change was not made when it was).
+  void synced_after_commit_locked();
   CK_RV load_attributes_locked(Object& object);
+  // The handle of an object this token's commit just made.
   CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
                       CK_OBJECT_HANDLE& out);
   CK_RV writable_object_locked(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out);
