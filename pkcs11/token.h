@@ -139,6 +139,8 @@ class Token {
   Source record_source_locked(const Object& o) const;
   bool has_vault_files() const;
   CK_RV sync_locked();
+  // C_Logout: the handles of private token objects are given up, never to be valid again.
+  void forget_private_handles_locked();
   CK_RV load_attributes_locked(Object& object);
   CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,
                       CK_OBJECT_HANDLE& out);
