@@ -69,16 +69,7 @@ CK_RV certificate(const ObjectRequest& r, Object& o) {
   auto cert = ossl::cert_from_der(o.cert_der);
   if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;
   X509* x = cert->get();
-  // What the template says about the certificate must be what it holds (v3.0 4.6.3).
-  auto same = [&](CK_ATTRIBUTE_TYPE type, const Bytes& der) {
-    const Bytes* given = t.value(type);
-    return !given || *given == der;
-  };
-  if (!same(CKA_SUBJECT, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x))) ||
-      !same(CKA_ISSUER, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x))) ||
-      !same(CKA_SERIAL_NUMBER,
-            ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x))))
-    return CKR_TEMPLATE_INCONSISTENT;
+  if (CK_RV rv = check_x509_matches(t, x); rv != CKR_OK) return rv;
   // v3.0 4.6.2: 0 unspecified, 1 token user, 2 authority, 3 other entity.
   if (const Bytes* c = t.value(CKA_CERTIFICATE_CATEGORY)) {
     auto category = ulong_of(c);

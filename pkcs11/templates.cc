@@ -226,16 +226,7 @@ CK_RV parse_object(Kind kind, const CK_ATTRIBUTE* templ, CK_ULONG count, ObjectR
   auto& v = out.given.values;
   switch (kind) {
     case Kind::kSessionCertificate:
-      // v3.0 4.6.3 (footnote 1 of its table) and 4.6.2: an X.509 certificate is made with its
-      // type, subject and value.
-      if (!v.contains(CKA_CERTIFICATE_TYPE) || !v.contains(CKA_SUBJECT) || !v.contains(CKA_VALUE))
-        return CKR_TEMPLATE_INCOMPLETE;
-      if (v[CKA_CERTIFICATE_TYPE].size() != sizeof(CK_CERTIFICATE_TYPE))
-        return CKR_ATTRIBUTE_VALUE_INVALID;
-      if (CK_CERTIFICATE_TYPE t;
-          std::memcpy(&t, v[CKA_CERTIFICATE_TYPE].data(), sizeof t), t != CKC_X_509)
-        return CKR_ATTRIBUTE_VALUE_INVALID;
-      break;
+      return check_x509_template(out.given);
     case Kind::kSessionPublicKey:
     case Kind::kSessionPrivateKey:
       // v3.0 4.7: a key's type has no default.
@@ -247,36 +238,70 @@ CK_RV parse_object(Kind kind, const CK_ATTRIBUTE* templ, CK_ULONG count, ObjectR
   return CKR_OK;
 }
 
+// v3.0 4.6.2 and 4.6.3, footnote 1 of their tables ("MUST be specified when object is created
+// with C_CreateObject"): the certificate's type, CKA_SUBJECT and CKA_VALUE. CKA_VALUE could be
+// empty for a CKA_URL (footnote 14), which the module does not take.
+CK_RV check_x509_template(const TemplateValues& given) {
+  for (CK_ATTRIBUTE_TYPE required : {CKA_CERTIFICATE_TYPE, CKA_SUBJECT, CKA_VALUE})
+    if (!given.value(required)) return CKR_TEMPLATE_INCOMPLETE;  // 4.1.1 item 4
+  const Bytes& type = *given.value(CKA_CERTIFICATE_TYPE);
+  CK_CERTIFICATE_TYPE t = 0;
+  if (type.size() != sizeof t) return CKR_ATTRIBUTE_VALUE_INVALID;
+  std::memcpy(&t, type.data(), sizeof t);
+  return t == CKC_X_509 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+}
+
+// v3.0 4.1.1: a value that is no DER name (or integer) is invalid on its own (item 2,
+// CKR_ATTRIBUTE_VALUE_INVALID); a well-formed subject, issuer or serial number that is not the
+// certificate's cannot be satisfied together with its CKA_VALUE (item 5: "not all of its members
+// can be satisfied simultaneously by the token, although each value individually is valid"),
+// CKR_TEMPLATE_INCONSISTENT. SoftHSM2 2.6 takes them unchecked (docs/pkcs11.md).
+CK_RV check_x509_matches(const TemplateValues& given, const X509* cert) {
+  auto well_formed = [](CK_ATTRIBUTE_TYPE type, const Bytes& v) {
+    const unsigned char* p = v.data();
+    const long n = static_cast<long>(v.size());
+    bool ok = false;
+    if (type == CKA_SERIAL_NUMBER) {
+      ASN1_INTEGER* i = d2i_ASN1_INTEGER(nullptr, &p, n);
+      ok = i != nullptr;
+      ASN1_INTEGER_free(i);
+    } else {
+      X509_NAME* name = d2i_X509_NAME(nullptr, &p, n);
+      ok = name != nullptr;
+      X509_NAME_free(name);
+    }
+    return ok && p == v.data() + v.size();
+  };
+  const std::pair<CK_ATTRIBUTE_TYPE, Bytes> own[] = {
+      {CKA_SUBJECT, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(cert))},
+      {CKA_ISSUER, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(cert))},
+      {CKA_SERIAL_NUMBER,
+       ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(cert))}};
+  for (const auto& [type, der] : own)
+    if (const Bytes* v = given.value(type); v && !well_formed(type, *v))
+      return CKR_ATTRIBUTE_VALUE_INVALID;
+  for (const auto& [type, der] : own)
+    if (const Bytes* v = given.value(type); v && *v != der) return CKR_TEMPLATE_INCONSISTENT;
+  return CKR_OK;
+}
+
 CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRequest& out) {
   TemplateValues given;
   if (CK_RV rv = check_template(Kind::kCertificate, templ, count, std::nullopt, given);
       rv != CKR_OK)
     return rv;
-  const bool token = given.flag(CKA_TOKEN, false);
-  const CK_ATTRIBUTE* type = find(templ, count, CKA_CERTIFICATE_TYPE);
-  const CK_ATTRIBUTE* value = find(templ, count, CKA_VALUE);
-  if (!find(templ, count, CKA_CLASS) || !type || !value) return CKR_TEMPLATE_INCOMPLETE;
-  if (scalar<CK_CERTIFICATE_TYPE>(*type) != CKC_X_509) return CKR_ATTRIBUTE_VALUE_INVALID;
-  if (!token) return CKR_TEMPLATE_INCONSISTENT;
+  if (!find(templ, count, CKA_CLASS)) return CKR_TEMPLATE_INCOMPLETE;
+  if (CK_RV rv = check_x509_template(given); rv != CKR_OK) return rv;
+  if (!given.flag(CKA_TOKEN, false)) return CKR_TEMPLATE_INCONSISTENT;
   if (const CK_ATTRIBUTE* c = find(templ, count, CKA_CERTIFICATE_CATEGORY)) {
     auto category = scalar<CK_ULONG>(*c);
     if (!category) return CKR_ATTRIBUTE_VALUE_INVALID;
     if (*category != 0 && *category != 1) return CKR_TEMPLATE_INCONSISTENT;  // a client's own
   }
-  out.der = bytes_of(*value);
+  out.der = *given.value(CKA_VALUE);
   auto cert = ossl::cert_from_der(out.der);
   if (!cert) return CKR_ATTRIBUTE_VALUE_INVALID;
-  // What the template says about the certificate must be what it holds (v2.40 4.6.3).
-  auto same = [&](CK_ATTRIBUTE_TYPE t, const Bytes& der) {
-    const CK_ATTRIBUTE* a = find(templ, count, t);
-    return !a || bytes_of(*a) == der;
-  };
-  X509* x = cert->get();
-  if (!same(CKA_SUBJECT, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_subject_name(x))) ||
-      !same(CKA_ISSUER, ossl::to_der<X509_NAME, i2d_X509_NAME>(X509_get_issuer_name(x))) ||
-      !same(CKA_SERIAL_NUMBER,
-            ossl::to_der<ASN1_INTEGER, i2d_ASN1_INTEGER>(X509_get0_serialNumber(x))))
-    return CKR_TEMPLATE_INCONSISTENT;
+  if (CK_RV rv = check_x509_matches(given, cert->get()); rv != CKR_OK) return rv;
   out.label = std::move(given.label);
   if (const CK_ATTRIBUTE* id = find(templ, count, CKA_ID)) out.id = bytes_of(*id);
   return CKR_OK;

@@ -3,6 +3,8 @@
 // each makes (attributes.cc).
 #pragma once
 
+#include <openssl/x509.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -57,6 +59,14 @@ struct CertificateRequest {
   std::optional<std::vector<uint8_t>> id;
 };
 CK_RV parse_certificate(const CK_ATTRIBUTE* templ, CK_ULONG count, CertificateRequest& out);
+
+// C_CreateObject of an X.509 certificate, a token or a session one (v3.0 4.6.2, 4.6.3): the
+// attributes it must be given and its type (CKR_TEMPLATE_INCOMPLETE,
+// CKR_ATTRIBUTE_VALUE_INVALID); then, once its CKA_VALUE has been read as `cert`, the subject,
+// issuer and serial number the template gives (CKR_ATTRIBUTE_VALUE_INVALID for one that is no
+// DER name or integer, CKR_TEMPLATE_INCONSISTENT for one that is not `cert`'s).
+CK_RV check_x509_template(const TemplateValues& given);
+CK_RV check_x509_matches(const TemplateValues& given, const X509* cert);
 
 // C_CreateObject of any other object: a session object (certificate, public or private key,
 // data) or a data object kept in the vault; `kind` names the table the template is checked

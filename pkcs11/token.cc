@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <unordered_set>
 
 #include "attributes.h"
 #include "errors.h"
@@ -269,8 +270,28 @@ void Token::logout() {
   // v3.0 5.6.10: the private session objects of every session of the application are
   // destroyed.
   std::erase_if(session_objects_, [](const auto& kv) { return kv.second->private_object; });
+  forget_private_handles_locked();
   keys_.clear();  // each key is freed (and its private parts cleared) by its last user
   if (vault_) vault_->lock();
+}
+
+// v3.0 5.6.10, C_Logout: "When C_Logout successfully executes, any of the application's
+// handles to private objects become invalid (even if a user is later logged back into the
+// token, those handles remain invalid)." The private token objects leave the table and the
+// next sync lists them again under new handles (next_handle_ only grows); public objects
+// keep theirs. Through the agent no token object is private, so nothing changes there.
+void Token::forget_private_handles_locked() {
+  std::unordered_set<CK_OBJECT_HANDLE> gone;
+  for (const auto& o : objects_)
+    if (private_locked(*o)) gone.insert(o->handle);
+  if (gone.empty()) return;
+  std::erase_if(handle_of_, [&](const auto& kv) { return gone.contains(kv.second); });
+  std::erase_if(objects_, [&](const auto& o) { return gone.contains(o->handle); });
+  for (CK_OBJECT_HANDLE h : gone) by_handle_.erase(h);
+  for (auto* index : {&by_label_, &by_id_})
+    for (auto& [key, listed] : *index)
+      std::erase_if(listed, [&](const auto& o) { return gone.contains(o->handle); });
+  synced_for_ = 0;  // rebuilt at the next use, with them
 }
 
 bool Token::logged_in() const {
@@ -279,7 +300,7 @@ bool Token::logged_in() const {
 }
 
 // Rebuilds the object table when the vault changed; handles stay stable for objects that
-// remain.
+// remain (a private one's until a logout).
 CK_RV Token::sync_agent_locked() {
   auto v = agent::vault_info(agent_, agent_name_);
   if (!v) return to_rv(v.error());

@@ -143,6 +143,8 @@ class Token {
   // current, without reading the vault again (a read that failed then would tell the
   // application its change was not made when it was).
   void synced_after_commit_locked();
+  // C_Logout: the handles of private token objects are given up, never to be valid again.
+  void forget_private_handles_locked();
   CK_RV load_attributes_locked(Object& object);
   // The handle of an object this token's commit just made.
   CK_RV handle_locked(const std::string& entry_id, uint32_t generation, Kind kind,

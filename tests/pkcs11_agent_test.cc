@@ -77,6 +77,42 @@ TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
   EXPECT_TRUE(find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_PRIVATE, &yes, sizeof yes}}).empty());
 }
 
+// v3.0 5.6.10: C_Logout invalidates the handles of private objects, through the agent as
+// in-process. There the vault's key objects are not private (above): their handles outlive a
+// logout and the next login (with an empty PIN), while a private session object made after
+// that login is destroyed and its handle stays invalid.
+TEST_F(Pkcs11Agent, LogoutInvalidatesPrivateObjectHandlesOnly) {
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  load(socket_);
+  if (HasFatalFailure()) return;
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
+  CK_OBJECT_CLASS key = CKO_PRIVATE_KEY, data = CKO_DATA;
+  ASSERT_EQ(f_->C_Login(s, CKU_USER, nullptr, 0), CKR_OK);
+  auto keys = find(s, {{CKA_CLASS, &key, sizeof key}});
+  ASSERT_EQ(keys.size(), 1u);
+  CK_BBOOL yes = CK_TRUE;
+  std::string value = "secret";
+  CK_ATTRIBUTE session_data[] = {{CKA_CLASS, &data, sizeof data},
+                                 {CKA_PRIVATE, &yes, 1},
+                                 {CKA_VALUE, value.data(), value.size()}};
+  CK_OBJECT_HANDLE secret = 0;
+  ASSERT_EQ(f_->C_CreateObject(s, session_data, 3, &secret), CKR_OK);
+  ASSERT_EQ(f_->C_Logout(s), CKR_OK);
+  ASSERT_EQ(f_->C_Login(s, CKU_USER, nullptr, 0), CKR_OK);
+  CK_KEY_TYPE type = 0;
+  CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof type};
+  EXPECT_EQ(f_->C_GetAttributeValue(s, keys[0], &a, 1), CKR_OK)
+      << "the agent's key object is not private; its handle should outlive C_Logout";
+  EXPECT_EQ(find(s, {{CKA_CLASS, &key, sizeof key}}), keys);
+  CK_ULONG size = 0;
+  EXPECT_EQ(f_->C_GetObjectSize(s, secret, &size), CKR_OBJECT_HANDLE_INVALID)
+      << "the private session object's handle from before C_Logout still names it";
+  EXPECT_TRUE(find(s, {{CKA_CLASS, &data, sizeof data}}).empty());
+}
+
 // The agent serves no data objects (docs/agent-protocol.md): through it a program sees none
 // of the vault's and cannot make one. Session objects stay in the program: a session key pair
 // is made and signs in-process, though the vault's keys sign in the agent.

@@ -201,6 +201,45 @@ TEST_F(Module, LogoutEndsTheSigningOperation) {
   EXPECT_EQ(f_->C_SignInit(s, &m, keys[0]), CKR_USER_NOT_LOGGED_IN);
 }
 
+// v3.0 5.6.10, C_Logout: "any of the application's handles to private objects become invalid
+// (even if a user is later logged back into the token, those handles remain invalid)". The
+// private key is found again under a new handle; the certificate and public key keep theirs.
+TEST_F(Module, LogoutInvalidatesPrivateKeyHandlesEvenAfterTheNextLogin) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  auto certs = find(s, CKO_CERTIFICATE, "api-prod");
+  auto pubs = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(certs.size(), 1u);
+  ASSERT_EQ(pubs.size(), 1u);
+  CK_KEY_TYPE type = 0;
+  CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof type};
+  std::vector<uint8_t> sig;
+  // Logged in again straight away, and after a search while logged out (which lists the
+  // table afresh): each time the old handle names nothing.
+  for (bool search_while_out : {false, true}) {
+    SCOPED_TRACE(search_while_out ? "searched while logged out" : "logged in straight away");
+    ASSERT_EQ(f_->C_Logout(s), CKR_OK);
+    if (search_while_out) {
+      EXPECT_EQ(find(s, CKO_CERTIFICATE, "api-prod"), certs);
+    }
+    ASSERT_EQ(login(s), CKR_OK);
+    EXPECT_EQ(f_->C_GetAttributeValue(s, keys[0], &a, 1), CKR_OBJECT_HANDLE_INVALID)
+        << "the private key's handle from before C_Logout still names the key";
+    EXPECT_EQ(sign(s, keys[0], "old handle", sig), CKR_KEY_HANDLE_INVALID);
+    auto again = find(s, CKO_PRIVATE_KEY, "api-prod");
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_NE(again[0], keys[0]) << "a handle given before C_Logout was reused";
+    ASSERT_EQ(sign(s, again[0], "new handle", sig), CKR_OK);
+    EXPECT_EQ(verify(s, pubs[0], "new handle", sig), CKR_OK) << "the public key's handle";
+    EXPECT_EQ(find(s, CKO_CERTIFICATE, "api-prod"), certs);
+    EXPECT_EQ(find(s, CKO_PUBLIC_KEY, "api-prod"), pubs);
+    keys = again;
+  }
+}
+
 // libp11 (and so curl) hands over a whole PIN file, its newline included.
 TEST_F(Module, LoginWithTrailingNewlineSucceeds) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);

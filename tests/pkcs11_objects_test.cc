@@ -4,8 +4,10 @@
 // pkcs11-tool's listing, the `certvault` command, and signatures checked by openssl.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <openssl/x509.h>
 
 #include <cstdlib>
+#include <optional>
 
 #include "ck.h"
 #include "pkcs11_support.h"
@@ -130,6 +132,30 @@ TEST_F(Pkcs11Objects, KeypairgenThenWriteObjectYieldsUsableRsaAndEd25519Entries)
   auto entry = vault().find("ed-made");
   ASSERT_TRUE(entry && entry->current());
   EXPECT_EQ(entry->current()->key_type, certvault::KeyType::kEd25519);
+}
+
+// GnuTLS's p11tool writes the certificate for a key made by pkcs11-tool --keypairgen; its
+// template (CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER from the certificate, and CKA_ID from
+// the key) is one the module takes.
+TEST_F(Pkcs11Objects, P11toolWritesTheCertificateForAWaitingKey) {
+  const std::string label = "written by p11tool";
+  auto made = tool(login({"--keypairgen", "--key-type", "EC:prime256v1", "--label", label}));
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  auto waiting = vault().find(label);
+  ASSERT_TRUE(waiting);
+  auto spki = vault().public_key_der(label, waiting->newest()->number);
+  ASSERT_TRUE(spki) << why(spki);
+  auto pub = tmp_ / "p11tool.pub.der";
+  write_file(pub, std::string(spki->begin(), spki->end()));
+  auto cert = issue_outside(tmp_.path(), pub, label);
+  std::vector<std::string> argv = module_env(dir_);
+  argv.insert(argv.end(), {"GNUTLS_PIN=" + std::string(kPin), "p11tool", "--provider", kModule,
+                           "--login", "--write", "--load-certificate", cert.string(), "--label",
+                           label, "pkcs11:token=" + vault().label()});
+  auto written = run(argv, {}, std::chrono::seconds(60));
+  ASSERT_EQ(written.exit_code, 0) << "p11tool --write --load-certificate: " << written.out
+                                  << written.err;
+  expect_usable(label, "ECDSA-SHA256", {"openssl", "dgst", "-sha256"});
 }
 
 TEST_F(Pkcs11Objects, KeypairgenRefusesALabelThatHasACertificate) {
@@ -394,6 +420,66 @@ TEST_F(Pkcs11Changes, KeyPairTemplatesThatAVaultCannotHonourAreRefused) {
   EXPECT_EQ(describe_difference(before, snapshot(dir_)), "");
   EXPECT_EQ(generate(nullptr, 0), CKR_OK);
   EXPECT_TRUE(vault().find("tmpl"));
+}
+
+// v3.0 4.6.3, footnote 1 of its table: an X.509 certificate is made with CKA_SUBJECT and
+// CKA_VALUE (CKR_TEMPLATE_INCOMPLETE without either); 4.1.1: a subject that is no DER name is
+// CKR_ATTRIBUTE_VALUE_INVALID, another certificate's CKR_TEMPLATE_INCONSISTENT. Nothing is
+// written until the template is right.
+TEST_F(Pkcs11Changes, CertificateTemplateNeedsItsSubjectAndMustDescribeTheCertificate) {
+  CK_MECHANISM ec = {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  const uint8_t p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  CK_BBOOL yes = CK_TRUE;
+  std::string label = "pending";
+  CK_ATTRIBUTE pub_t[] = {{CKA_TOKEN, &yes, 1},
+                          {CKA_EC_PARAMS, const_cast<uint8_t*>(p256), sizeof p256},
+                          {CKA_LABEL, label.data(), label.size()}};
+  CK_ATTRIBUTE priv_t[] = {{CKA_TOKEN, &yes, 1}};
+  CK_OBJECT_HANDLE pub = 0, priv = 0;
+  ASSERT_EQ(f_->C_GenerateKeyPair(s_, &ec, pub_t, 3, priv_t, 1, &pub, &priv), CKR_OK);
+  auto waiting = vault().find(label);
+  ASSERT_TRUE(waiting);
+  auto spki = vault().public_key_der(label, waiting->newest()->number);
+  ASSERT_TRUE(spki) << why(spki);
+  write_file(tmp_ / "pending.pub.der", std::string(spki->begin(), spki->end()));
+  auto pem = read_file(issue_outside(tmp_.path(), tmp_ / "pending.pub.der", label));
+  auto cert = x509_from_pem(pem);
+  ASSERT_TRUE(cert);
+  auto name_der = [](const X509_NAME* name) {
+    unsigned char* p = nullptr;
+    const int n = i2d_X509_NAME(name, &p);
+    std::vector<uint8_t> out(p, p + std::max(n, 0));
+    OPENSSL_free(p);
+    return out;
+  };
+  unsigned char* cert_der = nullptr;
+  const int cert_len = i2d_X509(cert.get(), &cert_der);
+  std::vector<uint8_t> der(cert_der, cert_der + std::max(cert_len, 0));
+  OPENSSL_free(cert_der);
+  std::vector<uint8_t> subject = name_der(X509_get_subject_name(cert.get()));
+  std::vector<uint8_t> issuer = name_der(X509_get_issuer_name(cert.get()));
+  std::vector<uint8_t> not_a_name = {0x30, 0x03, 0x01};
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  auto create = [&](std::optional<std::vector<uint8_t>> subject_given, bool with_value = true) {
+    std::vector<CK_ATTRIBUTE> t = {{CKA_CLASS, &cls, sizeof cls},
+                                   {CKA_TOKEN, &yes, 1},
+                                   {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                                   {CKA_LABEL, label.data(), label.size()}};
+    if (with_value) t.push_back({CKA_VALUE, der.data(), der.size()});
+    if (subject_given) t.push_back({CKA_SUBJECT, subject_given->data(), subject_given->size()});
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    return f_->C_CreateObject(s_, t.data(), t.size(), &o);
+  };
+  const auto before = snapshot(dir_);
+  EXPECT_EQ(create(std::nullopt), CKR_TEMPLATE_INCOMPLETE) << "no CKA_SUBJECT";
+  EXPECT_EQ(create(subject, false), CKR_TEMPLATE_INCOMPLETE) << "no CKA_VALUE";
+  EXPECT_EQ(create(issuer), CKR_TEMPLATE_INCONSISTENT) << "the issuer's name as the subject";
+  EXPECT_EQ(create(not_a_name), CKR_ATTRIBUTE_VALUE_INVALID) << "a subject that is no name";
+  EXPECT_EQ(describe_difference(before, snapshot(dir_)), "") << "a refused template wrote";
+  ASSERT_EQ(create(subject), CKR_OK);
+  auto entry = vault().find(label);
+  ASSERT_TRUE(entry && entry->current()) << label << " has no active certificate";
 }
 
 // v3.0 4.1.1: an object is made with what its template says, or not at all. Every entry's

@@ -352,6 +352,33 @@ TEST_F(SessionObjects, LogoutDestroysPrivateSessionObjectsOnly) {
   EXPECT_EQ(find(s, CKO_DATA), std::vector<CK_OBJECT_HANDLE>{note});
 }
 
+// v3.0 5.6.10: after C_Logout the handle of a private token data object stays invalid, even
+// after the next login, which finds the same object (its CKA_UNIQUE_ID) under a new handle; a
+// public one keeps its handle throughout.
+TEST_F(SessionObjects, LogoutInvalidatesPrivateTokenDataObjectHandles) {
+  auto s = open(true);
+  ASSERT_EQ(login(s), CKR_OK);
+  std::vector<CK_ATTRIBUTE> token = {{CKA_TOKEN, &kTrue, 1}};
+  CK_OBJECT_HANDLE secret = 0, note = 0;
+  ASSERT_EQ(make_data(s, "secret", "s3cret", true, secret, token), CKR_OK);
+  ASSERT_EQ(make_data(s, "note", "hello", false, note, token), CKR_OK);
+  const Bytes unique = attribute(s, secret, CKA_UNIQUE_ID);
+  ASSERT_EQ(f_->C_Logout(s), CKR_OK);
+  Bytes v;
+  EXPECT_EQ(get(s, secret, CKA_VALUE, v), CKR_OBJECT_HANDLE_INVALID);
+  EXPECT_EQ(get(s, note, CKA_VALUE, v), CKR_OK);
+  ASSERT_EQ(login(s), CKR_OK);
+  EXPECT_EQ(get(s, secret, CKA_VALUE, v), CKR_OBJECT_HANDLE_INVALID)
+      << "the private data object's handle from before C_Logout still names it";
+  EXPECT_EQ(f_->C_DestroyObject(s, secret), CKR_OBJECT_HANDLE_INVALID);
+  auto found = find(s, CKO_DATA, "secret");
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_NE(found[0], secret) << "a handle given before C_Logout was reused";
+  EXPECT_EQ(attribute(s, found[0], CKA_UNIQUE_ID), unique);
+  EXPECT_EQ(attribute(s, found[0], CKA_VALUE), Bytes({'s', '3', 'c', 'r', 'e', 't'}));
+  EXPECT_EQ(find(s, CKO_DATA, "note"), std::vector<CK_OBJECT_HANDLE>{note});
+}
+
 // v3.0 4.4.1: every object has its own CKA_UNIQUE_ID, which no template sets.
 TEST_F(SessionObjects, EachSessionObjectHasItsOwnUniqueId) {
   auto s = open();

@@ -660,6 +660,60 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionCreatesOnlySessionObjects) {
   });
 }
 
+// v3.0 4.6.3, footnote 1 of its table: a token X.509 certificate is made with CKA_SUBJECT and
+// CKA_VALUE; without either the template is incomplete on both tokens. (A subject that is not
+// the certificate's is refused by certvault only: see docs/pkcs11.md.)
+TEST_F(SoftHsmDifferential, TokenCertificateWithoutSubjectOrValueIsAnIncompleteTemplate) {
+  auto der = vault().certificate_der(ec_.nickname);
+  ASSERT_TRUE(der) << why(der);
+  same_on_both([&](Side, Loaded& m) {
+    auto rw = m.open(true);
+    m.login(rw, CKU_USER, kPin);
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_CERTIFICATE_TYPE type = CKC_X_509;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
+                        {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                        {CKA_TOKEN, &yes, sizeof yes},
+                        {CKA_LABEL, const_cast<char*>(ec_.nickname.data()), ec_.nickname.size()},
+                        {CKA_VALUE, der->data(), der->size()}};
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    m.note("C_CreateObject token certificate without a subject", m.f->C_CreateObject(rw, t, 5, &o));
+    auto cert = x509_from_der(*der);
+    unsigned char* name = nullptr;
+    const int name_len = i2d_X509_NAME(X509_get_subject_name(cert.get()), &name);
+    std::vector<uint8_t> subject(name, name + name_len);
+    OPENSSL_free(name);
+    t[4] = {CKA_SUBJECT, subject.data(), subject.size()};
+    m.note("C_CreateObject token certificate without a value", m.f->C_CreateObject(rw, t, 5, &o));
+  });
+}
+
+// v3.0 5.6.10, C_Logout: "any of the application's handles to private objects become invalid
+// (even if a user is later logged back into the token, those handles remain invalid)". On both
+// tokens the private key's old handle names nothing after the next login, the key is found
+// under a new handle, and the public certificate keeps its handle.
+TEST_F(SoftHsmDifferential, LogoutInvalidatesPrivateKeyHandlesEvenAfterTheNextLogin) {
+  same_on_both([&](Side, Loaded& m) {
+    auto s = m.open(false);
+    m.login(s, CKU_USER, kPin);
+    auto key = m.find(s, CKO_PRIVATE_KEY, ec_.nickname);
+    auto cert = m.find(s, CKO_CERTIFICATE, ec_.nickname);
+    m.note("C_Logout", m.f->C_Logout(s));
+    m.login(s, CKU_USER, kPin);
+    CK_KEY_TYPE type = 0;
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof type};
+    m.note("C_GetAttributeValue old private key handle", m.f->C_GetAttributeValue(s, key, &a, 1));
+    CK_CERTIFICATE_TYPE cert_type = 0;
+    CK_ATTRIBUTE c = {CKA_CERTIFICATE_TYPE, &cert_type, sizeof cert_type};
+    m.note("C_GetAttributeValue certificate handle", m.f->C_GetAttributeValue(s, cert, &c, 1));
+    auto again = m.find(s, CKO_PRIVATE_KEY, ec_.nickname);
+    m.note("found again under a new handle",
+           again != CK_INVALID_HANDLE && again != key ? CKR_OK : CKR_GENERAL_ERROR);
+    m.note("C_GetAttributeValue new private key handle", m.f->C_GetAttributeValue(s, again, &a, 1));
+  });
+}
+
 // v3.0 5.20: C_GetFunctionStatus and C_CancelFunction return CKR_FUNCTION_NOT_PARALLEL.
 TEST_F(SoftHsmDifferential, FunctionStatusAndCancelAreNotParallel) {
   same_on_both([&](Side, Loaded& m) {
