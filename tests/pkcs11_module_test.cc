@@ -240,6 +240,37 @@ TEST_F(Module, LogoutInvalidatesPrivateKeyHandlesEvenAfterTheNextLogin) {
   }
 }
 
+// v3.0 5.6.2: closing the application's last session with the token (one by one, or all
+// at once) returns it to public sessions; while another session stays open, the login stays.
+TEST_F(Module, ClosingTheLastSessionLogsOut) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto state = [&](CK_SESSION_HANDLE s) {
+    CK_SESSION_INFO info{};
+    EXPECT_EQ(f_->C_GetSessionInfo(s, &info), CKR_OK);
+    return info.state;
+  };
+  for (bool all_at_once : {false, true}) {
+    SCOPED_TRACE(all_at_once ? "C_CloseAllSessions" : "C_CloseSession");
+    auto first = open_session();
+    auto second = open_session();
+    ASSERT_EQ(login(first), CKR_OK);
+    ASSERT_EQ(find(second, CKO_PRIVATE_KEY, "api-prod").size(), 1u);
+    ASSERT_EQ(f_->C_CloseSession(first), CKR_OK);
+    EXPECT_EQ(state(second), CKS_RO_USER_FUNCTIONS) << "closing one of two sessions logged out";
+    EXPECT_EQ(find(second, CKO_PRIVATE_KEY, "api-prod").size(), 1u);
+    if (all_at_once) {
+      ASSERT_EQ(f_->C_CloseAllSessions(0), CKR_OK);
+    } else {
+      ASSERT_EQ(f_->C_CloseSession(second), CKR_OK);
+    }
+    auto next = open_session();
+    EXPECT_EQ(state(next), CKS_RO_PUBLIC_SESSION) << "the login outlived the last session";
+    EXPECT_TRUE(find(next, CKO_PRIVATE_KEY, "api-prod").empty());
+    EXPECT_EQ(f_->C_Logout(next), CKR_USER_NOT_LOGGED_IN);
+    ASSERT_EQ(f_->C_CloseSession(next), CKR_OK);
+  }
+}
+
 // libp11 (and so curl) hands over a whole PIN file, its newline included.
 TEST_F(Module, LoginWithTrailingNewlineSucceeds) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
