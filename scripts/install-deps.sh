@@ -27,6 +27,7 @@ packages=(
   libnss3-tools                 # modutil, certutil and tstclnt use the module in tests
   nginx                         # ssl_certificate_key and proxy_ssl_certificate_key as URI-in-PEM in tests
   python3                       # Python's ssl loads a URI-in-PEM key through the provider in tests
+  openvpn                       # --pkcs11-id through the module, a URI-in-PEM --key, in tests
   wget git                      # GnuTLS clients (git over libcurl-gnutls) given pkcs11: URIs in tests
   systemd                       # systemd-socket-activate and systemd-analyze in the agent tests
   prometheus                    # promtool check metrics: the check tests lint its Prometheus output
