@@ -11,7 +11,8 @@
 # installed in it), debian/control's Build-Depends installed there (`apt-get build-dep`,
 # nothing from the host), the checkout's files copied to its /build/src, then
 # `dpkg-buildpackage -us -uc -b` in a chroot. Needs root (or sudo), unshare(1) and Debian's
-# mirror; about five minutes on 2 cores once the tree exists, a few more the first time.
+# mirror; about five minutes on 2 cores once the tree exists, about three more the first
+# time (debootstrap and the Build-Depends).
 #
 # Everything runs in a private mount namespace: the tree's /proc, /sys and /dev mounts
 # (and debootstrap's own) exist only for this run and vanish with it, even when it is
