@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite again on Debian 13 (trixie): OpenSSL 3.5, p11-kit
-# 0.25, OpenSC 0.26, GnuTLS 3.8, g++ 14. Debian 12 has only OpenSSL 3.0, and the provider
-# must also be right on OpenSSL 3.2 and later.
+# Builds the Debian packages on Debian 13 (trixie), running the whole test suite as the
+# build's test step, then installs them there and runs debian/tests/installed: OpenSSL 3.5,
+# p11-kit 0.25, OpenSC 0.26, GnuTLS 3.8, curl 8.14, g++ 14. Debian 12 has only OpenSSL 3.0,
+# and the provider must also be right on OpenSSL 3.2 and later. Warnings are errors here
+# (DEB_BUILD_OPTIONS=certvault-werror, packaging/README.md). The packages are left in
+# build-deb13/ (or $CERTVAULT_DEB13_DIR).
 #
 # How: a minimal Debian 13 tree made with debootstrap in $CERTVAULT_DEBIAN13_ROOT (default
-# /var/tmp/certvault-debian13, kept and reused by later runs), the same packages as
-# scripts/install-deps.sh installed in it, the checkout's files copied to its /src, then
-# cmake and ctest in a chroot. Needs root (or sudo), unshare(1) and Debian's mirror; about
-# five minutes on 2 cores the first time, four when the tree exists.
+# /var/tmp/certvault-debian13, kept and reused by later runs, with what earlier runs
+# installed in it), debian/control's Build-Depends installed there (`apt-get build-dep`,
+# nothing from the host), the checkout's files copied to its /build/src, then
+# `dpkg-buildpackage -us -uc -b` in a chroot. Needs root (or sudo), unshare(1) and Debian's
+# mirror; about five minutes on 2 cores once the tree exists, about three more the first
+# time (debootstrap and the Build-Depends).
 #
 # Everything runs in a private mount namespace: the tree's /proc, /sys and /dev mounts
 # (and debootstrap's own) exist only for this run and vanish with it, even when it is
@@ -17,6 +22,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tree=$(realpath -m "${CERTVAULT_DEBIAN13_ROOT:-/var/tmp/certvault-debian13}")
 mirror=${CERTVAULT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+out=$(realpath -m "${CERTVAULT_DEB13_DIR:-$root/build-deb13}")
 
 if [ "${1:-}" != --in-namespace ]; then
   SUDO=""
@@ -34,6 +40,7 @@ if [ "${1:-}" != --in-namespace ]; then
     exit 1
   }
   exec $SUDO env CERTVAULT_DEBIAN13_ROOT="$tree" CERTVAULT_DEBIAN_MIRROR="$mirror" \
+    CERTVAULT_DEB13_DIR="$out" \
     unshare --mount --propagation private "$root/scripts/test-debian13.sh" --in-namespace
 fi
 
@@ -60,21 +67,45 @@ fi
 for fs in proc sys dev dev/pts; do mount --bind "/$fs" "$tree/$fs"; done
 cp --remove-destination /etc/resolv.conf "$tree/etc/resolv.conf"
 
-echo "== copy the checkout to $tree/src"
+in_tree() { chroot "$tree" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+packages="certvault libcertvault-pkcs11 openssl-provider-certvault"
+
+# An earlier run's packages go first: the suite must load the build's provider and module,
+# never installed ones from OpenSSL's or p11-kit's directories.
+# shellcheck disable=SC2086
+in_tree dpkg --purge $packages >/dev/null 2>&1 || true
+
+echo "== copy the checkout to $tree/build/src"
 rm -rf --one-file-system "$tree/src" "$tree/build"
-mkdir -m 0755 "$tree/src"
+mkdir -m 0755 "$tree/build" "$tree/build/src"
 # The files git tracks, as they are in the working tree (deleted ones left out).
 git -C "$root" ls-files -z | while IFS= read -r -d '' f; do
-  [ -e "$root/$f" ] && printf '%s\0' "$f"
-done | tar -C "$root" --null -T - -cf - | tar -C "$tree/src" -xf -
+  [ -e "$root/$f" ] || [ -L "$root/$f" ] && printf '%s\0' "$f"
+done | tar -C "$root" --null -T - -cf - | tar -C "$tree/build/src" -xf -
 
-in_tree() { chroot "$tree" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 "$@"; }
-echo "== packages (scripts/install-deps.sh in the tree)"
-in_tree bash -c 'cd /src && scripts/install-deps.sh >/dev/null'
+# debian/control's Build-Depends (with the test suite's), and what debian/tests/installed
+# uses besides; the mirror is asked only when something is missing.
+if ! in_tree sh -c 'cd /build/src && dpkg-checkbuilddeps &&
+  dpkg-query -W -f=\${db:Status-Status} bash-completion | grep -qx installed' \
+  >/dev/null 2>&1; then
+  echo "== Build-Depends (apt-get build-dep in the tree)"
+  in_tree apt-get update -qq
+  in_tree sh -c 'cd /build/src && apt-get build-dep -y -qq --no-install-recommends ./ >/dev/null'
+  in_tree apt-get install -y -qq --no-install-recommends bash-completion >/dev/null
+fi
 in_tree bash -c 'echo "Debian $(cat /etc/debian_version), $(openssl version), $(g++ --version | head -1)"'
-echo "== build and test"
-jobs=$(nproc)
-in_tree cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTVAULT_WERROR=ON >/dev/null
-in_tree cmake --build /build -j"$jobs"
-in_tree ctest --test-dir /build --output-on-failure -j"$jobs"
+
+echo "== dpkg-buildpackage -us -uc -b (the test step runs the whole suite)"
+# No -dbgsym packages: nobody installs them from here, and they cost a minute of xz.
+in_tree sh -c "cd /build/src && DEB_BUILD_OPTIONS='parallel=$(nproc) noautodbgsym certvault-werror' \
+  nice dpkg-buildpackage -us -uc -b"
+rm -rf --one-file-system "$out"
+mkdir -p "$out"
+cp "$tree"/build/*.deb "$out/"
+chown -R --reference="$root" "$out"
+ls -1 "$out"
+
+echo "== install the packages, debian/tests/installed"
+in_tree sh -c 'apt-get install -y -qq --no-install-recommends /build/*.deb >/dev/null'
+in_tree /build/src/debian/tests/installed

@@ -2,8 +2,9 @@
 # Installs what is missing, builds (normal and ASan+UBSan, warnings as errors) and runs the
 # whole test suite, checks the formatting, runs the fuzz targets briefly (scripts/fuzz.sh),
 # builds the Debian packages and tests them installed in a clean Debian 12 chroot
-# (scripts/build-package.sh, scripts/test-package.sh), then runs the suite again on Debian 13
-# (OpenSSL 3.5) in a chroot (scripts/test-debian13.sh).
+# (scripts/build-package.sh, scripts/test-package.sh), then builds the packages again on
+# Debian 13 (OpenSSL 3.5, g++ 14) in a chroot, the whole suite as the build's test step, and
+# tests them installed there (scripts/test-debian13.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -30,7 +31,8 @@ if [ "${CERTVAULT_SKIP_PACKAGE:-0}" != 1 ]; then
   DEB_BUILD_OPTIONS=nocheck scripts/build-package.sh
   scripts/test-package.sh build-deb
 fi
-# The same suite on Debian 13: OpenSSL 3.5 (the provider must hold on 3.2 and later too).
+# The packages built on Debian 13, whose test step runs the same suite against OpenSSL 3.5
+# (the provider must hold on 3.2 and later too), then installed there (build-deb13/).
 if [ "${CERTVAULT_SKIP_DEBIAN13:-0}" != 1 ]; then
   scripts/test-debian13.sh
 fi

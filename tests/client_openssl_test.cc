@@ -1,9 +1,13 @@
 // Programs on the system's OpenSSL 3 that take only a key file, with the provider loaded
 // from OPENSSL_CONF and the URI-in-PEM key file (`certvault uri --pem`): Python's `ssl`
 // (`SSLContext.load_cert_chain(CERT, KEY)`) and curl (`--cert CERT --key KEY`), in mutual
-// TLS against `openssl s_server -Verify 1`. With a PIN source in-process, and with none
-// through the agent, as another user. Loopback only.
+// TLS against `openssl s_server -Verify 1`. Also curl 8.12 and later taking both by URI
+// from the provider (`--engine certvault --cert-type PROV --key-type PROV`). With a PIN
+// source in-process, and with none through the agent, as another user. Loopback only.
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <functional>
 
 #include "agent_support.h"
 #include "client_support.h"
@@ -29,34 +33,85 @@ sys.stdout.write(answer.decode("utf-8", "replace"))
 
 enum class Client { kPython, kCurl };
 
-// The client run through `launcher` against a fresh s_server, presenting api.crt with the
-// key file api.key from `files`; the server verified the vault certificate.
-void expect_presents(Client client, const std::vector<std::string>& launcher, const fs::path& files,
+// The client's command line given the port of a fresh s_server, run through `launcher`
+// against it, trusting server.pem from `files`; the server verified the vault certificate.
+void expect_accepted(const std::function<std::vector<std::string>(const std::string&)>& client,
+                     const std::vector<std::string>& launcher, const fs::path& files,
                      const fs::path& server_dir, const fs::path& server_key,
                      const fs::path& vault_ca) {
   auto server = TlsServer::start(server_dir, files / "server.pem", server_key, vault_ca);
   ASSERT_TRUE(server);
-  const std::string cert = (files / "api.crt").string(), key = (files / "api.key").string(),
-                    ca = (files / "server.pem").string(), port = std::to_string(server->port());
   std::vector<std::string> argv = launcher;
-  if (client == Client::kPython) {
-    for (const std::string& a : {std::string("/usr/bin/python3"), std::string("-c"),
-                                 std::string(kClient), cert, key, ca, port})
-      argv.push_back(a);
-  } else {
-    for (const std::string& a :
-         {std::string("curl"), std::string("--silent"), std::string("--show-error"),
-          std::string("--max-time"), std::string("30"), std::string("--cacert"), ca,
-          std::string("--cert"), cert, std::string("--key"), key,
-          "https://127.0.0.1:" + port + "/"})
-      argv.push_back(a);
-  }
+  for (const std::string& a : client(std::to_string(server->port()))) argv.push_back(a);
   auto r = run(argv, {}, 60s);
   const std::string log = server->log();
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\nserver:\n" << log;
   EXPECT_TRUE(contains(r.out, "Subject: CN=api\n")) << r.out;
   EXPECT_TRUE(contains(log, "depth=0 CN = api\nverify return:1")) << log;
+}
+
+// The client presenting api.crt with the key file api.key from `files`.
+void expect_presents(Client client, const std::vector<std::string>& launcher, const fs::path& files,
+                     const fs::path& server_dir, const fs::path& server_key,
+                     const fs::path& vault_ca) {
+  const std::string cert = (files / "api.crt").string(), key = (files / "api.key").string(),
+                    ca = (files / "server.pem").string();
+  expect_accepted(
+      [&](const std::string& port) -> std::vector<std::string> {
+        if (client == Client::kPython)
+          return {"/usr/bin/python3", "-c", kClient, cert, key, ca, port};
+        return {"curl",       "--silent", "--show-error",
+                "--max-time", "30",       "--cacert",
+                ca,           "--cert",   cert,
+                "--key",      key,        "https://127.0.0.1:" + port + "/"};
+      },
+      launcher, files, server_dir, server_key, vault_ca);
+}
+
+// curl with the certificate and key by URI from the provider, which it loads by name (from
+// OPENSSL_MODULES) into a library context of its own: no openssl.cnf is read there, so a
+// PIN source is in the key's URI or the key is the agent's. The tool splits --cert at a
+// colon (CERT:PASSWORD) unless the colon is escaped; --key it takes whole.
+void expect_curl_provider_presents(const std::vector<std::string>& launcher,
+                                   const std::string& key_uri, const fs::path& files,
+                                   const fs::path& server_dir, const fs::path& server_key,
+                                   const fs::path& vault_ca) {
+  const std::string ca = (files / "server.pem").string();
+  expect_accepted(
+      [&](const std::string& port) -> std::vector<std::string> {
+        return {"curl",
+                "--silent",
+                "--show-error",
+                "--max-time",
+                "30",
+                "--cacert",
+                ca,
+                "--engine",
+                "certvault",
+                "--cert-type",
+                "PROV",
+                "--cert",
+                "certvault\\:api",
+                "--key-type",
+                "PROV",
+                "--key",
+                key_uri,
+                "https://127.0.0.1:" + port + "/"};
+      },
+      launcher, files, server_dir, server_key, vault_ca);
+}
+
+// Why the system's curl cannot take a key by URI from a provider (--cert-type PROV came
+// in curl 8.12), or empty when it can.
+std::string curl_without_provider_types() {
+  auto r = run({"curl", "--version"});
+  int major = 0, minor = 0;
+  if (r.exit_code != 0 || std::sscanf(r.out.c_str(), "curl %d.%d", &major, &minor) != 2)
+    return "curl --version does not say its version";
+  if (major > 8 || (major == 8 && minor >= 12)) return {};
+  return "curl " + std::to_string(major) + "." + std::to_string(minor) +
+         " has no --cert-type PROV (8.12 and later; the Debian 13 run has it)";
 }
 
 // The certificate, the URI-in-PEM key file and the server's certificate, in `files`.
@@ -114,6 +169,27 @@ TEST_F(UriInPem, CurlTakesTheKeyFile) {
   presents_in_process();
 }
 
+TEST_F(UriInPem, CurlProvTypesTakeTheUrisWithThePinSourceInTheKeyUri) {
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+  GTEST_SKIP() << "curl hangs under a preloaded sanitizer runtime";
+#endif
+  if (const std::string why_not = curl_without_provider_types(); !why_not.empty())
+    GTEST_SKIP() << why_not;
+  issue("api", 100);
+  const fs::path pin = write_secret_file(tmp_ / "pin", kPin);
+  auto made = make_server_cert(tmp_ / "server.pem", tmp_ / "server.key");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto ca = vault().ca_certificate_der();
+  ASSERT_TRUE(ca) << why(ca);
+  write_file(tmp_ / "vault-ca.pem", der_to_pem(*ca));
+  std::vector<std::string> launcher = provider_env(dir_);
+  launcher.push_back(std::string("OPENSSL_MODULES=") + kProviderDir);
+  expect_curl_provider_presents(launcher, "certvault:api?pin-source=file:" + pin.string(),
+                                tmp_.path(), tmp_.path(), tmp_ / "server.key",
+                                tmp_ / "vault-ca.pem");
+  EXPECT_EQ(vault().pin_failures(), 0);
+}
+
 class AgentUriInPem : public AgentTest {
  protected:
   void presents_through_agent() {
@@ -145,6 +221,26 @@ TEST_F(AgentUriInPem, PythonSslWithNoPinAsAnotherUser) {
   client_ = Client::kPython;
   exe_ = "\"exe\":\"/usr/bin/python3";
   presents_through_agent();
+}
+
+TEST_F(AgentUriInPem, CurlProvTypesTakeTheUrisWithNoPinAsAnotherUser) {
+#ifdef CERTVAULT_SANITIZER_RUNTIME
+  GTEST_SKIP() << "curl hangs under a preloaded sanitizer runtime";
+#endif
+  if (const std::string why_not = curl_without_provider_types(); !why_not.empty())
+    GTEST_SKIP() << why_not;
+  issue("api", 100);
+  start_agent();
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(cv({"access", "api", "allow", "--uid", std::to_string(client_uid_)}).exit_code, 0);
+  unlock();
+  auto made = make_server_cert(out_ / "server.pem", tmp_ / "server.key");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ::chmod((out_ / "server.pem").c_str(), 0644);
+  expect_curl_provider_presents(
+      as_client({"env", "OPENSSL_MODULES=" + (run_dir_ / "ossl-modules").string()}),
+      "certvault:api", out_, tmp_.path(), tmp_ / "server.key", vault_ca_);
+  EXPECT_TRUE(contains(audit_log(), "\"exe\":\"/usr/bin/curl\"")) << audit_log();
 }
 
 TEST_F(AgentUriInPem, CurlWithNoPinAsAnotherUser) {

@@ -4,6 +4,13 @@
 set -eu
 build=$1
 src=$2
+# A CERTVAULT_SYSTEM_PATHS build (the Debian package's; $3 is 1) installs into the
+# directories OpenSSL, p11-kit and systemd name, absolute by design: a --prefix install
+# would write into the system itself.
+if [ "${3:-0}" = 1 ]; then
+  echo "skipped: CERTVAULT_SYSTEM_PATHS=ON puts the system directories outside any prefix"
+  exit 77
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix="$tmp/prefix"
