@@ -250,10 +250,12 @@ class ServedVault {
       return fail(Code::kInvalidInput, "a signature request without a generation");
     ev.generation = static_cast<uint32_t>(*number);
     // The key this connection signed with last, while the manifest is still the one it was
-    // admitted from (one stat): no lock, so that connections sign side by side. Locking
-    // the vault (by command or TTL) drops the key from the cache, which ends this.
+    // admitted from (one stat) and the cache has not been dropped since: no lock, so that
+    // connections sign side by side. Locking the vault (by command or TTL) drops the cache,
+    // which ends this even while another connection's signature still holds the key.
     if (last && last->vault == this && last->generation == *number && last->nickname == nickname &&
-        last->key_id == key_id && Vault::manifest_stamp_now(path_) == last->stamp) {
+        last->key_id == key_id && last->keys_epoch == keys_epoch_.load(std::memory_order_acquire) &&
+        Vault::manifest_stamp_now(path_) == last->stamp) {
       auto key = last->key.lock();
       if (const Generation* g = last->entry.generation(last->generation); key && g) {
         CV_CHECK(check_usable(last->entry, *g, now()));
@@ -281,7 +283,7 @@ class ServedVault {
     // After a commit (here or by another process), keys of entries deleted, disabled or
     // replaced must not stay decrypted: the cache starts again.
     if (keys_for_ != vault_.commit_counter()) {
-      keys_.clear();
+      drop_keys_locked();
       keys_for_ = vault_.commit_counter();
     }
     const std::string cache_key = e.id + "/" + std::to_string(g->number);
@@ -290,8 +292,14 @@ class ServedVault {
       CV_TRY(key, vault_.signing_key(nickname, g->number));
       it = keys_.emplace(cache_key, std::move(key)).first;
     }
-    last = LastSigner{this,         nickname,  key_id, g->number, vault_.manifest_stamp(),
-                      std::move(e), it->second};
+    last = LastSigner{this,
+                      nickname,
+                      key_id,
+                      g->number,
+                      vault_.manifest_stamp(),
+                      keys_epoch_.load(std::memory_order_relaxed),
+                      std::move(e),
+                      it->second};
     return Signer{it->second};
   }
 
@@ -330,7 +338,7 @@ class ServedVault {
     CV_CHECK(vault_.refresh());
     auto r = carry_out_owner_op(vault_, m, ev, hooks, &ari_);
     // A deleted entry's or a replaced generation's key leaves memory; the rest reload.
-    keys_.clear();
+    drop_keys_locked();
     return r;
   }
 
@@ -448,7 +456,7 @@ class ServedVault {
       pass->notes.insert(pass->notes.begin(), notes.begin(), notes.end());
       for (const auto& o : pass->outcomes)
         if (o.kind == cli::RenewalOutcome::Kind::kRenewed) {
-          keys_.clear();  // superseded keys reload (and keep signing) from the vault
+          drop_keys_locked();  // superseded keys reload (and keep signing) from the vault
           if (o.after) hooks.push_back(*o.after);
         }
     }
@@ -458,8 +466,14 @@ class ServedVault {
   std::atomic<uint64_t> clients{0}, signatures{0}, refusals{0};
 
  private:
+  // Every connection's fast path (LastSigner) ends with it.
+  void drop_keys_locked() {
+    keys_.clear();  // EVP_PKEY_free wipes the private halves (at the last signature's end)
+    keys_epoch_.fetch_add(1, std::memory_order_release);
+  }
+
   void lock_locked() {
-    keys_.clear();  // EVP_PKEY_free wipes the private halves
+    drop_keys_locked();
     vault_.lock();
     deadline_.reset();
     due_at_ = 0;
@@ -476,6 +490,7 @@ class ServedVault {
   uint64_t passes_ = 0, passes_while_locked_ = 0;  // renewal passes (under mu_)
   Time last_pass_ = 0;
   uint64_t keys_for_ = 0;  // the commit counter the decrypted keys were checked against
+  std::atomic<uint64_t> keys_epoch_{0};  // how many times keys_ was dropped
   std::map<std::string, std::shared_ptr<const SigningKey>> keys_;  // "entry id/generation"
   cli::AriCache ari_;  // the ACME CAs' renewal windows, kept across passes (its own lock)
 };

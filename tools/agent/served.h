@@ -43,8 +43,9 @@ struct LastSigner {
   const ServedVault* vault = nullptr;
   std::string nickname, key_id;
   uint32_t generation = 0;
-  Vault::Stamp stamp;  // the manifest it was admitted from
-  Entry entry;         // for the date and status rules, which depend on the time
+  Vault::Stamp stamp;       // the manifest it was admitted from
+  uint64_t keys_epoch = 0;  // the vault's key cache it came from (dropped: no longer used)
+  Entry entry;              // for the date and status rules, which depend on the time
   // The vault's cache owns it: lock, the TTL, a commit and the owner's operations drop it
   // (wiped when the last signature with it ends).
   std::weak_ptr<const SigningKey> key;
