@@ -16,34 +16,12 @@ CK_RV open_session(Module& m, Token& t, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESS
   auto s = std::make_shared<Session>();
   s->slot = slot;
   s->flags = flags;
+  t.session_opened();  // before anyone can close it
   std::lock_guard lock(m.mu);
   out = m.next_session++;
   m.sessions[out] = std::move(s);
   return CKR_OK;
 }
-
-namespace {
-
-bool has_sessions_locked(const Module& m, CK_SLOT_ID slot) {
-  for (const auto& [handle, s] : m.sessions)
-    if (s->slot == slot) return true;
-  return false;
-}
-
-// v3.0 5.6.2, C_CloseSession: "If this function is successful and it closes the last
-// session between the application and the token, the login state of the token for the
-// application returns to public sessions." Logged out as by C_Logout: the vault key and the
-// keys it opened are wiped, and handles to private objects become invalid.
-// Under the module's lock, so that a session opened meanwhile is either counted or starts
-// public.
-void public_again_if_last(Module& m, CK_SLOT_ID slot) {
-  std::lock_guard lock(m.mu);
-  if (has_sessions_locked(m, slot)) return;
-  Token& t = *m.tokens[slot];
-  if (t.logged_in() || t.so_logged_in()) t.logout();
-}
-
-}  // namespace
 
 // v3.0 5.6.2, C_CloseSession: the session objects it made are destroyed with it, even while
 // other sessions use them.
@@ -61,7 +39,7 @@ CK_RV close_session(Module& m, CK_SESSION_HANDLE h) {
     s->closed = true;
     m.tokens[s->slot]->drop_session_objects(h);
   }
-  public_again_if_last(m, s->slot);
+  m.tokens[s->slot]->sessions_closed(1);  // the last one logs out (v3.0 5.6.2)
   return CKR_OK;
 }
 
@@ -84,7 +62,7 @@ CK_RV close_all_sessions(Module& m, CK_SLOT_ID slot) {
     s->closed = true;
   }
   m.tokens[slot]->drop_session_objects(std::nullopt);
-  public_again_if_last(m, slot);
+  m.tokens[slot]->sessions_closed(closing.size());
   return CKR_OK;
 }
 

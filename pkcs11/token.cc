@@ -265,6 +265,25 @@ CK_RV Token::set_pin(const SecureBytes& old_pin, const SecureBytes& new_pin) {
 
 void Token::logout() {
   std::lock_guard lock(mu_);
+  logout_locked();
+}
+
+void Token::session_opened() {
+  std::lock_guard lock(mu_);
+  ++sessions_;
+}
+
+// v3.0 5.6.2, C_CloseSession: "If this function is successful and it closes the last
+// session between the application and the token, the login state of the token for the
+// application returns to public sessions." Logged out as by C_Logout. Counted here, under
+// the token's own lock, so that the module's lock is never held while waiting for it.
+void Token::sessions_closed(size_t n) {
+  std::lock_guard lock(mu_);
+  sessions_ -= std::min(sessions_, n);
+  if (sessions_ == 0 && (logged_in_ || so_logged_in_)) logout_locked();
+}
+
+void Token::logout_locked() {
   logged_in_ = false;
   so_logged_in_ = false;
   // v3.0 5.6.10: the private session objects of every session of the application are
@@ -334,9 +353,14 @@ CK_RV Token::sync_locked() {
 }
 
 void Token::synced_after_commit_locked() {
+  const uint64_t committed = vault_->commit_counter();  // this token's commit; nothing read yet
+  if (synced_for_ == committed && synced_logged_in_ == logged_in_) return;  // built already
   rebuild_locked(vault_->id(), vault_->entries(), vault_->active_ca(), vault_->label(),
                  vault_->data_objects());
-  synced_for_ = vault_->commit_counter();
+  // Each of those reads looks for a newer manifest, and keeps the handle's state when the
+  // read fails. One that found another process's later commit may have mixed two states:
+  // the table is then marked stale, and the next sync builds it again from one.
+  synced_for_ = vault_->commit_counter() == committed ? committed : 0;
   synced_logged_in_ = logged_in_;
 }
 

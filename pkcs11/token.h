@@ -81,6 +81,10 @@ class Token {
   // The security officer's PIN is the vault's recovery secret.
   CK_RV login_so(const SecureBytes& recovery);
   void logout();
+  // The application's sessions with this token, counted so that closing the last one
+  // logs out (v3.0 5.6.2). Opened is called before the session can be used.
+  void session_opened();
+  void sessions_closed(size_t n);
   bool logged_in() const;
   bool so_logged_in() const;
   // C_InitPIN (as the security officer) and C_SetPIN (the user's PIN).
@@ -139,9 +143,10 @@ class Token {
   Source record_source_locked(const Object& o) const;
   bool has_vault_files() const;
   CK_RV sync_locked();
+  void logout_locked();
   // After this token's own commit: the table from the handle's state, which the commit left
-  // current, without reading the vault again (a read that failed then would tell the
-  // application its change was not made when it was).
+  // current, where a read that fails is no error (it would tell the application its change
+  // was not made when it was). Once per commit.
   void synced_after_commit_locked();
   // C_Logout: the handles of private token objects are given up, never to be valid again.
   void forget_private_handles_locked();
@@ -182,6 +187,7 @@ class Token {
   std::optional<Vault> vault_;
   bool logged_in_ = false;
   bool so_logged_in_ = false;
+  size_t sessions_ = 0;
   uint64_t synced_for_ = 0;        // counter of the object table's source; 0 = never
   bool synced_logged_in_ = false;  // private data objects are listed only after login
   std::vector<std::shared_ptr<Object>> objects_;
