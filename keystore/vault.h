@@ -304,7 +304,9 @@ class Vault {
   // commit. Nothing is written before; a refused answer leaves the vault unchanged.
   Result<Enrollment> begin_enrollment(const EnrollmentRequest& request);
   // With if_current, a renewal of any other generation than that one is refused before any
-  // key is made or CA asked (a renewal pass planned on what has been renewed since).
+  // key is made or CA asked (a renewal pass planned on what has been renewed since). A
+  // renewal by another process during the exchange with the CA is caught only at
+  // finish_enrollment, which refuses the CA's answer.
   Result<Enrollment> begin_renewal(std::string_view nickname,
                                    std::optional<uint32_t> if_current = std::nullopt);
   Result<Entry> finish_enrollment(const Enrollment& enrollment,

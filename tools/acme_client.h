@@ -23,7 +23,7 @@ Result<Entry> acme_enroll(Vault& vault, const EnrollmentRequest& request);
 // identifiers of its current certificate, naming the certificate it replaces when the
 // directory offers renewal information (RFC 9773 5). The current generation stays until
 // the new one is stored.
-// With if_current, nothing happens unless that generation is still the current one.
+// With if_current, the CA is not asked unless that generation is still the current one.
 Result<Entry> acme_renew(Vault& vault, std::string_view nickname,
                          std::optional<uint32_t> if_current = std::nullopt);
 

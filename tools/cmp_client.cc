@@ -262,12 +262,14 @@ Result<std::vector<Bytes>> exchange(const Vault& vault, const OutsideIssuer& iss
 
 // The current certificate, chain and key of an entry: what signs a kur, or an ir when the
 // issuer authenticates the vault by a certificate.
-Result<Protection> signed_by(const Vault& vault, std::string_view nickname) {
+// The entry's current generation, or the one given.
+Result<Protection> signed_by(const Vault& vault, std::string_view nickname,
+                             std::optional<uint32_t> generation = std::nullopt) {
   Protection p;
-  CV_TRY(cert_der, vault.certificate_der(nickname));
+  CV_TRY(cert_der, vault.certificate_der(nickname, generation));
   CV_TRY(cert, ossl::cert_from_der(cert_der));
-  CV_TRY(chain, vault.chain_der(nickname));
-  CV_TRY(key, vault.private_key(nickname));
+  CV_TRY(chain, vault.chain_der(nickname, generation));
+  CV_TRY(key, vault.private_key(nickname, generation));
   p.cert = std::move(cert);
   p.chain = std::move(chain);
   p.key = std::move(key);
@@ -330,7 +332,9 @@ Result<Entry> cmp_renew(Vault& vault, std::string_view nickname,
   CV_TRY(en, vault.begin_renewal(nickname, if_current));
   auto issuer = vault.find_issuer(en.issuer);
   if (!issuer) return fail(Code::kNotFound, "issuer '" + en.issuer + "' was removed meanwhile");
-  CV_TRY(p, signed_by(vault, nickname));
+  // Signed with the generation being renewed, even if another process renewed it since
+  // begin_renewal (the answer is then refused at finish_enrollment).
+  CV_TRY(p, signed_by(vault, nickname, en.renews));
   CV_TRY(certs, exchange(vault, *issuer, p, en, p.cert.get()));
   return vault.finish_enrollment(en, certs);
 }

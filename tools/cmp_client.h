@@ -19,7 +19,7 @@ Result<Entry> cmp_enroll(Vault& vault, const EnrollmentRequest& request);
 
 // kur: a new key and certificate for an entry enrolled from an outside issuer, signed with
 // its current key and certificate. The current generation stays until the new one is stored.
-// With if_current, nothing happens unless that generation is still the current one.
+// With if_current, the CA is not asked unless that generation is still the current one.
 Result<Entry> cmp_renew(Vault& vault, std::string_view nickname,
                         std::optional<uint32_t> if_current = std::nullopt);
 
