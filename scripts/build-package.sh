@@ -13,7 +13,7 @@ out=$(realpath -m "${CERTVAULT_DEB_DIR:-$root/build-deb}")
 rm -rf "$out"
 mkdir -p "$out/src"
 git -C "$root" ls-files -z | while IFS= read -r -d '' f; do
-  [ -e "$root/$f" ] || [ -L "$root/$f" ] && printf '%s\0' "$f"
+  if [ -e "$root/$f" ] || [ -L "$root/$f" ]; then printf '%s\0' "$f"; fi
 done | tar -C "$root" --null -T - -cf - | tar -C "$out/src" -xf -
 cd "$out/src"
 export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc)"

@@ -81,7 +81,7 @@ rm -rf --one-file-system "$tree/src" "$tree/build"
 mkdir -m 0755 "$tree/build" "$tree/build/src"
 # The files git tracks, as they are in the working tree (deleted ones left out).
 git -C "$root" ls-files -z | while IFS= read -r -d '' f; do
-  [ -e "$root/$f" ] || [ -L "$root/$f" ] && printf '%s\0' "$f"
+  if [ -e "$root/$f" ] || [ -L "$root/$f" ]; then printf '%s\0' "$f"; fi
 done | tar -C "$root" --null -T - -cf - | tar -C "$tree/build/src" -xf -
 
 # debian/control's Build-Depends (with the test suite's), and what debian/tests/installed
