@@ -40,8 +40,41 @@
 #include "support.h"
 #include "test_vault.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CERTVAULT_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CERTVAULT_LSAN 1
+#endif
+#endif
+#ifdef CERTVAULT_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace cvtest {
 namespace {
+
+// LeakSanitizer ignores what is allocated while one of these lives, when `on`: for calls
+// into SoftHSM2 that leak inside SoftHSM2 itself (its own allocations, not certvault's),
+// which would otherwise fail the ASan pass for a defect this project cannot fix.
+class IgnoreLeaks {
+ public:
+  explicit IgnoreLeaks(bool on) : on_(on) {
+#ifdef CERTVAULT_LSAN
+    if (on_) __lsan_disable();
+#endif
+  }
+  ~IgnoreLeaks() {
+#ifdef CERTVAULT_LSAN
+    if (on_) __lsan_enable();
+#endif
+  }
+  IgnoreLeaks(const IgnoreLeaks&) = delete;
+  IgnoreLeaks& operator=(const IgnoreLeaks&) = delete;
+
+ private:
+  bool on_;
+};
 
 using namespace std::chrono_literals;
 
@@ -666,7 +699,7 @@ TEST_F(SoftHsmDifferential, ReadOnlySessionCreatesOnlySessionObjects) {
 TEST_F(SoftHsmDifferential, TokenCertificateWithoutSubjectOrValueIsAnIncompleteTemplate) {
   auto der = vault().certificate_der(ec_.nickname);
   ASSERT_TRUE(der) << why(der);
-  same_on_both([&](Side, Loaded& m) {
+  same_on_both([&](Side side, Loaded& m) {
     auto rw = m.open(true);
     m.login(rw, CKU_USER, kPin);
     CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
@@ -678,14 +711,19 @@ TEST_F(SoftHsmDifferential, TokenCertificateWithoutSubjectOrValueIsAnIncompleteT
                         {CKA_LABEL, const_cast<char*>(ec_.nickname.data()), ec_.nickname.size()},
                         {CKA_VALUE, der->data(), der->size()}};
     CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
-    m.note("C_CreateObject token certificate without a subject", m.f->C_CreateObject(rw, t, 5, &o));
+    // SoftHSM2 2.6 leaks about 180 bytes of its own for each template it refuses here.
+    auto create = [&] {
+      IgnoreLeaks softhsm_leaks(side == Side::kSoftHsm);
+      return m.f->C_CreateObject(rw, t, 5, &o);
+    };
+    m.note("C_CreateObject token certificate without a subject", create());
     auto cert = x509_from_der(*der);
     unsigned char* name = nullptr;
     const int name_len = i2d_X509_NAME(X509_get_subject_name(cert.get()), &name);
     std::vector<uint8_t> subject(name, name + name_len);
     OPENSSL_free(name);
     t[4] = {CKA_SUBJECT, subject.data(), subject.size()};
-    m.note("C_CreateObject token certificate without a value", m.f->C_CreateObject(rw, t, 5, &o));
+    m.note("C_CreateObject token certificate without a value", create());
   });
 }
 
