@@ -37,7 +37,7 @@ for type in "${types[@]}"; do
         exit 1
       }
       export DEB_BUILD_MAINT_OPTIONS=hardening=+all
-      flags=(-DCMAKE_BUILD_TYPE=None
+      flags=(-DCMAKE_BUILD_TYPE=None -DCERTVAULT_SYSTEM_PATHS=ON
         "-DCMAKE_CXX_FLAGS=$(dpkg-buildflags --get CXXFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
         "-DCMAKE_C_FLAGS=$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
         "-DCMAKE_EXE_LINKER_FLAGS=$(dpkg-buildflags --get LDFLAGS)"
