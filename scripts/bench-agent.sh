@@ -17,6 +17,9 @@
 #  6. bench_agent_vault, which starts an agent of its own on a 10,000-entry vault (made in
 #     20-40 s) and a 1-entry one: resident memory after unlock, and the first signature
 #     after unlock beyond Argon2id.
+# After step 1 and after step 6, bench_machine: what this machine charges for a system call
+# and a round trip over a Unix socket, with no certvault code (a host that got busier
+# during the run shows there).
 # Environment: ROUNDS (bench_process rounds, default 15), REPS (bench_provider and
 # bench_pkcs11_agent repetitions, default 5), ENTRIES (default 10000). Takes about four
 # minutes on 2 vCPUs.
@@ -42,7 +45,10 @@ load
 echo "== build (Release) in $build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target certvault certvault-provider bench_process bench_provider \
-  bench_agent_vault bench_pkcs11_agent
+  bench_agent_vault bench_pkcs11_agent bench_machine
+
+echo "== the machine's part of a round trip, before"
+"$build/bench/bench_machine"
 
 cli=$build/tools/certvault
 tmp=$(mktemp -d /tmp/certvault-bench-agent-XXXXXX)
@@ -117,3 +123,6 @@ echo "== bench_agent_vault --entries $entries"
 load
 "$build/bench/bench_agent_vault" --entries "$entries" --rounds 20
 load
+
+echo "== the machine's part of a round trip, after"
+"$build/bench/bench_machine"

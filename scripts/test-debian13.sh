@@ -107,5 +107,11 @@ chown -R --reference="$root" "$out"
 ls -1 "$out"
 
 echo "== install the packages, debian/tests/installed"
-in_tree sh -c 'apt-get install -y -qq --no-install-recommends /build/*.deb >/dev/null'
+# What the packages depend on was installed with the Build-Depends; should anything be
+# missing from a tree whose package lists are old, they are brought up to date once.
+install_debs() { in_tree sh -c 'apt-get install -y -qq --no-install-recommends /build/*.deb >/dev/null'; }
+if ! install_debs; then
+  in_tree apt-get update -qq
+  install_debs
+fi
 in_tree /build/src/debian/tests/installed
