@@ -46,6 +46,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_pkcs11_support.h"
 #include "bench_report.h"
 #include "bench_support.h"
 #include "ck.h"
@@ -64,6 +65,7 @@ constexpr const char* kSoftHsmDefault = "/usr/lib/softhsm/libsofthsm2.so";
 using cv::bench::budget_line;
 using cv::bench::die;
 using cv::bench::fmt;
+using cv::bench::Pkcs11Signer;
 using cv::bench::Reporter;
 
 // Removed at exit; the path is never destroyed, so the exit handler can still read it.
@@ -257,7 +259,7 @@ struct Token {
   CK_SESSION_HANDLE login_session = 0;
 
   Token(Module& m, const std::string& label) : module(&m), slot(m.slot_of(label)) {
-    login_session = open();
+    login_session = cv::bench::open_session(module->f, slot);
     if (!login_session) die(m.name + ": C_OpenSession");
     std::string pin(kPin);
     if (CK_RV rv = m.f->C_Login(login_session, CKU_USER,
@@ -265,23 +267,10 @@ struct Token {
         rv != CKR_OK)
       die(m.name + ": C_Login returned " + std::to_string(rv));
   }
-  CK_SESSION_HANDLE open() const {
-    CK_SESSION_HANDLE s = 0;
-    return module->f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s) == CKR_OK ? s
-                                                                                              : 0;
-  }
   CK_OBJECT_HANDLE private_key(const std::string& label) const {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
-                        {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
-    CK_OBJECT_HANDLE h[2];
-    CK_ULONG n = 0;
-    auto* f = module->f;
-    if (f->C_FindObjectsInit(login_session, t, 2) != CKR_OK ||
-        f->C_FindObjects(login_session, h, 2, &n) != CKR_OK ||
-        f->C_FindObjectsFinal(login_session) != CKR_OK || n != 1)
-      die(module->name + ": no single private key labelled " + label);
-    return h[0];
+    auto h = cv::bench::private_key_labelled(module->f, login_session, label);
+    if (!h) die(module->name + ": no single private key labelled " + label);
+    return *h;
   }
   // One signature, so that the key is decrypted and in use before anything is timed
   // (certvault decrypts a private key once per login, on first use).
@@ -325,37 +314,10 @@ class RawSigner {
   std::vector<uint8_t> sig_ = std::vector<uint8_t>(1024);
 };
 
-// C_SignInit + C_Sign, in a session of its own.
-class Pkcs11Signer {
- public:
-  Pkcs11Signer(const Token* token, CK_OBJECT_HANDLE handle, const Key* key)
-      : f_(token->module->f), session_(token->open()), handle_(handle), input_(key->input) {
-    mech_ = {key->mechanism, nullptr, 0};
-  }
-  Pkcs11Signer(const Pkcs11Signer&) = delete;
-  Pkcs11Signer& operator=(const Pkcs11Signer&) = delete;
-  ~Pkcs11Signer() {
-    if (session_) f_->C_CloseSession(session_);
-  }
-  bool ready() const { return session_ != 0; }
-  CK_RV last() const { return last_; }
-  bool operator()() {
-    CK_ULONG len = sig_.size();
-    last_ = f_->C_SignInit(session_, &mech_, handle_);
-    if (last_ == CKR_OK)
-      last_ = f_->C_Sign(session_, input_.data(), input_.size(), sig_.data(), &len);
-    return last_ == CKR_OK;
-  }
-
- private:
-  CK_FUNCTION_LIST_PTR f_;
-  CK_SESSION_HANDLE session_;
-  CK_OBJECT_HANDLE handle_;
-  CK_MECHANISM mech_;
-  std::vector<uint8_t> input_;
-  std::vector<uint8_t> sig_ = std::vector<uint8_t>(1024);
-  CK_RV last_ = CKR_OK;
-};
+// C_SignInit + C_Sign with `key`'s mechanism, in a session of its own on `token`.
+Pkcs11Signer signer(const Token* token, CK_OBJECT_HANDLE handle, const Key* key) {
+  return Pkcs11Signer(token->module->f, token->slot, handle, key->mechanism, key->input);
+}
 
 // The benchmark loop of the signing rows: one signature per iteration (`sign` returns false
 // on failure, and the run then stops with `failure()`).
@@ -413,7 +375,7 @@ void BM_OpenSslSignDupContext(benchmark::State& state, const Key* key) {
 // C_SignInit + C_Sign, in a session of this thread's own.
 void BM_Pkcs11Sign(benchmark::State& state, const Token* token, CK_OBJECT_HANDLE handle,
                    const Key* key) {
-  Pkcs11Signer sign(token, handle, key);
+  Pkcs11Signer sign = signer(token, handle, key);
   if (!sign.ready()) {
     state.SkipWithError("C_OpenSession failed");
     return;
@@ -430,7 +392,7 @@ int batch_for(const Key* key) {
 // certvault's C_Sign beside raw OpenSSL, timed in alternating batches (bench_support.h).
 void BM_Pkcs11SignBesideOpenSsl(benchmark::State& state, const Token* token,
                                 CK_OBJECT_HANDLE handle, const Key* key) {
-  Pkcs11Signer ours(token, handle, key);
+  Pkcs11Signer ours = signer(token, handle, key);
   RawSigner reference(key);
   if (!ours.ready() || !reference.ready()) {
     state.SkipWithError("C_OpenSession or EVP_PKEY_sign_init failed");
@@ -443,7 +405,7 @@ void BM_Pkcs11SignBesideOpenSsl(benchmark::State& state, const Token* token,
 // contexts) in the same rotation of batches (bench_support.h).
 void BM_SignTwoThreadsBesideOne(benchmark::State& state, const Token* token,
                                 CK_OBJECT_HANDLE handle, const Key* key) {
-  Pkcs11Signer ours1(token, handle, key), ours2(token, handle, key);
+  Pkcs11Signer ours1 = signer(token, handle, key), ours2 = signer(token, handle, key);
   RawSigner reference1(key), reference2(key);
   if (!ours1.ready() || !ours2.ready() || !reference1.ready() || !reference2.ready()) {
     state.SkipWithError("C_OpenSession or EVP_PKEY_sign_init failed");
@@ -456,7 +418,7 @@ void BM_SignTwoThreadsBesideOne(benchmark::State& state, const Token* token,
 void BM_Pkcs11FindByLabel(benchmark::State& state, const Token* token,
                           const std::vector<std::string>* labels) {
   auto* f = token->module->f;
-  const CK_SESSION_HANDLE s = token->open();
+  const CK_SESSION_HANDLE s = cv::bench::open_session(token->module->f, token->slot);
   if (!s) {
     state.SkipWithError("C_OpenSession failed");
     return;

@@ -63,6 +63,7 @@
 #include <vector>
 
 #include "agent_client.h"
+#include "bench_pkcs11_support.h"
 #include "bench_report.h"
 #include "bench_support.h"
 #include "ck.h"
@@ -89,6 +90,7 @@ constexpr std::string_view kPin = "bench-pin-1234";
 using cv::bench::budget_line;
 using cv::bench::die;
 using cv::bench::fmt;
+using cv::bench::Pkcs11Signer;
 using cv::bench::Reporter;
 
 pid_t g_agent_pid = 0;  // the agent started here, stopped at exit
@@ -283,7 +285,7 @@ struct Module {
       }
     }
     if (!found) die(name + ": no token labelled bench-agent");
-    main_session = open();
+    main_session = cv::bench::open_session(f, slot);
     if (!main_session) die(name + ": C_OpenSession");
   }
   void login() const {
@@ -299,57 +301,19 @@ struct Module {
     f = nullptr;
     lib = nullptr;
   }
-  CK_SESSION_HANDLE open() const {
-    CK_SESSION_HANDLE s = 0;
-    return f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &s) == CKR_OK ? s : 0;
-  }
   CK_OBJECT_HANDLE private_key(const std::string& label) const {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls},
-                        {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
-    CK_OBJECT_HANDLE h[2];
-    CK_ULONG n = 0;
-    if (f->C_FindObjectsInit(main_session, t, 2) != CKR_OK ||
-        f->C_FindObjects(main_session, h, 2, &n) != CKR_OK ||
-        f->C_FindObjectsFinal(main_session) != CKR_OK || n != 1)
-      die(name + ": no single private key labelled " + label);
-    return h[0];
+    auto h = cv::bench::private_key_labelled(f, main_session, label);
+    if (!h) die(name + ": no single private key labelled " + label);
+    return *h;
   }
 };
 
 // --- signers -----------------------------------------------------------------------------
 
-// C_SignInit + C_Sign, in a session of its own; checks the first signature's length.
-class Pkcs11Signer {
- public:
-  Pkcs11Signer(const Module* m, CK_OBJECT_HANDLE handle, const Key* key)
-      : f_(m->f), session_(m->open()), handle_(handle), input_(key->input) {
-    mech_ = {key->mechanism, nullptr, 0};
-  }
-  Pkcs11Signer(const Pkcs11Signer&) = delete;
-  Pkcs11Signer& operator=(const Pkcs11Signer&) = delete;
-  ~Pkcs11Signer() {
-    if (session_) f_->C_CloseSession(session_);
-  }
-  bool ready() const { return session_ != 0; }
-  CK_RV last() const { return last_; }
-  bool operator()() {
-    CK_ULONG len = sig_.size();
-    last_ = f_->C_SignInit(session_, &mech_, handle_);
-    if (last_ == CKR_OK)
-      last_ = f_->C_Sign(session_, input_.data(), input_.size(), sig_.data(), &len);
-    return last_ == CKR_OK;
-  }
-
- private:
-  CK_FUNCTION_LIST_PTR f_;
-  CK_SESSION_HANDLE session_;
-  CK_OBJECT_HANDLE handle_;
-  CK_MECHANISM mech_;
-  std::vector<uint8_t> input_;
-  std::vector<uint8_t> sig_ = std::vector<uint8_t>(1024);
-  CK_RV last_ = CKR_OK;
-};
+// C_SignInit + C_Sign with `key`'s mechanism, in a session of its own on `m`'s slot.
+Pkcs11Signer signer(const Module* m, CK_OBJECT_HANDLE handle, const Key* key) {
+  return Pkcs11Signer(m->f, m->slot, handle, key->mechanism, key->input);
+}
 
 // As `openssl speed` does: one context, made and initialised once, then EVP_PKEY_sign.
 class RawSigner {
@@ -388,7 +352,7 @@ void sign_per_iteration(benchmark::State& state, Sign& sign, const char* what) {
 
 void BM_Pkcs11Sign(benchmark::State& state, const Module* m, CK_OBJECT_HANDLE handle,
                    const Key* key, bool through_agent) {
-  Pkcs11Signer sign(m, handle, key);
+  Pkcs11Signer sign = signer(m, handle, key);
   if (!sign.ready()) {
     state.SkipWithError("C_OpenSession failed");
     return;
@@ -424,7 +388,7 @@ int batch_for(const Key* key) {
 void BM_AgentBesideInProcess(benchmark::State& state, const Module* agent_m,
                              CK_OBJECT_HANDLE agent_key, const Module* local_m,
                              CK_OBJECT_HANDLE local_key, const Key* key) {
-  Pkcs11Signer ours(agent_m, agent_key, key), reference(local_m, local_key, key);
+  Pkcs11Signer ours = signer(agent_m, agent_key, key), reference = signer(local_m, local_key, key);
   if (!ours.ready() || !reference.ready()) {
     state.SkipWithError("C_OpenSession failed");
     return;
@@ -436,7 +400,7 @@ void BM_AgentBesideInProcess(benchmark::State& state, const Module* agent_m,
 // threads beside one (two contexts), in one rotation of batches.
 void BM_AgentTwoThreadsBesideOne(benchmark::State& state, const Module* m, CK_OBJECT_HANDLE handle,
                                  const Key* key) {
-  Pkcs11Signer ours1(m, handle, key), ours2(m, handle, key);
+  Pkcs11Signer ours1 = signer(m, handle, key), ours2 = signer(m, handle, key);
   RawSigner reference1(key), reference2(key);
   if (!ours1.ready() || !ours2.ready() || !reference1.ready() || !reference2.ready()) {
     state.SkipWithError("C_OpenSession or EVP_PKEY_sign_init failed");
@@ -523,7 +487,7 @@ int main(int argc, char** argv) {
     // One signature each, so that keys are decrypted (in-process) and resolved (agent)
     // before anything is timed.
     for (auto [m, h] : {std::pair{&local, local_key}, std::pair{&through, agent_key}}) {
-      Pkcs11Signer once(m, h, &k);
+      Pkcs11Signer once = signer(m, h, &k);
       if (!once.ready() || !once()) die(m->name + ": cannot sign with " + k.name);
     }
     const Key* key = &k;
