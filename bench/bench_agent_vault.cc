@@ -42,6 +42,7 @@
 
 #include "agent_client.h"
 #include "agent_key.h"
+#include "bench_median.h"
 #include "bench_support.h"
 #include "seal.h"
 #include "vault.h"
@@ -57,6 +58,7 @@ namespace {
 namespace cv = certvault;
 namespace agent = certvault::agent;
 namespace fs = std::filesystem;
+using certvault::bench::median;
 using cv::bench::die;
 using Clock = std::chrono::steady_clock;
 
@@ -67,12 +69,6 @@ const cv::SecureBytes& pin() {
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // A vault of `n` entries at `init`'s default Argon2id cost; its canonical path.

@@ -30,17 +30,15 @@
 #include <thread>
 #include <vector>
 
+#include "bench_median.h"
+
 namespace {
 
+using certvault::bench::median;
 using Clock = std::chrono::steady_clock;
 
 double us_since(Clock::time_point t) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 bool pin(int cpu) {

@@ -2,8 +2,10 @@
 // private key found by its label, and a signer that times C_SignInit + C_Sign.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ck.h"

@@ -31,11 +31,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_median.h"
+
 extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
+using certvault::bench::median;
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "bench_process: %s\n", what.c_str());
@@ -114,12 +117,6 @@ Sample run(Variant& v, const fs::path& err) {
     die(v.name + " failed: " + text);
   }
   return {std::chrono::duration<double, std::milli>(end - start).count(), ru.ru_maxrss};
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 }  // namespace
