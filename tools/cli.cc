@@ -66,7 +66,7 @@ Result<Vault> open_vault(const Globals& globals) {
 Result<void> unlock_here(const Globals& globals, Vault& vault) {
   CV_TRY(pin, read_pin(globals.pin_file,
                        "PIN for vault '" + vault.label() + "': ", {"PIN", "--pin-file"}));
-  return vault.unlock(pin);
+  return vault.unlock(pin, Vault::Threads::kTwo);
 }
 
 Result<Vault> open_unlocked(const Globals& globals) {

@@ -82,10 +82,10 @@ class ServedVault {
       // A new TTL needs the PIN as much as the first unlock did (and counts a wrong one);
       // checked on a handle of its own, so that signing goes on meanwhile.
       CV_TRY(check, Vault::open(path_));
-      CV_CHECK(check.unlock(pin));
+      CV_CHECK(check.unlock(pin, Vault::Threads::kTwo));
     }
     std::lock_guard lock(mu_);
-    if (!vault_.unlocked()) CV_CHECK(vault_.unlock(pin));
+    if (!vault_.unlocked()) CV_CHECK(vault_.unlock(pin, Vault::Threads::kTwo));
     unlocked_at_ = now();
     deadline_ = ttl && ttl->count() > 0 ? std::optional(Clock::now() + *ttl) : std::nullopt;
     due_at_ = deadline_ ? deadline_->time_since_epoch().count() : 0;
@@ -319,7 +319,7 @@ class ServedVault {
                                         label_ + "': no entry's rule admits it");
     }
     CV_TRY(check, Vault::open(path_));
-    return check.unlock(pin);
+    return check.unlock(pin, Vault::Threads::kTwo);
   }
 
   // The owner's `certvault access`, made here because this agent holds the vault unlocked.
