@@ -32,8 +32,8 @@ put dates/february '2028-02-29'
 put dates/time '2027-06-30T23:59:59Z'
 printf '\x00\x5c\x26\x05\x00\x00\x00\x00' >"$out/dates/binary_time"
 
-# --- manifests: the checked-in fixtures of formats 1 to 3, and a format-4 one ---------
-for v in 1 2 3; do cp "tests/data/vault-format-$v/manifest" "$out/manifest/format-$v"; done
+# --- manifests: the checked-in fixtures of formats 1 to 5, and one in the current format -
+for v in 1 2 3 4 5; do cp "tests/data/vault-format-$v/manifest" "$out/manifest/format-$v"; done
 v="$work/vault"
 printf 'corpus-pin' >"$work/pin"
 printf 'corpus-cmp-secret' >"$work/secret"
@@ -55,7 +55,7 @@ cv renew-rule client --at 2/3 --then 'systemctl reload nginx'
     -subj /CN=trust -days 3650 -out "$work/ca.pem" 2>/dev/null
 cv issuer add corp --cmp http://127.0.0.1:1/pkix/ --cmp-ref ref-1 --cmp-secret-file "$work/secret" --trust "$work/ca.pem"
 cv issuer add acme1 --acme https://127.0.0.1:1/dir --trust "$work/ca.pem" --dns01-hook 'true'
-cp "$v/manifest" "$out/manifest/format-4"
+cp "$v/manifest" "$out/manifest/format-current"
 
 # --- import: PKCS#12, PEM, DER, PKCS#7 (first byte: the mode, import_fuzz.cc) --------
 key="$work/key.pem" cert="$work/cert.pem"

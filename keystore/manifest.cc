@@ -19,6 +19,7 @@ namespace {
 
 constexpr std::string_view kMagicPrefix = "certvault-vault ";
 constexpr std::string_view kMagic = "certvault-vault 6\n";  // what this version writes
+static_assert(kMagic.size() == 18 && kMagic[16] == '0' + kFormat, "kMagic names kFormat");
 constexpr std::string_view kMacTag = "mac ";
 constexpr size_t kGenFields = 19;
 constexpr size_t kGenFieldsBeforeKeyOrigin = 18;  // lines written before field 18 existed

@@ -552,15 +552,19 @@ Vault::Impl::Hashing Vault::Impl::hash_beside(Vault::Threads threads) const {
   try {
     return {source.bytes,
             std::async(std::launch::async, [s = source] { return manifest::digest(s); })};
-  } catch (const std::system_error&) {
+  } catch (...) {
     return {};  // no thread to be had: the MAC check hashes on this one
   }
 }
 
 void Vault::Impl::keep_digest(Hashing& hashing) const {
   if (!hashing.digest.valid()) return;
-  auto hashed = hashing.digest.get();
-  if (hashing.of == source.bytes) source.digest = std::move(hashed);
+  try {
+    auto hashed = hashing.digest.get();
+    if (hashing.of == source.bytes) source.digest = std::move(hashed);
+  } catch (...) {
+    // Out of memory on the other thread: the MAC check hashes on this one.
+  }
 }
 
 Result<void> Vault::unlock(const SecureBytes& pin, Threads threads) {

@@ -99,7 +99,7 @@ std::vector<uint8_t> from_b64(const std::string& s) {
 // straight from libsodium: Argon2id(PIN) opens pin_wrap, the MAC key is subkey 2 of the
 // vault key, the MAC is keyed BLAKE2b-256 over every byte before the MAC line (up to format
 // 5) or over their unkeyed BLAKE2b-256 (format 6).
-enum class MacOver { kAsTheFormatSays, kTheBytes };
+enum class MacOver { kAsTheFormatSays, kTheBytes, kTheHash };
 std::string with_mac(std::string text, std::string_view pin,
                      MacOver over = MacOver::kAsTheFormatSays) {
   text.erase(text.rfind("mac "));
@@ -130,7 +130,7 @@ std::string with_mac(std::string text, std::string_view pin,
   crypto_kdf_derive_from_key(mac_key, 32, 2, "cvault01", vault_key);
   // The version on the first line, "certvault-vault N" (0 when it is not one).
   const int format = text.starts_with("certvault-vault ") ? std::atoi(text.c_str() + 16) : 0;
-  if (over == MacOver::kAsTheFormatSays && format >= 6) {
+  if (over == MacOver::kTheHash || (over == MacOver::kAsTheFormatSays && format >= 6)) {
     unsigned char hash[32];
     crypto_generichash(hash, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
                        nullptr, 0);
@@ -585,6 +585,51 @@ TEST(VaultFormat, ManifestChangedWhileLockedFailsUnlockOnOneThreadOrTwo) {
         << why(unlocked);
     EXPECT_EQ(v->pin_failures(), 0) << "the right PIN is no wrong attempt";
   }
+}
+
+// A version-5 manifest whose MAC is taken the format-6 way fails authentication too.
+TEST(VaultFormat, Version5ManifestWithAVersion6MacIsDamage) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  overwrite_in_place(dir / "manifest",
+                     with_mac(read_file(dir / "manifest"), kV5Pin, MacOver::kTheHash));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  auto unlocked = v->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo);
+  ASSERT_FALSE(unlocked);
+  EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+}
+
+// A handle keeps the manifest's hash across lock and unlock while the manifest is the same;
+// after another process's commit it hashes the new one, and a manifest then changed outside
+// certvault fails, whatever hash it had before.
+TEST(VaultFormat, UnlockAgainHashesAManifestThatChangedMeanwhile) {
+  TempDir tmp;
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  auto a = Vault::open(dir);
+  ASSERT_TRUE(a) << why(a);
+  ASSERT_TRUE(a->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo));
+  ASSERT_TRUE(a->set_listed_publicly("retired", true));  // writes format 6
+  a->lock();
+  ASSERT_TRUE(a->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo));
+  a->lock();
+  {
+    auto b = Vault::open(dir);
+    ASSERT_TRUE(b->unlock(SecureBytes::from(kV5Pin)));
+    ASSERT_TRUE(b->set_listed_publicly("retired", false));
+  }
+  auto again = a->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo);
+  ASSERT_TRUE(again) << "the other handle's commit is authentic: " << why(again);
+  EXPECT_FALSE(a->find("retired")->listed_publicly);
+  a->lock();
+  std::string text = read_file(dir / "manifest");
+  const size_t uid = text.find("\"uid\":\"1234\"");
+  ASSERT_NE(uid, std::string::npos);
+  text.replace(uid + 7, 4, "12345");  // another size: the handle notices the change
+  overwrite_in_place(dir / "manifest", text);
+  auto tampered = a->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo);
+  ASSERT_FALSE(tampered);
+  EXPECT_EQ(tampered.error().code, Code::kTampered) << why(tampered);
 }
 
 // --- newer versions ----------------------------------------------------------------------

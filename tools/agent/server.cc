@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "uid_limit.h"
@@ -49,6 +50,31 @@ Result<void> check_parent(const fs::path& dir) {
 
 // The core this loop's thread stays on; -1 when the agent does not keep its loops on cores.
 thread_local int loop_core = -1;
+// The cores the agent was given, before each loop was kept to one.
+cpu_set_t given_cores;
+
+// An unlock answered on a loop kept to one core runs with every core the agent was given:
+// the thread that unlock starts to hash the manifest beside Argon2id (vault format 6) starts
+// with the cores of the thread that makes it, and would otherwise share Argon2id's.
+class Unpinned {
+ public:
+  Unpinned() {
+    if (loop_core >= 0)
+      widened_ = ::pthread_setaffinity_np(::pthread_self(), sizeof given_cores, &given_cores) == 0;
+  }
+  ~Unpinned() {
+    if (!widened_) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(loop_core, &one);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+  }
+  Unpinned(const Unpinned&) = delete;
+  Unpinned& operator=(const Unpinned&) = delete;
+
+ private:
+  bool widened_ = false;
+};
 
 // One connection. Requests are read and answered on the loop's thread with plain
 // non-blocking calls: a request that is already there (the common case for a program that
@@ -207,7 +233,11 @@ class Session : public std::enable_shared_from_this<Session> {
       closing_ = true;
       return send_reply();
     }
-    reply_.emplace(agent_.handle(*message, peer_, conn_));
+    {
+      std::optional<Unpinned> wide;
+      if (message->type == Type::kUnlock || message->type == Type::kCheckPin) wide.emplace();
+      reply_.emplace(agent_.handle(*message, peer_, conn_));
+    }
     consume(size);  // an unlock request held a PIN
     if (message->type == Type::kSign && reply_->type() == Type::kOk && loop_core >= 0)
       reply_->add_u64(Tag::kCore, static_cast<uint64_t>(loop_core));
@@ -462,6 +492,7 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimi
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   const int usable = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 2;
+  given_cores = cpus;
   const unsigned threads = std::clamp(static_cast<unsigned>(usable), 2u, 16u);
   std::vector<std::atomic<size_t>> sessions(threads);  // outlives the sessions, in the loops
   std::vector<std::unique_ptr<asio::io_context>> loops;
