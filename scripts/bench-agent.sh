@@ -14,14 +14,14 @@
 #     with an EC P-256 and an RSA-2048 key: C_Sign through the agent beside the module
 #     in-process on the same keys (two copies of the module in one process), and two
 #     client threads through the agent beside one, rotated with raw OpenSSL's own;
-#  6. bench_agent_vault, which starts an agent of its own on a 10,000-entry vault (made in
-#     20-40 s) and a 1-entry one: resident memory after unlock, and the first signature
-#     after unlock beyond Argon2id.
+#  6. bench_agent_vault, which starts an agent of its own for each round on a 10,000-entry
+#     vault and a 1-entry one, at three Argon2id costs (the vaults made in 40-60 s):
+#     resident memory after unlock, and the first signature after unlock beyond Argon2id.
 # After step 1 and after step 6, bench_machine: what this machine charges for a system call
 # and a round trip over a Unix socket, with no certvault code (a host that got busier
 # during the run shows there).
 # Environment: ROUNDS (bench_process rounds, default 15), REPS (bench_provider and
-# bench_pkcs11_agent repetitions, default 5), ENTRIES (default 10000). Takes about four
+# bench_pkcs11_agent repetitions, default 5), ENTRIES (default 10000). Takes about six
 # minutes on 2 vCPUs.
 set -euo pipefail
 
