@@ -207,6 +207,23 @@ struct Session {
 
 }  // namespace
 
+// An agent of its own for one round, serving a 10,000-entry vault and a 1-entry one, with
+// a key of each resolved; stopped at the round's end.
+struct RoundAgent {
+  pid_t pid;
+  Session s;
+  agent::RemoteKey big_key, small_key;
+  RoundAgent(const fs::path& tmp, const fs::path& big, const fs::path& small,
+             const fs::path& socket, int entries)
+      : pid(start_agent(tmp, big, small, socket)),
+        s{std::make_shared<agent::Client>(socket)},
+        big_key(s.key(big, "entry-" + std::to_string(entries / 2))),
+        small_key(s.key(small, "entry-0")) {}
+  ~RoundAgent() { stop_agent(pid); }
+  RoundAgent(const RoundAgent&) = delete;
+  RoundAgent& operator=(const RoundAgent&) = delete;
+};
+
 // One round per agent, as the file's comment says, for a pair of vaults of one cost.
 struct FirstUnlocks {
   std::vector<double> unlock_small, unlock_big, sign_small, sign_big, beyond;
@@ -219,10 +236,11 @@ FirstUnlocks first_unlocks(const fs::path& tmp, const fs::path& big, const fs::p
   FirstUnlocks out;
   const fs::path socket = tmp / "agent.sock";
   for (int r = 0; r < rounds; ++r) {
-    const pid_t pid = start_agent(tmp, big, small, socket);
-    Session s{std::make_shared<agent::Client>(socket)};
-    const agent::RemoteKey big_key = s.key(big, "entry-" + std::to_string(entries / 2));
-    const agent::RemoteKey small_key = s.key(small, "entry-0");
+    RoundAgent a(tmp, big, small, socket, entries);
+    Session& s = a.s;
+    const pid_t pid = a.pid;
+    const agent::RemoteKey& big_key = a.big_key;
+    const agent::RemoteKey& small_key = a.small_key;
     if (r == 0) out.rss_locked = status_kib(pid, "VmRSS");
     s.warm_up(small, small_key);
     for (int i = 0; i < 2; ++i) {
@@ -241,7 +259,6 @@ FirstUnlocks first_unlocks(const fs::path& tmp, const fs::path& big, const fs::p
     }
     out.beyond.push_back(out.unlock_big.back() + out.sign_big.back() - out.unlock_small.back());
     out.hwm = std::max(out.hwm, status_kib(pid, "VmHWM"));
-    stop_agent(pid);
   }
   return out;
 }
@@ -289,11 +306,10 @@ int main(int argc, char** argv) {
   {
     const fs::path socket = tmp / "fast.sock";
     for (int r = 0; r < rounds; ++r) {
-      const pid_t pid = start_agent(tmp, fast, small, socket);
-      Session f{std::make_shared<agent::Client>(socket)};
-      const agent::RemoteKey key = f.key(fast, "entry-" + std::to_string(entries / 2));
-      const agent::RemoteKey small_key = f.key(small, "entry-0");
-      f.warm_up(small, small_key);
+      RoundAgent a(tmp, fast, small, socket, entries);
+      Session& f = a.s;
+      const agent::RemoteKey& key = a.big_key;
+      f.warm_up(small, a.small_key);
       const uint64_t passes = f.passes();
       auto t = Clock::now();
       f.unlock(fast);
@@ -305,7 +321,6 @@ int main(int argc, char** argv) {
       f.unlock(fast);
       Session::sign(key);
       again_total.push_back(ms_since(t));
-      stop_agent(pid);
     }
   }
   std::error_code ec;
