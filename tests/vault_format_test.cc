@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -130,15 +131,14 @@ std::string with_mac(std::string text, std::string_view pin,
   crypto_kdf_derive_from_key(mac_key, 32, 2, "cvault01", vault_key);
   // The version on the first line, "certvault-vault N" (0 when it is not one).
   const int format = text.starts_with("certvault-vault ") ? std::atoi(text.c_str() + 16) : 0;
+  std::span<const unsigned char> covered(reinterpret_cast<const unsigned char*>(text.data()),
+                                         text.size());
+  unsigned char hash[32];
   if (over == MacOver::kTheHash || (over == MacOver::kAsTheFormatSays && format >= 6)) {
-    unsigned char hash[32];
-    crypto_generichash(hash, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
-                       nullptr, 0);
-    crypto_generichash(tag, 32, hash, 32, mac_key, 32);
-  } else {
-    crypto_generichash(tag, 32, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
-                       mac_key, 32);
+    crypto_generichash(hash, 32, covered.data(), covered.size(), nullptr, 0);
+    covered = hash;
   }
+  crypto_generichash(tag, 32, covered.data(), covered.size(), mac_key, 32);
   return text + "mac " + to_hex(std::string_view(reinterpret_cast<char*>(tag), 32)) + "\n";
 }
 
@@ -535,26 +535,48 @@ TEST(VaultFormat, FirstWriteToVersion5UpgradesAndKeepsEverything) {
 
 // --- version 6 ---------------------------------------------------------------------------
 
+// A copy of the format-5 fixture after its first write, which made it format 6.
+fs::path upgraded_v5_fixture(const TempDir& tmp) {
+  fs::path dir = copy_fixture(tmp, kV5Fixture);
+  auto v = Vault::open(dir);
+  EXPECT_TRUE(v && v->unlock(SecureBytes::from(kV5Pin)));
+  EXPECT_TRUE(v && v->set_listed_publicly("retired", true));
+  return dir;
+}
+
+// The manifest with the access rule's uid 1234 replaced: the structure stays valid, the MAC
+// does not.
+std::string with_uid_changed(std::string text, std::string_view uid) {
+  const size_t at = text.find("\"uid\":\"1234\"");
+  EXPECT_NE(at, std::string::npos);
+  if (at != std::string::npos) text.replace(at + 7, 4, uid);
+  return text;
+}
+
+// Unlocking the vault at `dir` with the right PIN fails as damage, on one thread or two,
+// and counts no wrong attempt.
+void expect_unlock_is_damage(const fs::path& dir, std::string_view pin) {
+  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
+    auto v = Vault::open(dir);
+    ASSERT_TRUE(v) << "without the key, only the structure is read: " << why(v);
+    auto unlocked = v->unlock(SecureBytes::from(pin), threads);
+    ASSERT_FALSE(unlocked);
+    EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+    EXPECT_NE(unlocked.error().message.find("failed authentication"), std::string::npos)
+        << why(unlocked);
+    EXPECT_FALSE(v->unlocked());
+    EXPECT_EQ(v->pin_failures(), 0) << "the right PIN is no wrong attempt";
+  }
+}
+
 // A format-6 manifest whose MAC is taken over its bytes, as format 5 took it, fails
 // authentication: the version on the first line decides how the MAC is checked.
 TEST(VaultFormat, Version6ManifestWithAVersion5MacIsDamage) {
   TempDir tmp;
-  fs::path dir = copy_fixture(tmp, kV5Fixture);
-  {
-    auto v = Vault::open(dir);
-    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin)));
-    ASSERT_TRUE(v->set_listed_publicly("retired", true));
-  }
-  const std::string v6 = read_file(dir / "manifest");
-  overwrite_in_place(dir / "manifest", with_mac(v6, kV5Pin, MacOver::kTheBytes));
-  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
-    auto v = Vault::open(dir);
-    ASSERT_TRUE(v) << "without the key, only the structure is read";
-    auto unlocked = v->unlock(SecureBytes::from(kV5Pin), threads);
-    ASSERT_FALSE(unlocked);
-    EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
-    EXPECT_FALSE(v->unlocked());
-  }
+  fs::path dir = upgraded_v5_fixture(tmp);
+  overwrite_in_place(dir / "manifest",
+                     with_mac(read_file(dir / "manifest"), kV5Pin, MacOver::kTheBytes));
+  expect_unlock_is_damage(dir, kV5Pin);
 }
 
 // The hash computed beside Argon2id is that of the manifest in hand: a manifest changed
@@ -562,29 +584,12 @@ TEST(VaultFormat, Version6ManifestWithAVersion5MacIsDamage) {
 // and the right PIN is not counted as a wrong one.
 TEST(VaultFormat, ManifestChangedWhileLockedFailsUnlockOnOneThreadOrTwo) {
   TempDir tmp;
-  fs::path dir = copy_fixture(tmp, kV5Fixture);
-  {
-    auto v = Vault::open(dir);
-    ASSERT_TRUE(v->unlock(SecureBytes::from(kV5Pin)));
-    ASSERT_TRUE(v->set_listed_publicly("retired", true));
-  }
-  std::string text = read_file(dir / "manifest");
-  // An access rule's uid, one digit changed: the structure stays valid, the MAC does not.
-  const size_t uid = text.find("\"uid\":\"1234\"");
-  ASSERT_NE(uid, std::string::npos);
-  text[uid + 7] = '5';
-  overwrite_in_place(dir / "manifest", text);
-  for (auto threads : {Vault::Threads::kOne, Vault::Threads::kTwo}) {
-    auto v = Vault::open(dir);
-    ASSERT_TRUE(v) << why(v);
-    EXPECT_EQ(v->find("client")->access, std::vector<AccessRule>{allow(PeerKind::kUid, "5234")});
-    auto unlocked = v->unlock(SecureBytes::from(kV5Pin), threads);
-    ASSERT_FALSE(unlocked);
-    EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
-    EXPECT_NE(unlocked.error().message.find("failed authentication"), std::string::npos)
-        << why(unlocked);
-    EXPECT_EQ(v->pin_failures(), 0) << "the right PIN is no wrong attempt";
-  }
+  fs::path dir = upgraded_v5_fixture(tmp);
+  overwrite_in_place(dir / "manifest", with_uid_changed(read_file(dir / "manifest"), "5234"));
+  auto v = Vault::open(dir);
+  ASSERT_TRUE(v) << why(v);
+  EXPECT_EQ(v->find("client")->access, std::vector<AccessRule>{allow(PeerKind::kUid, "5234")});
+  expect_unlock_is_damage(dir, kV5Pin);
 }
 
 // A version-5 manifest whose MAC is taken the format-6 way fails authentication too.
@@ -593,11 +598,7 @@ TEST(VaultFormat, Version5ManifestWithAVersion6MacIsDamage) {
   fs::path dir = copy_fixture(tmp, kV5Fixture);
   overwrite_in_place(dir / "manifest",
                      with_mac(read_file(dir / "manifest"), kV5Pin, MacOver::kTheHash));
-  auto v = Vault::open(dir);
-  ASSERT_TRUE(v) << why(v);
-  auto unlocked = v->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo);
-  ASSERT_FALSE(unlocked);
-  EXPECT_EQ(unlocked.error().code, Code::kTampered) << why(unlocked);
+  expect_unlock_is_damage(dir, kV5Pin);
 }
 
 // A handle keeps the manifest's hash across lock and unlock while the manifest is the same;
@@ -622,11 +623,8 @@ TEST(VaultFormat, UnlockAgainHashesAManifestThatChangedMeanwhile) {
   ASSERT_TRUE(again) << "the other handle's commit is authentic: " << why(again);
   EXPECT_FALSE(a->find("retired")->listed_publicly);
   a->lock();
-  std::string text = read_file(dir / "manifest");
-  const size_t uid = text.find("\"uid\":\"1234\"");
-  ASSERT_NE(uid, std::string::npos);
-  text.replace(uid + 7, 4, "12345");  // another size: the handle notices the change
-  overwrite_in_place(dir / "manifest", text);
+  // Another size, so that the handle notices the change.
+  overwrite_in_place(dir / "manifest", with_uid_changed(read_file(dir / "manifest"), "12345"));
   auto tampered = a->unlock(SecureBytes::from(kV5Pin), Vault::Threads::kTwo);
   ASSERT_FALSE(tampered);
   EXPECT_EQ(tampered.error().code, Code::kTampered) << why(tampered);
