@@ -36,24 +36,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-vault=$tmp/vault
-printf 'timeline-pin-1234\n' >"$tmp/pin"
-chmod 600 "$tmp/pin"
-cv() { "$cli" --vault "$vault" --pin-file "$tmp/pin" "$@"; }
-cv init --label timeline >/dev/null
-cv ca create --end-date +3650d >/dev/null
-cv create bench-ec --end-date +365d --key-type ec-p256 >/dev/null
-cv ca show --json | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["pem"])' \
-  >"$tmp/ca.pem"
-
+# shellcheck source=scripts/bench-vault.sh
+. "$root/scripts/bench-vault.sh"
+bench_vault "$cli" "$tmp"
+bench_agent "${AGENT_CPUS:-}" >/dev/null
 on() { if [ -n "$1" ]; then echo taskset -c "$1"; fi; }
-# shellcheck disable=SC2046
-$(on "${AGENT_CPUS:-}") "$cli" agent --vault "$vault" --socket "$tmp/agent.sock" \
-  --audit-log "$tmp/audit.log" 2>"$tmp/agent.err" &
-agent_pid=$!
-export CERTVAULT_AGENT_SOCK=$tmp/agent.sock
-for _ in $(seq 100); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
-cv unlock >/dev/null
 
 echo "== the client: BM_Tls13Handshake/ClientKeyFromAgent${CLIENT_CPUS:+ on cpus $CLIENT_CPUS}${AGENT_CPUS:+, the agent on cpus $AGENT_CPUS}"
 # shellcheck disable=SC2046

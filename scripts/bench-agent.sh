@@ -58,17 +58,11 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# shellcheck source=scripts/bench-vault.sh
+. "$root/scripts/bench-vault.sh"
 
 echo "== a vault (default Argon2id cost), its key bench-ec, a PEM key, openssl.cnf"
-vault=$tmp/vault
-printf 'bench-pin-1234\n' >"$tmp/pin"
-chmod 600 "$tmp/pin"
-cv() { "$cli" --vault "$vault" --pin-file "$tmp/pin" "$@"; }
-cv init --label bench >/dev/null
-cv ca create --end-date +3650d >/dev/null
-cv create bench-ec --end-date +365d --key-type ec-p256 >/dev/null
-cv ca show --json | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["pem"])' \
-  >"$tmp/ca.pem"
+bench_vault "$cli" "$tmp"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key.pem" 2>/dev/null
 # certvault.so loaded (default first, as the sample openssl.cnf), and the same without it.
 for which in provider plain; do
@@ -90,12 +84,7 @@ for which in provider plain; do
 done
 
 echo "== agent on $tmp/agent.sock"
-"$cli" agent --vault "$vault" --socket "$tmp/agent.sock" --audit-log "$tmp/audit.log" \
-  2>"$tmp/agent.err" &
-agent_pid=$!
-export CERTVAULT_AGENT_SOCK=$tmp/agent.sock
-for _ in $(seq 100); do [ -S "$tmp/agent.sock" ] && break; sleep 0.1; done
-cv unlock
+bench_agent ""
 
 echo "== bench_process --rounds $rounds"
 load
