@@ -6,6 +6,7 @@
 #include <array>
 
 #include "ossl.h"
+#include "uri.h"
 
 namespace certvault {
 namespace {
@@ -188,6 +189,32 @@ Result<void> check_usable(const Entry& e, const Generation& g, Time t) {
       return fail(Code::kRefused, "'" + e.nickname + "' has no certificate yet");
   }
   return fail(Code::kRefused, "'" + e.nickname + "' cannot be used");
+}
+
+Result<const Generation*> resolve_generation(const Entry& e, const GenerationWanted& wanted,
+                                             std::string_view where, Time now) {
+  const Generation* g = nullptr;
+  if (wanted.number) {
+    g = e.generation(*wanted.number);
+    if (!g)
+      return fail(Code::kNotFound, "'" + e.nickname + "' has no generation " +
+                                       std::to_string(*wanted.number) + " in " +
+                                       std::string(where));
+  } else if (wanted.serial) {
+    const std::string serial = normalise_serial(*wanted.serial);
+    for (const auto& x : e.generations)
+      if (!serial.empty() && normalise_serial(x.serial) == serial) g = &x;
+    if (!g)
+      return fail(Code::kNotFound, "'" + e.nickname + "' has no generation with serial " +
+                                       *wanted.serial + " in " + std::string(where));
+  } else {
+    g = e.current();
+    // No active generation: the newest says why (disabled, or waiting for its certificate).
+    if (!g && !e.generations.empty()) g = &e.generations.back();
+    if (!g) return fail(Code::kRefused, "'" + e.nickname + "' has no usable certificate");
+  }
+  CV_CHECK(check_usable(e, *g, now));
+  return g;
 }
 
 }  // namespace certvault

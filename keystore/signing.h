@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -76,9 +77,24 @@ class SigningKey final : public KeyHandle {
   mutable std::map<std::string, EVP_PKEY_CTX*> prepared_;  // by mechanism/digest/mgf1/salt
 };
 
-// Whether a generation may still sign, DESIGN.md's status rules for programs that hold it:
-// active; or superseded and not past its own notAfter (a program that loaded the key
-// before a rotation keeps working until it reloads). Disabled and pending never.
+// Whether a generation may still sign, the status rules for programs that hold it: active;
+// or superseded and not past its own notAfter (a program that loaded the key before a
+// rotation keeps working until it reloads). Never when pending, disabled, or of an entry
+// that is disabled (`disable` stops the superseded generations with the active one).
 Result<void> check_usable(const Entry& e, const Generation& g, Time now);
+
+// Which generation of an entry a program asks for: by number, by certificate serial (hex,
+// compared without case or leading zeros), or, with neither, the current one.
+struct GenerationWanted {
+  std::optional<uint32_t> number;
+  std::optional<std::string> serial;
+};
+
+// The generation `wanted` names, if check_usable() lets it sign: the one rule every front
+// end applies (the provider and the PKCS#11 module in-process, and the agent for them).
+// `where` names the vault in a message ("vault 'ops'"). A message says what is wrong, not
+// which command to run: it may reach an OpenSSL or PKCS#11 user.
+Result<const Generation*> resolve_generation(const Entry& e, const GenerationWanted& wanted,
+                                             std::string_view where, Time now);
 
 }  // namespace certvault

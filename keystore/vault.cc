@@ -211,18 +211,15 @@ Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vaul
     if (number ? it->info.number == *number : it->info.status == Status::kActive)
       return std::pair{e, &*it};
   }
+  // Said as resolve_generation says it, in words for any program: the CLI adds its
+  // advice (tools/certvault.cc, with_advice).
   if (number)
     return fail(Code::kNotFound, "'" + e->nickname + "' has no generation " +
-                                     std::to_string(*number) + "; `certvault show " + e->nickname +
-                                     "` lists them");
+                                     std::to_string(*number) + " in " + where());
   const auto& newest = e->gens.back().info;
   if (newest.status == Status::kPending)
-    return fail(Code::kRefused, "'" + e->nickname +
-                                    "' waits for its certificate; run "
-                                    "`certvault attach " +
-                                    e->nickname + " CERT.pem`");
-  return fail(Code::kRefused, "'" + e->nickname + "' is disabled; run `certvault enable " +
-                                  e->nickname + "` to use it again");
+    return fail(Code::kRefused, "'" + e->nickname + "' has no certificate yet");
+  return fail(Code::kRefused, "'" + e->nickname + "' is disabled");
 }
 
 const manifest::CaRecord* Vault::Impl::active_ca() const {
@@ -762,6 +759,17 @@ Result<std::vector<uint8_t>> Vault::ca_certificate_der() const {
 
 Result<std::shared_ptr<const SigningKey>> Vault::signing_key(
     std::string_view nickname, std::optional<uint32_t> generation) const {
+  CV_CHECK(impl_->require_unlocked("use a private key"));
+  CV_CHECK(impl_->refresh());
+  if (const auto* record = impl_->entry(nickname)) {
+    // The status rules every front end applies: a disabled entry signs with none of its
+    // generations, a replaced one only until its own notAfter.
+    const Entry e = to_entry(*record);
+    GenerationWanted wanted;
+    wanted.number = generation;
+    CV_TRY(g, resolve_generation(e, wanted, impl_->where(), now()));
+    generation = g->number;
+  }
   CV_TRY(key, private_key(nickname, generation));
   CV_TRY(type, keys::type_of(key.get()));
   return std::make_shared<const SigningKey>(std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free),

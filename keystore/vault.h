@@ -213,6 +213,7 @@ class Vault {
   Result<PrivateKey> private_key(std::string_view nickname,
                                  std::optional<uint32_t> generation = {}) const;
   // The same key as a handle that signs: what front ends hold instead of the key itself.
+  // Only for a generation that may still sign (resolve_generation in signing.h).
   Result<std::shared_ptr<const SigningKey>> signing_key(
       std::string_view nickname, std::optional<uint32_t> generation = {}) const;
   // An outside issuer's shared secret (never shown; for the protocol client only): CMP's,

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "pin_source.h"
 #include "provider.h"
+#include "signing.h"
 
 namespace certvault::provider {
 namespace {
@@ -103,27 +104,15 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
   r.vault_id = v.id();
   r.nickname = nickname;
   auto entry = v.find(nickname);
-  const Generation* g = nullptr;
-  if (entry && uri.serial) {
-    for (const auto& gen : entry->generations)
-      if (normalise_serial(gen.serial) == *uri.serial) g = &gen;
-    if (!g)
-      return fail(Code::kNotFound, "'" + nickname + "' has no generation with serial " +
-                                       *uri.serial + " in vault '" + v.label() +
-                                       "'; `certvault show " + nickname + "` lists them");
-    if (g->status == Status::kDisabled || g->status == Status::kPending)
-      return fail(Code::kRefused, "generation " + std::to_string(g->number) + " of '" + nickname +
-                                      "' is " + std::string(to_string(g->status)) +
-                                      " and cannot be used");
-  } else if (entry) {
-    g = entry->current();
-  }
-  if (!g) {
-    // The keystore's own sentence: unknown, disabled, or waiting for its certificate.
+  if (!entry) {
+    // The keystore's own sentence: no such entry, and the nearest names.
     auto why = v.certificate_der(nickname);
     if (!why) return std::unexpected(why.error());
-    return fail(Code::kRefused, "'" + nickname + "' has no usable certificate");
+    return fail(Code::kNotFound, "'" + nickname + "' is not in vault '" + v.label() + "'");
   }
+  GenerationWanted wanted;
+  wanted.serial = uri.serial;
+  CV_TRY(g, resolve_generation(*entry, wanted, "vault '" + v.label() + "'", now()));
   r.generation = g->number;
   r.key_type = g->key_type;
   r.key_id = g->key_id;

@@ -46,6 +46,31 @@ class AgentClient : public AgentTest {
   PkeyPtr pub_;
 };
 
+// A manifest changed behind the agent's back after unlock is damage at the next request,
+// whatever the request: the token a PKCS#11 module shows, a key's resolution, a signature.
+// Never stale data, and never "locked".
+// Can fail: with the token's refresh() failure ignored again, the token would show the
+// vault's old label and flags.
+TEST_F(AgentClient, ManifestTamperedAfterUnlockIsDamageAtEveryRequest) {
+  const auto manifest = dir_ / "manifest";
+  std::string bytes = read_file(manifest);
+  const size_t at = bytes.find("\tapi\t");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = 'x';  // "apx": well-formed, but not what the MAC covers
+  overwrite_in_place(manifest, bytes);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("round " + std::to_string(i + 1));
+    auto token = certvault::agent::vault_info(client_, "");
+    ASSERT_FALSE(token) << "the token still shows '" << (*token ? (*token)->label : "") << "'";
+    EXPECT_TRUE(contains(token.error().message, "failed authentication")) << token.error().message;
+    auto entry = certvault::agent::resolve(client_, "", "api", std::nullopt);
+    ASSERT_FALSE(entry);
+    EXPECT_TRUE(contains(entry.error().message, "failed authentication")) << entry.error().message;
+    EXPECT_FALSE(contains(entry.error().message, "locked")) << entry.error().message;
+    EXPECT_NE(sign_and_verify(entry_.key, pub_.get(), 1, "after"), "");
+  }
+}
+
 // Can fail: with the pid check in Client::take disabled (children keep the parent's pooled
 // socket), the five processes' frames interleave on one connection: answers reach the wrong
 // process, signatures do not verify or reads break off, and the agent sees one peer pid

@@ -262,6 +262,14 @@ TEST_F(CliTest, ShowPemPrintsTheCurrentCertificateAndItsChainAfterARotation) {
   ExpectOneLineFailure(refused, {4});
   EXPECT_TRUE(refused.out.empty()) << refused.out;
   EXPECT_TRUE(contains(refused.err, "'api' has no active certificate to print")) << refused.err;
+  // The keystore's refusal is what programs see too ("'api' is disabled", in OpenSSL's error
+  // queue); the command to run is the CLI's own addition.
+  auto exported = cv({"export", "api", "-o", (tmp_ / "api.p12").string()});
+  ExpectOneLineFailure(exported, {5});
+  EXPECT_TRUE(
+      contains(exported.err, "'api' is disabled; run `certvault enable api` to use it again"))
+      << exported.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "api.p12"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -269,6 +269,7 @@ TEST_F(ProviderTest, DisabledNicknameIsRefused) {
   auto key = openssl("pkey", {"-in", uri("api-prod"), "-passin", passin(), "-pubout"});
   EXPECT_NE(key.exit_code, 0);
   EXPECT_TRUE(contains(key.err, "'api-prod' is disabled")) << key.err;
+  EXPECT_FALSE(contains(key.err, "certvault enable")) << "the CLI's advice, in a program";
   // storeutl reports the error and finds nothing (its exit code stays 0).
   auto certs = openssl("storeutl", {"-certs", uri("api-prod")});
   EXPECT_TRUE(contains(certs.err, "'api-prod' is disabled")) << certs.err;
@@ -603,6 +604,26 @@ TEST_F(ProviderTls, PinnedSerialPresentsThatGeneration) {
   EXPECT_EQ(strip(hex), strip(old_serial));
   OPENSSL_free(hex);
   BN_free(bn);
+}
+
+// `disable` stops the replaced generations with the active one: a URI that pins the old
+// serial no longer loads its key or its certificate, in-process as through the agent.
+TEST_F(ProviderTls, PinnedSerialOfADisabledEntryIsRefused) {
+  auto before = issue("api-prod", 100, KeyType::kEcP256);
+  ASSERT_TRUE(before.current());
+  const std::string old_uri = uri("api-prod") + "?serial=" + before.current()->serial;
+  ASSERT_EQ(cv({"rotate", "api-prod"}).exit_code, 0);
+  auto usable = openssl("pkey", {"-in", old_uri, "-passin", passin(), "-pubout"});
+  ASSERT_EQ(usable.exit_code, 0) << "a replaced generation signs until its notAfter: "
+                                 << usable.err;
+
+  ASSERT_EQ(cv({"disable", "api-prod"}).exit_code, 0);
+  auto key = openssl("pkey", {"-in", old_uri, "-passin", passin(), "-pubout"});
+  EXPECT_NE(key.exit_code, 0) << key.out;
+  EXPECT_TRUE(contains(key.err, "'api-prod' is disabled")) << key.err;
+  auto certs = openssl("storeutl", {"-certs", old_uri});
+  EXPECT_TRUE(contains(certs.err, "'api-prod' is disabled")) << certs.err;
+  EXPECT_TRUE(pem_block(certs.out).empty()) << certs.out;
 }
 
 }  // namespace

@@ -1015,6 +1015,28 @@ TEST_F(VaultTest, RotateSupersedesOldGenerationUnderSameNickname) {
   EXPECT_EQ(X509_check_private_key(cert.get(), new_key->get()), 1);
 }
 
+// The keystore hands out a signing handle only for a generation that may still sign, and
+// says why not in words meant for any program (no CLI command in them).
+TEST_F(VaultTest, SigningKeyFollowsTheStatusRules) {
+  issue("api");
+  ASSERT_TRUE(vault().rotate("api", {}));
+  EXPECT_TRUE(vault().signing_key("api", 1)) << "a replaced generation signs until its notAfter";
+  EXPECT_TRUE(vault().signing_key("api"));
+  auto missing = vault().signing_key("api", 7);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Code::kNotFound);
+  EXPECT_NE(missing.error().message.find("has no generation 7"), std::string::npos) << why(missing);
+
+  ASSERT_TRUE(vault().disable("api"));
+  for (std::optional<uint32_t> generation :
+       {std::optional<uint32_t>{1}, std::optional<uint32_t>{2}, std::optional<uint32_t>{}}) {
+    auto key = vault().signing_key("api", generation);
+    ASSERT_FALSE(key) << "generation " << generation.value_or(0) << " of a disabled entry signs";
+    EXPECT_EQ(key.error().code, Code::kRefused);
+    EXPECT_EQ(key.error().message, "'api' is disabled");
+  }
+}
+
 TEST_F(VaultTest, DisableEnableDelete) {
   issue("api");
   auto disabled = vault().disable("api");

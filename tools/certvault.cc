@@ -9,6 +9,7 @@
 #include <exception>
 #include <functional>
 #include <iostream>
+#include <regex>
 #include <string>
 
 #include "cli.h"
@@ -87,6 +88,26 @@ std::string one_line(std::string text) {
   }
   while (!text.empty() && text.back() == ' ') text.pop_back();
   return text;
+}
+
+// What the CLI's user can do about a keystore refusal that programs see too: the keystore
+// says what is wrong in words for any program (OpenSSL's error queue, a PKCS#11 debug log);
+// the command to run is the CLI's to say.
+std::string with_advice(const std::string& message) {
+  static const std::regex disabled("^'([^']+)' is disabled$");
+  static const std::regex pending("^'([^']+)' has no certificate yet$");
+  static const std::regex no_generation("^'([^']+)' has no generation .*");
+  auto quoted = [](const std::string& nickname) {
+    return nickname.find(' ') == std::string::npos ? nickname : "'" + nickname + "'";
+  };
+  std::smatch m;
+  if (std::regex_match(message, m, disabled))
+    return message + "; run `certvault enable " + quoted(m[1]) + "` to use it again";
+  if (std::regex_match(message, m, pending))
+    return message + "; run `certvault attach " + quoted(m[1]) + " CERT.pem` with the CA's answer";
+  if (std::regex_match(message, m, no_generation))
+    return message + "; `certvault show " + quoted(m[1]) + "` lists them";
+  return message;
 }
 
 int report_failure(std::string_view message, int code) {
@@ -742,7 +763,8 @@ int run(int argc, char** argv) {
   if (!selected) return report_failure("no command given; see 'certvault --help'", kExitUsage);
   init_secure_heap(a.long_running);
   Outcome outcome = selected();
-  if (!outcome) return report_failure(outcome.error().message, exit_code(outcome.error().code));
+  if (!outcome)
+    return report_failure(with_advice(outcome.error().message), exit_code(outcome.error().code));
   if (!stdout_ok()) return report_failure("cannot write the output to stdout", kExitInternal);
   return *outcome;
 }

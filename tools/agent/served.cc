@@ -154,31 +154,16 @@ class ServedVault {
   Result<Frame> resolve_locked(const Message& m, const PeerInfo& peer) {
     const std::string nickname = m.text(Tag::kNickname);
     CV_TRY(e, entry_for(nickname, peer, true));
-    const Generation* g = nullptr;
+    GenerationWanted wanted;
     if (auto number = m.get_u64(Tag::kGeneration)) {
-      g = number <= UINT32_MAX ? e.generation(static_cast<uint32_t>(*number)) : nullptr;
-      if (!g)
+      if (*number > UINT32_MAX)
         return fail(Code::kNotFound, "'" + nickname + "' has no generation " +
                                          std::to_string(*number) + " in vault '" + label_ + "'");
-      CV_CHECK(check_usable(e, *g, now()));
+      wanted.number = static_cast<uint32_t>(*number);
     } else if (auto serial = m.get(Tag::kSerial)) {
-      // Compared as the in-process provider does: hex, upper case, no leading zeros.
-      const std::string wanted = normalise_serial(*serial);
-      for (const auto& x : e.generations)
-        if (!wanted.empty() && normalise_serial(x.serial) == wanted) g = &x;
-      if (!g)
-        return fail(Code::kNotFound, "'" + nickname + "' has no generation with serial " +
-                                         std::string(*serial) + " in vault '" + label_ + "'");
-      CV_CHECK(check_usable(e, *g, now()));
-    } else {
-      g = e.current();
-      if (!g) {
-        // The keystore's own sentence: disabled, or waiting for its certificate.
-        auto why = vault_.certificate_der(nickname);
-        if (!why) return std::unexpected(why.error());
-        return fail(Code::kRefused, "'" + nickname + "' has no usable certificate");
-      }
+      wanted.serial = std::string(*serial);
     }
+    CV_TRY(g, resolve_generation(e, wanted, "vault '" + label_ + "'", now()));
     CV_TRY(cert, vault_.certificate_der(nickname, g->number));
     CV_TRY(chain, vault_.chain_der(nickname, g->number));
     CV_TRY(spki, vault_.public_key_der(nickname, g->number));
@@ -346,9 +331,9 @@ class ServedVault {
     return r;
   }
 
-  Frame token(const PeerInfo&) {
+  Result<Frame> token(const PeerInfo&) {
     std::lock_guard lock(mu_);
-    (void)vault_.refresh();
+    CV_CHECK(vault_.refresh());  // a manifest changed behind the vault's back is damage
     Json::Value v;
     v["label"] = label_;
     v["id"] = id_;
@@ -794,8 +779,10 @@ Frame Agent::handle(const Message& m, const PeerInfo& peer, ConnState& conn) {
         auto r = v->list(m, peer);
         return r ? std::move(*r) : error_frame(r.error());
       }
-      case Type::kToken:
-        return v->token(peer);
+      case Type::kToken: {
+        auto r = v->token(peer);
+        return r ? std::move(*r) : error_frame(r.error());
+      }
       case Type::kCheckPin: {
         ev.action = "check-pin";
         auto pin = m.get(Tag::kPin);
