@@ -32,7 +32,7 @@ CK_RV initialize(CK_VOID_PTR init_args) {
   m->pid = g_pid.load(std::memory_order_relaxed);
   for (const auto& v : configured_vaults()) {
     CV_DEBUG("slot %zu: vault %s", m->tokens.size(), v.dir.c_str());
-    m->tokens.push_back(std::make_unique<Token>(v.dir, v.agent_name));
+    m->tokens.push_back(std::make_unique<Token>(v.dir, v.agent_name, v.agent_socket));
   }
   g_module.store(m.release(), std::memory_order_release);
   return CKR_OK;

@@ -66,7 +66,7 @@ bool Token::agent_locked() {
   agent_decided_ = true;
   if (vault_) return false;  // opened in-process already (C_InitToken)
   const char* vault = agent_name_.empty() ? "(the agent's default vault)" : agent_name_.c_str();
-  auto socket = agent::find_socket();
+  auto socket = agent::find_socket(agent_socket_);
   if (!socket) {
     CV_DEBUG("no certvault agent answers; vault %s is used in-process", dir_.c_str());
     return false;

@@ -64,8 +64,10 @@ struct Source;  // what an attribute is read from (attributes.h)
 
 class Token {
  public:
-  Token(std::filesystem::path dir, std::string agent_name)
-      : dir_(std::move(dir)), agent_name_(std::move(agent_name)) {}
+  Token(std::filesystem::path dir, std::string agent_name, std::string agent_socket = {})
+      : dir_(std::move(dir)),
+        agent_name_(std::move(agent_name)),
+        agent_socket_(std::move(agent_socket)) {}
 
   const std::filesystem::path& dir() const { return dir_; }
   // Everything below takes the token's lock itself.
@@ -181,6 +183,7 @@ class Token {
 
   std::filesystem::path dir_;
   std::string agent_name_;
+  std::string agent_socket_;  // pkcs11.conf's `agent-socket`; empty: the usual places
   bool agent_decided_ = false;
   std::shared_ptr<agent::Client> agent_;  // set when the agent serves this vault
   mutable std::mutex mu_;

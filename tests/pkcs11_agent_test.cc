@@ -27,9 +27,12 @@ class Pkcs11Agent : public AgentTest {
   }
 
   // Loads the module with this test's vault as its only slot and `socket` as the agent.
-  void load(const fs::path& socket) {
+  void load(const fs::path& socket) { load_with(socket, "/nonexistent"); }
+
+  // The same, with `conf` as the module's configuration file.
+  void load_with(const fs::path& socket, const fs::path& conf) {
     ::setenv("CERTVAULT_VAULT", dir_.c_str(), 1);
-    ::setenv("CERTVAULT_PKCS11_CONF", "/nonexistent", 1);
+    ::setenv("CERTVAULT_PKCS11_CONF", conf.c_str(), 1);
     ::setenv("CERTVAULT_AGENT_SOCK", socket.c_str(), 1);
     lib_ = ::dlopen(CERTVAULT_PKCS11_MODULE, RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(lib_, nullptr) << ::dlerror();
@@ -52,6 +55,40 @@ class Pkcs11Agent : public AgentTest {
   void* lib_ = nullptr;
   CK_FUNCTION_LIST_PTR f_ = nullptr;
 };
+
+// docs/pkcs11.md, "Which vaults": `agent-socket = PATH` in pkcs11.conf names the agent, before
+// $CERTVAULT_AGENT_SOCK, as the provider's `agent-socket` does; without it, the variable.
+// Can fail: with the line read as a vault directory, the module would show two slots and
+// look for the agent where the variable says (nowhere), working in-process.
+TEST_F(Pkcs11Agent, AgentSocketInTheConfigurationComesBeforeTheEnvironment) {
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  const fs::path conf = tmp_ / "pkcs11.conf";
+  write_file(conf, "# the test's vault, through its agent\n" + dir_.string() +
+                       "\n  agent-socket =  " + socket_.string() + "  # configured\n");
+  load_with(tmp_ / "no-agent-here.sock", conf);
+  if (HasFatalFailure()) return;
+  CK_ULONG slots = 0;
+  ASSERT_EQ(f_->C_GetSlotList(CK_TRUE, nullptr, &slots), CKR_OK);
+  EXPECT_EQ(slots, 1u) << "the agent-socket line was taken for a vault";
+  CK_TOKEN_INFO info{};
+  ASSERT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+  EXPECT_TRUE(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) << "not through the agent";
+  EXPECT_FALSE(info.flags & CKF_LOGIN_REQUIRED);
+  CK_SESSION_HANDLE s = 0;
+  ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  EXPECT_EQ(find(s, {{CKA_CLASS, &cls, sizeof cls}}).size(), 1u) << "no key without login";
+
+  // The same file without the line: the variable's socket, where no agent is.
+  ASSERT_EQ(f_->C_Finalize(nullptr), CKR_OK);
+  write_file(conf, dir_.string() + "\n");
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  ASSERT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+  EXPECT_TRUE(info.flags & CKF_LOGIN_REQUIRED) << "in-process, with a PIN";
+  EXPECT_FALSE(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH);
+}
 
 // v3.0 4.4: CKA_PRIVATE says whether a user must log in to see the object. Through the agent
 // no one logs in and the key is not in the program, so the private key object says false, and
