@@ -43,11 +43,10 @@ class AgentPkcs11 : public AgentTest {
     if (IsSkipped() || HasFatalFailure()) return;
     const auto entry = issue("api", 100);
     key_id_ = entry.current() ? entry.current()->key_id : "";
-    auto der = vault().certificate_der("api");
-    ASSERT_TRUE(der) << why(der);
-    cert_ = run_dir_ / "api.crt";
-    write_file(cert_, der_to_pem(*der), 0644);
+    cert_ = write_certificate("api");
+    ASSERT_FALSE(cert_.empty());
     data_ = run_dir_ / "data";
+    sig_ = out_ / "sig";
     write_file(data_, "signed through the agent by PKCS#11\n", 0644);
     start_agent();
     if (HasFatalFailure()) return;
@@ -58,19 +57,27 @@ class AgentPkcs11 : public AgentTest {
     return run(as_client(argv), input, 60s);
   }
 
-  // pkcs11-tool --sign as the client, no PIN given; the signature checked with openssl.
+  // `pkcs11-tool --sign` of data_ into sig_ as the client, no PIN given; `options`: the
+  // mechanism, the key and any more.
+  RunResult pkcs11_tool_sign(const std::vector<std::string>& options) {
+    fs::remove(sig_);
+    std::vector<std::string> argv = {"pkcs11-tool",  "--module", module_.string(),
+                                     "--login",      "--sign",   "-i",
+                                     data_.string(), "-o",       sig_.string()};
+    argv.insert(argv.end(), options.begin(), options.end());
+    return client(argv);
+  }
+
+  // pkcs11-tool --sign with the api key as the client, no PIN given; the signature checked
+  // with openssl.
   RunResult sign(const std::vector<std::string>& extra = {}) {
-    const fs::path sig = out_ / "sig";
-    fs::remove(sig);
-    std::vector<std::string> argv = {
-        "pkcs11-tool", "--module",     module_.string(), "--login", "--sign",
-        "-m",          "ECDSA-SHA256", "--id",           key_id_,   "--signature-format",
-        "openssl",     "-i",           data_.string(),   "-o",      sig.string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto r = client(argv);
+    std::vector<std::string> options = {"-m",    "ECDSA-SHA256",       "--id",
+                                        key_id_, "--signature-format", "openssl"};
+    options.insert(options.end(), extra.begin(), extra.end());
+    auto r = pkcs11_tool_sign(options);
     if (r.exit_code == 0) {
       auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "dgst", "-sha256", "-verify",
-                        pubkey().string(), "-signature", sig.string(), data_.string()});
+                        pubkey().string(), "-signature", sig_.string(), data_.string()});
       EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
     }
     return r;
@@ -88,7 +95,7 @@ class AgentPkcs11 : public AgentTest {
   }
 
   std::string key_id_;
-  fs::path cert_, data_;
+  fs::path cert_, data_, sig_;
 };
 
 TEST_F(AgentPkcs11, TokenSaysProtectedPathAndWriteProtected) {

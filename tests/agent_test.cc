@@ -27,18 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<Json::Value> audit_lines(const std::string& text) {
-  std::vector<Json::Value> out;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(parse_json(text.substr(at, nl - at)));
-    at = nl + 1;
-  }
-  return out;
-}
-
 class AgentSigning : public AgentTest {
  protected:
   void SetUp() override {
@@ -47,10 +35,8 @@ class AgentSigning : public AgentTest {
     issue("api", 100);
     data_ = run_dir_ / "data";
     write_file(data_, "the data a program signs\n", 0644);
-    auto der = vault().certificate_der("api");
-    ASSERT_TRUE(der) << why(der);
-    cert_ = run_dir_ / "api.crt";
-    write_file(cert_, der_to_pem(*der), 0644);
+    cert_ = write_certificate("api");
+    ASSERT_FALSE(cert_.empty());
   }
 
   void allow_client() {
@@ -66,9 +52,7 @@ class AgentSigning : public AgentTest {
     auto r = client_openssl("pkeyutl", {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256",
                                         "-in", data_.string(), "-out", sig.string()});
     if (r.exit_code == 0) {
-      auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "pkeyutl", "-verify", "-certin",
-                        "-inkey", cert_.string(), "-rawin", "-digest", "sha256", "-in",
-                        data_.string(), "-sigfile", sig.string()});
+      auto check = verify_signature(cert_, data_, sig, {"-digest", "sha256"});
       EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
     }
     return r;
@@ -195,7 +179,7 @@ TEST_F(AgentSigning, UidNotInThePolicyIsRefusedNamingTheEntryAndTheRule) {
   EXPECT_NE(denied.exit_code, 0);
   EXPECT_TRUE(contains(denied.err, "deny uid " + std::to_string(client_uid_))) << denied.err;
   bool refused_in_audit = false;
-  for (const auto& e : audit_lines(audit_log()))
+  for (const auto& e : audit_events())
     refused_in_audit |= e["result"].asString() == "refused" &&
                         e["peer"]["uid"].asUInt() == client_uid_ &&
                         e["nickname"].asString() == "api";
@@ -337,7 +321,7 @@ TEST_F(AgentSigning, EverySignatureIsAuditedOnceWithItsPeer) {
   unlock();
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_as_client().exit_code, 0);
   int signatures = 0;
-  for (const auto& e : audit_lines(audit_log())) {
+  for (const auto& e : audit_events()) {
     if (e["action"].asString() != "sign") continue;
     ++signatures;
     EXPECT_EQ(e["result"].asString(), "ok");
