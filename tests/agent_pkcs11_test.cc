@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "agent_support.h"
@@ -196,6 +197,34 @@ TEST_F(AgentPkcs11, OpenSshListsTheKeyWithSshKeygenAndSshAdd) {
   EXPECT_TRUE(contains(keys.out, listed.out.substr(0, listed.out.find(' ', 20))))
       << keys.out << "\nssh-keygen -D:\n"
       << listed.out;
+}
+
+// Ed25519 through the agent, as another user with no PIN: the provider by certvault: URI and
+// the module by CKM_EDDSA each sign the message itself, plain OpenSSL verifies both signatures
+// with the certificate's key, and the agent audited each, with its program.
+TEST_F(AgentPkcs11, Ed25519KeySignsThroughTheProviderAndTheModule) {
+  const auto entry = issue("ed", 100, certvault::KeyType::kEd25519);
+  ASSERT_TRUE(entry.current());
+  const fs::path cert = write_certificate("ed");
+  ASSERT_EQ(cv({"access", "ed", "allow", "--uid", std::to_string(client_uid_)}).exit_code, 0);
+  unlock();
+  auto by_uri = client_openssl("pkeyutl", {"-sign", "-inkey", "certvault:ed", "-rawin", "-in",
+                                           data_.string(), "-out", sig_.string()});
+  ASSERT_EQ(by_uri.exit_code, 0) << by_uri.err;
+  auto check = verify_signature(cert, data_, sig_);
+  EXPECT_EQ(check.exit_code, 0) << "provider: " << check.out << check.err;
+  auto by_module = pkcs11_tool_sign({"-m", "EDDSA", "--id", entry.current()->key_id});
+  ASSERT_EQ(by_module.exit_code, 0) << by_module.out << by_module.err;
+  check = verify_signature(cert, data_, sig_);
+  EXPECT_EQ(check.exit_code, 0) << "module: " << check.out << check.err;
+  std::set<std::string> programs;
+  for (const auto& e : audit_events())
+    if (e["action"].asString() == "sign" && e["nickname"].asString() == "ed" &&
+        e["result"].asString() == "ok" && e["mechanism"].asString() == "ed25519" &&
+        e["peer"]["uid"].asUInt() == client_uid_)
+      programs.insert(e["peer"]["exe"].asString());
+  EXPECT_EQ(programs, (std::set<std::string>{"/usr/bin/openssl", "/usr/bin/pkcs11-tool"}))
+      << audit_log();
 }
 
 class AgentPkcs11Tls : public AgentPkcs11 {
