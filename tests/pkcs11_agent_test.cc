@@ -3,6 +3,9 @@
 // pkcs11-tool does not show (tests/agent_pkcs11_test.cc runs the programs).
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <openssl/ecdsa.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #include <cstdlib>
 #include <vector>
@@ -12,6 +15,54 @@
 
 namespace cvtest {
 namespace {
+
+std::vector<uint8_t> bytes_of(std::string_view s) {
+  return {s.begin(), s.end()};
+}
+
+std::vector<uint8_t> sha256(std::string_view message) {
+  std::vector<uint8_t> out(32);
+  unsigned int len = 0;
+  EXPECT_EQ(EVP_Digest(message.data(), message.size(), out.data(), &len, EVP_sha256(), nullptr), 1);
+  return out;
+}
+
+// How plain OpenSSL checks a signature of a message: whether `sig` is one of `message` by the
+// key of the certificate `cert_der`. `md`: the digest ("SHA256"; none for Ed25519);
+// `pss_salt` >= 0 for RSA-PSS, with that salt length exactly and MGF1 with `mgf1_md`. An
+// ECDSA signature is taken as PKCS#11 gives it, r || s.
+bool verifies(const std::vector<uint8_t>& cert_der, std::string_view message,
+              const std::vector<uint8_t>& sig, const char* md, int pss_salt = -1,
+              const char* mgf1_md = "SHA256") {
+  X509Ptr cert = x509_from_der(cert_der);
+  EVP_PKEY* key = cert ? X509_get0_pubkey(cert.get()) : nullptr;
+  if (!key) return false;
+  std::vector<uint8_t> checked = sig;
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+    const int half = static_cast<int>(sig.size() / 2);
+    ECDSA_SIG* ec = ECDSA_SIG_new();
+    ECDSA_SIG_set0(ec, BN_bin2bn(sig.data(), half, nullptr),
+                   BN_bin2bn(sig.data() + half, half, nullptr));
+    unsigned char* der = nullptr;
+    const int len = i2d_ECDSA_SIG(ec, &der);
+    checked.assign(der, der + std::max(len, 0));
+    OPENSSL_free(der);
+    ECDSA_SIG_free(ec);
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_PKEY_CTX* pctx = nullptr;
+  bool ok =
+      ctx && EVP_DigestVerifyInit_ex(ctx.get(), &pctx, md, nullptr, nullptr, key, nullptr) == 1;
+  if (ok && pss_salt >= 0)
+    ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss_salt) > 0 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, mgf1_md, nullptr) > 0;
+  ok = ok && EVP_DigestVerify(ctx.get(), checked.data(), checked.size(),
+                              reinterpret_cast<const unsigned char*>(message.data()),
+                              message.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
 
 class Pkcs11Agent : public AgentTest {
  protected:
@@ -47,6 +98,53 @@ class Pkcs11Agent : public AgentTest {
     EXPECT_EQ(f_->C_FindObjectsFinal(s), CKR_OK);
     out.resize(n);
     return out;
+  }
+
+  // The one object of class `cls` labelled `label` (a failure when there is not exactly one).
+  CK_OBJECT_HANDLE find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, std::string label) {
+    auto found = find(s, {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, label.data(), label.size()}});
+    EXPECT_EQ(found.size(), 1u) << label << ", class " << cls;
+    return found.size() == 1 ? found[0] : CK_INVALID_HANDLE;
+  }
+
+  // An attribute's value, read in the two calls of v3.0 5.7.5; empty when it cannot be read.
+  std::vector<uint8_t> attribute(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type) {
+    CK_ATTRIBUTE a = {type, nullptr, 0};
+    EXPECT_EQ(f_->C_GetAttributeValue(s, o, &a, 1), CKR_OK);
+    if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION) return {};
+    std::vector<uint8_t> value(a.ulValueLen);
+    a.pValue = value.data();
+    EXPECT_EQ(f_->C_GetAttributeValue(s, o, &a, 1), CKR_OK);
+    value.resize(a.ulValueLen);
+    return value;
+  }
+
+  // C_SignInit and C_Sign (its length asked first) of `data`; the return code of the first
+  // that fails, or CKR_OK and the signature.
+  CK_RV sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_MECHANISM mechanism,
+             std::vector<uint8_t> data, std::vector<uint8_t>& sig) {
+    sig.clear();
+    if (CK_RV rv = f_->C_SignInit(s, &mechanism, key); rv != CKR_OK) return rv;
+    CK_ULONG len = 0;
+    if (CK_RV rv = f_->C_Sign(s, data.data(), data.size(), nullptr, &len); rv != CKR_OK) return rv;
+    sig.resize(len);
+    CK_RV rv = f_->C_Sign(s, data.data(), data.size(), sig.data(), &len);
+    sig.resize(rv == CKR_OK ? len : 0);
+    return rv;
+  }
+
+  CK_SESSION_HANDLE open_session() {
+    CK_SESSION_HANDLE s = 0;
+    EXPECT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
+    return s;
+  }
+
+  // The token's flags: CKF_PROTECTED_AUTHENTICATION_PATH through the agent, CKF_LOGIN_REQUIRED
+  // in-process.
+  CK_FLAGS token_flags() {
+    CK_TOKEN_INFO info{};
+    EXPECT_EQ(f_->C_GetTokenInfo(0, &info), CKR_OK);
+    return info.flags;
   }
 
   void* lib_ = nullptr;
@@ -186,6 +284,55 @@ TEST_F(Pkcs11Agent, AgentRunByAnotherUserIsDeclinedAndTheDebugLogSaysWhy) {
       << text;
   EXPECT_TRUE(contains(text, "is served by uid " + std::to_string(client_uid_))) << text;
   EXPECT_TRUE(contains(text, "vault " + dir_.string() + " is used in-process")) << text;
+}
+
+// RSA through the agent by the mechanisms that take a prepared input and by hash-and-sign:
+// CKM_RSA_PKCS over a DigestInfo the program made, CKM_RSA_PKCS_PSS over a SHA-256 digest with
+// its parameters, CKM_SHA256_RSA_PKCS and CKM_SHA256_RSA_PKCS_PSS over the message. Each
+// signature verifies with the certificate's key as OpenSSL checks a signature of the message
+// (PSS with the salt length and MGF1 digest the parameters asked for, exactly), and the agent
+// audited each with its mechanism: it signed, not the program.
+TEST_F(Pkcs11Agent, RsaPkcs1OverADigestInfoAndPssWithItsParametersSignInTheAgent) {
+  issue("rsa", 100, certvault::KeyType::kRsa2048);
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  load(socket_);
+  if (HasFatalFailure()) return;
+  const CK_SESSION_HANDLE s = open_session();
+  ASSERT_TRUE(token_flags() & CKF_PROTECTED_AUTHENTICATION_PATH) << "through the agent";
+  const CK_OBJECT_HANDLE key = find_one(s, CKO_PRIVATE_KEY, "rsa");
+  auto cert = vault().certificate_der("rsa");
+  ASSERT_TRUE(cert) << why(cert);
+  const std::string message = "signed in the agent for a PKCS#11 program";
+  const std::vector<uint8_t> digest = sha256(message);
+  // RFC 8017 9.2, note 1: the DER of DigestInfo for SHA-256, then the digest.
+  std::vector<uint8_t> digest_info = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                      0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+  digest_info.insert(digest_info.end(), digest.begin(), digest.end());
+  std::vector<uint8_t> sig;
+
+  ASSERT_EQ(sign(s, key, {CKM_RSA_PKCS, nullptr, 0}, digest_info, sig), CKR_OK);
+  EXPECT_EQ(sig.size(), 256u);
+  EXPECT_TRUE(verifies(*cert, message, sig, "SHA256")) << "CKM_RSA_PKCS over a DigestInfo";
+
+  CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+  ASSERT_EQ(sign(s, key, {CKM_RSA_PKCS_PSS, &pss, sizeof pss}, digest, sig), CKR_OK);
+  EXPECT_TRUE(verifies(*cert, message, sig, "SHA256", 32, "SHA256")) << "CKM_RSA_PKCS_PSS";
+
+  ASSERT_EQ(sign(s, key, {CKM_SHA256_RSA_PKCS, nullptr, 0}, bytes_of(message), sig), CKR_OK);
+  EXPECT_TRUE(verifies(*cert, message, sig, "SHA256")) << "CKM_SHA256_RSA_PKCS";
+
+  // Parameters other than the defaults, which a module passing on none would not meet.
+  CK_RSA_PKCS_PSS_PARAMS other = {CKM_SHA256, CKG_MGF1_SHA384, 20};
+  ASSERT_EQ(sign(s, key, {CKM_SHA256_RSA_PKCS_PSS, &other, sizeof other}, bytes_of(message), sig),
+            CKR_OK);
+  EXPECT_TRUE(verifies(*cert, message, sig, "SHA256", 20, "SHA384")) << "CKM_SHA256_RSA_PKCS_PSS";
+  EXPECT_FALSE(verifies(*cert, message, sig, "SHA256", 32, "SHA256"));
+
+  EXPECT_EQ(audited_signatures("rsa", "rsa-pkcs1", 0), 1) << audit_log();
+  EXPECT_EQ(audited_signatures("rsa", "rsa-pkcs1/sha256", 0), 1) << audit_log();
+  EXPECT_EQ(audited_signatures("rsa", "rsa-pss/sha256", 0), 2) << audit_log();
 }
 
 }  // namespace
