@@ -335,5 +335,38 @@ TEST_F(Pkcs11Agent, RsaPkcs1OverADigestInfoAndPssWithItsParametersSignInTheAgent
   EXPECT_EQ(audited_signatures("rsa", "rsa-pss/sha256", 0), 2) << audit_log();
 }
 
+// A program keeps the module loaded while the owner rotates an entry with the CLI: its next
+// search finds the new certificate, and the private key it finds signs with the new key.
+TEST_F(Pkcs11Agent, RotationByTheOwnerIsSeenAtTheNextSearch) {
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  load(socket_);
+  if (HasFatalFailure()) return;
+  const CK_SESSION_HANDLE s = open_session();
+  auto old_cert = vault().certificate_der("api");
+  ASSERT_TRUE(old_cert) << why(old_cert);
+  EXPECT_EQ(attribute(s, find_one(s, CKO_CERTIFICATE, "api"), CKA_VALUE), *old_cert);
+  const std::string message = "signed before and after a rotation";
+  std::vector<uint8_t> sig;
+  ASSERT_EQ(sign(s, find_one(s, CKO_PRIVATE_KEY, "api"), {CKM_ECDSA_SHA256, nullptr, 0},
+                 bytes_of(message), sig),
+            CKR_OK);
+  EXPECT_TRUE(verifies(*old_cert, message, sig, "SHA256"));
+
+  auto rotated = cv({"rotate", "api"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  auto new_cert = vault().certificate_der("api");
+  ASSERT_TRUE(new_cert) << why(new_cert);
+  ASSERT_NE(*new_cert, *old_cert);
+  EXPECT_EQ(attribute(s, find_one(s, CKO_CERTIFICATE, "api"), CKA_VALUE), *new_cert)
+      << "the search after the rotation found the old certificate";
+  ASSERT_EQ(sign(s, find_one(s, CKO_PRIVATE_KEY, "api"), {CKM_ECDSA_SHA256, nullptr, 0},
+                 bytes_of(message), sig),
+            CKR_OK);
+  EXPECT_TRUE(verifies(*new_cert, message, sig, "SHA256")) << "not signed by the new key";
+  EXPECT_FALSE(verifies(*old_cert, message, sig, "SHA256"));
+}
+
 }  // namespace
 }  // namespace cvtest
