@@ -72,6 +72,36 @@ TEST_F(AgentSigning, AnotherUserSignsByUriWithNoPinOnceUnlocked) {
   EXPECT_NE(peek.exit_code, 0);
 }
 
+// An agent that answers but does not serve the URI's vault ("not served"): the provider opens
+// the vault in-process, as without an agent, and signs there with the PIN of the URI's
+// pin-source (the agent audits no signature); without a PIN the key cannot be used, with the
+// in-process provider's message.
+TEST_F(AgentSigning, VaultTheAgentDoesNotServeIsUsedInProcessWithItsPinSource) {
+  const fs::path other = tmp_ / "other";
+  auto made = certvault::Vault::init(other, pin(), cheap_init("other"));
+  ASSERT_TRUE(made) << why(made);
+  start_agent({}, {}, other);
+  if (HasFatalFailure()) return;
+  const fs::path sig = tmp_ / "sig";
+  auto sign = [&](const std::string& uri) {
+    std::vector<std::string> argv = provider_env(dir_);
+    argv.push_back("CERTVAULT_AGENT_SOCK=" + socket_.string());
+    argv.insert(argv.end(), {"openssl", "pkeyutl"});
+    for (const std::string& a : provider_args()) argv.push_back(a);
+    argv.insert(argv.end(), {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256", "-in",
+                             data_.string(), "-out", sig.string()});
+    return run(argv);
+  };
+  auto r = sign("certvault:api?pin-source=file:" + pin_file_.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto check = verify_signature(cert_, data_, sig, {"-digest", "sha256"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_EQ(audited_signatures("api", "ecdsa/sha256", 0), 0) << audit_log();
+  auto no_pin = sign("certvault:api");
+  EXPECT_NE(no_pin.exit_code, 0);
+  EXPECT_TRUE(contains(no_pin.err, "needs the PIN of the vault in " + dir_.string())) << no_pin.err;
+}
+
 // The cores a task may run on ("Cpus_allowed_list" of its status).
 std::string allowed_cores(const fs::path& status_file) {
   std::istringstream status(read_file(status_file));

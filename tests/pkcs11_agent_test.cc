@@ -368,5 +368,41 @@ TEST_F(Pkcs11Agent, RotationByTheOwnerIsSeenAtTheNextSearch) {
   EXPECT_FALSE(verifies(*old_cert, message, sig, "SHA256"));
 }
 
+// An agent that answers but does not serve the token's vault ("not served"): the module uses
+// the vault in-process, as without an agent: the token asks for the PIN, C_Login with it
+// opens the vault, the key signs in this process (the agent audits no signature), and the
+// debug log says why.
+TEST_F(Pkcs11Agent, VaultTheAgentDoesNotServeIsUsedInProcessWithThePin) {
+  const fs::path other = tmp_ / "other";
+  auto made = certvault::Vault::init(other, pin(), cheap_init("other"));
+  ASSERT_TRUE(made) << why(made);
+  start_agent({}, {}, other);
+  if (HasFatalFailure()) return;
+  const fs::path log = tmp_ / "debug.log";
+  ::setenv("CERTVAULT_DEBUG", log.c_str(), 1);
+  load(socket_);
+  ::unsetenv("CERTVAULT_DEBUG");
+  if (HasFatalFailure()) return;
+  const CK_SESSION_HANDLE s = open_session();
+  EXPECT_TRUE(token_flags() & CKF_LOGIN_REQUIRED) << "in-process, with a PIN";
+  EXPECT_FALSE(token_flags() & CKF_PROTECTED_AUTHENTICATION_PATH);
+  const CK_OBJECT_HANDLE cert = find_one(s, CKO_CERTIFICATE, "api");
+  std::vector<uint8_t> sig;
+  const std::string message = "signed in the program";
+  std::string pin_text(kPin);
+  ASSERT_EQ(
+      f_->C_Login(s, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(pin_text.data()), pin_text.size()),
+      CKR_OK);
+  ASSERT_EQ(sign(s, find_one(s, CKO_PRIVATE_KEY, "api"), {CKM_ECDSA_SHA256, nullptr, 0},
+                 bytes_of(message), sig),
+            CKR_OK);
+  EXPECT_TRUE(verifies(attribute(s, cert, CKA_VALUE), message, sig, "SHA256"));
+  EXPECT_EQ(audited_signatures("api", "ecdsa/sha256", 0), 0) << audit_log();
+  const std::string text = fs::exists(log) ? read_file(log) : std::string();
+  EXPECT_TRUE(contains(text, "certvault-pkcs11: the certvault agent at " + socket_.string() +
+                                 " does not serve vault " + dir_.string()))
+      << text;
+}
+
 }  // namespace
 }  // namespace cvtest
