@@ -227,6 +227,33 @@ TEST_F(AgentPkcs11, Ed25519KeySignsThroughTheProviderAndTheModule) {
       << audit_log();
 }
 
+// docs/pkcs11.md, "With the agent": a program sees only the entries the access rules let it
+// use, and public ones. A public entry's key is found, but its signature is refused at C_Sign
+// with CKR_FUNCTION_REJECTED (v3.0 5.13.2: C_Sign's code for a signature request rejected;
+// CKR_ACTION_PROHIBITED is for C_CopyObject, C_SetAttributeValue and C_DestroyObject), and the
+// agent audits the refusal.
+TEST_F(AgentPkcs11, PeerTheRulesRefuseSeesPublicEntriesOnlyAndItsSignatureIsRejected) {
+  const auto shared = issue("shared", 100);
+  ASSERT_TRUE(shared.current());
+  issue("hidden", 100);
+  ASSERT_EQ(cv({"access", "shared", "public"}).exit_code, 0);
+  ASSERT_EQ(cv({"access", "shared", "allow", "--uid", "nobody"}).exit_code, 0);
+  unlock();
+  auto listed = client({"pkcs11-tool", "--module", module_.string(), "--login", "-O"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(contains(listed.out, "label:      api")) << listed.out;
+  EXPECT_TRUE(contains(listed.out, "label:      shared")) << listed.out;
+  EXPECT_FALSE(contains(listed.out, "hidden")) << listed.out;
+  // pkcs11-tool tries C_Sign, then C_SignUpdate and C_SignFinal, and names the last code by
+  // its number: 0x200 is CKR_FUNCTION_REJECTED.
+  auto r = pkcs11_tool_sign({"-m", "ECDSA-SHA256", "--id", shared.current()->key_id});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.err, "C_SignFinal failed: rv = ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "(0x200)")) << "CKR_FUNCTION_REJECTED: " << r.err;
+  EXPECT_GE(audited_signatures("shared", "ecdsa/sha256", client_uid_, false), 1) << audit_log();
+  EXPECT_EQ(audited_signatures("shared", "ecdsa/sha256", client_uid_), 0) << audit_log();
+}
+
 class AgentPkcs11Tls : public AgentPkcs11 {
  protected:
   void SetUp() override {
