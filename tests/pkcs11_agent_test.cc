@@ -2,12 +2,18 @@
 // serves its vault: what a program sees of the agent's objects through the C API, which
 // pkcs11-tool does not show (tests/agent_pkcs11_test.cc runs the programs).
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "agent_support.h"
@@ -77,12 +83,18 @@ class Pkcs11Agent : public AgentTest {
     AgentTest::TearDown();
   }
 
-  // Loads the module with this test's vault as its only slot and `socket` as the agent.
-  void load(const fs::path& socket) {
-    ::setenv("CERTVAULT_VAULT", dir_.c_str(), 1);
+  // Loads the module with this test's vault (or `vault`; none when empty) as its only slot
+  // and `socket` as the agent; `module`: the module's file.
+  void load(const fs::path& socket, std::optional<fs::path> vault = std::nullopt,
+            const fs::path& module = CERTVAULT_PKCS11_MODULE) {
+    const fs::path named = vault.value_or(dir_);
+    if (named.empty())
+      ::unsetenv("CERTVAULT_VAULT");
+    else
+      ::setenv("CERTVAULT_VAULT", named.c_str(), 1);
     ::setenv("CERTVAULT_PKCS11_CONF", "/nonexistent", 1);
     ::setenv("CERTVAULT_AGENT_SOCK", socket.c_str(), 1);
-    lib_ = ::dlopen(CERTVAULT_PKCS11_MODULE, RTLD_NOW | RTLD_LOCAL);
+    lib_ = ::dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(lib_, nullptr) << ::dlerror();
     auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(lib_, "C_GetFunctionList"));
     ASSERT_NE(get, nullptr);
@@ -131,6 +143,66 @@ class Pkcs11Agent : public AgentTest {
     CK_RV rv = f_->C_Sign(s, data.data(), data.size(), sig.data(), &len);
     sig.resize(rv == CKR_OK ? len : 0);
     return rv;
+  }
+
+  // Runs `body` in a child process that became the client user (its uid, gid and groups) and
+  // loaded the module as a service run as that user does: no vault named, only the agent's
+  // socket. `body` may call its argument to have this process run `at_pause` (the owner
+  // changing the vault) before it goes on. The return codes `body` gives, or none when the
+  // child could not run it.
+  std::vector<CK_RV> in_client_process(
+      const std::function<std::vector<CK_RV>(const std::function<void()>&)>& body,
+      const std::function<void()>& at_pause = {}) {
+    int up[2], down[2];  // child to parent, parent to child
+    if (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(down, O_CLOEXEC) != 0) return {};
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(up[0]);
+      ::close(down[1]);
+      if (::initgroups(kClientUser, client_gid_) != 0 ||
+          ::setresgid(client_gid_, client_gid_, client_gid_) != 0 ||
+          ::setresuid(client_uid_, client_uid_, client_uid_) != 0)
+        ::_exit(2);
+      ::setenv("HOME", "/nonexistent", 1);
+      ::unsetenv("XDG_DATA_HOME");
+      ::unsetenv("XDG_RUNTIME_DIR");
+      load(socket_, fs::path(), module_);
+      if (!f_) ::_exit(3);
+      auto pause = [&] {
+        char c = 'p';
+        if (::write(up[1], &c, 1) != 1 || ::read(down[0], &c, 1) != 1) ::_exit(4);
+      };
+      const std::vector<CK_RV> rvs = body(pause);
+      const char tag = 'r';
+      const uint32_t n = static_cast<uint32_t>(rvs.size());
+      bool sent = ::write(up[1], &tag, 1) == 1 && ::write(up[1], &n, sizeof n) == sizeof n;
+      for (CK_RV rv : rvs) sent = sent && ::write(up[1], &rv, sizeof rv) == sizeof rv;
+      ::_exit(sent ? 0 : 5);  // no exit handlers: the test's directories belong to the parent
+    }
+    ::close(up[1]);
+    ::close(down[0]);
+    std::vector<CK_RV> out;
+    for (int events = 0; pid > 0 && events < 16; ++events) {  // a few pauses, then the codes
+      char c = 0;
+      if (::read(up[0], &c, 1) != 1) break;
+      if (c == 'p') {
+        if (at_pause) at_pause();
+        if (::write(down[1], &c, 1) != 1) break;
+        continue;
+      }
+      uint32_t n = 0;
+      if (c != 'r' || ::read(up[0], &n, sizeof n) != sizeof n || n > 64) break;
+      out.resize(n);
+      for (CK_RV& rv : out)
+        if (::read(up[0], &rv, sizeof rv) != sizeof rv) rv = CKR_GENERAL_ERROR;
+      break;
+    }
+    ::close(up[0]);
+    ::close(down[1]);
+    int status = 0;
+    if (pid > 0) ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the client process: " << status;
+    return out;
   }
 
   CK_SESSION_HANDLE open_session() {
@@ -402,6 +474,55 @@ TEST_F(Pkcs11Agent, VaultTheAgentDoesNotServeIsUsedInProcessWithThePin) {
   EXPECT_TRUE(contains(text, "certvault-pkcs11: the certvault agent at " + socket_.string() +
                                  " does not serve vault " + dir_.string()))
       << text;
+}
+
+// docs/pkcs11.md, "With the agent", in a program run as a user the access rules refuse: it
+// finds the key of a public entry and C_SignInit takes it, but C_Sign and C_SignFinal return
+// CKR_FUNCTION_REJECTED (v3.0 5.13.2 and 5.13.4), and an entry that is not public is not found.
+// A key it found while a rule allowed it, refused since by the owner, is refused at C_SignInit
+// with CKR_KEY_HANDLE_INVALID: the object is gone for this program, as its next search shows.
+TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSince) {
+  issue("shared", 100);
+  ASSERT_EQ(cv({"access", "shared", "public"}).exit_code, 0);
+  ASSERT_EQ(cv({"access", "api", "allow", "--uid", std::to_string(client_uid_)}).exit_code, 0);
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  const std::string message = "refused";
+  auto rvs = in_client_process(
+      [&](const std::function<void()>& pause) {
+        std::vector<CK_RV> out;
+        const CK_SESSION_HANDLE s = open_session();
+        CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+        std::vector<uint8_t> sig;
+        std::vector<uint8_t> data = bytes_of(message);
+        CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, nullptr, 0};
+        out.push_back(find(s, {{CKA_CLASS, &cls, sizeof cls}}).size());
+        const CK_OBJECT_HANDLE shared = find_one(s, CKO_PRIVATE_KEY, "shared");
+        out.push_back(sign(s, shared, ecdsa, data, sig));
+        out.push_back(f_->C_SignInit(s, &ecdsa, shared));
+        out.push_back(f_->C_SignUpdate(s, data.data(), data.size()));
+        CK_BYTE buffer[128];
+        CK_ULONG len = sizeof buffer;
+        out.push_back(f_->C_SignFinal(s, buffer, &len));
+        const CK_OBJECT_HANDLE api = find_one(s, CKO_PRIVATE_KEY, "api");
+        pause();  // the owner denies the program the key
+        out.push_back(sign(s, api, ecdsa, data, sig));
+        out.push_back(find(s, {{CKA_CLASS, &cls, sizeof cls}}).size());
+        return out;
+      },
+      [&] {
+        auto denied = cv({"access", "api", "deny", "--uid", std::to_string(client_uid_)});
+        EXPECT_EQ(denied.exit_code, 0) << denied.err;
+      });
+  ASSERT_EQ(rvs.size(), 7u);
+  EXPECT_EQ(rvs[0], 2u) << "the private keys of api (allowed) and shared (public)";
+  EXPECT_EQ(rvs[1], CKR_FUNCTION_REJECTED) << "C_Sign";
+  EXPECT_EQ(rvs[2], CKR_OK) << "C_SignInit";
+  EXPECT_EQ(rvs[3], CKR_OK) << "C_SignUpdate";
+  EXPECT_EQ(rvs[4], CKR_FUNCTION_REJECTED) << "C_SignFinal";
+  EXPECT_EQ(rvs[5], CKR_KEY_HANDLE_INVALID) << "C_SignInit with a key denied since";
+  EXPECT_EQ(rvs[6], 1u) << "only shared's key is found after the denial";
 }
 
 }  // namespace
