@@ -525,5 +525,50 @@ TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSinc
   EXPECT_EQ(rvs[6], 1u) << "only shared's key is found after the denial";
 }
 
+// Current mechanisms v3.0 2.3.14: CKM_EDDSA's parameter, when given, chooses the RFC 8032
+// scheme. The module signs Ed25519 (through the agent, which signs the message): with no
+// parameter, or one asking for no prehash and no context; a parameter asking for Ed25519ph or
+// Ed25519ctx is refused (CKR_MECHANISM_PARAM_INVALID), not answered with a plain Ed25519
+// signature that no verifier of those schemes accepts.
+TEST_F(Pkcs11Agent, EddsaSignsEd25519AndRefusesThePrehashAndContextParameters) {
+  issue("ed", 100, certvault::KeyType::kEd25519);
+  start_agent();
+  if (HasFatalFailure()) return;
+  unlock();
+  load(socket_);
+  if (HasFatalFailure()) return;
+  const CK_SESSION_HANDLE s = open_session();
+  const CK_OBJECT_HANDLE key = find_one(s, CKO_PRIVATE_KEY, "ed");
+  auto cert = vault().certificate_der("ed");
+  ASSERT_TRUE(cert) << why(cert);
+  const std::string message = "signed by Ed25519 in the agent";
+  // CK_EDDSA_PARAMS (current mechanisms v3.0 2.3.14), which p11-kit before 0.25 lacks.
+  struct {
+    CK_BBOOL phFlag;
+    CK_ULONG ulContextDataLen;
+    CK_BYTE_PTR pContextData;
+  } params = {CK_FALSE, 0, nullptr};
+  std::vector<uint8_t> sig;
+  ASSERT_EQ(sign(s, key, {CKM_EDDSA, nullptr, 0}, bytes_of(message), sig), CKR_OK);
+  EXPECT_EQ(sig.size(), 64u);
+  EXPECT_TRUE(verifies(*cert, message, sig, nullptr)) << "no parameter";
+  ASSERT_EQ(sign(s, key, {CKM_EDDSA, &params, sizeof params}, bytes_of(message), sig), CKR_OK);
+  EXPECT_TRUE(verifies(*cert, message, sig, nullptr)) << "no prehash, no context";
+  params.phFlag = CK_TRUE;
+  EXPECT_EQ(sign(s, key, {CKM_EDDSA, &params, sizeof params}, bytes_of(message), sig),
+            CKR_MECHANISM_PARAM_INVALID)
+      << "Ed25519ph";
+  CK_BYTE context[] = {'c', 't', 'x'};
+  params = {CK_FALSE, sizeof context, context};
+  EXPECT_EQ(sign(s, key, {CKM_EDDSA, &params, sizeof params}, bytes_of(message), sig),
+            CKR_MECHANISM_PARAM_INVALID)
+      << "Ed25519ctx";
+  CK_BYTE garbage[3] = {};
+  EXPECT_EQ(sign(s, key, {CKM_EDDSA, garbage, sizeof garbage}, bytes_of(message), sig),
+            CKR_MECHANISM_PARAM_INVALID)
+      << "a parameter of another size";
+  EXPECT_EQ(audited_signatures("ed", "ed25519", 0), 2) << audit_log();
+}
+
 }  // namespace
 }  // namespace cvtest
