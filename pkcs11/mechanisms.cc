@@ -54,6 +54,24 @@ const char* mgf1_of(CK_RSA_PKCS_MGF_TYPE mgf) {
   }
 }
 
+// CK_EDDSA_PARAMS (current mechanisms v3.0 2.3.14), which p11-kit before 0.25 lacks; named
+// here so as not to clash with the declaration of later p11-kit.
+struct EddsaParams {
+  CK_BBOOL phFlag;
+  CK_ULONG ulContextDataLen;
+  CK_BYTE_PTR pContextData;
+};
+
+// Current mechanisms v3.0 2.3.14: CKM_EDDSA's parameter chooses the RFC 8032 scheme. The
+// module signs Ed25519 only: no parameter, or one asking for no prehash and no context;
+// Ed25519ph (phFlag) and Ed25519ctx (context data) are refused, not signed as Ed25519.
+bool pure_ed25519(const CK_MECHANISM& m) {
+  if (m.ulParameterLen == 0) return true;
+  if (!m.pParameter || m.ulParameterLen != sizeof(EddsaParams)) return false;
+  const auto* p = static_cast<const EddsaParams*>(m.pParameter);
+  return p->phFlag == CK_FALSE && p->ulContextDataLen == 0;
+}
+
 bool is_pss(CK_MECHANISM_TYPE m) {
   return m == CKM_RSA_PKCS_PSS || m == CKM_SHA256_RSA_PKCS_PSS || m == CKM_SHA384_RSA_PKCS_PSS ||
          m == CKM_SHA512_RSA_PKCS_PSS;
@@ -231,7 +249,7 @@ CK_RV SignOperation::start(Purpose purpose, const CK_MECHANISM* m, KeyType key_t
     op->mgf1_md_.reset(EVP_MD_fetch(ossl::libctx(), mgf1_md, nullptr));
     if (!op->pss_md_ || !op->mgf1_md_) return CKR_FUNCTION_FAILED;
     op->salt_len_ = static_cast<int>(p->sLen);
-  } else if (m->ulParameterLen != 0 && m->mechanism != CKM_EDDSA) {
+  } else if (m->mechanism == CKM_EDDSA ? !pure_ed25519(*m) : m->ulParameterLen != 0) {
     return CKR_MECHANISM_PARAM_INVALID;
   }
   if (is_rsa(key_type)) {

@@ -733,6 +733,13 @@ CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
     if (agent_) {
       // The agent holds the key; the module keeps its public half, to size and check.
       auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
+      if (!r && (r.error().code == Code::kRefused || r.error().code == Code::kNotFound)) {
+        // The object was found while the agent let this program use it; a rule, a disable
+        // or a deletion since took it away, and the next search will not find it. Of the
+        // codes of C_SignInit (v3.0 5.13.1), the handle's.
+        CV_DEBUG("%s (CKR_KEY_HANDLE_INVALID)", r.error().message.c_str());
+        return CKR_KEY_HANDLE_INVALID;
+      }
       if (!r) return to_rv(r.error());
       if (!*r) return CKR_DEVICE_REMOVED;
       if ((*r)->locked) return CKR_USER_NOT_LOGGED_IN;  // vault 'x' is locked in the agent

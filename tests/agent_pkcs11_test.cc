@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "agent_support.h"
@@ -43,11 +44,10 @@ class AgentPkcs11 : public AgentTest {
     if (IsSkipped() || HasFatalFailure()) return;
     const auto entry = issue("api", 100);
     key_id_ = entry.current() ? entry.current()->key_id : "";
-    auto der = vault().certificate_der("api");
-    ASSERT_TRUE(der) << why(der);
-    cert_ = run_dir_ / "api.crt";
-    write_file(cert_, der_to_pem(*der), 0644);
+    cert_ = write_certificate("api");
+    ASSERT_FALSE(cert_.empty());
     data_ = run_dir_ / "data";
+    sig_ = out_ / "sig";
     write_file(data_, "signed through the agent by PKCS#11\n", 0644);
     start_agent();
     if (HasFatalFailure()) return;
@@ -58,19 +58,27 @@ class AgentPkcs11 : public AgentTest {
     return run(as_client(argv), input, 60s);
   }
 
-  // pkcs11-tool --sign as the client, no PIN given; the signature checked with openssl.
+  // `pkcs11-tool --sign` of data_ into sig_ as the client, no PIN given; `options`: the
+  // mechanism, the key and any more.
+  RunResult pkcs11_tool_sign(const std::vector<std::string>& options) {
+    fs::remove(sig_);
+    std::vector<std::string> argv = {"pkcs11-tool",  "--module", module_.string(),
+                                     "--login",      "--sign",   "-i",
+                                     data_.string(), "-o",       sig_.string()};
+    argv.insert(argv.end(), options.begin(), options.end());
+    return client(argv);
+  }
+
+  // pkcs11-tool --sign with the api key as the client, no PIN given; the signature checked
+  // with openssl.
   RunResult sign(const std::vector<std::string>& extra = {}) {
-    const fs::path sig = out_ / "sig";
-    fs::remove(sig);
-    std::vector<std::string> argv = {
-        "pkcs11-tool", "--module",     module_.string(), "--login", "--sign",
-        "-m",          "ECDSA-SHA256", "--id",           key_id_,   "--signature-format",
-        "openssl",     "-i",           data_.string(),   "-o",      sig.string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto r = client(argv);
+    std::vector<std::string> options = {"-m",    "ECDSA-SHA256",       "--id",
+                                        key_id_, "--signature-format", "openssl"};
+    options.insert(options.end(), extra.begin(), extra.end());
+    auto r = pkcs11_tool_sign(options);
     if (r.exit_code == 0) {
       auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "dgst", "-sha256", "-verify",
-                        pubkey().string(), "-signature", sig.string(), data_.string()});
+                        pubkey().string(), "-signature", sig_.string(), data_.string()});
       EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
     }
     return r;
@@ -88,7 +96,7 @@ class AgentPkcs11 : public AgentTest {
   }
 
   std::string key_id_;
-  fs::path cert_, data_;
+  fs::path cert_, data_, sig_;
 };
 
 TEST_F(AgentPkcs11, TokenSaysProtectedPathAndWriteProtected) {
@@ -189,6 +197,61 @@ TEST_F(AgentPkcs11, OpenSshListsTheKeyWithSshKeygenAndSshAdd) {
   EXPECT_TRUE(contains(keys.out, listed.out.substr(0, listed.out.find(' ', 20))))
       << keys.out << "\nssh-keygen -D:\n"
       << listed.out;
+}
+
+// Ed25519 through the agent, as another user with no PIN: the provider by certvault: URI and
+// the module by CKM_EDDSA each sign the message itself, plain OpenSSL verifies both signatures
+// with the certificate's key, and the agent audited each, with its program.
+TEST_F(AgentPkcs11, Ed25519KeySignsThroughTheProviderAndTheModule) {
+  const auto entry = issue("ed", 100, certvault::KeyType::kEd25519);
+  ASSERT_TRUE(entry.current());
+  const fs::path cert = write_certificate("ed");
+  ASSERT_EQ(cv({"access", "ed", "allow", "--uid", std::to_string(client_uid_)}).exit_code, 0);
+  unlock();
+  auto by_uri = client_openssl("pkeyutl", {"-sign", "-inkey", "certvault:ed", "-rawin", "-in",
+                                           data_.string(), "-out", sig_.string()});
+  ASSERT_EQ(by_uri.exit_code, 0) << by_uri.err;
+  auto check = verify_signature(cert, data_, sig_);
+  EXPECT_EQ(check.exit_code, 0) << "provider: " << check.out << check.err;
+  auto by_module = pkcs11_tool_sign({"-m", "EDDSA", "--id", entry.current()->key_id});
+  ASSERT_EQ(by_module.exit_code, 0) << by_module.out << by_module.err;
+  check = verify_signature(cert, data_, sig_);
+  EXPECT_EQ(check.exit_code, 0) << "module: " << check.out << check.err;
+  std::set<std::string> programs;
+  for (const auto& e : audit_events())
+    if (e["action"].asString() == "sign" && e["nickname"].asString() == "ed" &&
+        e["result"].asString() == "ok" && e["mechanism"].asString() == "ed25519" &&
+        e["peer"]["uid"].asUInt() == client_uid_)
+      programs.insert(e["peer"]["exe"].asString());
+  EXPECT_EQ(programs, (std::set<std::string>{"/usr/bin/openssl", "/usr/bin/pkcs11-tool"}))
+      << audit_log();
+}
+
+// docs/pkcs11.md, "With the agent": a program sees only the entries the access rules let it
+// use, and public ones. A public entry's key is found, but its signature is refused at C_Sign
+// with CKR_FUNCTION_REJECTED (v3.0 5.13.2: C_Sign's code for a signature request rejected;
+// CKR_ACTION_PROHIBITED is for C_CopyObject, C_SetAttributeValue and C_DestroyObject), and the
+// agent audits the refusal.
+TEST_F(AgentPkcs11, PeerTheRulesRefuseSeesPublicEntriesOnlyAndItsSignatureIsRejected) {
+  const auto shared = issue("shared", 100);
+  ASSERT_TRUE(shared.current());
+  issue("hidden", 100);
+  ASSERT_EQ(cv({"access", "shared", "public"}).exit_code, 0);
+  ASSERT_EQ(cv({"access", "shared", "allow", "--uid", "nobody"}).exit_code, 0);
+  unlock();
+  auto listed = client({"pkcs11-tool", "--module", module_.string(), "--login", "-O"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(contains(listed.out, "label:      api")) << listed.out;
+  EXPECT_TRUE(contains(listed.out, "label:      shared")) << listed.out;
+  EXPECT_FALSE(contains(listed.out, "hidden")) << listed.out;
+  // pkcs11-tool tries C_Sign, then C_SignUpdate and C_SignFinal, and names the last code by
+  // its number: 0x200 is CKR_FUNCTION_REJECTED.
+  auto r = pkcs11_tool_sign({"-m", "ECDSA-SHA256", "--id", shared.current()->key_id});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(contains(r.err, "C_SignFinal failed: rv = ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "(0x200)")) << "CKR_FUNCTION_REJECTED: " << r.err;
+  EXPECT_GE(audited_signatures("shared", "ecdsa/sha256", client_uid_, false), 1) << audit_log();
+  EXPECT_EQ(audited_signatures("shared", "ecdsa/sha256", client_uid_), 0) << audit_log();
 }
 
 class AgentPkcs11Tls : public AgentPkcs11 {

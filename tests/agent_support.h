@@ -59,6 +59,22 @@ inline std::optional<std::pair<uid_t, gid_t>> system_agent_user() {
   return std::pair{pw->pw_uid, pw->pw_gid};
 }
 
+// `openssl pkeyutl -verify` (plain OpenSSL, no provider) of `sig` over the message in `data`
+// with the public key of the certificate `cert` (PEM); `options` as pkeyutl takes them
+// (-digest sha256, -pkeyopt ...; none for Ed25519). The run: exit code 0 when it verifies.
+inline RunResult verify_signature(const fs::path& cert, const fs::path& data, const fs::path& sig,
+                                  const std::vector<std::string>& options = {}) {
+  std::vector<std::string> argv = {"env",         "OPENSSL_CONF=/dev/null",
+                                   "openssl",     "pkeyutl",
+                                   "-verify",     "-certin",
+                                   "-inkey",      cert.string(),
+                                   "-rawin",      "-in",
+                                   data.string(), "-sigfile",
+                                   sig.string()};
+  argv.insert(argv.end(), options.begin(), options.end());
+  return run(argv);
+}
+
 class AgentTest : public VaultTest {
  protected:
   void SetUp() override {
@@ -100,13 +116,14 @@ class AgentTest : public VaultTest {
     agent_.kill();
   }
 
-  // Starts the agent serving this test's vault; waits (bounded) for its socket. `runner`:
-  // a command that execs the agent (taskset -c N).
+  // Starts the agent serving this test's vault (or `vault`); waits (bounded) for its socket.
+  // `runner`: a command that execs the agent (taskset -c N).
   void start_agent(const std::vector<std::string>& extra = {},
-                   const std::vector<std::string>& runner = {}) {
+                   const std::vector<std::string>& runner = {}, const fs::path& vault = {}) {
     std::vector<std::string> argv = runner;
+    const fs::path served = vault.empty() ? dir_ : vault;
     for (const std::string& a : {cli(), std::string("agent"), std::string("--system"),
-                                 std::string("--vault"), dir_.string(), std::string("--socket"),
+                                 std::string("--vault"), served.string(), std::string("--socket"),
                                  socket_.string(), std::string("--audit-log"), audit_.string()})
       argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -217,6 +234,43 @@ class AgentTest : public VaultTest {
 
   std::string audit_log() {
     return fs::exists(audit_) ? read_file(audit_) : std::string();
+  }
+
+  // The current certificate of `nickname`, as PEM in run_dir_/NICKNAME.crt (everyone may
+  // read it); that path, or an empty one (and a failure) when the vault has none.
+  fs::path write_certificate(const std::string& nickname) {
+    auto der = vault().certificate_der(nickname);
+    EXPECT_TRUE(der) << nickname << ": " << why(der);
+    if (!der) return {};
+    const fs::path cert = run_dir_ / (nickname + ".crt");
+    write_file(cert, der_to_pem(*der), 0644);
+    return cert;
+  }
+
+  // The audit log's events, one per line, as JSON (null for a line that does not parse).
+  std::vector<Json::Value> audit_events() {
+    const std::string text = audit_log();
+    std::vector<Json::Value> out;
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t nl = text.find('\n', at);
+      if (nl == std::string::npos) nl = text.size();
+      out.push_back(parse_json(text.substr(at, nl - at)));
+      at = nl + 1;
+    }
+    return out;
+  }
+
+  // How many signatures of `nickname` the audit log records with this result, mechanism
+  // ("ecdsa/sha256", "ed25519") and peer uid.
+  int audited_signatures(const std::string& nickname, const std::string& mechanism, uid_t uid,
+                         bool ok = true) {
+    int n = 0;
+    for (const auto& e : audit_events())
+      n += e["action"].asString() == "sign" && e["nickname"].asString() == nickname &&
+           e["mechanism"].asString() == mechanism && e["peer"]["uid"].asUInt() == uid &&
+           (e["result"].asString() == "ok") == ok;
+    return n;
   }
 
   TempDir run_dir_;

@@ -27,18 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<Json::Value> audit_lines(const std::string& text) {
-  std::vector<Json::Value> out;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(parse_json(text.substr(at, nl - at)));
-    at = nl + 1;
-  }
-  return out;
-}
-
 class AgentSigning : public AgentTest {
  protected:
   void SetUp() override {
@@ -47,10 +35,8 @@ class AgentSigning : public AgentTest {
     issue("api", 100);
     data_ = run_dir_ / "data";
     write_file(data_, "the data a program signs\n", 0644);
-    auto der = vault().certificate_der("api");
-    ASSERT_TRUE(der) << why(der);
-    cert_ = run_dir_ / "api.crt";
-    write_file(cert_, der_to_pem(*der), 0644);
+    cert_ = write_certificate("api");
+    ASSERT_FALSE(cert_.empty());
   }
 
   void allow_client() {
@@ -66,9 +52,7 @@ class AgentSigning : public AgentTest {
     auto r = client_openssl("pkeyutl", {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256",
                                         "-in", data_.string(), "-out", sig.string()});
     if (r.exit_code == 0) {
-      auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "pkeyutl", "-verify", "-certin",
-                        "-inkey", cert_.string(), "-rawin", "-digest", "sha256", "-in",
-                        data_.string(), "-sigfile", sig.string()});
+      auto check = verify_signature(cert_, data_, sig, {"-digest", "sha256"});
       EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
     }
     return r;
@@ -86,6 +70,36 @@ TEST_F(AgentSigning, AnotherUserSignsByUriWithNoPinOnceUnlocked) {
   // The client could not have read the vault itself.
   auto peek = run(as_client({"ls", dir_.string()}));
   EXPECT_NE(peek.exit_code, 0);
+}
+
+// An agent that answers but does not serve the URI's vault ("not served"): the provider opens
+// the vault in-process, as without an agent, and signs there with the PIN of the URI's
+// pin-source (the agent audits no signature); without a PIN the key cannot be used, with the
+// in-process provider's message.
+TEST_F(AgentSigning, VaultTheAgentDoesNotServeIsUsedInProcessWithItsPinSource) {
+  const fs::path other = tmp_ / "other";
+  auto made = certvault::Vault::init(other, pin(), cheap_init("other"));
+  ASSERT_TRUE(made) << why(made);
+  start_agent({}, {}, other);
+  if (HasFatalFailure()) return;
+  const fs::path sig = tmp_ / "sig";
+  auto sign = [&](const std::string& uri) {
+    std::vector<std::string> argv = provider_env(dir_);
+    argv.push_back("CERTVAULT_AGENT_SOCK=" + socket_.string());
+    argv.insert(argv.end(), {"openssl", "pkeyutl"});
+    for (const std::string& a : provider_args()) argv.push_back(a);
+    argv.insert(argv.end(), {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256", "-in",
+                             data_.string(), "-out", sig.string()});
+    return run(argv);
+  };
+  auto r = sign("certvault:api?pin-source=file:" + pin_file_.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto check = verify_signature(cert_, data_, sig, {"-digest", "sha256"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_EQ(audited_signatures("api", "ecdsa/sha256", 0), 0) << audit_log();
+  auto no_pin = sign("certvault:api");
+  EXPECT_NE(no_pin.exit_code, 0);
+  EXPECT_TRUE(contains(no_pin.err, "needs the PIN of the vault in " + dir_.string())) << no_pin.err;
 }
 
 // The cores a task may run on ("Cpus_allowed_list" of its status).
@@ -195,7 +209,7 @@ TEST_F(AgentSigning, UidNotInThePolicyIsRefusedNamingTheEntryAndTheRule) {
   EXPECT_NE(denied.exit_code, 0);
   EXPECT_TRUE(contains(denied.err, "deny uid " + std::to_string(client_uid_))) << denied.err;
   bool refused_in_audit = false;
-  for (const auto& e : audit_lines(audit_log()))
+  for (const auto& e : audit_events())
     refused_in_audit |= e["result"].asString() == "refused" &&
                         e["peer"]["uid"].asUInt() == client_uid_ &&
                         e["nickname"].asString() == "api";
@@ -337,7 +351,7 @@ TEST_F(AgentSigning, EverySignatureIsAuditedOnceWithItsPeer) {
   unlock();
   for (int i = 0; i < 3; ++i) ASSERT_EQ(sign_as_client().exit_code, 0);
   int signatures = 0;
-  for (const auto& e : audit_lines(audit_log())) {
+  for (const auto& e : audit_events()) {
     if (e["action"].asString() != "sign") continue;
     ++signatures;
     EXPECT_EQ(e["result"].asString(), "ok");
