@@ -105,8 +105,10 @@ class AgentTest : public VaultTest {
   void start_agent(const std::vector<std::string>& extra = {},
                    const std::vector<std::string>& runner = {}) {
     std::vector<std::string> argv = runner;
-    for (const std::string& a : {cli(), std::string("agent"), std::string("--system"),
-                                 std::string("--vault"), dir_.string(), std::string("--socket"),
+    argv.push_back(cli());
+    argv.push_back("agent");
+    if (system_instance_) argv.push_back("--system");
+    for (const std::string& a : {std::string("--vault"), dir_.string(), std::string("--socket"),
                                  socket_.string(), std::string("--audit-log"), audit_.string()})
       argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -219,6 +221,9 @@ class AgentTest : public VaultTest {
     return fs::exists(audit_) ? read_file(audit_) : std::string();
   }
 
+  // Whether start_agent starts the system instance (`--system`: its socket 0660 and of the
+  // group certvault, no TTL by default) or, when false, a user's agent (0600, a TTL of 8 h).
+  bool system_instance_ = true;
   TempDir run_dir_;
   fs::path socket_, audit_, pin_file_, vault_ca_, out_;
   fs::path module_;  // the PKCS#11 module, as the client user loads it

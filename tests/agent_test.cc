@@ -479,6 +479,67 @@ int connect_raw(const fs::path& socket) {
   return fd;
 }
 
+// What connect() to `socket` gives a process of `uid`:`gid` with only the supplementary
+// `groups`: 0, or its errno; -1 when the child could not take that identity.
+int connect_errno_as(const fs::path& socket, uid_t uid, gid_t gid,
+                     const std::vector<gid_t>& groups) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::alarm(30);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0)
+      ::_exit(255);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::_exit(ok ? 0 : errno);
+  }
+  if (pid < 0) return -1;
+  const int status = wait_children({pid}, 60s)[pid];
+  if (!WIFEXITED(status) || WEXITSTATUS(status) == 255) return -1;
+  return WEXITSTATUS(status);
+}
+
+// docs/agent.md, "Start the agent": a user's agent listens on "a socket of mode 0600 in a
+// directory of mode 0700"; "The system instance": its socket is "mode 0660, group
+// certvault" (the group client_user() makes, as sysusers.d does), so that services in the
+// group connect. Can fail: a user agent whose socket took the group's bits lets another
+// user of that group connect; a system instance that left the socket in root's group
+// keeps every service out.
+TEST_F(AgentTest, UserAgentsSocketIsItsOwnersAloneAndTheSystemInstancesIsItsGroups) {
+  const group* agent_group = ::getgrnam(kAgentGroup);
+  ASSERT_TRUE(agent_group);
+  const gid_t socket_gid = agent_group->gr_gid;
+  const uid_t stranger = 61020;  // no passwd entry and no group: the kernel's ids suffice
+
+  system_instance_ = false;
+  socket_ = run_dir_ / "user" / "agent.sock";  // a directory the agent makes
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(file_mode(socket_), 0600u);
+  EXPECT_EQ(file_mode(socket_.parent_path()), 0700u);
+  auto status = cv({"status"}, false);
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  // With the directory opened, the socket alone keeps a member of certvault out.
+  ASSERT_EQ(::chmod(socket_.parent_path().c_str(), 0755), 0);
+  EXPECT_EQ(connect_errno_as(socket_, client_uid_, client_gid_, {socket_gid}), EACCES);
+  agent_.kill();
+
+  system_instance_ = true;
+  socket_ = run_dir_ / "agent.sock";
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, socket_gid);
+  EXPECT_EQ(connect_errno_as(socket_, client_uid_, client_gid_, {socket_gid}), 0);
+  EXPECT_EQ(connect_errno_as(socket_, stranger, stranger, {}), EACCES);
+}
+
 TEST_F(AgentSigning, GarbageHalfMessagesAndAThousandIdleConnectionsStopNobody) {
   start_agent();
   allow_client();
