@@ -207,11 +207,12 @@ class AgentTest : public VaultTest {
     return out;
   }
 
-  // `openssl COMMAND` with certvault and default, as the client user.
+  // `openssl COMMAND` with certvault and default, as the client user; `program`: another
+  // openssl binary to run.
   RunResult client_openssl(const std::string& command, const std::vector<std::string>& args,
-                           std::string_view input = {}) {
+                           std::string_view input = {}, const std::string& program = "openssl") {
     std::vector<std::string> argv = {
-        "openssl",   command,     "-provider-path", (run_dir_ / "ossl-modules").string(),
+        program,     command,     "-provider-path", (run_dir_ / "ossl-modules").string(),
         "-provider", "certvault", "-provider",      "default"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(as_client(argv), input, std::chrono::seconds(60));

@@ -58,13 +58,16 @@ class AgentSigning : public AgentTest {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  // `openssl pkeyutl -sign` as the client user; the signature, checked against the
-  // certificate's public key with plain OpenSSL.
-  RunResult sign_as_client(const std::string& uri = "certvault:api") {
+  // `openssl pkeyutl -sign` (or `program pkeyutl -sign`) as the client user; the
+  // signature, checked against the certificate's public key with plain OpenSSL.
+  RunResult sign_as_client(const std::string& uri = "certvault:api",
+                           const std::string& program = "openssl") {
     const fs::path sig = out_ / "sig";
     fs::remove(sig);
-    auto r = client_openssl("pkeyutl", {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256",
-                                        "-in", data_.string(), "-out", sig.string()});
+    auto r = client_openssl("pkeyutl",
+                            {"-sign", "-inkey", uri, "-rawin", "-digest", "sha256", "-in",
+                             data_.string(), "-out", sig.string()},
+                            {}, program);
     if (r.exit_code == 0) {
       auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "pkeyutl", "-verify", "-certin",
                         "-inkey", cert_.string(), "-rawin", "-digest", "sha256", "-in",
@@ -279,6 +282,83 @@ TEST_F(AgentSigning, GroupRuleAdmitsItsMembers) {
   unlock();
   auto r = sign_as_client();
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// An `allow --exe` rule admits that program only: the same user running a copy of openssl
+// from another path is refused. Can fail: an agent that matched an allow rule on the uid
+// alone, or took an executable it could not tell apart for a match, lets the copy sign.
+TEST_F(AgentSigning, AllowExeRuleAdmitsThatProgramAndRefusesAnotherOfTheSameUser) {
+  start_agent();
+  unlock();
+  ASSERT_EQ(cv({"access", "api", "allow", "--exe", "/usr/bin/openssl"}).exit_code, 0);
+  auto admitted = sign_as_client();
+  EXPECT_EQ(admitted.exit_code, 0) << admitted.err;
+  const fs::path copy = run_dir_ / "openssl-copy";
+  fs::copy_file("/usr/bin/openssl", copy);
+  ::chmod(copy.c_str(), 0755);
+  auto refused = sign_as_client("certvault:api", copy.string());
+  EXPECT_NE(refused.exit_code, 0);
+  const std::string uid = std::to_string(client_uid_);
+  EXPECT_TRUE(contains(refused.err, "refuses uid " + uid + " the key 'api'")) << refused.err;
+  EXPECT_TRUE(contains(refused.err, "no rule allows uid " + uid)) << refused.err;
+  bool copy_refused_in_audit = false;
+  for (const auto& e : audit_lines(audit_log()))
+    copy_refused_in_audit |=
+        e["result"].asString() == "refused" && e["peer"]["exe"].asString() == copy.string();
+  EXPECT_TRUE(copy_refused_in_audit) << audit_log();
+}
+
+// docs/agent.md, "Who may use what": "`--exe PATH` ... is refused unless the vault's owner
+// is root": an agent that runs as another user cannot read other users' /proc/PID/exe, so
+// such a rule could never admit anyone. Can fail: a CLI, or an agent asked directly
+// (kSetAccess), that stored the rule leaves the owner believing openssl alone may sign.
+TEST_F(AgentSigning, ExeRuleIsRefusedWithTheReasonWhenTheVaultIsNotRoots) {
+  // The vault's owner, and its agent: the client user, on its own copy of the vault.
+  const fs::path home = start_agent_of("owner", client_uid_, client_gid_, {"--init-groups"});
+  ASSERT_FALSE(HasFailure());
+  const fs::path pin = write_secret_file(run_dir_ / "owner-pin", kPin);
+  ASSERT_EQ(::chown(pin.c_str(), client_uid_, client_gid_), 0);
+  auto as_owner = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {(home / "certvault").string(), "--vault",
+                                     (home / "vault").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(as_client(argv), {}, 60s);
+  };
+  auto unlocked = as_owner({"--pin-file", pin.string(), "unlock"});
+  ASSERT_EQ(unlocked.exit_code, 0) << unlocked.err;
+  const std::string reason = "--exe rules are honoured only by an agent running as root";
+  for (const char* verdict : {"allow", "deny"}) {
+    auto refused = as_owner({"access", "api", verdict, "--exe", "/usr/bin/openssl"});
+    EXPECT_NE(refused.exit_code, 0) << verdict;
+    EXPECT_TRUE(contains(refused.err, reason)) << refused.err;
+    EXPECT_TRUE(contains(refused.err, "this vault belongs to uid " + std::to_string(client_uid_)))
+        << refused.err;
+  }
+  // The agent refuses it too, asked directly by the owner.
+  const pid_t child = fork_child(30s, [&]() -> std::string {
+    if (!become(kClientUser, client_uid_, client_gid_)) return "cannot become the client user";
+    certvault::agent::Client client(socket_);
+    certvault::agent::Frame f(certvault::agent::Type::kSetAccess);
+    f.add(certvault::agent::Tag::kVault, certvault::agent::vault_path_for_agent(home / "vault"));
+    f.add(certvault::agent::Tag::kNickname, "api");
+    f.add(certvault::agent::Tag::kJson,
+          R"({"op":"allow","kind":"exe","value":"/usr/bin/openssl"})");
+    auto reply = client.call(f);
+    if (reply)
+      return "the agent stored an --exe rule in a vault of uid " + std::to_string(::getuid());
+    if (!contains(reply.error().message, reason)) return "refused saying: " + reply.error().message;
+    return "";
+  });
+  auto status = wait_children({child}, 60s);
+  EXPECT_TRUE(WIFEXITED(status[child]) && WEXITSTATUS(status[child]) == 0)
+      << describe_status(status[child]);
+  // Nothing was stored; a --uid rule is taken as ever.
+  auto shown = as_owner({"access", "api", "show"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_FALSE(contains(shown.out, "exe")) << shown.out;
+  auto by_uid = as_owner({"access", "api", "allow", "--uid", "12345"});
+  EXPECT_EQ(by_uid.exit_code, 0) << by_uid.err;
+  EXPECT_TRUE(contains(by_uid.out, "allow uid 12345")) << by_uid.out;
 }
 
 TEST_F(AgentSigning, AfterLockNothingSigns) {
