@@ -361,6 +361,89 @@ TEST_F(AgentSigning, ExeRuleIsRefusedWithTheReasonWhenTheVaultIsNotRoots) {
   EXPECT_TRUE(contains(by_uid.out, "allow uid 12345")) << by_uid.out;
 }
 
+// docs/agent.md, "Who may use what": "An entry made `public` lets any peer list and resolve
+// its certificate and public key; signing still needs a rule." Can fail: an agent that
+// took `public` for an allow rule lets the peer sign; one that ignored it keeps the public
+// key from it; `private` that left the mark keeps showing it.
+TEST_F(AgentSigning, PublicEntryIsListedToAPeerWithNoRuleThatStillCannotSign) {
+  start_agent();
+  unlock();
+  const std::string uid = std::to_string(client_uid_);
+  auto public_key = [&] { return client_openssl("pkey", {"-in", "certvault:api", "-pubout"}); };
+  auto hidden = public_key();
+  EXPECT_NE(hidden.exit_code, 0);
+  EXPECT_TRUE(contains(hidden.err, "no rule allows uid " + uid)) << hidden.err;
+
+  auto made = cv({"access", "api", "public"}, false);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_TRUE(
+      contains(made.out, "listing of its certificate and public key: anyone who reaches the agent"))
+      << made.out;
+  auto listed = public_key();
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  auto expected = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "x509", "-noout", "-pubkey",
+                       "-in", cert_.string()});
+  ASSERT_EQ(expected.exit_code, 0) << expected.err;
+  EXPECT_EQ(listed.out, expected.out);
+  auto certificate = client_openssl("storeutl", {"-certs", "-noout", "-text", "certvault:api"});
+  EXPECT_EQ(certificate.exit_code, 0) << certificate.err;
+  EXPECT_TRUE(contains(certificate.out, "Subject: CN=api")) << certificate.out;
+
+  auto sign = sign_as_client();
+  EXPECT_NE(sign.exit_code, 0);
+  EXPECT_TRUE(contains(sign.err, "refuses uid " + uid + " the key 'api'")) << sign.err;
+
+  auto unmade = cv({"access", "api", "private"}, false);
+  ASSERT_EQ(unmade.exit_code, 0) << unmade.err;
+  EXPECT_TRUE(contains(unmade.out, "listing of its certificate and public key: as for the key"))
+      << unmade.out;
+  EXPECT_NE(public_key().exit_code, 0);
+}
+
+// docs/cli.md, "certvault access": `show` prints the rules in order, `forget` drops the
+// rule about one peer, `reset` every rule. Can fail: a `forget` that dropped the wrong
+// rule (or none) leaves the client signing; `show` that printed the vault's rules in
+// another order, or not at all, misleads the owner.
+TEST_F(AgentSigning, AccessShowPrintsTheRulesAndForgetAndResetTakeThemAway) {
+  start_agent();
+  unlock();
+  const std::string uid = std::to_string(client_uid_);
+  allow_client();
+  ASSERT_EQ(cv({"access", "api", "deny", "--gid", "12345"}).exit_code, 0);
+  auto shown = cv({"access", "api", "show"}, false);
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_TRUE(contains(shown.out, "  allow uid " + uid + "\n  deny gid 12345\n")) << shown.out;
+  auto json = cv({"--json", "access", "api", "show"}, false);
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const Json::Value rules = parse_json(json.out)["rules"];
+  ASSERT_EQ(rules.size(), 2u) << json.out;
+  EXPECT_EQ(rules[0]["verdict"].asString(), "allow");
+  EXPECT_EQ(rules[0]["value"].asString(), uid);
+  EXPECT_EQ(rules[1]["kind"].asString(), "gid");
+  EXPECT_EQ(sign_as_client().exit_code, 0);
+
+  auto forgot = cv({"access", "api", "forget", "--uid", uid}, false);
+  ASSERT_EQ(forgot.exit_code, 0) << forgot.err;
+  EXPECT_FALSE(contains(forgot.out, "allow uid")) << forgot.out;
+  EXPECT_TRUE(contains(forgot.out, "deny gid 12345")) << forgot.out;
+  auto refused = sign_as_client();
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(contains(refused.err, "no rule allows uid " + uid)) << refused.err;
+  auto again = cv({"access", "api", "forget", "--uid", uid}, false);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(contains(again.err, "'api' has no rule about uid " + uid)) << again.err;
+
+  allow_client();
+  ASSERT_EQ(sign_as_client().exit_code, 0);
+  auto reset = cv({"access", "api", "reset"}, false);
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_TRUE(contains(reset.out, "(no other rule: everyone else is refused)")) << reset.out;
+  EXPECT_FALSE(contains(reset.out, "gid 12345")) << reset.out;
+  EXPECT_NE(sign_as_client().exit_code, 0);
+  auto empty = cv({"--json", "access", "api", "show"}, false);
+  EXPECT_EQ(parse_json(empty.out)["rules"].size(), 0u) << empty.out;
+}
+
 TEST_F(AgentSigning, AfterLockNothingSigns) {
   start_agent();
   allow_client();
