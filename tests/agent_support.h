@@ -11,10 +11,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -58,6 +60,97 @@ inline std::optional<std::pair<uid_t, gid_t>> system_agent_user() {
   if (!pw) return std::nullopt;
   return std::pair{pw->pw_uid, pw->pw_gid};
 }
+
+// What a program writes to the journal (sd_journal_send), caught by the test: a datagram
+// socket of its own, which runner() puts where the journal's socket is
+// (/run/systemd/journal/socket) for the program it runs only, in a mount namespace of its
+// own (the machine's /run is left alone). Needs root, as the agent tests do.
+class JournalCapture {
+ public:
+  explicit JournalCapture(const fs::path& dir) : dir_(dir / "journal") {
+    fs::create_directory(dir_);
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = (dir_ / "socket").string();
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    bound_ = fd_ >= 0 && path.size() < sizeof addr.sun_path &&
+             ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~JournalCapture() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  JournalCapture(const JournalCapture&) = delete;
+  JournalCapture& operator=(const JournalCapture&) = delete;
+
+  // Whether a program may be run with it: the socket is bound, and a mount namespace can
+  // be made.
+  bool usable() const { return bound_ && run({"unshare", "--mount", "true"}).exit_code == 0; }
+
+  // What runs a program with its journal here (start_agent's `runner`).
+  std::vector<std::string> runner() const {
+    return {"unshare",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && mount --bind '" +
+                dir_.string() + "' /run/systemd/journal && exec \"$@\"",
+            "sh"};
+  }
+
+  // The MESSAGE of every entry received so far, in order.
+  const std::vector<std::string>& messages() {
+    std::vector<char> buf(256 * 1024);
+    for (int i = 0; i < 100000; ++i) {
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      parse(std::string_view(buf.data(), static_cast<size_t>(n)));
+    }
+    return messages_;
+  }
+
+  // Whether a message received so far contains `text`.
+  bool said(std::string_view text) {
+    for (const auto& m : messages())
+      if (m.find(text) != std::string::npos) return true;
+    return false;
+  }
+
+  // Every message so far, one a line (for a failure's report).
+  std::string all() {
+    std::string out;
+    for (const auto& m : messages()) out += m + "\n";
+    return out;
+  }
+
+ private:
+  // The journal's native protocol: KEY=VALUE lines, or KEY, a newline, a 64-bit
+  // little-endian length, the value and a newline for values that hold a newline.
+  void parse(std::string_view d) {
+    size_t at = 0;
+    while (at < d.size()) {
+      const size_t nl = d.find('\n', at);
+      if (nl == std::string_view::npos) break;
+      const std::string_view line = d.substr(at, nl - at);
+      if (const size_t eq = line.find('='); eq != std::string_view::npos) {
+        if (line.substr(0, eq) == "MESSAGE") messages_.emplace_back(line.substr(eq + 1));
+        at = nl + 1;
+        continue;
+      }
+      if (nl + 9 > d.size()) break;
+      uint64_t size = 0;
+      for (int b = 7; b >= 0; --b) size = size << 8 | static_cast<uint8_t>(d[nl + 1 + b]);
+      if (size > d.size() - (nl + 9)) break;
+      if (line == "MESSAGE") messages_.emplace_back(d.substr(nl + 9, size));
+      at = nl + 9 + size + 1;
+    }
+  }
+
+  fs::path dir_;
+  int fd_ = -1;
+  bool bound_ = false;
+  std::vector<std::string> messages_;
+};
 
 class AgentTest : public VaultTest {
  protected:

@@ -473,6 +473,43 @@ TEST_F(AgentSigning, AfterTheTtlNothingSigns) {
   EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
 }
 
+// docs/agent.md: the agent locks the vault "when it stops"; SIGTERM drops every decrypted
+// key and the vault key, and the journal gets the lock and, at shutdown, one line per key
+// used. Can fail: an agent that ended on SIGTERM without locking (or died of the signal)
+// writes no such lines and does not exit 0.
+TEST_F(AgentSigning, SigtermLocksSaysSoInTheJournalAndARestartedAgentServesTheVaultLocked) {
+  JournalCapture journal(tmp_.path());
+  if (!journal.usable()) GTEST_SKIP() << "cannot give the agent a journal of the test's own";
+  allow_client();
+  start_agent({}, journal.runner());
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  ASSERT_EQ(sign_as_client().exit_code, 0);
+  ASSERT_TRUE(journal.said("certvault agent: vault unlocked by uid 0")) << journal.all();
+  ASSERT_EQ(::kill(agent_.pid(), SIGTERM), 0);
+  ASSERT_TRUE(agent_.exited_within(30s)) << "the agent did not end within 30 s of SIGTERM";
+  EXPECT_TRUE(WIFEXITED(agent_.status()) && WEXITSTATUS(agent_.status()) == 0)
+      << describe_status(agent_.status()) << "\n"
+      << read_file(tmp_ / "agent.err");
+  EXPECT_TRUE(journal.said("certvault agent: every vault locked: SIGTERM")) << journal.all();
+  EXPECT_TRUE(journal.said("1 signatures with 'api' in vault 'ops'")) << journal.all();
+  // A program gets an error at once, not a hang.
+  auto gone = sign_as_client();
+  EXPECT_FALSE(gone.timed_out);
+  EXPECT_NE(gone.exit_code, 0);
+  // Started again, the agent serves the vault locked: nothing signs until the unlock.
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  auto locked = sign_as_client();
+  EXPECT_NE(locked.exit_code, 0);
+  EXPECT_TRUE(contains(locked.err, "vault 'ops' is locked; run certvault unlock")) << locked.err;
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
+  unlock();
+  EXPECT_EQ(sign_as_client().exit_code, 0);
+}
+
 TEST_F(AgentSigning, DisabledEntryIsRefusedAtOnceAndRotationIsSeenWithoutRestart) {
   start_agent();
   allow_client();
