@@ -473,6 +473,40 @@ TEST_F(AgentSigning, AfterTheTtlNothingSigns) {
   EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
 }
 
+// docs/agent.md: "The TTL is **absolute**, like `ssh-add -t`: the vault locks that long
+// after the unlock, whether it is used or not." Can fail: a TTL counted from the last
+// request (an idle timer) never runs out while a client keeps signing: the loop below then
+// signs on until the TTL and 8 s more have passed, and is never refused.
+TEST_F(AgentSigning, TtlRunsOutFromTheUnlockEvenWhileAClientKeepsSigning) {
+  start_agent();
+  allow_client();
+  constexpr auto kTtl = 4s;
+  const auto unlocking = std::chrono::steady_clock::now();
+  unlock({"--ttl", "4s"});
+  int signatures = 0;
+  std::string refusal;
+  while (refusal.empty() && signatures < 1000 &&
+         std::chrono::steady_clock::now() < unlocking + kTtl + 8s) {
+    auto r = sign_as_client();
+    if (r.exit_code != 0)
+      refusal = r.err.empty() ? "exit " + std::to_string(r.exit_code) : r.err;
+    else
+      ++signatures;
+  }
+  // Every signature until the lock went through, one after the other.
+  EXPECT_GE(signatures, 2) << "the client did not keep signing during the TTL: " << refusal;
+  ASSERT_FALSE(refusal.empty()) << "still signing after the TTL and 8 s more (" << signatures
+                                << " signatures)";
+  EXPECT_TRUE(contains(refusal, "vault 'ops' is locked; run certvault unlock")) << refusal;
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
+  int audited = 0;
+  for (const auto& e : audit_lines(audit_log()))
+    audited += e["action"].asString() == "sign" && e["result"].asString() == "ok";
+  EXPECT_EQ(audited, signatures) << audit_log();
+}
+
 // docs/agent.md: the agent locks the vault "when it stops"; SIGTERM drops every decrypted
 // key and the vault key, and the journal gets the lock and, at shutdown, one line per key
 // used. Can fail: an agent that ended on SIGTERM without locking (or died of the signal)
