@@ -544,6 +544,67 @@ TEST_F(AgentSigning, SigtermLocksSaysSoInTheJournalAndARestartedAgentServesTheVa
   EXPECT_EQ(sign_as_client().exit_code, 0);
 }
 
+// docs/agent.md, "Rotation, disable, delete": `certvault delete` takes effect at once,
+// also when another process deletes in-process (with --pin-file, not through the agent)
+// while a program signs in a loop on one connection. Can fail: an agent that went on
+// signing with the key its connection used last (its fast path without the vault's lock)
+// after the manifest changed signs after the delete.
+TEST_F(AgentSigning, EntryDeletedByAnotherProcessIsRefusedAtTheNextSignature) {
+  start_agent();
+  allow_client();
+  unlock();
+  int signing[2], deleted[2];  // the child: it has signed; the parent: it has deleted
+  ASSERT_EQ(::pipe2(signing, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(deleted, O_CLOEXEC), 0);
+  const fs::path refusal = out_ / "refusal";
+  const pid_t child = fork_child(120s, [&]() -> std::string {
+    ::close(signing[0]);
+    ::close(deleted[1]);
+    if (!become(kClientUser, client_uid_, client_gid_)) return "cannot become the client user";
+    auto client = std::make_shared<certvault::agent::Client>(socket_);
+    auto entry = certvault::agent::resolve(client, "", "api", std::nullopt);
+    if (!entry || !*entry) return "cannot resolve 'api'";
+    PkeyPtr pub = public_key_of((*entry)->spki);
+    if (!pub) return "the resolved public key does not decode";
+    bool told = false;  // the parent has deleted the entry
+    for (int i = 0; i < 1'000'000; ++i) {
+      pollfd p{deleted[0], POLLIN, 0};
+      told = told || ::poll(&p, 1, 0) == 1;
+      const std::string r = sign_and_verify((*entry)->key, pub.get(), 1, std::to_string(i));
+      if (r.empty()) {
+        if (told) return "signature " + std::to_string(i) + " went through after the delete";
+        if (i == 0 && ::write(signing[1], "x", 1) != 1) return "cannot report";
+        continue;
+      }
+      if (i == 0) return "the first signature failed: " + r;
+      // Refused: the delete may have been committed before the parent says so.
+      if (!told && ::poll(&p, 1, 60'000) != 1) return "refused before any delete: " + r;
+      write_file(refusal, r);
+      return "";
+    }
+    return "never refused";
+  });
+  ASSERT_GT(child, 0) << "fork failed";
+  ::close(signing[1]);
+  ::close(deleted[0]);
+  pollfd p{signing[0], POLLIN, 0};
+  char byte = 0;
+  const bool signs = ::poll(&p, 1, 60'000) == 1 && ::read(signing[0], &byte, 1) == 1;
+  auto removed = signs ? cv({"delete", "api", "--yes"}) : RunResult{};
+  const bool told = ::write(deleted[1], "x", 1) == 1;
+  ::close(signing[0]);
+  ::close(deleted[1]);
+  auto status = wait_children({child}, 90s);
+  ASSERT_TRUE(signs) << "the program did not sign";
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_FALSE(contains(removed.err, "done by the agent")) << removed.err;
+  ASSERT_TRUE(told);
+  EXPECT_TRUE(WIFEXITED(status[child]) && WEXITSTATUS(status[child]) == 0)
+      << describe_status(status[child]);
+  const std::string said = fs::exists(refusal) ? read_file(refusal) : std::string();
+  EXPECT_TRUE(contains(said, "'api'")) << said;
+}
+
 TEST_F(AgentSigning, DisabledEntryIsRefusedAtOnceAndRotationIsSeenWithoutRestart) {
   start_agent();
   allow_client();
