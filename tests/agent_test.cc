@@ -835,6 +835,35 @@ TEST_F(AgentTest, UserAgentsSocketIsItsOwnersAloneAndTheSystemInstancesIsItsGrou
   EXPECT_EQ(connect_errno_as(socket_, stranger, stranger, {}), EACCES);
 }
 
+// The system instance on a machine without the certvault group (cmd_agent.cc looks it up
+// by name; here the agent alone is given an /etc/group without it, in a mount namespace of
+// its own): the socket stays 0660, in the agent's own group, so no service gets in by the
+// group. Can fail: an agent that chose a group by some other rule, or opened the mode
+// wider to make up for the missing group, lets the client user connect.
+TEST_F(AgentTest, SystemInstanceWithoutTheCertvaultGroupKeepsItsSocketToItsOwnGroup) {
+  if (run({"unshare", "--mount", "true"}).exit_code != 0)
+    GTEST_SKIP() << "cannot give the agent an /etc/group of its own (no mount namespace)";
+  const group* agent_group = ::getgrnam(kAgentGroup);
+  ASSERT_TRUE(agent_group);
+  const gid_t socket_gid = agent_group->gr_gid;
+  std::istringstream lines(read_file("/etc/group"));
+  std::string without;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.starts_with(std::string(kAgentGroup) + ":")) without += line + "\n";
+  const fs::path etc_group = tmp_ / "group";
+  write_file(etc_group, without, 0644);
+  start_agent({}, {"unshare", "--mount", "sh", "-c",
+                   "mount --bind '" + etc_group.string() + "' /etc/group && exec \"$@\"", "sh"});
+  ASSERT_FALSE(HasFatalFailure());
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, ::getegid());
+  EXPECT_EQ(connect_errno_as(socket_, client_uid_, client_gid_, {socket_gid}), EACCES);
+  auto status = cv({"status"}, false);
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+}
+
 TEST_F(AgentSigning, GarbageHalfMessagesAndAThousandIdleConnectionsStopNobody) {
   start_agent();
   allow_client();
