@@ -478,7 +478,9 @@ TEST_F(AgentSigning, AfterTheTtlNothingSigns) {
 // request (an idle timer) never runs out while a client keeps signing: the loop below then
 // signs on until the TTL and 8 s more have passed, and is never refused.
 TEST_F(AgentSigning, TtlRunsOutFromTheUnlockEvenWhileAClientKeepsSigning) {
-  start_agent();
+  JournalCapture journal(tmp_.path());  // the journal's line too, where it can be caught
+  const bool journal_caught = journal.usable();
+  start_agent({}, journal_caught ? journal.runner() : std::vector<std::string>{});
   allow_client();
   constexpr auto kTtl = 4s;
   const auto unlocking = std::chrono::steady_clock::now();
@@ -505,6 +507,9 @@ TEST_F(AgentSigning, TtlRunsOutFromTheUnlockEvenWhileAClientKeepsSigning) {
   for (const auto& e : audit_lines(audit_log()))
     audited += e["action"].asString() == "sign" && e["result"].asString() == "ok";
   EXPECT_EQ(audited, signatures) << audit_log();
+  if (journal_caught) {
+    EXPECT_TRUE(journal.said("vault locked: its time to live ran out")) << journal.all();
+  }
 }
 
 // docs/agent.md: the agent locks the vault "when it stops"; SIGTERM drops every decrypted
