@@ -655,6 +655,91 @@ TEST_F(AgentSigning, EverySignatureIsAuditedOnceWithItsPeer) {
   EXPECT_EQ(parse_json(listed.out).size(), 3u) << listed.out;
 }
 
+// docs/agent.md, "Audit": "When a line would take it past `--audit-log-max` bytes ... it
+// is renamed to `FILE.1` ... and a new file begun", and `certvault audit` "reads `FILE.1`
+// (the older lines) and then `FILE`". Can fail: a rotation that renamed the file while a
+// line was being written, or wrote the line that rotated it to neither file, loses or
+// splits a line (the counts below differ, or a line does not parse); a reader that
+// ignored FILE.1 lists only the newer signatures; a new file opened with the umask's mode
+// lets others read who signed what.
+TEST_F(AgentSigning, AuditLogRotatesBySizeKeepingEveryLineAndAuditReadsBothFiles) {
+  constexpr uint64_t kMax = 4096;  // a dozen lines: one rotation within the bound below
+  start_agent({"--audit-log-max", std::to_string(kMax)});
+  allow_client();
+  unlock();
+  const fs::path rotated = audit_.string() + ".1";
+  int signatures = 0, after_rotation = 0;
+  while (signatures < 40 && after_rotation < 3) {
+    ASSERT_EQ(sign_as_client().exit_code, 0) << "signature " << signatures;
+    ++signatures;
+    if (fs::exists(rotated)) ++after_rotation;
+  }
+  ASSERT_TRUE(fs::exists(rotated)) << signatures << " signatures and no " << rotated;
+  EXPECT_EQ(file_mode(rotated), 0600u);
+  EXPECT_EQ(file_mode(audit_), 0600u);
+  const std::string older = read_file(rotated), newer = read_file(audit_);
+  EXPECT_LE(older.size(), kMax);
+  EXPECT_LE(newer.size(), kMax);
+  // Every line whole, in one file or the other: the unlock and each signature once.
+  int unlocks = 0, signed_ok = 0;
+  for (const std::string* text : {&older, &newer}) {
+    ASSERT_TRUE(!text->empty() && text->back() == '\n') << *text;
+    for (const auto& e : audit_lines(text->substr(0, text->size() - 1))) {
+      ASSERT_TRUE(e.isObject()) << "a line that does not parse in:\n" << *text;
+      unlocks += e["action"].asString() == "unlock";
+      signed_ok += e["action"].asString() == "sign" && e["result"].asString() == "ok";
+    }
+  }
+  EXPECT_EQ(unlocks, 1) << older << newer;
+  EXPECT_EQ(signed_ok, signatures) << older << newer;
+  // `certvault audit` lists both files, the older lines first.
+  auto listed = cv({"audit", "--audit-log", audit_.string(), "--nickname", "api", "--json"}, false);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const Json::Value all = parse_json(listed.out);
+  ASSERT_EQ(all.size(), static_cast<unsigned>(signatures)) << listed.out;
+  for (unsigned i = 1; i < all.size(); ++i)
+    EXPECT_LE(all[i - 1]["time"].asString(), all[i]["time"].asString()) << listed.out;
+}
+
+// An audit line as the agent writes it, at `time` (ISO 8601 UTC, milliseconds).
+std::string crafted_audit_line(const std::string& time, const std::string& nickname) {
+  return R"({"time":")" + time + R"(","vault":"ops","action":"sign","nickname":")" + nickname +
+         R"(","result":"ok","peer":{"uid":1000,"gid":1000,"pid":42}})" + "\n";
+}
+
+// docs/agent.md, "Audit": "`--since` takes a day (`YYYY-MM-DD`, UTC, from its start) or `Nd`
+// (the last N days)", over FILE.1 and FILE. The files are crafted with known times rather
+// than waited for. Can fail: a day taken as its end (or in local time) drops the lines of
+// that day, or keeps the last second of the day before; `Nd` counted from midnight or in
+// hours keeps the line from three days ago or drops yesterday's.
+TEST_F(AgentTest, AuditSinceKeepsTheLinesFromThatDayOnOverBothFiles) {
+  const certvault::Time now = certvault::now();
+  auto at = [](certvault::Time t) {  // "YYYY-MM-DDTHH:MM:SS.000Z"
+    const std::string s = certvault::format_time(t);
+    return s.substr(0, 19) + ".000Z";
+  };
+  write_file(audit_.string() + ".1", crafted_audit_line("2020-01-01T23:59:59.999Z", "before") +
+                                         crafted_audit_line("2020-01-02T00:00:00.000Z", "first") +
+                                         crafted_audit_line(at(now - 3 * kDay - 3600), "old"));
+  write_file(audit_, crafted_audit_line(at(now - kDay + 3600), "yesterday") +
+                         crafted_audit_line(at(now - 60), "recent"));
+  auto nicknames = [&](const std::string& since) {
+    auto r = cv({"audit", "--audit-log", audit_.string(), "--since", since, "--json"}, false);
+    EXPECT_EQ(r.exit_code, 0) << since << ": " << r.err;
+    std::string out;
+    for (const auto& e : parse_json(r.out)) out += e["nickname"].asString() + " ";
+    return out;
+  };
+  EXPECT_EQ(nicknames("2020-01-02"), "first old yesterday recent ");
+  EXPECT_EQ(nicknames("2d"), "yesterday recent ");
+  EXPECT_EQ(nicknames("1999-12-31"), "before first old yesterday recent ");
+  EXPECT_EQ(nicknames(certvault::format_time(now + kDay).substr(0, 10)), "");
+  // Not a date: refused, saying what to write.
+  auto bad = cv({"audit", "--audit-log", audit_.string(), "--since", "yesterday"}, false);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.err, "YYYY-MM-DD or Nd")) << bad.err;
+}
+
 TEST_F(AgentSigning, StatusShowsTheVaultAndWhatItServed) {
   start_agent();
   allow_client();
