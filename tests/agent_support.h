@@ -6,6 +6,7 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -152,6 +153,83 @@ class JournalCapture {
   std::vector<std::string> messages_;
 };
 
+// What a program tells systemd (sd_notify: READY=1, STATUS=..., STOPPING=1), caught by the
+// test: a datagram socket of its own, named to the program in $NOTIFY_SOCKET.
+class NotifyCapture {
+ public:
+  explicit NotifyCapture(const fs::path& dir) : path_(dir / "notify.sock") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+    bound_ = fd_ >= 0 && path_.string().size() < sizeof addr.sun_path &&
+             ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~NotifyCapture() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  NotifyCapture(const NotifyCapture&) = delete;
+  NotifyCapture& operator=(const NotifyCapture&) = delete;
+
+  bool usable() const { return bound_; }
+
+  // What runs a program with $NOTIFY_SOCKET naming this socket (start_agent's `runner`).
+  std::vector<std::string> runner() const { return {"env", "NOTIFY_SOCKET=" + path_.string()}; }
+
+  // Waits (at most `limit`) for a message holding the line `line` ("READY=1"); every
+  // message received on the way is kept. Whether it came.
+  bool await(std::string_view line, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (int i = 0; i < 10000; ++i) {
+      if (said(line)) return true;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) != 1) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) messages_.emplace_back(buf, static_cast<size_t>(n));
+    }
+    return said(line);
+  }
+
+  // Whether a message received so far has the line `line`.
+  bool said(std::string_view line) const {
+    for (const auto& m : messages_) {
+      std::string_view rest = m;
+      while (!rest.empty()) {
+        const size_t nl = rest.find('\n');
+        if (rest.substr(0, nl) == line) return true;
+        if (nl == std::string_view::npos) break;
+        rest.remove_prefix(nl + 1);
+      }
+    }
+    return false;
+  }
+
+  // Whether a message received so far has a line starting with `prefix` ("STATUS=").
+  bool said_prefix(std::string_view prefix) const {
+    for (const auto& m : messages_)
+      if (m.starts_with(prefix) || m.find("\n" + std::string(prefix)) != std::string::npos)
+        return true;
+    return false;
+  }
+
+  // Every message so far, one a line (for a failure's report).
+  std::string all() const {
+    std::string out;
+    for (const auto& m : messages_) out += "[" + m + "]\n";
+    return out;
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  bool bound_ = false;
+  std::vector<std::string> messages_;
+};
+
 class AgentTest : public VaultTest {
  protected:
   void SetUp() override {
@@ -197,6 +275,13 @@ class AgentTest : public VaultTest {
   // a command that execs the agent (taskset -c N).
   void start_agent(const std::vector<std::string>& extra = {},
                    const std::vector<std::string>& runner = {}) {
+    spawn_agent(extra, runner);
+    ASSERT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
+  }
+
+  // Starts the agent as start_agent does, without waiting for its socket.
+  void spawn_agent(const std::vector<std::string>& extra = {},
+                   const std::vector<std::string>& runner = {}) {
     std::vector<std::string> argv = runner;
     argv.push_back(cli());
     argv.push_back("agent");
@@ -206,7 +291,6 @@ class AgentTest : public VaultTest {
       argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
-    ASSERT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
   }
 
   // Whether the agent's socket answers within 10 s. A socket left by a killed agent exists

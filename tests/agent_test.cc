@@ -1620,5 +1620,34 @@ TEST_F(AgentSigning, SocketActivationAndACredentialUnlockAtStart) {
   EXPECT_EQ(r.exit_code, 0) << r.err << read_file(tmp_ / "agent.err");
 }
 
+// packaging/systemd/certvault-agent.service: Type=notify. systemd starts what waits for the
+// agent (ExecStartPost=certvault unlock, services ordered after it) once it says READY=1:
+// by then its socket must take a connection. On SIGTERM it says STOPPING=1. Can fail: an
+// agent that said READY=1 before it listened (or never) leaves the first client refused,
+// or systemd waiting until its start times out; one that did not say STOPPING=1 is seen
+// by systemd as dying rather than stopping.
+TEST_F(AgentSigning, TellsSystemdItIsReadyOnceItListensAndThatItStopsOnSigterm) {
+  NotifyCapture notify(tmp_.path());
+  ASSERT_TRUE(notify.usable()) << "cannot bind a datagram socket in " << tmp_.path();
+  allow_client();
+  spawn_agent({}, notify.runner());
+  ASSERT_TRUE(notify.await("READY=1", 30s))
+      << "no READY=1 within 30 s: " << notify.all() << read_file(tmp_ / "agent.err");
+  // Ready means listening: the first connection after it is taken, with no wait.
+  EXPECT_TRUE(answers()) << "READY=1 came before the socket took a connection";
+  EXPECT_TRUE(notify.said_prefix("STATUS=")) << notify.all();
+  EXPECT_FALSE(notify.said("STOPPING=1")) << notify.all();
+  auto status = cv({"status", "--json"}, false);
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  unlock();
+  EXPECT_EQ(sign_as_client().exit_code, 0);
+  ASSERT_EQ(::kill(agent_.pid(), SIGTERM), 0);
+  EXPECT_TRUE(notify.await("STOPPING=1", 30s)) << "no STOPPING=1 within 30 s: " << notify.all();
+  ASSERT_TRUE(agent_.exited_within(30s)) << "the agent did not end within 30 s of SIGTERM";
+  EXPECT_TRUE(WIFEXITED(agent_.status()) && WEXITSTATUS(agent_.status()) == 0)
+      << describe_status(agent_.status()) << "\n"
+      << read_file(tmp_ / "agent.err");
+}
+
 }  // namespace
 }  // namespace cvtest
