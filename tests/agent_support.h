@@ -335,6 +335,16 @@ class AgentTest : public VaultTest {
     return home;
   }
 
+  // $CREDENTIALS_DIRECTORY as LoadCredentialEncrypted=certvault-pin:... delivers it: a
+  // directory holding `pin` in the file certvault-pin (0400). The directory.
+  fs::path write_pin_credential(std::string_view pin) {
+    const fs::path creds = tmp_ / "credentials";
+    fs::create_directories(creds);
+    fs::remove(creds / "certvault-pin");
+    write_file(creds / "certvault-pin", pin, 0400);
+    return creds;
+  }
+
   bool answers() const {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
