@@ -355,10 +355,12 @@ class AgentTest : public VaultTest {
     return ok;
   }
 
-  // The certvault CLI as the vault owner, talking to this test's agent.
-  RunResult cv(const std::vector<std::string>& args, bool with_pin = true) {
+  // The certvault CLI as the vault owner, talking to this test's agent; `vault`: another
+  // vault than this test's.
+  RunResult cv(const std::vector<std::string>& args, bool with_pin = true,
+               const fs::path& vault = {}) {
     std::vector<std::string> argv = {"env", "CERTVAULT_AGENT_SOCK=" + socket_.string(), cli(),
-                                     "--vault", dir_.string()};
+                                     "--vault", (vault.empty() ? dir_ : vault).string()};
     if (with_pin) {
       argv.push_back("--pin-file");
       argv.push_back(pin_file_.string());

@@ -59,9 +59,11 @@ class AgentSigning : public AgentTest {
   }
 
   // `openssl pkeyutl -sign` (or `program pkeyutl -sign`) as the client user; the
-  // signature, checked against the certificate's public key with plain OpenSSL.
+  // signature, checked against the public key of `cert` (default: 'api' of this test's
+  // vault) with plain OpenSSL.
   RunResult sign_as_client(const std::string& uri = "certvault:api",
-                           const std::string& program = "openssl") {
+                           const std::string& program = "openssl", fs::path cert = {}) {
+    if (cert.empty()) cert = cert_;
     const fs::path sig = out_ / "sig";
     fs::remove(sig);
     auto r = client_openssl("pkeyutl",
@@ -70,7 +72,7 @@ class AgentSigning : public AgentTest {
                             {}, program);
     if (r.exit_code == 0) {
       auto check = run({"env", "OPENSSL_CONF=/dev/null", "openssl", "pkeyutl", "-verify", "-certin",
-                        "-inkey", cert_.string(), "-rawin", "-digest", "sha256", "-in",
+                        "-inkey", cert.string(), "-rawin", "-digest", "sha256", "-in",
                         data_.string(), "-sigfile", sig.string()});
       EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
     }
@@ -1597,6 +1599,89 @@ TEST_F(AgentProtocol, StatusCountsTheClientsConnectedAndSaysSinceWhenTheVaultIsU
   held.close();
   EXPECT_EQ(await_clients(0), 0u);
   EXPECT_EQ(status_row()[5], "0");
+}
+
+// --- naming a vault -----------------------------------------------------------------------
+
+// docs/agent.md, "How programs find the agent": "`vault=` may name the vault by its
+// **label**, its **id** or its **path** (an absolute path matches however it is spelled)";
+// `--default DIR`: "the vault a URI without `vault=` means". Both vaults hold an entry
+// 'api', each with its own key: every signature is checked against the certificate of
+// the vault the URI names. Can fail: an agent that took any name it did not match for its
+// default (or matched a path only as spelled) signs with the other vault's key, and the
+// check fails; one that ignored --default signs with the first served.
+TEST_F(AgentSigning, UriNamesOneOfTwoServedVaultsByLabelOrPathAndWithoutOneMeansTheDefault) {
+  const fs::path ci_dir = tmp_ / "ci";
+  auto made = certvault::Vault::init(ci_dir, pin(), cheap_init("ci"));
+  ASSERT_TRUE(made) << why(made);
+  certvault::Vault& ci = made->first;
+  certvault::CaRequest ca;
+  ca.not_after = certvault::now() + 3650 * kDay;
+  ASSERT_TRUE(ci.create_ca(ca));
+  certvault::IssueRequest req;
+  req.nickname = "api";
+  req.not_after = end_of_day_utc(date_in_days(100));
+  auto issued = ci.create(req);
+  ASSERT_TRUE(issued) << why(issued);
+  auto der = ci.certificate_der("api");
+  ASSERT_TRUE(der) << why(der);
+  const fs::path ci_cert = run_dir_ / "ci-api.crt";
+  write_file(ci_cert, der_to_pem(*der), 0644);
+
+  start_agent({"--serve", ci_dir.string(), "--default", ci_dir.string()});
+  ASSERT_FALSE(HasFatalFailure());
+  allow_client();
+  auto allowed = cv({"access", "api", "allow", "--uid", std::to_string(client_uid_)}, true, ci_dir);
+  ASSERT_EQ(allowed.exit_code, 0) << allowed.err;
+  unlock();
+  auto unlocked = cv({"unlock"}, true, ci_dir);
+  ASSERT_EQ(unlocked.exit_code, 0) << unlocked.err;
+  auto status = cv({"status", "--json"}, false);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const Json::Value vaults = parse_json(status.out)["vaults"];
+  ASSERT_EQ(vaults.size(), 2u) << status.out;
+  EXPECT_EQ(vaults[0]["label"].asString(), "ops");
+  EXPECT_FALSE(vaults[0]["default"].asBool()) << status.out;
+  EXPECT_EQ(vaults[1]["label"].asString(), "ci");
+  EXPECT_TRUE(vaults[1]["default"].asBool()) << status.out;
+
+  // The URIs `certvault uri` writes: the vault's canonical path.
+  auto ops_uri = cv({"uri", "api"}, false);
+  auto ci_uri = cv({"uri", "api"}, false, ci_dir);
+  ASSERT_EQ(ops_uri.exit_code, 0) << ops_uri.err;
+  ASSERT_EQ(ci_uri.exit_code, 0) << ci_uri.err;
+  auto first_line = [](const std::string& out) { return out.substr(0, out.find('\n')); };
+  const struct {
+    std::string uri;
+    fs::path cert;
+  } cases[] = {
+      {"certvault:api", ci_cert},  // the --default one
+      {"certvault:api?vault=ops", cert_},
+      {"certvault:api?vault=ci", ci_cert},
+      {first_line(ops_uri.out), cert_},
+      {first_line(ci_uri.out), ci_cert},
+      {"certvault:api?vault=" + (ci_dir / ".." / "ci").string(), ci_cert},
+  };
+  for (const auto& c : cases) {
+    auto r = sign_as_client(c.uri, "openssl", c.cert);
+    EXPECT_EQ(r.exit_code, 0) << c.uri << ": " << r.err;
+  }
+  EXPECT_TRUE(contains(first_line(ci_uri.out), "vault=" + ci_dir.string())) << ci_uri.out;
+  auto after = cv({"status", "--json"}, false);
+  const Json::Value counted = parse_json(after.out)["vaults"];
+  EXPECT_EQ(counted[0]["signatures"].asUInt64(), 2u) << after.out;
+  EXPECT_EQ(counted[1]["signatures"].asUInt64(), 4u) << after.out;
+
+  // A vault the agent does not serve is not taken for one it does: the program works
+  // in-process, as without an agent, and says what it could not open (the name, taken for
+  // a directory there).
+  auto unknown = sign_as_client("certvault:api?vault=nosuch");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_TRUE(contains(unknown.err, "no vault at ")) << unknown.err;
+  EXPECT_TRUE(contains(unknown.err, "/nosuch")) << unknown.err;
+  auto counted_after = parse_json(cv({"status", "--json"}, false).out)["vaults"];
+  EXPECT_EQ(counted_after[0]["signatures"].asUInt64(), 2u);
+  EXPECT_EQ(counted_after[1]["signatures"].asUInt64(), 4u);
 }
 
 // --- systemd's interfaces -----------------------------------------------------------------
