@@ -6,15 +6,18 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -75,6 +78,187 @@ inline RunResult verify_signature(const fs::path& cert, const fs::path& data, co
   return run(argv);
 }
 
+// What a program writes to the journal (sd_journal_send), caught by the test: a datagram
+// socket of its own, which runner() puts where the journal's socket is
+// (/run/systemd/journal/socket) for the program it runs only, in a mount namespace of its
+// own (the machine's /run is left alone). Needs root, as the agent tests do.
+class JournalCapture {
+ public:
+  explicit JournalCapture(const fs::path& dir) : dir_(dir / "journal") {
+    fs::create_directory(dir_);
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = (dir_ / "socket").string();
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    bound_ = fd_ >= 0 && path.size() < sizeof addr.sun_path &&
+             ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~JournalCapture() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  JournalCapture(const JournalCapture&) = delete;
+  JournalCapture& operator=(const JournalCapture&) = delete;
+
+  // Whether a program may be run with it: the socket is bound, and a mount namespace can
+  // be made.
+  bool usable() const { return bound_ && run({"unshare", "--mount", "true"}).exit_code == 0; }
+
+  // What runs a program with its journal here (start_agent's `runner`).
+  std::vector<std::string> runner() const {
+    return {"unshare",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && mount --bind '" +
+                dir_.string() + "' /run/systemd/journal && exec \"$@\"",
+            "sh"};
+  }
+
+  // The MESSAGE of every entry received so far, in order.
+  const std::vector<std::string>& messages() {
+    std::vector<char> buf(256 * 1024);
+    for (int i = 0; i < 100000; ++i) {
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      parse(std::string_view(buf.data(), static_cast<size_t>(n)));
+    }
+    return messages_;
+  }
+
+  // Whether a message received so far contains `text`.
+  bool said(std::string_view text) {
+    for (const auto& m : messages())
+      if (m.find(text) != std::string::npos) return true;
+    return false;
+  }
+
+  // Every message so far, one a line (for a failure's report).
+  std::string all() {
+    std::string out;
+    for (const auto& m : messages()) out += m + "\n";
+    return out;
+  }
+
+ private:
+  // The journal's native protocol: KEY=VALUE lines, or KEY, a newline, a 64-bit
+  // little-endian length, the value and a newline for values that hold a newline.
+  void parse(std::string_view d) {
+    size_t at = 0;
+    while (at < d.size()) {
+      const size_t nl = d.find('\n', at);
+      if (nl == std::string_view::npos) break;
+      const std::string_view line = d.substr(at, nl - at);
+      if (const size_t eq = line.find('='); eq != std::string_view::npos) {
+        if (line.substr(0, eq) == "MESSAGE") messages_.emplace_back(line.substr(eq + 1));
+        at = nl + 1;
+        continue;
+      }
+      if (nl + 9 > d.size()) break;
+      uint64_t size = 0;
+      for (int b = 7; b >= 0; --b) size = size << 8 | static_cast<uint8_t>(d[nl + 1 + b]);
+      if (size > d.size() - (nl + 9)) break;
+      if (line == "MESSAGE") messages_.emplace_back(d.substr(nl + 9, size));
+      at = nl + 9 + size + 1;
+    }
+  }
+
+  fs::path dir_;
+  int fd_ = -1;
+  bool bound_ = false;
+  std::vector<std::string> messages_;
+};
+
+// What a program tells systemd (sd_notify: READY=1, STATUS=..., STOPPING=1), caught by the
+// test: a datagram socket of its own, named to the program in $NOTIFY_SOCKET.
+class NotifyCapture {
+ public:
+  explicit NotifyCapture(const fs::path& dir) : path_(dir / "notify.sock") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+    bound_ = fd_ >= 0 && path_.string().size() < sizeof addr.sun_path &&
+             ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~NotifyCapture() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  NotifyCapture(const NotifyCapture&) = delete;
+  NotifyCapture& operator=(const NotifyCapture&) = delete;
+
+  bool usable() const { return bound_; }
+
+  // What runs a program with $NOTIFY_SOCKET naming this socket (start_agent's `runner`).
+  std::vector<std::string> runner() const { return {"env", "NOTIFY_SOCKET=" + path_.string()}; }
+
+  // Waits (at most `limit`) for a message holding the line `line` ("READY=1"); every
+  // message received on the way is kept. Whether it came.
+  bool await(std::string_view line, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (int i = 0; i < 10000; ++i) {
+      if (said(line)) return true;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) != 1) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) messages_.emplace_back(buf, static_cast<size_t>(n));
+    }
+    return said(line);
+  }
+
+  // Whether a message received so far has the line `line`.
+  bool said(std::string_view line) const {
+    for (const auto& m : messages_) {
+      std::string_view rest = m;
+      while (!rest.empty()) {
+        const size_t nl = rest.find('\n');
+        if (rest.substr(0, nl) == line) return true;
+        if (nl == std::string_view::npos) break;
+        rest.remove_prefix(nl + 1);
+      }
+    }
+    return false;
+  }
+
+  // Whether a message received so far has a line starting with `prefix` ("STATUS=").
+  bool said_prefix(std::string_view prefix) const {
+    for (const auto& m : messages_)
+      if (m.starts_with(prefix) || m.find("\n" + std::string(prefix)) != std::string::npos)
+        return true;
+    return false;
+  }
+
+  // Every message so far, one a line (for a failure's report).
+  std::string all() const {
+    std::string out;
+    for (const auto& m : messages_) out += "[" + m + "]\n";
+    return out;
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  bool bound_ = false;
+  std::vector<std::string> messages_;
+};
+
+// Audit log lines (JSON, one a line) as JSON values: null for a line that does not parse.
+inline std::vector<Json::Value> audit_lines(const std::string& text) {
+  std::vector<Json::Value> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(parse_json(text.substr(at, nl - at)));
+    at = nl + 1;
+  }
+  return out;
+}
+
 class AgentTest : public VaultTest {
  protected:
   void SetUp() override {
@@ -120,15 +304,23 @@ class AgentTest : public VaultTest {
   // `runner`: a command that execs the agent (taskset -c N).
   void start_agent(const std::vector<std::string>& extra = {},
                    const std::vector<std::string>& runner = {}, const fs::path& vault = {}) {
+    spawn_agent(extra, runner, vault);
+    ASSERT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
+  }
+
+  // Starts the agent as start_agent does, without waiting for its socket.
+  void spawn_agent(const std::vector<std::string>& extra = {},
+                   const std::vector<std::string>& runner = {}, const fs::path& vault = {}) {
     std::vector<std::string> argv = runner;
+    argv.push_back(cli());
+    argv.push_back("agent");
+    if (system_instance_) argv.push_back("--system");
     const fs::path served = vault.empty() ? dir_ : vault;
-    for (const std::string& a : {cli(), std::string("agent"), std::string("--system"),
-                                 std::string("--vault"), served.string(), std::string("--socket"),
+    for (const std::string& a : {std::string("--vault"), served.string(), std::string("--socket"),
                                  socket_.string(), std::string("--audit-log"), audit_.string()})
       argv.push_back(a);
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent_ = ChildGuard(spawn_logged(argv, tmp_ / "agent.out", tmp_ / "agent.err"));
-    ASSERT_TRUE(await_agent()) << read_file(tmp_ / "agent.err");
   }
 
   // Whether the agent's socket answers within 10 s. A socket left by a killed agent exists
@@ -173,6 +365,16 @@ class AgentTest : public VaultTest {
     return home;
   }
 
+  // $CREDENTIALS_DIRECTORY as LoadCredentialEncrypted=certvault-pin:... delivers it: a
+  // directory holding `pin` in the file certvault-pin (0400). The directory.
+  fs::path write_pin_credential(std::string_view pin) {
+    const fs::path creds = tmp_ / "credentials";
+    fs::create_directories(creds);
+    fs::remove(creds / "certvault-pin");
+    write_file(creds / "certvault-pin", pin, 0400);
+    return creds;
+  }
+
   bool answers() const {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -183,10 +385,12 @@ class AgentTest : public VaultTest {
     return ok;
   }
 
-  // The certvault CLI as the vault owner, talking to this test's agent.
-  RunResult cv(const std::vector<std::string>& args, bool with_pin = true) {
+  // The certvault CLI as the vault owner, talking to this test's agent; `vault`: another
+  // vault than this test's.
+  RunResult cv(const std::vector<std::string>& args, bool with_pin = true,
+               const fs::path& vault = {}) {
     std::vector<std::string> argv = {"env", "CERTVAULT_AGENT_SOCK=" + socket_.string(), cli(),
-                                     "--vault", dir_.string()};
+                                     "--vault", (vault.empty() ? dir_ : vault).string()};
     if (with_pin) {
       argv.push_back("--pin-file");
       argv.push_back(pin_file_.string());
@@ -222,11 +426,12 @@ class AgentTest : public VaultTest {
     return out;
   }
 
-  // `openssl COMMAND` with certvault and default, as the client user.
+  // `openssl COMMAND` with certvault and default, as the client user; `program`: another
+  // openssl binary to run.
   RunResult client_openssl(const std::string& command, const std::vector<std::string>& args,
-                           std::string_view input = {}) {
+                           std::string_view input = {}, const std::string& program = "openssl") {
     std::vector<std::string> argv = {
-        "openssl",   command,     "-provider-path", (run_dir_ / "ossl-modules").string(),
+        program,     command,     "-provider-path", (run_dir_ / "ossl-modules").string(),
         "-provider", "certvault", "-provider",      "default"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(as_client(argv), input, std::chrono::seconds(60));
@@ -249,16 +454,7 @@ class AgentTest : public VaultTest {
 
   // The audit log's events, one per line, as JSON (null for a line that does not parse).
   std::vector<Json::Value> audit_events() {
-    const std::string text = audit_log();
-    std::vector<Json::Value> out;
-    size_t at = 0;
-    while (at < text.size()) {
-      size_t nl = text.find('\n', at);
-      if (nl == std::string::npos) nl = text.size();
-      out.push_back(parse_json(text.substr(at, nl - at)));
-      at = nl + 1;
-    }
-    return out;
+    return audit_lines(audit_log());
   }
 
   // How many signatures of `nickname` the audit log records with this result, mechanism
@@ -273,6 +469,9 @@ class AgentTest : public VaultTest {
     return n;
   }
 
+  // Whether start_agent starts the system instance (`--system`: its socket 0660 and of the
+  // group certvault, no TTL by default) or, when false, a user's agent (0600, a TTL of 8 h).
+  bool system_instance_ = true;
   TempDir run_dir_;
   fs::path socket_, audit_, pin_file_, vault_ca_, out_;
   fs::path module_;  // the PKCS#11 module, as the client user loads it

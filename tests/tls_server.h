@@ -68,11 +68,13 @@ class ChildGuard {
   ~ChildGuard() { kill(); }
   ChildGuard(const ChildGuard&) = delete;
   ChildGuard& operator=(const ChildGuard&) = delete;
-  ChildGuard(ChildGuard&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildGuard(ChildGuard&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), status_(std::exchange(other.status_, -1)) {}
   ChildGuard& operator=(ChildGuard&& other) noexcept {
     if (this != &other) {
       kill();
       pid_ = std::exchange(other.pid_, -1);
+      status_ = std::exchange(other.status_, -1);
     }
     return *this;
   }
@@ -84,6 +86,7 @@ class ChildGuard {
       int status = 0;
       pid_t r = ::waitpid(pid_, &status, WNOHANG);
       if (r == pid_ || (r < 0 && errno != EINTR)) {
+        if (r == pid_) status_ = status;
         pid_ = -1;
         break;
       }
@@ -94,6 +97,10 @@ class ChildGuard {
   }
 
   pid_t pid() const { return pid_; }
+
+  // The wait status exited_within saw the child end with; -1 until then (and when the
+  // guard killed it).
+  int status() const { return status_; }
 
   void kill() {
     if (pid_ <= 0) return;
@@ -106,6 +113,7 @@ class ChildGuard {
 
  private:
   pid_t pid_ = -1;
+  int status_ = -1;
 };
 
 // `openssl s_server -www` on 127.0.0.1 that requires a client certificate issued by
