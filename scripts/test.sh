@@ -7,6 +7,13 @@
 # tests them installed there (scripts/test-debian13.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The agent and client tests create users and run programs as them; without root they
+# would be skipped, and a green run would hide that they never ran.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run it as root (sudo scripts/test.sh): the agent and client tests" \
+    "create users and run programs as them" >&2
+  exit 2
+fi
 scripts/install-deps.sh
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTVAULT_WERROR=ON >/dev/null
