@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -137,8 +138,36 @@ Result<void> check_new_pin(const SecureBytes& pin, std::string_view noun) {
   return {};
 }
 
-Result<std::optional<SecureBytes>> read_secret_file(const std::string& path,
-                                                    std::string_view what_view) {
+namespace {
+
+// Whether `fd` has an access ACL that lets no one read but its owner and this process's
+// user (systemd's credential files; see read_credential_file). The extended attribute is
+// the kernel's POSIX ACL: a 4-byte version (2), then 8-byte entries: tag, permissions
+// (16 bits each, little-endian) and an id (32 bits).
+bool acl_reads_only_owner_and_self(int fd) {
+  std::array<uint8_t, 4 + 8 * 32> acl{};
+  const ssize_t n = ::fgetxattr(fd, "system.posix_acl_access", acl.data(), acl.size());
+  if (n < 4 || (n - 4) % 8 != 0) return false;
+  auto u16 = [&](size_t at) { return static_cast<uint16_t>(acl[at] | acl[at + 1] << 8); };
+  auto u32 = [&](size_t at) {
+    return static_cast<uint32_t>(acl[at] | acl[at + 1] << 8 | acl[at + 2] << 16 |
+                                 static_cast<uint32_t>(acl[at + 3]) << 24);
+  };
+  if (u32(0) != 2) return false;
+  constexpr uint16_t kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08, kMask = 0x10, kOther = 0x20;
+  for (size_t at = 4; at + 8 <= static_cast<size_t>(n); at += 8) {
+    const uint16_t tag = u16(at), perm = u16(at + 2);
+    const uint32_t id = u32(at + 4);
+    if (perm == 0 || tag == kMask) continue;
+    if (tag == kUser && id == ::geteuid() && perm == 4) continue;  // read, for this user
+    if (tag == kUser || tag == kGroupObj || tag == kGroup || tag == kOther) return false;
+  }
+  return true;
+}
+
+Result<std::optional<SecureBytes>> read_secret_from(const std::string& path,
+                                                    std::string_view what_view,
+                                                    bool systemd_credential) {
   const std::string what(what_view);
   const bool from_stdin = path == "-";
   // O_NOFOLLOW: a link could be pointed elsewhere after the check by whoever owns its
@@ -165,7 +194,9 @@ Result<std::optional<SecureBytes>> read_secret_file(const std::string& path,
     if (!S_ISREG(st.st_mode))
       return fail(Code::kInvalidInput,
                   what + " is not a regular file; write the secret into a file of mode 0600");
-    if (st.st_mode & 077) {
+    const bool acl_mask_only =
+        systemd_credential && (st.st_mode & 077) == 040 && acl_reads_only_owner_and_self(fd.get());
+    if ((st.st_mode & 077) && !acl_mask_only) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
       return fail(Code::kBadPermissions, what + " can be read or written by other users (mode " +
@@ -189,6 +220,18 @@ Result<std::optional<SecureBytes>> read_secret_file(const std::string& path,
   if (buffer.size() > kMaxSecretBytes) return too_large(what);
   if (buffer.empty()) return std::optional<SecureBytes>();
   return std::optional<SecureBytes>(std::move(buffer));
+}
+
+}  // namespace
+
+Result<std::optional<SecureBytes>> read_secret_file(const std::string& path,
+                                                    std::string_view what) {
+  return read_secret_from(path, what, false);
+}
+
+Result<std::optional<SecureBytes>> read_credential_file(const std::string& path,
+                                                        std::string_view what) {
+  return read_secret_from(path, what, true);
 }
 
 Result<std::optional<SecureBytes>> prompt_secret(std::string_view prompt, OnSignal on_signal) {

@@ -36,6 +36,14 @@ Result<void> check_new_pin(const SecureBytes& pin, std::string_view noun);
 // which is no PIN. `what` names the input in messages: "the PIN file /run/pin".
 Result<std::optional<SecureBytes>> read_secret_file(const std::string& path, std::string_view what);
 
+// The same for a systemd credential ($CREDENTIALS_DIRECTORY/NAME, LoadCredentialEncrypted=).
+// systemd writes one 0400; where the file system takes ACLs and the service runs as
+// another user than the service manager, the file stays root's with a read entry for that
+// user, and stat() then shows the ACL's mask as group read (0440). Such a file is taken
+// when its ACL lets no one read it but its owner and this process's user.
+Result<std::optional<SecureBytes>> read_credential_file(const std::string& path,
+                                                        std::string_view what);
+
 enum class OnSignal {
   kLeaveAlone,       // a library inside someone else's program: never touch its handlers
   kRestoreTerminal,  // the CLI: a Ctrl-C mid-prompt must not leave echo off

@@ -13,6 +13,7 @@ packages=(
   libcli11-dev                  # command-line parsing
   libp11-kit-dev                # pkcs11.h for the PKCS#11 module
   libsystemd-dev                # the agent: socket activation, readiness, peer unit, journal
+  acl                           # setfacl: a systemd credential as systemd leaves it (ACL) in tests
   libasio-dev                   # the agent's event loop (standalone Asio, header-only)
   libcurl4-openssl-dev          # the ACME client's HTTP (certvault only)
   opensc                        # pkcs11-tool drives the module in tests

@@ -1746,6 +1746,40 @@ TEST_F(AgentSigning, CredentialPinEndingInOneNewlineUnlocksAtStart) {
 // PIN no longer answers (socket activation would restart it and count a wrong PIN at each
 // connection); one that did not count it hides a guessing; one that left no line in the
 // journal or the audit log leaves the operator wondering why the vault is locked.
+// systemd writes a credential 0400; where the file system takes ACLs and the service runs
+// as another user, the file stays root's with a read entry for that user, and stat() shows
+// 0440 (the ACL's mask). Such a credential unlocks; one whose ACL lets another user read
+// it does not, and costs no PIN try. (The agent here runs as root: the entry for "its
+// user" is root's.)
+// Can fail: with the PIN file rule applied as is (group bits refused), the first agent
+// refuses systemd's file and the vault stays locked.
+TEST_F(AgentSigning, CredentialWithSystemdsReadAclForTheAgentsUserUnlocks) {
+  allow_client();
+  const fs::path creds = write_pin_credential(kPin);
+  ASSERT_EQ(run({"setfacl", "-m", "u:" + std::to_string(::geteuid()) + ":r",
+                 (creds / "certvault-pin").string()})
+                .exit_code,
+            0);
+  ASSERT_EQ(file_mode(creds / "certvault-pin"), 0440u) << "no ACL mask in the group bits";
+  start_agent({}, {"env", "CREDENTIALS_DIRECTORY=" + creds.string()});
+  ASSERT_FALSE(HasFatalFailure());
+  auto r = sign_as_client();
+  EXPECT_EQ(r.exit_code, 0) << r.err << read_file(tmp_ / "agent.err");
+  agent_.kill();
+
+  // The same file readable by another user too: refused as a PIN file of mode 0440 is.
+  ASSERT_EQ(run({"setfacl", "-m", "u:65534:r", (creds / "certvault-pin").string()}).exit_code, 0);
+  start_agent({}, {"env", "CREDENTIALS_DIRECTORY=" + creds.string()});
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_TRUE(contains(read_file(tmp_ / "agent.err"),
+                       "the certvault-pin credential can be read or written by other users"))
+      << read_file(tmp_ / "agent.err");
+  EXPECT_EQ(vault().pin_failures(), 0);
+  auto locked = sign_as_client();
+  EXPECT_NE(locked.exit_code, 0);
+  EXPECT_TRUE(contains(locked.err, "is locked")) << locked.err;
+}
+
 TEST_F(AgentSigning, WrongPinInTheCredentialIsCountedOnceLoggedAndTheAgentServesLocked) {
   JournalCapture journal(tmp_.path());
   const bool journal_caught = journal.usable();

@@ -16,6 +16,7 @@
 #include "agent_client.h"
 #include "commands.h"
 #include "output.h"
+#include "pin_source.h"
 #include "secret_input.h"
 
 namespace certvault::cli {
@@ -150,9 +151,10 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
       self.pid = ::getpid();
       self.id.uid = ::geteuid();
       self.id.gid = ::getegid();
-      auto pin = read_secret(pin_file.string(), "", {"PIN", "the certvault-pin credential"});
-      auto unlocked =
-          pin ? served.unlock_default(*pin, self) : Result<void>(std::unexpected(pin.error()));
+      auto pin = read_credential_file(pin_file.string(), "the certvault-pin credential");
+      auto unlocked = !pin   ? Result<void>(std::unexpected(pin.error()))
+                      : *pin ? served.unlock_default(**pin, self)
+                             : served.unlock_default(SecureBytes(), self);
       if (!unlocked) {
         std::cerr << "certvault agent: the certvault-pin credential did not unlock the vault: "
                   << unlocked.error().message << "; it stays locked until certvault unlock"
