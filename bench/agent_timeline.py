@@ -36,7 +36,8 @@ def requests(lines, client):
         elif cur is None:
             continue
         elif comm == "certvault":
-            if name == "sys_exit_epoll_wait" and "wake" not in cur:
+            # A return of 0 is a timeout (the agent's ticker), not a request waking it.
+            if name == "sys_exit_epoll_wait" and "wake" not in cur and rest.strip() not in ("0", "0x0"):
                 cur["wake"], cur["agent_cpu"] = t, cpu
             elif name == "sys_exit_recvfrom" and not failed and "take" not in cur:
                 cur["take"] = t

@@ -144,7 +144,7 @@ Result<raw::Bytes> Vault::Impl::object_bytes(const std::string& hash) const {
     if (bytes.error().code != Code::kNotFound) return std::unexpected(bytes.error());
     // Another process may have deleted or replaced it since this handle last looked.
     if (raw::stamp(manifest_path()) != stamp)
-      return fail(Code::kNotFound, where() + " changed while reading it; try again");
+      return fail(Code::kIo, where() + " changed while reading it; try again");
     return fail(Code::kTampered, where() + " is missing its file objects/" + hash +
                                      "; restore the vault directory from a backup");
   }
@@ -722,11 +722,8 @@ Result<std::vector<uint8_t>> Vault::certificate_der(std::string_view nickname,
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
   CV_TRY(o, impl_->object(*found.first, *found.second));
-  if (o.certificate.empty())
-    return fail(Code::kRefused, "'" + found.first->nickname +
-                                    "' waits for its certificate; "
-                                    "run `certvault attach " +
-                                    found.first->nickname + " CERT.pem`");
+  if (o.certificate.empty())  // the CLI adds `certvault attach` (with_advice)
+    return fail(Code::kRefused, "'" + found.first->nickname + "' has no certificate yet");
   return o.certificate;
 }
 
@@ -770,7 +767,11 @@ Result<std::shared_ptr<const SigningKey>> Vault::signing_key(
     CV_TRY(g, resolve_generation(e, wanted, impl_->where(), now()));
     generation = g->number;
   }
-  CV_TRY(key, private_key(nickname, generation));
+  // The key of the generation just checked, at the same commit (private_key would read
+  // the manifest again).
+  CV_TRY(found, impl_->resolve(nickname, generation));
+  CV_TRY(o, impl_->object(*found.first, *found.second));
+  CV_TRY(key, impl_->open_key(o));
   CV_TRY(type, keys::type_of(key.get()));
   return std::make_shared<const SigningKey>(std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free),
                                             type);

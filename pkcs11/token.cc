@@ -726,6 +726,14 @@ CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
     return CKR_OK;
   }
   if (!logged_in_ && !agent_) return CKR_USER_NOT_LOGGED_IN;
+  // The object was found while it could sign; a rule, a disable, a deletion or its
+  // generation's end since took it away, and the next search will not find it. Of the
+  // codes of C_SignInit (v3.0 5.13.1), the handle's: in-process as through the agent.
+  auto gone = [](const Error& e) {
+    if (e.code != Code::kRefused && e.code != Code::kNotFound) return false;
+    CV_DEBUG("%s (CKR_KEY_HANDLE_INVALID)", e.message.c_str());
+    return true;
+  };
   auto it = keys_.find(o.key_id);
   if (it == keys_.end()) {
     UnlockedKey unlocked;
@@ -733,13 +741,7 @@ CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
     if (agent_) {
       // The agent holds the key; the module keeps its public half, to size and check.
       auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
-      if (!r && (r.error().code == Code::kRefused || r.error().code == Code::kNotFound)) {
-        // The object was found while the agent let this program use it; a rule, a disable
-        // or a deletion since took it away, and the next search will not find it. Of the
-        // codes of C_SignInit (v3.0 5.13.1), the handle's.
-        CV_DEBUG("%s (CKR_KEY_HANDLE_INVALID)", r.error().message.c_str());
-        return CKR_KEY_HANDLE_INVALID;
-      }
+      if (!r && gone(r.error())) return CKR_KEY_HANDLE_INVALID;
       if (!r) return to_rv(r.error());
       if (!*r) return CKR_DEVICE_REMOVED;
       if ((*r)->locked) return CKR_USER_NOT_LOGGED_IN;  // vault 'x' is locked in the agent
@@ -747,6 +749,7 @@ CK_RV Token::key(const Object& o, KeyRef& out, Signer& signer) {
       unlocked.signer = std::make_shared<const agent::RemoteKey>(std::move((*r)->key));
     } else {
       auto k = vault_->signing_key(o.nickname, o.generation);
+      if (!k && gone(k.error())) return CKR_KEY_HANDLE_INVALID;
       if (!k) return to_rv(k.error());
       auto s = vault_->public_key_der(o.nickname, o.generation);
       if (!s) return to_rv(s.error());

@@ -17,6 +17,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${BUILD_DIR:-$root/build}")
 command -v perf >/dev/null || { echo "agent-timeline.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "agent-timeline.sh: run it as root (perf records system-wide tracepoints)" >&2; exit 2; }
 
 echo "== machine"
 grep -m1 'model name' /proc/cpuinfo || true
@@ -50,9 +51,18 @@ CERTVAULT_BENCH_AGENT_URI="certvault:bench-ec?vault=$vault" CERTVAULT_BENCH_AGEN
   >"$tmp/client.out" 2>&1 &
 client_pid=$!
 sleep 2
-perf record -q -a -o "$tmp/perf.data" -e syscalls:sys_enter_sendto,syscalls:sys_exit_recvfrom \
-  -e syscalls:sys_enter_epoll_wait,syscalls:sys_exit_epoll_wait -- sleep 0.5 >/dev/null 2>&1
-wait "$client_pid"
+if ! perf record -q -a -o "$tmp/perf.data" -e syscalls:sys_enter_sendto,syscalls:sys_exit_recvfrom \
+  -e syscalls:sys_enter_epoll_wait,syscalls:sys_exit_epoll_wait -- sleep 0.5 >/dev/null 2>"$tmp/perf.err"; then
+  echo "agent-timeline.sh: perf record failed:" >&2
+  cat "$tmp/perf.err" >&2
+  exit 1
+fi
+if ! wait "$client_pid"; then
+  client_pid=
+  echo "agent-timeline.sh: the client failed:" >&2
+  cat "$tmp/client.out" >&2
+  exit 1
+fi
 client_pid=
 grep 'ClientKeyFromAgent' "$tmp/client.out" | tail -1
 perf script -i "$tmp/perf.data" -F comm,tid,cpu,time,event,trace 2>/dev/null |

@@ -621,6 +621,32 @@ TEST_F(CliTest, PinFileReadableByOthersIsRefused) {
   EXPECT_EQ(Vault::open(vault_)->pin_failures(), 0);
 }
 
+// `--pin-file %d/certvault-pin` in a unit (certvault-renew.service): the credential as
+// systemd leaves it where the file system takes ACLs (another user's file, a read entry
+// for this user, 0440 to stat) is read; the same file outside $CREDENTIALS_DIRECTORY is a
+// PIN file others may read, and refused.
+// Can fail: with --pin-file read by the PIN file rule alone, the unit never gets its PIN.
+TEST_F(CliTest, PinFileInTheCredentialsDirectoryIsReadAsSystemdLeavesIt) {
+  const auto creds = tmp_ / "credentials";
+  fs::create_directories(creds);
+  const auto pin = creds / "certvault-pin";
+  write_file(pin, std::string(kPin) + "\n", 0400);
+  ASSERT_EQ(::chown(pin.c_str(), 65534, 65534), 0);
+  auto acl = run({"setfacl", "-m", "u:" + std::to_string(::geteuid()) + ":r", pin.string()});
+  if (acl.exit_code != 0 && contains(acl.err, "not supported"))
+    GTEST_SKIP() << "no ACLs on this file system: " << acl.err;
+  ASSERT_EQ(acl.exit_code, 0) << acl.err;
+  ASSERT_EQ(file_mode(pin), 0440u);
+  auto outside = cv_pin(pin, {"create", "x", "--end-date", "+30d"});
+  ExpectOneLineFailure(outside, {7});
+  EXPECT_TRUE(contains(outside.err, "(mode 0440)")) << outside.err;
+  ::setenv("CREDENTIALS_DIRECTORY", creds.c_str(), 1);
+  auto inside = cv_pin(pin, {"create", "x", "--end-date", "+30d"});
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  EXPECT_EQ(inside.exit_code, 0) << inside.err;
+  EXPECT_EQ(Vault::open(vault_)->pin_failures(), 0);
+}
+
 TEST_F(CliTest, PinFileThroughSymbolicLinkIsRefused) {
   const auto link = tmp_ / "pin-link";
   fs::create_symlink(pin_file_, link);

@@ -316,6 +316,24 @@ TEST_F(Module, SetPinRefusesNewPinEndingInNewline) {
   EXPECT_EQ(login(s), CKR_OK) << "the PIN changed although the new one was refused";
 }
 
+// docs/pkcs11.md: a key disabled after the program found it, before its first signature,
+// is gone for it in-process as through the agent: C_SignInit says CKR_KEY_HANDLE_INVALID
+// (not CKR_ACTION_PROHIBITED, which v3.0 does not give C_SignInit), and a search no longer
+// finds it.
+// Can fail: without the keystore's status rule in signing_key, the key signed; with the
+// refusal mapped as other refusals are, C_SignInit said CKR_ACTION_PROHIBITED.
+TEST_F(Module, KeyDisabledBeforeItsFirstSignatureIsAnInvalidHandle) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto keys = find(s, CKO_PRIVATE_KEY, "api-prod");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_TRUE(vault().disable("api-prod"));
+  std::vector<uint8_t> sig;
+  EXPECT_EQ(sign(s, keys[0], "after disable", sig), CKR_KEY_HANDLE_INVALID);
+  EXPECT_TRUE(find(s, CKO_PRIVATE_KEY, "api-prod").empty());
+}
+
 // A manifest changed behind a logged-in module is damage (CKR_DEVICE_ERROR) at every
 // later call, not a session that looks logged out, nor stale objects, nor cached keys.
 TEST_F(Module, ManifestTamperedAfterLoginIsReportedAsDamage) {

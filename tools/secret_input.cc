@@ -1,5 +1,7 @@
 #include "secret_input.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 namespace certvault::cli {
@@ -19,10 +21,25 @@ std::unexpected<Error> no_terminal(const SecretSource& source) {
                                        " - to read it from stdin)");
 }
 
+// Whether `file` is in the systemd credentials directory of this service
+// ($CREDENTIALS_DIRECTORY, as `--pin-file %d/certvault-pin` names it in a unit): such a
+// file is read as systemd leaves it (read_credential_file).
+bool systemd_credential(const std::string& file) {
+  const char* dir = ::secure_getenv("CREDENTIALS_DIRECTORY");
+  if (!dir || !*dir || file == "-") return false;
+  std::error_code a, b;
+  const auto parent =
+      std::filesystem::weakly_canonical(std::filesystem::path(file).parent_path(), a);
+  const auto creds = std::filesystem::weakly_canonical(std::filesystem::path(dir), b);
+  return !a && !b && parent == creds;
+}
+
 // nullopt: the file was empty or nothing was typed.
 Result<std::optional<SecureBytes>> read_any(const std::string& file, std::string_view prompt_text,
                                             const SecretSource& source) {
-  if (!file.empty()) return read_secret_file(file, file_name(file, source));
+  if (!file.empty())
+    return systemd_credential(file) ? read_credential_file(file, file_name(file, source))
+                                    : read_secret_file(file, file_name(file, source));
   // The CLI owns its process: a Ctrl-C at the prompt must leave the terminal echoing.
   CV_TRY(typed, prompt_secret(prompt_text, OnSignal::kRestoreTerminal));
   if (!typed) return no_terminal(source);

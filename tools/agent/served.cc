@@ -333,7 +333,11 @@ class ServedVault {
 
   Result<Frame> token(const PeerInfo&) {
     std::lock_guard lock(mu_);
-    CV_CHECK(vault_.refresh());  // a manifest changed behind the vault's back is damage
+    // A manifest changed behind the vault's back is damage, and said so. A commit of another
+    // process read halfway ("changed while reading it") passes: the module would otherwise
+    // stop using the agent for good over it.
+    if (auto fresh = vault_.refresh(); !fresh && fresh.error().code == Code::kTampered)
+      return std::unexpected(fresh.error());
     Json::Value v;
     v["label"] = label_;
     v["id"] = id_;
