@@ -3,7 +3,6 @@
 // pkcs11-tool does not show (tests/agent_pkcs11_test.cc runs the programs).
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
@@ -16,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "agent_client_support.h"
 #include "agent_support.h"
 #include "ck.h"
 
@@ -45,6 +45,7 @@ bool verifies(const std::vector<uint8_t>& cert_der, std::string_view message,
   if (!key) return false;
   std::vector<uint8_t> checked = sig;
   if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+    if (sig.empty() || sig.size() % 2 != 0) return false;  // r || s, of one length each
     const int half = static_cast<int>(sig.size() / 2);
     ECDSA_SIG* ec = ECDSA_SIG_new();
     ECDSA_SIG_set0(ec, BN_bin2bn(sig.data(), half, nullptr),
@@ -158,12 +159,12 @@ class Pkcs11Agent : public AgentTest {
     if (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(down, O_CLOEXEC) != 0) return {};
     const pid_t pid = ::fork();
     if (pid == 0) {
+      // A child that hangs dies of SIGALRM: its end of the pipe closes, and the parent's
+      // reads and wait end.
+      ::alarm(60);
       ::close(up[0]);
       ::close(down[1]);
-      if (::initgroups(kClientUser, client_gid_) != 0 ||
-          ::setresgid(client_gid_, client_gid_, client_gid_) != 0 ||
-          ::setresuid(client_uid_, client_uid_, client_uid_) != 0)
-        ::_exit(2);
+      if (!become(kClientUser, client_uid_, client_gid_)) ::_exit(2);
       ::setenv("HOME", "/nonexistent", 1);
       ::unsetenv("XDG_DATA_HOME");
       ::unsetenv("XDG_RUNTIME_DIR");
