@@ -24,9 +24,7 @@ std::string checksum(std::string_view vault_id, std::string_view text) {
 
 Result<int> read(const std::filesystem::path& file, std::string_view vault_id) {
   auto damaged = [&] {
-    return fail(Code::kTampered, "wrong-PIN counter " + file.string() +
-                                     " is damaged; run `certvault unlock-reset` with the "
-                                     "recovery secret to rewrite it");
+    return fail(Code::kTampered, "wrong-PIN counter " + file.string() + " is damaged");
   };
   auto bytes = raw::read_file(file);
   if (!bytes) return damaged();

@@ -71,9 +71,9 @@ std::unexpected<Error> no_entry_named(std::string_view nickname, std::string_vie
                                       const std::vector<std::string>& nicknames,
                                       std::string_view otherwise) {
   std::string hint = did_you_mean(nickname, nicknames);
+  if (hint.empty()) hint = otherwise;
   return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " +
-                                   std::string(where) + "; " +
-                                   (hint.empty() ? std::string(otherwise) : hint));
+                                   std::string(where) + (hint.empty() ? "" : "; " + hint));
 }
 
 }  // namespace certvault

@@ -206,7 +206,7 @@ Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vaul
   CV_CHECK(check_nickname(nickname));  // also keeps unchecked bytes out of messages
   const auto* e = entry(nickname);
   if (!e)
-    return no_entry_named(nickname, where(), nicknames(), "`certvault list` shows the nicknames");
+    return no_entry_named(nickname, where(), nicknames(), "");  // the CLI adds `certvault list`
   for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it) {
     if (number ? it->info.number == *number : it->info.status == Status::kActive)
       return std::pair{e, &*it};
@@ -465,8 +465,7 @@ Result<Vault> Vault::open(const fs::path& dir) {
   impl->dir = dir;
   std::error_code ec;
   if (!fs::exists(impl->manifest_path(), ec))
-    return fail(Code::kNotFound, "no vault at " + dir.string() +
-                                     "; create one with `certvault init` or pass --vault DIR");
+    return fail(Code::kNotFound, "no vault at " + dir.string());  // the CLI adds what to do
   for (const fs::path& p :
        {dir, impl->manifest_path(), impl->objects_dir(), impl->pin_state_path()})
     CV_CHECK(raw::check_private(p));
@@ -572,15 +571,11 @@ Result<void> Vault::unlock(const SecureBytes& pin, Threads threads) {
                 "no PIN was given for " + v.where() + "; nothing was tried or counted");
   CV_CHECK(v.refresh());
   auto locked_out = [&] {
-    return fail(Code::kPinLocked, v.where() + " is locked after " +
-                                      std::to_string(kMaxPinFailures) +
-                                      " wrong PINs; run `certvault unlock-reset` with the "
-                                      "recovery secret");
+    return fail(Code::kPinLocked,
+                v.where() + " is locked after " + std::to_string(kMaxPinFailures) + " wrong PINs");
   };
   if (v.m.header.pin_wrap.empty())
-    return fail(Code::kPinLocked, v.where() +
-                                      " has no user PIN yet; set one with `certvault "
-                                      "unlock-reset` and the security officer's PIN");
+    return fail(Code::kPinLocked, v.where() + " has no user PIN yet");
   CV_TRY(failures, pin_state::read(v.pin_state_path(), v.m.header.vault_id));
   if (failures >= kMaxPinFailures) return locked_out();
   // Argon2id runs outside the writer lock so that many programs can unlock at once; the

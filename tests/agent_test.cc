@@ -634,9 +634,8 @@ TEST_F(AgentSigning, DisabledEntryIsRefusedAtOnceAndRotationIsSeenWithoutRestart
   const std::string old_serial = vault().find("api")->current()->serial;
   // Another process rotates: the agent signs with the new key at the next request.
   ASSERT_EQ(cv({"rotate", "api"}).exit_code, 0);
-  auto der = vault().certificate_der("api");
-  ASSERT_TRUE(der);
-  write_file(cert_, der_to_pem(*der), 0644);
+  cert_ = write_certificate("api");
+  ASSERT_FALSE(cert_.empty());
   EXPECT_EQ(sign_as_client().exit_code, 0);
   // The superseded generation keeps signing for a program that still holds it.
   auto old = client_openssl("pkey", {"-in", "certvault:api?serial=" + old_serial, "-pubout"});
@@ -839,10 +838,8 @@ TEST_F(AgentTls, RsaKeySignsPssAndPkcs1ThroughTheAgent) {
   start_agent();
   ASSERT_EQ(cv({"access", "rsa", "allow", "--uid", std::to_string(client_uid_)}).exit_code, 0);
   unlock();
-  auto der = vault().certificate_der("rsa");
-  ASSERT_TRUE(der);
-  const fs::path cert = run_dir_ / "rsa.crt";
-  write_file(cert, der_to_pem(*der), 0644);
+  const fs::path cert = write_certificate("rsa");
+  ASSERT_FALSE(cert.empty());
   for (const std::vector<std::string>& opts :
        {std::vector<std::string>{},
         {"-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:digest"}}) {
@@ -852,16 +849,9 @@ TEST_F(AgentTls, RsaKeySignsPssAndPkcs1ThroughTheAgent) {
     args.insert(args.end(), opts.begin(), opts.end());
     auto r = client_openssl("pkeyutl", args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::vector<std::string> verify = {"env",          "OPENSSL_CONF=/dev/null",
-                                       "openssl",      "pkeyutl",
-                                       "-verify",      "-certin",
-                                       "-inkey",       cert.string(),
-                                       "-rawin",       "-digest",
-                                       "sha256",       "-in",
-                                       data_.string(), "-sigfile",
-                                       sig.string()};
-    verify.insert(verify.end(), opts.begin(), opts.end());
-    auto check = run(verify);
+    std::vector<std::string> verify_opts = {"-digest", "sha256"};
+    verify_opts.insert(verify_opts.end(), opts.begin(), opts.end());
+    auto check = verify_signature(cert, data_, sig, verify_opts);
     EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   }
 }
@@ -1693,6 +1683,7 @@ TEST_F(AgentSigning, UriNamesOneOfTwoServedVaultsByLabelOrPathAndWithoutOneMeans
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_TRUE(contains(unknown.err, "no vault at ")) << unknown.err;
   EXPECT_TRUE(contains(unknown.err, "/nosuch")) << unknown.err;
+  EXPECT_FALSE(contains(unknown.err, "certvault init")) << "the CLI's advice, in a program";
   auto counted_after = parse_json(cv({"status", "--json"}, false).out)["vaults"];
   EXPECT_EQ(counted_after[0]["signatures"].asUInt64(), 2u);
   EXPECT_EQ(counted_after[1]["signatures"].asUInt64(), 4u);

@@ -260,6 +260,24 @@ TEST_F(ProviderTest, UnknownNicknameIsRefusedWithTheReason) {
   auto r = openssl("pkey", {"-in", uri("nobody"), "-passin", passin(), "-pubout"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(contains(r.err, "no entry named 'nobody'")) << r.err;
+  EXPECT_FALSE(contains(r.err, "certvault list")) << "the CLI's advice, in a program";
+}
+
+// The keystore says what is wrong; `certvault` adds the command to run, and a program
+// gets no advice meant for the CLI's user.
+TEST_F(ProviderTest, MissingVaultIsSaidWithoutTheCliAdvice) {
+  auto r = openssl("pkey", {"-in",
+                            "certvault:api?vault=" + (tmp_ / "nowhere").string() +
+                                "&pin-source=file:" + pin_file_.string(),
+                            "-pubout"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.err, "no vault at " + (tmp_ / "nowhere").string())) << r.err;
+  EXPECT_FALSE(contains(r.err, "certvault init")) << r.err;
+  auto listed = run({cli(), "--vault", (tmp_ / "nowhere").string(), "list"});
+  EXPECT_NE(listed.exit_code, 0);
+  EXPECT_TRUE(contains(listed.err, "no vault at " + (tmp_ / "nowhere").string() +
+                                       "; create one with `certvault init` or pass --vault DIR"))
+      << listed.err;
 }
 
 TEST_F(ProviderTest, DisabledNicknameIsRefused) {

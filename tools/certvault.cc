@@ -97,6 +97,11 @@ std::string with_advice(const std::string& message) {
   static const std::regex disabled("^'([^']+)' is disabled$");
   static const std::regex pending("^'([^']+)' has no certificate yet$");
   static const std::regex no_generation("^'([^']+)' has no generation .*");
+  static const std::regex no_entry("^no entry named '[^']*' in [^;]*$");
+  static const std::regex no_vault("^no vault at [^;]*$");
+  static const std::regex pin_locked("^vault .* is locked after [0-9]+ wrong PINs$");
+  static const std::regex no_user_pin("^vault .* has no user PIN yet$");
+  static const std::regex counter_damaged("^wrong-PIN counter .* is damaged$");
   auto quoted = [](const std::string& nickname) {
     return nickname.find(' ') == std::string::npos ? nickname : "'" + nickname + "'";
   };
@@ -107,6 +112,16 @@ std::string with_advice(const std::string& message) {
     return message + "; run `certvault attach " + quoted(m[1]) + " CERT.pem` with the CA's answer";
   if (std::regex_match(message, m, no_generation))
     return message + "; `certvault show " + quoted(m[1]) + "` lists them";
+  if (std::regex_match(message, no_entry))
+    return message + "; `certvault list` shows the nicknames";
+  if (std::regex_match(message, no_vault))
+    return message + "; create one with `certvault init` or pass --vault DIR";
+  if (std::regex_match(message, pin_locked))
+    return message + "; run `certvault unlock-reset` with the recovery secret";
+  if (std::regex_match(message, no_user_pin))
+    return message + "; set one with `certvault unlock-reset` and the security officer's PIN";
+  if (std::regex_match(message, counter_damaged))
+    return message + "; run `certvault unlock-reset` with the recovery secret to rewrite it";
   return message;
 }
 
