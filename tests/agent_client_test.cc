@@ -5,6 +5,8 @@
 // restarted reconnects by itself at its next request.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <algorithm>
 
@@ -45,6 +47,48 @@ class AgentClient : public AgentTest {
   certvault::agent::RemoteEntry entry_;
   PkeyPtr pub_;
 };
+
+// docs/agent.md, "How programs find the agent": the configured socket, then
+// $CERTVAULT_AGENT_SOCK, then $XDG_RUNTIME_DIR/certvault/agent.sock, then the system
+// instance's; a socket named explicitly is used as named (or not at all), a default place
+// only where an agent answers.
+// Can fail: with the order changed, or a dead socket in a default place taken for an agent.
+TEST_F(AgentClient, ProgramsFindTheAgentInTheDocumentedOrder) {
+  using certvault::agent::find_socket;
+  const fs::path xdg = tmp_ / "xdg";
+  fs::create_directories(xdg / "certvault");
+  fs::create_symlink(socket_, xdg / "certvault" / "agent.sock");  // the live agent
+  const char* saved_env = std::getenv("CERTVAULT_AGENT_SOCK");
+  const std::string saved = saved_env ? saved_env : "";
+  ::setenv("XDG_RUNTIME_DIR", xdg.c_str(), 1);
+  ::unsetenv("CERTVAULT_AGENT_SOCK");
+  EXPECT_EQ(find_socket(), xdg / "certvault" / "agent.sock");
+  // The variable comes first, and is used as named: a missing socket means no agent.
+  ::setenv("CERTVAULT_AGENT_SOCK", socket_.c_str(), 1);
+  EXPECT_EQ(find_socket(), socket_);
+  ::setenv("CERTVAULT_AGENT_SOCK", (tmp_ / "missing.sock").c_str(), 1);
+  EXPECT_EQ(find_socket(), std::nullopt);
+  // The configured socket comes before the variable.
+  EXPECT_EQ(find_socket(socket_.string()), socket_);
+  // A socket nobody listens on, in the default place, is passed over.
+  ::unsetenv("CERTVAULT_AGENT_SOCK");
+  fs::remove(xdg / "certvault" / "agent.sock");
+  const int dead = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string dead_path = (xdg / "certvault" / "agent.sock").string();
+  std::strncpy(addr.sun_path, dead_path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(dead, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);  // no listen()
+  auto found = find_socket();
+  std::error_code ec;
+  if (!fs::is_socket(certvault::agent::system_socket(), ec)) {  // no system instance here
+    EXPECT_EQ(found, std::nullopt) << found->string();
+  }
+  EXPECT_NE(found, std::optional<fs::path>(dead_path));
+  ::close(dead);
+  ::unsetenv("XDG_RUNTIME_DIR");
+  if (!saved.empty()) ::setenv("CERTVAULT_AGENT_SOCK", saved.c_str(), 1);
+}
 
 // A manifest changed behind the agent's back after unlock is damage at the next request,
 // whatever the request: the token a PKCS#11 module shows, a key's resolution, a signature.

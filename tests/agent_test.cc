@@ -221,6 +221,55 @@ TEST_F(AgentSigning, UidNotInThePolicyIsRefusedNamingTheEntryAndTheRule) {
   EXPECT_TRUE(refused_in_audit) << audit_log();
 }
 
+// docs/agent.md, "Audit": a refusal goes to the journal too, with structured fields, where
+// journald's rate limit never drops it (signatures only go to the file).
+// Can fail: without the refusal's sd_journal_send, the journal has no such line.
+TEST_F(AgentSigning, RefusalIsInTheJournalAndASignatureIsNot) {
+  JournalCapture journal(tmp_.path());
+  if (!journal.usable()) GTEST_SKIP() << "cannot give the agent a journal of the test's own";
+  start_agent({}, journal.runner());
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  auto refused = sign_as_client();
+  ASSERT_NE(refused.exit_code, 0);
+  const std::string uid = std::to_string(client_uid_);
+  EXPECT_TRUE(journal.said("certvault agent refused resolve of 'api' in vault 'ops' to uid " + uid))
+      << journal.all();
+  allow_client();
+  ASSERT_EQ(sign_as_client().exit_code, 0);
+  int about_api = 0;
+  for (const auto& m : journal.messages()) about_api += contains(m, "'api'");
+  EXPECT_EQ(about_api, 1) << "a signature went to the journal:\n" << journal.all();
+}
+
+// docs/agent.md, "Start the agent": a user's agent locks after 8 hours unless told
+// otherwise (`--ttl`); the system instance has no TTL. Absolute: `status` counts down from
+// the unlock.
+// Can fail: with the default TTL given to the system instance, or none to a user agent.
+TEST_F(AgentSigning, UserAgentLocksAfterEightHoursByDefaultAndTheSystemInstanceNever) {
+  system_instance_ = false;
+  socket_ = run_dir_ / "user" / "agent.sock";
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  auto user = cv({"status", "--json"}, false);
+  ASSERT_EQ(user.exit_code, 0) << user.err;
+  const Json::Value left = parse_json(user.out)["vaults"][0]["ttl_left"];
+  ASSERT_TRUE(left.isIntegral()) << user.out;
+  EXPECT_LE(left.asInt64(), 8 * 3600) << user.out;
+  EXPECT_GT(left.asInt64(), 8 * 3600 - 600) << user.out;
+  agent_.kill();
+
+  system_instance_ = true;
+  socket_ = run_dir_ / "agent.sock";
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  auto system = cv({"status", "--json"}, false);
+  ASSERT_EQ(system.exit_code, 0) << system.err;
+  EXPECT_TRUE(parse_json(system.out)["vaults"][0]["ttl_left"].isNull()) << system.out;
+}
+
 // A systemd unit is what the peer's cgroup says (sd_pid_get_unit). CI machines do not
 // boot systemd, so the test puts the client into a cgroup named like a service itself, in
 // every hierarchy systemd reads (the unified one, and the named v1 one of a hybrid setup).
