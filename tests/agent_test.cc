@@ -802,6 +802,9 @@ TEST_F(AgentTest, AuditSinceKeepsTheLinesFromThatDayOnOverBothFiles) {
   auto bad = cv({"audit", "--audit-log", audit_.string(), "--since", "yesterday"}, false);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_TRUE(contains(bad.err, "YYYY-MM-DD or Nd")) << bad.err;
+  // With only the rotated file left (FILE removed by hand), its lines are still read.
+  fs::remove(audit_);
+  EXPECT_EQ(nicknames("2020-01-02"), "first old ");
 }
 
 TEST_F(AgentSigning, StatusShowsTheVaultAndWhatItServed) {

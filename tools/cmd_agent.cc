@@ -267,14 +267,14 @@ Outcome cmd_audit(const Globals& globals, const AuditArgs& args) {
   const fs::path path =
       !args.file.empty() ? fs::path(args.file) : agent::default_audit_log(args.system);
   std::ifstream current(path);
-  if (!current)
+  std::ifstream rotated(path.string() + ".1");
+  if (!current && !rotated)
     return fail(Code::kNotFound, "cannot read the audit log " + path.string() +
                                      "; give --audit-log PATH (the agent's --audit-log)");
   // The rotated file first: it holds the older lines.
   std::stringstream in;
-  if (std::ifstream rotated(path.string() + ".1"); rotated && rotated.peek() != EOF)
-    in << rotated.rdbuf();
-  if (current.peek() != EOF) in << current.rdbuf();
+  if (rotated && rotated.peek() != EOF) in << rotated.rdbuf();
+  if (current && current.peek() != EOF) in << current.rdbuf();
   std::vector<std::vector<std::string>> rows{{"TIME", "RESULT", "ACTION", "VAULT", "ENTRY",
                                               "MECHANISM", "UID", "PID", "PROGRAM", "REASON"}};
   Json::Value all(Json::arrayValue);
