@@ -84,6 +84,15 @@ class Pkcs11Agent : public AgentTest {
     AgentTest::TearDown();
   }
 
+  // The agent started on this test's vault and unlocked, and the module loaded with it.
+  void serve_and_load() {
+    start_agent();
+    if (HasFatalFailure()) return;
+    unlock();
+    if (HasFatalFailure()) return;
+    load(socket_);
+  }
+
   // Loads the module with this test's vault (or `vault`; none when empty) as its only slot
   // and `socket` as the agent; `module`: the module's file; `conf`: its configuration file.
   void load(const fs::path& socket, std::optional<fs::path> vault = std::nullopt,
@@ -264,10 +273,7 @@ TEST_F(Pkcs11Agent, AgentSocketInTheConfigurationComesBeforeTheEnvironment) {
 // a search for CKA_PRIVATE false finds it (it found nothing while searches took the in-process
 // rule).
 TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   CK_SESSION_HANDLE s = 0;
   ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
@@ -288,10 +294,7 @@ TEST_F(Pkcs11Agent, PrivateKeyIsFoundByTheCkaPrivateItReports) {
 // logout and the next login (with an empty PIN), while a private session object made after
 // that login is destroyed and its handle stays invalid.
 TEST_F(Pkcs11Agent, LogoutInvalidatesPrivateObjectHandlesOnly) {
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   CK_SESSION_HANDLE s = 0;
   ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_OK);
@@ -328,10 +331,7 @@ TEST_F(Pkcs11Agent, DataObjectsAreNotServedAndSessionKeysSignInTheProgram) {
   r.is_private = false;
   r.value = certvault::SecureBytes::from("kept in the vault");
   ASSERT_TRUE(vault().create_data_object(r));
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   CK_SESSION_HANDLE s = 0;
   ASSERT_EQ(f_->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s),
@@ -402,10 +402,7 @@ TEST_F(Pkcs11Agent, AgentRunByAnotherUserIsDeclinedAndTheDebugLogSaysWhy) {
 // audited each with its mechanism: it signed, not the program.
 TEST_F(Pkcs11Agent, RsaPkcs1OverADigestInfoAndPssWithItsParametersSignInTheAgent) {
   issue("rsa", 100, certvault::KeyType::kRsa2048);
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   const CK_SESSION_HANDLE s = open_session();
   ASSERT_TRUE(token_flags() & CKF_PROTECTED_AUTHENTICATION_PATH) << "through the agent";
@@ -446,10 +443,7 @@ TEST_F(Pkcs11Agent, RsaPkcs1OverADigestInfoAndPssWithItsParametersSignInTheAgent
 // A program keeps the module loaded while the owner rotates an entry with the CLI: its next
 // search finds the new certificate, and the private key it finds signs with the new key.
 TEST_F(Pkcs11Agent, RotationByTheOwnerIsSeenAtTheNextSearch) {
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   const CK_SESSION_HANDLE s = open_session();
   auto old_cert = vault().certificate_der("api");
@@ -568,10 +562,7 @@ TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSinc
 // signature that no verifier of those schemes accepts.
 TEST_F(Pkcs11Agent, EddsaSignsEd25519AndRefusesThePrehashAndContextParameters) {
   issue("ed", 100, certvault::KeyType::kEd25519);
-  start_agent();
-  if (HasFatalFailure()) return;
-  unlock();
-  load(socket_);
+  serve_and_load();
   if (HasFatalFailure()) return;
   const CK_SESSION_HANDLE s = open_session();
   const CK_OBJECT_HANDLE key = find_one(s, CKO_PRIVATE_KEY, "ed");
