@@ -190,14 +190,24 @@ Frame error_frame(ErrorCode code, std::string_view message) {
 }
 
 Frame error_frame(const Error& e) {
-  return error_frame(to_wire(e.code), e.message);
+  Frame f = error_frame(to_wire(e.code), e.message);
+  if (e.remedy != Remedy::kNone) f.add_u64(Tag::kRemedy, static_cast<uint64_t>(e.remedy));
+  if (!e.nickname.empty()) f.add(Tag::kNickname, e.nickname);
+  return f;
 }
 
 Error error_of(const Message& reply) {
   if (reply.type != Type::kError)
     return Error{Code::kIo, "the agent gave an unexpected answer; restart certvault agent"};
   auto code = reply.get_u64(Tag::kCode);
-  return Error{from_wire(code.value_or(0)), reply.text(Tag::kMessage)};
+  Error e{from_wire(code.value_or(0)), reply.text(Tag::kMessage)};
+  // A remedy this release does not know is left out: the message stands alone.
+  const uint64_t remedy = reply.get_u64(Tag::kRemedy).value_or(0);
+  if (remedy <= static_cast<uint64_t>(Remedy::kRewriteCounter)) {
+    e.remedy = static_cast<Remedy>(remedy);
+    e.nickname = reply.text(Tag::kNickname);
+  }
+  return e;
 }
 
 }  // namespace certvault::agent

@@ -69,6 +69,9 @@ enum class Tag : uint8_t {
   // client does not look for its next answer there (it would hold up the signer). A hint:
   // absent when the agent does not keep its loops on cores.
   kCore = 23,
+  // u64, in an error's reply: the keystore's Remedy, for the CLI's advice (with kNickname
+  // when it is about an entry). Programs leave both out of what they show.
+  kRemedy = 24,
 };
 
 // Error codes on the wire: the keystore's, and one of the protocol's own.

@@ -14,7 +14,7 @@ Result<manifest::EntryRecord*> must_find(const Vault::Impl& v, manifest::Manifes
                                          std::string_view nickname) {
   CV_CHECK(check_nickname(nickname));
   if (auto* e = find_entry(m, nickname)) return e;
-  return no_entry_named(nickname, v.where(), v.nicknames(), "`certvault list` shows the nicknames");
+  return no_entry_named(nickname, v.where(), v.nicknames());
 }
 
 // The CRL lists a revocation only while its entry is in the vault: deleting the entry

@@ -24,7 +24,8 @@ std::string checksum(std::string_view vault_id, std::string_view text) {
 
 Result<int> read(const std::filesystem::path& file, std::string_view vault_id) {
   auto damaged = [&] {
-    return fail(Code::kTampered, "wrong-PIN counter " + file.string() + " is damaged");
+    return fail(Code::kTampered, "wrong-PIN counter " + file.string() + " is damaged",
+                Remedy::kRewriteCounter);
   };
   auto bytes = raw::read_file(file);
   if (!bytes) return damaged();

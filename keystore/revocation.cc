@@ -36,9 +36,10 @@ auto to_revoke(const Vault::Impl& v, EntryRecord& e, std::optional<uint32_t> num
         break;
       }
   if (number)
-    return fail(Code::kNotFound, "'" + e.nickname + "' has no generation " +
-                                     std::to_string(*number) + " in " + v.where() +
-                                     "; `certvault show '" + e.nickname + "'` lists them");
+    return fail(
+        Code::kNotFound,
+        "'" + e.nickname + "' has no generation " + std::to_string(*number) + " in " + v.where(),
+        Remedy::kShowGenerations, e.nickname);
   return fail(Code::kRefused, "'" + e.nickname +
                                   "' has no active certificate; name the one to revoke with "
                                   "--generation N (`certvault show '" +
@@ -134,9 +135,7 @@ Result<std::optional<IssuerRevocation>> Vault::revocation_at_issuer(
   CV_CHECK(check_nickname(nickname));
   CV_CHECK(v.refresh());
   const auto* e = v.entry(nickname);
-  if (!e)
-    return no_entry_named(nickname, v.where(), v.nicknames(),
-                          "`certvault list` shows the nicknames");
+  if (!e) return no_entry_named(nickname, v.where(), v.nicknames());
   CV_TRY(g, to_revoke(v, *e, generation));
   CV_CHECK(check_revocable(*e, g->info));
   if (!from_outside_issuer(*e, g->info)) return std::nullopt;
@@ -184,9 +183,7 @@ Result<Entry> Vault::revoke(std::string_view nickname, std::optional<uint32_t> g
   CV_CHECK(check_nickname(nickname));
   CV_CHECK(v.transact([&](manifest::Manifest& m, Txn&) -> Result<void> {
     auto* e = find_entry(m, nickname);
-    if (!e)
-      return no_entry_named(nickname, v.where(), v.nicknames(),
-                            "`certvault list` shows the nicknames");
+    if (!e) return no_entry_named(nickname, v.where(), v.nicknames());
     CV_TRY(g, to_revoke(v, *e, generation));
     CV_CHECK(check_revocable(*e, g->info));
     if (from_outside_issuer(*e, g->info))

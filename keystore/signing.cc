@@ -174,7 +174,8 @@ Result<void> check_usable(const Entry& e, const Generation& g, Time t) {
       !e.current() &&
       std::any_of(e.generations.begin(), e.generations.end(),
                   [](const Generation& x) { return x.status == Status::kDisabled; });
-  if (entry_disabled) return fail(Code::kRefused, "'" + e.nickname + "' is disabled");
+  if (entry_disabled)
+    return fail(Code::kRefused, "'" + e.nickname + "' is disabled", Remedy::kEnable, e.nickname);
   switch (g.status) {
     case Status::kActive:
       return {};
@@ -184,9 +185,10 @@ Result<void> check_usable(const Entry& e, const Generation& g, Time t) {
                                       "' was replaced and has expired; reload the program to "
                                       "use the current one");
     case Status::kDisabled:
-      return fail(Code::kRefused, "'" + e.nickname + "' is disabled");
+      return fail(Code::kRefused, "'" + e.nickname + "' is disabled", Remedy::kEnable, e.nickname);
     case Status::kPending:
-      return fail(Code::kRefused, "'" + e.nickname + "' has no certificate yet");
+      return fail(Code::kRefused, "'" + e.nickname + "' has no certificate yet", Remedy::kAttach,
+                  e.nickname);
   }
   return fail(Code::kRefused, "'" + e.nickname + "' cannot be used");
 }
@@ -197,16 +199,19 @@ Result<const Generation*> resolve_generation(const Entry& e, const GenerationWan
   if (wanted.number) {
     g = e.generation(*wanted.number);
     if (!g)
-      return fail(Code::kNotFound, "'" + e.nickname + "' has no generation " +
-                                       std::to_string(*wanted.number) + " in " +
-                                       std::string(where));
+      return fail(Code::kNotFound,
+                  "'" + e.nickname + "' has no generation " + std::to_string(*wanted.number) +
+                      " in " + std::string(where),
+                  Remedy::kShowGenerations, e.nickname);
   } else if (wanted.serial) {
     const std::string serial = normalise_serial(*wanted.serial);
     for (const auto& x : e.generations)
       if (!serial.empty() && normalise_serial(x.serial) == serial) g = &x;
     if (!g)
-      return fail(Code::kNotFound, "'" + e.nickname + "' has no generation with serial " +
-                                       *wanted.serial + " in " + std::string(where));
+      return fail(Code::kNotFound,
+                  "'" + e.nickname + "' has no generation with serial " + *wanted.serial + " in " +
+                      std::string(where),
+                  Remedy::kShowGenerations, e.nickname);
   } else {
     g = e.current();
     // No active generation: the newest says why (disabled, or waiting for its certificate).

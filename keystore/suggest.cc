@@ -72,8 +72,9 @@ std::unexpected<Error> no_entry_named(std::string_view nickname, std::string_vie
                                       std::string_view otherwise) {
   std::string hint = did_you_mean(nickname, nicknames);
   if (hint.empty()) hint = otherwise;
-  return fail(Code::kNotFound, "no entry named '" + std::string(nickname) + "' in " +
-                                   std::string(where) + (hint.empty() ? "" : "; " + hint));
+  std::string message = "no entry named '" + std::string(nickname) + "' in " + std::string(where);
+  if (hint.empty()) return fail(Code::kNotFound, std::move(message), Remedy::kList);
+  return fail(Code::kNotFound, message + "; " + hint);
 }
 
 }  // namespace certvault

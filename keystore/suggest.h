@@ -19,9 +19,10 @@ std::vector<std::string> closest_names(std::string_view word,
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& names);
 
 // "no entry named 'N' in WHERE; did you mean 'M'?", or with `otherwise` in place of the
-// question when no nickname is close.
+// question when no nickname is close; with neither, Remedy::kList (the CLI says how to see
+// the nicknames, in words for any program).
 std::unexpected<Error> no_entry_named(std::string_view nickname, std::string_view where,
                                       const std::vector<std::string>& nicknames,
-                                      std::string_view otherwise);
+                                      std::string_view otherwise = {});
 
 }  // namespace certvault

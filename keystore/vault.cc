@@ -205,21 +205,23 @@ Result<std::pair<const manifest::EntryRecord*, const manifest::GenRecord*>> Vaul
     std::string_view nickname, std::optional<uint32_t> number) const {
   CV_CHECK(check_nickname(nickname));  // also keeps unchecked bytes out of messages
   const auto* e = entry(nickname);
-  if (!e)
-    return no_entry_named(nickname, where(), nicknames(), "");  // the CLI adds `certvault list`
+  if (!e) return no_entry_named(nickname, where(), nicknames());
   for (auto it = e->gens.rbegin(); it != e->gens.rend(); ++it) {
     if (number ? it->info.number == *number : it->info.status == Status::kActive)
       return std::pair{e, &*it};
   }
   // Said as resolve_generation says it, in words for any program: the CLI adds its
-  // advice (tools/certvault.cc, with_advice).
+  // advice from the remedy.
   if (number)
-    return fail(Code::kNotFound, "'" + e->nickname + "' has no generation " +
-                                     std::to_string(*number) + " in " + where());
+    return fail(
+        Code::kNotFound,
+        "'" + e->nickname + "' has no generation " + std::to_string(*number) + " in " + where(),
+        Remedy::kShowGenerations, e->nickname);
   const auto& newest = e->gens.back().info;
   if (newest.status == Status::kPending)
-    return fail(Code::kRefused, "'" + e->nickname + "' has no certificate yet");
-  return fail(Code::kRefused, "'" + e->nickname + "' is disabled");
+    return fail(Code::kRefused, "'" + e->nickname + "' has no certificate yet", Remedy::kAttach,
+                e->nickname);
+  return fail(Code::kRefused, "'" + e->nickname + "' is disabled", Remedy::kEnable, e->nickname);
 }
 
 const manifest::CaRecord* Vault::Impl::active_ca() const {
@@ -465,7 +467,7 @@ Result<Vault> Vault::open(const fs::path& dir) {
   impl->dir = dir;
   std::error_code ec;
   if (!fs::exists(impl->manifest_path(), ec))
-    return fail(Code::kNotFound, "no vault at " + dir.string());  // the CLI adds what to do
+    return fail(Code::kNotFound, "no vault at " + dir.string(), Remedy::kInit);
   for (const fs::path& p :
        {dir, impl->manifest_path(), impl->objects_dir(), impl->pin_state_path()})
     CV_CHECK(raw::check_private(p));
@@ -572,10 +574,11 @@ Result<void> Vault::unlock(const SecureBytes& pin, Threads threads) {
   CV_CHECK(v.refresh());
   auto locked_out = [&] {
     return fail(Code::kPinLocked,
-                v.where() + " is locked after " + std::to_string(kMaxPinFailures) + " wrong PINs");
+                v.where() + " is locked after " + std::to_string(kMaxPinFailures) + " wrong PINs",
+                Remedy::kRecover);
   };
   if (v.m.header.pin_wrap.empty())
-    return fail(Code::kPinLocked, v.where() + " has no user PIN yet");
+    return fail(Code::kPinLocked, v.where() + " has no user PIN yet", Remedy::kSetUserPin);
   CV_TRY(failures, pin_state::read(v.pin_state_path(), v.m.header.vault_id));
   if (failures >= kMaxPinFailures) return locked_out();
   // Argon2id runs outside the writer lock so that many programs can unlock at once; the
@@ -717,8 +720,9 @@ Result<std::vector<uint8_t>> Vault::certificate_der(std::string_view nickname,
   CV_CHECK(impl_->refresh());
   CV_TRY(found, impl_->resolve(nickname, generation));
   CV_TRY(o, impl_->object(*found.first, *found.second));
-  if (o.certificate.empty())  // the CLI adds `certvault attach` (with_advice)
-    return fail(Code::kRefused, "'" + found.first->nickname + "' has no certificate yet");
+  if (o.certificate.empty())
+    return fail(Code::kRefused, "'" + found.first->nickname + "' has no certificate yet",
+                Remedy::kAttach, found.first->nickname);
   return o.certificate;
 }
 

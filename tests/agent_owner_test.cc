@@ -130,6 +130,23 @@ TEST_F(AgentOwner, StdoutIsWhatTheInProcessCommandPrints) {
   EXPECT_EQ(via_agent.out, here.out);
 }
 
+// Can fail: an agent that sent the keystore's message without its remedy (or a CLI that
+// dropped it) prints "'api' is disabled" with no command to run, unlike in-process.
+TEST_F(AgentOwner, ARefusalCarriedOutByTheAgentGetsTheSameAdviceAsInProcess) {
+  issue("api", 100);
+  ASSERT_EQ(cv({"disable", "api"}).exit_code, 0);
+  const std::string advice = "'api' is disabled; run `certvault enable api` to use it again";
+  auto here = cv({"export", "api", "-o", (tmp_ / "here.p12").string()});
+  EXPECT_EQ(here.exit_code, 5) << here.err;
+  EXPECT_TRUE(contains(here.err, advice)) << here.err;
+  start_agent();
+  unlock();
+  auto via_agent = owner({"export", "api", "-o", (tmp_ / "agent.p12").string()});
+  EXPECT_EQ(via_agent.exit_code, 5) << via_agent.err;
+  EXPECT_TRUE(contains(via_agent.err, advice)) << via_agent.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "agent.p12"));
+}
+
 TEST_F(AgentOwner, ExportWritesTheFile0600ItsPasswordOpensItAndASecondExportIsRefused) {
   issue("api", 100);
   start_agent();

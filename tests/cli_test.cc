@@ -272,6 +272,49 @@ TEST_F(CliTest, ShowPemPrintsTheCurrentCertificateAndItsChainAfterARotation) {
   EXPECT_FALSE(fs::exists(tmp_ / "api.p12"));
 }
 
+// The keystore says what is wrong in words for any program (OpenSSL's error queue, the
+// module's log, the agent); the command to run is the CLI's own addition, made from the
+// error's remedy. Can fail: a refusal whose remedy is lost on its way out of the keystore
+// prints the bare message, and a nickname with a space would not be quoted.
+TEST_F(CliTest, RefusalsThatProgramsAlsoMeetGetTheCommandToRunOnlyInTheCli) {
+  ok({"create", "web api", "--end-date", "+30d"});
+  ok({"disable", "web api"});
+  auto disabled = cv({"export", "web api", "-o", (tmp_ / "web.p12").string()});
+  ExpectOneLineFailure(disabled, {5});
+  EXPECT_TRUE(contains(disabled.err,
+                       "'web api' is disabled; run `certvault enable 'web api'` to use it again"))
+      << disabled.err;
+
+  ok({"csr", "waiting", "-o", (tmp_ / "waiting.csr").string()});
+  auto pending = cv({"export", "waiting", "-o", (tmp_ / "waiting.p12").string()});
+  ExpectOneLineFailure(pending, {5});
+  EXPECT_TRUE(contains(pending.err,
+                       "'waiting' has no certificate yet; run `certvault attach "
+                       "waiting CERT.pem` with the CA's answer"))
+      << pending.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "waiting.p12"));
+
+  ok({"create", "api", "--end-date", "+30d"});
+  auto generation = cv({"revoke", "api", "--generation", "7", "--reason", "superseded"});
+  ExpectOneLineFailure(generation, {4});
+  EXPECT_TRUE(contains(generation.err, "'api' has no generation 7 in vault ")) << generation.err;
+  EXPECT_TRUE(contains(generation.err, "; `certvault show api` lists them")) << generation.err;
+
+  auto no_vault = run({cli(), "--vault", (tmp_ / "none").string(), "list"});
+  ExpectOneLineFailure(no_vault, {4});
+  EXPECT_TRUE(contains(no_vault.err, "no vault at " + (tmp_ / "none").string() +
+                                         "; create one with `certvault init` or pass --vault DIR"))
+      << no_vault.err;
+
+  write_file(vault_ / "pin-state", "damaged\n");
+  auto counter = cv({"create", "probe", "--end-date", "+30d"});
+  ExpectOneLineFailure(counter, {7});
+  EXPECT_TRUE(contains(counter.err, "wrong-PIN counter " + (vault_ / "pin-state").string() +
+                                        " is damaged; run `certvault unlock-reset` with the "
+                                        "recovery secret to rewrite it"))
+      << counter.err;
+}
+
 // ---------------------------------------------------------------------------------------
 // uri
 

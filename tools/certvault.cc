@@ -9,7 +9,6 @@
 #include <exception>
 #include <functional>
 #include <iostream>
-#include <regex>
 #include <string>
 
 #include "cli.h"
@@ -93,36 +92,32 @@ std::string one_line(std::string text) {
 // What the CLI's user can do about a keystore refusal that programs see too: the keystore
 // says what is wrong in words for any program (OpenSSL's error queue, a PKCS#11 debug log);
 // the command to run is the CLI's to say.
-std::string with_advice(const std::string& message) {
-  static const std::regex disabled("^'([^']+)' is disabled$");
-  static const std::regex pending("^'([^']+)' has no certificate yet$");
-  static const std::regex no_generation("^'([^']+)' has no generation .*");
-  static const std::regex no_entry("^no entry named '[^']*' in [^;]*$");
-  static const std::regex no_vault("^no vault at [^;]*$");
-  static const std::regex pin_locked("^vault .* is locked after [0-9]+ wrong PINs$");
-  static const std::regex no_user_pin("^vault .* has no user PIN yet$");
-  static const std::regex counter_damaged("^wrong-PIN counter .* is damaged$");
-  auto quoted = [](const std::string& nickname) {
-    return nickname.find(' ') == std::string::npos ? nickname : "'" + nickname + "'";
-  };
-  std::smatch m;
-  if (std::regex_match(message, m, disabled))
-    return message + "; run `certvault enable " + quoted(m[1]) + "` to use it again";
-  if (std::regex_match(message, m, pending))
-    return message + "; run `certvault attach " + quoted(m[1]) + " CERT.pem` with the CA's answer";
-  if (std::regex_match(message, m, no_generation))
-    return message + "; `certvault show " + quoted(m[1]) + "` lists them";
-  if (std::regex_match(message, no_entry))
-    return message + "; `certvault list` shows the nicknames";
-  if (std::regex_match(message, no_vault))
-    return message + "; create one with `certvault init` or pass --vault DIR";
-  if (std::regex_match(message, pin_locked))
-    return message + "; run `certvault unlock-reset` with the recovery secret";
-  if (std::regex_match(message, no_user_pin))
-    return message + "; set one with `certvault unlock-reset` and the security officer's PIN";
-  if (std::regex_match(message, counter_damaged))
-    return message + "; run `certvault unlock-reset` with the recovery secret to rewrite it";
-  return message;
+// The error's message, and what to do about it in the CLI's words: a program that meets the
+// same error (through the provider, the module or the agent) shows the message alone.
+std::string with_advice(const Error& e) {
+  const std::string nickname =
+      e.nickname.find(' ') == std::string::npos ? e.nickname : "'" + e.nickname + "'";
+  switch (e.remedy) {
+    case Remedy::kNone:
+      return e.message;
+    case Remedy::kEnable:
+      return e.message + "; run `certvault enable " + nickname + "` to use it again";
+    case Remedy::kAttach:
+      return e.message + "; run `certvault attach " + nickname + " CERT.pem` with the CA's answer";
+    case Remedy::kShowGenerations:
+      return e.message + "; `certvault show " + nickname + "` lists them";
+    case Remedy::kList:
+      return e.message + "; `certvault list` shows the nicknames";
+    case Remedy::kInit:
+      return e.message + "; create one with `certvault init` or pass --vault DIR";
+    case Remedy::kRecover:
+      return e.message + "; run `certvault unlock-reset` with the recovery secret";
+    case Remedy::kSetUserPin:
+      return e.message + "; set one with `certvault unlock-reset` and the security officer's PIN";
+    case Remedy::kRewriteCounter:
+      return e.message + "; run `certvault unlock-reset` with the recovery secret to rewrite it";
+  }
+  return e.message;
 }
 
 int report_failure(std::string_view message, int code) {
@@ -779,7 +774,7 @@ int run(int argc, char** argv) {
   init_secure_heap(a.long_running);
   Outcome outcome = selected();
   if (!outcome)
-    return report_failure(with_advice(outcome.error().message), exit_code(outcome.error().code));
+    return report_failure(with_advice(outcome.error()), exit_code(outcome.error().code));
   if (!stdout_ok()) return report_failure("cannot write the output to stdout", kExitInternal);
   return *outcome;
 }

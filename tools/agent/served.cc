@@ -157,8 +157,10 @@ class ServedVault {
     GenerationWanted wanted;
     if (auto number = m.get_u64(Tag::kGeneration)) {
       if (*number > UINT32_MAX)
-        return fail(Code::kNotFound, "'" + nickname + "' has no generation " +
-                                         std::to_string(*number) + " in vault '" + label_ + "'");
+        return fail(Code::kNotFound,
+                    "'" + nickname + "' has no generation " + std::to_string(*number) +
+                        " in vault '" + label_ + "'",
+                    Remedy::kShowGenerations, nickname);
       wanted.number = static_cast<uint32_t>(*number);
     } else if (auto serial = m.get(Tag::kSerial)) {
       wanted.serial = std::string(*serial);
