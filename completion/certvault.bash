@@ -71,12 +71,12 @@ _certvault() {
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
         return 0
         ;;
-      --end-date | --max-end-date | --since | --ttl | --renew-every | --before | --at | \
-        --then | --subject | --san | --label | --uid | --gid | --unit | --cmp | --acme | \
-        --issuer | --reason | --generation | --within | --expiring | --mode | --owner | \
-        --next-update | --max-lifetime | --renew-before | --renew-at | --http01-listen | \
-        --dns01-hook | --eab | --cmp-ref | --audit-log-max | --max-connections | \
-        --max-connections-per-user)
+      --end-date | --max-end-date | --since | --ttl | --renew-every | --summary-every | \
+        --before | --at | --then | --subject | --san | --label | --uid | --gid | --unit | \
+        --cmp | --acme | --issuer | --reason | --generation | --within | --expiring | \
+        --mode | --owner | --next-update | --max-lifetime | --renew-before | --renew-at | \
+        --http01-listen | --dns01-hook | --eab | --cmp-ref | --audit-log-max | \
+        --max-connections | --max-connections-per-user)
         return 0 ;;
       *)
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")

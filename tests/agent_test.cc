@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <expected>
+#include <regex>
 #include <span>
 #include <sstream>
 
@@ -612,6 +613,41 @@ TEST_F(AgentSigning, SigtermLocksSaysSoInTheJournalAndARestartedAgentServesTheVa
   EXPECT_FALSE(parse_json(status.out)["vaults"][0]["unlocked"].asBool()) << status.out;
   unlock();
   EXPECT_EQ(sign_as_client().exit_code, 0);
+}
+
+// docs/agent.md, "Audit": while the agent runs, the journal gets one line per key used in
+// each period (`--summary-every`, a quarter of an hour by default) with its count of
+// signatures, and nothing for a period in which no key signed. Can fail: an agent that
+// summarised only when it stops says nothing while it runs; one that did not start its
+// counts again says more signatures than were made, period after period.
+TEST_F(AgentSigning, WhileItRunsTheJournalSaysHowManySignaturesEachKeyMadeInEachPeriod) {
+  JournalCapture journal(tmp_.path());
+  if (!journal.usable()) GTEST_SKIP() << "cannot give the agent a journal of the test's own";
+  allow_client();
+  start_agent({"--summary-every", "1s"}, journal.runner());
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  const int made = 3;
+  for (int i = 0; i < made; ++i) ASSERT_EQ(sign_as_client().exit_code, 0);
+  // The signatures the summaries so far count for 'api', and how many lines said them.
+  const std::regex line("^certvault agent: ([0-9]+) signatures with 'api' in vault 'ops'$");
+  auto counted = [&] {
+    std::pair<int, int> sum_and_lines{0, 0};
+    for (const auto& m : journal.messages()) {
+      std::smatch match;
+      if (!std::regex_match(m, match, line)) continue;
+      sum_and_lines.first += std::stoi(match[1]);
+      ++sum_and_lines.second;
+    }
+    return sum_and_lines;
+  };
+  for (int i = 0; i < 150 && counted().first < made; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(counted().first, made) << journal.all();
+  // Three more periods with no signature: no new line, and the counts do not come back.
+  const int lines = counted().second;
+  std::this_thread::sleep_for(3500ms);
+  EXPECT_EQ(counted(), std::pair(made, lines)) << journal.all();
+  EXPECT_FALSE(agent_.exited_within(0ms)) << "the summaries came from an agent that had stopped";
 }
 
 // docs/agent.md, "Rotation, disable, delete": `certvault delete` takes effect at once,

@@ -504,6 +504,11 @@ void add_agent_commands(CLI::App& app, Args& a, Action& selected) {
                    "30m, 1h (default), or none")
       ->type_name("DURATION");
   agent
+      ->add_option("--summary-every", a.agent.summary_every,
+                   "Say in the journal how many signatures each key made, this often and when "
+                   "the agent stops: 5m, 15m (default), 1h, or none (only when it stops)")
+      ->type_name("DURATION");
+  agent
       ->add_option("--max-connections", a.agent.max_connections,
                    "Take at most N connections in all (default 8192); users other than root "
                    "and the agent's own may hold all but a sixteenth of them together")

@@ -126,6 +126,7 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
     CV_TRY(every, parse_duration(args.renew_every));
     serve.renew_every = every;
   }
+  CV_TRY(summary_every, parse_duration(args.summary_every));
   agent::ListenOptions listen;
   listen.socket = !args.socket.empty() ? fs::path(args.socket)
                   : args.system        ? agent::system_socket()
@@ -171,10 +172,11 @@ Outcome cmd_agent(const Globals& globals, const AgentArgs& args) {
   std::cerr << "certvault agent: listening on "
             << (listen.socket.empty() ? "the socket systemd passed" : listen.socket.string())
             << std::endl;
-  agent::ConnectionLimits limits;
-  limits.total = args.max_connections;
-  limits.per_user = args.max_connections_per_user;
-  CV_CHECK(agent::run(served, audit, fd, limits));
+  agent::RunOptions options;
+  options.limits.total = args.max_connections;
+  options.limits.per_user = args.max_connections_per_user;
+  options.summary_every = summary_every;
+  CV_CHECK(agent::run(served, audit, fd, options));
   return kExitOk;
 }
 

@@ -226,8 +226,9 @@ struct AgentArgs {
   std::optional<std::string> ttl;   // default: 8h for a user, none for the system
   std::string audit_log;            // default: agent::default_audit_log
   uint64_t audit_max_bytes = 16ull << 20;
-  std::string renew_every = "1h";   // the renewal pass's period, or none
-  uint64_t max_connections = 8192;  // in all; a sixteenth kept for root and the agent's user
+  std::string renew_every = "1h";     // the renewal pass's period, or none
+  std::string summary_every = "15m";  // the journal's per-key summary, or none (at the end)
+  uint64_t max_connections = 8192;    // in all; a sixteenth kept for root and the agent's user
   uint64_t max_connections_per_user = 1024;  // of one user other than those two
 };
 Outcome cmd_agent(const Globals& globals, const AgentArgs& args);

@@ -28,7 +28,6 @@ using asio::local::stream_protocol;
 
 constexpr auto kBodyDeadline = std::chrono::seconds(10);  // a started frame must complete
 constexpr auto kSpinAfterReply = std::chrono::microseconds(50);
-constexpr int kSummaryEvery = 900;  // seconds between journal summaries
 
 std::unexpected<Error> io_fail(const std::string& what) {
   return fail(Code::kIo, what + ": " + std::strerror(errno));
@@ -330,15 +329,16 @@ class Server {
  public:
   Server(std::vector<std::unique_ptr<asio::io_context>>& loops,
          std::vector<std::atomic<size_t>>& sessions, Agent& agent, Audit& audit, int fd,
-         const ConnectionLimits& limits)
+         const RunOptions& options)
       : loops_(loops),
         sessions_(sessions),
         io_(*loops.front()),
         acceptor_(io_),
         agent_(agent),
         audit_(audit),
-        limits_(limits),
-        per_uid_(::geteuid(), limits),
+        limits_(options.limits),
+        summary_every_(options.summary_every ? options.summary_every->count() : 0),
+        per_uid_(::geteuid(), options.limits),
         ticker_(io_),
         signals_(io_, SIGTERM, SIGINT) {
     acceptor_.assign(stream_protocol(), fd);
@@ -396,13 +396,14 @@ class Server {
   }
 
   // TTLs are checked every second (and before every request); the journal summary every
-  // quarter of an hour.
+  // `summary_every_` seconds (a quarter of an hour unless told otherwise).
   void tick() {
     ticker_.expires_after(std::chrono::seconds(1));
     ticker_.async_wait([this](std::error_code ec) {
       if (ec) return;
       agent_.expire();
-      if (++ticks_ % kSummaryEvery == 0) audit_.summarise();
+      if (summary_every_ > 0 && ++ticks_ % static_cast<uint64_t>(summary_every_) == 0)
+        audit_.summarise();
       tick();
     });
   }
@@ -414,6 +415,7 @@ class Server {
   Agent& agent_;
   Audit& audit_;
   ConnectionLimits limits_;
+  int64_t summary_every_;  // seconds; 0: only at the end
   UidLimit per_uid_;
   asio::steady_timer ticker_;
   asio::signal_set signals_;
@@ -478,7 +480,7 @@ Result<int> listen_socket(const ListenOptions& options) {
   return fd;
 }
 
-Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimits& limits) {
+Result<void> run(Agent& agent, Audit& audit, int listen_fd, const RunOptions& options) {
   // Idle connections cost one descriptor each: take what the hard limit allows.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -503,7 +505,7 @@ Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimi
   }
   {
     // The acceptor, the ticker and the signal set go before the loop they belong to.
-    Server server(loops, sessions, agent, audit, listen_fd, limits);
+    Server server(loops, sessions, agent, audit, listen_fd, options);
     server.start();
     sd_notify(0, "READY=1\nSTATUS=serving");
     // Each loop stays on a core of its own. A client looks for its answer giving its core

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 
@@ -24,7 +25,14 @@ struct ListenOptions {
 // where another agent already listens.
 Result<int> listen_socket(const ListenOptions& options);
 
+struct RunOptions {
+  ConnectionLimits limits;
+  // How often the journal gets one line per key used since the last one (and once more when
+  // the agent stops); nullopt: only when it stops.
+  std::optional<std::chrono::seconds> summary_every = std::chrono::minutes(15);
+};
+
 // Serves until SIGTERM or SIGINT, then locks every vault. Tells systemd when it is ready.
-Result<void> run(Agent& agent, Audit& audit, int listen_fd, const ConnectionLimits& limits);
+Result<void> run(Agent& agent, Audit& audit, int listen_fd, const RunOptions& options);
 
 }  // namespace certvault::agent
