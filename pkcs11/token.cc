@@ -526,6 +526,13 @@ CK_RV Token::object(CK_OBJECT_HANDLE handle, std::shared_ptr<Object>& out) {
 CK_RV Token::public_der_locked(const Object& o, Bytes& cert, Bytes& spki) {
   if (agent_) {
     auto r = agent::resolve(agent_, agent_name_, o.nickname, std::nullopt, o.generation);
+    // Refused or gone since the program found it (a rule, a disable, a delete): the handle
+    // names no object this program may see any more. CKR_OBJECT_HANDLE_INVALID is the code
+    // C_GetAttributeValue and C_GetObjectSize have for that (v3.0 5.7.5, 5.7.4).
+    if (!r && (r.error().code == Code::kRefused || r.error().code == Code::kNotFound)) {
+      CV_DEBUG("%s (CKR_OBJECT_HANDLE_INVALID)", r.error().message.c_str());
+      return CKR_OBJECT_HANDLE_INVALID;
+    }
     if (!r) return to_rv(r.error());
     if (!*r) return CKR_DEVICE_REMOVED;
     cert = std::move((*r)->cert);
@@ -697,7 +704,10 @@ CK_RV Token::public_key(const Object& o, KeyRef& out) {
     spki = vault_->ca_certificate_der();
   } else {
     Bytes cert;
-    if (CK_RV rv = public_der_locked(o, cert, *spki); rv != CKR_OK) return rv;
+    // C_VerifyInit's code for a key no longer there (v3.0 5.15.1).
+    CK_RV rv = public_der_locked(o, cert, *spki);
+    if (rv == CKR_OBJECT_HANDLE_INVALID) return CKR_KEY_HANDLE_INVALID;
+    if (rv != CKR_OK) return rv;
   }
   if (!spki) return to_rv(spki.error());
   if (o.kind == Kind::kCaCertificate) {

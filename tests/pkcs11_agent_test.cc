@@ -510,7 +510,9 @@ TEST_F(Pkcs11Agent, VaultTheAgentDoesNotServeIsUsedInProcessWithThePin) {
 // finds the key of a public entry and C_SignInit takes it, but C_Sign and C_SignFinal return
 // CKR_FUNCTION_REJECTED (v3.0 5.13.2 and 5.13.4), and an entry that is not public is not found.
 // A key it found while a rule allowed it, refused since by the owner, is refused at C_SignInit
-// with CKR_KEY_HANDLE_INVALID: the object is gone for this program, as its next search shows.
+// with CKR_KEY_HANDLE_INVALID: the object is gone for this program, as its next search shows,
+// and so are the certificate and public key found with it (CKR_OBJECT_HANDLE_INVALID at
+// C_GetAttributeValue, CKR_KEY_HANDLE_INVALID at C_VerifyInit: the codes v3.0 lists there).
 TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSince) {
   issue("shared", 100);
   ASSERT_EQ(cv({"access", "shared", "public"}).exit_code, 0);
@@ -536,7 +538,13 @@ TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSinc
         CK_ULONG len = sizeof buffer;
         out.push_back(f_->C_SignFinal(s, buffer, &len));
         const CK_OBJECT_HANDLE api = find_one(s, CKO_PRIVATE_KEY, "api");
+        const CK_OBJECT_HANDLE api_cert = find_one(s, CKO_CERTIFICATE, "api");
+        const CK_OBJECT_HANDLE api_pub = find_one(s, CKO_PUBLIC_KEY, "api");
         pause();  // the owner denies the program the key
+        // Its certificate and public key, found before the denial and not read yet.
+        CK_ATTRIBUTE value = {CKA_VALUE, nullptr, 0};
+        out.push_back(f_->C_GetAttributeValue(s, api_cert, &value, 1));
+        out.push_back(f_->C_VerifyInit(s, &ecdsa, api_pub));
         out.push_back(sign(s, api, ecdsa, data, sig));
         out.push_back(find(s, {{CKA_CLASS, &cls, sizeof cls}}).size());
         return out;
@@ -545,14 +553,16 @@ TEST_F(Pkcs11Agent, RefusedPeerGetsFunctionRejectedAtCSignAndLosesAKeyDeniedSinc
         auto denied = cv({"access", "api", "deny", "--uid", std::to_string(client_uid_)});
         EXPECT_EQ(denied.exit_code, 0) << denied.err;
       });
-  ASSERT_EQ(rvs.size(), 7u);
+  ASSERT_EQ(rvs.size(), 9u);
   EXPECT_EQ(rvs[0], 2u) << "the private keys of api (allowed) and shared (public)";
   EXPECT_EQ(rvs[1], CKR_FUNCTION_REJECTED) << "C_Sign";
   EXPECT_EQ(rvs[2], CKR_OK) << "C_SignInit";
   EXPECT_EQ(rvs[3], CKR_OK) << "C_SignUpdate";
   EXPECT_EQ(rvs[4], CKR_FUNCTION_REJECTED) << "C_SignFinal";
-  EXPECT_EQ(rvs[5], CKR_KEY_HANDLE_INVALID) << "C_SignInit with a key denied since";
-  EXPECT_EQ(rvs[6], 1u) << "only shared's key is found after the denial";
+  EXPECT_EQ(rvs[5], CKR_OBJECT_HANDLE_INVALID) << "C_GetAttributeValue of its certificate";
+  EXPECT_EQ(rvs[6], CKR_KEY_HANDLE_INVALID) << "C_VerifyInit with its public key";
+  EXPECT_EQ(rvs[7], CKR_KEY_HANDLE_INVALID) << "C_SignInit with a key denied since";
+  EXPECT_EQ(rvs[8], 1u) << "only shared's key is found after the denial";
 }
 
 // Current mechanisms v3.0 2.3.14: CKM_EDDSA's parameter, when given, chooses the RFC 8032
