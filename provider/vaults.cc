@@ -28,6 +28,15 @@ Result<SecureBytes> read_pin_file(const std::string& source, std::string_view wh
   return std::move(**pin);
 }
 
+// The agent answered that it serves no such vault, and there is none at that path either:
+// both are said, so that a mistyped vault= does not read as "the agent was not asked".
+Error not_served_either(Error e, const agent::Client* asked, const std::string& name) {
+  if (asked && e.code == Code::kNotFound && e.remedy == Remedy::kInit)
+    e.message +=
+        "; the agent at " + asked->socket().string() + " serves no vault '" + name + "' either";
+  return e;
+}
+
 }  // namespace
 
 std::filesystem::path Vaults::dir_for(const VaultUri& uri) const {
@@ -77,6 +86,7 @@ std::string Vaults::agent_vault_name(const VaultUri& uri) const {
 }
 
 Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nickname) {
+  std::shared_ptr<agent::Client> asked;  // an agent that does not serve the URI's vault
   if (auto client = agent()) {
     CV_TRY(remote, agent::resolve(client, agent_vault_name(uri), nickname, uri.serial));
     if (remote) {
@@ -94,10 +104,14 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
       r.remote = std::make_shared<const agent::RemoteKey>(std::move(remote->key));
       return r;
     }
+    asked = client;
   }
   Resolved r;
   r.dir = dir_for(uri);
-  CV_TRY(s, slot(r.dir));
+  auto opened = slot(r.dir);
+  if (!opened)
+    return std::unexpected(not_served_either(opened.error(), asked.get(), agent_vault_name(uri)));
+  auto s = std::move(*opened);
   std::lock_guard lock(s->mu);
   Vault& v = *s->vault;
   CV_CHECK(v.refresh());
@@ -126,11 +140,16 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
 }
 
 Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
+  std::shared_ptr<agent::Client> asked;
   if (auto client = agent()) {
     CV_TRY(remote, agent::nicknames(client, agent_vault_name(uri)));
     if (remote) return std::move(*remote);
+    asked = client;
   }
-  CV_TRY(s, slot(dir_for(uri)));
+  auto opened = slot(dir_for(uri));
+  if (!opened)
+    return std::unexpected(not_served_either(opened.error(), asked.get(), agent_vault_name(uri)));
+  auto s = std::move(*opened);
   std::lock_guard lock(s->mu);
   CV_CHECK(s->vault->refresh());
   std::vector<std::string> out;

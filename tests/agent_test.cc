@@ -1766,11 +1766,14 @@ TEST_F(AgentSigning, UriNamesOneOfTwoServedVaultsByLabelOrPathAndWithoutOneMeans
 
   // A vault the agent does not serve is not taken for one it does: the program works
   // in-process, as without an agent, and says what it could not open (the name, taken for
-  // a directory there).
+  // a directory there) and that the agent does not serve it either.
   auto unknown = sign_as_client("certvault:api?vault=nosuch");
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_TRUE(contains(unknown.err, "no vault at ")) << unknown.err;
   EXPECT_TRUE(contains(unknown.err, "/nosuch")) << unknown.err;
+  EXPECT_TRUE(contains(unknown.err,
+                       "the agent at " + socket_.string() + " serves no vault 'nosuch' either"))
+      << "a mistyped vault= read as an agent not asked: " << unknown.err;
   EXPECT_FALSE(contains(unknown.err, "certvault init")) << "the CLI's advice, in a program";
   auto counted_after = parse_json(cv({"status", "--json"}, false).out)["vaults"];
   EXPECT_EQ(counted_after[0]["signatures"].asUInt64(), 2u);
