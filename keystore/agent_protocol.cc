@@ -203,7 +203,7 @@ Error error_of(const Message& reply) {
   Error e{from_wire(code.value_or(0)), reply.text(Tag::kMessage)};
   // A remedy this release does not know is left out: the message stands alone.
   const uint64_t remedy = reply.get_u64(Tag::kRemedy).value_or(0);
-  if (remedy <= static_cast<uint64_t>(Remedy::kRewriteCounter)) {
+  if (remedy < static_cast<uint64_t>(Remedy::kCount)) {
     e.remedy = static_cast<Remedy>(remedy);
     e.nickname = reply.text(Tag::kNickname);
   }

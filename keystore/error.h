@@ -1,8 +1,8 @@
 // Errors are values inside the keystore: an error code and one human sentence that says
 // what failed, which input, and what to do. Each boundary (CLI, provider, PKCS#11 module)
-// converts them once. Messages never contain secrets. An error that programs meet too says
-// what to do in words for any program, and leaves the certvault command to run to the CLI
-// (Remedy).
+// converts them once. Messages never contain secrets. An error that programs meet too and
+// that only the CLI's user can act on says what is wrong, and leaves the certvault command
+// to run to the CLI (Remedy).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,7 @@ enum class Code {
 // the provider, the module or the agent) gets the message alone, in words for any program
 // ("'api' is disabled"); naming a certvault command is the CLI's business, and the CLI
 // builds those words from the remedy (tools/certvault.cc, with_advice). New remedies go
-// last: the agent's protocol carries them by number (agent_protocol.cc knows the last).
+// before kCount: the agent's protocol carries them by number.
 enum class Remedy : uint8_t {
   kNone,
   kEnable,           // the entry is disabled
@@ -40,6 +40,7 @@ enum class Remedy : uint8_t {
   kRecover,          // the vault is locked by wrong PINs: the recovery secret resets it
   kSetUserPin,       // the vault has no user PIN yet: the security officer sets one
   kRewriteCounter,   // the wrong-PIN counter is damaged: the recovery secret rewrites it
+  kCount,            // not a remedy: how many there are
 };
 
 struct Error {

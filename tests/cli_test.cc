@@ -300,6 +300,11 @@ TEST_F(CliTest, RefusalsThatProgramsAlsoMeetGetTheCommandToRunOnlyInTheCli) {
   EXPECT_TRUE(contains(generation.err, "'api' has no generation 7 in vault ")) << generation.err;
   EXPECT_TRUE(contains(generation.err, "; `certvault show api` lists them")) << generation.err;
 
+  auto no_entry = cv({"revoke", "zzzzzzzz", "--reason", "superseded"});
+  ExpectOneLineFailure(no_entry, {4});
+  EXPECT_TRUE(contains(no_entry.err, "no entry named 'zzzzzzzz' in vault ")) << no_entry.err;
+  EXPECT_TRUE(contains(no_entry.err, "; `certvault list` shows the nicknames")) << no_entry.err;
+
   auto no_vault = run({cli(), "--vault", (tmp_ / "none").string(), "list"});
   ExpectOneLineFailure(no_vault, {4});
   EXPECT_TRUE(contains(no_vault.err, "no vault at " + (tmp_ / "none").string() +

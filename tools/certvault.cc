@@ -97,8 +97,12 @@ std::string one_line(std::string text) {
 std::string with_advice(const Error& e) {
   const std::string nickname =
       e.nickname.find(' ') == std::string::npos ? e.nickname : "'" + e.nickname + "'";
+  const bool about_an_entry = e.remedy == Remedy::kEnable || e.remedy == Remedy::kAttach ||
+                              e.remedy == Remedy::kShowGenerations;
+  if (about_an_entry && e.nickname.empty()) return e.message;  // no command to name
   switch (e.remedy) {
     case Remedy::kNone:
+    case Remedy::kCount:
       return e.message;
     case Remedy::kEnable:
       return e.message + "; run `certvault enable " + nickname + "` to use it again";
