@@ -334,6 +334,21 @@ TEST_F(Module, KeyDisabledBeforeItsFirstSignatureIsAnInvalidHandle) {
   EXPECT_TRUE(find(s, CKO_PRIVATE_KEY, "api-prod").empty());
 }
 
+// docs/pkcs11.md: a public key whose entry was deleted after the program found it is gone
+// for it: C_VerifyInit says CKR_KEY_HANDLE_INVALID, the code v3.0 5.15.1 gives it (not
+// CKR_OBJECT_HANDLE_INVALID, which C_VerifyInit does not have).
+TEST_F(Module, PublicKeyDeletedAfterItWasFoundIsAnInvalidKeyHandleAtVerifyInit) {
+  ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
+  auto s = open_session();
+  ASSERT_EQ(login(s), CKR_OK);
+  auto pubs = find(s, CKO_PUBLIC_KEY, "api-prod");
+  ASSERT_EQ(pubs.size(), 1u);
+  ASSERT_TRUE(vault().remove("api-prod"));
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, nullptr, 0};
+  EXPECT_EQ(f_->C_VerifyInit(s, &m, pubs[0]), CKR_KEY_HANDLE_INVALID);
+  EXPECT_TRUE(find(s, CKO_PUBLIC_KEY, "api-prod").empty());
+}
+
 // A manifest changed behind a logged-in module is damage (CKR_DEVICE_ERROR) at every
 // later call, not a session that looks logged out, nor stale objects, nor cached keys.
 TEST_F(Module, ManifestTamperedAfterLoginIsReportedAsDamage) {
