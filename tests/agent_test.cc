@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <expected>
+#include <fstream>
 #include <regex>
 #include <span>
 #include <sstream>
@@ -1778,6 +1779,96 @@ TEST_F(AgentSigning, UriNamesOneOfTwoServedVaultsByLabelOrPathAndWithoutOneMeans
   auto counted_after = parse_json(cv({"status", "--json"}, false).out)["vaults"];
   EXPECT_EQ(counted_after[0]["signatures"].asUInt64(), 2u);
   EXPECT_EQ(counted_after[1]["signatures"].asUInt64(), 4u);
+}
+
+// docs/agent.md, "Who may use what": right after accept() the agent opens a pidfd on the
+// peer's pid and reads its start time, and checks both again once it has read the peer's
+// unit and executable; a peer that ends meanwhile, its pid taken by another program, counts
+// by its uid and gid alone. gdb holds the agent inside that reading (at sd_pid_get_unit)
+// while the test ends the peer and starts /usr/bin/sleep, which an `allow --exe` rule
+// admits, under the same pid (by /proc/sys/kernel/ns_last_pid). Can fail: an agent that
+// did not check again takes sleep's executable for the peer's and answers its request.
+TEST_F(AgentSigning, PeerWhosePidIsTakenWhileItIsBeingIdentifiedCountsByItsUidAlone) {
+  const fs::path last_pid = "/proc/sys/kernel/ns_last_pid";
+  if (::access(last_pid.c_str(), W_OK) != 0) GTEST_SKIP() << "cannot choose the next pid here";
+  start_agent();
+  ASSERT_FALSE(HasFatalFailure());
+  unlock();
+  ASSERT_EQ(cv({"access", "api", "allow", "--exe", "/usr/bin/sleep"}).exit_code, 0);
+
+  // gdb stops the agent in the peer's identification, says so, and lets it go on (and
+  // detaches) when told to: each wait is bounded.
+  const fs::path stopped = tmp_ / "stopped", go = tmp_ / "go", script = tmp_ / "gdb.cmd";
+  write_file(script, "set pagination off\nbreak sd_pid_get_unit\ncommands\nshell touch '" +
+                         stopped.string() + "'; i=0; while [ ! -e '" + go.string() +
+                         "' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\ndetach\n"
+                         "quit\nend\ncontinue\n");
+  ChildGuard gdb(spawn_logged(
+      {"gdb", "-nx", "-batch", "-p", std::to_string(agent_.pid()), "-x", script.string()},
+      tmp_ / "gdb.out", tmp_ / "gdb.err"));
+  // Once the breakpoint is set, a connection waits for it (gdb lets the agent go on).
+  for (int i = 0; i < 600 && !contains(read_file(tmp_ / "gdb.out"), "Breakpoint 1 at"); ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(contains(read_file(tmp_ / "gdb.out"), "Breakpoint 1 at"))
+      << read_file(tmp_ / "gdb.out") << read_file(tmp_ / "gdb.err");
+
+  // The peer: the client user, whom no rule admits, asks for 'api' and waits to be ended.
+  int end_peer[2];
+  ASSERT_EQ(::pipe2(end_peer, O_CLOEXEC), 0);
+  const pid_t peer = fork_child(60s, [&]() -> std::string {
+    ::close(end_peer[1]);
+    if (!become(kClientUser, client_uid_, client_gid_)) return "cannot become the client user";
+    RawConnection c(socket_);
+    if (!c.connected()) return "cannot connect";
+    if (!c.send(resolve_request("api").bytes())) return "cannot send";
+    char byte;
+    (void)!::read(end_peer[0], &byte, 1);
+    return {};
+  });
+  ::close(end_peer[0]);
+  for (int i = 0; i < 600 && !fs::exists(stopped); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(fs::exists(stopped)) << "gdb did not stop the agent at the peer";
+  ::close(end_peer[1]);
+  ASSERT_EQ(wait_children({peer}, 30s).at(peer), 0);
+
+  // /usr/bin/sleep under the peer's pid, run before the agent reads the executable.
+  ChildGuard sleeper;
+  for (int attempt = 0; attempt < 50 && sleeper.pid() != peer; ++attempt) {
+    sleeper.kill();
+    std::ofstream(last_pid) << peer - 1 << std::flush;
+    sleeper =
+        ChildGuard(spawn_logged({"/usr/bin/sleep", "60"}, tmp_ / "sleep.out", tmp_ / "sleep.err"));
+  }
+  if (sleeper.pid() != peer) {
+    write_file(go, "");
+    // Another test's process took the pid first (ctest runs tests side by side).
+    if (fs::exists("/proc/" + std::to_string(peer)))
+      GTEST_SKIP() << "pid " << peer << " went to another process before sleep";
+    FAIL() << "the peer's pid " << peer << " could not be given to sleep";
+  }
+  const fs::path exe = "/proc/" + std::to_string(peer) + "/exe";
+  std::error_code ec;
+  for (int i = 0; i < 200 && fs::read_symlink(exe, ec) != "/usr/bin/sleep"; ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(fs::read_symlink(exe, ec), "/usr/bin/sleep");
+  write_file(go, "");
+  ASSERT_TRUE(gdb.exited_within(30s)) << read_file(tmp_ / "gdb.out");
+
+  // The agent audits its answer to that request: refused, by the peer's uid, with no
+  // executable.
+  auto refusal = [&]() -> std::optional<Json::Value> {
+    for (const auto& e : audit_events())
+      if (e["peer"]["pid"].asInt() == peer) return e;
+    return std::nullopt;
+  };
+  for (int i = 0; i < 200 && !refusal(); ++i) std::this_thread::sleep_for(50ms);
+  const auto e = refusal();
+  ASSERT_TRUE(e) << "no refusal audited for pid " << peer
+                 << ": sleep's executable was taken for the peer's, and its request answered\n"
+                 << audit_log();
+  EXPECT_EQ((*e)["result"].asString(), "refused") << audit_log();
+  EXPECT_EQ((*e)["peer"]["uid"].asUInt(), client_uid_) << audit_log();
+  EXPECT_EQ((*e)["peer"]["exe"].asString(), "") << "sleep's executable taken for the peer's";
 }
 
 // --- systemd's interfaces -----------------------------------------------------------------
