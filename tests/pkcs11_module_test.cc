@@ -336,7 +336,8 @@ TEST_F(Module, KeyDisabledBeforeItsFirstSignatureIsAnInvalidHandle) {
 
 // docs/pkcs11.md: a public key whose entry was deleted after the program found it is gone
 // for it: C_VerifyInit says CKR_KEY_HANDLE_INVALID, the code v3.0 5.15.1 gives it (not
-// CKR_OBJECT_HANDLE_INVALID, which C_VerifyInit does not have).
+// CKR_OBJECT_HANDLE_INVALID, which C_VerifyInit does not have). No search in between: one
+// would drop the handle before C_VerifyInit looks at the key (the test above).
 TEST_F(Module, PublicKeyDeletedAfterItWasFoundIsAnInvalidKeyHandleAtVerifyInit) {
   ASSERT_EQ(f_->C_Initialize(nullptr), CKR_OK);
   auto s = open_session();
