@@ -28,15 +28,6 @@ Result<SecureBytes> read_pin_file(const std::string& source, std::string_view wh
   return std::move(**pin);
 }
 
-// The agent answered that it serves no such vault, and there is none at that path either:
-// both are said, so that a mistyped vault= does not read as "the agent was not asked".
-Error not_served_either(Error e, const agent::Client* asked, const std::string& name) {
-  if (asked && e.code == Code::kNotFound && e.remedy == Remedy::kInit)
-    e.message +=
-        "; the agent at " + asked->socket().string() + " serves no vault '" + name + "' either";
-  return e;
-}
-
 }  // namespace
 
 std::filesystem::path Vaults::dir_for(const VaultUri& uri) const {
@@ -85,6 +76,21 @@ std::string Vaults::agent_vault_name(const VaultUri& uri) const {
   return agent::default_vault_for_agent();
 }
 
+Result<std::shared_ptr<Vaults::Slot>> Vaults::in_process_slot(const VaultUri& uri,
+                                                              const agent::Client* asked) {
+  auto opened = slot(dir_for(uri));
+  // No vault there, and the agent serves none of that name: both are said, so that a
+  // mistyped vault= does not read as "the agent was not asked".
+  if (!opened && asked && opened.error().code == Code::kNotFound &&
+      opened.error().remedy == Remedy::kInit) {
+    Error e = opened.error();
+    e.message += "; the agent at " + asked->socket().string() + " serves no vault '" +
+                 agent_vault_name(uri) + "' either";
+    return std::unexpected(std::move(e));
+  }
+  return opened;
+}
+
 Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nickname) {
   std::shared_ptr<agent::Client> asked;  // an agent that does not serve the URI's vault
   if (auto client = agent()) {
@@ -108,10 +114,7 @@ Result<Resolved> Vaults::resolve(const VaultUri& uri, const std::string& nicknam
   }
   Resolved r;
   r.dir = dir_for(uri);
-  auto opened = slot(r.dir);
-  if (!opened)
-    return std::unexpected(not_served_either(opened.error(), asked.get(), agent_vault_name(uri)));
-  auto s = std::move(*opened);
+  CV_TRY(s, in_process_slot(uri, asked.get()));
   std::lock_guard lock(s->mu);
   Vault& v = *s->vault;
   CV_CHECK(v.refresh());
@@ -146,10 +149,7 @@ Result<std::vector<std::string>> Vaults::nicknames(const VaultUri& uri) {
     if (remote) return std::move(*remote);
     asked = client;
   }
-  auto opened = slot(dir_for(uri));
-  if (!opened)
-    return std::unexpected(not_served_either(opened.error(), asked.get(), agent_vault_name(uri)));
-  auto s = std::move(*opened);
+  CV_TRY(s, in_process_slot(uri, asked.get()));
   std::lock_guard lock(s->mu);
   CV_CHECK(s->vault->refresh());
   std::vector<std::string> out;

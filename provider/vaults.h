@@ -77,6 +77,9 @@ class Vaults {
     std::optional<Vault> vault;
   };
   Result<std::shared_ptr<Slot>> slot(const std::filesystem::path& dir);
+  // The URI's vault, opened in-process; when `asked` (an agent that does not serve it) is
+  // given and there is no vault there either, the error says both.
+  Result<std::shared_ptr<Slot>> in_process_slot(const VaultUri& uri, const agent::Client* asked);
   // Whether the slot's vault is unlocked, after a refresh whose failure (damage) it reports.
   Result<bool> unlocked(Slot& s);
   // Every PIN source fails with Code::kLocked (the provider's "no PIN available").
